@@ -1,0 +1,133 @@
+# Flint build. `make` builds everything; `make test` installs what is missing,
+# builds and runs every test; `make run` starts flintd on a data directory
+# under the checkout. See README.md.
+#
+# Layout rules the Makefile relies on, so that adding a module never means
+# editing this file:
+#   src/<module>/*.c        -> libflint.a (every module but flintd/ and cli/)
+#   src/flintd/*.c          -> bin/flintd
+#   src/cli/*.c             -> bin/flint
+#   runtimes/<name>/*.c     -> bin/flint-runtime-<name> (if any .c exists)
+#   tests/unit/test_<m>.c   -> tests/test_<m>, run by `make test`
+#   bench/bench_<x>.c       -> bench/bench_<x>; bench/*.sh run by `make bench`
+#   fuzz/fuzz_<x>.c         -> fuzz/fuzz_<x> (libFuzzer), run by `make fuzz`
+
+SANITIZE ?=
+BUILD ?= build$(if $(SANITIZE),-san)
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+FUZZ_SECONDS ?= 60
+
+PKGS := libuv jansson sqlite3 yaml-0.1
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing -pthread \
+	-Isrc -Iinclude $(PKG_CFLAGS)
+LDLIBS = $(PKG_LIBS) -lhttp_parser -lnats -lcurl -lpthread -ldl -lm
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+LIB_DIRS := $(filter-out src/flintd/ src/cli/,$(sort $(dir $(wildcard src/*/*.c))))
+LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libflint.a
+
+FLINTD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/flintd/*.c))
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c))
+RUNTIMES := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard runtimes/*/*.c)))))
+RUNTIME_BINS := $(RUNTIMES:%=$(BUILD)/bin/flint-runtime-%)
+
+BINS := $(if $(FLINTD_OBJS),$(BUILD)/bin/flintd) $(if $(CLI_OBJS),$(BUILD)/bin/flint) $(RUNTIME_BINS)
+
+UNIT_SRCS := $(filter-out tests/unit/runner.c,$(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+RUNNER_OBJ := $(BUILD)/tests/unit/runner.o
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+
+.PHONY: all deps test test-unit test-e2e run bench fuzz clean format
+.SUFFIXES:
+.SECONDARY:
+
+all: $(BINS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS)
+
+deps:
+	@scripts/install-deps build test
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/flintd: $(FLINTD_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/flint: $(CLI_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+.SECONDEXPANSION:
+$(BUILD)/bin/flint-runtime-%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard runtimes/$$*/*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tests: unit tests first (each test in its own process, see tests/unit/runner.c),
+# then the end-to-end suite. Exit status is non-zero if anything failed.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-e2e
+
+test-unit: $(UNIT_BINS)
+	@scripts/run-unit-tests $(UNIT_BINS)
+
+test-e2e: $(BINS) $(HELPER_BINS)
+	@if [ -n "$$(ls tests/e2e/test_*.py 2>/dev/null)" ]; then \
+	  FLINT_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e; \
+	else echo "no end-to-end tests"; fi
+
+DATA ?= $(CURDIR)/.flint-data
+run: deps
+	@$(MAKE) --no-print-directory $(BINS)
+	@scripts/run-flintd $(BUILD) $(DATA)
+
+bench:
+	@scripts/install-deps build test bench
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/run-benchmarks
+
+fuzz:
+	@scripts/install-deps build fuzz
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzzers $(FUZZ_SRCS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-*
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

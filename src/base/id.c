@@ -1,0 +1,71 @@
+#include "base/id.h"
+#include "base/clock.h"
+#include "base/error.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/random.h>
+
+static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t last_ms;
+static uint16_t last_counter; /* 12 bits: rand_a used as a counter */
+
+int fl_random_bytes(void *buf, unsigned n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return FL_EIO;
+        }
+        p += r;
+        n -= (unsigned)r;
+    }
+    return 0;
+}
+
+int fl_uuid7(char *out)
+{
+    unsigned char b[16];
+    if (fl_random_bytes(b, sizeof(b)) < 0)
+        return FL_EIO;
+
+    pthread_mutex_lock(&uuid_lock);
+    int64_t ms = fl_clock_wall_ms();
+    uint16_t counter;
+    if (ms <= last_ms) {
+        /* Same millisecond (or the clock stepped back): count up; when the
+         * counter is spent, borrow the next millisecond. */
+        ms = last_ms;
+        counter = (uint16_t)(last_counter + 1);
+        if (counter > 0x0fff) {
+            ms++;
+            counter = (uint16_t)(b[6] & 0x03); /* small random start */
+        }
+    } else {
+        counter = (uint16_t)(((b[6] << 8) | b[7]) & 0x01ff); /* leave room to count */
+    }
+    last_ms = ms;
+    last_counter = counter;
+    pthread_mutex_unlock(&uuid_lock);
+
+    uint64_t t = (uint64_t)ms;
+    b[0] = (unsigned char)(t >> 40);
+    b[1] = (unsigned char)(t >> 32);
+    b[2] = (unsigned char)(t >> 24);
+    b[3] = (unsigned char)(t >> 16);
+    b[4] = (unsigned char)(t >> 8);
+    b[5] = (unsigned char)t;
+    b[6] = (unsigned char)(0x70 | (counter >> 8));
+    b[7] = (unsigned char)counter;
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+
+    snprintf(out, FL_UUID_STRLEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    return 0;
+}

@@ -1,0 +1,174 @@
+#include "base/str.h"
+#include "base/error.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t fl_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t len = strlen(src);
+    if (size > 0) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+    }
+    return len;
+}
+
+char *fl_strndup(const char *s, size_t n)
+{
+    char *copy = malloc(n + 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    return copy;
+}
+
+bool fl_str_has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool fl_str_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+bool fl_str_ieq(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b);
+    if (n != m)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+int fl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+        return FL_EINVAL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end != '\0')
+        return FL_EINVAL;
+    if (errno == ERANGE || v < min || v > max)
+        return FL_ERANGE;
+    *out = v;
+    return 0;
+}
+
+int fl_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (s == NULL || !isdigit((unsigned char)*s))
+        return FL_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0')
+        return FL_EINVAL;
+    if (errno == ERANGE || v > max)
+        return FL_ERANGE;
+    *out = v;
+    return 0;
+}
+
+/* Split s into its leading digits (parsed into *value) and a unit suffix. */
+static int parse_number_unit(const char *s, uint64_t *value, const char **unit)
+{
+    char *end;
+    if (s == NULL || !isdigit((unsigned char)*s))
+        return FL_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == ERANGE)
+        return FL_ERANGE;
+    *value = v;
+    *unit = end;
+    return 0;
+}
+
+static int checked_mul(uint64_t v, uint64_t scale, uint64_t max, uint64_t *out)
+{
+    if (v != 0 && scale > max / v)
+        return FL_ERANGE;
+    *out = v * scale;
+    return 0;
+}
+
+int fl_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    uint64_t v, ms;
+    const char *unit;
+    int err = parse_number_unit(s, &v, &unit);
+    if (err < 0)
+        return err;
+    uint64_t scale;
+    if (strcmp(unit, "ms") == 0)
+        scale = 1;
+    else if (strcmp(unit, "s") == 0 || *unit == '\0')
+        scale = 1000;
+    else if (strcmp(unit, "m") == 0)
+        scale = 60 * 1000;
+    else if (strcmp(unit, "h") == 0)
+        scale = 3600 * 1000;
+    else if (strcmp(unit, "d") == 0)
+        scale = 86400 * 1000;
+    else
+        return FL_EINVAL;
+    err = checked_mul(v, scale, INT64_MAX, &ms);
+    if (err < 0)
+        return err;
+    *out_ms = (int64_t)ms;
+    return 0;
+}
+
+int fl_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v;
+    const char *unit;
+    int err = parse_number_unit(s, &v, &unit);
+    if (err < 0)
+        return err;
+    uint64_t scale = 1;
+    switch (toupper((unsigned char)*unit)) {
+    case '\0':
+        return (*out = v, 0);
+    case 'K':
+        scale = 1ULL << 10;
+        break;
+    case 'M':
+        scale = 1ULL << 20;
+        break;
+    case 'G':
+        scale = 1ULL << 30;
+        break;
+    default:
+        return FL_EINVAL;
+    }
+    unit++;
+    if (*unit == 'i')
+        unit++;
+    if (*unit == 'B')
+        unit++;
+    if (*unit != '\0')
+        return FL_EINVAL;
+    return checked_mul(v, scale, UINT64_MAX, out);
+}
+
+void fl_hex_encode(char *out, const void *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -1,0 +1,198 @@
+/*
+ * The unit test runner: see runner.h. The parent forks one child per test,
+ * puts it in its own process group, captures its output in a file, and
+ * kills the whole group when the test's time is up.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TESTS 512
+
+struct test {
+    const char *name;
+    fl_test_fn fn;
+    int timeout_secs;
+};
+
+static struct test tests[MAX_TESTS];
+static int ntests;
+static char tmpdir[4096];
+
+void fl_test_register(const char *name, fl_test_fn fn, int timeout_secs)
+{
+    if (ntests == MAX_TESTS) {
+        fprintf(stderr, "runner: more than %d tests in one binary\n", MAX_TESTS);
+        exit(2);
+    }
+    tests[ntests].name = name;
+    tests[ntests].fn = fn;
+    tests[ntests].timeout_secs = timeout_secs;
+    ntests++;
+}
+
+const char *fl_test_tmpdir(void)
+{
+    return tmpdir;
+}
+
+void fl_test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(NULL);
+    abort();
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static double now_secs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void show_output(FILE *out)
+{
+    char line[4096];
+    rewind(out);
+    while (fgets(line, sizeof(line), out) != NULL)
+        printf("#   %s", line);
+    if (ferror(out))
+        printf("#   (cannot read the test's output)\n");
+}
+
+/* Run one test in a child; returns 1 if it passed. */
+static int run_one(int index, const struct test *t)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/flint-test-%s-XXXXXX", base ? base : "/tmp", t->name);
+    if (mkdtemp(tmpdir) == NULL) {
+        printf("not ok %d - %s (cannot create temporary directory: %s)\n", index, t->name,
+               strerror(errno));
+        return 0;
+    }
+    FILE *out = tmpfile();
+    if (out == NULL) {
+        printf("not ok %d - %s (cannot create output file: %s)\n", index, t->name,
+               strerror(errno));
+        return 0;
+    }
+    fflush(NULL);
+    double start = now_secs();
+    pid_t pid = fork();
+    if (pid < 0) {
+        printf("not ok %d - %s (fork: %s)\n", index, t->name, strerror(errno));
+        fclose(out);
+        return 0;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        dup2(fileno(out), STDOUT_FILENO);
+        dup2(fileno(out), STDERR_FILENO);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        t->fn();
+        fflush(NULL);
+        _exit(0);
+    }
+    setpgid(pid, pid);
+
+    int status = 0;
+    int timed_out = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            status = -1;
+            break;
+        }
+        if (now_secs() - start > t->timeout_secs) {
+            timed_out = 1;
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        usleep(2000);
+    }
+    /* Whatever the test left running in its group goes too. */
+    kill(-pid, SIGKILL);
+    double elapsed = now_secs() - start;
+
+    int passed = !timed_out && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (passed) {
+        printf("ok %d - %s (%.2fs)\n", index, t->name, elapsed);
+    } else {
+        if (timed_out)
+            printf("not ok %d - %s (timed out after %d s)\n", index, t->name, t->timeout_secs);
+        else if (status >= 0 && WIFSIGNALED(status))
+            printf("not ok %d - %s (killed by signal %d)\n", index, t->name, WTERMSIG(status));
+        else
+            printf("not ok %d - %s (exit status %d)\n", index, t->name,
+                   status >= 0 ? WEXITSTATUS(status) : -1);
+        show_output(out);
+    }
+    if (getenv("FL_TEST_VERBOSE") != NULL && passed)
+        show_output(out);
+    fclose(out);
+    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    fflush(stdout);
+    return passed;
+}
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0, index = 0;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < ntests; i++)
+            printf("%s\n", tests[i].name);
+        return 0;
+    }
+    for (int a = 1; a < argc; a++) {
+        int found = 0;
+        for (int i = 0; i < ntests; i++)
+            found |= strcmp(tests[i].name, argv[a]) == 0;
+        if (!found) {
+            fprintf(stderr, "%s: no test named '%s' (--list shows them)\n", argv[0], argv[a]);
+            return 2;
+        }
+    }
+    for (int i = 0; i < ntests; i++) {
+        int wanted = argc == 1;
+        for (int a = 1; a < argc && !wanted; a++)
+            wanted = strcmp(tests[i].name, argv[a]) == 0;
+        if (!wanted)
+            continue;
+        if (run_one(++index, &tests[i]))
+            passed++;
+        else
+            failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,194 @@
+/* Unit tests for src/base: buffers, strings, numbers, ids, time, logs. */
+#include "runner.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/id.h"
+#include "base/log.h"
+#include "base/str.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <unistd.h>
+
+TEST(buf_appends_and_terminates)
+{
+    struct fl_buf b;
+    fl_buf_init(&b, 1024);
+    ASSERT(b.data == NULL);
+    ASSERT_OK(fl_buf_appends(&b, "hello"));
+    ASSERT_OK(fl_buf_appendc(&b, ' '));
+    ASSERT_OK(fl_buf_appendf(&b, "%d-%s", 42, "x"));
+    ASSERT_STR_EQ(b.data, "hello 42-x");
+    ASSERT_EQ(b.len, 10);
+    fl_buf_consume(&b, 6);
+    ASSERT_STR_EQ(b.data, "42-x");
+    fl_buf_reset(&b);
+    ASSERT_EQ(b.len, 0);
+    ASSERT_STR_EQ(b.data, "");
+    fl_buf_release(&b);
+}
+
+TEST(buf_refuses_to_pass_its_maximum)
+{
+    struct fl_buf b;
+    fl_buf_init(&b, 8);
+    ASSERT_OK(fl_buf_appends(&b, "12345678"));
+    ASSERT_EQ(fl_buf_appendc(&b, '9'), FL_ETOOBIG);
+    ASSERT_STR_EQ(b.data, "12345678"); /* unchanged */
+    fl_buf_reset(&b);
+    ASSERT_EQ(fl_buf_appendf(&b, "%s", "a long formatted string"), FL_ETOOBIG);
+    ASSERT_EQ(b.len, 0);
+    ASSERT_EQ(fl_buf_grow(&b, SIZE_MAX), FL_ETOOBIG);
+    fl_buf_release(&b);
+}
+
+TEST(buf_long_format_and_detach)
+{
+    struct fl_buf b;
+    char big[1000];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    fl_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 100; i++)
+        ASSERT_OK(fl_buf_appendf(&b, "%s|", big));
+    ASSERT_EQ(b.len, 100 * 1000);
+    size_t len;
+    char *s = fl_buf_detach(&b, &len);
+    ASSERT_EQ(len, 100000);
+    ASSERT_EQ(s[999], '|');
+    ASSERT(b.data == NULL && b.len == 0);
+    free(s);
+    s = fl_buf_detach(&b, &len); /* empty buffer detaches to "" */
+    ASSERT_STR_EQ(s, "");
+    ASSERT_EQ(len, 0);
+    free(s);
+}
+
+TEST(parse_integers_strictly)
+{
+    int64_t v;
+    uint64_t u;
+    ASSERT_OK(fl_parse_i64("-42", -100, 100, &v));
+    ASSERT_EQ(v, -42);
+    ASSERT_EQ(fl_parse_i64("", 0, 10, &v), FL_EINVAL);
+    ASSERT_EQ(fl_parse_i64("12x", 0, 100, &v), FL_EINVAL);
+    ASSERT_EQ(fl_parse_i64(" 1", 0, 100, &v), FL_EINVAL);
+    ASSERT_EQ(fl_parse_i64("101", 0, 100, &v), FL_ERANGE);
+    ASSERT_EQ(fl_parse_i64("99999999999999999999", INT64_MIN, INT64_MAX, &v), FL_ERANGE);
+    ASSERT_OK(fl_parse_u64("18446744073709551615", UINT64_MAX, &u));
+    ASSERT_EQ(fl_parse_u64("-1", UINT64_MAX, &u), FL_EINVAL);
+    ASSERT_EQ(fl_parse_u64("18446744073709551616", UINT64_MAX, &u), FL_ERANGE);
+}
+
+TEST(parse_durations_and_sizes)
+{
+    int64_t ms;
+    uint64_t n;
+    ASSERT_OK(fl_parse_duration_ms("250ms", &ms));
+    ASSERT_EQ(ms, 250);
+    ASSERT_OK(fl_parse_duration_ms("30", &ms));
+    ASSERT_EQ(ms, 30000);
+    ASSERT_OK(fl_parse_duration_ms("5m", &ms));
+    ASSERT_EQ(ms, 300000);
+    ASSERT_OK(fl_parse_duration_ms("2h", &ms));
+    ASSERT_EQ(ms, 7200000);
+    ASSERT_EQ(fl_parse_duration_ms("5 m", &ms), FL_EINVAL);
+    ASSERT_EQ(fl_parse_duration_ms("m", &ms), FL_EINVAL);
+    ASSERT_EQ(fl_parse_duration_ms("9999999999999999999d", &ms), FL_ERANGE);
+    ASSERT_OK(fl_parse_size("64M", &n));
+    ASSERT_EQ(n, 64ULL << 20);
+    ASSERT_OK(fl_parse_size("1KiB", &n));
+    ASSERT_EQ(n, 1024);
+    ASSERT_OK(fl_parse_size("512", &n));
+    ASSERT_EQ(n, 512);
+    ASSERT_EQ(fl_parse_size("1X", &n), FL_EINVAL);
+    ASSERT_EQ(fl_parse_size("99999999999G", &n), FL_ERANGE);
+}
+
+TEST(string_helpers)
+{
+    char small[4];
+    ASSERT_EQ(fl_strlcpy(small, "abcdef", sizeof(small)), 6);
+    ASSERT_STR_EQ(small, "abc");
+    ASSERT(fl_str_has_prefix("/v1/functions", "/v1/"));
+    ASSERT(!fl_str_has_prefix("/v", "/v1/"));
+    ASSERT(fl_str_has_suffix("fn.tar.gz", ".tar.gz"));
+    ASSERT(!fl_str_has_suffix("gz", ".tar.gz"));
+    ASSERT(fl_str_ieq("Content-Length", 14, "content-length"));
+    ASSERT(!fl_str_ieq("Content-Len", 11, "content-length"));
+    char *d = fl_strndup("hello world", 5);
+    ASSERT_STR_EQ(d, "hello");
+    free(d);
+    char hex[9];
+    fl_hex_encode(hex, "\x01\xab\xff\x00", 4);
+    ASSERT_STR_EQ(hex, "01abff00");
+}
+
+TEST(uuid7_is_well_formed_and_increasing)
+{
+    char prev[FL_UUID_STRLEN + 1] = "";
+    for (int i = 0; i < 20000; i++) {
+        char id[FL_UUID_STRLEN + 1];
+        ASSERT_OK(fl_uuid7(id));
+        ASSERT_EQ(strlen(id), 36);
+        ASSERT(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
+        ASSERT_EQ(id[14], '7'); /* version */
+        ASSERT(strchr("89ab", id[19]) != NULL); /* variant */
+        ASSERT(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof(prev));
+    }
+    /* The timestamp is now, give or take a second. */
+    char id[FL_UUID_STRLEN + 1], hex[13];
+    ASSERT_OK(fl_uuid7(id));
+    memcpy(hex, id, 8);
+    memcpy(hex + 8, id + 9, 4);
+    hex[12] = '\0';
+    long long ms = strtoll(hex, NULL, 16);
+    ASSERT(llabs(ms - fl_clock_wall_ms()) < 1000);
+}
+
+TEST(clock_formats_rfc3339)
+{
+    char out[32];
+    ASSERT_STR_EQ(fl_clock_format(0, out, sizeof(out)), "1970-01-01T00:00:00.000Z");
+    ASSERT_STR_EQ(fl_clock_format(1795001522123LL, out, sizeof(out)), "2026-11-18T11:32:02.123Z");
+    uint64_t a = fl_clock_mono_ns(), b = fl_clock_mono_ns();
+    ASSERT(b >= a);
+}
+
+TEST(log_writes_one_line_of_fields)
+{
+    char path[4200], line[1024], q[64];
+    snprintf(path, sizeof(path), "%s/log", fl_test_tmpdir());
+    ASSERT_OK(fl_log_open(path));
+    fl_log_set_level(FL_LOG_INFO);
+    fl_log(FL_LOG_DEBUG, "test", "dropped", NULL);
+    fl_log(FL_LOG_INFO, "test", "started", "port=%d name=%s", 8080,
+           fl_log_quote(q, sizeof(q), "a \"b\"\n"));
+    fl_log(FL_LOG_ERROR, "test", "failed", NULL);
+    ASSERT_OK(fl_log_open(NULL));
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    ASSERT(fgets(line, sizeof(line), f) != NULL);
+    ASSERT(strstr(line, "level=info sub=test msg=\"started\" port=8080 name=\"a \\\"b\\\"\\x0a\"\n"));
+    ASSERT(fl_str_has_prefix(line, "ts="));
+    ASSERT(fgets(line, sizeof(line), f) != NULL);
+    ASSERT(strstr(line, "level=error sub=test msg=\"failed\"\n"));
+    ASSERT(fgets(line, sizeof(line), f) == NULL);
+    fclose(f);
+    enum fl_log_level level;
+    ASSERT_OK(fl_log_parse_level("warn", &level));
+    ASSERT_EQ(level, FL_LOG_WARN);
+    ASSERT_EQ(fl_log_parse_level("loud", &level), FL_EINVAL);
+}
+
+TEST(errors_have_names_and_text)
+{
+    ASSERT_STR_EQ(fl_errname(FL_ECONFLICT), "ECONFLICT");
+    ASSERT_STR_EQ(fl_errname(FL_ENOENT), "ENOENT");
+    ASSERT_STR_EQ(fl_strerror(FL_ETOOBIG), "over the size limit");
+    ASSERT_STR_EQ(fl_strerror(FL_ENOENT), "No such file or directory");
+    ASSERT_STR_EQ(fl_errname(-99999), "EUNKNOWN");
+}
