@@ -24,7 +24,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing -pthread \
+	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -fno-strict-aliasing -pthread \
 	-Isrc -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lhttp_parser -lnats -lcurl -lpthread -ldl -lm
 ifneq ($(SANITIZE),)

@@ -1,0 +1,136 @@
+/* The CLI's HTTP calls to the control API, through libcurl. */
+#include "cli/cli.h"
+
+#include "base/error.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_RESPONSE_BYTES (64u << 20)
+
+struct sink {
+    CURL *curl;
+    struct fl_buf *buf;
+    bool stream; /* successful bodies go to stdout as they arrive */
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct sink *sink = arg;
+    size_t len = size * n;
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (sink->stream && status >= 200 && status < 300) {
+        fwrite(data, 1, len, stdout);
+        fflush(stdout);
+        return len;
+    }
+    return fl_buf_append(sink->buf, data, len) == 0 ? len : 0;
+}
+
+void cli_response_release(struct cli_response *r)
+{
+    json_decref(r->json);
+    r->json = NULL;
+    fl_buf_release(&r->raw);
+}
+
+int cli_call(struct cli *cli, const char *method, const char *path, const void *body,
+             size_t body_len, const char *content_type, const char *const *headers, bool stream,
+             struct cli_response *r)
+{
+    char url[2048], auth[300], ctype[200], errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *list = NULL;
+    int rc = -1;
+
+    memset(r, 0, sizeof(*r));
+    fl_buf_init(&r->raw, MAX_RESPONSE_BYTES);
+    CURL *curl = curl_easy_init();
+    if (curl == NULL)
+        return cli_error("cannot start an HTTP client (out of memory)"), -1;
+
+    snprintf(url, sizeof(url), "%s%s", cli->url, path);
+    if (cli->token[0] != '\0') {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cli->token);
+        list = curl_slist_append(list, auth);
+    }
+    if (body != NULL) {
+        snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+                 content_type ? content_type : "application/json");
+        list = curl_slist_append(list, ctype);
+    }
+    list = curl_slist_append(list, "Expect:");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        list = curl_slist_append(list, headers[i]);
+
+    struct sink sink = {.curl = curl, .buf = &r->raw, .stream = stream};
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    if (body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+
+    CURLcode res = curl_easy_perform(curl);
+    if (res != CURLE_OK) {
+        if (res == CURLE_WRITE_ERROR && !stream)
+            cli_error("the answer from %s is larger than %u bytes", url, MAX_RESPONSE_BYTES);
+        else if (res == CURLE_COULDNT_CONNECT)
+            cli_error("cannot reach flintd at %s: %s\n"
+                      "  is it running? start it with 'make run' or 'flintd --api ADDR',\n"
+                      "  or point flint at it with FLINT_URL or --url",
+                      cli->url, errbuf[0] ? errbuf : curl_easy_strerror(res));
+        else
+            cli_error("%s %s failed: %s", method, url,
+                      errbuf[0] ? errbuf : curl_easy_strerror(res));
+        goto out;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+    if (r->raw.len > 0)
+        r->json = json_loadb(r->raw.data, r->raw.len, 0, NULL);
+    rc = 0;
+out:
+    curl_slist_free_all(list);
+    curl_easy_cleanup(curl);
+    return rc;
+}
+
+int cli_call_json(struct cli *cli, const char *method, const char *path, json_t *body,
+                  struct cli_response *r)
+{
+    char *text = NULL;
+    if (body != NULL) {
+        text = json_dumps(body, JSON_COMPACT);
+        if (text == NULL)
+            return cli_error("out of memory"), -1;
+    }
+    int rc = cli_call(cli, method, path, text, text ? strlen(text) : 0, NULL, NULL, false, r);
+    free(text);
+    return rc;
+}
+
+int cli_fail_response(const char *what, const struct cli_response *r)
+{
+    const char *message = NULL;
+    json_t *error = json_object_get(r->json, "error");
+    if (error != NULL)
+        message = json_string_value(json_object_get(error, "message"));
+    if (message == NULL)
+        message = r->raw.len > 0 ? r->raw.data : "(no body)";
+    cli_error("%s: %s (HTTP %ld)", what, message, r->status);
+    if (r->status == 401)
+        fprintf(stderr, "  the token was refused: set FLINT_TOKEN, or --data DIR where flintd "
+                        "keeps its 'token' file\n");
+    else if (r->status == 409)
+        fprintf(stderr, "  it changed since you read it: get it again and retry\n");
+    return 1;
+}

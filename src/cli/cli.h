@@ -1,0 +1,83 @@
+/*
+ * The flint command: shared state and helpers of its subcommands.
+ *
+ * Every subcommand is a row of the commands[] table in main.c (after git's
+ * git.c): a name, a one-line summary, a usage text, and a function
+ * `int cmd(struct cli *cli, int argc, char **argv)` that returns the process
+ * exit status (0 ok, 1 failed, 2 usage error). `flint help` is generated
+ * from the table.
+ */
+#ifndef FLINT_CLI_CLI_H
+#define FLINT_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/buf.h"
+
+enum cli_output { CLI_OUTPUT_TABLE, CLI_OUTPUT_JSON, CLI_OUTPUT_YAML };
+
+struct cli {
+    char url[512];        /* the API's base URL, without a trailing slash */
+    char token[256];      /* bearer token; empty if none was found */
+    char token_from[600]; /* where the token came from, for error messages */
+    enum cli_output output;
+};
+
+struct cli_command {
+    const char *name;    /* "fn create" */
+    const char *summary; /* one line for `flint help` */
+    const char *usage;   /* options, shown by `flint help CMD` and on misuse */
+    int (*fn)(struct cli *cli, int argc, char **argv);
+};
+
+/* An API answer: HTTP status and the body, parsed when it is JSON. */
+struct cli_response {
+    long status;
+    json_t *json;      /* NULL if the body was not JSON */
+    struct fl_buf raw; /* the body as received */
+};
+
+void cli_response_release(struct cli_response *r);
+
+/*
+ * Send method path (e.g. "/v1/functions") to the API with the token. body
+ * may be NULL; content_type applies to it (NULL: application/json); extra
+ * headers are "Name: value" strings, NULL-terminated or NULL. When stream
+ * is true the body is written to stdout as it arrives instead of kept.
+ * Returns 0 once an answer of any status came back (r filled), or -1 after
+ * printing why the daemon could not be reached and what to do.
+ */
+int cli_call(struct cli *cli, const char *method, const char *path, const void *body,
+             size_t body_len, const char *content_type, const char *const *headers, bool stream,
+             struct cli_response *r);
+
+/* cli_call with a JSON body (may be NULL). */
+int cli_call_json(struct cli *cli, const char *method, const char *path, json_t *body,
+                  struct cli_response *r);
+
+/* Print the API error in r as "flint: <what>: <message>" with a hint for
+ * 401/404/409 and return 1. */
+int cli_fail_response(const char *what, const struct cli_response *r);
+
+/* Print an error (printf-style) prefixed with "flint: " and return 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print a resource list (an array of resources of one kind) or one
+ * resource in the chosen output format. */
+void cli_print_resources(const struct cli *cli, const char *kind, json_t *items);
+void cli_print_value(const struct cli *cli, json_t *v);
+
+/* Subcommands, one file per family. */
+int cmd_resource(struct cli *cli, int argc, char **argv);
+int cmd_fn_test(struct cli *cli, int argc, char **argv);
+int cmd_fn_logs(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_apply(struct cli *cli, int argc, char **argv);
+
+/* Upload the file at path with POST /v1/code; on success store a new
+ * {"sha256", "filename"} object in *code and return 0, else print why and
+ * return 1. */
+int cli_upload_code(struct cli *cli, const char *path, json_t **code);
+
+#endif

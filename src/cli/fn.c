@@ -1,0 +1,143 @@
+/* flint fn test, flint fn logs, flint status. */
+#include "cli/cli.h"
+
+#include "base/str.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *option_value(int argc, char **argv, int *i, const char *flag)
+{
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+int cmd_fn_test(struct cli *cli, int argc, char **argv)
+{
+    const char *name = NULL, *method = NULL, *body = NULL, *body_file = NULL, *subpath = "";
+    const char *headers[33] = {NULL};
+    int nheaders = 0, rc = 1;
+    struct fl_buf file;
+
+    fl_buf_init(&file, 64u << 20);
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        if ((v = option_value(argc, argv, &i, "--name")) != NULL)
+            name = v;
+        else if ((v = option_value(argc, argv, &i, "--method")) != NULL)
+            method = v;
+        else if ((v = option_value(argc, argv, &i, "--body")) != NULL)
+            body = v;
+        else if ((v = option_value(argc, argv, &i, "--body-file")) != NULL)
+            body_file = v;
+        else if ((v = option_value(argc, argv, &i, "--path")) != NULL)
+            subpath = v;
+        else if ((v = option_value(argc, argv, &i, "-H")) != NULL) {
+            if (nheaders == 32)
+                return cli_error("at most 32 -H headers"), 2;
+            headers[nheaders++] = v;
+        } else
+            return cli_error("'flint fn test' has no option '%s'", argv[i]), 2;
+    }
+    if (name == NULL)
+        return cli_error("'flint fn test' needs --name"), 2;
+    if (body_file != NULL) {
+        FILE *f = fopen(body_file, "rb");
+        char chunk[65536];
+        size_t n;
+        if (f == NULL)
+            return cli_error("cannot open '%s': %s", body_file, strerror(errno));
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            if (fl_buf_append(&file, chunk, n) < 0) {
+                fclose(f);
+                fl_buf_release(&file);
+                return cli_error("'%s' is larger than %zu bytes", body_file, file.max);
+            }
+        fclose(f);
+        body = file.data ? file.data : "";
+    }
+    if (method == NULL)
+        method = body != NULL ? "POST" : "GET";
+    if (*subpath != '\0' && *subpath != '/')
+        return cli_error("--path must start with '/'"), 2;
+    char path[1024];
+    snprintf(path, sizeof(path), "/v1/functions/%s/invoke%s", name, subpath);
+    struct cli_response r;
+    if (cli_call(cli, method, path, body, body ? (body_file ? file.len : strlen(body)) : 0,
+                 "application/octet-stream", headers, false, &r) == 0) {
+        fwrite(r.raw.data ? r.raw.data : "", 1, r.raw.len, stdout);
+        if (r.raw.len > 0 && r.raw.data[r.raw.len - 1] != '\n')
+            putchar('\n');
+        if (r.status >= 400)
+            cli_error("function '%s' answered HTTP %ld", name, r.status);
+        else
+            rc = 0;
+        cli_response_release(&r);
+    }
+    fl_buf_release(&file);
+    return rc;
+}
+
+int cmd_fn_logs(struct cli *cli, int argc, char **argv)
+{
+    const char *name = NULL, *tail = NULL;
+    bool follow = false;
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        if ((v = option_value(argc, argv, &i, "--name")) != NULL)
+            name = v;
+        else if ((v = option_value(argc, argv, &i, "--tail")) != NULL)
+            tail = v;
+        else if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--follow") == 0)
+            follow = true;
+        else
+            return cli_error("'flint fn logs' has no option '%s'", argv[i]), 2;
+    }
+    if (name == NULL)
+        return cli_error("'flint fn logs' needs --name"), 2;
+    int64_t n = 0;
+    if (tail != NULL && fl_parse_i64(tail, 0, 1000000, &n) < 0)
+        return cli_error("--tail takes a number of lines, not '%s'", tail), 2;
+    char path[600];
+    snprintf(path, sizeof(path), "/v1/functions/%s/logs?follow=%d%s%s", name, follow ? 1 : 0,
+             tail ? "&tail=" : "", tail ? tail : "");
+    struct cli_response r;
+    if (cli_call(cli, "GET", path, NULL, 0, NULL, NULL, true, &r) != 0)
+        return 1;
+    int rc = 0;
+    if (r.status != 200) {
+        char what[300];
+        snprintf(what, sizeof(what), "logs of '%s'", name);
+        rc = cli_fail_response(what, &r);
+    }
+    cli_response_release(&r);
+    return rc;
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+    if (argc > 1)
+        return cli_error("'flint status' takes no option '%s'", argv[1]), 2;
+    struct cli_response r;
+    if (cli_call_json(cli, "GET", "/v1/status", NULL, &r) != 0)
+        return 1;
+    int rc = 0;
+    if (r.status != 200 || r.json == NULL)
+        rc = cli_fail_response("cannot read the daemon's status", &r);
+    else if (cli->output != CLI_OUTPUT_TABLE)
+        cli_print_value(cli, r.json);
+    else {
+        /* Flat "key: value" lines for the top level; nested parts as YAML. */
+        struct cli yaml = *cli;
+        yaml.output = CLI_OUTPUT_YAML;
+        printf("flintd at %s\n", cli->url);
+        cli_print_value(&yaml, r.json);
+    }
+    cli_response_release(&r);
+    return rc;
+}

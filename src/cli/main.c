@@ -1,0 +1,275 @@
+/*
+ * flint: the command-line client of flintd's control API.
+ *
+ * The commands[] table below is the whole command set; dispatch and
+ * `flint help` are generated from it. Global options (anywhere on the line):
+ *   --url URL       the API (default $FLINT_URL, else http://127.0.0.1:7070)
+ *   --token TOKEN   bearer token (default $FLINT_TOKEN, else DATA/token)
+ *   --data DIR      data directory to read the token from ($FLINT_DATA, ./.flint-data)
+ *   -o, --output F  table, json or yaml
+ */
+#include "cli/cli.h"
+
+#include "base/str.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLINT_VERSION "0.1.0"
+
+static int cmd_help(struct cli *cli, int argc, char **argv);
+static int cmd_version(struct cli *cli, int argc, char **argv);
+
+#define RESOURCE_COMMANDS(word, noun, nouns, create_usage, update_usage)                           \
+    {word " create", "create " noun, create_usage, cmd_resource},                                  \
+        {word " get", "show " noun, "--name NAME [-o table|json|yaml]", cmd_resource},             \
+        {word " list", "list " nouns, "[-o table|json|yaml]", cmd_resource},                       \
+        {word " update", "change fields of " noun " (others are kept)", update_usage,              \
+         cmd_resource},                                                                            \
+    {                                                                                              \
+        word " delete", "delete " noun, "--name NAME", cmd_resource                                \
+    }
+
+#define ENV_FLAGS                                                                                  \
+    "[--poolsize N] [--builder CMD] [--command CMD]... [--network true|false] [--memory SIZE] "    \
+    "[--cpu-seconds N]"
+#define FN_FLAGS                                                                                   \
+    "[--entrypoint NAME] [--timeout DURATION] [--idle-timeout DURATION]"                           \
+    " [--concurrency N] [--requests-per-instance N] [--min-scale N] [--env-var K=V]..."            \
+    " [--memory SIZE]"
+#define ROUTE_FLAGS "[--method M]... [--workflow NAME]"
+
+static const struct cli_command commands[] = {
+    RESOURCE_COMMANDS("env", "an environment", "environments",
+                      "--name NAME --runtime c|binary|python|node|custom " ENV_FLAGS,
+                      "--name NAME [--runtime R] " ENV_FLAGS),
+    RESOURCE_COMMANDS("fn", "a function", "functions",
+                      "--name NAME --env ENV --code FILE " FN_FLAGS,
+                      "--name NAME [--env ENV] [--code FILE] " FN_FLAGS),
+    {"fn test", "invoke a function and print its answer",
+     "--name NAME [--method M] [--body TEXT | --body-file FILE] [-H 'Name: value']... [--path "
+     "/sub/path]",
+     cmd_fn_test},
+    {"fn logs", "print a function's log lines", "--name NAME [-f|--follow] [--tail N]",
+     cmd_fn_logs},
+    RESOURCE_COMMANDS("route", "a route (HTTP trigger)", "routes",
+                      "--name NAME (--url PATH | --prefix PATH) --function FN " ROUTE_FLAGS,
+                      "--name NAME [--url PATH | --prefix PATH] [--function FN] " ROUTE_FLAGS),
+    {"apply", "create or update everything the spec files declare",
+     "-f FILE|DIR [--prune] [--dry-run]", cmd_apply},
+    {"status", "show the daemon, store, sandbox, pools and instances", "[-o table|json|yaml]",
+     cmd_status},
+    {"help", "show the commands, or one command's options", "[COMMAND]", cmd_help},
+    {"version", "print flint's version", "", cmd_version},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("flint: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+static int cmd_version(struct cli *cli, int argc, char **argv)
+{
+    printf("flint %s\n", FLINT_VERSION);
+    return 0;
+}
+
+static void print_usage(const struct cli_command *c, FILE *to)
+{
+    fprintf(to, "usage: flint %s %s\n", c->name, c->usage);
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv)
+{
+    if (argc > 1) {
+        char name[128] = "";
+        for (int i = 1; i < argc && i < 3; i++) {
+            if (i > 1)
+                fl_strlcpy(name + strlen(name), " ", sizeof(name) - strlen(name));
+            fl_strlcpy(name + strlen(name), argv[i], sizeof(name) - strlen(name));
+        }
+        int found = 0;
+        for (size_t i = 0; i < NCOMMANDS; i++) {
+            if (strcmp(commands[i].name, name) == 0 || (fl_str_has_prefix(commands[i].name, name) &&
+                                                        commands[i].name[strlen(name)] == ' ')) {
+                printf("flint %s: %s\n", commands[i].name, commands[i].summary);
+                print_usage(&commands[i], stdout);
+                found = 1;
+            }
+        }
+        return found ? 0 : cli_error("no command '%s' (see 'flint help')", name);
+    }
+    printf(
+        "usage: flint [--url URL] [--token TOKEN] [--data DIR] [-o table|json|yaml] COMMAND ...\n\n"
+        "Commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        printf("  %-14s %s\n", commands[i].name, commands[i].summary);
+    printf("\nThe API is $FLINT_URL (default http://127.0.0.1:7070); the token is $FLINT_TOKEN\n"
+           "or the file 'token' in the data directory ($FLINT_DATA, default ./.flint-data).\n"
+           "'flint help COMMAND' shows a command's options.\n");
+    return 0;
+}
+
+static int read_token_file(struct cli *cli, const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/token", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    if (fgets(cli->token, sizeof(cli->token), f) == NULL)
+        cli->token[0] = '\0';
+    fclose(f);
+    cli->token[strcspn(cli->token, "\r\n")] = '\0';
+    fl_strlcpy(cli->token_from, path, sizeof(cli->token_from));
+    return cli->token[0] ? 0 : -1;
+}
+
+/* Take the global options out of argv (they may stand anywhere). Returns
+ * the new argc, or -1 after printing a usage error. */
+static int take_global_options(struct cli *cli, int argc, char **argv, const char **data)
+{
+    int out = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **target = NULL;
+        const char *value = NULL;
+        static const char *url, *token, *output;
+        if (strcmp(a, "--url") == 0)
+            target = &url;
+        else if (strcmp(a, "--token") == 0)
+            target = &token;
+        else if (strcmp(a, "--data") == 0)
+            target = data;
+        else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
+            target = &output;
+        else if (fl_str_has_prefix(a, "--output="))
+            target = &output, value = a + 9;
+        else if (fl_str_has_prefix(a, "-o") && strlen(a) > 2)
+            target = &output, value = a + 2;
+        if (target == NULL) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (value == NULL) {
+            if (i + 1 >= argc) {
+                cli_error("%s needs a value", a);
+                return -1;
+            }
+            value = argv[++i];
+        }
+        *target = value;
+        if (target == &url)
+            fl_strlcpy(cli->url, value, sizeof(cli->url));
+        else if (target == &token) {
+            fl_strlcpy(cli->token, value, sizeof(cli->token));
+            fl_strlcpy(cli->token_from, "--token", sizeof(cli->token_from));
+        } else if (target == &output) {
+            if (strcmp(value, "table") == 0)
+                cli->output = CLI_OUTPUT_TABLE;
+            else if (strcmp(value, "json") == 0)
+                cli->output = CLI_OUTPUT_JSON;
+            else if (strcmp(value, "yaml") == 0)
+                cli->output = CLI_OUTPUT_YAML;
+            else {
+                cli_error("unknown output format '%s': use table, json or yaml", value);
+                return -1;
+            }
+        }
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli;
+    const char *data = NULL;
+
+    memset(&cli, 0, sizeof(cli));
+    const char *env_url = getenv("FLINT_URL");
+    fl_strlcpy(cli.url, env_url && *env_url ? env_url : "http://127.0.0.1:7070", sizeof(cli.url));
+    const char *env_token = getenv("FLINT_TOKEN");
+    if (env_token != NULL && *env_token) {
+        fl_strlcpy(cli.token, env_token, sizeof(cli.token));
+        fl_strlcpy(cli.token_from, "$FLINT_TOKEN", sizeof(cli.token_from));
+    }
+
+    argc = take_global_options(&cli, argc - 1, argv + 1, &data);
+    argv++;
+    if (argc < 0)
+        return 2;
+    size_t n = strlen(cli.url);
+    while (n > 0 && cli.url[n - 1] == '/')
+        cli.url[--n] = '\0';
+    if (cli.token[0] == '\0') {
+        if (data == NULL)
+            data = getenv("FLINT_DATA");
+        if (data == NULL || *data == '\0')
+            data = ".flint-data";
+        read_token_file(&cli, data);
+    }
+    if (argc == 0) {
+        cmd_help(&cli, 0, argv);
+        return 2;
+    }
+    if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)
+        return cmd_help(&cli, 0, argv);
+    if (strcmp(argv[0], "--version") == 0)
+        return cmd_version(&cli, argc, argv);
+
+    /* Longest match first: "fn create" before "fn". */
+    const struct cli_command *cmd = NULL;
+    int words = 0;
+    for (size_t i = 0; i < NCOMMANDS && cmd == NULL; i++) {
+        char two[128];
+        if (argc >= 2) {
+            snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+            if (strcmp(commands[i].name, two) == 0)
+                cmd = &commands[i], words = 2;
+        }
+    }
+    for (size_t i = 0; i < NCOMMANDS && cmd == NULL; i++)
+        if (strcmp(commands[i].name, argv[0]) == 0)
+            cmd = &commands[i], words = 1;
+    if (cmd == NULL) {
+        int family = 0;
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            family |= fl_str_has_prefix(commands[i].name, argv[0]) &&
+                      commands[i].name[strlen(argv[0])] == ' ';
+        if (family) {
+            char *help_argv[] = {"help", argv[0], NULL};
+            cli_error("'%s' needs a subcommand%s%s", argv[0], argc > 1 ? ", not " : "",
+                      argc > 1 ? argv[1] : "");
+            cmd_help(&cli, 2, help_argv);
+        } else {
+            cli_error("'%s' is not a flint command (see 'flint help')", argv[0]);
+        }
+        return 2;
+    }
+    for (int i = words; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("flint %s: %s\n", cmd->name, cmd->summary);
+            print_usage(cmd, stdout);
+            return 0;
+        }
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Subcommands see argv[0] = the command's first word, argv[1] = the second. */
+    int rc = cmd->fn(&cli, argc, argv);
+    curl_global_cleanup();
+    if (rc == 2)
+        print_usage(cmd, stderr);
+    return rc;
+}

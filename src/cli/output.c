@@ -1,0 +1,154 @@
+/* How the CLI shows resources: a table, JSON or YAML. */
+#include "cli/cli.h"
+
+#include "spec/spec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct column {
+    const char *title;
+    const char *path; /* dotted path into the resource, e.g. "spec.runtime" */
+};
+
+struct table {
+    const char *kind;
+    struct column columns[6];
+};
+
+static const struct table tables[] = {
+    {"environment",
+     {{"NAME", "name"},
+      {"RUNTIME", "spec.runtime"},
+      {"POOLSIZE", "spec.poolsize"},
+      {"NETWORK", "spec.network"},
+      {"REVISION", "revision"}}},
+    {"function",
+     {{"NAME", "name"},
+      {"ENV", "spec.environment"},
+      {"ENTRYPOINT", "spec.entrypoint"},
+      {"CODE", "spec.code.filename"},
+      {"BUILD", "status.build.state"},
+      {"REVISION", "revision"}}},
+    {"route",
+     {{"NAME", "name"},
+      {"METHODS", "spec.methods"},
+      {"PATH", "spec.path"},
+      {"PREFIX", "spec.prefix"},
+      {"TARGET", "spec.target"},
+      {"REVISION", "revision"}}},
+};
+
+static json_t *lookup(json_t *v, const char *path)
+{
+    char part[64];
+    while (v != NULL && *path != '\0') {
+        size_t n = strcspn(path, ".");
+        if (n >= sizeof(part))
+            return NULL;
+        memcpy(part, path, n);
+        part[n] = '\0';
+        v = json_object_get(v, part);
+        path += n + (path[n] == '.');
+    }
+    return v;
+}
+
+/* A cell's text: scalars as they are, arrays of strings joined with ',',
+ * a target object as "function:name". */
+static void cell_text(json_t *v, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (v == NULL || json_is_null(v)) {
+        snprintf(out, size, "-");
+    } else if (json_is_string(v)) {
+        snprintf(out, size, "%s", json_string_value(v));
+    } else if (json_is_integer(v)) {
+        snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if (json_is_boolean(v)) {
+        snprintf(out, size, "%s", json_is_true(v) ? "true" : "false");
+    } else if (json_is_array(v)) {
+        size_t i, used = 0;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            char one[128];
+            cell_text(item, one, sizeof(one));
+            int n = snprintf(out + used, size - used, "%s%s", i ? "," : "", one);
+            if (n < 0 || (size_t)n >= size - used)
+                break;
+            used += (size_t)n;
+        }
+        if (json_array_size(v) == 0)
+            snprintf(out, size, "*");
+    } else if (json_is_object(v) && json_object_size(v) == 1) {
+        const char *key = json_object_iter_key(json_object_iter(v));
+        char inner[200];
+        cell_text(json_object_get(v, key), inner, sizeof(inner));
+        snprintf(out, size, "%s:%s", key, inner);
+    } else {
+        char *text = json_dumps(v, JSON_COMPACT);
+        snprintf(out, size, "%s", text ? text : "?");
+        free(text);
+    }
+}
+
+void cli_print_value(const struct cli *cli, json_t *v)
+{
+    if (cli->output == CLI_OUTPUT_YAML) {
+        struct fl_buf out;
+        fl_buf_init(&out, 64u << 20);
+        if (fl_spec_emit_yaml(v, &out) == 0)
+            fwrite(out.data, 1, out.len, stdout);
+        fl_buf_release(&out);
+        return;
+    }
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+}
+
+void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
+{
+    const struct table *t = NULL;
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+        if (strcmp(tables[i].kind, kind) == 0)
+            t = &tables[i];
+    if (cli->output != CLI_OUTPUT_TABLE || t == NULL) {
+        cli_print_value(cli, items);
+        return;
+    }
+    if (json_is_object(items)) {
+        json_t *one = json_pack("[O]", items);
+        cli_print_resources(cli, kind, one);
+        json_decref(one);
+        return;
+    }
+    size_t ncols = 0, widths[6] = {0};
+    while (ncols < 6 && t->columns[ncols].title != NULL) {
+        widths[ncols] = strlen(t->columns[ncols].title);
+        ncols++;
+    }
+    size_t i;
+    json_t *item;
+    char cell[256];
+    json_array_foreach(items, i, item)
+    {
+        for (size_t c = 0; c < ncols; c++) {
+            cell_text(lookup(item, t->columns[c].path), cell, sizeof(cell));
+            if (strlen(cell) > widths[c])
+                widths[c] = strlen(cell);
+        }
+    }
+    for (size_t c = 0; c < ncols; c++)
+        printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, t->columns[c].title,
+               c + 1 < ncols ? "  " : "\n");
+    json_array_foreach(items, i, item)
+    {
+        for (size_t c = 0; c < ncols; c++) {
+            cell_text(lookup(item, t->columns[c].path), cell, sizeof(cell));
+            printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, cell, c + 1 < ncols ? "  " : "\n");
+        }
+    }
+}

@@ -1,0 +1,380 @@
+/*
+ * flint env|fn|route create|get|list|update|delete, fn test and fn logs.
+ *
+ * The CRUD commands are one generic implementation driven by the flags[]
+ * table: each row maps a command-line flag to a field of the resource's
+ * spec (see docs/api.md). update reads the resource, changes only the
+ * fields given, and writes it back with the revision it read, so a
+ * concurrent change is a 409, never silently overwritten.
+ */
+#include "cli/cli.h"
+
+#include "base/str.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum flag_type {
+    FLAG_STRING,
+    FLAG_INT,
+    FLAG_BOOL,
+    FLAG_LIST,   /* repeatable; appends to an array */
+    FLAG_ENVVAR, /* repeatable K=V; sets a key of an object */
+    FLAG_CODE,   /* a file path, uploaded; the field gets {sha256, filename} */
+    FLAG_PATH,   /* route path: clears the other of path/prefix */
+    FLAG_TARGET, /* route target: {"<key>": value} */
+};
+
+struct flag {
+    const char *word;  /* "env", "fn" or "route" */
+    const char *name;  /* "--poolsize" */
+    const char *field; /* dotted path below spec */
+    enum flag_type type;
+};
+
+static const struct flag flags[] = {
+    {"env", "--runtime", "runtime", FLAG_STRING},
+    {"env", "--poolsize", "poolsize", FLAG_INT},
+    {"env", "--builder", "builder", FLAG_STRING},
+    {"env", "--command", "command", FLAG_LIST},
+    {"env", "--network", "network", FLAG_BOOL},
+    {"env", "--memory", "limits.memory", FLAG_STRING},
+    {"env", "--cpu-seconds", "limits.cpuSeconds", FLAG_INT},
+    {"fn", "--env", "environment", FLAG_STRING},
+    {"fn", "--code", "code", FLAG_CODE},
+    {"fn", "--entrypoint", "entrypoint", FLAG_STRING},
+    {"fn", "--timeout", "functionTimeout", FLAG_STRING},
+    {"fn", "--idle-timeout", "idleTimeout", FLAG_STRING},
+    {"fn", "--concurrency", "concurrency", FLAG_INT},
+    {"fn", "--requests-per-instance", "requestsPerInstance", FLAG_INT},
+    {"fn", "--min-scale", "minScale", FLAG_INT},
+    {"fn", "--env-var", "env", FLAG_ENVVAR},
+    {"fn", "--memory", "limits.memory", FLAG_STRING},
+    {"route", "--url", "path", FLAG_PATH},
+    {"route", "--prefix", "prefix", FLAG_PATH},
+    {"route", "--method", "methods", FLAG_LIST},
+    {"route", "--function", "function", FLAG_TARGET},
+    {"route", "--workflow", "workflow", FLAG_TARGET},
+};
+
+static const char *kind_of(const char *word)
+{
+    if (strcmp(word, "env") == 0)
+        return "environment";
+    if (strcmp(word, "fn") == 0)
+        return "function";
+    return "route";
+}
+
+/* The object at a dotted path below root, created as needed; *last gets
+ * the final key. */
+static json_t *parent_of(json_t *root, const char *path, char *last, size_t size)
+{
+    json_t *cur = root;
+    for (;;) {
+        size_t n = strcspn(path, ".");
+        if (path[n] == '\0') {
+            fl_strlcpy(last, path, size);
+            return cur;
+        }
+        char part[64];
+        if (n >= sizeof(part))
+            return NULL;
+        memcpy(part, path, n);
+        part[n] = '\0';
+        json_t *next = json_object_get(cur, part);
+        if (!json_is_object(next)) {
+            next = json_object();
+            json_object_set_new(cur, part, next);
+        }
+        cur = next;
+        path += n + 1;
+    }
+}
+
+static int apply_flag(struct cli *cli, const struct flag *f, const char *value, json_t *spec,
+                      bool *lists_reset)
+{
+    char key[64];
+    json_t *parent = parent_of(spec, f->field, key, sizeof(key));
+    if (parent == NULL)
+        return cli_error("internal: bad field path '%s'", f->field);
+
+    switch (f->type) {
+    case FLAG_STRING:
+        json_object_set_new(parent, key, json_string(value));
+        return 0;
+    case FLAG_INT: {
+        int64_t n;
+        if (fl_parse_i64(value, 0, INT32_MAX, &n) < 0)
+            return cli_error("%s takes a whole number, not '%s'", f->name, value), 2;
+        json_object_set_new(parent, key, json_integer(n));
+        return 0;
+    }
+    case FLAG_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return cli_error("%s takes true or false, not '%s'", f->name, value), 2;
+        json_object_set_new(parent, key, json_boolean(strcmp(value, "true") == 0));
+        return 0;
+    case FLAG_LIST: {
+        json_t *list = json_object_get(parent, key);
+        if (!*lists_reset || !json_is_array(list)) {
+            list = json_array();
+            json_object_set_new(parent, key, list);
+            *lists_reset = true;
+        }
+        json_array_append_new(list, json_string(value));
+        return 0;
+    }
+    case FLAG_ENVVAR: {
+        const char *eq = strchr(value, '=');
+        if (eq == NULL || eq == value)
+            return cli_error("%s takes NAME=VALUE, not '%s'", f->name, value), 2;
+        json_t *vars = json_object_get(parent, key);
+        if (!json_is_object(vars)) {
+            vars = json_object();
+            json_object_set_new(parent, key, vars);
+        }
+        char *name = fl_strndup(value, (size_t)(eq - value));
+        json_object_set_new(vars, name, json_string(eq + 1));
+        free(name);
+        return 0;
+    }
+    case FLAG_CODE: {
+        json_t *code = NULL;
+        if (cli_upload_code(cli, value, &code) != 0)
+            return 1;
+        json_object_set_new(parent, key, code);
+        return 0;
+    }
+    case FLAG_PATH:
+        json_object_del(parent, strcmp(key, "path") == 0 ? "prefix" : "path");
+        json_object_set_new(parent, key, json_string(value));
+        return 0;
+    case FLAG_TARGET:
+        json_object_set_new(parent, "target", json_pack("{s:s}", key, value));
+        return 0;
+    }
+    return 1;
+}
+
+int cli_upload_code(struct cli *cli, const char *path, json_t **code)
+{
+    struct fl_buf data;
+    char chunk[65536];
+    int rc = 1;
+
+    fl_buf_init(&data, 256u << 20);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cli_error("cannot open '%s': %s", path, strerror(errno));
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            cli_error("cannot read '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (fl_buf_append(&data, chunk, (size_t)n) < 0) {
+            cli_error("'%s' is larger than %zu bytes", path, data.max);
+            goto out;
+        }
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char header[600];
+    snprintf(header, sizeof(header), "X-Flint-Filename: %s", base);
+    const char *headers[] = {header, NULL};
+    struct cli_response r;
+    if (cli_call(cli, "POST", "/v1/code", data.data ? data.data : "", data.len,
+                 "application/octet-stream", headers, false, &r) != 0)
+        goto out;
+    if (r.status != 201 && r.status != 200) {
+        cli_fail_response("cannot upload code", &r);
+    } else if (json_string_value(json_object_get(r.json, "sha256")) == NULL) {
+        cli_error("cannot upload code: the answer has no sha256");
+    } else {
+        *code =
+            json_pack("{s:O, s:s}", "sha256", json_object_get(r.json, "sha256"), "filename", base);
+        rc = 0;
+    }
+    cli_response_release(&r);
+out:
+    close(fd);
+    fl_buf_release(&data);
+    return rc;
+}
+
+/* Parse "--flag value" / "--flag=value" pairs into spec; --name into *name. */
+static int parse_flags(struct cli *cli, const char *word, int argc, char **argv, json_t *spec,
+                       const char **name)
+{
+    bool reset[sizeof(flags) / sizeof(flags[0])] = {false};
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        char flag_name[64];
+        const char *eq = strchr(arg, '=');
+        size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (n >= sizeof(flag_name))
+            return cli_error("unknown option '%s'", arg), 2;
+        memcpy(flag_name, arg, n);
+        flag_name[n] = '\0';
+        if (eq != NULL)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            return cli_error("%s needs a value", flag_name), 2;
+        if (strcmp(flag_name, "--name") == 0) {
+            *name = value;
+            continue;
+        }
+        size_t k;
+        for (k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+            if (strcmp(flags[k].word, word) == 0 && strcmp(flags[k].name, flag_name) == 0)
+                break;
+        if (k == sizeof(flags) / sizeof(flags[0]))
+            return cli_error("'flint %s %s' has no option '%s'", word, argv[1], flag_name), 2;
+        int rc = apply_flag(cli, &flags[k], value, spec, &reset[k]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Find --name; unless other options are allowed, refuse them. */
+static int find_name(const char *word, const char *verb, int argc, char **argv, bool others,
+                     const char **name)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            *name = argv[++i];
+        else if (fl_str_has_prefix(argv[i], "--name="))
+            *name = argv[i] + 7;
+        else if (!others)
+            return cli_error("'flint %s %s' takes no option '%s'", word, verb, argv[i]), 2;
+        else if (strchr(argv[i], '=') == NULL)
+            i++; /* skip the option's value */
+    }
+    if (*name == NULL && strcmp(verb, "list") != 0)
+        return cli_error("'flint %s %s' needs --name", word, verb), 2;
+    return 0;
+}
+
+int cmd_resource(struct cli *cli, int argc, char **argv)
+{
+    const char *word = argv[0], *verb = argv[1], *name = NULL;
+    const char *kind = kind_of(word);
+    char path[512];
+    struct cli_response r;
+    int rc = 1;
+    json_t *spec = json_object(), *body = NULL;
+
+    bool writes = strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0;
+    rc = find_name(word, verb, argc, argv, writes, &name);
+    if (rc != 0)
+        goto out;
+    rc = 1;
+    if (strcmp(verb, "create") == 0) {
+        rc = parse_flags(cli, word, argc, argv, spec, &name);
+        if (rc != 0)
+            goto out;
+        rc = 1;
+    }
+    if (strcmp(verb, "list") == 0) {
+        snprintf(path, sizeof(path), "/v1/%ss", kind);
+        if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
+            goto out;
+        if (r.status != 200)
+            rc = cli_fail_response("cannot list", &r);
+        else {
+            cli_print_resources(cli, kind, json_object_get(r.json, "items"));
+            rc = 0;
+        }
+        cli_response_release(&r);
+        goto out;
+    }
+    snprintf(path, sizeof(path), "/v1/%ss/%s", kind, name);
+    if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
+        if (cli_call_json(cli, verb[0] == 'g' ? "GET" : "DELETE", path, NULL, &r) != 0)
+            goto out;
+        if (r.status != 200) {
+            char what[300];
+            snprintf(what, sizeof(what), "%s '%s'", kind, name);
+            rc = cli_fail_response(what, &r);
+        } else if (verb[0] == 'g') {
+            cli_print_resources(cli, kind, r.json);
+            rc = 0;
+        } else {
+            printf("%s '%s' deleted\n", kind, name);
+            rc = 0;
+        }
+        cli_response_release(&r);
+        goto out;
+    }
+    if (strcmp(verb, "create") == 0) {
+        body = json_pack("{s:s, s:O}", "name", name, "spec", spec);
+        snprintf(path, sizeof(path), "/v1/%ss", kind);
+        if (cli_call_json(cli, "POST", path, body, &r) != 0)
+            goto out;
+        if (r.status != 201 && r.status != 200) {
+            char what[300];
+            snprintf(what, sizeof(what), "cannot create %s '%s'", kind, name);
+            rc = cli_fail_response(what, &r);
+        } else {
+            printf("%s '%s' created\n", kind, name);
+            rc = 0;
+        }
+        cli_response_release(&r);
+        goto out;
+    }
+    /* update: read, change the given fields, write back with the revision read */
+    if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
+        goto out;
+    if (r.status != 200) {
+        char what[300];
+        snprintf(what, sizeof(what), "%s '%s'", kind, name);
+        rc = cli_fail_response(what, &r);
+        cli_response_release(&r);
+        goto out;
+    }
+    json_t *current = json_deep_copy(json_object_get(r.json, "spec"));
+    json_t *revision = json_incref(json_object_get(r.json, "revision"));
+    cli_response_release(&r);
+    if (!json_is_object(current))
+        current = json_object();
+    /* Re-run the flags over the current spec so that lists and paths
+     * replace what was there, and maps merge. */
+    json_decref(spec);
+    spec = current;
+    rc = parse_flags(cli, word, argc, argv, spec, &name);
+    if (rc != 0) {
+        json_decref(revision);
+        goto out;
+    }
+    body = json_pack("{s:o, s:O}", "revision", revision, "spec", spec);
+    if (cli_call_json(cli, "PUT", path, body, &r) != 0) {
+        rc = 1;
+        goto out;
+    }
+    if (r.status != 200) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot update %s '%s'", kind, name);
+        rc = cli_fail_response(what, &r);
+    } else {
+        printf("%s '%s' updated\n", kind, name);
+        rc = 0;
+    }
+    cli_response_release(&r);
+out:
+    json_decref(body);
+    json_decref(spec);
+    return rc;
+}
