@@ -1,0 +1,438 @@
+#include "router/routes.h"
+
+#include "base/error.h"
+#include "base/str.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fl_route_table {
+    struct fl_route **routes; /* most specific first */
+    size_t n, cap;
+};
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} methods[] = {
+    {"GET", FL_METHOD_GET},         {"HEAD", FL_METHOD_HEAD},     {"POST", FL_METHOD_POST},
+    {"PUT", FL_METHOD_PUT},         {"DELETE", FL_METHOD_DELETE}, {"PATCH", FL_METHOD_PATCH},
+    {"OPTIONS", FL_METHOD_OPTIONS},
+};
+
+unsigned fl_route_method_bit(const char *method, size_t len)
+{
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strlen(methods[i].name) == len && memcmp(methods[i].name, method, len) == 0)
+            return methods[i].bit;
+    return 0;
+}
+
+char *fl_route_methods_format(unsigned set, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if ((set & methods[i].bit) == 0)
+            continue;
+        int n = snprintf(out + used, size - used, "%s%s", used ? ", " : "", methods[i].name);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+    return out;
+}
+
+struct fl_route_table *fl_route_table_new(void)
+{
+    return calloc(1, sizeof(struct fl_route_table));
+}
+
+static void route_free(struct fl_route *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nsegments; i++)
+        free(r->segments[i]);
+    free(r->name);
+    free(r->path);
+    free(r->target_name);
+    free(r);
+}
+
+void fl_route_table_free(struct fl_route_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        route_free(t->routes[i]);
+    free(t->routes);
+    free(t);
+}
+
+size_t fl_route_table_size(const struct fl_route_table *t)
+{
+    return t->n;
+}
+
+static int fail(struct fl_buf *err, const char *field, const char *message, const char *detail)
+{
+    fl_buf_reset(err);
+    fl_buf_appendf(err, "spec.%s: %s", field, message);
+    if (detail != NULL)
+        fl_buf_appendf(err, " '%s'", detail);
+    return FL_EINVAL;
+}
+
+static bool valid_param_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* Parse path into r's segments (r may be NULL to only check). */
+static int parse_path(const char *field, const char *path, bool prefix, struct fl_route *r,
+                      struct fl_buf *err)
+{
+    size_t len = strlen(path);
+    if (len == 0 || path[0] != '/')
+        return fail(err, field, "must start with '/', not", path);
+    if (len > FL_ROUTE_MAX_PATH)
+        return fail(err, field, "is longer than 1024 characters", NULL);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)path[i] <= ' ' || path[i] == '?' || path[i] == '#' || path[i] == 0x7f)
+            return fail(err, field, "must not hold spaces, control characters, '?' or '#':", path);
+    if (prefix && strchr(path, '{') != NULL)
+        return fail(err, field, "a prefix cannot hold {parameters}:", path);
+
+    size_t nseg = 0, nparams = 0;
+    const char *p = path + 1;
+    if (prefix || len == 1) {
+        /* Prefixes are matched as text; exact "/" has no segments. */
+        if (r != NULL) {
+            r->nsegments = 0;
+        }
+        return 0;
+    }
+    for (;;) {
+        const char *end = strchr(p, '/');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (nseg == FL_ROUTE_MAX_SEGMENTS)
+            return fail(err, field, "has more than 32 segments", NULL);
+        bool param = n >= 2 && p[0] == '{' && p[n - 1] == '}';
+        if (param) {
+            if (!valid_param_name(p + 1, n - 2)) {
+                char seg[80];
+                snprintf(seg, sizeof(seg), "%.*s", (int)(n < 70 ? n : 70), p);
+                return fail(err, field,
+                            "a parameter name is 1 to 63 letters, digits, '_' or '-', not", seg);
+            }
+            if (nparams == FL_ROUTE_MAX_PARAMS)
+                return fail(err, field, "has more than 16 parameters", NULL);
+            for (size_t i = 0; r != NULL && i < nseg; i++)
+                if (r->is_param[i] && strlen(r->segments[i]) == n - 2 &&
+                    memcmp(r->segments[i], p + 1, n - 2) == 0)
+                    return fail(err, field, "repeats the parameter", r->segments[i]);
+            nparams++;
+        } else if (memchr(p, '{', n) != NULL || memchr(p, '}', n) != NULL) {
+            char seg[80];
+            snprintf(seg, sizeof(seg), "%.*s", (int)(n < 70 ? n : 70), p);
+            return fail(err, field, "a parameter must be a whole segment like {name}, not", seg);
+        }
+        if (r != NULL) {
+            r->segments[nseg] = param ? fl_strndup(p + 1, n - 2) : fl_strndup(p, n);
+            if (r->segments[nseg] == NULL)
+                return FL_ENOMEM;
+            r->is_param[nseg] = param;
+            r->nsegments = nseg + 1;
+        }
+        nseg++;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* Check spec; when r is not NULL, fill it. */
+static int parse_spec(json_t *spec, struct fl_route *r, struct fl_buf *err)
+{
+    if (!json_is_object(spec))
+        return fl_buf_reset(err), fl_buf_appends(err, "spec: must be an object"), FL_EINVAL;
+    const char *key;
+    json_t *value;
+    json_object_foreach(spec, key, value)
+    {
+        if (strcmp(key, "path") != 0 && strcmp(key, "prefix") != 0 && strcmp(key, "methods") != 0 &&
+            strcmp(key, "target") != 0)
+            return fail(err, key, "is not a route field (path, prefix, methods, target)", NULL);
+    }
+    json_t *path = json_object_get(spec, "path"), *prefix = json_object_get(spec, "prefix");
+    if ((path == NULL) == (prefix == NULL))
+        return fail(err, "path", "give exactly one of spec.path and spec.prefix", NULL);
+    json_t *which = path ? path : prefix;
+    const char *field = path ? "path" : "prefix";
+    if (!json_is_string(which))
+        return fail(err, field, "must be a string", NULL);
+    int rc = parse_path(field, json_string_value(which), prefix != NULL, r, err);
+    if (rc < 0)
+        return rc;
+
+    unsigned set = 0;
+    json_t *list = json_object_get(spec, "methods");
+    if (list != NULL && !json_is_array(list))
+        return fail(err, "methods", "must be a list such as [GET, POST]", NULL);
+    size_t i;
+    json_array_foreach(list, i, value)
+    {
+        const char *m = json_string_value(value);
+        char upper[16];
+        size_t n = m ? strlen(m) : 0;
+        if (m == NULL || n >= sizeof(upper))
+            return fail(err, "methods", "must hold method names like GET", NULL);
+        for (size_t k = 0; k <= n; k++)
+            upper[k] = (char)toupper((unsigned char)m[k]);
+        unsigned bit = fl_route_method_bit(upper, n);
+        if (bit == 0)
+            return fail(err, "methods",
+                        "unknown method (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS):", m);
+        set |= bit;
+    }
+
+    json_t *target = json_object_get(spec, "target");
+    if (!json_is_object(target) || json_object_size(target) != 1)
+        return fail(err, "target", "must be {function: NAME} or {workflow: NAME}", NULL);
+    json_t *fn = json_object_get(target, "function"), *wf = json_object_get(target, "workflow");
+    json_t *tname = fn ? fn : wf;
+    if (tname == NULL)
+        return fail(err, "target", "must be {function: NAME} or {workflow: NAME}", NULL);
+    if (!json_is_string(tname) || !valid_name(json_string_value(tname)))
+        return fail(err, fn ? "target.function" : "target.workflow",
+                    "must be a name of 1 to 63 lowercase letters, digits and '-'", NULL);
+    if (r != NULL) {
+        r->methods = set;
+        r->prefix = prefix != NULL;
+        r->target_kind = fn ? FL_TARGET_FUNCTION : FL_TARGET_WORKFLOW;
+        r->path = fl_strndup(json_string_value(which), strlen(json_string_value(which)));
+        r->target_name = fl_strndup(json_string_value(tname), strlen(json_string_value(tname)));
+        if (r->path == NULL || r->target_name == NULL)
+            return FL_ENOMEM;
+        /* A prefix matches as text without its trailing '/': "/api/" and "/api" alike. */
+        size_t n = strlen(r->path);
+        while (r->prefix && n > 1 && r->path[n - 1] == '/')
+            r->path[--n] = '\0';
+    }
+    return 0;
+}
+
+int fl_route_spec_check(json_t *spec, struct fl_buf *err)
+{
+    struct fl_route scratch;
+    memset(&scratch, 0, sizeof(scratch));
+    int rc = parse_spec(spec, &scratch, err);
+    for (size_t i = 0; i < scratch.nsegments; i++)
+        free(scratch.segments[i]);
+    free(scratch.path);
+    free(scratch.target_name);
+    return rc;
+}
+
+/* Negative if a is more specific than b (see the header's rules). */
+static int compare_routes(const struct fl_route *a, const struct fl_route *b)
+{
+    if (a->prefix != b->prefix)
+        return a->prefix ? 1 : -1;
+    if (!a->prefix) {
+        size_t n = a->nsegments < b->nsegments ? a->nsegments : b->nsegments;
+        for (size_t i = 0; i < n; i++)
+            if (a->is_param[i] != b->is_param[i])
+                return a->is_param[i] ? 1 : -1;
+    } else {
+        size_t la = strlen(a->path), lb = strlen(b->path);
+        if (la != lb)
+            return la > lb ? -1 : 1;
+    }
+    return strcmp(a->name, b->name);
+}
+
+int fl_route_table_put(struct fl_route_table *t, const char *name, json_t *spec, struct fl_buf *err)
+{
+    struct fl_route *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return FL_ENOMEM;
+    int rc = parse_spec(spec, r, err);
+    if (rc == 0) {
+        r->name = fl_strndup(name, strlen(name));
+        if (r->name == NULL)
+            rc = FL_ENOMEM;
+    }
+    if (rc == 0 && t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        struct fl_route **routes = realloc(t->routes, cap * sizeof(*routes));
+        if (routes == NULL)
+            rc = FL_ENOMEM;
+        else
+            t->routes = routes, t->cap = cap;
+    }
+    if (rc < 0) {
+        route_free(r);
+        return rc;
+    }
+    fl_route_table_remove(t, name);
+    size_t at = 0;
+    while (at < t->n && compare_routes(t->routes[at], r) < 0)
+        at++;
+    memmove(&t->routes[at + 1], &t->routes[at], (t->n - at) * sizeof(t->routes[0]));
+    t->routes[at] = r;
+    t->n++;
+    return 0;
+}
+
+int fl_route_table_remove(struct fl_route_table *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->routes[i]->name, name) == 0) {
+            route_free(t->routes[i]);
+            memmove(&t->routes[i], &t->routes[i + 1], (t->n - i - 1) * sizeof(t->routes[0]));
+            t->n--;
+            return 0;
+        }
+    }
+    return FL_ENOENT;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode n bytes of s into out (size bytes). FL_ETOOBIG if it does not fit. */
+static int decode_into(const char *s, size_t n, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n) {
+            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                c = (char)(hi * 16 + lo);
+                i += 2;
+            }
+        }
+        if (o + 1 >= size)
+            return FL_ETOOBIG;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Whether exact route r matches the request segments; fills params. */
+static int match_exact(const struct fl_route *r, const char *const *seg, const size_t *seglen,
+                       size_t nseg, struct fl_route_match *m)
+{
+    if (r->nsegments != nseg)
+        return 0;
+    for (size_t i = 0; i < nseg; i++)
+        if (!r->is_param[i] &&
+            (strlen(r->segments[i]) != seglen[i] || memcmp(r->segments[i], seg[i], seglen[i]) != 0))
+            return 0;
+    m->nparams = 0;
+    for (size_t i = 0; i < nseg; i++) {
+        if (!r->is_param[i])
+            continue;
+        struct fl_route_param *p = &m->params[m->nparams++];
+        p->name = r->segments[i];
+        if (decode_into(seg[i], seglen[i], p->value, sizeof(p->value)) < 0)
+            return FL_ETOOBIG;
+    }
+    return 1;
+}
+
+static bool match_prefix(const struct fl_route *r, const char *path, size_t len)
+{
+    size_t n = strlen(r->path);
+    if (n == 1) /* "/" */
+        return true;
+    return len >= n && memcmp(path, r->path, n) == 0 && (len == n || path[n] == '/');
+}
+
+int fl_route_table_match(const struct fl_route_table *t, const char *method, const char *path,
+                         size_t len, struct fl_route_match *m)
+{
+    const char *seg[FL_ROUTE_MAX_SEGMENTS];
+    size_t seglen[FL_ROUTE_MAX_SEGMENTS];
+    size_t nseg = 0;
+    bool too_deep = false;
+
+    m->route = NULL;
+    m->nparams = 0;
+    m->allowed = 0;
+    if (len > 1 && path[0] == '/') {
+        const char *p = path + 1, *end = path + len;
+        for (;;) {
+            const char *slash = memchr(p, '/', (size_t)(end - p));
+            if (nseg == FL_ROUTE_MAX_SEGMENTS) {
+                too_deep = true;
+                break;
+            }
+            seg[nseg] = p;
+            seglen[nseg] = slash ? (size_t)(slash - p) : (size_t)(end - p);
+            nseg++;
+            if (slash == NULL)
+                break;
+            p = slash + 1;
+        }
+    }
+    unsigned bit = fl_route_method_bit(method, strlen(method));
+    bool path_matched = false;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct fl_route *r = t->routes[i];
+        int hit;
+        if (r->prefix)
+            hit = match_prefix(r, path, len);
+        else if (too_deep)
+            hit = 0;
+        else if (len == 1 && path[0] == '/')
+            hit = r->nsegments == 0 && strcmp(r->path, "/") == 0;
+        else
+            hit = r->nsegments > 0 ? match_exact(r, seg, seglen, nseg, m) : 0;
+        if (hit < 0)
+            return hit;
+        if (hit == 0)
+            continue;
+        path_matched = true;
+        /* HEAD is answered wherever GET is. */
+        if (r->methods == 0 || (r->methods & bit) != 0 ||
+            (bit == FL_METHOD_HEAD && (r->methods & FL_METHOD_GET) != 0)) {
+            m->route = r;
+            if (r->prefix)
+                m->nparams = 0;
+            return 0;
+        }
+        m->allowed |= r->methods;
+    }
+    if (too_deep && !path_matched)
+        return FL_ETOOBIG;
+    return path_matched ? FL_EACCES : FL_ENOENT;
+}

@@ -1,0 +1,207 @@
+/* Unit tests for src/router/routes: route specs, specificity, matching. */
+#include "runner.h"
+
+#include "base/error.h"
+#include "router/routes.h"
+
+static struct fl_buf err;
+
+static void put(struct fl_route_table *t, const char *name, const char *spec_json)
+{
+    json_t *spec = json_loads(spec_json, 0, NULL);
+    ASSERT(spec != NULL);
+    fl_buf_init(&err, 1024);
+    int rc = fl_route_table_put(t, name, spec, &err);
+    if (rc != 0)
+        fl_test_fail(__FILE__, __LINE__, "put %s: %s", name, err.data);
+    fl_buf_release(&err);
+    json_decref(spec);
+}
+
+static const char *match(struct fl_route_table *t, const char *method, const char *path,
+                         struct fl_route_match *m)
+{
+    int rc = fl_route_table_match(t, method, path, strlen(path), m);
+    if (rc == FL_ENOENT)
+        return "404";
+    if (rc == FL_EACCES)
+        return "405";
+    if (rc == FL_ETOOBIG)
+        return "414";
+    ASSERT_EQ(rc, 0);
+    return m->route->name;
+}
+
+static void expect_invalid(const char *spec_json, const char *message)
+{
+    json_t *spec = json_loads(spec_json, 0, NULL);
+    ASSERT(spec != NULL);
+    fl_buf_init(&err, 1024);
+    ASSERT_EQ(fl_route_spec_check(spec, &err), FL_EINVAL);
+    if (strstr(err.data, message) == NULL)
+        fl_test_fail(__FILE__, __LINE__, "'%s' does not contain '%s'", err.data, message);
+    fl_buf_release(&err);
+    json_decref(spec);
+}
+
+TEST(exact_paths_and_parameters)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    put(t, "user", "{\"path\": \"/users/{id}\", \"target\": {\"function\": \"get-user\"}}");
+    put(t, "orders",
+        "{\"path\": \"/users/{id}/orders/{order}\", \"target\": {\"function\": \"o\"}}");
+    put(t, "root", "{\"path\": \"/\", \"target\": {\"function\": \"home\"}}");
+    ASSERT_STR_EQ(match(t, "GET", "/users/42", &m), "user");
+    ASSERT_EQ(m.nparams, 1);
+    ASSERT_STR_EQ(m.params[0].name, "id");
+    ASSERT_STR_EQ(m.params[0].value, "42");
+    ASSERT_STR_EQ(m.route->target_name, "get-user");
+    ASSERT_STR_EQ(match(t, "POST", "/users/a%20b/orders/7", &m), "orders");
+    ASSERT_EQ(m.nparams, 2);
+    ASSERT_STR_EQ(m.params[0].value, "a b");
+    ASSERT_STR_EQ(m.params[1].name, "order");
+    ASSERT_STR_EQ(m.params[1].value, "7");
+    ASSERT_STR_EQ(match(t, "GET", "/", &m), "root");
+    ASSERT_STR_EQ(match(t, "GET", "/users", &m), "404");
+    ASSERT_STR_EQ(match(t, "GET", "/users/42/", &m), "404"); /* exact means exact */
+    ASSERT_STR_EQ(match(t, "GET", "/users/42/orders", &m), "404");
+    fl_route_table_free(t);
+}
+
+TEST(more_specific_routes_win_whatever_the_order)
+{
+    const char *specs[][2] = {
+        {"any", "{\"prefix\": \"/\", \"target\": {\"function\": \"any\"}}"},
+        {"api", "{\"prefix\": \"/api/\", \"target\": {\"function\": \"api\"}}"},
+        {"api-v2", "{\"prefix\": \"/api/v2\", \"target\": {\"function\": \"v2\"}}"},
+        {"param", "{\"path\": \"/api/{x}/items\", \"target\": {\"function\": \"p\"}}"},
+        {"literal", "{\"path\": \"/api/v2/items\", \"target\": {\"function\": \"l\"}}"},
+        {"late-param", "{\"path\": \"/api/v2/{y}\", \"target\": {\"function\": \"lp\"}}"},
+    };
+    /* Insert in two different orders: the outcome must be the same. */
+    for (int order = 0; order < 2; order++) {
+        struct fl_route_table *t = fl_route_table_new();
+        struct fl_route_match m;
+        for (int i = 0; i < 6; i++) {
+            int k = order ? 5 - i : i;
+            put(t, specs[k][0], specs[k][1]);
+        }
+        ASSERT_STR_EQ(match(t, "GET", "/api/v2/items", &m), "literal");
+        ASSERT_STR_EQ(match(t, "GET", "/api/v1/items", &m), "param");
+        ASSERT_STR_EQ(match(t, "GET", "/api/v2/other", &m), "late-param");
+        ASSERT_STR_EQ(match(t, "GET", "/api/v2/a/b", &m), "api-v2");
+        ASSERT_STR_EQ(match(t, "GET", "/api/v2", &m), "api-v2");
+        ASSERT_STR_EQ(match(t, "GET", "/api/v20", &m), "api"); /* not a segment boundary */
+        ASSERT_STR_EQ(match(t, "GET", "/api", &m), "api");
+        ASSERT_STR_EQ(match(t, "GET", "/apix", &m), "any");
+        ASSERT_STR_EQ(match(t, "GET", "/", &m), "any");
+        fl_route_table_free(t);
+    }
+}
+
+TEST(methods_are_matched_and_mismatches_reported)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    char allowed[64];
+    put(t, "read",
+        "{\"path\": \"/items\", \"methods\": [\"GET\"], \"target\": {\"function\": \"r\"}}");
+    put(t, "write",
+        "{\"path\": \"/items\", \"methods\": [\"post\", \"PUT\"], \"target\": {\"function\": "
+        "\"w\"}}");
+    put(t, "fallback", "{\"prefix\": \"/files\", \"target\": {\"function\": \"f\"}}");
+    put(t, "files-get",
+        "{\"path\": \"/files/{name}\", \"methods\": [\"GET\"], \"target\": {\"function\": \"g\"}}");
+    ASSERT_STR_EQ(match(t, "GET", "/items", &m), "read");
+    ASSERT_STR_EQ(match(t, "HEAD", "/items", &m), "read");
+    ASSERT_STR_EQ(match(t, "POST", "/items", &m), "write");
+    ASSERT_STR_EQ(match(t, "PUT", "/items", &m), "write");
+    ASSERT_STR_EQ(match(t, "DELETE", "/items", &m), "405");
+    ASSERT_STR_EQ(fl_route_methods_format(m.allowed, allowed, sizeof(allowed)), "GET, POST, PUT");
+    /* a less specific route that takes the method wins over a 405 */
+    ASSERT_STR_EQ(match(t, "GET", "/files/a", &m), "files-get");
+    ASSERT_STR_EQ(match(t, "DELETE", "/files/a", &m), "fallback");
+    ASSERT_STR_EQ(match(t, "BREW", "/items", &m), "405");
+    fl_route_table_free(t);
+}
+
+TEST(put_replaces_and_remove_removes)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    put(t, "hello", "{\"path\": \"/hello\", \"target\": {\"function\": \"one\"}}");
+    put(t, "hello", "{\"path\": \"/hi\", \"target\": {\"workflow\": \"two\"}}");
+    ASSERT_EQ(fl_route_table_size(t), 1);
+    ASSERT_STR_EQ(match(t, "GET", "/hello", &m), "404");
+    ASSERT_STR_EQ(match(t, "GET", "/hi", &m), "hello");
+    ASSERT_EQ(m.route->target_kind, FL_TARGET_WORKFLOW);
+    ASSERT_STR_EQ(m.route->target_name, "two");
+    ASSERT_OK(fl_route_table_remove(t, "hello"));
+    ASSERT_EQ(fl_route_table_remove(t, "hello"), FL_ENOENT);
+    ASSERT_STR_EQ(match(t, "GET", "/hi", &m), "404");
+    /* a bad spec leaves the table as it was */
+    put(t, "keep", "{\"path\": \"/keep\", \"target\": {\"function\": \"k\"}}");
+    json_t *bad = json_loads("{\"path\": \"keep\", \"target\": {\"function\": \"k\"}}", 0, NULL);
+    fl_buf_init(&err, 256);
+    ASSERT_EQ(fl_route_table_put(t, "keep", bad, &err), FL_EINVAL);
+    fl_buf_release(&err);
+    json_decref(bad);
+    ASSERT_STR_EQ(match(t, "GET", "/keep", &m), "keep");
+    fl_route_table_free(t);
+}
+
+TEST(invalid_specs_name_the_field)
+{
+    expect_invalid("[]", "spec: must be an object");
+    expect_invalid("{\"target\": {\"function\": \"f\"}}",
+                   "exactly one of spec.path and spec.prefix");
+    expect_invalid("{\"path\": \"/a\", \"prefix\": \"/b\", \"target\": {\"function\": \"f\"}}",
+                   "exactly one");
+    expect_invalid("{\"path\": \"a\", \"target\": {\"function\": \"f\"}}",
+                   "spec.path: must start with '/'");
+    expect_invalid("{\"path\": 3, \"target\": {\"function\": \"f\"}}",
+                   "spec.path: must be a string");
+    expect_invalid("{\"path\": \"/a b\", \"target\": {\"function\": \"f\"}}",
+                   "must not hold spaces");
+    expect_invalid("{\"path\": \"/a/{}\", \"target\": {\"function\": \"f\"}}", "parameter name");
+    expect_invalid("{\"path\": \"/a/x{id}\", \"target\": {\"function\": \"f\"}}", "whole segment");
+    expect_invalid("{\"path\": \"/{id}/{id}\", \"target\": {\"function\": \"f\"}}",
+                   "repeats the parameter 'id'");
+    expect_invalid("{\"prefix\": \"/a/{id}\", \"target\": {\"function\": \"f\"}}",
+                   "a prefix cannot hold");
+    expect_invalid("{\"path\": \"/a\", \"methods\": \"GET\", \"target\": {\"function\": \"f\"}}",
+                   "spec.methods: must be a list");
+    expect_invalid("{\"path\": \"/a\", \"methods\": [\"BREW\"], \"target\": {\"function\": \"f\"}}",
+                   "unknown method");
+    expect_invalid("{\"path\": \"/a\"}", "spec.target: must be");
+    expect_invalid("{\"path\": \"/a\", \"target\": {\"function\": \"f\", \"workflow\": \"w\"}}",
+                   "spec.target: must be");
+    expect_invalid("{\"path\": \"/a\", \"target\": {\"function\": \"Bad_Name\"}}",
+                   "spec.target.function");
+    expect_invalid("{\"path\": \"/a\", \"target\": {\"function\": \"f\"}, \"url\": \"/x\"}",
+                   "spec.url: is not a route field");
+}
+
+TEST(limits_are_enforced)
+{
+    char path[2048] = "";
+    size_t n = 0;
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(path + n, sizeof(path) - n, "/s%d", i);
+    char spec[4096];
+    snprintf(spec, sizeof(spec), "{\"path\": \"%s\", \"target\": {\"function\": \"f\"}}", path);
+    expect_invalid(spec, "more than 32 segments");
+
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    put(t, "p", "{\"path\": \"/p/{v}\", \"target\": {\"function\": \"f\"}}");
+    char req[600] = "/p/";
+    memset(req + 3, 'x', 300);
+    req[303] = '\0';
+    ASSERT_STR_EQ(match(t, "GET", req, &m), "414");  /* parameter value too long */
+    ASSERT_STR_EQ(match(t, "GET", path, &m), "414"); /* too many segments, nothing matched */
+    put(t, "all", "{\"prefix\": \"/\", \"target\": {\"function\": \"f\"}}");
+    ASSERT_STR_EQ(match(t, "GET", path, &m), "all"); /* a prefix still takes it */
+    fl_route_table_free(t);
+}
