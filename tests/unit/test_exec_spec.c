@@ -1,0 +1,190 @@
+/* Unit tests for src/exec/spec: environment and function specs. */
+#include "runner.h"
+
+#include "base/error.h"
+#include "exec/spec.h"
+
+#define SHA  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define CODE "\"code\": {\"sha256\": \"" SHA "\", \"filename\": \"hello.py\"}"
+
+static void env_invalid(const char *json, const char *message)
+{
+    struct fl_env_spec s;
+    struct fl_buf err;
+    json_t *spec = json_loads(json, 0, NULL);
+    ASSERT(spec != NULL);
+    fl_buf_init(&err, 1024);
+    ASSERT_EQ(fl_env_spec_parse(spec, &s, &err), FL_EINVAL);
+    if (strstr(err.data, message) == NULL)
+        fl_test_fail(__FILE__, __LINE__, "'%s' does not contain '%s'", err.data, message);
+    fl_buf_release(&err);
+    json_decref(spec);
+}
+
+static void fn_invalid(const char *json, const char *message)
+{
+    struct fl_fn_spec s;
+    struct fl_buf err;
+    json_t *spec = json_loads(json, 0, NULL);
+    ASSERT(spec != NULL);
+    fl_buf_init(&err, 1024);
+    ASSERT_EQ(fl_fn_spec_parse(spec, &s, &err), FL_EINVAL);
+    if (strstr(err.data, message) == NULL)
+        fl_test_fail(__FILE__, __LINE__, "'%s' does not contain '%s'", err.data, message);
+    fl_buf_release(&err);
+    json_decref(spec);
+}
+
+TEST(environment_defaults_and_fields)
+{
+    struct fl_env_spec s;
+    struct fl_buf err;
+    fl_buf_init(&err, 1024);
+    json_t *spec = json_loads("{\"runtime\": \"python\"}", 0, NULL);
+    ASSERT_OK(fl_env_spec_parse(spec, &s, &err));
+    ASSERT_EQ(s.runtime, FL_RUNTIME_PYTHON);
+    ASSERT_EQ(s.poolsize, FL_DEFAULT_POOLSIZE);
+    ASSERT(s.network);
+    ASSERT(s.builder == NULL && s.command == NULL);
+    ASSERT_EQ(s.limits.memory_bytes, FL_DEFAULT_MEMORY);
+    ASSERT_EQ(s.limits.processes, FL_DEFAULT_PROCESSES);
+    fl_env_spec_release(&s);
+    json_decref(spec);
+
+    spec = json_loads("{\"runtime\": \"custom\", \"command\": [\"/usr/bin/env\", \"ruby\"],"
+                      " \"builder\": \"make\", \"poolsize\": 0, \"network\": false,"
+                      " \"limits\": {\"memory\": \"1G\", \"cpuSeconds\": 5, \"processes\": 8}}",
+                      0, NULL);
+    ASSERT_OK(fl_env_spec_parse(spec, &s, &err));
+    ASSERT_EQ(s.runtime, FL_RUNTIME_CUSTOM);
+    ASSERT_STR_EQ(s.command[1], "ruby");
+    ASSERT(s.command[2] == NULL);
+    ASSERT_STR_EQ(s.builder, "make");
+    ASSERT_EQ(s.poolsize, 0);
+    ASSERT(!s.network);
+    ASSERT_EQ(s.limits.memory_bytes, 1ULL << 30);
+    ASSERT_EQ(s.limits.cpu_seconds, 5);
+    ASSERT_EQ(s.limits.open_files, FL_DEFAULT_OPEN_FILES);
+    ASSERT_EQ(s.limits.processes, 8);
+    ASSERT_STR_EQ(fl_runtime_name(s.runtime), "custom");
+    fl_env_spec_release(&s);
+    json_decref(spec);
+    fl_buf_release(&err);
+}
+
+TEST(environment_errors_name_the_field)
+{
+    env_invalid("[]", "spec: must be an object");
+    env_invalid("{}", "spec.runtime: is required");
+    env_invalid("{\"runtime\": \"cobol\"}",
+                "spec.runtime: must be c, binary, python, node or custom, not 'cobol'");
+    env_invalid("{\"runtime\": \"python\", \"image\": \"x\"}",
+                "spec.image: is not a field of an environment");
+    env_invalid("{\"runtime\": \"python\", \"poolsize\": 65}",
+                "spec.poolsize: must be a whole number from 0 to 64, not 65");
+    env_invalid("{\"runtime\": \"python\", \"poolsize\": \"2\"}",
+                "spec.poolsize: must be a whole number");
+    env_invalid("{\"runtime\": \"custom\"}", "spec.command: a custom runtime needs");
+    env_invalid("{\"runtime\": \"custom\", \"command\": [1]}",
+                "spec.command: must hold only strings");
+    env_invalid("{\"runtime\": \"python\", \"command\": [\"x\"]}",
+                "spec.command: is only for runtime custom");
+    env_invalid("{\"runtime\": \"python\", \"network\": \"no\"}",
+                "spec.network: must be true or false");
+    env_invalid("{\"runtime\": \"python\", \"limits\": {\"memory\": \"1T\"}}",
+                "spec.limits.memory");
+    env_invalid("{\"runtime\": \"python\", \"limits\": {\"memory\": \"1M\"}}", "from 16M to 64G");
+    env_invalid("{\"runtime\": \"python\", \"limits\": {\"disk\": 1}}",
+                "spec.limits.disk: is not a limit");
+    env_invalid("{\"runtime\": \"python\", \"builder\": \"\"}",
+                "spec.builder: must be a non-empty string");
+}
+
+TEST(function_defaults_and_fields)
+{
+    struct fl_fn_spec s;
+    struct fl_buf err;
+    fl_buf_init(&err, 1024);
+    json_t *spec = json_loads("{\"environment\": \"python\", " CODE "}", 0, NULL);
+    ASSERT_OK(fl_fn_spec_parse(spec, &s, &err));
+    ASSERT_STR_EQ(s.environment, "python");
+    ASSERT_STR_EQ(s.code_sha256, SHA);
+    ASSERT_STR_EQ(s.code_filename, "hello.py");
+    ASSERT(s.entrypoint == NULL);
+    ASSERT_EQ(s.timeout_ms, FL_DEFAULT_TIMEOUT_MS);
+    ASSERT_EQ(s.idle_timeout_ms, FL_DEFAULT_IDLE_MS);
+    ASSERT_EQ(s.concurrency, FL_DEFAULT_CONCURRENCY);
+    ASSERT_EQ(s.requests_per_instance, 1);
+    ASSERT_EQ(s.min_scale, 0);
+    ASSERT_EQ(json_object_size(s.env), 0);
+    ASSERT_EQ(s.limits.memory_bytes, 0); /* the environment's */
+    fl_fn_spec_release(&s);
+    json_decref(spec);
+
+    spec =
+        json_loads("{\"environment\": \"py-3\", " CODE ", \"entrypoint\": \"hello.main\","
+                   " \"functionTimeout\": \"500ms\", \"idleTimeout\": \"5m\", \"concurrency\": 10,"
+                   " \"requestsPerInstance\": 4, \"minScale\": 2, \"env\": {\"GREETING\": \"hi\"},"
+                   " \"limits\": {\"memory\": \"64M\"}}",
+                   0, NULL);
+    ASSERT_OK(fl_fn_spec_parse(spec, &s, &err));
+    ASSERT_STR_EQ(s.entrypoint, "hello.main");
+    ASSERT_EQ(s.timeout_ms, 500);
+    ASSERT_EQ(s.idle_timeout_ms, 300000);
+    ASSERT_EQ(s.concurrency, 10);
+    ASSERT_EQ(s.requests_per_instance, 4);
+    ASSERT_EQ(s.min_scale, 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(s.env, "GREETING")), "hi");
+    ASSERT_EQ(s.limits.memory_bytes, 64ULL << 20);
+    fl_fn_spec_release(&s);
+    json_decref(spec);
+    fl_buf_release(&err);
+}
+
+TEST(function_errors_name_the_field)
+{
+    fn_invalid("{" CODE "}", "spec.environment: is required");
+    fn_invalid("{\"environment\": \"Py\", " CODE "}", "spec.environment: 'Py' is not a valid");
+    fn_invalid("{\"environment\": \"py\"}", "spec.code: is required");
+    fn_invalid("{\"environment\": \"py\", \"code\": {\"sha256\": \"abc\", \"filename\": \"a\"}}",
+               "spec.code.sha256: must be 64");
+    fn_invalid("{\"environment\": \"py\", \"code\": {\"sha256\": \"" SHA
+               "\", \"filename\": \"../a\"}}",
+               "spec.code.filename");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"functionTimeout\": \"soon\"}",
+               "spec.functionTimeout: must be a duration");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"functionTimeout\": \"1ms\"}",
+               "spec.functionTimeout");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"concurrency\": 0}",
+               "spec.concurrency: must be a whole number from 1 to 1000, not 0");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"minScale\": 9}",
+               "spec.minScale: 9 is more than spec.concurrency (5)");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"FLINT_X\": \"1\"}}",
+               "'FLINT_X' is not a usable variable name");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"1A\": \"1\"}}",
+               "'1A' is not a usable");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"A\": 1}}",
+               "the value of 'A' must be a string");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"timeout\": 3}",
+               "spec.timeout: is not a field of a function");
+}
+
+TEST(names_are_checked)
+{
+    struct fl_buf err;
+    fl_buf_init(&err, 256);
+    ASSERT_OK(fl_name_check("hello-world-2", &err));
+    ASSERT_OK(fl_name_check("9lives", &err));
+    ASSERT_EQ(fl_name_check("", &err), FL_EINVAL);
+    ASSERT_EQ(fl_name_check("-x", &err), FL_EINVAL);
+    ASSERT_EQ(fl_name_check("Hello", &err), FL_EINVAL);
+    ASSERT_EQ(fl_name_check("a/b", &err), FL_EINVAL);
+    ASSERT(strstr(err.data, "not 'a/b'") != NULL);
+    char long_name[80];
+    memset(long_name, 'a', 64);
+    long_name[64] = '\0';
+    ASSERT_EQ(fl_name_check(long_name, &err), FL_EINVAL);
+    long_name[63] = '\0';
+    ASSERT_OK(fl_name_check(long_name, &err));
+    fl_buf_release(&err);
+}
