@@ -1,0 +1,1391 @@
+/*
+ * The HTTP/1.1 server: see server.h for the contract.
+ *
+ * A connection parses with http-parser into the request at the tail of
+ * its queue; complete requests are dispatched to the handler in order
+ * after each parse step (never from inside a parser callback, so a
+ * handler may answer at once without re-entering the parser). Responses
+ * are serialized into their request and written from the head of the
+ * queue only, which keeps pipelined answers in order. Reading pauses when
+ * too many requests are in flight or the client does not read what we
+ * write, so one connection's memory stays bounded.
+ *
+ * After a response that closes the connection (an error, Connection:
+ * close, HTTP/1.0, shutdown), the write side is shut down and input is
+ * read and discarded for a moment before closing ("lingering close"), so
+ * the client sees the answer instead of a reset.
+ */
+#include "http/server.h"
+
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/str.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUFFER_SIZE  (64 * 1024)
+#define MAX_WRITE_QUEUED  (1u << 20) /* pause reading past this much unsent output */
+#define LINGER_MS         2000
+#define HEADER_SLACK      256 /* room for the path/query copies beside the headers */
+#define MAX_HEADERS_LIMIT 4096
+
+enum req_state {
+    REQ_PARSING,    /* the parser is filling it */
+    REQ_COMPLETE,   /* parsed, not yet given to the handler */
+    REQ_DISPATCHED, /* the handler has it */
+    REQ_STREAMING,  /* the handler began a streamed response */
+    REQ_FINISHED,   /* the response is complete in out (or sent) */
+};
+
+struct header_index {
+    size_t name_off, name_len, value_off, value_len;
+};
+
+struct conn;
+
+struct request {
+    struct fl_http_request pub; /* first: handlers get &pub */
+    struct conn *conn;          /* NULL once the connection is gone */
+    struct request *next;       /* in the connection's queue */
+    enum req_state state;
+    struct fl_buf store; /* target, header names and values, path, query */
+    struct header_index *index;
+    size_t nindex;
+    struct fl_http_header *headers;
+    struct fl_buf body;
+    struct fl_buf out; /* serialized response not yet handed to the socket */
+    size_t header_bytes;
+    bool in_value;     /* the parser is inside a header value */
+    bool headers_done; /* later header callbacks are trailers: ignored */
+    bool is_head;
+    bool close_after; /* close the connection once this response is out */
+    bool aborted;
+    bool error; /* the server answered it (a parse error or limit) */
+    fl_http_abort_cb abort_cb;
+    void *abort_data;
+};
+
+struct listener {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    struct fl_http_server *srv;
+    struct listener *next;
+    char addr[300];
+    char unix_path[256];
+};
+
+struct conn {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    uv_timer_t timer;
+    struct fl_http_server *srv;
+    struct conn *prev, *next;
+    const char *listener;
+    char remote[64];
+    http_parser parser;
+    struct request *head, *tail; /* the queue, oldest first */
+    unsigned nqueue;
+    unsigned writes_pending;
+    struct fl_buf pending; /* input not parsed yet (parser paused) */
+    bool reading;
+    bool stop_parsing; /* an error or a closing request: ignore further input */
+    bool closing;      /* uv_close called (or about to be) */
+    bool lingering;
+    bool dispatching;
+    int handles_open; /* the stream and the timer */
+};
+
+struct fl_http_server {
+    uv_loop_t *loop;
+    struct fl_http_server_config cfg;
+    fl_http_handler handler;
+    void *data;
+    struct listener *listeners;
+    struct conn *conns;
+    unsigned nconns;
+    int handles_open; /* listeners + drain timer */
+    bool stopping;
+    bool drain_open; /* the drain timer is running */
+    uv_timer_t drain_timer;
+    void (*done)(void *data);
+    void *done_data;
+    char read_buffer[READ_BUFFER_SIZE];
+    bool read_buffer_busy;
+    time_t date_sec;
+    char date[40]; /* "Date: Tue, 24 Nov 2026 11:32:02 GMT\r\n" */
+    http_parser_settings settings;
+};
+
+void fl_http_server_config_init(struct fl_http_server_config *cfg)
+{
+    cfg->max_header_bytes = 16 * 1024;
+    cfg->max_headers = 100;
+    cfg->max_body_bytes = 1024 * 1024;
+    cfg->header_timeout_ms = 10000;
+    cfg->body_timeout_ms = 30000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->max_connections = 4096;
+    cfg->max_pipeline = 32;
+}
+
+const char *fl_http_status_text(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+/* ---- requests ---- */
+
+static struct request *request_new(struct conn *c)
+{
+    struct request *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->conn = c;
+    r->state = REQ_PARSING;
+    fl_buf_init(&r->store,
+                2 * c->srv->cfg.max_header_bytes + 2 * c->srv->cfg.max_headers + HEADER_SLACK);
+    fl_buf_init(&r->body, c->srv->cfg.max_body_bytes);
+    fl_buf_init(&r->out, (size_t)-1 / 2);
+    r->pub.listener = c->listener;
+    r->pub.remote = c->remote;
+    r->pub.method = "";
+    r->pub.target = r->pub.path = r->pub.query = r->pub.body = "";
+    return r;
+}
+
+static void request_free(struct request *r)
+{
+    fl_buf_release(&r->store);
+    fl_buf_release(&r->body);
+    fl_buf_release(&r->out);
+    free(r->index);
+    free(r->headers);
+    free(r);
+}
+
+const char *fl_http_request_header(const struct fl_http_request *req, const char *name, size_t *len)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct fl_http_header *h = &req->headers[i];
+        if (fl_str_ieq(h->name, h->name_len, name)) {
+            if (len != NULL)
+                *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+void fl_http_request_on_abort(struct fl_http_request *req, fl_http_abort_cb cb, void *data)
+{
+    struct request *r = (struct request *)req;
+    r->abort_cb = cb;
+    r->abort_data = data;
+}
+
+bool fl_http_request_aborted(const struct fl_http_request *req)
+{
+    return ((const struct request *)req)->conn == NULL;
+}
+
+/* ---- connection life ---- */
+
+static void conn_flush(struct conn *c);
+static void conn_resume_reading(struct conn *c);
+static void conn_parse(struct conn *c, const char *data, size_t len);
+static void conn_dispatch(struct conn *c);
+
+static void drain_timer_closed(uv_handle_t *h);
+
+static void server_maybe_done(struct fl_http_server *srv)
+{
+    if (!srv->stopping || srv->nconns > 0)
+        return;
+    if (srv->drain_open) {
+        srv->drain_open = false;
+        uv_close((uv_handle_t *)&srv->drain_timer, drain_timer_closed);
+        return;
+    }
+    if (srv->handles_open > 0)
+        return;
+    void (*done)(void *) = srv->done;
+    void *data = srv->done_data;
+    free(srv);
+    if (done != NULL)
+        done(data);
+}
+
+static void conn_handle_closed(uv_handle_t *handle)
+{
+    struct conn *c = handle->data;
+    if (--c->handles_open > 0)
+        return;
+    struct fl_http_server *srv = c->srv;
+    /* Requests the handler holds become orphans; the rest go now. */
+    struct request *r = c->head;
+    while (r != NULL) {
+        struct request *next = r->next;
+        r->next = NULL;
+        if (r->state == REQ_DISPATCHED || r->state == REQ_STREAMING) {
+            r->conn = NULL;
+            r->aborted = true;
+            if (r->abort_cb != NULL)
+                r->abort_cb(&r->pub, r->abort_data);
+        } else {
+            request_free(r);
+        }
+        r = next;
+    }
+    fl_buf_release(&c->pending);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    free(c);
+    server_maybe_done(srv);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->reading = false;
+    uv_close(&c->h.handle, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+    conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    free(req);
+}
+
+/* The last response is out: shut down the write side and drain input
+ * briefly before closing, so the client reads the answer, not a reset. */
+static void conn_linger(struct conn *c)
+{
+    if (c->lingering || c->closing)
+        return;
+    c->lingering = true;
+    c->stop_parsing = true;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL || uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+    conn_resume_reading(c);
+}
+
+/* The client is gone or broke the protocol beyond answering. */
+static void conn_abort(struct conn *c)
+{
+    conn_close(c);
+}
+
+static void on_timeout(uv_timer_t *t);
+
+static void conn_set_timer(struct conn *c, uint64_t ms)
+{
+    if (c->closing || c->lingering)
+        return;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* After progress: pick the timer that applies now. */
+static void conn_update_timer(struct conn *c)
+{
+    struct request *t = c->tail;
+    if (c->closing || c->lingering)
+        return;
+    if (t != NULL && t->state == REQ_PARSING && (t->header_bytes > 0 || t->headers_done))
+        return; /* the header/body timer set by the parser runs on */
+    if (c->nqueue == 0 || (c->nqueue == 1 && t != NULL && t->state == REQ_PARSING))
+        conn_set_timer(c, c->srv->cfg.idle_timeout_ms);
+    else
+        conn_set_timer(c, 0); /* handlers are working; they have their own timeouts */
+}
+
+/* ---- writing ---- */
+
+struct write_req {
+    uv_write_t req;
+    struct conn *conn;
+    char *data;
+};
+
+static void on_write(uv_write_t *w, int status)
+{
+    struct write_req *wr = (struct write_req *)w;
+    struct conn *c = wr->conn;
+    free(wr->data);
+    free(wr);
+    c->writes_pending--;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_abort(c);
+        return;
+    }
+    if (c->writes_pending == 0 && c->stop_parsing && c->head == NULL) {
+        conn_linger(c);
+        return;
+    }
+    if (!c->reading && !c->stop_parsing)
+        conn_resume_reading(c);
+}
+
+/* Hand out's bytes to the socket. 0 or a negative error (connection aborted). */
+static int conn_write(struct conn *c, struct fl_buf *out)
+{
+    if (out->len == 0)
+        return 0;
+    struct write_req *wr = malloc(sizeof(*wr));
+    if (wr == NULL) {
+        conn_abort(c);
+        return FL_ENOMEM;
+    }
+    size_t len;
+    wr->conn = c;
+    wr->data = fl_buf_detach(out, &len);
+    uv_buf_t buf = uv_buf_init(wr->data, (unsigned)len);
+    int rc = uv_write(&wr->req, &c->h.stream, &buf, 1, on_write);
+    if (rc < 0) {
+        free(wr->data);
+        free(wr);
+        conn_abort(c);
+        return rc;
+    }
+    c->writes_pending++;
+    return 0;
+}
+
+/* Write what the head of the queue has ready, in order. */
+static void conn_flush(struct conn *c)
+{
+    while (c->head != NULL && !c->closing) {
+        struct request *r = c->head;
+        if (r->state != REQ_FINISHED && r->state != REQ_STREAMING)
+            break;
+        if (conn_write(c, &r->out) < 0)
+            return;
+        if (r->state == REQ_STREAMING)
+            break;
+        /* finished and handed over: it leaves the queue */
+        c->head = r->next;
+        if (c->tail == r)
+            c->tail = NULL;
+        c->nqueue--;
+        bool close_after = r->close_after;
+        request_free(r);
+        if (close_after) {
+            c->stop_parsing = true;
+            /* Nothing after a closing response is answered. */
+            while (c->head != NULL && c->head->state != REQ_DISPATCHED &&
+                   c->head->state != REQ_STREAMING) {
+                struct request *next = c->head->next;
+                request_free(c->head);
+                c->head = next;
+                c->nqueue--;
+            }
+            if (c->head == NULL)
+                c->tail = NULL;
+            if (c->writes_pending == 0 && c->head == NULL)
+                conn_linger(c);
+            return;
+        }
+    }
+    if (c->closing)
+        return;
+    if (c->head == NULL && c->stop_parsing && c->writes_pending == 0) {
+        conn_linger(c);
+        return;
+    }
+    if (!c->reading && !c->stop_parsing)
+        conn_resume_reading(c);
+    conn_update_timer(c);
+}
+
+static const char *date_header(struct fl_http_server *srv)
+{
+    time_t now = time(NULL);
+    if (now != srv->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(srv->date, sizeof(srv->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        srv->date_sec = now;
+    }
+    return srv->date;
+}
+
+/* Serialize the status line and headers into r->out. */
+static int write_head(struct request *r, struct fl_http_server *srv, int status,
+                      const struct fl_http_header *headers, size_t nheaders, bool chunked,
+                      size_t body_len)
+{
+    struct fl_buf *out = &r->out;
+    size_t estimate = 128 + body_len;
+    for (size_t i = 0; i < nheaders; i++)
+        estimate += headers[i].name_len + headers[i].value_len + 4;
+    int rc = fl_buf_grow(out, estimate);
+    if (rc < 0)
+        return rc;
+    if (r->conn != NULL && (r->conn->srv->stopping || !r->pub.keep_alive))
+        r->close_after = true;
+    rc = fl_buf_appendf(out, "HTTP/1.1 %d %s\r\n", status, fl_http_status_text(status));
+    if (rc == 0)
+        rc = fl_buf_appends(out, date_header(srv));
+    for (size_t i = 0; i < nheaders && rc == 0; i++) {
+        const struct fl_http_header *h = &headers[i];
+        /* A header with a line break would split the response: refuse. */
+        if (memchr(h->name, '\n', h->name_len) || memchr(h->value, '\n', h->value_len) ||
+            memchr(h->name, '\r', h->name_len) || memchr(h->value, '\r', h->value_len))
+            return FL_EINVAL;
+        rc = fl_buf_append(out, h->name, h->name_len);
+        rc = rc ? rc : fl_buf_append(out, ": ", 2);
+        rc = rc ? rc : fl_buf_append(out, h->value, h->value_len);
+        rc = rc ? rc : fl_buf_append(out, "\r\n", 2);
+    }
+    if (rc == 0 && chunked)
+        rc = fl_buf_appends(out, "Transfer-Encoding: chunked\r\n");
+    else if (rc == 0 && status != 204 && status != 304 && status >= 200)
+        rc = fl_buf_appendf(out, "Content-Length: %zu\r\n", body_len);
+    if (rc == 0 && r->close_after)
+        rc = fl_buf_appends(out, "Connection: close\r\n");
+    else if (rc == 0 && r->pub.http_minor == 0)
+        rc = fl_buf_appends(out, "Connection: keep-alive\r\n");
+    if (rc == 0)
+        rc = fl_buf_append(out, "\r\n", 2);
+    return rc;
+}
+
+static void request_finished(struct request *r)
+{
+    r->state = REQ_FINISHED;
+    struct conn *c = r->conn;
+    if (c != NULL && !c->dispatching)
+        conn_flush(c);
+}
+
+int fl_http_respond(struct fl_http_request *req, int status, const struct fl_http_header *headers,
+                    size_t nheaders, const void *body, size_t body_len)
+{
+    struct request *r = (struct request *)req;
+    if (r->conn == NULL) {
+        request_free(r);
+        return FL_ECANCELED;
+    }
+    struct fl_http_server *srv = r->conn->srv;
+    fl_buf_reset(&r->out);
+    int rc = write_head(r, srv, status, headers, nheaders, false, body_len);
+    if (rc == 0 && !r->is_head && body_len > 0)
+        rc = fl_buf_append(&r->out, body, body_len);
+    if (rc < 0) {
+        static const char fallback[] = "{\"error\":{\"code\":\"internal\","
+                                       "\"message\":\"cannot build the response\"}}";
+        fl_log(FL_LOG_ERROR, "http", "cannot build a response", "status=%d err=%s", status,
+               fl_strerror(rc));
+        fl_buf_reset(&r->out);
+        struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
+        r->close_after = true;
+        if (write_head(r, srv, 500, &ct, 1, false, sizeof(fallback) - 1) == 0 && !r->is_head)
+            fl_buf_append(&r->out, fallback, sizeof(fallback) - 1);
+    }
+    request_finished(r);
+    return rc == FL_EINVAL ? FL_EINVAL : rc < 0 ? FL_ENOMEM : 0;
+}
+
+static int append_json_string(struct fl_buf *b, const char *s)
+{
+    int rc = fl_buf_appendc(b, '"');
+    for (; *s != '\0' && rc == 0; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            rc = fl_buf_appendc(b, '\\') ? FL_ENOMEM : fl_buf_appendc(b, (char)c);
+        else if (c < 0x20)
+            rc = fl_buf_appendf(b, "\\u%04x", c);
+        else
+            rc = fl_buf_appendc(b, (char)c);
+    }
+    return rc ? rc : fl_buf_appendc(b, '"');
+}
+
+int fl_http_respond_error(struct fl_http_request *req, int status, const char *code,
+                          const char *fmt, ...)
+{
+    char message[1024];
+    struct fl_buf body;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    fl_buf_init(&body, 4096);
+    fl_buf_appends(&body, "{\"error\":{\"code\":");
+    append_json_string(&body, code);
+    fl_buf_appends(&body, ",\"message\":");
+    append_json_string(&body, message);
+    fl_buf_appends(&body, "}}");
+    struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
+    int rc = fl_http_respond(req, status, &ct, 1, body.data, body.len);
+    fl_buf_release(&body);
+    return rc;
+}
+
+int fl_http_stream_begin(struct fl_http_request *req, int status,
+                         const struct fl_http_header *headers, size_t nheaders)
+{
+    struct request *r = (struct request *)req;
+    if (r->conn == NULL)
+        return FL_ECANCELED;
+    int rc = write_head(r, r->conn->srv, status, headers, nheaders, !r->is_head, 0);
+    if (rc < 0)
+        return rc;
+    r->state = REQ_STREAMING;
+    if (!r->conn->dispatching)
+        conn_flush(r->conn);
+    return 0;
+}
+
+int fl_http_stream_write(struct fl_http_request *req, const void *data, size_t len)
+{
+    struct request *r = (struct request *)req;
+    if (r->conn == NULL)
+        return FL_ECANCELED;
+    if (len == 0 || r->is_head)
+        return 0;
+    size_t queued = r->out.len + uv_stream_get_write_queue_size(&r->conn->h.stream);
+    if (queued + len > FL_HTTP_STREAM_MAX_BUFFERED)
+        return FL_EAGAIN;
+    int rc = fl_buf_appendf(&r->out, "%zx\r\n", len);
+    if (rc == 0)
+        rc = fl_buf_append(&r->out, data, len);
+    if (rc == 0)
+        rc = fl_buf_append(&r->out, "\r\n", 2);
+    if (rc < 0)
+        return rc;
+    if (r->conn->head == r && !r->conn->dispatching)
+        conn_flush(r->conn);
+    return 0;
+}
+
+int fl_http_stream_end(struct fl_http_request *req)
+{
+    struct request *r = (struct request *)req;
+    if (r->conn == NULL) {
+        request_free(r);
+        return FL_ECANCELED;
+    }
+    if (!r->is_head && fl_buf_append(&r->out, "0\r\n\r\n", 5) < 0)
+        r->close_after = true; /* the client sees a cut stream, never a wrong one */
+    request_finished(r);
+    return 0;
+}
+
+/* The server answers the request being parsed itself (limits, bad input),
+ * then stops reading this connection. */
+static void answer_parse_error(struct conn *c, int status, const char *code, const char *message)
+{
+    struct request *r = c->tail;
+    if (r == NULL || r->state != REQ_PARSING) {
+        r = request_new(c);
+        if (r == NULL) {
+            conn_abort(c);
+            return;
+        }
+        if (c->tail != NULL)
+            c->tail->next = r;
+        else
+            c->head = r;
+        c->tail = r;
+        c->nqueue++;
+    }
+    c->stop_parsing = true;
+    r->error = true;
+    r->pub.keep_alive = false;
+    r->close_after = true;
+    r->is_head = false;
+    r->state = REQ_DISPATCHED;
+    fl_log(FL_LOG_DEBUG, "http", "refused a request", "status=%d remote=%s reason=%s", status,
+           c->remote, code);
+    bool was = c->dispatching;
+    c->dispatching = true; /* flush below, after the state is consistent */
+    fl_http_respond_error(&r->pub, status, code, "%s", message);
+    c->dispatching = was;
+    if (!was)
+        conn_flush(c);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    struct request *r = c->tail;
+    if (r != NULL && r->state == REQ_PARSING && (r->header_bytes > 0 || r->headers_done)) {
+        answer_parse_error(c, 408, "timeout",
+                           r->headers_done ? "the request body did not arrive in time"
+                                           : "the request headers did not arrive in time");
+        return;
+    }
+    conn_close(c); /* idle keep-alive connection */
+}
+
+/* ---- parsing ---- */
+
+static struct conn *parser_conn(http_parser *p)
+{
+    return p->data;
+}
+
+static int header_limit(struct conn *c, struct request *r, size_t more)
+{
+    r->header_bytes += more;
+    if (r->header_bytes > c->srv->cfg.max_header_bytes) {
+        answer_parse_error(c, 431, "headers_too_large", "the request headers are too large");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = request_new(c);
+    if (r == NULL)
+        return -1;
+    if (c->tail != NULL)
+        c->tail->next = r;
+    else
+        c->head = r;
+    c->tail = r;
+    c->nqueue++;
+    conn_set_timer(c, c->srv->cfg.header_timeout_ms);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = c->tail;
+    if (header_limit(c, r, len) < 0)
+        return -1;
+    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = c->tail;
+    if (header_limit(c, r, len) < 0)
+        return -1;
+    if (r->headers_done)
+        return 0; /* a trailer: counted, not kept */
+    if (r->nindex == 0 || r->in_value) {
+        /* a new header: close the previous value (or the URL) */
+        if (fl_buf_appendc(&r->store, '\0') < 0)
+            return -1;
+        if (r->nindex == c->srv->cfg.max_headers) {
+            answer_parse_error(c, 431, "too_many_headers", "the request has too many headers");
+            return -1;
+        }
+        if (r->nindex % 16 == 0) {
+            struct header_index *idx = realloc(r->index, (r->nindex + 16) * sizeof(*idx));
+            if (idx == NULL)
+                return -1;
+            r->index = idx;
+        }
+        r->index[r->nindex].name_off = r->store.len;
+        r->index[r->nindex].name_len = 0;
+        r->index[r->nindex].value_off = 0; /* 0: no value seen (offset 0 is the target) */
+        r->index[r->nindex].value_len = 0;
+        r->nindex++;
+        r->in_value = false;
+    }
+    r->index[r->nindex - 1].name_len += len;
+    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = c->tail;
+    if (header_limit(c, r, len) < 0)
+        return -1;
+    if (r->headers_done)
+        return 0;
+    struct header_index *h = &r->index[r->nindex - 1];
+    if (!r->in_value) {
+        if (fl_buf_appendc(&r->store, '\0') < 0)
+            return -1;
+        h->value_off = r->store.len;
+        r->in_value = true;
+    }
+    h->value_len += len;
+    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+}
+
+/* Point the public fields into the store, now that it stops growing. */
+static int finish_headers(struct conn *c, struct request *r)
+{
+    /* The store holds: target \0 [name \0 value \0]... ; add path \0 query \0. */
+    size_t target_len = r->nindex ? r->index[0].name_off - 1 : r->store.len;
+    if (fl_buf_appendc(&r->store, '\0') < 0)
+        return -1;
+    size_t path_off = r->store.len;
+    const char *q = memchr(r->store.data, '?', target_len);
+    size_t path_len = q ? (size_t)(q - r->store.data) : target_len;
+    if (fl_buf_append(&r->store, r->store.data, path_len) < 0 || fl_buf_appendc(&r->store, '\0'))
+        return -1;
+    size_t query_off = r->store.len;
+    size_t query_len = q ? target_len - path_len - 1 : 0;
+    if (fl_buf_append(&r->store, q ? q + 1 : "", query_len) < 0 ||
+        fl_buf_appendc(&r->store, '\0') < 0)
+        return -1;
+    if (r->nindex > 0) {
+        r->headers = malloc(r->nindex * sizeof(*r->headers));
+        if (r->headers == NULL)
+            return -1;
+    }
+    const char *base = r->store.data;
+    r->store.data[target_len] = '\0';
+    for (size_t i = 0; i < r->nindex; i++) {
+        struct header_index *h = &r->index[i];
+        r->headers[i].name = base + h->name_off;
+        r->headers[i].name_len = h->name_len;
+        r->headers[i].value = h->value_off ? base + h->value_off : "";
+        r->headers[i].value_len = h->value_len;
+    }
+    r->pub.target = base;
+    r->pub.target_len = target_len;
+    r->pub.path = base + path_off;
+    r->pub.path_len = path_len;
+    r->pub.query = base + query_off;
+    r->pub.query_len = query_len;
+    r->pub.headers = r->headers;
+    r->pub.nheaders = r->nindex;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = c->tail;
+    if (finish_headers(c, r) < 0)
+        return -1;
+    r->headers_done = true;
+    r->pub.method = http_method_str((enum http_method)p->method);
+    r->pub.http_major = p->http_major;
+    r->pub.http_minor = p->http_minor;
+    r->pub.keep_alive = http_should_keep_alive(p) != 0;
+    r->is_head = p->method == HTTP_HEAD;
+    if (p->http_major != 1) {
+        answer_parse_error(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are supported");
+        return -1;
+    }
+    if (r->pub.target_len == 0) {
+        answer_parse_error(c, 400, "bad_request", "the request has no target");
+        return -1;
+    }
+    if (p->upgrade) {
+        answer_parse_error(c, 501, "not_implemented", "protocol upgrades are not supported");
+        return -1;
+    }
+    bool has_length = (p->flags & F_CHUNKED) == 0 && p->content_length != ULLONG_MAX;
+    if (has_length && p->content_length > c->srv->cfg.max_body_bytes) {
+        char message[128];
+        snprintf(message, sizeof(message), "the request body is larger than %zu bytes",
+                 c->srv->cfg.max_body_bytes);
+        answer_parse_error(c, 413, "body_too_large", message);
+        return -1;
+    }
+    size_t len;
+    const char *expect = fl_http_request_header(&r->pub, "expect", &len);
+    if (expect != NULL && fl_str_ieq(expect, len, "100-continue") && r->pub.http_minor >= 1 &&
+        c->head == r) {
+        struct fl_buf cont;
+        fl_buf_init(&cont, 64);
+        fl_buf_appends(&cont, "HTTP/1.1 100 Continue\r\n\r\n");
+        if (conn_write(c, &cont) < 0) {
+            fl_buf_release(&cont);
+            return -1;
+        }
+        fl_buf_release(&cont);
+    }
+    conn_set_timer(c, c->srv->cfg.body_timeout_ms);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = c->tail;
+    if (fl_buf_append(&r->body, at, len) < 0) {
+        char message[128];
+        snprintf(message, sizeof(message), "the request body is larger than %zu bytes",
+                 c->srv->cfg.max_body_bytes);
+        answer_parse_error(c, 413, "body_too_large", message);
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct conn *c = parser_conn(p);
+    struct request *r = c->tail;
+    r->pub.body = r->body.data ? r->body.data : "";
+    r->pub.body_len = r->body.len;
+    r->state = REQ_COMPLETE;
+    if (!r->pub.keep_alive) {
+        /* nothing after this request is read */
+        c->stop_parsing = true;
+        http_parser_pause(p, 1);
+    } else if (c->nqueue >= c->srv->cfg.max_pipeline) {
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
+static void conn_parse(struct conn *c, const char *data, size_t len)
+{
+    if (c->stop_parsing || c->closing)
+        return;
+    size_t done = http_parser_execute(&c->parser, &c->srv->settings, data, len);
+    enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+    if (c->closing)
+        return;
+    bool from_pending = c->pending.len > 0 && data == c->pending.data;
+    if (err == HPE_PAUSED) {
+        /* Keep what is left for when the queue drains (unless nothing
+         * more is to be read from this connection). */
+        if (from_pending)
+            fl_buf_consume(&c->pending, c->stop_parsing ? len : done);
+        else if (!c->stop_parsing && done < len &&
+                 fl_buf_append(&c->pending, data + done, len - done) < 0) {
+            conn_abort(c);
+            return;
+        }
+        if (c->reading) {
+            uv_read_stop(&c->h.stream);
+            c->reading = false;
+        }
+        return;
+    }
+    if (from_pending)
+        fl_buf_reset(&c->pending);
+    if (err != HPE_OK && !c->stop_parsing) {
+        if (err == HPE_CB_message_begin || err == HPE_CB_url || err == HPE_CB_header_field ||
+            err == HPE_CB_header_value || err == HPE_CB_headers_complete || err == HPE_CB_body) {
+            /* a callback failed without answering: out of memory */
+            answer_parse_error(c, 500, "internal", "out of memory");
+        } else {
+            char message[200];
+            snprintf(message, sizeof(message), "malformed request: %s",
+                     http_errno_description(err));
+            answer_parse_error(c, 400, "bad_request", message);
+        }
+    }
+}
+
+static void conn_dispatch(struct conn *c)
+{
+    if (c->dispatching)
+        return;
+    c->dispatching = true;
+    for (struct request *r = c->head; r != NULL && !c->closing; r = r->next) {
+        if (r->state != REQ_COMPLETE)
+            continue;
+        r->state = REQ_DISPATCHED;
+        c->srv->handler(&r->pub, c->srv->data);
+    }
+    c->dispatching = false;
+    if (!c->closing)
+        conn_flush(c);
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = handle->data;
+    struct fl_http_server *srv = c->srv;
+    if (srv->read_buffer_busy) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    srv->read_buffer_busy = true;
+    buf->base = srv->read_buffer;
+    buf->len = sizeof(srv->read_buffer);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+    if (buf->base == c->srv->read_buffer)
+        c->srv->read_buffer_busy = false;
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) {
+        if (c->lingering) {
+            conn_close(c);
+            return;
+        }
+        /* EOF or an error: the client is gone. Like nginx's default for
+         * proxied requests, work in flight for it is abandoned (handlers
+         * are told through their abort callback), so that a client that
+         * hangs up never holds an instance slot. */
+        conn_abort(c);
+        return;
+    }
+    if (c->lingering)
+        return; /* drain and discard */
+    /* The server's read buffer is reused by the next read: whatever the
+     * parser leaves unparsed is copied into c->pending by conn_parse(). */
+    conn_parse(c, buf->base, (size_t)nread);
+    conn_dispatch(c);
+    if (!c->closing && !c->lingering &&
+        uv_stream_get_write_queue_size(&c->h.stream) > MAX_WRITE_QUEUED && c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = false;
+    }
+}
+
+static void conn_resume_reading(struct conn *c)
+{
+    if (c->closing || c->reading)
+        return;
+    if (!c->lingering) {
+        if (c->stop_parsing)
+            return;
+        if (c->nqueue >= c->srv->cfg.max_pipeline)
+            return;
+        if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_WRITE_QUEUED)
+            return;
+        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            if (c->pending.len > 0) {
+                conn_parse(c, c->pending.data, c->pending.len);
+                conn_dispatch(c);
+                if (c->closing || c->stop_parsing || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
+                    return;
+            }
+        }
+    }
+    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) == 0)
+        c->reading = true;
+    else
+        conn_abort(c);
+}
+
+/* ---- accepting ---- */
+
+static void format_peer(struct conn *c, bool is_unix)
+{
+    if (is_unix) {
+        fl_strlcpy(c->remote, "unix", sizeof(c->remote));
+        return;
+    }
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            uv_ip4_name(sin, host, sizeof(host));
+            port = ntohs(sin->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(sin6, host, sizeof(host));
+            port = ntohs(sin6->sin6_port);
+        }
+    }
+    snprintf(c->remote, sizeof(c->remote), "%s:%d", host, port);
+}
+
+static struct conn *conn_new(struct fl_http_server *srv, const char *listener)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->srv = srv;
+    c->listener = listener;
+    c->h.handle.data = c;
+    c->timer.data = c;
+    c->parser.data = c;
+    fl_buf_init(&c->pending, READ_BUFFER_SIZE * 2);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    return c;
+}
+
+static void conn_start(struct fl_http_server *srv, struct conn *c)
+{
+    uv_timer_init(srv->loop, &c->timer);
+    c->handles_open = 2;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    if (srv->nconns > srv->cfg.max_connections || srv->stopping) {
+        /* Answer 503 and close: a request that never comes is fine too. */
+        struct request *r = request_new(c);
+        if (r == NULL) {
+            conn_close(c);
+            return;
+        }
+        c->head = c->tail = r;
+        c->nqueue = 1;
+        c->stop_parsing = true;
+        r->state = REQ_DISPATCHED;
+        r->close_after = true;
+        fl_http_respond_error(&r->pub, 503, "too_many_connections",
+                              "the server has too many connections; try again later");
+        return;
+    }
+    conn_set_timer(c, srv->cfg.idle_timeout_ms);
+    conn_resume_reading(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct listener *l = server->data;
+    struct fl_http_server *srv = l->srv;
+    if (status < 0) {
+        fl_log(FL_LOG_WARN, "http", "accept failed", "listener=%s err=%s", l->addr,
+               uv_strerror(status));
+        return;
+    }
+    struct conn *c = conn_new(srv, l->addr);
+    if (c == NULL)
+        return;
+    bool is_unix = l->unix_path[0] != '\0';
+    int rc = is_unix ? uv_pipe_init(srv->loop, &c->h.pipe, 0) : uv_tcp_init(srv->loop, &c->h.tcp);
+    if (rc == 0)
+        rc = uv_accept(server, &c->h.stream);
+    if (rc < 0) {
+        if (rc == 0 || c->h.handle.type != UV_UNKNOWN_HANDLE) {
+            c->handles_open = 1;
+            c->closing = true;
+            uv_close(&c->h.handle, (uv_close_cb)free);
+        } else {
+            free(c);
+        }
+        return;
+    }
+    if (!is_unix)
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    format_peer(c, is_unix);
+    conn_start(srv, c);
+}
+
+int fl_http_server_adopt(struct fl_http_server *srv, int fd)
+{
+    struct conn *c = conn_new(srv, "adopted");
+    if (c == NULL)
+        return FL_ENOMEM;
+    int rc = uv_pipe_init(srv->loop, &c->h.pipe, 0);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    rc = uv_pipe_open(&c->h.pipe, fd);
+    if (rc < 0) {
+        c->handles_open = 1;
+        c->closing = true;
+        uv_close(&c->h.handle, (uv_close_cb)free);
+        return rc;
+    }
+    fl_strlcpy(c->remote, "adopted", sizeof(c->remote));
+    conn_start(srv, c);
+    return 0;
+}
+
+int fl_http_server_new(uv_loop_t *loop, const struct fl_http_server_config *cfg,
+                       fl_http_handler handler, void *data, struct fl_http_server **out)
+{
+    struct fl_http_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return FL_ENOMEM;
+    srv->loop = loop;
+    if (cfg != NULL)
+        srv->cfg = *cfg;
+    else
+        fl_http_server_config_init(&srv->cfg);
+    if (srv->cfg.max_headers > MAX_HEADERS_LIMIT)
+        srv->cfg.max_headers = MAX_HEADERS_LIMIT;
+    if (srv->cfg.max_pipeline == 0)
+        srv->cfg.max_pipeline = 1;
+    srv->handler = handler;
+    srv->data = data;
+    http_parser_settings_init(&srv->settings);
+    srv->settings.on_message_begin = on_message_begin;
+    srv->settings.on_url = on_url;
+    srv->settings.on_header_field = on_header_field;
+    srv->settings.on_header_value = on_header_value;
+    srv->settings.on_headers_complete = on_headers_complete;
+    srv->settings.on_body = on_body;
+    srv->settings.on_message_complete = on_message_complete;
+    *out = srv;
+    return 0;
+}
+
+unsigned fl_http_server_connections(const struct fl_http_server *srv)
+{
+    return srv->nconns;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct listener *l = h->data;
+    struct fl_http_server *srv = l->srv;
+    if (l->unix_path[0] != '\0')
+        unlink(l->unix_path);
+    free(l);
+    srv->handles_open--;
+    server_maybe_done(srv);
+}
+
+/* Parse "host:port" / "[v6]:port" into a sockaddr. */
+static int parse_tcp_addr(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    int64_t port;
+    if (colon == NULL || fl_parse_i64(colon + 1, 0, 65535, &port) < 0)
+        return FL_EINVAL;
+    size_t n = (size_t)(colon - addr);
+    if (n == 0 || n >= sizeof(host))
+        return FL_EINVAL;
+    if (addr[0] == '[') {
+        if (addr[n - 1] != ']' || n < 3)
+            return FL_EINVAL;
+        memcpy(host, addr + 1, n - 2);
+        host[n - 2] = '\0';
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : FL_EINVAL;
+    }
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : FL_EINVAL;
+}
+
+int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bound,
+                          size_t boundsize, char *err, size_t errsize)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+    int rc;
+    char scratch[8];
+    if (err == NULL) {
+        err = scratch;
+        errsize = sizeof(scratch);
+    }
+    if (l == NULL)
+        return FL_ENOMEM;
+    l->srv = srv;
+    l->h.handle.data = l;
+    if (fl_str_has_prefix(addr, "unix:")) {
+        const char *path = addr + 5;
+        if (*path == '\0' ||
+            fl_strlcpy(l->unix_path, path, sizeof(l->unix_path)) >= sizeof(l->unix_path) - 1) {
+            snprintf(err, errsize, "bad unix socket path in '%s'", addr);
+            free(l);
+            return FL_EINVAL;
+        }
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+            unlink(path); /* stale socket from a previous run */
+        uv_pipe_init(srv->loop, &l->h.pipe, 0);
+        rc = uv_pipe_bind(&l->h.pipe, path);
+        if (rc == 0)
+            chmod(path, 0660);
+    } else {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        if (parse_tcp_addr(addr, &ss) < 0) {
+            snprintf(err, errsize, "bad address '%s': use HOST:PORT, [V6]:PORT or unix:PATH", addr);
+            free(l);
+            return FL_EINVAL;
+        }
+        uv_tcp_init(srv->loop, &l->h.tcp);
+        rc = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&ss, 0);
+    }
+    if (rc == 0)
+        rc = uv_listen(&l->h.stream, 511, on_connection);
+    if (rc < 0) {
+        snprintf(err, errsize, "cannot listen on '%s': %s", addr, uv_strerror(rc));
+        l->unix_path[0] = '\0'; /* not ours to unlink */
+        srv->handles_open++;
+        uv_close(&l->h.handle, listener_closed);
+        return rc;
+    }
+    if (l->unix_path[0] != '\0') {
+        snprintf(l->addr, sizeof(l->addr), "unix:%s", l->unix_path);
+    } else {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&ss, &len);
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            snprintf(l->addr, sizeof(l->addr), "[%s]:%d", host, port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            snprintf(l->addr, sizeof(l->addr), "%s:%d", host, port);
+        }
+    }
+    if (bound != NULL)
+        fl_strlcpy(bound, l->addr, boundsize);
+    l->next = srv->listeners;
+    srv->listeners = l;
+    srv->handles_open++;
+    return 0;
+}
+
+static void drain_timer_closed(uv_handle_t *h)
+{
+    struct fl_http_server *srv = h->data;
+    srv->handles_open--;
+    server_maybe_done(srv);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct fl_http_server *srv = t->data;
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        conn_close(c);
+    server_maybe_done(srv); /* closes the timer once no connection is left */
+}
+
+/* Whether a connection has nothing the server owes its client. */
+static bool conn_is_idle(const struct conn *c)
+{
+    if (c->writes_pending > 0)
+        return false;
+    for (const struct request *r = c->head; r != NULL; r = r->next)
+        if (r->state != REQ_PARSING)
+            return false;
+    return true;
+}
+
+void fl_http_server_close(struct fl_http_server *srv, uint64_t drain_ms, void (*done)(void *data),
+                          void *data)
+{
+    srv->stopping = true;
+    srv->done = done;
+    srv->done_data = data;
+    for (struct listener *l = srv->listeners; l != NULL; l = l->next)
+        uv_close(&l->h.handle, listener_closed);
+    srv->listeners = NULL;
+    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+        if (conn_is_idle(c)) {
+            conn_close(c);
+        } else {
+            c->stop_parsing = true;
+            if (c->reading) {
+                uv_read_stop(&c->h.stream);
+                c->reading = false;
+            }
+        }
+    }
+    srv->drain_timer.data = srv;
+    uv_timer_init(srv->loop, &srv->drain_timer);
+    srv->handles_open++;
+    srv->drain_open = true;
+    uv_timer_start(&srv->drain_timer, on_drain_timeout, drain_ms ? drain_ms : 1, 0);
+    server_maybe_done(srv);
+}
