@@ -824,16 +824,19 @@ static int finish_headers(struct conn *c, struct request *r)
     size_t target_len = r->nindex ? r->index[0].name_off - 1 : r->store.len;
     if (fl_buf_appendc(&r->store, '\0') < 0)
         return -1;
+    /* Grow once first: the copies below read from the store itself. */
+    if (fl_buf_grow(&r->store, target_len + 2) < 0)
+        return -1;
     size_t path_off = r->store.len;
     const char *q = memchr(r->store.data, '?', target_len);
     size_t path_len = q ? (size_t)(q - r->store.data) : target_len;
-    if (fl_buf_append(&r->store, r->store.data, path_len) < 0 || fl_buf_appendc(&r->store, '\0'))
-        return -1;
-    size_t query_off = r->store.len;
     size_t query_len = q ? target_len - path_len - 1 : 0;
-    if (fl_buf_append(&r->store, q ? q + 1 : "", query_len) < 0 ||
-        fl_buf_appendc(&r->store, '\0') < 0)
-        return -1;
+    size_t query_src = q ? path_len + 1 : 0;
+    fl_buf_append(&r->store, r->store.data, path_len);
+    fl_buf_appendc(&r->store, '\0');
+    size_t query_off = r->store.len;
+    fl_buf_append(&r->store, r->store.data + query_src, query_len);
+    fl_buf_appendc(&r->store, '\0');
     if (r->nindex > 0) {
         r->headers = malloc(r->nindex * sizeof(*r->headers));
         if (r->headers == NULL)

@@ -296,6 +296,31 @@ TEST(simple_get_and_not_found)
     stop_server();
 }
 
+TEST(path_and_query_are_right_for_every_target_length)
+{
+    start_server(NULL);
+    int fd = connect_tcp();
+    struct reader *r = reader_new(fd);
+    char path[600], req[1200], want[700];
+    for (int n = 1; n < 500; n += 7) {
+        path[0] = '/';
+        for (int i = 1; i < n; i++)
+            path[i] = (char)('a' + i % 26);
+        path[n] = '\0';
+        snprintf(req, sizeof(req), "GET %s?q=%d HTTP/1.1\r\nHost: h\r\nX-Pad: %.*s\r\n\r\n", path,
+                 n, n % 97, path);
+        send_str(fd, req);
+        ASSERT(read_response(r, &resp, false));
+        ASSERT_EQ(resp.status, 404);
+        snprintf(want, sizeof(want), "no route for '%s'", path);
+        if (strstr(resp.body, want) == NULL)
+            fl_test_fail(__FILE__, __LINE__, "length %d: %s", n, resp.body);
+    }
+    close(fd);
+    free(r);
+    stop_server();
+}
+
 TEST(keep_alive_and_echo)
 {
     start_server(NULL);
