@@ -1,0 +1,190 @@
+"""Fixtures for Flint's end-to-end tests.
+
+Every test that asks for `flintd` gets the real daemon (FLINT_BUILD/bin/flintd,
+default: the checkout's build/) started in its own temporary data directory on
+free loopback ports; it is always stopped at teardown, and its log is printed
+when the test fails. `flintd_factory` starts more than one, or with extra
+arguments.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.abspath(os.environ.get("FLINT_BUILD", os.path.join(ROOT, "build")))
+BIN = os.path.join(BUILD, "bin")
+
+
+def free_port():
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """One HTTP request; returns a Response whatever the status."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, dict(r.headers), r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, dict(e.headers), e.read())
+
+
+class Flintd:
+    """A running flintd and how to talk to it."""
+
+    def __init__(self, tmp_path, extra_args=(), env=None):
+        self.data_dir = str(tmp_path / "data")
+        self.log_path = str(tmp_path / "flintd.log")
+        self.extra_args = list(extra_args)
+        self.env = dict(os.environ, **(env or {}))
+        self.api_port = free_port()
+        self.router_port = free_port()
+        self.proc = None
+        self.start()
+
+    @property
+    def api_url(self):
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def router_url(self):
+        return f"http://127.0.0.1:{self.router_port}"
+
+    @property
+    def token(self):
+        with open(os.path.join(self.data_dir, "token")) as f:
+            return f.read().strip()
+
+    def start(self, wait=True):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "flintd"), "--data", self.data_dir,
+             "--api", f"127.0.0.1:{self.api_port}",
+             "--router", f"127.0.0.1:{self.router_port}", *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        log.close()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"flintd exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if http("GET", self.api_url + "/healthz", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"flintd did not become ready in {timeout}s:\n{self.log()}")
+
+    def api(self, method, path, body=None, headers=None, token=True):
+        h = dict(headers or {})
+        if token:
+            h.setdefault("Authorization", f"Bearer {self.token}")
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        return http(method, self.api_url + path, body, h)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Signal flintd and wait; returns its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._kill_group()
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def _kill_group(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return "(no log)"
+
+    def cli(self, *args, check=False, input=None, timeout=60):
+        """Run the flint CLI against this daemon."""
+        env = dict(os.environ, FLINT_URL=self.api_url, FLINT_DATA=self.data_dir)
+        env.pop("FLINT_TOKEN", None)
+        r = subprocess.run([os.path.join(BIN, "flint"), *args], capture_output=True, text=True,
+                           env=env, input=input, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"flint {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"{r.stdout}\n{r.stderr}")
+        return r
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def flintd_factory(tmp_path, request):
+    started = []
+
+    def make(name="flintd", extra_args=(), env=None):
+        d = tmp_path / name
+        d.mkdir()
+        f = Flintd(d, extra_args, env)
+        started.append(f)
+        return f
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for f in started:
+        try:
+            f.stop(timeout=10)
+        except Exception:
+            pass
+        f._kill_group()
+        if failed:
+            print(f"\n----- log of {f.data_dir} -----\n{f.log()}")
+
+
+@pytest.fixture
+def flintd(flintd_factory):
+    return flintd_factory()

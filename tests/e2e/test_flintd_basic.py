@@ -1,0 +1,89 @@
+"""flintd's life cycle and its listeners' behaviour with good and bad input."""
+import os
+import signal
+import socket
+import stat
+import subprocess
+
+from conftest import BIN, free_port, http
+
+
+def raw(port, data, read=65536):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(read)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+
+
+def test_healthz_needs_no_token(flintd):
+    r = http("GET", flintd.api_url + "/healthz")
+    assert r.status == 200
+    assert r.json() == {"status": "ok"}
+
+
+def test_token_file_is_private(flintd):
+    mode = os.stat(os.path.join(flintd.data_dir, "token")).st_mode
+    assert stat.S_IMODE(mode) == 0o600
+    assert len(flintd.token) == 64
+
+
+def test_api_refuses_missing_and_wrong_tokens_and_logs_them(flintd):
+    r = flintd.api("GET", "/v1/functions", token=False)
+    assert r.status == 401
+    assert r.json()["error"]["code"] == "unauthorized"
+    r = flintd.api("GET", "/v1/functions", headers={"Authorization": "Bearer " + "0" * 64})
+    assert r.status == 401
+    assert "refused a request without a valid token" in flintd.log()
+    assert "auth=wrong" in flintd.log()
+
+
+def test_unknown_router_path_is_a_json_404(flintd):
+    r = http("GET", flintd.router_url + "/nothing/here")
+    assert r.status == 404
+    assert r.json()["error"]["code"] == "no_route"
+    assert "/nothing/here" in r.json()["error"]["message"]
+
+
+def test_malformed_http_gets_400_and_the_daemon_keeps_serving(flintd):
+    out = raw(flintd.router_port, b"THIS IS NOT HTTP\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b'"code":"bad_request"' in out
+    out = raw(flintd.router_port, b"GET / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 413 ")
+    assert http("GET", flintd.api_url + "/healthz").status == 200
+
+
+def test_sigterm_stops_cleanly(flintd):
+    assert flintd.stop(signal.SIGTERM) == 0
+    assert 'msg="stopped"' in flintd.log()
+
+
+def test_restart_keeps_the_token(flintd):
+    before = flintd.token
+    flintd.restart()
+    assert flintd.token == before
+    assert flintd.api("GET", "/v1/nothing").status == 404  # authorized, unknown endpoint
+
+
+def test_bad_flags_and_busy_ports_are_clear_errors(tmp_path, flintd):
+    r = subprocess.run([os.path.join(BIN, "flintd"), "--bogus"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "usage: flintd" in r.stderr
+    r = subprocess.run([os.path.join(BIN, "flintd"), "--data", str(tmp_path / "d2"),
+                        "--api", f"127.0.0.1:{flintd.api_port}",
+                        "--router", f"127.0.0.1:{free_port()}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "cannot listen on" in r.stderr and "address already in use" in r.stderr
+    r = subprocess.run([os.path.join(BIN, "flintd"), "--data", "/proc/forbidden"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "cannot create the data directory" in r.stderr
