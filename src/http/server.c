@@ -61,8 +61,9 @@ struct request {
     enum req_state state;
     struct fl_buf store; /* target, header names and values, path, query */
     struct header_index *index;
-    size_t nindex;
+    size_t nindex, index_cap;
     struct fl_http_header *headers;
+    size_t headers_cap;
     struct fl_buf body;
     struct fl_buf out; /* serialized response not yet handed to the socket */
     size_t header_bytes;
@@ -106,12 +107,15 @@ struct conn {
     unsigned nqueue;
     unsigned writes_pending;
     struct fl_buf pending; /* input not parsed yet (parser paused) */
+    struct request *spare; /* a finished request kept for reuse, buffers and all */
     bool reading;
     bool stop_parsing; /* an error or a closing request: ignore further input */
     bool closing;      /* uv_close called (or about to be) */
     bool lingering;
     bool dispatching;
-    int handles_open; /* the stream and the timer */
+    uint64_t deadline;       /* loop time the current phase ends; 0: none */
+    uint64_t armed_deadline; /* when the libuv timer fires; 0: not armed */
+    int handles_open;        /* the stream and the timer */
 };
 
 struct fl_http_server {
@@ -132,6 +136,7 @@ struct fl_http_server {
     bool read_buffer_busy;
     time_t date_sec;
     char date[40]; /* "Date: Tue, 24 Nov 2026 11:32:02 GMT\r\n" */
+    size_t date_len;
     http_parser_settings settings;
 };
 
@@ -217,21 +222,49 @@ const char *fl_http_status_text(int status)
 
 /* ---- requests ---- */
 
-static struct request *request_new(struct conn *c)
+/* Reset r for a new request on c, keeping its buffers' memory. */
+static void request_reset(struct request *r, struct conn *c)
 {
-    struct request *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return NULL;
+    struct fl_buf store = r->store, body = r->body, out = r->out;
+    struct header_index *index = r->index;
+    struct fl_http_header *headers = r->headers;
+    size_t index_cap = r->index_cap, headers_cap = r->headers_cap;
+
+    memset(r, 0, sizeof(*r));
+    r->store = store;
+    r->body = body;
+    r->out = out;
+    r->index = index;
+    r->index_cap = index_cap;
+    r->headers = headers;
+    r->headers_cap = headers_cap;
+    fl_buf_reset(&r->store);
+    fl_buf_reset(&r->body);
+    fl_buf_reset(&r->out);
     r->conn = c;
     r->state = REQ_PARSING;
-    fl_buf_init(&r->store,
-                2 * c->srv->cfg.max_header_bytes + 2 * c->srv->cfg.max_headers + HEADER_SLACK);
-    fl_buf_init(&r->body, c->srv->cfg.max_body_bytes);
-    fl_buf_init(&r->out, (size_t)-1 / 2);
     r->pub.listener = c->listener;
     r->pub.remote = c->remote;
     r->pub.method = "";
     r->pub.target = r->pub.path = r->pub.query = r->pub.body = "";
+}
+
+static struct request *request_new(struct conn *c)
+{
+    struct request *r = c->spare;
+    if (r != NULL) {
+        c->spare = NULL;
+        request_reset(r, c);
+        return r;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    fl_buf_init(&r->store,
+                2 * c->srv->cfg.max_header_bytes + 2 * c->srv->cfg.max_headers + HEADER_SLACK);
+    fl_buf_init(&r->body, c->srv->cfg.max_body_bytes);
+    fl_buf_init(&r->out, (size_t)-1 / 2);
+    request_reset(r, c);
     return r;
 }
 
@@ -243,6 +276,18 @@ static void request_free(struct request *r)
     free(r->index);
     free(r->headers);
     free(r);
+}
+
+/* Done with r: keep it for c's next request if c lives on, else free it.
+ * Buffers that grew large are not kept. */
+static void request_done(struct conn *c, struct request *r)
+{
+    if (c == NULL || c->closing || c->spare != NULL || r->body.cap > 64 * 1024 ||
+        r->out.cap > 64 * 1024) {
+        request_free(r);
+        return;
+    }
+    c->spare = r;
 }
 
 const char *fl_http_request_header(const struct fl_http_request *req, const char *name, size_t *len)
@@ -319,6 +364,8 @@ static void conn_handle_closed(uv_handle_t *handle)
         r = next;
     }
     fl_buf_release(&c->pending);
+    if (c->spare != NULL)
+        request_free(c->spare);
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -364,6 +411,7 @@ static void conn_linger(struct conn *c)
         conn_close(c);
         return;
     }
+    c->armed_deadline = 0;
     uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
     conn_resume_reading(c);
 }
@@ -376,14 +424,24 @@ static void conn_abort(struct conn *c)
 
 static void on_timeout(uv_timer_t *t);
 
+/* Set the deadline of the current phase (0: none). The libuv timer is
+ * only moved when the deadline comes earlier than it is armed for; when it
+ * fires early, on_timeout() re-arms it for the rest. This keeps timer-heap
+ * work off the per-request path. */
 static void conn_set_timer(struct conn *c, uint64_t ms)
 {
     if (c->closing || c->lingering)
         return;
-    if (ms == 0)
-        uv_timer_stop(&c->timer);
-    else
+    if (ms == 0) {
+        c->deadline = 0;
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    c->deadline = now + ms;
+    if (c->armed_deadline == 0 || c->armed_deadline > c->deadline) {
         uv_timer_start(&c->timer, on_timeout, ms, 0);
+        c->armed_deadline = c->deadline;
+    }
 }
 
 /* After progress: pick the timer that applies now. */
@@ -405,14 +463,18 @@ static void conn_update_timer(struct conn *c)
 struct write_req {
     uv_write_t req;
     struct conn *conn;
-    char *data;
+    char *data; /* what is written: inline below, or a detached buffer */
+    char inline_data[];
 };
+
+#define INLINE_WRITE_MAX (16 * 1024)
 
 static void on_write(uv_write_t *w, int status)
 {
     struct write_req *wr = (struct write_req *)w;
     struct conn *c = wr->conn;
-    free(wr->data);
+    if (wr->data != wr->inline_data)
+        free(wr->data);
     free(wr);
     c->writes_pending--;
     if (c->closing)
@@ -429,23 +491,49 @@ static void on_write(uv_write_t *w, int status)
         conn_resume_reading(c);
 }
 
-/* Hand out's bytes to the socket. 0 or a negative error (connection aborted). */
+/* Hand out's bytes to the socket: small outputs are copied (out keeps its
+ * memory for the next response), large ones handed over. 0 or a negative
+ * error (the connection is aborted). */
 static int conn_write(struct conn *c, struct fl_buf *out)
 {
     if (out->len == 0)
         return 0;
-    struct write_req *wr = malloc(sizeof(*wr));
+    if (c->writes_pending == 0) {
+        /* Most answers fit the socket buffer: write them now, which spares
+         * a write request and libuv's re-arming of the epoll watcher. */
+        uv_buf_t now = uv_buf_init(out->data, (unsigned)out->len);
+        int n = uv_try_write(&c->h.stream, &now, 1);
+        if (n == (int)out->len) {
+            fl_buf_reset(out);
+            return 0;
+        }
+        if (n > 0) {
+            fl_buf_consume(out, (size_t)n);
+        } else if (n != UV_EAGAIN) {
+            conn_abort(c);
+            return n;
+        }
+    }
+    size_t len = out->len;
+    bool copy = len <= INLINE_WRITE_MAX;
+    struct write_req *wr = malloc(sizeof(*wr) + (copy ? len : 0));
     if (wr == NULL) {
         conn_abort(c);
         return FL_ENOMEM;
     }
-    size_t len;
     wr->conn = c;
-    wr->data = fl_buf_detach(out, &len);
+    if (copy) {
+        memcpy(wr->inline_data, out->data, len);
+        wr->data = wr->inline_data;
+        fl_buf_reset(out);
+    } else {
+        wr->data = fl_buf_detach(out, &len);
+    }
     uv_buf_t buf = uv_buf_init(wr->data, (unsigned)len);
     int rc = uv_write(&wr->req, &c->h.stream, &buf, 1, on_write);
     if (rc < 0) {
-        free(wr->data);
+        if (wr->data != wr->inline_data)
+            free(wr->data);
         free(wr);
         conn_abort(c);
         return rc;
@@ -471,7 +559,7 @@ static void conn_flush(struct conn *c)
             c->tail = NULL;
         c->nqueue--;
         bool close_after = r->close_after;
-        request_free(r);
+        request_done(c, r);
         if (close_after) {
             c->stop_parsing = true;
             /* Nothing after a closing response is answered. */
@@ -506,10 +594,24 @@ static const char *date_header(struct fl_http_server *srv)
     if (now != srv->date_sec) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(srv->date, sizeof(srv->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        srv->date_len =
+            strftime(srv->date, sizeof(srv->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
         srv->date_sec = now;
     }
     return srv->date;
+}
+
+static int append_content_length(struct fl_buf *out, size_t n)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    int rc = fl_buf_append(out, "Content-Length: ", 16);
+    rc = rc ? rc : fl_buf_append(out, digits + i, sizeof(digits) - i);
+    return rc ? rc : fl_buf_append(out, "\r\n", 2);
 }
 
 /* Serialize the status line and headers into r->out. */
@@ -526,9 +628,13 @@ static int write_head(struct request *r, struct fl_http_server *srv, int status,
         return rc;
     if (r->conn != NULL && (r->conn->srv->stopping || !r->pub.keep_alive))
         r->close_after = true;
-    rc = fl_buf_appendf(out, "HTTP/1.1 %d %s\r\n", status, fl_http_status_text(status));
+    if (status == 200)
+        rc = fl_buf_append(out, "HTTP/1.1 200 OK\r\n", 17);
+    else
+        rc = fl_buf_appendf(out, "HTTP/1.1 %d %s\r\n", status, fl_http_status_text(status));
+    const char *date = date_header(srv); /* before reading date_len */
     if (rc == 0)
-        rc = fl_buf_appends(out, date_header(srv));
+        rc = fl_buf_append(out, date, srv->date_len);
     for (size_t i = 0; i < nheaders && rc == 0; i++) {
         const struct fl_http_header *h = &headers[i];
         /* A header with a line break would split the response: refuse. */
@@ -543,7 +649,7 @@ static int write_head(struct request *r, struct fl_http_server *srv, int status,
     if (rc == 0 && chunked)
         rc = fl_buf_appends(out, "Transfer-Encoding: chunked\r\n");
     else if (rc == 0 && status != 204 && status != 304 && status >= 200)
-        rc = fl_buf_appendf(out, "Content-Length: %zu\r\n", body_len);
+        rc = append_content_length(out, body_len);
     if (rc == 0 && r->close_after)
         rc = fl_buf_appends(out, "Connection: close\r\n");
     else if (rc == 0 && r->pub.http_minor == 0)
@@ -714,6 +820,15 @@ static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
     struct request *r = c->tail;
+    uint64_t now = uv_now(c->srv->loop);
+    c->armed_deadline = 0;
+    if (c->deadline == 0)
+        return; /* the phase that set it is over */
+    if (now < c->deadline) {
+        uv_timer_start(&c->timer, on_timeout, c->deadline - now, 0);
+        c->armed_deadline = c->deadline;
+        return;
+    }
     if (r != NULL && r->state == REQ_PARSING && (r->header_bytes > 0 || r->headers_done)) {
         answer_parse_error(c, 408, "timeout",
                            r->headers_done ? "the request body did not arrive in time"
@@ -762,6 +877,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
     struct request *r = c->tail;
     if (header_limit(c, r, len) < 0)
         return -1;
+    if (r->store.cap == 0 && fl_buf_grow(&r->store, 1024) < 0)
+        return -1;
     return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
 }
 
@@ -781,11 +898,13 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
             answer_parse_error(c, 431, "too_many_headers", "the request has too many headers");
             return -1;
         }
-        if (r->nindex % 16 == 0) {
-            struct header_index *idx = realloc(r->index, (r->nindex + 16) * sizeof(*idx));
+        if (r->nindex == r->index_cap) {
+            size_t cap = r->index_cap ? r->index_cap * 2 : 16;
+            struct header_index *idx = realloc(r->index, cap * sizeof(*idx));
             if (idx == NULL)
                 return -1;
             r->index = idx;
+            r->index_cap = cap;
         }
         r->index[r->nindex].name_off = r->store.len;
         r->index[r->nindex].name_len = 0;
@@ -838,9 +957,13 @@ static int finish_headers(struct conn *c, struct request *r)
     fl_buf_append(&r->store, r->store.data + query_src, query_len);
     fl_buf_appendc(&r->store, '\0');
     if (r->nindex > 0) {
-        r->headers = malloc(r->nindex * sizeof(*r->headers));
-        if (r->headers == NULL)
-            return -1;
+        if (r->nindex > r->headers_cap) {
+            struct fl_http_header *h = realloc(r->headers, r->index_cap * sizeof(*h));
+            if (h == NULL)
+                return -1;
+            r->headers = h;
+            r->headers_cap = r->index_cap;
+        }
     }
     const char *base = r->store.data;
     r->store.data[target_len] = '\0';
