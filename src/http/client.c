@@ -1,0 +1,890 @@
+/*
+ * The HTTP/1.1 client: see client.h for the contract.
+ *
+ * Each target has a pool: a list of idle connections (most recently used
+ * first), a count of open ones, and a queue of calls waiting for a
+ * connection. A call is serialized once, when it is made; it is written
+ * when it gets a connection, and the response is parsed into the call.
+ * The user's callback always runs outside the parser (after
+ * http_parser_execute returns) and never from inside
+ * fl_http_client_request(), so callbacks may start or cancel requests.
+ */
+#include "http/client.h"
+
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/str.h"
+
+#include <http_parser.h>
+#include <sys/un.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_BUFFER_SIZE (64 * 1024)
+#define NBUCKETS         64
+
+enum call_state { CALL_QUEUED, CALL_ACTIVE, CALL_DONE };
+enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE, CONN_CLOSING };
+
+struct target;
+struct conn;
+
+struct header_index {
+    size_t name_off, name_len, value_off, value_len;
+};
+
+struct fl_http_call {
+    struct fl_http_client *client;
+    struct target *target;
+    struct conn *conn;
+    struct fl_http_call *prev, *next; /* in the target's queue */
+    enum call_state state;
+    struct fl_buf request; /* serialized, written whole */
+    bool idempotent;
+    bool written;
+    bool retried;
+    uint64_t timeout_ms;
+    fl_http_client_cb cb;
+    fl_http_client_head_cb on_head;
+    fl_http_client_body_cb on_body;
+    void *data;
+    /* the response */
+    int status;
+    struct fl_buf store; /* header names and values, NUL-terminated */
+    struct header_index *index;
+    size_t nindex, index_cap;
+    struct fl_http_header *headers;
+    bool in_value;
+    bool headers_done;
+    bool complete;
+    int error; /* set by a parser callback: FL_ETOOBIG, FL_ECANCELED... */
+    struct fl_buf body;
+};
+
+struct conn {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    uv_connect_t connect_req;
+    uv_timer_t timer;
+    struct fl_http_client *client;
+    struct target *target;
+    struct conn *idle_next;           /* in the target's idle list */
+    struct conn *all_prev, *all_next; /* in the client's list of connections */
+    bool stream_open;                 /* the stream handle was initialized */
+    enum conn_state state;
+    struct fl_http_call *call;
+    http_parser parser;
+    bool reused;    /* it served a request before this one */
+    bool got_bytes; /* response bytes arrived for the current call */
+    int handles_open;
+};
+
+struct target {
+    struct target *next; /* in its hash bucket */
+    char *key;
+    bool is_unix;
+    struct sockaddr_storage addr;
+    struct conn *idle; /* idle connections, most recent first */
+    unsigned nidle;
+    unsigned nconns; /* open or opening */
+    struct fl_http_call *queue_head, *queue_tail;
+    unsigned nqueued;
+};
+
+struct fl_http_client {
+    uv_loop_t *loop;
+    struct fl_http_client_config cfg;
+    struct target *buckets[NBUCKETS];
+    http_parser_settings settings;
+    char read_buffer[READ_BUFFER_SIZE];
+    struct conn *conns; /* every connection not yet freed */
+    bool closing;
+    int handles_open;
+    void (*done)(void *data);
+    void *done_data;
+};
+
+void fl_http_client_config_init(struct fl_http_client_config *cfg)
+{
+    cfg->max_idle = 16;
+    cfg->max_conns = 256;
+    cfg->max_queued = 4096;
+    cfg->connect_timeout_ms = 5000;
+    cfg->response_timeout_ms = 60000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->max_header_bytes = 64 * 1024;
+    cfg->max_response_bytes = 16u << 20;
+}
+
+static void call_start(struct fl_http_call *call, bool fresh_connection);
+static void pump_queue(struct target *t);
+static void conn_close(struct conn *c);
+
+/* ---- targets ---- */
+
+static unsigned hash_key(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % NBUCKETS;
+}
+
+static int parse_target(struct target *t, const char *key)
+{
+    if (fl_str_has_prefix(key, "unix:")) {
+        size_t n = strlen(key + 5);
+        if (n == 0 || n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return FL_EINVAL;
+        t->is_unix = true;
+        return 0;
+    }
+    char host[256];
+    const char *colon = strrchr(key, ':');
+    int64_t port;
+    if (colon == NULL || fl_parse_i64(colon + 1, 1, 65535, &port) < 0)
+        return FL_EINVAL;
+    size_t n = (size_t)(colon - key);
+    if (n == 0 || n >= sizeof(host))
+        return FL_EINVAL;
+    if (key[0] == '[') {
+        if (n < 3 || key[n - 1] != ']')
+            return FL_EINVAL;
+        memcpy(host, key + 1, n - 2);
+        host[n - 2] = '\0';
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&t->addr) == 0 ? 0 : FL_EINVAL;
+    }
+    memcpy(host, key, n);
+    host[n] = '\0';
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&t->addr) == 0 ? 0 : FL_EINVAL;
+}
+
+static struct target *target_get(struct fl_http_client *client, const char *key, int *err)
+{
+    unsigned b = hash_key(key);
+    for (struct target *t = client->buckets[b]; t != NULL; t = t->next)
+        if (strcmp(t->key, key) == 0)
+            return t;
+    struct target *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        *err = FL_ENOMEM;
+        return NULL;
+    }
+    *err = parse_target(t, key);
+    t->key = fl_strndup(key, strlen(key));
+    if (*err < 0 || t->key == NULL) {
+        *err = *err < 0 ? *err : FL_ENOMEM;
+        free(t->key);
+        free(t);
+        return NULL;
+    }
+    t->next = client->buckets[b];
+    client->buckets[b] = t;
+    return t;
+}
+
+unsigned fl_http_client_connections(struct fl_http_client *client, const char *target)
+{
+    for (struct target *t = client->buckets[hash_key(target)]; t != NULL; t = t->next)
+        if (strcmp(t->key, target) == 0)
+            return t->nconns;
+    return 0;
+}
+
+/* ---- calls ---- */
+
+static void call_free(struct fl_http_call *call)
+{
+    fl_buf_release(&call->request);
+    fl_buf_release(&call->store);
+    fl_buf_release(&call->body);
+    free(call->index);
+    free(call->headers);
+    free(call);
+}
+
+static void response_reset(struct fl_http_call *call)
+{
+    call->status = 0;
+    fl_buf_reset(&call->store);
+    fl_buf_reset(&call->body);
+    call->nindex = 0;
+    free(call->headers);
+    call->headers = NULL;
+    call->in_value = false;
+    call->headers_done = false;
+    call->complete = false;
+    call->error = 0;
+}
+
+const char *fl_http_client_header(const struct fl_http_client_response *resp, const char *name,
+                                  size_t *len)
+{
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        if (fl_str_ieq(resp->headers[i].name, resp->headers[i].name_len, name)) {
+            if (len != NULL)
+                *len = resp->headers[i].value_len;
+            return resp->headers[i].value;
+        }
+    }
+    return NULL;
+}
+
+static void build_headers(struct fl_http_call *call)
+{
+    const char *base = call->store.data;
+    for (size_t i = 0; i < call->nindex; i++) {
+        struct header_index *h = &call->index[i];
+        call->headers[i].name = base + h->name_off;
+        call->headers[i].name_len = h->name_len;
+        call->headers[i].value = h->value_off ? base + h->value_off : "";
+        call->headers[i].value_len = h->value_len;
+    }
+}
+
+/* Run the user's callback and free the call. */
+static void call_finish(struct fl_http_call *call, int err)
+{
+    struct fl_http_client_response resp;
+    call->state = CALL_DONE;
+    if (err == 0) {
+        memset(&resp, 0, sizeof(resp));
+        resp.status = call->status;
+        resp.headers = call->headers;
+        resp.nheaders = call->nindex;
+        if (call->on_body == NULL) {
+            resp.body = call->body.data ? call->body.data : "";
+            resp.body_len = call->body.len;
+        }
+    }
+    call->cb(err, err == 0 ? &resp : NULL, call->data);
+    call_free(call);
+}
+
+static void queue_remove(struct target *t, struct fl_http_call *call)
+{
+    if (call->prev != NULL)
+        call->prev->next = call->next;
+    else
+        t->queue_head = call->next;
+    if (call->next != NULL)
+        call->next->prev = call->prev;
+    else
+        t->queue_tail = call->prev;
+    call->prev = call->next = NULL;
+    t->nqueued--;
+}
+
+/* ---- connections ---- */
+
+static void client_maybe_free(struct fl_http_client *client)
+{
+    if (client->closing && client->handles_open == 0) {
+        for (int b = 0; b < NBUCKETS; b++) {
+            while (client->buckets[b] != NULL) {
+                struct target *t = client->buckets[b];
+                client->buckets[b] = t->next;
+                free(t->key);
+                free(t);
+            }
+        }
+        void (*done)(void *) = client->done;
+        void *data = client->done_data;
+        free(client);
+        if (done != NULL)
+            done(data);
+    }
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    struct fl_http_client *client = c->client;
+    if (c->all_prev != NULL)
+        c->all_prev->all_next = c->all_next;
+    else
+        client->conns = c->all_next;
+    if (c->all_next != NULL)
+        c->all_next->all_prev = c->all_prev;
+    free(c);
+    client->handles_open--;
+    client_maybe_free(client);
+}
+
+static void idle_remove(struct conn *c)
+{
+    struct target *t = c->target;
+    for (struct conn **p = &t->idle; *p != NULL; p = &(*p)->idle_next) {
+        if (*p == c) {
+            *p = c->idle_next;
+            c->idle_next = NULL;
+            t->nidle--;
+            return;
+        }
+    }
+}
+
+/* Close c; its call (if any) must have been detached or finished. */
+static void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->state == CONN_IDLE)
+        idle_remove(c);
+    c->state = CONN_CLOSING;
+    c->target->nconns--;
+    if (c->stream_open)
+        uv_close(&c->h.handle, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+/* The current call failed on c with err: retry it, or report it. The
+ * connection is closed either way. */
+static void conn_fail(struct conn *c, int err)
+{
+    struct fl_http_call *call = c->call;
+    struct target *t = c->target;
+    c->call = NULL;
+    conn_close(c);
+    if (call != NULL) {
+        call->conn = NULL;
+        if (err == FL_ESENT && c->reused && !c->got_bytes && call->idempotent && !call->retried &&
+            !c->client->closing) {
+            /* the pooled connection was dead: once more, on a new one */
+            call->retried = true;
+            call->written = false;
+            response_reset(call);
+            call_start(call, true);
+        } else {
+            call_finish(call, err);
+        }
+    }
+    pump_queue(t);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    struct conn *c = timer->data;
+    switch (c->state) {
+    case CONN_CONNECTING:
+        conn_fail(c, FL_ECONNECT);
+        break;
+    case CONN_BUSY:
+        conn_fail(c, FL_ETIMEDOUT);
+        break;
+    case CONN_IDLE:
+        conn_close(c);
+        break;
+    case CONN_CLOSING:
+        break;
+    }
+}
+
+/* c finished a response: back to the pool, or closed. */
+static void conn_release(struct conn *c, bool keep_alive)
+{
+    struct target *t = c->target;
+    c->call = NULL;
+    if (!keep_alive || c->client->closing || t->nidle >= c->client->cfg.max_idle) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_IDLE;
+    c->reused = true;
+    c->idle_next = t->idle;
+    t->idle = c;
+    t->nidle++;
+    uv_timer_start(&c->timer, on_timer, c->client->cfg.idle_timeout_ms, 0);
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = handle->data;
+    buf->base = c->client->read_buffer;
+    buf->len = sizeof(c->client->read_buffer);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+    struct fl_http_call *call = c->call;
+    if (nread == 0 || c->state == CONN_CLOSING)
+        return;
+    if (c->state != CONN_BUSY || call == NULL) {
+        /* an idle connection the server closed, or sent bytes unasked */
+        conn_close(c);
+        return;
+    }
+    size_t done;
+    if (nread < 0) {
+        /* EOF ends a response that runs until close; anything else fails */
+        if (nread == UV_EOF && c->got_bytes)
+            http_parser_execute(&c->parser, &c->client->settings, NULL, 0);
+        if (!call->complete) {
+            conn_fail(c, call->error ? call->error : FL_ESENT);
+            return;
+        }
+        done = 0;
+    } else {
+        c->got_bytes = true;
+        done = http_parser_execute(&c->parser, &c->client->settings, buf->base, (size_t)nread);
+    }
+    enum http_errno herr = HTTP_PARSER_ERRNO(&c->parser);
+    if (call->complete) {
+        bool keep = nread > 0 && http_should_keep_alive(&c->parser) &&
+                    done == (size_t)nread; /* extra bytes after a response: do not trust */
+        uv_timer_stop(&c->timer);
+        conn_release(c, keep);
+        call->conn = NULL;
+        struct target *t = c->target;
+        call_finish(call, 0);
+        pump_queue(t);
+        return;
+    }
+    if (herr != HPE_OK)
+        conn_fail(c, call->error ? call->error : FL_EPROTO);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    free(req);
+    if (status < 0 && status != UV_ECANCELED && c->state == CONN_BUSY && c->call != NULL)
+        conn_fail(c, FL_ESENT);
+}
+
+/* Write the call's request on c, which is connected and ours. */
+static void conn_send(struct conn *c)
+{
+    struct fl_http_call *call = c->call;
+    c->state = CONN_BUSY;
+    c->got_bytes = false;
+    call->written = true;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+    uv_timer_start(&c->timer, on_timer,
+                   call->timeout_ms ? call->timeout_ms : c->client->cfg.response_timeout_ms, 0);
+    uv_buf_t buf = uv_buf_init(call->request.data, (unsigned)call->request.len);
+    int n = uv_try_write(&c->h.stream, &buf, 1);
+    if (n == (int)buf.len)
+        return;
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_fail(c, FL_ESENT);
+        return;
+    }
+    if (n > 0) {
+        buf.base += n;
+        buf.len -= (unsigned)n;
+    }
+    /* The call's buffer outlives the write: a call leaves only after its
+     * connection is closed (which cancels the write) or answered. */
+    uv_write_t *req = malloc(sizeof(*req));
+    if (req == NULL) {
+        conn_fail(c, FL_ESENT);
+        return;
+    }
+    req->data = c;
+    if (uv_write(req, &c->h.stream, &buf, 1, on_write) < 0) {
+        free(req);
+        conn_fail(c, FL_ESENT);
+    }
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_fail(c, FL_ECONNECT);
+        return;
+    }
+    if (c->h.handle.type == UV_TCP)
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) < 0) {
+        conn_fail(c, FL_ECONNECT);
+        return;
+    }
+    if (c->call == NULL) { /* its call was canceled while connecting */
+        conn_release(c, true);
+        pump_queue(c->target);
+        return;
+    }
+    conn_send(c);
+}
+
+static struct conn *conn_open(struct fl_http_client *client, struct target *t)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->client = client;
+    c->target = t;
+    c->state = CONN_CONNECTING;
+    c->h.handle.data = c;
+    c->timer.data = c;
+    c->connect_req.data = c;
+    uv_timer_init(client->loop, &c->timer);
+    c->handles_open = 1;
+    int rc = t->is_unix ? uv_pipe_init(client->loop, &c->h.pipe, 0)
+                        : uv_tcp_init(client->loop, &c->h.tcp);
+    if (rc == 0) {
+        c->stream_open = true;
+        c->handles_open++;
+        if (t->is_unix)
+            uv_pipe_connect(&c->connect_req, &c->h.pipe, t->key + 5, on_connect);
+        else
+            rc =
+                uv_tcp_connect(&c->connect_req, &c->h.tcp, (struct sockaddr *)&t->addr, on_connect);
+    }
+    c->all_next = client->conns;
+    if (client->conns != NULL)
+        client->conns->all_prev = c;
+    client->conns = c;
+    client->handles_open++;
+    t->nconns++;
+    /* A failure to start connecting is reported from the loop, like any
+     * other connect error, never from inside the caller. */
+    uv_timer_start(&c->timer, on_timer, rc < 0 ? 0 : client->cfg.connect_timeout_ms, 0);
+    return c;
+}
+
+/* Give call a connection: an idle one, a new one, or a place in the queue. */
+static void call_start(struct fl_http_call *call, bool fresh_connection)
+{
+    struct target *t = call->target;
+    struct fl_http_client *client = call->client;
+    if (!fresh_connection && t->idle != NULL) {
+        struct conn *c = t->idle;
+        idle_remove(c);
+        uv_timer_stop(&c->timer);
+        call->state = CALL_ACTIVE;
+        call->conn = c;
+        c->call = call;
+        conn_send(c);
+        return;
+    }
+    if (t->nconns < client->cfg.max_conns) {
+        struct conn *c = conn_open(client, t);
+        if (c != NULL) {
+            call->state = CALL_ACTIVE;
+            call->conn = c;
+            c->call = call;
+            return;
+        }
+    }
+    call->state = CALL_QUEUED;
+    call->prev = t->queue_tail;
+    call->next = NULL;
+    if (t->queue_tail != NULL)
+        t->queue_tail->next = call;
+    else
+        t->queue_head = call;
+    t->queue_tail = call;
+    t->nqueued++;
+}
+
+static void pump_queue(struct target *t)
+{
+    while (t->queue_head != NULL) {
+        struct fl_http_call *call = t->queue_head;
+        if (t->idle == NULL && t->nconns >= call->client->cfg.max_conns)
+            return;
+        queue_remove(t, call);
+        call_start(call, false);
+    }
+}
+
+/* ---- response parsing ---- */
+
+static struct fl_http_call *parser_call(http_parser *p)
+{
+    return ((struct conn *)p->data)->call;
+}
+
+static int header_bytes(struct fl_http_call *call, size_t more)
+{
+    if (call->store.len + more > call->client->cfg.max_header_bytes) {
+        call->error = FL_ETOOBIG;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct fl_http_call *call = parser_call(p);
+    if (header_bytes(call, len + 1) < 0)
+        return -1;
+    if (call->headers_done)
+        return 0; /* trailers are not kept */
+    if (call->nindex == 0 || call->in_value) {
+        if (call->nindex > 0 && fl_buf_appendc(&call->store, '\0') < 0)
+            return -1;
+        if (call->nindex == call->index_cap) {
+            size_t cap = call->index_cap ? call->index_cap * 2 : 16;
+            struct header_index *idx = realloc(call->index, cap * sizeof(*idx));
+            if (idx == NULL)
+                return -1;
+            call->index = idx;
+            call->index_cap = cap;
+        }
+        struct header_index *h = &call->index[call->nindex++];
+        h->name_off = call->store.len;
+        h->name_len = 0;
+        h->value_off = 0;
+        h->value_len = 0;
+        call->in_value = false;
+    }
+    call->index[call->nindex - 1].name_len += len;
+    return fl_buf_append(&call->store, at, len) == 0 ? 0 : -1;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct fl_http_call *call = parser_call(p);
+    if (header_bytes(call, len + 1) < 0)
+        return -1;
+    if (call->headers_done)
+        return 0;
+    struct header_index *h = &call->index[call->nindex - 1];
+    if (!call->in_value) {
+        if (fl_buf_appendc(&call->store, '\0') < 0)
+            return -1;
+        h->value_off = call->store.len;
+        call->in_value = true;
+    }
+    h->value_len += len;
+    return fl_buf_append(&call->store, at, len) == 0 ? 0 : -1;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct fl_http_call *call = parser_call(p);
+    if (fl_buf_appendc(&call->store, '\0') < 0)
+        return -1;
+    call->headers_done = true;
+    call->status = p->status_code;
+    if (call->nindex > 0) {
+        call->headers = malloc(call->nindex * sizeof(*call->headers));
+        if (call->headers == NULL)
+            return -1;
+        build_headers(call);
+    }
+    if (call->on_head != NULL) {
+        struct fl_http_client_response head = {
+            .status = call->status, .headers = call->headers, .nheaders = call->nindex};
+        if (call->on_head(&head, call->data) != 0) {
+            call->error = FL_ECANCELED;
+            return -1;
+        }
+    }
+    /* A HEAD response, 1xx, 204 and 304 have no body. */
+    bool is_head = call->request.len >= 5 && memcmp(call->request.data, "HEAD ", 5) == 0;
+    return is_head ? 1 : 0;
+}
+
+static int on_body_data(http_parser *p, const char *at, size_t len)
+{
+    struct fl_http_call *call = parser_call(p);
+    if (call->on_body != NULL) {
+        if (call->on_body(at, len, call->data) != 0) {
+            call->error = FL_ECANCELED;
+            return -1;
+        }
+        return 0;
+    }
+    if (fl_buf_append(&call->body, at, len) < 0) {
+        call->error = FL_ETOOBIG;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct fl_http_call *call = parser_call(p);
+    if (call->status < 200) {
+        /* an interim response (100 Continue): the real one follows */
+        response_reset(call);
+        return 0;
+    }
+    call->complete = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ---- the API ---- */
+
+int fl_http_client_new(uv_loop_t *loop, const struct fl_http_client_config *cfg,
+                       struct fl_http_client **out)
+{
+    struct fl_http_client *client = calloc(1, sizeof(*client));
+    if (client == NULL)
+        return FL_ENOMEM;
+    client->loop = loop;
+    if (cfg != NULL)
+        client->cfg = *cfg;
+    else
+        fl_http_client_config_init(&client->cfg);
+    if (client->cfg.max_conns == 0)
+        client->cfg.max_conns = 1;
+    http_parser_settings_init(&client->settings);
+    client->settings.on_message_begin = on_message_begin;
+    client->settings.on_header_field = on_header_field;
+    client->settings.on_header_value = on_header_value;
+    client->settings.on_headers_complete = on_headers_complete;
+    client->settings.on_body = on_body_data;
+    client->settings.on_message_complete = on_message_complete;
+    *out = client;
+    return 0;
+}
+
+static bool has_line_break(const char *s, size_t n)
+{
+    return memchr(s, '\r', n) != NULL || memchr(s, '\n', n) != NULL;
+}
+
+static int serialize(struct fl_http_call *call, const struct fl_http_client_request *req)
+{
+    struct fl_buf *b = &call->request;
+    bool has_host = false;
+    if (req->method == NULL || req->path == NULL || *req->method == '\0' ||
+        strpbrk(req->method, " \r\n") != NULL || req->path[0] != '/' ||
+        strpbrk(req->path, " \r\n") != NULL)
+        return FL_EINVAL;
+    int rc = fl_buf_grow(b, 256 + strlen(req->path) + req->body_len);
+    rc = rc ? rc : fl_buf_appendf(b, "%s %s HTTP/1.1\r\n", req->method, req->path);
+    for (size_t i = 0; i < req->nheaders && rc == 0; i++) {
+        const struct fl_http_header *h = &req->headers[i];
+        if (has_line_break(h->name, h->name_len) || has_line_break(h->value, h->value_len) ||
+            fl_str_ieq(h->name, h->name_len, "content-length") ||
+            fl_str_ieq(h->name, h->name_len, "transfer-encoding"))
+            return FL_EINVAL;
+        has_host |= fl_str_ieq(h->name, h->name_len, "host");
+        rc = fl_buf_append(b, h->name, h->name_len);
+        rc = rc ? rc : fl_buf_append(b, ": ", 2);
+        rc = rc ? rc : fl_buf_append(b, h->value, h->value_len);
+        rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
+    }
+    if (rc == 0 && !has_host)
+        rc = fl_buf_appendf(b, "Host: %s\r\n",
+                            fl_str_has_prefix(req->target, "unix:") ? "localhost" : req->target);
+    bool needs_length = req->body_len > 0 || strcmp(req->method, "POST") == 0 ||
+                        strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
+    if (rc == 0 && needs_length)
+        rc = fl_buf_appendf(b, "Content-Length: %zu\r\n", req->body_len);
+    rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
+    if (rc == 0 && req->body_len > 0)
+        rc = fl_buf_append(b, req->body, req->body_len);
+    return rc;
+}
+
+int fl_http_client_request_stream(struct fl_http_client *client,
+                                  const struct fl_http_client_request *req,
+                                  fl_http_client_head_cb on_head, fl_http_client_body_cb on_body,
+                                  fl_http_client_cb cb, void *data, struct fl_http_call **out)
+{
+    if (client->closing)
+        return FL_ECANCELED;
+    int rc;
+    struct target *t = target_get(client, req->target ? req->target : "", &rc);
+    if (t == NULL)
+        return rc;
+    if (t->idle == NULL && t->nconns >= client->cfg.max_conns &&
+        t->nqueued >= client->cfg.max_queued)
+        return FL_EAGAIN;
+    struct fl_http_call *call = calloc(1, sizeof(*call));
+    if (call == NULL)
+        return FL_ENOMEM;
+    call->client = client;
+    call->target = t;
+    call->cb = cb;
+    call->on_head = on_head;
+    call->on_body = on_body;
+    call->data = data;
+    call->idempotent = req->idempotent;
+    call->timeout_ms = req->timeout_ms;
+    fl_buf_init(&call->request, (size_t)-1 / 2);
+    fl_buf_init(&call->store, client->cfg.max_header_bytes + 1);
+    fl_buf_init(&call->body, client->cfg.max_response_bytes);
+    rc = serialize(call, req);
+    if (rc < 0) {
+        call_free(call);
+        return rc;
+    }
+    if (out != NULL)
+        *out = call;
+    call_start(call, false);
+    return 0;
+}
+
+int fl_http_client_request(struct fl_http_client *client, const struct fl_http_client_request *req,
+                           fl_http_client_cb cb, void *data, struct fl_http_call **call)
+{
+    return fl_http_client_request_stream(client, req, NULL, NULL, cb, data, call);
+}
+
+void fl_http_client_cancel(struct fl_http_call *call)
+{
+    if (call->state == CALL_QUEUED) {
+        queue_remove(call->target, call);
+        call_finish(call, FL_ECANCELED);
+        return;
+    }
+    if (call->state == CALL_ACTIVE && call->conn != NULL) {
+        struct conn *c = call->conn;
+        struct target *t = c->target;
+        c->call = NULL;
+        call->conn = NULL;
+        if (c->state == CONN_CONNECTING) {
+            /* let the connection finish opening; it joins the pool */
+        } else {
+            conn_close(c); /* the request may be half written or answered */
+        }
+        call_finish(call, FL_ECANCELED);
+        pump_queue(t);
+    }
+}
+
+void fl_http_client_close(struct fl_http_client *client, void (*done)(void *data), void *data)
+{
+    client->closing = true;
+    client->done = done;
+    client->done_data = data;
+    client->handles_open++; /* held while callbacks run below */
+    for (int b = 0; b < NBUCKETS; b++) {
+        for (struct target *t = client->buckets[b]; t != NULL; t = t->next) {
+            while (t->queue_head != NULL) {
+                struct fl_http_call *call = t->queue_head;
+                queue_remove(t, call);
+                call_finish(call, FL_ECANCELED);
+            }
+        }
+    }
+    for (struct conn *c = client->conns; c != NULL; c = c->all_next) {
+        if (c->state == CONN_CLOSING)
+            continue;
+        struct fl_http_call *call = c->call;
+        c->call = NULL;
+        conn_close(c);
+        if (call != NULL) {
+            call->conn = NULL;
+            call_finish(call, FL_ECANCELED);
+        }
+    }
+    client->handles_open--;
+    client_maybe_free(client);
+}
