@@ -102,7 +102,7 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-e2e
 
-test-unit: $(UNIT_BINS)
+test-unit: $(UNIT_BINS) $(HELPER_BINS)
 	@scripts/run-unit-tests $(UNIT_BINS)
 
 test-e2e: $(BINS) $(HELPER_BINS)

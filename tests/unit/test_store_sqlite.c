@@ -1,0 +1,292 @@
+/*
+ * The SQLite store: the conformance suite, the errors an operator can meet
+ * (a second flintd, a foreign or corrupt file, an unusable directory), and
+ * crash tests that SIGKILL a busy writer many times.
+ */
+#include "runner.h"
+
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static struct fl_store *open_store(uv_loop_t *l, const char *dir,
+                                   const struct fl_store_options *opts)
+{
+    struct fl_store *s;
+    char err[512] = "";
+    int rc = fl_store_open_sqlite(l, dir, opts, &s, err, sizeof(err));
+    if (rc != 0)
+        fl_test_fail(__FILE__, __LINE__, "cannot open the store: %s", err);
+    return s;
+}
+
+#include "store_conformance.inc"
+
+static int try_open(const char *dir, char *err, size_t errsize)
+{
+    uv_loop_t l;
+    struct fl_store *s;
+    uv_loop_init(&l);
+    int rc = fl_store_open_sqlite(&l, dir, NULL, &s, err, errsize);
+    if (rc == 0) {
+        fl_store_close(s, NULL, NULL);
+        uv_run(&l, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&l);
+    return rc;
+}
+
+TEST(a_second_opener_is_refused)
+{
+    start(NULL);
+    char err[512];
+    ASSERT_EQ(try_open(fl_test_tmpdir(), err, sizeof(err)), FL_ELOCKED);
+    ASSERT(strstr(err, "in use by another flintd") != NULL);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "(pid %d)", (int)getpid());
+    ASSERT(strstr(err, pid) != NULL);
+    stop();
+    ASSERT_OK(try_open(fl_test_tmpdir(), err, sizeof(err))); /* free again */
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+TEST(foreign_and_corrupt_files_are_refused_untouched)
+{
+    char dir[4200], path[4300], err[512];
+    snprintf(dir, sizeof(dir), "%s/text", fl_test_tmpdir());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof(path), "%s/flint.db", dir);
+    const char text[] = "this is a text file that happens to be called flint.db\n";
+    write_file(path, text, sizeof(text));
+    ASSERT_EQ(try_open(dir, err, sizeof(err)), FL_ECORRUPT);
+    ASSERT(strstr(err, "is not a flint store") != NULL);
+    struct stat st;
+    ASSERT_OK(stat(path, &st));
+    ASSERT_EQ(st.st_size, (off_t)sizeof(text)); /* untouched */
+
+    snprintf(dir, sizeof(dir), "%s/other", fl_test_tmpdir());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof(path), "%s/flint.db", dir);
+    sqlite3 *db;
+    ASSERT_OK(sqlite3_open(path, &db));
+    ASSERT_OK(sqlite3_exec(db,
+                           "CREATE TABLE accounts(id INTEGER); INSERT INTO accounts VALUES (7);",
+                           NULL, NULL, NULL));
+    sqlite3_close(db);
+    ASSERT_EQ(try_open(dir, err, sizeof(err)), FL_ECORRUPT);
+    ASSERT(strstr(err, "database of another program") != NULL);
+    ASSERT_OK(sqlite3_open(path, &db));
+    ASSERT_OK(sqlite3_exec(db, "SELECT id FROM accounts", NULL, NULL, NULL)); /* still theirs */
+    sqlite3_close(db);
+
+    /* a flint store cut short */
+    snprintf(dir, sizeof(dir), "%s/cut", fl_test_tmpdir());
+    mkdir(dir, 0700);
+    ASSERT_OK(try_open(dir, err, sizeof(err)));
+    snprintf(path, sizeof(path), "%s/flint.db", dir);
+    ASSERT_OK(truncate(path, 1500));
+    snprintf(path, sizeof(path), "%s/flint.db-wal", dir);
+    unlink(path);
+    int rc = try_open(dir, err, sizeof(err));
+    ASSERT_EQ(rc, FL_ECORRUPT);
+    ASSERT(strlen(err) > 0);
+}
+
+TEST(an_unusable_directory_is_a_clear_error)
+{
+    char err[512];
+    int rc = try_open("/proc/1", err, sizeof(err));
+    ASSERT(rc < 0);
+    ASSERT(strstr(err, "cannot open '/proc/1/flint.lock'") != NULL);
+    char missing[4200];
+    snprintf(missing, sizeof(missing), "%s/does/not/exist", fl_test_tmpdir());
+    ASSERT_EQ(try_open(missing, err, sizeof(err)), FL_ENOENT);
+}
+
+/* ---- crash tests ---- */
+
+static char crasher[4200];
+
+static void find_crasher(void)
+{
+    const char *build = getenv("FLINT_BUILD");
+    if (build != NULL) {
+        snprintf(crasher, sizeof(crasher), "%s/tests/helpers/store_crasher", build);
+        return;
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ASSERT(n > 0);
+    self[n] = '\0';
+    *strrchr(self, '/') = '\0';
+    snprintf(crasher, sizeof(crasher), "%s/helpers/store_crasher", self);
+}
+
+/* Acknowledged operations, as the crasher printed them. */
+struct acked {
+    char (*streams)[64];
+    int nstreams;
+    char (*ids)[64];
+    int nids;
+};
+
+static void collect(const char *out, struct acked *a)
+{
+    const char *p = out;
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break; /* a torn last line: not acknowledged */
+        char line[128];
+        size_t n = (size_t)(nl - p) < sizeof(line) - 1 ? (size_t)(nl - p) : sizeof(line) - 1;
+        memcpy(line, p, n);
+        line[n] = '\0';
+        if (line[0] == 'A') {
+            a->streams = realloc(a->streams, (size_t)(a->nstreams + 1) * 64);
+            snprintf(a->streams[a->nstreams++], 64, "%s", line + 2);
+        } else if (line[0] == 'P') {
+            a->ids = realloc(a->ids, (size_t)(a->nids + 1) * 64);
+            snprintf(a->ids[a->nids++], 64, "%s", line + 2);
+        }
+        p = nl + 1;
+    }
+}
+
+/* Run the crasher for a round, kill it after ms, and gather its output. */
+static void crash_round(int round, int ms, struct acked *a)
+{
+    int pipefd[2];
+    ASSERT_OK(pipe(pipefd));
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        close(pipefd[0]);
+        char r[16];
+        snprintf(r, sizeof(r), "%d", round);
+        execl(crasher, crasher, fl_test_tmpdir(), r, (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    /* read while it runs, so it never blocks on a full pipe */
+    static char out[1 << 22];
+    size_t len = 0;
+    int64_t end = fl_clock_wall_ms() + ms;
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    while (fl_clock_wall_ms() < end) {
+        ssize_t n = read(pipefd[0], out + len, sizeof(out) - 1 - len);
+        if (n > 0)
+            len += (size_t)n;
+        else
+            usleep(1000);
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    ASSERT(WIFSIGNALED(status)); /* it was busy, not done */
+    for (;;) {
+        ssize_t n = read(pipefd[0], out + len, sizeof(out) - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(pipefd[0]);
+    out[len] = '\0';
+    collect(out, a);
+}
+
+static struct got *read_stream(const char *stream)
+{
+    struct got *g = got_new();
+    ASSERT_OK(fl_store_read(store, stream, 1, 0, got_cb, g));
+    wait_for(g);
+    ASSERT_OK(g->err);
+    return g;
+}
+
+TEST_TIMEOUT(acknowledged_writes_survive_sigkill, 120)
+{
+    find_crasher();
+    ASSERT_OK(access(crasher, X_OK));
+    struct acked a = {0};
+    srand((unsigned)time(NULL));
+    int rounds = 25;
+    for (int round = 0; round < rounds; round++)
+        crash_round(round, 60 + rand() % 240, &a);
+    ASSERT(a.nstreams > 0 && a.nids > 0);
+
+    start(NULL);
+    /* every acknowledged append is there whole: 3 events, in order */
+    for (int i = 0; i < a.nstreams; i++) {
+        struct got *g = read_stream(a.streams[i]);
+        if (g->n != 3)
+            fl_test_fail(__FILE__, __LINE__, "stream %s has %zu events", a.streams[i], g->n);
+        ASSERT_STR_EQ(g->rec[0].type, "first");
+        ASSERT_STR_EQ(g->rec[2].type, "third");
+        got_free(g);
+    }
+    /* no stream anywhere shows part of an append */
+    struct got *all = got_new();
+    ASSERT_OK(fl_store_streams(store, "", got_cb, all));
+    wait_for(all);
+    for (size_t i = 0; i < all->n && i < 64; i++)
+        ASSERT_EQ(all->rec[i].seq % 3, 0);
+    got_free(all);
+    /* every acknowledged publish is there exactly once */
+    consumer("crash", "check", 600000, 5);
+    static uint8_t count[1 << 20];
+    int total = 0;
+    for (;;) {
+        struct got *g = fetch("crash", "check", 64);
+        ASSERT_OK(g->err);
+        if (g->n == 0) {
+            got_free(g);
+            break;
+        }
+        for (size_t i = 0; i < g->n; i++) {
+            int round, k;
+            ASSERT_EQ(sscanf(g->rec[i].key, "r%d-%d", &round, &k), 2);
+            ASSERT(k < (1 << 14) && round < 64);
+            count[round * (1 << 14) + k]++;
+            total++;
+        }
+        got_free(g);
+    }
+    for (int i = 0; i < a.nids; i++) {
+        int round, k;
+        ASSERT_EQ(sscanf(a.ids[i], "r%d-%d", &round, &k), 2);
+        if (count[round * (1 << 14) + k] != 1)
+            fl_test_fail(__FILE__, __LINE__, "message %s stored %d times", a.ids[i],
+                         count[round * (1 << 14) + k]);
+    }
+    for (int i = 0; i < (1 << 20); i++)
+        ASSERT(count[i] <= 1); /* nothing twice, acknowledged or not */
+    stop();
+
+    sqlite3 *db;
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
+    ASSERT_OK(sqlite3_open(path, &db));
+    sqlite3_stmt *st;
+    ASSERT_OK(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL));
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_STR_EQ((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("%d rounds: %d appends and %d publishes acknowledged, %d messages kept\n", rounds,
+           a.nstreams, a.nids, total);
+    free(a.streams);
+    free(a.ids);
+}
