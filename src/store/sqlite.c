@@ -18,7 +18,8 @@
  * PRAGMA user_version = schema version, now 1):
  *
  *   meta(key, value)        'revision': the last resource revision given;
- *                           'compacted': changes at or below it are gone
+ *                           'compacted': changes at or below it are gone;
+ *                           'gseq': the last global event sequence given
  *   resources(kind, name, value, revision, created, updated)
  *                           one row per live resource; revision is the
  *                           revision of its last put
@@ -27,10 +28,13 @@
  *                           delete (op 2), rev = the revision it made;
  *                           kept for watches, the oldest compacted beyond
  *                           the retention
- *   streams(name, last_seq) one row per event stream
  *   events(gseq, stream, seq, ts, type, data)
- *                           gseq global and increasing; seq 1..last_seq
- *                           per stream without gaps
+ *                           gseq (the rowid) global and increasing, so a
+ *                           batch of appends lands on one or two pages;
+ *                           a unique index on (stream, seq); seq runs
+ *                           1..n per stream without gaps, so a stream's
+ *                           last sequence is its largest seq and a stream
+ *                           exists while it has events
  *   topics(name, max_msgs, max_bytes, max_age, dup_window, last_seq,
  *          bytes, count)    bytes and count describe the messages kept
  *   messages(topic, seq, ts, msg_id, headers, data)
@@ -137,6 +141,8 @@ struct worker {
     struct job *head, *tail;
     bool writer;
     bool stop;
+    uint64_t gseq;   /* writer: the last global event sequence given */
+    bool gseq_dirty; /* writer: gseq moved in this batch */
 };
 
 struct fl_store {
@@ -191,11 +197,9 @@ enum sql {
     SQL_CHANGES_FROM_KIND,
     SQL_CHANGES_COMPACT,
     SQL_STREAM_GET,
-    SQL_STREAM_SET,
+    SQL_STREAM_NEXT,
     SQL_EVENT_ADD,
     SQL_EVENTS_READ,
-    SQL_STREAMS_LIST,
-    SQL_STREAM_DEL,
     SQL_EVENTS_DEL,
     SQL_TOPIC_GET,
     SQL_TOPIC_PUT,
@@ -249,15 +253,12 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_CHANGES_FROM_KIND] = "SELECT rev, kind, name, op, value, ts FROM changes "
                               "WHERE rev > ?1 AND kind = ?2 ORDER BY rev LIMIT 10000",
     [SQL_CHANGES_COMPACT] = "DELETE FROM changes WHERE rev <= ?1",
-    [SQL_STREAM_GET] = "SELECT last_seq FROM streams WHERE name = ?1",
-    [SQL_STREAM_SET] = "INSERT INTO streams(name, last_seq) VALUES (?1, ?2) "
-                       "ON CONFLICT(name) DO UPDATE SET last_seq = excluded.last_seq",
-    [SQL_EVENT_ADD] = "INSERT INTO events(stream, seq, ts, type, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [SQL_STREAM_GET] = "SELECT max(seq) FROM events WHERE stream = ?1",
+    [SQL_STREAM_NEXT] = "SELECT stream FROM events WHERE stream > ?1 ORDER BY stream LIMIT 1",
+    [SQL_EVENT_ADD] = "INSERT INTO events(stream, seq, gseq, ts, type, data) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [SQL_EVENTS_READ] = "SELECT seq, gseq, ts, type, data FROM events WHERE stream = ?1 "
                         "AND seq >= ?2 ORDER BY seq LIMIT ?3",
-    [SQL_STREAMS_LIST] = "SELECT name, last_seq FROM streams "
-                         "WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name",
-    [SQL_STREAM_DEL] = "DELETE FROM streams WHERE name = ?1",
     [SQL_EVENTS_DEL] = "DELETE FROM events WHERE stream = ?1",
     [SQL_TOPIC_GET] = "SELECT max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count "
                       "FROM topics WHERE name = ?1",
@@ -316,9 +317,9 @@ static const char schema[] =
     "CREATE TABLE changes(rev INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,"
     " op INTEGER NOT NULL, value BLOB, ts INTEGER NOT NULL);"
     "CREATE INDEX changes_kind ON changes(kind, rev);"
-    "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE events(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL, UNIQUE(stream, seq));"
+    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX events_stream ON events(stream, seq);"
     "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"
     " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"
     " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;"
@@ -334,7 +335,7 @@ static const char schema[] =
     " count INTEGER NOT NULL, deadline INTEGER NOT NULL, dead INTEGER NOT NULL,"
     " PRIMARY KEY(topic, consumer, seq)) WITHOUT ROWID;"
     "CREATE INDEX deliveries_due ON deliveries(dead, deadline);"
-    "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0);";
+    "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0), ('gseq', 0);";
 
 static int sqlite_err(int rc)
 {
@@ -644,36 +645,40 @@ static int do_changes(struct worker *w, struct job *j)
 
 /* ---- event streams ---- */
 
-static int do_append(struct worker *w, struct job *j, int64_t now)
+static uint64_t stream_last(struct worker *w, const char *stream)
 {
     sqlite3_stmt *st = stmt(w, SQL_STREAM_GET);
-    bind_text(st, 1, j->s1);
+    bind_text(st, 1, stream);
     uint64_t last = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
+    return last;
+}
+
+static int do_append(struct worker *w, struct job *j, int64_t now)
+{
+    uint64_t last = stream_last(w, j->s1);
     if (j->u1 != FL_SEQ_ANY && j->u1 != last)
         return FL_ECONFLICT;
+    /* The global sequence lives in the writer between commits; meta keeps
+     * it durable (saved once per batch, see write_batch). */
+    uint64_t gseq = w->gseq;
     for (size_t i = 0; i < j->nevents; i++) {
-        st = stmt(w, SQL_EVENT_ADD);
+        sqlite3_stmt *st = stmt(w, SQL_EVENT_ADD);
         bind_text(st, 1, j->s1);
         sqlite3_bind_int64(st, 2, (int64_t)(last + 1 + i));
-        sqlite3_bind_int64(st, 3, now);
-        bind_text(st, 4, j->events[i].type);
-        sqlite3_bind_blob(st, 5, j->events[i].data, (int)j->events[i].len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)(gseq + 1 + i));
+        sqlite3_bind_int64(st, 4, now);
+        bind_text(st, 5, j->events[i].type);
+        sqlite3_bind_blob(st, 6, j->events[i].data, (int)j->events[i].len, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
             return sqlite_err(rc);
-        if (i == 0)
-            j->res.gseq = (uint64_t)sqlite3_last_insert_rowid(w->db);
     }
-    st = stmt(w, SQL_STREAM_SET);
-    bind_text(st, 1, j->s1);
-    sqlite3_bind_int64(st, 2, (int64_t)(last + j->nevents));
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sqlite_err(rc);
+    w->gseq = gseq + j->nevents;
+    w->gseq_dirty = true;
     j->res.seq = last + 1;
+    j->res.gseq = gseq + 1;
     return 0;
 }
 
@@ -705,43 +710,83 @@ static int do_read(struct worker *w, struct job *j)
     return rc == SQLITE_DONE ? 0 : sqlite_err(rc);
 }
 
+/* Each stream once, without scanning its events: seek to the next
+ * stream name after the previous one. */
 static int do_streams(struct worker *w, struct job *j)
 {
-    sqlite3_stmt *st = stmt(w, SQL_STREAMS_LIST);
-    bind_text(st, 1, j->s1);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    size_t plen = strlen(j->s1);
+    char *prev = fl_strndup(j->s1, plen);
+    int rc = prev ? 0 : FL_ENOMEM;
+    bool first = true;
+    while (rc == 0) {
+        sqlite3_stmt *st = stmt(w, SQL_STREAM_NEXT);
+        /* start just before the prefix: the empty string sorts first */
+        bind_text(st, 1, first && plen == 0 ? "" : prev);
+        if (first && plen > 0) {
+            /* names >= prefix: ask for > (prefix minus its last byte, then 0xff...) is
+             * awkward; instead look the prefix itself up first */
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            sqlite3_stmt *get = stmt(w, SQL_STREAM_GET);
+            bind_text(get, 1, prev);
+            bool exact =
+                sqlite3_step(get) == SQLITE_ROW && sqlite3_column_type(get, 0) != SQLITE_NULL;
+            sqlite3_reset(get);
+            first = false;
+            if (exact) {
+                struct fl_record *r = add_record(j);
+                if (r == NULL) {
+                    rc = FL_ENOMEM;
+                    break;
+                }
+                r->key = fl_strndup(prev, plen);
+                r->seq = stream_last(w, prev);
+                rc = finish_record(r);
+            }
+            continue;
+        }
+        first = false;
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            sqlite3_reset(st);
+            break;
+        }
+        char *name = dup_column(st, 0, NULL);
+        sqlite3_reset(st);
+        if (name == NULL) {
+            rc = FL_ENOMEM;
+            break;
+        }
+        if (strncmp(name, j->s1, plen) != 0) {
+            free(name);
+            break; /* past the prefix */
+        }
         struct fl_record *r = add_record(j);
         if (r == NULL) {
-            sqlite3_reset(st);
-            return FL_ENOMEM;
+            free(name);
+            rc = FL_ENOMEM;
+            break;
         }
-        r->key = dup_column(st, 0, NULL);
-        r->seq = (uint64_t)sqlite3_column_int64(st, 1);
-        if (finish_record(r) < 0) {
-            sqlite3_reset(st);
-            return FL_ENOMEM;
-        }
+        r->key = name;
+        r->seq = stream_last(w, name);
+        rc = finish_record(r);
+        free(prev);
+        prev = fl_strndup(name, strlen(name));
+        if (prev == NULL)
+            rc = FL_ENOMEM;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : sqlite_err(rc);
+    free(prev);
+    return rc;
 }
 
 static int do_stream_delete(struct worker *w, struct job *j)
 {
-    sqlite3_stmt *st = stmt(w, SQL_STREAM_DEL);
+    sqlite3_stmt *st = stmt(w, SQL_EVENTS_DEL);
     bind_text(st, 1, j->s1);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return sqlite_err(rc);
-    if (sqlite3_changes(w->db) == 0)
-        return FL_ENOENT;
-    st = stmt(w, SQL_EVENTS_DEL);
-    bind_text(st, 1, j->s1);
-    rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : sqlite_err(rc);
+    return sqlite3_changes(w->db) == 0 ? FL_ENOENT : 0;
 }
 
 /* ---- topics ---- */
@@ -1203,21 +1248,30 @@ static void write_batch(struct fl_store *s, struct worker *w, struct job *batch)
     struct job *last = batch;
     int rc = exec_simple(w, SQL_BEGIN);
     bool changed = false;
+    uint64_t gseq_before = w->gseq;
     for (struct job *j = batch; j != NULL; j = j->next) {
         last = j;
         if (rc < 0) {
             j->err = rc;
             continue;
         }
-        exec_simple(w, SQL_SAVEPOINT);
+        /* A savepoint lets a failing job undo its own writes; an append of
+         * one event has a single write, so it cannot fail half-way. */
+        bool savepoint = !(j->op == OP_APPEND && j->nevents == 1);
+        if (savepoint)
+            exec_simple(w, SQL_SAVEPOINT);
+        uint64_t gseq_job = w->gseq;
         j->err = run_job(w, j, now);
         if (j->err < 0) {
-            exec_simple(w, SQL_ROLLBACK_TO);
+            w->gseq = gseq_job;
+            if (savepoint)
+                exec_simple(w, SQL_ROLLBACK_TO);
             free_records(j);
             j->changed = j->published = false;
             memset(&j->res, 0, sizeof(j->res));
         }
-        exec_simple(w, SQL_RELEASE);
+        if (savepoint)
+            exec_simple(w, SQL_RELEASE);
         changed |= j->changed;
     }
     if (rc == 0 && changed) {
@@ -1232,6 +1286,9 @@ static void write_batch(struct fl_store *s, struct worker *w, struct job *batch)
             sqlite3_reset(st);
         }
     }
+    if (rc == 0 && w->gseq_dirty)
+        rc = meta_set(w, "gseq", (int64_t)w->gseq);
+    w->gseq_dirty = false;
     if (rc == 0) {
         rc = exec_simple(w, SQL_COMMIT);
         if (rc < 0) {
@@ -1241,6 +1298,7 @@ static void write_batch(struct fl_store *s, struct worker *w, struct job *batch)
     }
     if (rc < 0) {
         /* nothing of the batch is durable: every job fails */
+        w->gseq = gseq_before;
         for (struct job *j = batch; j != NULL; j = j->next) {
             if (j->err == 0)
                 j->err = rc;
@@ -1810,7 +1868,6 @@ int fl_store_redrive(struct fl_store *s, const char *topic, const char *consumer
     return queue_job(s, j, true, j->s1 && j->s2);
 }
 
-
 int fl_store_notify(struct fl_store *s, const char *topic, const char *consumer, fl_store_cb cb,
                     void *data, struct fl_store_watch **out)
 {
@@ -1942,6 +1999,8 @@ static int configure_writer(sqlite3 *db, const char *path, char *err, size_t err
         return sqlite_err(sqlite3_errcode(db)) ? sqlite_err(sqlite3_errcode(db)) : FL_EIO;
     }
     sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    /* keep the B-tree pages the writer touches in memory (64 MiB) */
+    sqlite3_exec(db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
     return 0;
 }
 
@@ -2008,6 +2067,8 @@ int fl_store_open_sqlite(uv_loop_t *loop, const char *dir, const struct fl_store
         rc = open_db(s->path, true, &s->reader.db, err, errsize);
     if (rc == 0)
         rc = prepare_all(&s->writer, s->path, err, errsize);
+    if (rc == 0)
+        s->writer.gseq = (uint64_t)meta_get(&s->writer, "gseq");
     if (rc == 0)
         rc = prepare_all(&s->reader, s->path, err, errsize);
     if (rc < 0)

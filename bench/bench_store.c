@@ -1,0 +1,228 @@
+/*
+ * Store benchmark, in one run on one disk (bench/store.sh):
+ *
+ *   1. baseline: a loop of write(64 bytes) + fdatasync on a plain file;
+ *   2. durable event appends with group commit, with 1, 16 and 256
+ *      appenders each keeping one append in flight;
+ *   3. topic throughput: publishes kept 256 in flight while a consumer
+ *      fetches up to 64 at a time and acks each message.
+ *
+ *   bench_store DIR [SECONDS]
+ */
+#include "base/clock.h"
+#include "base/error.h"
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uv_loop_t *loop;
+static struct fl_store *store;
+static double seconds = 3;
+static uint64_t deadline_ns;
+static long done_count;
+static int in_flight;
+
+static double now_s(void)
+{
+    return (double)fl_clock_mono_ns() / 1e9;
+}
+
+static double baseline(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/baseline.dat", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    if (fd < 0) {
+        perror("open");
+        exit(1);
+    }
+    char line[64];
+    memset(line, 'x', sizeof(line));
+    line[63] = '\n';
+    long n = 0;
+    double start = now_s();
+    while (now_s() - start < seconds) {
+        if (write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) || fdatasync(fd) != 0) {
+            perror("write");
+            exit(1);
+        }
+        n++;
+    }
+    double rate = n / (now_s() - start);
+    close(fd);
+    unlink(path);
+    return rate;
+}
+
+struct appender {
+    char stream[64];
+};
+
+static const char event[] = "{\"task\":\"resize\",\"attempt\":1,\"input\":\"0123456789abcdef\"}";
+
+static void append_next(struct appender *a);
+
+static void appended(int err, const struct fl_store_result *res, void *data)
+{
+    if (err != 0) {
+        fprintf(stderr, "append: %s\n", fl_strerror(err));
+        exit(1);
+    }
+    done_count++;
+    in_flight--;
+    if (fl_clock_mono_ns() < deadline_ns)
+        append_next(data);
+}
+
+static void append_next(struct appender *a)
+{
+    struct fl_event_in ev = {"TaskSucceeded", event, sizeof(event) - 1};
+    if (fl_store_append(store, a->stream, &ev, 1, FL_SEQ_ANY, appended, a) != 0)
+        exit(1);
+    in_flight++;
+}
+
+static double appends(int appenders)
+{
+    static struct appender a[256];
+    done_count = 0;
+    deadline_ns = fl_clock_mono_ns() + (uint64_t)(seconds * 1e9);
+    double start = now_s();
+    for (int i = 0; i < appenders; i++) {
+        snprintf(a[i].stream, sizeof(a[i].stream), "bench/%d/%d", appenders, i);
+        append_next(&a[i]);
+    }
+    while (in_flight > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    return done_count / (now_s() - start);
+}
+
+/* ---- topics ---- */
+
+static long published, acked;
+static int publishing;
+static bool fetching;
+static struct fl_store_watch *note;
+
+static void publish_next(void);
+
+static void on_published(int err, const struct fl_store_result *res, void *data)
+{
+    if (err != 0)
+        exit(1);
+    publishing--;
+    published++;
+    if (fl_clock_mono_ns() < deadline_ns)
+        publish_next();
+}
+
+static void publish_next(void)
+{
+    static const char msg[] = "{\"order\":42,\"amount\":\"19.99\"}";
+    if (fl_store_publish(store, "bench", NULL, NULL, msg, sizeof(msg) - 1, on_published, NULL))
+        exit(1);
+    publishing++;
+}
+
+static void fetch_more(void);
+
+static void on_acked(int err, const struct fl_store_result *res, void *data)
+{
+    if (err != 0)
+        exit(1);
+    acked++;
+}
+
+static void on_fetched(int err, const struct fl_store_result *res, void *data)
+{
+    fetching = false;
+    if (err != 0)
+        exit(1);
+    for (size_t i = 0; i < res->n; i++)
+        if (fl_store_ack(store, "bench", "c", res->records[i].seq, FL_ACK, 0, on_acked, NULL))
+            exit(1);
+    if (res->n > 0)
+        fetch_more();
+}
+
+static void fetch_more(void)
+{
+    if (fetching)
+        return;
+    fetching = true;
+    if (fl_store_fetch(store, "bench", "c", 64, on_fetched, NULL) != 0)
+        exit(1);
+}
+
+static void on_note(int err, const struct fl_store_result *res, void *data)
+{
+    fetch_more();
+}
+
+static void on_setup(int err, const struct fl_store_result *res, void *data)
+{
+    if (err != 0)
+        exit(1);
+    (*(int *)data)++;
+}
+
+static double topic_throughput(void)
+{
+    int ready = 0;
+    struct fl_topic_limits limits = {0};
+    struct fl_consumer_config cfg = {60000, 5};
+    fl_store_topic_create(store, "bench", &limits, on_setup, &ready);
+    fl_store_consumer_create(store, "bench", "c", &cfg, on_setup, &ready);
+    while (ready < 2)
+        uv_run(loop, UV_RUN_ONCE);
+    fl_store_notify(store, "bench", "c", on_note, NULL, &note);
+    deadline_ns = fl_clock_mono_ns() + (uint64_t)(seconds * 1e9);
+    double start = now_s();
+    for (int i = 0; i < 256; i++)
+        publish_next();
+    while (publishing > 0 || acked < published) {
+        uv_run(loop, UV_RUN_ONCE);
+        if (publishing == 0 && !fetching && acked < published)
+            fetch_more();
+    }
+    double elapsed = now_s() - start;
+    fl_store_unwatch(note);
+    return acked / elapsed;
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_store DIR [SECONDS]\n");
+        return 2;
+    }
+    if (argc > 2)
+        seconds = strtod(argv[2], NULL);
+    loop = uv_default_loop();
+    if (fl_store_open_sqlite(loop, argv[1], NULL, &store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench_store: %s\n", err);
+        return 1;
+    }
+    double base = baseline(argv[1]);
+    printf("durable writes, %.0f s each, on the same disk\n", seconds);
+    printf("%-44s %12.0f /s\n", "write + fdatasync loop (baseline)", base);
+    int counts[] = {1, 16, 256};
+    for (int i = 0; i < 3; i++) {
+        double rate = appends(counts[i]);
+        char label[64];
+        snprintf(label, sizeof(label), "event appends, %d appender%s", counts[i],
+                 counts[i] > 1 ? "s" : "");
+        printf("%-44s %12.0f /s   ratio to baseline %.1f\n", label, rate, rate / base);
+    }
+    double topic = topic_throughput();
+    printf("%-44s %12.0f /s   ratio to baseline %.1f\n", "topic publish -> fetch -> ack", topic,
+           topic / base);
+    fl_store_close(store, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return 0;
+}
