@@ -6,6 +6,7 @@
  *   --url URL       the API (default $FLINT_URL, else http://127.0.0.1:7070)
  *   --token TOKEN   bearer token (default $FLINT_TOKEN, else DATA/token)
  *   --data DIR      data directory to read the token from ($FLINT_DATA, ./.flint-data)
+ * (those three before the command), and anywhere:
  *   -o, --output F  table, json or yaml
  */
 #include "cli/cli.h"
@@ -141,16 +142,19 @@ static int read_token_file(struct cli *cli, const char *dir)
 static int take_global_options(struct cli *cli, int argc, char **argv, const char **data)
 {
     int out = 0;
+    bool before_command = true;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char **target = NULL;
         const char *value = NULL;
         static const char *url, *token, *output;
-        if (strcmp(a, "--url") == 0)
+        /* --url, --token and --data come before the command (route create
+         * has an --url of its own); -o may stand anywhere. */
+        if (before_command && strcmp(a, "--url") == 0)
             target = &url;
-        else if (strcmp(a, "--token") == 0)
+        else if (before_command && strcmp(a, "--token") == 0)
             target = &token;
-        else if (strcmp(a, "--data") == 0)
+        else if (before_command && strcmp(a, "--data") == 0)
             target = data;
         else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)
             target = &output;
@@ -159,6 +163,8 @@ static int take_global_options(struct cli *cli, int argc, char **argv, const cha
         else if (fl_str_has_prefix(a, "-o") && strlen(a) > 2)
             target = &output, value = a + 2;
         if (target == NULL) {
+            if (a[0] != '-')
+                before_command = false;
             argv[out++] = argv[i];
             continue;
         }

@@ -8,11 +8,13 @@
  * one libuv loop for all networking. SIGTERM and SIGINT stop accepting,
  * let requests in flight finish (up to --drain), and exit 0.
  */
+#include "api/api.h"
 #include "api/token.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "http/server.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +40,8 @@ struct flintd {
     uv_loop_t loop;
     struct flintd_config cfg;
     char token[FL_TOKEN_HEX + 1];
+    struct fl_store *store;
+    struct fl_api *control;
     struct fl_http_server *api;
     struct fl_http_server *router;
     char api_bound[300];
@@ -144,31 +148,6 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     return 0;
 }
 
-/* ---- the API listener ---- */
-
-static void api_handler(struct fl_http_request *req, void *data)
-{
-    struct flintd *d = data;
-    if (strcmp(req->path, "/healthz") == 0) {
-        struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
-        fl_http_respond(req, 200, &ct, 1, "{\"status\":\"ok\"}", 15);
-        return;
-    }
-    size_t len;
-    const char *auth = fl_http_request_header(req, "authorization", &len);
-    if (!fl_token_check(d->token, auth, auth ? len : 0)) {
-        fl_log(FL_LOG_WARN, "api", "refused a request without a valid token",
-               "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
-               auth == NULL ? "none" : "wrong");
-        fl_http_respond_error(req, 401, "unauthorized",
-                              "this API needs 'Authorization: Bearer <token>'; the token is in "
-                              "the data directory's 'token' file");
-        return;
-    }
-    fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", req->method,
-                          req->path);
-}
-
 /* ---- the router listener ---- */
 
 static void router_handler(struct fl_http_request *req, void *data)
@@ -178,14 +157,25 @@ static void router_handler(struct fl_http_request *req, void *data)
 
 /* ---- life cycle ---- */
 
+static void store_closed(void *data)
+{
+    struct flintd *d = data;
+    d->store = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+/* Listeners first (requests in flight finish), then the store. */
 static void server_closed(void *data)
 {
     struct flintd *d = data;
     d->servers_open--;
-    if (d->servers_open == 0) {
-        uv_close((uv_handle_t *)&d->sigterm, NULL);
-        uv_close((uv_handle_t *)&d->sigint, NULL);
-    }
+    if (d->servers_open > 0)
+        return;
+    if (d->store != NULL)
+        fl_store_close(d->store, store_closed, d);
+    else
+        store_closed(d);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -224,11 +214,11 @@ static int prepare_data_dir(const char *dir)
 }
 
 static int start_listener(struct flintd *d, const char *what, const char *addr,
-                          fl_http_handler handler, struct fl_http_server **srv, char *bound,
-                          size_t boundsize)
+                          const struct fl_http_server_config *cfg, fl_http_handler handler,
+                          void *data, struct fl_http_server **srv, char *bound, size_t boundsize)
 {
     char err[512];
-    int rc = fl_http_server_new(&d->loop, NULL, handler, d, srv);
+    int rc = fl_http_server_new(&d->loop, cfg, handler, data, srv);
     if (rc < 0)
         return rc;
     d->servers_open++;
@@ -271,10 +261,33 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_loop_init(&d.loop);
-    rc = start_listener(&d, "api", d.cfg.api_addr, api_handler, &d.api, d.api_bound,
-                        sizeof(d.api_bound));
+    rc = fl_store_open_sqlite(&d.loop, d.cfg.data_dir, NULL, &d.store, err, sizeof(err));
+    if (rc < 0) {
+        char q[700];
+        fl_log(FL_LOG_ERROR, "flintd", "cannot open the store", "err=%s",
+               fl_log_quote(q, sizeof(q), err));
+        uv_loop_close(&d.loop);
+        return 1;
+    }
+    fl_log(FL_LOG_INFO, "flintd", "store open", "store=\"%s\"", fl_store_describe(d.store));
+    struct fl_http_server_config api_cfg;
+    fl_http_server_config_init(&api_cfg);
+    api_cfg.max_body_bytes = 64u << 20; /* code uploads */
+    struct fl_api_config control = {.data_dir = d.cfg.data_dir,
+                                    .token = d.token,
+                                    .store = d.store,
+                                    .version = FLINT_VERSION,
+                                    .api_addr = d.cfg.api_addr,
+                                    .router_addr = d.cfg.router_addr,
+                                    .max_code_bytes = api_cfg.max_body_bytes};
+    rc = fl_api_new(&d.loop, &control, &d.control);
+    if (rc < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "cannot start the API", "err=\"%s\"", fl_strerror(rc));
     if (rc == 0)
-        rc = start_listener(&d, "router", d.cfg.router_addr, router_handler, &d.router,
+        rc = start_listener(&d, "api", d.cfg.api_addr, &api_cfg, fl_api_handle, d.control, &d.api,
+                            d.api_bound, sizeof(d.api_bound));
+    if (rc == 0)
+        rc = start_listener(&d, "router", d.cfg.router_addr, NULL, router_handler, &d, &d.router,
                             d.router_bound, sizeof(d.router_bound));
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
@@ -282,7 +295,10 @@ int main(int argc, char **argv)
     if (rc < 0) {
         /* stop what did start, then exit non-zero */
         on_signal(&d.sigterm, SIGTERM);
+        if (d.servers_open == 0)
+            fl_store_close(d.store, store_closed, &d);
         uv_run(&d.loop, UV_RUN_DEFAULT);
+        fl_api_free(d.control);
         uv_loop_close(&d.loop);
         return 1;
     }
@@ -291,6 +307,7 @@ int main(int argc, char **argv)
     fl_log(FL_LOG_INFO, "flintd", "ready", "version=%s data=%s api=%s router=%s", FLINT_VERSION,
            d.cfg.data_dir, d.api_bound, d.router_bound);
     uv_run(&d.loop, UV_RUN_DEFAULT);
+    fl_api_free(d.control);
     rc = uv_loop_close(&d.loop);
     fl_log(FL_LOG_INFO, "flintd", "stopped", NULL);
     return rc == 0 ? 0 : 1;

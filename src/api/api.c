@@ -1,0 +1,695 @@
+/*
+ * The control API: see api.h and docs/api.md.
+ *
+ * A request that needs the store becomes a struct call that walks through
+ * its steps from store callbacks: for example, creating a function reads
+ * its environment, checks its code, then puts it with expected revision 0.
+ * A resource is stored as {"spec": ..., "status": ...}; the envelope
+ * (kind, name, revision, times) comes from the store's record.
+ */
+#include "api/api.h"
+
+#include "api/token.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "base/str.h"
+#include "exec/spec.h"
+#include "router/routes.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fl_api {
+    uv_loop_t *loop;
+    struct fl_store *store;
+    char data_dir[4096];
+    char code_dir[4200];
+    char token[FL_TOKEN_HEX + 1];
+    char version[32];
+    char api_addr[300];
+    char router_addr[300];
+    size_t max_code_bytes;
+    int64_t started_ms;
+};
+
+enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
+static const char *const kind_names[] = {"environment", "function", "route"};
+static const char *const kind_plurals[] = {"environments", "functions", "routes"};
+
+enum step { STEP_CHECK_REF, STEP_PUT, STEP_DONE };
+
+struct call {
+    struct fl_api *api;
+    struct fl_http_request *req;
+    enum kind kind;
+    char name[FL_NAME_MAX + 1];
+    bool create;     /* POST (else PUT) */
+    uint64_t expect; /* PUT: the revision the client read */
+    json_t *spec;    /* what will be stored as spec */
+    json_t *value;   /* {"spec", "status"} */
+};
+
+static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
+
+static void respond_json(struct fl_http_request *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text == NULL) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    fl_http_respond(req, status, &content_type_json, 1, text, strlen(text));
+    free(text);
+}
+
+/* The HTTP answer for a store error on kind/name. */
+static void respond_store_error(struct fl_http_request *req, int err, enum kind kind,
+                                const char *name)
+{
+    switch (err) {
+    case FL_ENOENT:
+        fl_http_respond_error(req, 404, "not_found", "%s '%s' does not exist", kind_names[kind],
+                              name);
+        break;
+    case FL_ECONFLICT:
+        fl_http_respond_error(req, 409, "conflict",
+                              "%s '%s' changed since the revision given: read it again",
+                              kind_names[kind], name);
+        break;
+    case FL_ETOOBIG:
+        fl_http_respond_error(req, 413, "too_large", "the %s is too large", kind_names[kind]);
+        break;
+    default:
+        fl_log(FL_LOG_ERROR, "api", "store operation failed", "kind=%s name=%s err=%s",
+               kind_names[kind], name, fl_errname(err));
+        fl_http_respond_error(req, 503, "store_unavailable", "the store failed: %s",
+                              fl_strerror(err));
+    }
+}
+
+/* {kind, name, revision, createdAt, updatedAt, spec, status} from a record. */
+static json_t *envelope(const struct fl_record *r, enum kind kind)
+{
+    char created[32], updated[32];
+    json_t *stored = json_loadb(r->data, r->len, 0, NULL);
+    json_t *out = json_pack("{s:s, s:s, s:I, s:s, s:s, s:O, s:O}", "kind", kind_names[kind], "name",
+                            r->key, "revision", (json_int_t)r->seq, "createdAt",
+                            fl_clock_format(r->created_ms, created, sizeof(created)), "updatedAt",
+                            fl_clock_format(r->ts_ms, updated, sizeof(updated)), "spec",
+                            stored ? json_object_get(stored, "spec") : json_null(), "status",
+                            stored ? json_object_get(stored, "status") : json_null());
+    json_decref(stored);
+    return out;
+}
+
+static void call_free(struct call *c)
+{
+    json_decref(c->spec);
+    json_decref(c->value);
+    free(c);
+}
+
+/* ---- reads ---- */
+
+struct read_ctx {
+    struct fl_http_request *req;
+    enum kind kind;
+    char name[FL_NAME_MAX + 1];
+};
+
+static void on_get(int err, const struct fl_store_result *res, void *data)
+{
+    struct read_ctx *ctx = data;
+    if (err < 0) {
+        respond_store_error(ctx->req, err, ctx->kind, ctx->name);
+    } else {
+        json_t *body = envelope(&res->records[0], ctx->kind);
+        respond_json(ctx->req, 200, body);
+        json_decref(body);
+    }
+    free(ctx);
+}
+
+static void on_list(int err, const struct fl_store_result *res, void *data)
+{
+    struct read_ctx *ctx = data;
+    if (err < 0) {
+        respond_store_error(ctx->req, err, ctx->kind, "*");
+    } else {
+        json_t *items = json_array();
+        for (size_t i = 0; i < res->n; i++)
+            json_array_append_new(items, envelope(&res->records[i], ctx->kind));
+        json_t *body = json_pack("{s:o}", "items", items);
+        respond_json(ctx->req, 200, body);
+        json_decref(body);
+    }
+    free(ctx);
+}
+
+static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum kind kind,
+                        const char *name)
+{
+    struct read_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    ctx->req = req;
+    ctx->kind = kind;
+    int rc;
+    if (name != NULL) {
+        fl_strlcpy(ctx->name, name, sizeof(ctx->name));
+        rc = fl_store_get(api->store, kind_names[kind], name, on_get, ctx);
+    } else {
+        rc = fl_store_list(api->store, kind_names[kind], "", on_list, ctx);
+    }
+    if (rc < 0) {
+        respond_store_error(req, rc, kind, name ? name : "*");
+        free(ctx);
+    }
+}
+
+/* ---- writes ---- */
+
+static void on_put(int err, const struct fl_store_result *res, void *data);
+
+static void do_put(struct call *c)
+{
+    char *text = json_dumps(c->value, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = text ? fl_store_put(c->api->store, kind_names[c->kind], c->name, text, strlen(text),
+                                 c->create ? 0 : c->expect, on_put, c)
+                  : FL_ENOMEM;
+    free(text);
+    if (rc < 0) {
+        respond_store_error(c->req, rc, c->kind, c->name);
+        call_free(c);
+    }
+}
+
+static void on_put_conflict_get(int err, const struct fl_store_result *res, void *data)
+{
+    struct call *c = data;
+    if (err == FL_ENOENT)
+        respond_store_error(c->req, FL_ENOENT, c->kind, c->name);
+    else if (c->create)
+        fl_http_respond_error(c->req, 409, "exists", "%s '%s' exists already", kind_names[c->kind],
+                              c->name);
+    else
+        fl_http_respond_error(c->req, 409, "conflict",
+                              "%s '%s' is at revision %llu, not %llu: read it again and retry",
+                              kind_names[c->kind], c->name,
+                              err == 0 ? (unsigned long long)res->records[0].seq : 0ULL,
+                              (unsigned long long)c->expect);
+    call_free(c);
+}
+
+static void on_put(int err, const struct fl_store_result *res, void *data)
+{
+    struct call *c = data;
+    if (err == FL_ECONFLICT) {
+        /* say which: it does not exist, it exists, or it moved on */
+        if (fl_store_get(c->api->store, kind_names[c->kind], c->name, on_put_conflict_get, c) < 0) {
+            respond_store_error(c->req, err, c->kind, c->name);
+            call_free(c);
+        }
+        return;
+    }
+    if (err < 0) {
+        respond_store_error(c->req, err, c->kind, c->name);
+        call_free(c);
+        return;
+    }
+    fl_log(FL_LOG_INFO, "api", c->create ? "created" : "updated", "kind=%s name=%s revision=%llu",
+           kind_names[c->kind], c->name, (unsigned long long)res->seq);
+    char now[32];
+    fl_clock_format(fl_clock_wall_ms(), now, sizeof(now));
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:O, s:O}", "kind", kind_names[c->kind], "name", c->name,
+                  "revision", (json_int_t)res->seq, "spec", json_object_get(c->value, "spec"),
+                  "status", json_object_get(c->value, "status"));
+    respond_json(c->req, c->create ? 201 : 200, body);
+    json_decref(body);
+    call_free(c);
+}
+
+/* The reference a spec makes, checked before the put. */
+static void on_ref(int err, const struct fl_store_result *res, void *data)
+{
+    struct call *c = data;
+    if (err == FL_ENOENT) {
+        if (c->kind == KIND_FUNCTION)
+            fl_http_respond_error(c->req, 400, "bad_spec",
+                                  "spec.environment: environment '%s' does not exist",
+                                  json_string_value(json_object_get(c->spec, "environment")));
+        else
+            fl_http_respond_error(
+                c->req, 400, "bad_spec", "spec.target.function: function '%s' does not exist",
+                json_string_value(json_object_get(json_object_get(c->spec, "target"), "function")));
+        call_free(c);
+        return;
+    }
+    if (err < 0) {
+        respond_store_error(c->req, err, c->kind, c->name);
+        call_free(c);
+        return;
+    }
+    do_put(c);
+}
+
+static bool code_exists(struct fl_api *api, const char *sha)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", api->code_dir, sha);
+    return access(path, R_OK) == 0;
+}
+
+/* Check the body's spec for kind; on success start the reference check
+ * or the put. Answers the request itself on failure. */
+static void write_resource(struct fl_api *api, struct fl_http_request *req, enum kind kind,
+                           const char *url_name)
+{
+    json_error_t jerr;
+    struct fl_buf msg;
+    char errbuf[512];
+    fl_buf_init(&msg, 1024);
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    struct call *c = NULL;
+    if (body == NULL || !json_is_object(body)) {
+        fl_http_respond_error(req, 400, "bad_json", "the body must be a JSON object%s%s",
+                              body ? "" : ": ", body ? "" : jerr.text);
+        goto out;
+    }
+    const char *name = url_name;
+    if (name == NULL) {
+        name = json_string_value(json_object_get(body, "name"));
+        if (name == NULL) {
+            fl_http_respond_error(req, 400, "bad_spec", "name: is required");
+            goto out;
+        }
+    }
+    if (fl_name_check(name, &msg) < 0) {
+        fl_http_respond_error(req, 400, "bad_spec", "%s", msg.data);
+        goto out;
+    }
+    json_t *spec = json_object_get(body, "spec");
+    if (spec == NULL) {
+        fl_http_respond_error(req, 400, "bad_spec", "spec: is required");
+        goto out;
+    }
+    uint64_t expect = 0;
+    if (url_name != NULL) {
+        json_t *rev = json_object_get(body, "revision");
+        if (!json_is_integer(rev) || json_integer_value(rev) <= 0) {
+            fl_http_respond_error(req, 400, "bad_spec",
+                                  "revision: is required, the revision you read (a positive "
+                                  "integer)");
+            goto out;
+        }
+        expect = (uint64_t)json_integer_value(rev);
+    }
+    int rc = 0;
+    const char *ref = NULL;
+    if (kind == KIND_ENVIRONMENT) {
+        struct fl_env_spec env;
+        rc = fl_env_spec_parse(spec, &env, &msg);
+        if (rc == 0)
+            fl_env_spec_release(&env);
+    } else if (kind == KIND_FUNCTION) {
+        struct fl_fn_spec fn;
+        rc = fl_fn_spec_parse(spec, &fn, &msg);
+        if (rc == 0) {
+            if (!code_exists(api, fn.code_sha256)) {
+                fl_buf_reset(&msg);
+                fl_buf_appendf(&msg,
+                               "spec.code.sha256: no code with digest %s: upload it with POST "
+                               "/v1/code first",
+                               fn.code_sha256);
+                rc = FL_EINVAL;
+            }
+            ref = json_string_value(json_object_get(spec, "environment"));
+            fl_fn_spec_release(&fn);
+        }
+    } else {
+        rc = fl_route_spec_check(spec, &msg);
+        ref = json_string_value(json_object_get(json_object_get(spec, "target"), "function"));
+    }
+    if (rc == FL_ENOMEM) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        goto out;
+    }
+    if (rc < 0) {
+        fl_http_respond_error(req, 400, "bad_spec", "%s", msg.data);
+        goto out;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        goto out;
+    }
+    c->api = api;
+    c->req = req;
+    c->kind = kind;
+    c->create = url_name == NULL;
+    c->expect = expect;
+    fl_strlcpy(c->name, name, sizeof(c->name));
+    c->spec = json_incref(spec);
+    c->value = json_pack("{s:O, s:{}}", "spec", spec, "status");
+    if (ref != NULL) {
+        const char *ref_kind = kind == KIND_FUNCTION ? "environment" : "function";
+        rc = fl_store_get(api->store, ref_kind, ref, on_ref, c);
+        if (rc < 0) {
+            respond_store_error(req, rc, kind, name);
+            call_free(c);
+        }
+    } else {
+        do_put(c);
+    }
+out:
+    (void)errbuf;
+    json_decref(body);
+    fl_buf_release(&msg);
+}
+
+/* ---- delete ---- */
+
+struct delete_ctx {
+    struct fl_api *api;
+    struct fl_http_request *req;
+    enum kind kind;
+    char name[FL_NAME_MAX + 1];
+    uint64_t expect;
+};
+
+static void on_deleted(int err, const struct fl_store_result *res, void *data)
+{
+    struct delete_ctx *d = data;
+    if (err < 0) {
+        respond_store_error(d->req, err, d->kind, d->name);
+    } else {
+        fl_log(FL_LOG_INFO, "api", "deleted", "kind=%s name=%s revision=%llu", kind_names[d->kind],
+               d->name, (unsigned long long)res->seq);
+        json_t *body = json_pack("{s:s}", "deleted", d->name);
+        respond_json(d->req, 200, body);
+        json_decref(body);
+    }
+    free(d);
+}
+
+static void delete_now(struct delete_ctx *d)
+{
+    int rc = fl_store_delete(d->api->store, kind_names[d->kind], d->name, d->expect, on_deleted, d);
+    if (rc < 0) {
+        respond_store_error(d->req, rc, d->kind, d->name);
+        free(d);
+    }
+}
+
+/* An environment in use by functions is not deleted: say which. */
+static void on_users(int err, const struct fl_store_result *res, void *data)
+{
+    struct delete_ctx *d = data;
+    if (err < 0) {
+        respond_store_error(d->req, err, d->kind, d->name);
+        free(d);
+        return;
+    }
+    struct fl_buf users;
+    fl_buf_init(&users, 512);
+    int n = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        json_t *v = json_loadb(res->records[i].data, res->records[i].len, 0, NULL);
+        const char *env =
+            json_string_value(json_object_get(json_object_get(v, "spec"), "environment"));
+        if (env != NULL && strcmp(env, d->name) == 0 && ++n <= 5)
+            fl_buf_appendf(&users, "%s'%s'", n > 1 ? ", " : "", res->records[i].key);
+        json_decref(v);
+    }
+    if (n > 0) {
+        fl_http_respond_error(d->req, 409, "in_use",
+                              "environment '%s' is used by %d function%s (%s%s): delete or move "
+                              "them first",
+                              d->name, n, n > 1 ? "s" : "", users.data, n > 5 ? ", ..." : "");
+        free(d);
+    } else {
+        delete_now(d);
+    }
+    fl_buf_release(&users);
+}
+
+static void delete_resource(struct fl_api *api, struct fl_http_request *req, enum kind kind,
+                            const char *name)
+{
+    struct delete_ctx *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    d->api = api;
+    d->req = req;
+    d->kind = kind;
+    d->expect = FL_REV_ANY;
+    fl_strlcpy(d->name, name, sizeof(d->name));
+    if (fl_str_has_prefix(req->query, "revision=")) {
+        uint64_t rev;
+        if (fl_parse_u64(req->query + 9, UINT64_MAX - 1, &rev) < 0) {
+            fl_http_respond_error(req, 400, "bad_request", "revision: must be a number");
+            free(d);
+            return;
+        }
+        d->expect = rev;
+    }
+    if (kind == KIND_ENVIRONMENT) {
+        if (fl_store_list(api->store, "function", "", on_users, d) < 0) {
+            respond_store_error(req, FL_EIO, kind, name);
+            free(d);
+        }
+        return;
+    }
+    delete_now(d);
+}
+
+/* ---- code ---- */
+
+struct upload {
+    uv_work_t work;
+    struct fl_api *api;
+    struct fl_http_request *req;
+    char filename[256];
+    char sha[FL_SHA256_HEX];
+    int err;
+};
+
+/* On the thread pool: hash, then write to a temporary file, fsync and
+ * rename into place, so a digest's file is always whole. */
+static void upload_work(uv_work_t *w)
+{
+    struct upload *u = w->data;
+    struct fl_sha256 h;
+    fl_sha256_init(&h);
+    fl_sha256_update(&h, u->req->body, u->req->body_len);
+    fl_sha256_final_hex(&h, u->sha);
+    char path[4400], tmp[4500];
+    snprintf(path, sizeof(path), "%s/%s", u->api->code_dir, u->sha);
+    if (access(path, R_OK) == 0)
+        return; /* stored before: content addressing makes it the same */
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-%d", u->api->code_dir, u->sha, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        u->err = -errno;
+        return;
+    }
+    const char *p = u->req->body;
+    size_t left = u->req->body_len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            u->err = -errno;
+            break;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (u->err == 0 && fsync(fd) != 0)
+        u->err = -errno;
+    close(fd);
+    if (u->err == 0 && rename(tmp, path) != 0)
+        u->err = -errno;
+    if (u->err != 0)
+        unlink(tmp);
+}
+
+static void upload_done(uv_work_t *w, int status)
+{
+    struct upload *u = w->data;
+    if (status < 0 || u->err < 0) {
+        fl_log(FL_LOG_ERROR, "api", "cannot store code", "err=%s",
+               fl_strerror(u->err ? u->err : status));
+        fl_http_respond_error(u->req, 500, "code_store", "cannot store the code: %s",
+                              fl_strerror(u->err ? u->err : status));
+    } else {
+        json_t *body = json_pack("{s:s, s:I, s:s}", "sha256", u->sha, "size",
+                                 (json_int_t)u->req->body_len, "filename", u->filename);
+        respond_json(u->req, 201, body);
+        json_decref(body);
+    }
+    free(u);
+}
+
+static void upload_code(struct fl_api *api, struct fl_http_request *req)
+{
+    size_t len;
+    const char *name = fl_http_request_header(req, "x-flint-filename", &len);
+    if (name == NULL || len == 0 || len > 255 || memchr(name, '/', len) != NULL ||
+        (len <= 2 && name[0] == '.')) {
+        fl_http_respond_error(req, 400, "bad_request",
+                              "X-Flint-Filename: required, a plain file name such as hello.py");
+        return;
+    }
+    if (req->body_len > api->max_code_bytes) {
+        fl_http_respond_error(req, 413, "too_large", "code is larger than %zu bytes",
+                              api->max_code_bytes);
+        return;
+    }
+    struct upload *u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    u->api = api;
+    u->req = req;
+    u->work.data = u;
+    memcpy(u->filename, name, len);
+    if (uv_queue_work(api->loop, &u->work, upload_work, upload_done) < 0) {
+        fl_http_respond_error(req, 500, "internal", "cannot queue the upload");
+        free(u);
+    }
+}
+
+/* ---- dispatch ---- */
+
+static void status(struct fl_api *api, struct fl_http_request *req)
+{
+    char started[32];
+    json_t *body = json_pack(
+        "{s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:{s:s}}", "version", api->version, "data",
+        api->data_dir, "startedAt", fl_clock_format(api->started_ms, started, sizeof(started)),
+        "uptimeSeconds", (json_int_t)((fl_clock_wall_ms() - api->started_ms) / 1000), "listeners",
+        "api", api->api_addr, "router", api->router_addr, "store", "backend",
+        fl_store_describe(api->store));
+    respond_json(req, 200, body);
+    json_decref(body);
+}
+
+void fl_api_handle(struct fl_http_request *req, void *data)
+{
+    struct fl_api *api = data;
+    if (strcmp(req->path, "/healthz") == 0) {
+        fl_http_respond(req, 200, &content_type_json, 1, "{\"status\":\"ok\"}", 15);
+        return;
+    }
+    size_t len;
+    const char *auth = fl_http_request_header(req, "authorization", &len);
+    if (!fl_token_check(api->token, auth, auth ? len : 0)) {
+        fl_log(FL_LOG_WARN, "api", "refused a request without a valid token",
+               "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
+               auth == NULL ? "none" : "wrong");
+        fl_http_respond_error(req, 401, "unauthorized",
+                              "this API needs 'Authorization: Bearer <token>'; the token is in "
+                              "the data directory's 'token' file");
+        return;
+    }
+    const char *m = req->method;
+    if (strcmp(req->path, "/v1/status") == 0 && strcmp(m, "GET") == 0) {
+        status(api, req);
+        return;
+    }
+    if (strcmp(req->path, "/v1/code") == 0 && strcmp(m, "POST") == 0) {
+        upload_code(api, req);
+        return;
+    }
+    for (int k = 0; k < 3; k++) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "/v1/%s", kind_plurals[k]);
+        size_t plen = strlen(prefix);
+        if (strncmp(req->path, prefix, plen) != 0)
+            continue;
+        const char *rest = req->path + plen;
+        if (*rest == '\0') {
+            if (strcmp(m, "GET") == 0)
+                get_or_list(api, req, (enum kind)k, NULL);
+            else if (strcmp(m, "POST") == 0)
+                write_resource(api, req, (enum kind)k, NULL);
+            else
+                fl_http_respond_error(req, 405, "method_not_allowed", "%s %s: use GET or POST", m,
+                                      prefix);
+            return;
+        }
+        if (*rest != '/' || rest[1] == '\0' || strchr(rest + 1, '/') != NULL)
+            break;
+        const char *name = rest + 1;
+        struct fl_buf msg;
+        fl_buf_init(&msg, 512);
+        if (fl_name_check(name, &msg) < 0) {
+            fl_http_respond_error(req, 404, "not_found", "%s '%.80s' does not exist", kind_names[k],
+                                  name);
+            fl_buf_release(&msg);
+            return;
+        }
+        fl_buf_release(&msg);
+        if (strcmp(m, "GET") == 0)
+            get_or_list(api, req, (enum kind)k, name);
+        else if (strcmp(m, "PUT") == 0)
+            write_resource(api, req, (enum kind)k, name);
+        else if (strcmp(m, "DELETE") == 0)
+            delete_resource(api, req, (enum kind)k, name);
+        else
+            fl_http_respond_error(req, 405, "method_not_allowed", "%s %s: use GET, PUT or DELETE",
+                                  m, req->path);
+        return;
+    }
+    fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);
+}
+
+int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api **out)
+{
+    struct fl_api *api = calloc(1, sizeof(*api));
+    if (api == NULL)
+        return FL_ENOMEM;
+    api->loop = loop;
+    api->store = cfg->store;
+    fl_strlcpy(api->data_dir, cfg->data_dir, sizeof(api->data_dir));
+    fl_strlcpy(api->token, cfg->token, sizeof(api->token));
+    fl_strlcpy(api->version, cfg->version ? cfg->version : "", sizeof(api->version));
+    fl_strlcpy(api->api_addr, cfg->api_addr ? cfg->api_addr : "", sizeof(api->api_addr));
+    fl_strlcpy(api->router_addr, cfg->router_addr ? cfg->router_addr : "",
+               sizeof(api->router_addr));
+    api->max_code_bytes = cfg->max_code_bytes ? cfg->max_code_bytes : 64u << 20;
+    api->started_ms = fl_clock_wall_ms();
+    char code[4200];
+    snprintf(code, sizeof(code), "%s/code", api->data_dir);
+    snprintf(api->code_dir, sizeof(api->code_dir), "%s/code/sha256", api->data_dir);
+    if ((mkdir(code, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(api->code_dir, 0700) != 0 && errno != EEXIST)) {
+        int rc = -errno;
+        free(api);
+        return rc;
+    }
+    *out = api;
+    return 0;
+}
+
+void fl_api_free(struct fl_api *api)
+{
+    free(api);
+}

@@ -1,0 +1,43 @@
+/*
+ * The control API: JSON over HTTP on flintd's API listener (docs/api.md).
+ *
+ *   GET  /healthz                       no token needed
+ *   GET  /v1/status
+ *   POST /v1/code                       the body is stored by its SHA-256
+ *   GET|POST        /v1/{kind}s         list, create
+ *   GET|PUT|DELETE  /v1/{kind}s/{name}  get, update (with the revision read), delete
+ *
+ * for the kinds environment, function and route. Every other request needs
+ * "Authorization: Bearer <token>". Specs are checked with exec/spec.h and
+ * router/routes.h, and references with the store (a function's
+ * environment and code, a route's function), so nothing is stored that
+ * the executor or router would refuse.
+ */
+#ifndef FLINT_API_API_H
+#define FLINT_API_API_H
+
+#include <uv.h>
+
+#include "http/server.h"
+#include "store/store.h"
+
+struct fl_api;
+
+struct fl_api_config {
+    const char *data_dir;    /* code goes to DATA/code/sha256/ */
+    const char *token;       /* the bearer token */
+    struct fl_store *store;  /* not owned */
+    const char *version;     /* for /v1/status */
+    const char *api_addr;    /* for /v1/status */
+    const char *router_addr; /* for /v1/status */
+    size_t max_code_bytes;   /* largest code upload; the listener's body limit must allow it */
+};
+
+/* A new API (the config's strings are copied). 0 or FL_ENOMEM. */
+int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api **out);
+void fl_api_free(struct fl_api *api);
+
+/* The API listener's handler; data is the struct fl_api. */
+void fl_api_handle(struct fl_http_request *req, void *data);
+
+#endif
