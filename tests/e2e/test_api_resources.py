@@ -198,3 +198,12 @@ def test_apply_is_idempotent_and_prunes(flintd, tmp_path, hello_py):
     (specs / "all.yaml").write_text("kind: function\nname: broken\nspec: {environment: nope, code: hello.py}\n")
     r = flintd.cli("apply", "-f", str(specs))
     assert r.returncode == 1 and "environment 'nope' does not exist" in r.stderr
+
+
+def test_the_hello_example_applies(flintd):
+    import os
+    from conftest import ROOT
+    r = flintd.cli("apply", "-f", os.path.join(ROOT, "examples", "hello"), check=True)
+    assert r.stdout.count(" created") == 12
+    r = flintd.cli("apply", "-f", os.path.join(ROOT, "examples", "hello"), check=True)
+    assert r.stdout.count(" unchanged") == 12
