@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -289,4 +290,70 @@ TEST_TIMEOUT(acknowledged_writes_survive_sigkill, 120)
            a.nstreams, a.nids, total);
     free(a.streams);
     free(a.ids);
+}
+
+struct fill {
+    int ok, failed, last_err;
+};
+
+static void on_fill(int err, const struct fl_store_result *res, void *data)
+{
+    struct fill *f = data;
+    if (err == 0)
+        f->ok++;
+    else {
+        f->failed++;
+        f->last_err = err;
+    }
+}
+
+TEST_TIMEOUT(a_full_disk_fails_writes_clearly_and_loses_nothing, 60)
+{
+    start(NULL);
+    topic("big", 0, 0, 0, 0);
+    got_free(publish("big", "before", "kept"));
+    /* From here on, files may not grow past 2 MiB: like a full disk. */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, small = {2u << 20, 0};
+    getrlimit(RLIMIT_FSIZE, &old);
+    small.rlim_max = old.rlim_max;
+    ASSERT_OK(setrlimit(RLIMIT_FSIZE, &small));
+    static char payload[64 * 1024];
+    memset(payload, 'p', sizeof(payload));
+    struct fill f = {0};
+    for (int i = 0; i < 200 && f.failed == 0; i++) {
+        int before = f.ok + f.failed;
+        ASSERT_OK(fl_store_publish(store, "big", NULL, NULL, payload, sizeof(payload), on_fill,
+                                   &f));
+        while (f.ok + f.failed == before)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    ASSERT(f.failed > 0); /* the limit was reached and reported */
+    ASSERT(f.last_err == FL_ENOSPC || f.last_err == FL_EIO);
+    printf("%d published, then %s\n", f.ok, fl_errname(f.last_err));
+    /* space comes back: the same store works again */
+    ASSERT_OK(setrlimit(RLIMIT_FSIZE, &old));
+    struct got *g = publish("big", "after", "works");
+    ASSERT_OK(g->err);
+    got_free(g);
+    restart(NULL);
+    consumer("big", "check", 60000, 5);
+    int seen = 0;
+    bool before = false, after = false;
+    for (;;) {
+        g = fetch("big", "check", 64);
+        if (g->n == 0) {
+            got_free(g);
+            break;
+        }
+        for (size_t i = 0; i < g->n; i++) {
+            before |= strcmp(g->rec[i].key, "before") == 0;
+            after |= strcmp(g->rec[i].key, "after") == 0;
+            seen++;
+        }
+        got_free(g);
+    }
+    ASSERT(before && after);
+    ASSERT_EQ(seen, f.ok + 2); /* every acknowledged message, nothing else */
+    stop();
 }
