@@ -78,10 +78,14 @@ $(BUILD)/bin/flint: $(CLI_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-.SECONDEXPANSION:
-$(BUILD)/bin/flint-runtime-%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard runtimes/$$*/*.c)) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+# One rule per runtime with C sources; -rdynamic exports the runtime's own
+# functions (fn.h) to the functions it loads.
+define runtime_rule
+$(BUILD)/bin/flint-runtime-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard runtimes/$(1)/*.c)) $(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -rdynamic -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach r,$(RUNTIMES),$(eval $(call runtime_rule,$(r))))
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -147,3 +147,9 @@ def test_concurrent_requests(instance, fn_dir):
     for t in threads:
         t.join()
     assert results == [200] * 160
+
+
+def test_the_hello_example_answers(instance):
+    assert instance.specialize(os.path.join(ROOT, "examples", "hello", "hello.py"), "hello.main")[0] == 200
+    status, _, body = instance.request("GET", "/", headers={"X-Flint-Param-Who": "ada"})
+    assert (status, body) == (200, b"Hello, ada, from Python!\n")

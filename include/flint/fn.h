@@ -1,0 +1,81 @@
+/*
+ * flint/fn.h: the interface of a Flint function written in C.
+ *
+ *   #include <flint/fn.h>
+ *
+ *   int handler(const struct flint_request *req, struct flint_response *resp)
+ *   {
+ *       flint_response_printf(resp, "Hello, %s!\n", flint_request_param(req, "who"));
+ *       return 0;
+ *   }
+ *
+ * The builder (runtimes/c/build) compiles the function into a shared object;
+ * the C runtime loads it once per instance and calls the handler for each
+ * request, in the instance's single thread. Return 0 to send the response
+ * (status 200 unless set), anything else to answer 500. An optional
+ *
+ *   int flint_init(void);
+ *
+ * runs once when the instance loads the function; non-zero fails the load.
+ *
+ * Versioning: FLINT_FN_API_VERSION grows when this interface grows; a
+ * function built against version N runs on runtimes of version N or later.
+ * Everything below exists since version 1.
+ */
+#ifndef FLINT_FN_H
+#define FLINT_FN_H
+
+#include <stddef.h>
+
+#define FLINT_FN_API_VERSION 1
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct flint_header {
+    const char *name;
+    const char *value;
+};
+
+/* The request, valid during the call. Strings are NUL-terminated. */
+struct flint_request {
+    const char *method;
+    const char *path;  /* without the query */
+    const char *query; /* after '?', or "" */
+    const struct flint_header *headers;
+    size_t nheaders;
+    const char *body; /* NUL-terminated too, for text bodies */
+    size_t body_len;
+};
+
+struct flint_response;
+
+/* A request header by name (case-insensitive), or NULL. */
+const char *flint_request_header(const struct flint_request *req, const char *name);
+
+/* A route parameter ({name} in the route's path), or NULL. */
+const char *flint_request_param(const struct flint_request *req, const char *name);
+
+/* Set the status (default 200). */
+void flint_response_status(struct flint_response *resp, int status);
+
+/* Add a header. 0, or -1 if the name or value holds a line break or there
+ * are too many headers (32). Content-Length is set by the runtime. */
+int flint_response_header(struct flint_response *resp, const char *name, const char *value);
+
+/* Append to the body. 0, or -1 past the runtime's body limit (16 MiB). */
+int flint_response_write(struct flint_response *resp, const void *data, size_t len);
+int flint_response_printf(struct flint_response *resp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Every function carries the version it was built against. */
+#ifndef FLINT_RUNTIME
+__attribute__((weak)) const int flint_fn_api_version = FLINT_FN_API_VERSION;
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
