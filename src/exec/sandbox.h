@@ -1,0 +1,81 @@
+/*
+ * The instance sandbox: run one process tree isolated and bounded.
+ *
+ * Under bubblewrap: new user, mount, pid, ipc, uts and cgroup namespaces
+ * (and network, unless allowed), --die-with-parent, a new session, no
+ * capabilities, uid/gid 65534, read-only system directories (never the
+ * whole root: the data directory must stay invisible), /proc, a minimal
+ * /dev, a private /tmp, the instance's code read-only at /code, its socket
+ * directory writable at /run/flint, and its runtime's directory read-only
+ * at /runtime. The environment is exactly the one given.
+ *
+ * Limits always: address space, CPU seconds, open files, processes, file
+ * size and no core dumps, through prlimit(1); and where cgroups are
+ * writable (v1 memory and pids here, v2 alike) a per-instance group with a
+ * memory and a pids limit, joined before anything runs. uv_spawn cannot
+ * set either before exec, so the first program is a tiny sh that writes
+ * its own pid into the groups and execs prlimit, which execs bwrap.
+ *
+ * Without a usable bwrap the process still runs with the limits, and the
+ * mode says so (flint status shows it, flintd warns at start).
+ */
+#ifndef FLINT_EXEC_SANDBOX_H
+#define FLINT_EXEC_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "exec/spec.h"
+
+struct fl_sandbox;
+
+enum fl_sandbox_exit {
+    FL_EXIT_NORMAL,  /* exited by itself; see status */
+    FL_EXIT_STOPPED, /* fl_sandbox_stop() */
+    FL_EXIT_MEMORY,  /* hit its memory limit */
+    FL_EXIT_CPU,     /* hit its CPU time limit */
+    FL_EXIT_SIGNAL,  /* killed by another signal (a crash) */
+};
+
+struct fl_sandbox_mode {
+    bool bwrap;           /* isolated by bubblewrap */
+    bool cgroup;          /* memory and pids limits by cgroup */
+    char description[96]; /* e.g. "bwrap+cgroup-v1", "rlimits only (bwrap unusable: ...)" */
+};
+
+/* Find out once what this machine allows (runs bwrap on `true`). Fills
+ * mode; force_rlimits_only skips bwrap (for tests of the fallback). */
+void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only);
+
+struct fl_sandbox_spec {
+    const char *const *argv; /* NULL-terminated; argv[0] a path inside the sandbox */
+    const char *const *env;  /* NULL-terminated "NAME=value" */
+    const char *code_dir;    /* -> /code, read-only; may be NULL */
+    const char *runtime_dir; /* -> /runtime, read-only; may be NULL */
+    const char *socket_dir;  /* -> /run/flint, writable; may be NULL */
+    struct fl_limits limits;
+    bool network;
+};
+
+/* stdout/stderr lines (without the newline; cut at 16 KiB). */
+typedef void (*fl_sandbox_line_cb)(struct fl_sandbox *sb, bool is_stderr, const char *line,
+                                   size_t len, void *data);
+/* The tree is gone; status is the exit status when how is FL_EXIT_NORMAL,
+ * else the signal. The sandbox is freed after the callback returns. */
+typedef void (*fl_sandbox_exit_cb)(struct fl_sandbox *sb, enum fl_sandbox_exit how, int status,
+                                   void *data);
+
+/* Start spec in a sandbox of the given mode. 0, or a negative error (and
+ * no callback will come). */
+int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
+                     const struct fl_sandbox_spec *spec, fl_sandbox_line_cb on_line,
+                     fl_sandbox_exit_cb on_exit, void *data, struct fl_sandbox **out);
+
+/* Stop: SIGTERM to the whole tree, SIGKILL after grace_ms. */
+void fl_sandbox_stop(struct fl_sandbox *sb, uint64_t grace_ms);
+
+/* The pid of the sandbox's first process (for tests and status). */
+int fl_sandbox_pid(const struct fl_sandbox *sb);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * Unit tests for src/exec/sandbox: each guarantee proved by a real hostile
+ * program under the real bubblewrap, rlimits and cgroups of this machine.
+ */
+#include "runner.h"
+
+#include "base/error.h"
+#include "exec/sandbox.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static uv_loop_t loop;
+static struct fl_sandbox_mode mode;
+
+struct outcome {
+    bool done;
+    enum fl_sandbox_exit how;
+    int status;
+    char out[8192];
+    char err[8192];
+};
+
+static void on_line(struct fl_sandbox *sb, bool is_stderr, const char *line, size_t len, void *data)
+{
+    struct outcome *o = data;
+    char *buf = is_stderr ? o->err : o->out;
+    size_t used = strlen(buf);
+    snprintf(buf + used, sizeof(o->out) - used, "%.*s\n", (int)len, line);
+}
+
+static void on_exit_done(struct fl_sandbox *sb, enum fl_sandbox_exit how, int status, void *data)
+{
+    struct outcome *o = data;
+    o->done = true;
+    o->how = how;
+    o->status = status;
+}
+
+static struct fl_limits limits(uint64_t memory, int64_t cpu, int64_t procs)
+{
+    struct fl_limits l = {memory, cpu, 256, procs};
+    return l;
+}
+
+static const char *const env[] = {"PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", NULL};
+
+/* Run sh -c script in a sandbox and wait for it. */
+static struct outcome *run(const char *script, struct fl_limits l, const char *code_dir,
+                           const char *socket_dir, struct fl_sandbox **handle)
+{
+    struct outcome *o = calloc(1, sizeof(*o));
+    const char *argv[] = {"/bin/sh", "-c", script, NULL};
+    struct fl_sandbox_spec spec = {.argv = argv,
+                                   .env = env,
+                                   .code_dir = code_dir,
+                                   .socket_dir = socket_dir,
+                                   .limits = l,
+                                   .network = false};
+    struct fl_sandbox *sb;
+    ASSERT_OK(fl_sandbox_spawn(&loop, &mode, &spec, on_line, on_exit_done, o, &sb));
+    if (handle != NULL) {
+        *handle = sb;
+        return o;
+    }
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    return o;
+}
+
+static void setup(bool rlimits_only)
+{
+    ASSERT_OK(uv_loop_init(&loop));
+    fl_sandbox_probe(&mode, rlimits_only);
+    if (!rlimits_only && !mode.bwrap)
+        fl_test_fail(__FILE__, __LINE__, "bubblewrap is not usable here: %s", mode.description);
+}
+
+TEST(the_sandbox_hides_the_host_and_drops_privileges)
+{
+    setup(false);
+    char data[4200], code[4200], secret[4300], script[8192];
+    snprintf(data, sizeof(data), "%s/data", fl_test_tmpdir());
+    snprintf(code, sizeof(code), "%s/code", fl_test_tmpdir());
+    mkdir(data, 0755);
+    mkdir(code, 0755);
+    snprintf(secret, sizeof(secret), "%s/token", data);
+    FILE *f = fopen(secret, "w");
+    fputs("s3cret\n", f);
+    fclose(f);
+    chmod(secret, 0644);
+    snprintf(secret, sizeof(secret), "%s/fn.py", code);
+    f = fopen(secret, "w");
+    fputs("print('code')\n", f);
+    fclose(f);
+    snprintf(script, sizeof(script),
+             "cat %s/token >/dev/null 2>&1 && echo read-data || echo no-data\n"
+             "ls %s >/dev/null 2>&1 && echo see-data || echo no-data-dir\n"
+             "cat /code/fn.py\n"
+             "touch /code/x 2>/dev/null && echo write-code || echo ro-code\n"
+             "touch /usr/x 2>/dev/null && echo write-usr || echo ro-usr\n"
+             "touch /x 2>/dev/null && echo write-root || echo ro-root\n"
+             "touch /tmp/x && echo write-tmp\n"
+             "id -u\n"
+             "grep CapEff /proc/self/status\n"
+             "echo to-stderr >&2\n",
+             data, data);
+    struct outcome *o = run(script, limits(256 << 20, 10, 64), code, NULL, NULL);
+    ASSERT_EQ(o->how, FL_EXIT_NORMAL);
+    ASSERT_EQ(o->status, 0);
+    ASSERT_STR_EQ(o->out, "no-data\nno-data-dir\nprint('code')\nro-code\nro-usr\nro-root\n"
+                          "write-tmp\n65534\nCapEff:\t0000000000000000\n");
+    ASSERT_STR_EQ(o->err, "to-stderr\n");
+    free(o);
+}
+
+TEST(the_socket_directory_is_shared_with_the_host)
+{
+    setup(false);
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof(dir), "%s/run", fl_test_tmpdir());
+    mkdir(dir, 0777);
+    chmod(dir, 0777);
+    struct fl_sandbox *sb;
+    struct outcome *o = run("exec python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); "
+                            "s.bind('/run/flint/s.sock'); s.listen(); c, _ = s.accept(); "
+                            "c.send(b'hello from inside')\"",
+                            limits(256 << 20, 10, 64), NULL, dir, &sb);
+    snprintf(path, sizeof(path), "%s/s.sock", dir);
+    for (int i = 0; i < 500 && access(path, F_OK) != 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    ASSERT_OK(connect(fd, (struct sockaddr *)&sun, sizeof(sun)));
+    char buf[64] = "";
+    ASSERT(read(fd, buf, sizeof(buf) - 1) > 0);
+    ASSERT_STR_EQ(buf, "hello from inside");
+    close(fd);
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT_EQ(o->status, 0);
+    free(o);
+}
+
+TEST(a_memory_hog_is_stopped)
+{
+    setup(false);
+    struct outcome *o = run("exec python3 -c \"b = bytearray(1 << 30); print('allocated')\"",
+                            limits(64 << 20, 10, 64), NULL, NULL, NULL);
+    /* by the cgroup's OOM killer, or by the data limit (MemoryError) */
+    bool killed = o->how == FL_EXIT_MEMORY;
+    bool refused = o->how == FL_EXIT_NORMAL && o->status != 0 && strstr(o->err, "MemoryError");
+    if (!killed && !refused)
+        fl_test_fail(__FILE__, __LINE__, "how=%d status=%d out=%s err=%s", o->how, o->status,
+                     o->out, o->err);
+    ASSERT(strstr(o->out, "allocated") == NULL);
+    free(o);
+}
+
+TEST(an_infinite_loop_hits_the_cpu_limit)
+{
+    setup(false);
+    struct outcome *o = run("while :; do :; done", limits(64 << 20, 1, 64), NULL, NULL, NULL);
+    ASSERT_EQ(o->how, FL_EXIT_CPU);
+    free(o);
+}
+
+TEST_TIMEOUT(a_fork_bomb_is_contained_and_cleaned_up, 60)
+{
+    setup(false);
+    if (!mode.cgroup)
+        fl_test_fail(__FILE__, __LINE__, "no writable cgroup: %s", mode.description);
+    struct fl_sandbox *sb;
+    struct outcome *o =
+        run("bomb() { bomb | bomb & }; bomb; sleep 5", limits(256 << 20, 30, 32), NULL, NULL, &sb);
+    for (int i = 0; i < 100; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(10000);
+    }
+    /* the bomb's processes, by their command line (the brackets keep the
+     * shell running pgrep from matching itself) */
+    const char *count = "pgrep -c -f 'bomb [|] bomb'";
+    char line[64];
+    FILE *p = popen(count, "r");
+    ASSERT(fgets(line, sizeof(line), p) != NULL);
+    pclose(p);
+    long running = strtol(line, NULL, 10);
+    ASSERT(running >= 5);  /* it did fork */
+    ASSERT(running <= 40); /* but only up to its process limit (32) */
+    fl_sandbox_stop(sb, 200);
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT_EQ(o->how, FL_EXIT_STOPPED);
+    /* nothing of it is left */
+    usleep(100000);
+    p = popen(count, "r");
+    ASSERT(fgets(line, sizeof(line), p) != NULL);
+    pclose(p);
+    ASSERT_EQ(strtol(line, NULL, 10), 0);
+    free(o);
+}
+
+TEST(stop_ends_the_whole_tree)
+{
+    setup(false);
+    struct fl_sandbox *sb;
+    struct outcome *o = run("sleep 1234 & sleep 1234 & echo started; wait",
+                            limits(64 << 20, 10, 64), NULL, NULL, &sb);
+    while (strstr(o->out, "started") == NULL)
+        uv_run(&loop, UV_RUN_ONCE);
+    fl_sandbox_stop(sb, 200);
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT_EQ(o->how, FL_EXIT_STOPPED);
+    usleep(100000);
+    ASSERT(system("pgrep -f 'sleep 123[4]' >/dev/null") != 0);
+    free(o);
+}
+
+TEST(without_bubblewrap_the_limits_still_apply)
+{
+    setup(true);
+    ASSERT(!mode.bwrap);
+    ASSERT(strstr(mode.description, "rlimits only") != NULL);
+    struct outcome *o = run("while :; do :; done", limits(64 << 20, 1, 64), NULL, NULL, NULL);
+    ASSERT_EQ(o->how, FL_EXIT_CPU);
+    free(o);
+    o = run("echo plain; exit 7", limits(64 << 20, 1, 64), NULL, NULL, NULL);
+    ASSERT_EQ(o->how, FL_EXIT_NORMAL);
+    ASSERT_EQ(o->status, 7);
+    ASSERT_STR_EQ(o->out, "plain\n");
+    free(o);
+}
