@@ -17,7 +17,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/str.h"
-#include "http/server.h"
+#include "http/serve.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -393,22 +393,17 @@ static void serve(struct fl_http_request *req, void *data)
     }
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+/* On SIGTERM: no run outlives the instance. */
+static void kill_all_runs(void)
 {
     for (struct run *r = runs; r != NULL; r = r->next)
         kill_run(r);
-    uv_stop(sig->loop);
 }
 
 int main(void)
 {
-    const char *listen = getenv("FLINT_LISTEN");
-    char addr[4200], err[512];
-    if (listen != NULL && fl_str_has_prefix(listen, "unix:"))
-        fl_strlcpy(addr, listen, sizeof(addr));
-    else if (listen != NULL && fl_str_has_prefix(listen, "tcp:"))
-        fl_strlcpy(addr, listen + 4, sizeof(addr));
-    else {
+    char addr[4200];
+    if (fl_http_listen_address(getenv("FLINT_LISTEN"), addr, sizeof(addr)) < 0) {
         fprintf(stderr, "flint-runtime-binary: FLINT_LISTEN must be unix:PATH or tcp:HOST:PORT\n");
         return 2;
     }
@@ -419,20 +414,9 @@ int main(void)
     v = getenv("FLINT_BINARY_MAX_OUTPUT");
     if (v != NULL && fl_parse_u64(v, SIZE_MAX, &n) == 0 && n > 0)
         max_output = (size_t)n;
-    signal(SIGPIPE, SIG_IGN);
     loop = uv_default_loop();
     struct fl_http_server_config cfg;
     fl_http_server_config_init(&cfg);
     cfg.max_body_bytes = 64u << 20;
-    struct fl_http_server *srv;
-    if (fl_http_server_new(loop, &cfg, serve, NULL, &srv) < 0 ||
-        fl_http_server_listen(srv, addr, NULL, 0, err, sizeof(err)) < 0) {
-        fprintf(stderr, "flint-runtime-binary: %s\n", err);
-        return 1;
-    }
-    uv_signal_t term;
-    uv_signal_init(loop, &term);
-    uv_signal_start(&term, on_signal, SIGTERM);
-    uv_run(loop, UV_RUN_DEFAULT);
-    return 0;
+    return fl_http_serve("flint-runtime-binary", addr, &cfg, serve, NULL, kill_all_runs);
 }

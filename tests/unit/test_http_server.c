@@ -14,6 +14,7 @@
 #include "runner.h"
 
 #include "base/error.h"
+#include "http/serve.h"
 #include "http/server.h"
 
 #include <arpa/inet.h>
@@ -729,4 +730,17 @@ TEST(bad_listen_addresses_are_refused)
     fl_http_server_close(srv, 10, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     ASSERT_OK(uv_loop_close(&loop));
+}
+
+TEST(runtime_listen_addresses)
+{
+    char out[64];
+    ASSERT_OK(fl_http_listen_address("unix:/run/flint/sock", out, sizeof(out)));
+    ASSERT_STR_EQ(out, "unix:/run/flint/sock");
+    ASSERT_OK(fl_http_listen_address("tcp:127.0.0.1:9000", out, sizeof(out)));
+    ASSERT_STR_EQ(out, "127.0.0.1:9000");
+    ASSERT_EQ(fl_http_listen_address(NULL, out, sizeof(out)), FL_EINVAL);
+    ASSERT_EQ(fl_http_listen_address("127.0.0.1:9000", out, sizeof(out)), FL_EINVAL);
+    char tiny[8];
+    ASSERT_EQ(fl_http_listen_address("unix:/a/long/path", tiny, sizeof(tiny)), FL_EINVAL);
 }

@@ -1,0 +1,26 @@
+/*
+ * Serving one handler until told to stop: the main loop of runtimes and
+ * small servers (benchmarks), which would otherwise each repeat it.
+ */
+#ifndef FLINT_HTTP_SERVE_H
+#define FLINT_HTTP_SERVE_H
+
+#include <stddef.h>
+
+#include "http/server.h"
+
+/* The listen address named by a runtime's FLINT_LISTEN value: "unix:PATH"
+ * as it is, "tcp:HOST:PORT" as HOST:PORT. 0, or FL_EINVAL for anything
+ * else (including NULL). */
+int fl_http_listen_address(const char *flint_listen, char *out, size_t size);
+
+/*
+ * Serve handler (with data) on addr on the default loop, with cfg (NULL:
+ * defaults), ignoring SIGPIPE, until SIGTERM or SIGINT; on_stop (may be
+ * NULL) runs first then. Returns 0 after a stop, or 1 after printing
+ * "<program>: <why>" to stderr if the listener cannot start.
+ */
+int fl_http_serve(const char *program, const char *addr, const struct fl_http_server_config *cfg,
+                  fl_http_handler handler, void *data, void (*on_stop)(void));
+
+#endif
