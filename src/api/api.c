@@ -37,6 +37,7 @@ struct fl_api {
     char version[32];
     char api_addr[300];
     char router_addr[300];
+    char sandbox[128];
     size_t max_code_bytes;
     int64_t started_ms;
 };
@@ -582,11 +583,11 @@ static void status(struct fl_api *api, struct fl_http_request *req)
 {
     char started[32];
     json_t *body = json_pack(
-        "{s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:{s:s}}", "version", api->version, "data",
+        "{s:s, s:s, s:s, s:I, s:{s:s, s:s}, s:{s:s}, s:{s:s}}", "version", api->version, "data",
         api->data_dir, "startedAt", fl_clock_format(api->started_ms, started, sizeof(started)),
         "uptimeSeconds", (json_int_t)((fl_clock_wall_ms() - api->started_ms) / 1000), "listeners",
         "api", api->api_addr, "router", api->router_addr, "store", "backend",
-        fl_store_describe(api->store));
+        fl_store_describe(api->store), "sandbox", "mode", api->sandbox);
     respond_json(req, 200, body);
     json_decref(body);
 }
@@ -675,6 +676,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     fl_strlcpy(api->router_addr, cfg->router_addr ? cfg->router_addr : "",
                sizeof(api->router_addr));
     api->max_code_bytes = cfg->max_code_bytes ? cfg->max_code_bytes : 64u << 20;
+    fl_strlcpy(api->sandbox, cfg->sandbox ? cfg->sandbox : "unknown", sizeof(api->sandbox));
     api->started_ms = fl_clock_wall_ms();
     char code[4200];
     snprintf(code, sizeof(code), "%s/code", api->data_dir);

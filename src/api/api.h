@@ -31,6 +31,7 @@ struct fl_api_config {
     const char *api_addr;    /* for /v1/status */
     const char *router_addr; /* for /v1/status */
     size_t max_code_bytes;   /* largest code upload; the listener's body limit must allow it */
+    const char *sandbox;     /* the sandbox mode, for /v1/status */
 };
 
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */

@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "exec/sandbox.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -270,6 +271,15 @@ int main(int argc, char **argv)
         return 1;
     }
     fl_log(FL_LOG_INFO, "flintd", "store open", "store=\"%s\"", fl_store_describe(d.store));
+    struct fl_sandbox_mode sandbox;
+    fl_sandbox_probe(&sandbox, false);
+    if (sandbox.bwrap)
+        fl_log(FL_LOG_INFO, "flintd", "sandbox", "mode=%s", sandbox.description);
+    else
+        fl_log(FL_LOG_WARN, "flintd",
+               "INSTANCES ARE NOT ISOLATED: bubblewrap is missing or unusable; only resource "
+               "limits apply",
+               "mode=\"%s\"", sandbox.description);
     struct fl_http_server_config api_cfg;
     fl_http_server_config_init(&api_cfg);
     api_cfg.max_body_bytes = 64u << 20; /* code uploads */
@@ -279,7 +289,8 @@ int main(int argc, char **argv)
                                     .version = FLINT_VERSION,
                                     .api_addr = d.cfg.api_addr,
                                     .router_addr = d.cfg.router_addr,
-                                    .max_code_bytes = api_cfg.max_body_bytes};
+                                    .max_code_bytes = api_cfg.max_body_bytes,
+                                    .sandbox = sandbox.description};
     rc = fl_api_new(&d.loop, &control, &d.control);
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start the API", "err=\"%s\"", fl_strerror(rc));

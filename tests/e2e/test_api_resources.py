@@ -168,6 +168,8 @@ def test_status_names_the_store(flintd):
     st = json.loads(r.stdout)
     assert st["store"]["backend"].startswith("sqlite ")
     assert st["listeners"]["api"].endswith(str(flintd.api_port))
+    assert st["sandbox"]["mode"].startswith("bwrap")  # bubblewrap is installed by install-deps
+    assert "msg=\"sandbox\" mode=bwrap" in flintd.log()
 
 
 def test_apply_is_idempotent_and_prunes(flintd, tmp_path, hello_py):
