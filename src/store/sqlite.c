@@ -710,42 +710,31 @@ static int do_read(struct worker *w, struct job *j)
     return rc == SQLITE_DONE ? 0 : sqlite_err(rc);
 }
 
-/* Each stream once, without scanning its events: seek to the next
- * stream name after the previous one. */
+static int add_stream(struct worker *w, struct job *j, const char *name)
+{
+    struct fl_record *r = add_record(j);
+    if (r == NULL)
+        return FL_ENOMEM;
+    r->key = fl_strndup(name, strlen(name));
+    r->seq = stream_last(w, name);
+    return finish_record(r);
+}
+
+/* Each stream once, without scanning its events: a stream named exactly
+ * the prefix, then seek after the previous name for the next one while
+ * names still start with the prefix. */
 static int do_streams(struct worker *w, struct job *j)
 {
     size_t plen = strlen(j->s1);
+    int rc = 0;
+    if (plen > 0 && stream_last(w, j->s1) > 0)
+        rc = add_stream(w, j, j->s1);
     char *prev = fl_strndup(j->s1, plen);
-    int rc = prev ? 0 : FL_ENOMEM;
-    bool first = true;
+    if (prev == NULL)
+        return FL_ENOMEM;
     while (rc == 0) {
         sqlite3_stmt *st = stmt(w, SQL_STREAM_NEXT);
-        /* start just before the prefix: the empty string sorts first */
-        bind_text(st, 1, first && plen == 0 ? "" : prev);
-        if (first && plen > 0) {
-            /* names >= prefix: ask for > (prefix minus its last byte, then 0xff...) is
-             * awkward; instead look the prefix itself up first */
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            sqlite3_stmt *get = stmt(w, SQL_STREAM_GET);
-            bind_text(get, 1, prev);
-            bool exact =
-                sqlite3_step(get) == SQLITE_ROW && sqlite3_column_type(get, 0) != SQLITE_NULL;
-            sqlite3_reset(get);
-            first = false;
-            if (exact) {
-                struct fl_record *r = add_record(j);
-                if (r == NULL) {
-                    rc = FL_ENOMEM;
-                    break;
-                }
-                r->key = fl_strndup(prev, plen);
-                r->seq = stream_last(w, prev);
-                rc = finish_record(r);
-            }
-            continue;
-        }
-        first = false;
+        bind_text(st, 1, prev);
         if (sqlite3_step(st) != SQLITE_ROW) {
             sqlite3_reset(st);
             break;
@@ -757,22 +746,12 @@ static int do_streams(struct worker *w, struct job *j)
             break;
         }
         if (strncmp(name, j->s1, plen) != 0) {
-            free(name);
-            break; /* past the prefix */
-        }
-        struct fl_record *r = add_record(j);
-        if (r == NULL) {
-            free(name);
-            rc = FL_ENOMEM;
+            free(name); /* past the prefix */
             break;
         }
-        r->key = name;
-        r->seq = stream_last(w, name);
-        rc = finish_record(r);
+        rc = add_stream(w, j, name);
         free(prev);
-        prev = fl_strndup(name, strlen(name));
-        if (prev == NULL)
-            rc = FL_ENOMEM;
+        prev = name;
     }
     free(prev);
     return rc;
