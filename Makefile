@@ -44,6 +44,16 @@ RUNTIME_BINS := $(RUNTIMES:%=$(BUILD)/bin/flint-runtime-%)
 
 BINS := $(if $(FLINTD_OBJS),$(BUILD)/bin/flintd) $(if $(CLI_OBJS),$(BUILD)/bin/flint) $(RUNTIME_BINS)
 
+# The runtime tree flintd starts instances from (bin/../share/flint/runtimes): one
+# directory per runtime with its scripts, builder and binary, bound
+# read-only at /runtime inside the sandbox; the c builder gets fn.h there.
+RUNTIME_FILES := $(filter-out %.c,$(wildcard runtimes/*/*))
+RTREE := $(BUILD)/share/flint
+RUNTIME_TREE := $(RUNTIME_FILES:%=$(RTREE)/%) \
+	$(foreach r,$(RUNTIMES),$(RTREE)/runtimes/$(r)/flint-runtime-$(r)) \
+	$(if $(wildcard runtimes/c),$(RTREE)/runtimes/c/include/flint/fn.h)
+BINS += $(RUNTIME_TREE)
+
 UNIT_SRCS := $(filter-out tests/unit/runner.c,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 RUNNER_OBJ := $(BUILD)/tests/unit/runner.o
@@ -86,6 +96,21 @@ $(BUILD)/bin/flint-runtime-$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard runtimes
 	$$(CC) $$(LDFLAGS) -rdynamic -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach r,$(RUNTIMES),$(eval $(call runtime_rule,$(r))))
+
+$(RTREE)/runtimes/%: runtimes/%
+	@mkdir -p $(dir $@)
+	cp -p $< $@
+
+$(RTREE)/runtimes/c/include/%: include/%
+	@mkdir -p $(dir $@)
+	cp -p $< $@
+
+define runtime_tree_rule
+$(RTREE)/runtimes/$(1)/flint-runtime-$(1): $(BUILD)/bin/flint-runtime-$(1)
+	@mkdir -p $$(dir $$@)
+	cp -p $$< $$@
+endef
+$(foreach r,$(RUNTIMES),$(eval $(call runtime_tree_rule,$(r))))
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

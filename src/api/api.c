@@ -17,6 +17,7 @@
 #include "base/sha256.h"
 #include "base/str.h"
 #include "exec/spec.h"
+#include "router/router.h"
 #include "router/routes.h"
 
 #include <errno.h>
@@ -40,6 +41,9 @@ struct fl_api {
     char sandbox[128];
     size_t max_code_bytes;
     int64_t started_ms;
+    struct fl_executor *executor;
+    struct fl_logbook *logs;
+    struct fl_metrics *metrics;
 };
 
 enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
@@ -97,17 +101,28 @@ static void respond_store_error(struct fl_http_request *req, int err, enum kind 
     }
 }
 
-/* {kind, name, revision, createdAt, updatedAt, spec, status} from a record. */
-static json_t *envelope(const struct fl_record *r, enum kind kind)
+/* {kind, name, revision, createdAt, updatedAt, spec, status} from a record.
+ * A function's status is what the executor knows of it (build, instances,
+ * queue; the build log when with_log). */
+static json_t *envelope(struct fl_api *api, const struct fl_record *r, enum kind kind,
+                        bool with_log)
 {
     char created[32], updated[32];
     json_t *stored = json_loadb(r->data, r->len, 0, NULL);
-    json_t *out = json_pack("{s:s, s:s, s:I, s:s, s:s, s:O, s:O}", "kind", kind_names[kind], "name",
+    json_t *status = NULL;
+    if (kind == KIND_FUNCTION && api->executor != NULL) {
+        status = fl_executor_function_status(api->executor, r->key);
+        if (status != NULL && !with_log)
+            json_object_del(status, "buildLog");
+    }
+    if (status == NULL)
+        status = json_incref(stored ? json_object_get(stored, "status") : json_null());
+    json_t *out = json_pack("{s:s, s:s, s:I, s:s, s:s, s:O, s:o}", "kind", kind_names[kind], "name",
                             r->key, "revision", (json_int_t)r->seq, "createdAt",
                             fl_clock_format(r->created_ms, created, sizeof(created)), "updatedAt",
                             fl_clock_format(r->ts_ms, updated, sizeof(updated)), "spec",
                             stored ? json_object_get(stored, "spec") : json_null(), "status",
-                            stored ? json_object_get(stored, "status") : json_null());
+                            status ? status : json_null());
     json_decref(stored);
     return out;
 }
@@ -122,6 +137,7 @@ static void call_free(struct call *c)
 /* ---- reads ---- */
 
 struct read_ctx {
+    struct fl_api *api;
     struct fl_http_request *req;
     enum kind kind;
     char name[FL_NAME_MAX + 1];
@@ -133,7 +149,7 @@ static void on_get(int err, const struct fl_store_result *res, void *data)
     if (err < 0) {
         respond_store_error(ctx->req, err, ctx->kind, ctx->name);
     } else {
-        json_t *body = envelope(&res->records[0], ctx->kind);
+        json_t *body = envelope(ctx->api, &res->records[0], ctx->kind, true);
         respond_json(ctx->req, 200, body);
         json_decref(body);
     }
@@ -148,7 +164,7 @@ static void on_list(int err, const struct fl_store_result *res, void *data)
     } else {
         json_t *items = json_array();
         for (size_t i = 0; i < res->n; i++)
-            json_array_append_new(items, envelope(&res->records[i], ctx->kind));
+            json_array_append_new(items, envelope(ctx->api, &res->records[i], ctx->kind, false));
         json_t *body = json_pack("{s:o}", "items", items);
         respond_json(ctx->req, 200, body);
         json_decref(body);
@@ -165,6 +181,7 @@ static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum ki
         return;
     }
     ctx->req = req;
+    ctx->api = api;
     ctx->kind = kind;
     int rc;
     if (name != NULL) {
@@ -588,8 +605,152 @@ static void status(struct fl_api *api, struct fl_http_request *req)
         "uptimeSeconds", (json_int_t)((fl_clock_wall_ms() - api->started_ms) / 1000), "listeners",
         "api", api->api_addr, "router", api->router_addr, "store", "backend",
         fl_store_describe(api->store), "sandbox", "mode", api->sandbox);
+    if (body != NULL && api->executor != NULL)
+        json_object_set_new(body, "executor", fl_executor_status(api->executor));
     respond_json(req, 200, body);
     json_decref(body);
+}
+
+/* ---- function calls, logs, metrics ---- */
+
+/* The value of key in a query string, copied to out; false if absent. */
+static bool query_value(const char *query, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= klen && strncmp(p, key, klen) == 0 && (len == klen || p[klen] == '=')) {
+            size_t vlen = len > klen ? len - klen - 1 : 0;
+            if (vlen >= size)
+                vlen = size - 1;
+            memcpy(out, p + klen + (len > klen ? 1 : 0), vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static void invoke(struct fl_api *api, struct fl_http_request *req, const char *name)
+{
+    char target[2048];
+    snprintf(target, sizeof(target), "/%s%.2000s", req->query_len ? "?" : "", req->query);
+    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0, "api");
+}
+
+struct log_stream {
+    struct fl_api *api;
+    struct fl_http_request *req;
+    struct fl_log_follower *follower;
+};
+
+static void on_log_line(void *data, const char *line, size_t len)
+{
+    struct log_stream *ls = data;
+    /* a client reading too slowly loses lines rather than flintd's memory */
+    fl_http_stream_write(ls->req, line, len);
+}
+
+static void on_log_abort(struct fl_http_request *req, void *data)
+{
+    struct log_stream *ls = data;
+    fl_logbook_unfollow(ls->api->logs, ls->follower);
+    fl_http_stream_end(req);
+    free(ls);
+}
+
+static void logs(struct fl_api *api, struct fl_http_request *req, const char *name)
+{
+    char value[32];
+    int64_t tail = 100;
+    if (query_value(req->query, "tail", value, sizeof(value)) &&
+        fl_parse_i64(value, 0, 100000, &tail) < 0) {
+        fl_http_respond_error(req, 400, "bad_request",
+                              "tail: a number of lines from 0 (all) to 100000, not '%s'", value);
+        return;
+    }
+    bool follow = query_value(req->query, "follow", value, sizeof(value)) &&
+                  (value[0] == '\0' || strcmp(value, "1") == 0 || strcmp(value, "true") == 0);
+    struct fl_buf out;
+    fl_buf_init(&out, 8u << 20);
+    int rc = fl_logbook_tail(api->logs, name, (size_t)tail, &out);
+    if (rc < 0 && rc != FL_ETOOBIG) {
+        fl_buf_release(&out);
+        fl_http_respond_error(req, 500, "internal", "cannot read the logs of '%s': %s", name,
+                              fl_strerror(rc));
+        return;
+    }
+    static const struct fl_http_header ndjson = {"Content-Type", 12, "application/x-ndjson", 20};
+    if (!follow) {
+        fl_http_respond(req, 200, &ndjson, 1, out.data ? out.data : "", out.len);
+        fl_buf_release(&out);
+        return;
+    }
+    struct log_stream *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL || fl_http_stream_begin(req, 200, &ndjson, 1) < 0) {
+        free(ls);
+        fl_buf_release(&out);
+        if (ls != NULL)
+            fl_http_respond_error(req, 500, "internal", "out of memory");
+        else
+            fl_http_stream_end(req);
+        return;
+    }
+    ls->api = api;
+    ls->req = req;
+    if (out.len > 0)
+        fl_http_stream_write(req, out.data, out.len);
+    fl_buf_release(&out);
+    if (fl_logbook_follow(api->logs, name, on_log_line, ls, &ls->follower) < 0) {
+        fl_http_stream_end(req);
+        free(ls);
+        return;
+    }
+    fl_http_request_on_abort(req, on_log_abort, ls);
+}
+
+static void metrics(struct fl_api *api, struct fl_http_request *req)
+{
+    struct fl_buf out;
+    fl_buf_init(&out, 16u << 20);
+    int rc = api->metrics ? fl_metrics_render(api->metrics, &out) : 0;
+    if (rc < 0) {
+        fl_buf_release(&out);
+        fl_http_respond_error(req, 500, "internal", "cannot render metrics: %s", fl_strerror(rc));
+        return;
+    }
+    static const struct fl_http_header text = {"Content-Type", 12, "text/plain; version=0.0.4", 25};
+    fl_http_respond(req, 200, &text, 1, out.data ? out.data : "", out.len);
+    fl_buf_release(&out);
+}
+
+/* /v1/functions/NAME/invoke and /v1/functions/NAME/logs */
+static bool function_action(struct fl_api *api, struct fl_http_request *req, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    if (slash == NULL || slash == rest || (size_t)(slash - rest) > FL_NAME_MAX)
+        return false;
+    char name[FL_NAME_MAX + 1];
+    memcpy(name, rest, (size_t)(slash - rest));
+    name[slash - rest] = '\0';
+    const char *action = slash + 1;
+    if (strcmp(action, "invoke") == 0) {
+        if (api->executor == NULL)
+            fl_http_respond_error(req, 503, "unavailable", "the executor is not running");
+        else
+            invoke(api, req, name);
+        return true;
+    }
+    if (strcmp(action, "logs") == 0 && strcmp(req->method, "GET") == 0) {
+        if (api->logs == NULL)
+            fl_http_respond_error(req, 503, "unavailable", "function logs are not kept");
+        else
+            logs(api, req, name);
+        return true;
+    }
+    return false;
 }
 
 void fl_api_handle(struct fl_http_request *req, void *data)
@@ -615,6 +776,12 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         status(api, req);
         return;
     }
+    if (strcmp(req->path, "/metrics") == 0 && strcmp(m, "GET") == 0) {
+        metrics(api, req);
+        return;
+    }
+    if (strncmp(req->path, "/v1/functions/", 14) == 0 && function_action(api, req, req->path + 14))
+        return;
     if (strcmp(req->path, "/v1/code") == 0 && strcmp(m, "POST") == 0) {
         upload_code(api, req);
         return;
@@ -677,6 +844,9 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
                sizeof(api->router_addr));
     api->max_code_bytes = cfg->max_code_bytes ? cfg->max_code_bytes : 64u << 20;
     fl_strlcpy(api->sandbox, cfg->sandbox ? cfg->sandbox : "unknown", sizeof(api->sandbox));
+    api->executor = cfg->executor;
+    api->logs = cfg->logs;
+    api->metrics = cfg->metrics;
     api->started_ms = fl_clock_wall_ms();
     char code[4200];
     snprintf(code, sizeof(code), "%s/code", api->data_dir);

@@ -6,6 +6,9 @@
  *   POST /v1/code                       the body is stored by its SHA-256
  *   GET|POST        /v1/{kind}s         list, create
  *   GET|PUT|DELETE  /v1/{kind}s/{name}  get, update (with the revision read), delete
+ *   ANY  /v1/functions/{name}/invoke    call the function with this request
+ *   GET  /v1/functions/{name}/logs      ?tail=N (default 100, 0: all) &follow=1
+ *   GET  /metrics                       Prometheus text format
  *
  * for the kinds environment, function and route. Every other request needs
  * "Authorization: Bearer <token>". Specs are checked with exec/spec.h and
@@ -18,6 +21,9 @@
 
 #include <uv.h>
 
+#include "base/metrics.h"
+#include "exec/executor.h"
+#include "exec/logs.h"
 #include "http/server.h"
 #include "store/store.h"
 
@@ -32,6 +38,9 @@ struct fl_api_config {
     const char *router_addr; /* for /v1/status */
     size_t max_code_bytes;   /* largest code upload; the listener's body limit must allow it */
     const char *sandbox;     /* the sandbox mode, for /v1/status */
+    struct fl_executor *executor; /* invocations and function status; may be NULL */
+    struct fl_logbook *logs;      /* function logs; may be NULL */
+    struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
 };
 
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */

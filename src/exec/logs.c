@@ -2,6 +2,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/str.h"
 #include "exec/spec.h"
 
@@ -249,30 +250,6 @@ int fl_logbook_append(struct fl_logbook *lb, const struct fl_log_line *line)
     return rc;
 }
 
-/* Read a whole file into buf (appending). Missing files add nothing. */
-static int read_file(const char *path, struct fl_buf *buf)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    char chunk[65536];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : 0;
-            break;
-        }
-        rc = fl_buf_append(buf, chunk, (size_t)n);
-        if (rc < 0)
-            break;
-    }
-    close(fd);
-    return rc;
-}
-
 int fl_logbook_tail(struct fl_logbook *lb, const char *function, size_t n, struct fl_buf *out)
 {
     if (!valid_function(function))
@@ -282,10 +259,10 @@ int fl_logbook_tail(struct fl_logbook *lb, const char *function, size_t n, struc
     /* .log.1 and .log together never exceed max_bytes (plus one line). */
     fl_buf_init(&all, lb->max_bytes + 2 * FL_LOG_LINE_MAX + 1024);
     log_path(lb, function, ".1", path, sizeof(path));
-    int rc = read_file(path, &all);
+    int rc = fl_file_read(path, &all);
     log_path(lb, function, "", path, sizeof(path));
     if (rc == 0)
-        rc = read_file(path, &all);
+        rc = fl_file_read(path, &all);
     if (rc < 0)
         goto out;
     /* Walk back n lines from the end (a torn last line, without '\n', is skipped). */

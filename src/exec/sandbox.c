@@ -241,7 +241,10 @@ static void finish(struct fl_sandbox *sb)
     if (sb->bwrap && sig == 0 && sb->status > 128 && sb->status < 128 + 65) {
         sig = (int)sb->status - 128; /* bwrap exits 128+N when its child dies by signal N */
     }
-    if (sb->stopping)
+    /* a tree that died of something else before the stop took hold keeps
+     * its real cause (a crash, a limit) */
+    bool stopped = sig == SIGTERM || sig == SIGKILL || (sig == 0 && (value == 0 || value == 143));
+    if (sb->stopping && stopped)
         how = FL_EXIT_STOPPED, value = sig;
     else if (sig == SIGXCPU)
         how = FL_EXIT_CPU, value = sig;

@@ -2,20 +2,34 @@
  * flintd: the Flint daemon.
  *
  *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
+ *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
  *
  * Each flag has an environment variable (FLINT_DATA, FLINT_API,
- * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE); flags win. One process,
- * one libuv loop for all networking. SIGTERM and SIGINT stop accepting,
- * let requests in flight finish (up to --drain), and exit 0.
+ * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES); flags
+ * win. One process, one libuv loop for all networking and processes.
+ *
+ * What runs: the store; the executor, kept in step with the store's
+ * environments and functions by two followers; the router, following
+ * routes; the API. SIGTERM and SIGINT stop accepting, let requests in
+ * flight finish (up to --drain), stop every instance, close the store and
+ * exit 0.
  */
 #include "api/api.h"
 #include "api/token.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/metrics.h"
+#include "exec/executor.h"
+#include "exec/logs.h"
 #include "exec/sandbox.h"
+#include "exec/spec.h"
 #include "http/server.h"
+#include "router/router.h"
+#include "store/follow.h"
 #include "store/store.h"
+
+#include <limits.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -34,7 +48,10 @@ struct flintd_config {
     const char *api_addr;
     const char *router_addr;
     const char *log_file;
+    const char *runtimes_dir;
     int64_t drain_ms;
+    int64_t queue_max;
+    int64_t queue_wait_ms;
 };
 
 struct flintd {
@@ -42,6 +59,11 @@ struct flintd {
     struct flintd_config cfg;
     char token[FL_TOKEN_HEX + 1];
     struct fl_store *store;
+    struct fl_metrics *metrics;
+    struct fl_logbook *logs;
+    struct fl_executor *executor;
+    struct fl_follower *env_follower, *fn_follower;
+    struct fl_router *routing;
     struct fl_api *control;
     struct fl_http_server *api;
     struct fl_http_server *router;
@@ -64,6 +86,10 @@ static void usage(FILE *to)
             "  --log-level L     debug, info, warn or error (FLINT_LOG_LEVEL; default info)\n"
             "  --log-file PATH   log to PATH instead of stderr (FLINT_LOG_FILE)\n"
             "  --drain DURATION  how long SIGTERM waits for requests in flight (default 10s)\n"
+            "  --runtimes DIR    the runtime tree (FLINT_RUNTIMES; default\n"
+            "                    <flintd's dir>/../share/flint/runtimes)\n"
+            "  --queue-max N     requests a function may have waiting (default 1000)\n"
+            "  --queue-wait D    how long a request waits for an instance (default 10s)\n"
             "\n"
             "An ADDR is HOST:PORT, [V6]:PORT or unix:PATH.\n");
 }
@@ -77,23 +103,22 @@ static const char *env_or(const char *name, const char *fallback)
 static int parse_args(int argc, char **argv, struct flintd_config *cfg)
 {
     static const struct option options[] = {
-        {"data", required_argument, NULL, 'd'},
-        {"api", required_argument, NULL, 'a'},
-        {"router", required_argument, NULL, 'r'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"log-file", required_argument, NULL, 'f'},
-        {"drain", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},       {"api", required_argument, NULL, 'a'},
+        {"router", required_argument, NULL, 'r'},     {"log-level", required_argument, NULL, 'l'},
+        {"log-file", required_argument, NULL, 'f'},   {"drain", required_argument, NULL, 'D'},
+        {"runtimes", required_argument, NULL, 'R'},   {"queue-max", required_argument, NULL, 'q'},
+        {"queue-wait", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
     const char *level = env_or("FLINT_LOG_LEVEL", NULL);
     const char *drain = "10s";
+    const char *queue_max = "1000", *queue_wait = "10s";
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
     cfg->router_addr = env_or("FLINT_ROUTER", "127.0.0.1:8080");
     cfg->log_file = env_or("FLINT_LOG_FILE", NULL);
+    cfg->runtimes_dir = env_or("FLINT_RUNTIMES", NULL);
     for (;;) {
         int c = getopt_long(argc, argv, "", options, NULL);
         if (c == -1)
@@ -116,6 +141,15 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
             break;
         case 'D':
             drain = optarg;
+            break;
+        case 'R':
+            cfg->runtimes_dir = optarg;
+            break;
+        case 'q':
+            queue_max = optarg;
+            break;
+        case 'w':
+            queue_wait = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -146,14 +180,75 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         fprintf(stderr, "flintd: --drain takes a duration like 10s or 500ms, not '%s'\n", drain);
         return FL_EINVAL;
     }
+    if (fl_parse_i64(queue_max, 0, 1000000, &cfg->queue_max) < 0) {
+        fprintf(stderr, "flintd: --queue-max takes a number from 0 to 1000000, not '%s'\n",
+                queue_max);
+        return FL_EINVAL;
+    }
+    if (fl_parse_duration_ms(queue_wait, &cfg->queue_wait_ms) < 0 || cfg->queue_wait_ms < 1) {
+        fprintf(stderr, "flintd: --queue-wait takes a duration like 10s or 500ms, not '%s'\n",
+                queue_wait);
+        return FL_EINVAL;
+    }
     return 0;
 }
 
-/* ---- the router listener ---- */
+/* ---- the executor, in step with the store ---- */
 
-static void router_handler(struct fl_http_request *req, void *data)
+static void on_env_put(void *data, const char *name, uint64_t revision, json_t *value)
 {
-    fl_http_respond_error(req, 404, "no_route", "no route for %s %.200s", req->method, req->path);
+    struct flintd *d = data;
+    struct fl_env_spec spec;
+    struct fl_buf err;
+    fl_buf_init(&err, 512);
+    if (fl_env_spec_parse(json_object_get(value, "spec"), &spec, &err) < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "environment refused", "name=%s err=\"%s\"", name,
+               err.data ? err.data : "");
+    else
+        fl_executor_set_environment(d->executor, name, (int64_t)revision, &spec);
+    fl_buf_release(&err);
+}
+
+static void on_env_remove(void *data, const char *name, uint64_t revision)
+{
+    struct flintd *d = data;
+    fl_executor_remove_environment(d->executor, name);
+}
+
+static void on_fn_put(void *data, const char *name, uint64_t revision, json_t *value)
+{
+    struct flintd *d = data;
+    struct fl_fn_spec spec;
+    struct fl_buf err;
+    fl_buf_init(&err, 512);
+    if (fl_fn_spec_parse(json_object_get(value, "spec"), &spec, &err) < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "function refused", "name=%s err=\"%s\"", name,
+               err.data ? err.data : "");
+    else
+        fl_executor_set_function(d->executor, name, (int64_t)revision, &spec);
+    fl_buf_release(&err);
+}
+
+static void on_fn_remove(void *data, const char *name, uint64_t revision)
+{
+    struct flintd *d = data;
+    fl_executor_remove_function(d->executor, name);
+}
+
+/* The runtime tree next to the binary: <bin>/../share/flint/runtimes. */
+static void default_runtimes_dir(char *out, size_t size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        fl_strlcpy(out, "share/flint/runtimes", size);
+        return;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    snprintf(out, size, "%s/../share/flint/runtimes", exe);
 }
 
 /* ---- life cycle ---- */
@@ -166,17 +261,38 @@ static void store_closed(void *data)
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
-/* Listeners first (requests in flight finish), then the store. */
-static void server_closed(void *data)
+static void executor_closed(void *data)
 {
     struct flintd *d = data;
-    d->servers_open--;
-    if (d->servers_open > 0)
-        return;
+    d->executor = NULL;
     if (d->store != NULL)
         fl_store_close(d->store, store_closed, d);
     else
         store_closed(d);
+}
+
+/* Listeners first (requests in flight finish), then the followers and the
+ * executor (instances stop), then the store. */
+static void after_servers(struct flintd *d)
+{
+    fl_router_free(d->routing);
+    d->routing = NULL;
+    if (d->env_follower != NULL)
+        fl_store_unfollow(d->env_follower);
+    if (d->fn_follower != NULL)
+        fl_store_unfollow(d->fn_follower);
+    d->env_follower = d->fn_follower = NULL;
+    if (d->executor != NULL)
+        fl_executor_close(d->executor, executor_closed, d);
+    else
+        executor_closed(d);
+}
+
+static void server_closed(void *data)
+{
+    struct flintd *d = data;
+    if (--d->servers_open == 0)
+        after_servers(d);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -280,6 +396,42 @@ int main(int argc, char **argv)
                "INSTANCES ARE NOT ISOLATED: bubblewrap is missing or unusable; only resource "
                "limits apply",
                "mode=\"%s\"", sandbox.description);
+    char runtimes[PATH_MAX], logs_dir[PATH_MAX];
+    if (d.cfg.runtimes_dir != NULL)
+        fl_strlcpy(runtimes, d.cfg.runtimes_dir, sizeof(runtimes));
+    else
+        default_runtimes_dir(runtimes, sizeof(runtimes));
+    snprintf(logs_dir, sizeof(logs_dir), "%s/logs", d.cfg.data_dir);
+    d.metrics = fl_metrics_new();
+    rc = d.metrics ? fl_logbook_open(logs_dir, 8u << 20, &d.logs) : FL_ENOMEM;
+    if (rc < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "cannot open the function logs", "dir=%s err=\"%s\"",
+               logs_dir, fl_strerror(rc));
+    struct fl_executor_config exec_cfg;
+    fl_executor_config_init(&exec_cfg);
+    exec_cfg.data_dir = d.cfg.data_dir;
+    exec_cfg.runtimes_dir = runtimes;
+    exec_cfg.mode = &sandbox;
+    exec_cfg.logs = d.logs;
+    exec_cfg.queue_max = (size_t)d.cfg.queue_max;
+    exec_cfg.queue_wait_ms = (uint64_t)d.cfg.queue_wait_ms;
+    if (rc == 0) {
+        rc = fl_executor_new(&d.loop, &exec_cfg, &d.executor);
+        if (rc < 0)
+            fl_log(FL_LOG_ERROR, "flintd", "cannot start the executor", "err=\"%s\"",
+                   fl_strerror(rc));
+    }
+    static const struct fl_follow_callbacks env_cbs = {.put = on_env_put, .remove = on_env_remove};
+    static const struct fl_follow_callbacks fn_cbs = {.put = on_fn_put, .remove = on_fn_remove};
+    /* environments first: the store answers in order, so functions find theirs */
+    if (rc == 0)
+        rc = fl_store_follow(d.store, "environment", &env_cbs, &d, &d.env_follower);
+    if (rc == 0)
+        rc = fl_store_follow(d.store, "function", &fn_cbs, &d, &d.fn_follower);
+    if (rc == 0)
+        rc = fl_router_new(d.store, d.executor, d.metrics, &d.routing);
+    if (rc == 0)
+        fl_log(FL_LOG_INFO, "flintd", "executor", "runtimes=%s", runtimes);
     struct fl_http_server_config api_cfg;
     fl_http_server_config_init(&api_cfg);
     api_cfg.max_body_bytes = 64u << 20; /* code uploads */
@@ -290,16 +442,20 @@ int main(int argc, char **argv)
                                     .api_addr = d.cfg.api_addr,
                                     .router_addr = d.cfg.router_addr,
                                     .max_code_bytes = api_cfg.max_body_bytes,
-                                    .sandbox = sandbox.description};
-    rc = fl_api_new(&d.loop, &control, &d.control);
+                                    .sandbox = sandbox.description,
+                                    .executor = d.executor,
+                                    .logs = d.logs,
+                                    .metrics = d.metrics};
+    if (rc == 0)
+        rc = fl_api_new(&d.loop, &control, &d.control);
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start the API", "err=\"%s\"", fl_strerror(rc));
     if (rc == 0)
         rc = start_listener(&d, "api", d.cfg.api_addr, &api_cfg, fl_api_handle, d.control, &d.api,
                             d.api_bound, sizeof(d.api_bound));
     if (rc == 0)
-        rc = start_listener(&d, "router", d.cfg.router_addr, NULL, router_handler, &d, &d.router,
-                            d.router_bound, sizeof(d.router_bound));
+        rc = start_listener(&d, "router", d.cfg.router_addr, NULL, fl_router_handle, d.routing,
+                            &d.router, d.router_bound, sizeof(d.router_bound));
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
     d.sigterm.data = d.sigint.data = &d;
@@ -307,9 +463,12 @@ int main(int argc, char **argv)
         /* stop what did start, then exit non-zero */
         on_signal(&d.sigterm, SIGTERM);
         if (d.servers_open == 0)
-            fl_store_close(d.store, store_closed, &d);
+            after_servers(&d);
         uv_run(&d.loop, UV_RUN_DEFAULT);
         fl_api_free(d.control);
+        if (d.logs != NULL)
+            fl_logbook_close(d.logs);
+        fl_metrics_free(d.metrics);
         uv_loop_close(&d.loop);
         return 1;
     }
@@ -319,6 +478,8 @@ int main(int argc, char **argv)
            d.cfg.data_dir, d.api_bound, d.router_bound);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     fl_api_free(d.control);
+    fl_logbook_close(d.logs);
+    fl_metrics_free(d.metrics);
     rc = uv_loop_close(&d.loop);
     fl_log(FL_LOG_INFO, "flintd", "stopped", NULL);
     return rc == 0 ? 0 : 1;

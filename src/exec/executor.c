@@ -1,0 +1,1711 @@
+/*
+ * The executor (see executor.h).
+ *
+ * Objects and who owns what:
+ *   struct env       one per environment; owns its warm pool of generic
+ *                    instances (state IDLE once healthy).
+ *   struct function  one per function name (a deleted one lingers, marked
+ *                    removed, until its instances and build are gone); owns
+ *                    its build state, its specialized instances and its
+ *                    queue of waiting invocations.
+ *   struct instance  one sandboxed process: STARTING (spawned, probing
+ *                    /healthz), IDLE (generic, healthy, in a pool),
+ *                    SPECIALIZING, READY, STOPPING. Freed after its
+ *                    sandbox has exited and its timer is closed.
+ *   struct fl_invocation  one call: QUEUED on its function, or RUNNING on
+ *                    an instance, then answered and freed.
+ *
+ * The hot path, for a READY instance with room: invoke -> pick the least
+ * busy instance -> one fl_http_client request over its Unix socket ->
+ * response passed through. Nothing is copied but the header array.
+ */
+#include "exec/executor.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/fs.h"
+#include "base/id.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "exec/build.h"
+#include "http/client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LAST_ERR_MAX   512  /* the tail of an instance's stderr kept for error messages */
+#define MAX_HEADERS    128  /* headers passed to an instance */
+#define STOP_GRACE_MS  2000 /* SIGTERM to SIGKILL when an instance is stopped */
+#define PROBE_MAX_MS   10   /* longest pause between /healthz probes */
+#define RESTART_MAX_MS 30000
+
+enum inst_state { INST_STARTING, INST_IDLE, INST_SPECIALIZING, INST_READY, INST_STOPPING };
+
+static const char *const state_names[] = {"starting", "idle", "specializing", "ready", "stopping"};
+
+enum build_state { BUILD_NONE, BUILD_RUNNING, BUILD_OK, BUILD_FAILED };
+
+static const char *const build_names[] = {"none", "running", "ok", "failed"};
+
+struct instance;
+struct function;
+
+struct env {
+    struct fl_executor *ex;
+    char name[FL_NAME_MAX + 1];
+    bool removed;
+    bool backoff_passed;
+    int refs; /* instances started from it */
+    int64_t revision;
+    struct fl_env_spec spec;
+    char runtime_dir[PATH_MAX];
+    struct instance *pool; /* generic instances: STARTING or IDLE */
+    int pool_starting, pool_idle;
+    int failures; /* consecutive generic instances that never became healthy */
+    uv_timer_t refill_timer;
+    struct env *next;
+};
+
+struct fl_invocation {
+    struct fl_executor *ex;
+    struct function *fn;
+    struct instance *inst;
+    const struct fl_invoke_request *req_ptr;
+    struct fl_invoke_request req;
+    fl_invoke_cb cb;
+    void *data;
+    struct fl_http_call *call;
+    char id[40];
+    uint64_t enqueued_ns;
+    bool queued;
+    bool queue_full; /* answered 429 from the loop */
+    bool canceled;
+    const char *crash_reason; /* set when the instance died under it */
+    struct fl_invocation *prev, *next;
+};
+
+struct instance {
+    struct fl_executor *ex;
+    unsigned serial;
+    char id[40];
+    enum inst_state state;
+    struct env *env;     /* its pool's environment while generic */
+    struct function *fn; /* once taken for a function */
+    int64_t fn_revision, env_revision;
+    bool generic;  /* started without function-specific settings */
+    bool draining; /* finish in-flight requests, then stop */
+    bool was_healthy;
+    char dir[PATH_MAX];
+    char target[PATH_MAX + 16];
+    struct fl_sandbox *sb;
+    struct fl_http_call *probe;
+    uv_timer_t timer; /* health probes, then nothing */
+    uint64_t started_ns, deadline_ns, last_used_ns;
+    unsigned probe_delay_ms;
+    unsigned active;
+    struct fl_invocation *inflight; /* doubly linked */
+    char last_err[LAST_ERR_MAX];
+    char exit_reason[160];
+    struct instance *next;
+};
+
+struct function {
+    struct fl_executor *ex;
+    char name[FL_NAME_MAX + 1];
+    int64_t revision;
+    struct fl_fn_spec spec;
+    bool removed;
+    enum build_state build;
+    unsigned build_gen;
+    int builds_pending; /* callbacks due: keep the struct alive */
+    int64_t built_env_revision;
+    char deploy_dir[PATH_MAX];
+    char entry[256];
+    char *build_log;
+    char *load_error; /* the current revision failed to load: every call gets it */
+    struct instance *instances;
+    struct fl_invocation *queue_head, *queue_tail;
+    size_t queued;
+    uv_timer_t queue_timer;
+    bool timer_closing;
+    uint64_t invocations, errors, cold_starts;
+    struct function *next;
+};
+
+struct fl_executor {
+    uv_loop_t *loop;
+    struct fl_executor_config cfg;
+    char data_dir[PATH_MAX];
+    char runtimes_dir[PATH_MAX];
+    char run_dir[PATH_MAX];
+    struct fl_sandbox_mode mode;
+    struct fl_builder *builder;
+    struct fl_http_client *client;
+    struct env *envs;
+    struct function *fns;
+    unsigned next_serial;
+    uv_timer_t tick;
+    uv_timer_t early_timer; /* answers errors found inside fl_executor_invoke() */
+    struct fl_invocation *early;
+    int instances_alive;
+    int handles_open;
+    bool closing, builder_closing;
+    void (*done)(void *data);
+    void *done_data;
+};
+
+static void dispatch(struct function *fn);
+static void instance_stop(struct instance *inst, const char *why);
+static void function_maybe_free(struct function *fn);
+static void pool_refill(struct env *e);
+static void function_build(struct function *fn);
+static void close_step(struct fl_executor *ex);
+static void instance_specialize(struct instance *inst);
+static void env_maybe_free(struct env *e);
+static void inflight_unlink(struct fl_invocation *inv);
+
+void fl_executor_config_init(struct fl_executor_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->queue_max = 1000;
+    cfg->queue_wait_ms = 10000;
+    cfg->start_timeout_ms = 30000;
+    cfg->tick_ms = 1000;
+    cfg->max_response_bytes = 16u << 20;
+}
+
+/* ---- lookups ---- */
+
+static struct env *env_find(struct fl_executor *ex, const char *name)
+{
+    for (struct env *e = ex->envs; e != NULL; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+static struct function *fn_find(struct fl_executor *ex, const char *name)
+{
+    for (struct function *f = ex->fns; f != NULL; f = f->next)
+        if (!f->removed && strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+static uint64_t now_ns(void)
+{
+    return fl_clock_mono_ns();
+}
+
+/* ---- function logs ---- */
+
+static void fn_note(struct function *fn, const struct instance *inst, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fn_note(struct function *fn, const struct instance *inst, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (fn->ex->cfg.logs != NULL) {
+        struct fl_log_line line = {.ts_ms = fl_clock_wall_ms(),
+                                   .function = fn->name,
+                                   .revision = inst ? inst->fn_revision : fn->revision,
+                                   .instance = inst ? inst->id : "",
+                                   .stream = "flint",
+                                   .text = text,
+                                   .len = strlen(text)};
+        fl_logbook_append(fn->ex->cfg.logs, &line);
+    }
+    char q[600];
+    fl_log(FL_LOG_INFO, "exec", "function", "function=%s note=%s", fn->name,
+           fl_log_quote(q, sizeof(q), text));
+}
+
+/* ---- answering ---- */
+
+static void inv_free(struct fl_invocation *inv)
+{
+    free(inv);
+}
+
+static void queue_unlink(struct fl_invocation *inv)
+{
+    struct function *fn = inv->fn;
+    if (inv->prev)
+        inv->prev->next = inv->next;
+    else
+        fn->queue_head = inv->next;
+    if (inv->next)
+        inv->next->prev = inv->prev;
+    else
+        fn->queue_tail = inv->prev;
+    inv->prev = inv->next = NULL;
+    inv->queued = false;
+    fn->queued--;
+}
+
+static void respond(struct fl_invocation *inv, int status, const struct fl_http_header *headers,
+                    size_t nheaders, const char *body, size_t body_len, const char *error_code)
+{
+    struct fl_invoke_result res = {.status = status,
+                                   .headers = headers,
+                                   .nheaders = nheaders,
+                                   .body = body,
+                                   .body_len = body_len,
+                                   .error_code = error_code,
+                                   .invocation_id = inv->id};
+    if (inv->fn != NULL) {
+        inv->fn->invocations++;
+        if (error_code != NULL || status >= 500)
+            inv->fn->errors++;
+    }
+    inv->cb(&res, inv->data);
+    inv_free(inv);
+}
+
+/* Answer with the executor's own JSON error. */
+static void respond_error(struct fl_invocation *inv, int status, const char *code, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
+
+static void respond_error(struct fl_invocation *inv, int status, const char *code, const char *fmt,
+                          ...)
+{
+    char message[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    json_t *doc = json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message,
+                            "invocation", inv->id);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    static const struct fl_http_header json_type = {"Content-Type", 12, "application/json", 16};
+    const char *fallback = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    const char *body = text ? text : fallback;
+    respond(inv, status, &json_type, 1, body, strlen(body), code);
+    free(text);
+}
+
+static void on_early_timer(uv_timer_t *t)
+{
+    struct fl_executor *ex = t->data;
+    while (ex->early != NULL) {
+        struct fl_invocation *inv = ex->early;
+        ex->early = inv->next;
+        inv->next = NULL;
+        if (ex->closing)
+            respond_error(inv, 503, "stopping", "flintd is stopping");
+        else if (inv->queue_full)
+            respond_error(inv, 429, "queue_full",
+                          "function '%s' has %zu requests waiting for an instance, its limit",
+                          inv->req.function, ex->cfg.queue_max);
+        else
+            respond_error(inv, 404, "function_not_found", "function '%s' not found",
+                          inv->req.function);
+    }
+}
+
+/* ---- instances ---- */
+
+static void instance_closed(uv_handle_t *h)
+{
+    struct instance *inst = h->data;
+    struct fl_executor *ex = inst->ex;
+    struct env *e = inst->env;
+    fl_remove_tree(inst->dir);
+    free(inst);
+    if (e != NULL) {
+        e->refs--;
+        env_maybe_free(e);
+    }
+    ex->instances_alive--;
+    close_step(ex);
+}
+
+/* Take inst out of whichever list holds it. */
+static void instance_unlink(struct instance *inst)
+{
+    struct instance **head = NULL;
+    if (inst->fn != NULL)
+        head = &inst->fn->instances;
+    else if (inst->env != NULL)
+        head = &inst->env->pool;
+    for (struct instance **p = head; p != NULL && *p != NULL; p = &(*p)->next) {
+        if (*p == inst) {
+            *p = inst->next;
+            break;
+        }
+    }
+    inst->next = NULL;
+}
+
+static void describe_exit(struct instance *inst, enum fl_sandbox_exit how, int status,
+                          const struct fl_limits *limits)
+{
+    switch (how) {
+    case FL_EXIT_MEMORY:
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason), "out of memory (limit %llu MiB)",
+                 (unsigned long long)(limits->memory_bytes >> 20));
+        break;
+    case FL_EXIT_CPU:
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason), "CPU time limit (%llds) reached",
+                 (long long)limits->cpu_seconds);
+        break;
+    case FL_EXIT_SIGNAL:
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason), "killed by signal %d (%s)", status,
+                 strsignal(status));
+        break;
+    case FL_EXIT_STOPPED:
+        if (inst->exit_reason[0] == '\0')
+            snprintf(inst->exit_reason, sizeof(inst->exit_reason), "stopped");
+        break;
+    case FL_EXIT_NORMAL:
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason), "exited with status %d", status);
+        break;
+    }
+}
+
+static const struct fl_limits *instance_limits(const struct instance *inst, struct fl_limits *out);
+
+static void on_instance_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, int status,
+                             void *data)
+{
+    struct instance *inst = data;
+    struct fl_executor *ex = inst->ex;
+    struct fl_limits limits;
+    bool was_stopping = inst->state == INST_STOPPING;
+    inst->sb = NULL;
+    describe_exit(inst, how, status, instance_limits(inst, &limits));
+    if (inst->probe != NULL)
+        fl_http_client_cancel(inst->probe);
+    uv_timer_stop(&inst->timer);
+
+    struct function *fn = inst->fn;
+    struct env *e = inst->env;
+    enum inst_state state = inst->state;
+    if (fn != NULL && !was_stopping)
+        fn_note(fn, inst, "instance exited: %s%s%s", inst->exit_reason,
+                inst->last_err[0] ? "; last error output: " : "", inst->last_err);
+    else if (fn == NULL && !ex->closing && !was_stopping)
+        fl_log(FL_LOG_WARN, "exec", "generic instance exited", "environment=%s reason=\"%s\"",
+               e ? e->name : "?", inst->exit_reason);
+
+    /* its requests fail, each with the reason */
+    inst->state = INST_STOPPING;
+    while (inst->inflight != NULL) {
+        struct fl_invocation *inv = inst->inflight;
+        inv->crash_reason = inst->exit_reason;
+        if (inv->call != NULL) {
+            fl_http_client_cancel(inv->call); /* on_response unlinks and answers */
+            continue;
+        }
+        inflight_unlink(inv); /* its connection broke before: answer now */
+        if (ex->closing)
+            respond_error(inv, 503, "stopping", "flintd is stopping");
+        else
+            respond_error(inv, 502, "instance_crashed",
+                          "function '%s' crashed while handling the request: %s%s%s", fn->name,
+                          inst->exit_reason, inst->last_err[0] ? "; last error output: " : "",
+                          inst->last_err);
+    }
+    if (e != NULL && fn == NULL) {
+        if (state == INST_STARTING)
+            e->pool_starting--;
+        else if (state == INST_IDLE)
+            e->pool_idle--;
+        if (!inst->was_healthy && !was_stopping)
+            e->failures++;
+    }
+    bool never_ready = fn != NULL && !inst->was_healthy && !was_stopping;
+    instance_unlink(inst);
+    inst->state = INST_STOPPING;
+    uv_close((uv_handle_t *)&inst->timer, instance_closed);
+
+    if (ex->closing)
+        return;
+    if (e != NULL && fn == NULL)
+        pool_refill(e);
+    if (fn != NULL) {
+        if (never_ready && fn->queued > 0 && fn->instances == NULL) {
+            /* nothing else is coming for the waiting requests */
+            while (fn->queue_head != NULL) {
+                struct fl_invocation *inv = fn->queue_head;
+                queue_unlink(inv);
+                respond_error(inv, 502, "instance_failed",
+                              "function '%s' could not start an instance: %s%s%s", fn->name,
+                              inst->exit_reason, inst->last_err[0] ? "; " : "", inst->last_err);
+            }
+        }
+        dispatch(fn);
+        function_maybe_free(fn);
+    }
+}
+
+static void on_instance_line(struct fl_sandbox *sb, bool is_stderr, const char *line, size_t len,
+                             void *data)
+{
+    struct instance *inst = data;
+    if (is_stderr && len > 0) {
+        size_t n = len < LAST_ERR_MAX - 1 ? len : LAST_ERR_MAX - 1;
+        memcpy(inst->last_err, line + (len - n), n);
+        inst->last_err[n] = '\0';
+    }
+    struct function *fn = inst->fn;
+    if (fn == NULL) {
+        char q[300];
+        fl_log(FL_LOG_DEBUG, "exec", "generic instance output", "environment=%s line=%s",
+               inst->env ? inst->env->name : "?", fl_log_quote(q, sizeof(q), line));
+        return;
+    }
+    if (inst->ex->cfg.logs == NULL)
+        return;
+    struct fl_log_line l = {.ts_ms = fl_clock_wall_ms(),
+                            .function = fn->name,
+                            .revision = inst->fn_revision,
+                            .instance = inst->id,
+                            .stream = is_stderr ? "stderr" : "stdout",
+                            .text = line,
+                            .len = len};
+    fl_logbook_append(inst->ex->cfg.logs, &l);
+}
+
+static const struct fl_limits *instance_limits(const struct instance *inst, struct fl_limits *out)
+{
+    const struct env *e = inst->env;
+    memset(out, 0, sizeof(*out));
+    if (e != NULL)
+        *out = e->spec.limits;
+    if (!inst->generic && inst->fn != NULL) {
+        const struct fl_limits *f = &inst->fn->spec.limits;
+        if (f->memory_bytes)
+            out->memory_bytes = f->memory_bytes;
+        if (f->cpu_seconds)
+            out->cpu_seconds = f->cpu_seconds;
+        if (f->open_files)
+            out->open_files = f->open_files;
+        if (f->processes)
+            out->processes = f->processes;
+    }
+    return out;
+}
+
+static void probe_schedule(struct instance *inst);
+
+static void on_probe(int err, const struct fl_http_client_response *resp, void *data)
+{
+    struct instance *inst = data;
+    inst->probe = NULL;
+    if (err == FL_ECANCELED || inst->state != INST_STARTING)
+        return;
+    if (err == 0 && resp->status == 200) {
+        inst->was_healthy = true;
+        uint64_t took = (now_ns() - inst->started_ns) / 1000000;
+        if (inst->fn == NULL) {
+            struct env *e = inst->env;
+            e->pool_starting--;
+            e->pool_idle++;
+            e->failures = 0;
+            inst->state = INST_IDLE;
+            fl_log(FL_LOG_DEBUG, "exec", "warm instance ready",
+                   "environment=%s instance=%s ms=%llu", e->name, inst->id,
+                   (unsigned long long)took);
+            /* a function may be waiting for exactly this */
+            for (struct function *fn = inst->ex->fns; fn != NULL; fn = fn->next)
+                if (!fn->removed && fn->queued > 0 && strcmp(fn->spec.environment, e->name) == 0)
+                    dispatch(fn);
+        } else {
+            instance_specialize(inst);
+        }
+        return;
+    }
+    probe_schedule(inst);
+}
+
+static void on_probe_timer(uv_timer_t *t)
+{
+    struct instance *inst = t->data;
+    if (inst->state != INST_STARTING || inst->sb == NULL)
+        return;
+    if (now_ns() > inst->deadline_ns) {
+        snprintf(inst->exit_reason, sizeof(inst->exit_reason),
+                 "did not answer GET /healthz within %llu ms",
+                 (unsigned long long)inst->ex->cfg.start_timeout_ms);
+        inst->was_healthy = false;
+        fl_sandbox_stop(inst->sb, 0);
+        /* stays STARTING so the exit counts as a failed start */
+        return;
+    }
+    struct fl_http_client_request req = {.target = inst->target,
+                                         .method = "GET",
+                                         .path = "/healthz",
+                                         .timeout_ms = 2000,
+                                         .idempotent = true};
+    if (fl_http_client_request(inst->ex->client, &req, on_probe, inst, &inst->probe) < 0)
+        probe_schedule(inst);
+}
+
+static void probe_schedule(struct instance *inst)
+{
+    uv_timer_start(&inst->timer, on_probe_timer, inst->probe_delay_ms, 0);
+    if (inst->probe_delay_ms < PROBE_MAX_MS)
+        inst->probe_delay_ms++;
+}
+
+/*
+ * Start an instance: generic for env's pool (fn NULL), or for fn with its
+ * own settings. Its directory gets code/ (-> /code) and sock/ (-> /run/flint).
+ */
+static struct instance *instance_start(struct fl_executor *ex, struct env *e, struct function *fn)
+{
+    struct instance *inst = calloc(1, sizeof(*inst));
+    if (inst == NULL)
+        return NULL;
+    inst->ex = ex;
+    inst->serial = ++ex->next_serial;
+    fl_uuid7(inst->id);
+    inst->env = e;
+    inst->env_revision = e->revision;
+    inst->generic = fn == NULL;
+    inst->state = INST_STARTING;
+    snprintf(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
+    char code[PATH_MAX + 8], sock[PATH_MAX + 8];
+    snprintf(code, sizeof(code), "%s/code", inst->dir);
+    snprintf(sock, sizeof(sock), "%s/sock", inst->dir);
+    snprintf(inst->target, sizeof(inst->target), "unix:%s/sock/s", inst->dir);
+    fl_remove_tree(inst->dir);
+    if (mkdir(inst->dir, 0755) != 0 || mkdir(code, 0755) != 0 || mkdir(sock, 0777) != 0 ||
+        chmod(sock, 0777) != 0) {
+        fl_log(FL_LOG_ERROR, "exec", "cannot make an instance directory", "dir=%s err=\"%s\"",
+               inst->dir, strerror(errno));
+        fl_remove_tree(inst->dir);
+        free(inst);
+        return NULL;
+    }
+
+    bool inside = ex->mode.bwrap;
+    const char *rt = inside ? "/runtime" : e->runtime_dir;
+    char prog[PATH_MAX + 64], script[PATH_MAX + 64];
+    const char *argv_buf[4];
+    const char *const *argv = argv_buf;
+    switch (e->spec.runtime) {
+    case FL_RUNTIME_C:
+    case FL_RUNTIME_BINARY:
+        snprintf(prog, sizeof(prog), "%s/flint-runtime-%s", rt, fl_runtime_name(e->spec.runtime));
+        argv_buf[0] = prog;
+        argv_buf[1] = NULL;
+        break;
+    case FL_RUNTIME_PYTHON:
+        snprintf(script, sizeof(script), "%s/flint_runtime.py", rt);
+        argv_buf[0] = "/usr/bin/python3";
+        argv_buf[1] = "-u";
+        argv_buf[2] = script;
+        argv_buf[3] = NULL;
+        break;
+    case FL_RUNTIME_NODE:
+        snprintf(script, sizeof(script), "%s/flint_runtime.js", rt);
+        argv_buf[0] = "/usr/bin/node";
+        argv_buf[1] = script;
+        argv_buf[2] = NULL;
+        break;
+    case FL_RUNTIME_CUSTOM:
+        argv = (const char *const *)e->spec.command;
+        break;
+    }
+
+    /* the environment: the basics, the contract's, then the function's own */
+    const char *env_vars[300];
+    size_t n = 0;
+    char listen[PATH_MAX + 32], fn_var[128], id_var[64];
+    env_vars[n++] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    env_vars[n++] = "HOME=/tmp";
+    env_vars[n++] = "LANG=C.UTF-8";
+    env_vars[n++] = "PYTHONDONTWRITEBYTECODE=1";
+    snprintf(listen, sizeof(listen), "FLINT_LISTEN=unix:%s/s", inside ? "/run/flint" : sock);
+    env_vars[n++] = listen;
+    snprintf(id_var, sizeof(id_var), "FLINT_INSTANCE=%s", inst->id);
+    env_vars[n++] = id_var;
+    char *owned[260];
+    size_t nowned = 0;
+    if (fn != NULL) {
+        snprintf(fn_var, sizeof(fn_var), "FLINT_FUNCTION=%s", fn->name);
+        env_vars[n++] = fn_var;
+        const char *key;
+        json_t *value;
+        json_object_foreach(fn->spec.env, key, value)
+        {
+            if (nowned == 256)
+                break;
+            size_t len = strlen(key) + strlen(json_string_value(value)) + 2;
+            char *kv = malloc(len);
+            if (kv == NULL)
+                continue;
+            snprintf(kv, len, "%s=%s", key, json_string_value(value));
+            owned[nowned++] = kv;
+            env_vars[n++] = kv;
+        }
+        inst->fn = fn;
+        inst->fn_revision = fn->revision;
+    }
+    env_vars[n] = NULL;
+
+    struct fl_limits limits;
+    struct fl_sandbox_spec spec = {.argv = argv,
+                                   .env = env_vars,
+                                   .code_dir = code,
+                                   .runtime_dir =
+                                       e->spec.runtime == FL_RUNTIME_CUSTOM ? NULL : e->runtime_dir,
+                                   .socket_dir = sock,
+                                   .limits = *instance_limits(inst, &limits),
+                                   .network = e->spec.network};
+    int rc = fl_sandbox_spawn(ex->loop, &ex->mode, &spec, on_instance_line, on_instance_exit, inst,
+                              &inst->sb);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+    if (rc < 0) {
+        if (fn != NULL)
+            fn_note(fn, inst, "cannot start an instance: %s", fl_strerror(rc));
+        fl_remove_tree(inst->dir);
+        free(inst);
+        return NULL;
+    }
+    uv_timer_init(ex->loop, &inst->timer);
+    inst->timer.data = inst;
+    ex->instances_alive++;
+    e->refs++;
+    inst->started_ns = now_ns();
+    inst->last_used_ns = inst->started_ns;
+    inst->deadline_ns = inst->started_ns + ex->cfg.start_timeout_ms * 1000000ULL;
+    inst->probe_delay_ms = 1;
+    probe_schedule(inst);
+    if (fn != NULL) {
+        inst->next = fn->instances;
+        fn->instances = inst;
+        fn->cold_starts++;
+    } else {
+        inst->next = e->pool;
+        e->pool = inst;
+        e->pool_starting++;
+    }
+    return inst;
+}
+
+static void instance_stop(struct instance *inst, const char *why)
+{
+    if (inst->state == INST_STOPPING || inst->sb == NULL)
+        return;
+    if (inst->exit_reason[0] == '\0')
+        fl_strlcpy(inst->exit_reason, why, sizeof(inst->exit_reason));
+    if (inst->fn == NULL && inst->env != NULL) {
+        if (inst->state == INST_STARTING)
+            inst->env->pool_starting--;
+        else if (inst->state == INST_IDLE)
+            inst->env->pool_idle--;
+    }
+    inst->state = INST_STOPPING;
+    if (inst->probe != NULL)
+        fl_http_client_cancel(inst->probe);
+    uv_timer_stop(&inst->timer);
+    fl_sandbox_stop(inst->sb, STOP_GRACE_MS);
+}
+
+/* ---- the warm pool ---- */
+
+static void on_refill_timer(uv_timer_t *t)
+{
+    struct env *e = t->data;
+    e->backoff_passed = true;
+    pool_refill(e);
+}
+
+/* Start generic instances up to poolsize. After failed starts, wait (100 ms
+ * doubling to 30 s) and try one at a time, so a broken environment does not
+ * spin. */
+static void pool_refill(struct env *e)
+{
+    struct fl_executor *ex = e->ex;
+    if (ex->closing || e->removed)
+        return;
+    int want = (int)e->spec.poolsize;
+    if (e->failures > 0) {
+        if (!e->backoff_passed) {
+            if (!uv_is_active((uv_handle_t *)&e->refill_timer)) {
+                uint64_t delay = 100ULL << (e->failures < 9 ? e->failures : 9);
+                uv_timer_start(&e->refill_timer, on_refill_timer,
+                               delay < RESTART_MAX_MS ? delay : RESTART_MAX_MS, 0);
+            }
+            return;
+        }
+        want = e->pool_starting + 1 < want ? e->pool_starting + 1 : want;
+    }
+    e->backoff_passed = false;
+    while (e->pool_starting + e->pool_idle < want)
+        if (instance_start(ex, e, NULL) == NULL)
+            break;
+}
+
+static void env_timer_closed(uv_handle_t *h)
+{
+    struct env *e = h->data;
+    struct fl_executor *ex = e->ex;
+    fl_env_spec_release(&e->spec);
+    free(e);
+    ex->handles_open--;
+    close_step(ex);
+}
+
+static void env_maybe_free(struct env *e)
+{
+    if (!e->removed || e->refs > 0 || uv_is_closing((uv_handle_t *)&e->refill_timer))
+        return;
+    for (struct env **p = &e->ex->envs; *p != NULL; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&e->refill_timer, env_timer_closed);
+}
+
+/* ---- specialization ---- */
+
+static void fail_queue(struct function *fn, int status, const char *code, const char *message)
+{
+    while (fn->queue_head != NULL) {
+        struct fl_invocation *inv = fn->queue_head;
+        queue_unlink(inv);
+        respond_error(inv, status, code, "%s", message);
+    }
+}
+
+static void on_specialized(int err, const struct fl_http_client_response *resp, void *data)
+{
+    struct instance *inst = data;
+    inst->probe = NULL;
+    if (err == FL_ECANCELED || inst->state != INST_SPECIALIZING)
+        return;
+    struct function *fn = inst->fn;
+    if (err == 0 && resp->status >= 200 && resp->status < 300) {
+        inst->state = INST_READY;
+        inst->last_used_ns = now_ns();
+        fl_log(FL_LOG_DEBUG, "exec", "instance specialized", "function=%s instance=%s us=%llu",
+               fn->name, inst->id, (unsigned long long)((now_ns() - inst->started_ns) / 1000));
+        dispatch(fn);
+        return;
+    }
+    char message[1400];
+    if (err == 0) {
+        json_t *doc = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+        const char *m =
+            json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+        snprintf(message, sizeof(message), "function '%s' failed to load: %.1000s", fn->name,
+                 m                ? m
+                 : resp->body_len ? resp->body
+                                  : "no reason given");
+        json_decref(doc);
+    } else {
+        snprintf(message, sizeof(message),
+                 "function '%s' failed to load: the instance %s while loading it (%s)%s%s",
+                 fn->name, err == FL_ETIMEDOUT ? "did not answer" : "failed", fl_strerror(err),
+                 inst->last_err[0] ? "; last error output: " : "", inst->last_err);
+    }
+    fn_note(fn, inst, "%s", message);
+    if (inst->fn_revision == fn->revision) {
+        free(fn->load_error);
+        fn->load_error = fl_strndup(message, strlen(message));
+    }
+    instance_stop(inst, "failed to load the function");
+    fail_queue(fn, 500, "function_load_failed", message);
+}
+
+static void instance_specialize(struct instance *inst)
+{
+    struct function *fn = inst->fn;
+    struct fl_executor *ex = inst->ex;
+    char dst[PATH_MAX + 16], filepath[PATH_MAX + 300];
+    snprintf(dst, sizeof(dst), "%s/code/f", inst->dir);
+    int rc = fl_link_tree(fn->deploy_dir, dst);
+    if (rc < 0) {
+        fn_note(fn, inst, "cannot place the build in the instance: %s", fl_strerror(rc));
+        instance_stop(inst, "cannot place the code");
+        return;
+    }
+    const char *base = ex->mode.bwrap ? "/code/f" : dst;
+    if (fn->entry[0] != '\0')
+        snprintf(filepath, sizeof(filepath), "%s/%s", base, fn->entry);
+    else
+        snprintf(filepath, sizeof(filepath), "%s", base);
+    json_t *doc = json_pack("{s:s}", "filepath", filepath);
+    if (doc != NULL && fn->spec.entrypoint != NULL)
+        json_object_set_new(doc, "functionName", json_string(fn->spec.entrypoint));
+    char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (body == NULL) {
+        instance_stop(inst, "out of memory");
+        return;
+    }
+    static const struct fl_http_header json_type = {"Content-Type", 12, "application/json", 16};
+    struct fl_http_client_request req = {.target = inst->target,
+                                         .method = "POST",
+                                         .path = "/v2/specialize",
+                                         .headers = &json_type,
+                                         .nheaders = 1,
+                                         .body = body,
+                                         .body_len = strlen(body),
+                                         .timeout_ms = (uint64_t)fn->spec.timeout_ms};
+    inst->state = INST_SPECIALIZING;
+    rc = fl_http_client_request(ex->client, &req, on_specialized, inst, &inst->probe);
+    free(body);
+    if (rc < 0)
+        instance_stop(inst, "cannot send /v2/specialize");
+}
+
+/* ---- scaling ---- */
+
+static bool uses_pool(const struct function *fn)
+{
+    const struct fl_limits *l = &fn->spec.limits;
+    return json_object_size(fn->spec.env) == 0 && l->memory_bytes == 0 && l->cpu_seconds == 0 &&
+           l->open_files == 0 && l->processes == 0;
+}
+
+static bool is_current(const struct instance *inst, const struct function *fn, const struct env *e)
+{
+    return !inst->draining && inst->state != INST_STOPPING && inst->fn_revision == fn->revision &&
+           e != NULL && inst->env == e && inst->env_revision == e->revision;
+}
+
+/* One more instance for fn: a warm one from the pool if it can, else a new
+ * one. false if none could be had. */
+static bool start_for(struct function *fn, struct env *e)
+{
+    if (uses_pool(fn)) {
+        for (struct instance *inst = e->pool; inst != NULL; inst = inst->next) {
+            if (inst->state != INST_IDLE || inst->env_revision != e->revision)
+                continue;
+            instance_unlink(inst);
+            e->pool_idle--;
+            inst->fn = fn;
+            inst->fn_revision = fn->revision;
+            inst->next = fn->instances;
+            fn->instances = inst;
+            inst->started_ns = now_ns();
+            fn->cold_starts++;
+            instance_specialize(inst);
+            pool_refill(e);
+            return true;
+        }
+    }
+    return instance_start(fn->ex, e, fn) != NULL;
+}
+
+static void scale_up(struct function *fn)
+{
+    struct env *e = env_find(fn->ex, fn->spec.environment);
+    if (e == NULL) {
+        char message[256];
+        snprintf(message, sizeof(message), "environment '%s' of function '%s' not found",
+                 fn->spec.environment, fn->name);
+        fail_queue(fn, 503, "environment_not_found", message);
+        return;
+    }
+    size_t live = 0, coming = 0;
+    for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+        if (!is_current(inst, fn, e))
+            continue;
+        live++;
+        if (inst->state != INST_READY)
+            coming++;
+    }
+    size_t rpi = (size_t)fn->spec.requests_per_instance;
+    /* generic instances still starting will be taken as they become idle */
+    size_t soon = uses_pool(fn) ? (size_t)e->pool_starting : 0;
+    while (fn->queued > (coming + soon) * rpi && live < (size_t)fn->spec.concurrency) {
+        if (!start_for(fn, e))
+            break;
+        live++;
+        coming++;
+    }
+}
+
+/* ---- invocations ---- */
+
+static bool hop_by_hop(const char *name, size_t len)
+{
+    static const char *const names[] = {
+        "connection", "keep-alive", "transfer-encoding", "content-length", "te",
+        "trailer",    "upgrade",    "proxy-connection",  "expect"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (fl_str_ieq(name, len, names[i]))
+            return true;
+    return false;
+}
+
+static void on_response(int err, const struct fl_http_client_response *resp, void *data);
+
+static void inflight_unlink(struct fl_invocation *inv)
+{
+    struct instance *inst = inv->inst;
+    if (inv->prev)
+        inv->prev->next = inv->next;
+    else
+        inst->inflight = inv->next;
+    if (inv->next)
+        inv->next->prev = inv->prev;
+    inv->prev = inv->next = NULL;
+}
+
+static void send_to(struct instance *inst, struct fl_invocation *inv)
+{
+    struct function *fn = inv->fn;
+    const struct fl_invoke_request *r = &inv->req;
+    struct fl_http_header headers[MAX_HEADERS];
+    size_t n = 0;
+    for (size_t i = 0; i < r->nheaders && n < MAX_HEADERS - 8 - r->nextra; i++) {
+        const struct fl_http_header *h = &r->headers[i];
+        if (hop_by_hop(h->name, h->name_len) ||
+            (h->name_len >= 8 && strncasecmp(h->name, "x-flint-", 8) == 0))
+            continue;
+        headers[n++] = *h;
+    }
+    for (size_t i = 0; i < r->nextra && n < MAX_HEADERS - 4; i++)
+        headers[n++] = r->extra[i];
+    char attempt[16];
+    snprintf(attempt, sizeof(attempt), "%d", r->attempt > 0 ? r->attempt : 1);
+    const char *trigger = r->trigger ? r->trigger : "http";
+    headers[n++] = (struct fl_http_header){"X-Flint-Function", 16, fn->name, strlen(fn->name)};
+    headers[n++] = (struct fl_http_header){"X-Flint-Invocation-Id", 21, inv->id, strlen(inv->id)};
+    headers[n++] = (struct fl_http_header){"X-Flint-Attempt", 15, attempt, strlen(attempt)};
+    headers[n++] = (struct fl_http_header){"X-Flint-Trigger", 15, trigger, strlen(trigger)};
+    struct fl_http_client_request req = {.target = inst->target,
+                                         .method = r->method,
+                                         .path = r->target,
+                                         .headers = headers,
+                                         .nheaders = n,
+                                         .body = r->body,
+                                         .body_len = r->body_len,
+                                         .timeout_ms = (uint64_t)fn->spec.timeout_ms};
+    inv->inst = inst;
+    inv->next = inst->inflight;
+    if (inst->inflight)
+        inst->inflight->prev = inv;
+    inst->inflight = inv;
+    inst->active++;
+    int rc = fl_http_client_request(inst->ex->client, &req, on_response, inv, &inv->call);
+    if (rc < 0) {
+        inflight_unlink(inv);
+        inst->active--;
+        inv->call = NULL;
+        respond_error(inv, 503, "instance_unreachable",
+                      "cannot send the request to an instance of '%s': %s", fn->name,
+                      fl_strerror(rc));
+    }
+}
+
+static void on_response(int err, const struct fl_http_client_response *resp, void *data)
+{
+    struct fl_invocation *inv = data;
+    struct instance *inst = inv->inst;
+    struct function *fn = inv->fn;
+    struct fl_executor *ex = fn->ex;
+    inflight_unlink(inv);
+    inv->call = NULL;
+    inst->active--;
+    inst->last_used_ns = now_ns();
+    if (inv->canceled) {
+        inv_free(inv);
+    } else if (err == 0) {
+        struct fl_http_header headers[MAX_HEADERS];
+        size_t n = 0;
+        for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++)
+            if (!hop_by_hop(resp->headers[i].name, resp->headers[i].name_len) &&
+                !fl_str_ieq(resp->headers[i].name, resp->headers[i].name_len, "date"))
+                headers[n++] = resp->headers[i];
+        respond(inv, resp->status, headers, n, resp->body ? resp->body : "", resp->body_len, NULL);
+    } else if (ex->closing) {
+        respond_error(inv, 503, "stopping", "flintd is stopping");
+    } else if (inv->crash_reason != NULL) {
+        respond_error(inv, 502, "instance_crashed",
+                      "function '%s' crashed while handling the request: %s%s%s", fn->name,
+                      inv->crash_reason, inst->last_err[0] ? "; last error output: " : "",
+                      inst->last_err);
+    } else if (err == FL_ETIMEDOUT) {
+        respond_error(inv, 504, "function_timeout",
+                      "function '%s' did not answer within its functionTimeout (%lld ms)", fn->name,
+                      (long long)fn->spec.timeout_ms);
+        fn_note(fn, inst, "request %s timed out after %lld ms; instance recycled", inv->id,
+                (long long)fn->spec.timeout_ms);
+        instance_stop(inst, "timed out");
+    } else if (err == FL_ETOOBIG) {
+        respond_error(inv, 502, "response_too_large",
+                      "the response of function '%s' is larger than %zu bytes", fn->name,
+                      ex->cfg.max_response_bytes);
+    } else {
+        /* the connection broke: most likely the instance is dying; answer
+         * when its exit tells why */
+        inv->crash_reason = NULL;
+        inv->next = inst->inflight;
+        if (inst->inflight)
+            inst->inflight->prev = inv;
+        inst->inflight = inv;
+        if (inst->sb != NULL) {
+            fl_strlcpy(inst->exit_reason, "it closed the connection without a response",
+                       sizeof(inst->exit_reason));
+            if (inst->state != INST_STOPPING) {
+                inst->state = INST_STOPPING;
+                fl_sandbox_stop(inst->sb, 200);
+            }
+        }
+        return;
+    }
+    if (inst->state != INST_STOPPING && inst->active == 0 &&
+        (inst->draining || inst->fn_revision != fn->revision))
+        instance_stop(inst, "replaced by a new revision");
+    dispatch(fn);
+}
+
+static void queue_timer_update(struct function *fn);
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    struct function *fn = t->data;
+    struct fl_executor *ex = fn->ex;
+    uint64_t now = now_ns(), wait = ex->cfg.queue_wait_ms * 1000000ULL;
+    while (fn->queue_head != NULL && now - fn->queue_head->enqueued_ns >= wait) {
+        struct fl_invocation *inv = fn->queue_head;
+        queue_unlink(inv);
+        struct env *e = env_find(ex, fn->spec.environment);
+        size_t ready = 0;
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+            if (is_current(inst, fn, e) && inst->state == INST_READY)
+                ready++;
+        if (ready >= (size_t)fn->spec.concurrency)
+            respond_error(inv, 429, "concurrency_limit",
+                          "function '%s' is at its limit of %lld instances with %lld requests "
+                          "each, and the request waited %llu ms",
+                          fn->name, (long long)fn->spec.concurrency,
+                          (long long)fn->spec.requests_per_instance,
+                          (unsigned long long)ex->cfg.queue_wait_ms);
+        else
+            respond_error(inv, 503, "no_instance",
+                          "no instance of function '%s' became ready within %llu ms (%s)", fn->name,
+                          (unsigned long long)ex->cfg.queue_wait_ms,
+                          fn->build == BUILD_RUNNING ? "still building" : "instances starting");
+    }
+    queue_timer_update(fn);
+}
+
+static void queue_timer_update(struct function *fn)
+{
+    if (fn->queue_head == NULL) {
+        uv_timer_stop(&fn->queue_timer);
+        return;
+    }
+    uint64_t due = fn->queue_head->enqueued_ns + fn->ex->cfg.queue_wait_ms * 1000000ULL;
+    uint64_t now = now_ns();
+    uv_timer_start(&fn->queue_timer, on_queue_timer, due > now ? (due - now) / 1000000 + 1 : 0, 0);
+}
+
+static struct instance *pick(struct function *fn)
+{
+    struct env *e = env_find(fn->ex, fn->spec.environment);
+    struct instance *best = NULL;
+    for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+        if (inst->state != INST_READY || !is_current(inst, fn, e) ||
+            inst->active >= (unsigned)fn->spec.requests_per_instance)
+            continue;
+        if (best == NULL || inst->active < best->active)
+            best = inst;
+    }
+    return best;
+}
+
+static void dispatch(struct function *fn)
+{
+    if (fn->ex->closing)
+        return;
+    while (fn->queue_head != NULL) {
+        if (fn->load_error != NULL) {
+            fail_queue(fn, 500, "function_load_failed", fn->load_error);
+            break;
+        }
+        if (fn->build == BUILD_FAILED) {
+            char message[1200];
+            const char *log = fn->build_log ? fn->build_log : "";
+            size_t len = strlen(log);
+            snprintf(message, sizeof(message), "function '%s' failed to build: %s", fn->name,
+                     len > 900 ? log + len - 900 : log);
+            fail_queue(fn, 500, "build_failed", message);
+            break;
+        }
+        if (fn->build != BUILD_OK) {
+            if (env_find(fn->ex, fn->spec.environment) == NULL)
+                scale_up(fn); /* fails the queue with a clear error */
+            break;
+        }
+        struct instance *inst = pick(fn);
+        if (inst == NULL) {
+            scale_up(fn);
+            break;
+        }
+        struct fl_invocation *inv = fn->queue_head;
+        queue_unlink(inv);
+        send_to(inst, inv);
+    }
+    queue_timer_update(fn);
+}
+
+int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req, fl_invoke_cb cb,
+                       void *data, struct fl_invocation **handle)
+{
+    struct fl_invocation *inv = calloc(1, sizeof(*inv));
+    if (inv == NULL)
+        return FL_ENOMEM;
+    inv->ex = ex;
+    inv->req = *req;
+    inv->cb = cb;
+    inv->data = data;
+    if (req->invocation_id != NULL)
+        fl_strlcpy(inv->id, req->invocation_id, sizeof(inv->id));
+    else
+        fl_uuid7(inv->id);
+    if (handle != NULL)
+        *handle = inv;
+    struct function *fn = ex->closing ? NULL : fn_find(ex, req->function);
+    if (fn == NULL) {
+        inv->next = ex->early;
+        ex->early = inv;
+        uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);
+        return 0;
+    }
+    inv->fn = fn;
+    /* the hot path: a ready instance with room, nothing waiting before us */
+    if (fn->queue_head == NULL && fn->build == BUILD_OK && fn->load_error == NULL) {
+        struct instance *inst = pick(fn);
+        if (inst != NULL) {
+            send_to(inst, inv);
+            return 0;
+        }
+    }
+    if (fn->queued >= ex->cfg.queue_max) {
+        inv->queue_full = true; /* answered from the loop */
+        inv->next = ex->early;
+        ex->early = inv;
+        uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);
+        return 0;
+    }
+    inv->queued = true;
+    inv->enqueued_ns = now_ns();
+    inv->prev = fn->queue_tail;
+    if (fn->queue_tail)
+        fn->queue_tail->next = inv;
+    else
+        fn->queue_head = inv;
+    fn->queue_tail = inv;
+    fn->queued++;
+    dispatch(fn);
+    return 0;
+}
+
+void fl_executor_cancel(struct fl_invocation *inv)
+{
+    struct fl_executor *ex = inv->ex;
+    if (inv->queued) {
+        struct function *fn = inv->fn;
+        queue_unlink(inv);
+        inv_free(inv);
+        queue_timer_update(fn);
+        return;
+    }
+    if (inv->call != NULL) {
+        inv->canceled = true;
+        fl_http_client_cancel(inv->call); /* on_response frees it */
+        return;
+    }
+    for (struct fl_invocation **p = &ex->early; *p != NULL; p = &(*p)->next) {
+        if (*p == inv) {
+            *p = inv->next;
+            inv_free(inv);
+            return;
+        }
+    }
+    if (inv->inst != NULL) { /* waiting for its dying instance's exit */
+        inflight_unlink(inv);
+        inv_free(inv);
+    }
+}
+
+/* ---- builds ---- */
+
+struct build_ctx {
+    struct function *fn;
+    unsigned gen;
+    int64_t env_revision;
+};
+
+static void on_built(int err, const struct fl_build_result *res, void *data)
+{
+    struct build_ctx *ctx = data;
+    struct function *fn = ctx->fn;
+    fn->builds_pending--;
+    bool current = ctx->gen == fn->build_gen && !fn->removed && !fn->ex->closing;
+    int64_t env_revision = ctx->env_revision;
+    free(ctx);
+    if (!current) {
+        function_maybe_free(fn);
+        return;
+    }
+    free(fn->build_log);
+    fn->build_log = NULL;
+    if (err < 0) {
+        fn->build = BUILD_FAILED;
+        char message[256];
+        snprintf(message, sizeof(message), "flint could not run the build: %s", fl_strerror(err));
+        fn->build_log = fl_strndup(message, strlen(message));
+        fn_note(fn, NULL, "%s", message);
+    } else {
+        fn->build = res->ok ? BUILD_OK : BUILD_FAILED;
+        fn->build_log = fl_strndup(res->log, strlen(res->log));
+        fl_strlcpy(fn->deploy_dir, res->deploy_dir, sizeof(fn->deploy_dir));
+        fn->built_env_revision = env_revision;
+        if (!res->ok) {
+            size_t len = strlen(res->log);
+            fn_note(fn, NULL, "build failed: %s", len > 800 ? res->log + len - 800 : res->log);
+        } else if (!res->cached) {
+            fn_note(fn, NULL, "built revision %lld", (long long)fn->revision);
+        }
+    }
+    dispatch(fn);
+}
+
+static void function_build(struct function *fn)
+{
+    struct fl_executor *ex = fn->ex;
+    struct env *e = env_find(ex, fn->spec.environment);
+    fn->build_gen++;
+    free(fn->load_error);
+    fn->load_error = NULL;
+    if (e == NULL) {
+        fn->build = BUILD_NONE; /* built when its environment appears */
+        dispatch(fn);
+        return;
+    }
+    char code_path[PATH_MAX];
+    snprintf(code_path, sizeof(code_path), "%s/code/sha256/%s", ex->data_dir, fn->spec.code_sha256);
+    struct fl_build_input in = {.code_path = code_path,
+                                .code_sha256 = fn->spec.code_sha256,
+                                .code_filename = fn->spec.code_filename,
+                                .runtime = e->spec.runtime,
+                                .builder = e->spec.builder,
+                                .runtime_dir = e->runtime_dir,
+                                .network = e->spec.network};
+    fl_build_entry(&in, fn->entry, sizeof(fn->entry));
+    struct build_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        fn->build = BUILD_FAILED;
+        return;
+    }
+    ctx->fn = fn;
+    ctx->gen = fn->build_gen;
+    ctx->env_revision = e->revision;
+    fn->build = BUILD_RUNNING;
+    int rc = fl_builder_build(ex->builder, &in, on_built, ctx);
+    if (rc < 0) {
+        free(ctx);
+        fn->build = BUILD_FAILED;
+        char message[256];
+        snprintf(message, sizeof(message), "flint could not start the build: %s", fl_strerror(rc));
+        free(fn->build_log);
+        fn->build_log = fl_strndup(message, strlen(message));
+        fn_note(fn, NULL, "%s", message);
+        dispatch(fn);
+        return;
+    }
+    fn->builds_pending++;
+}
+
+/* ---- what exists ---- */
+
+/* Every instance of fn (or of every function of env e) drains and stops. */
+static void drain_instances(struct function *fn, const char *why)
+{
+    for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+        inst->draining = true;
+        if (inst->active == 0)
+            instance_stop(inst, why);
+    }
+}
+
+static void function_timer_closed(uv_handle_t *h)
+{
+    struct function *fn = h->data;
+    struct fl_executor *ex = fn->ex;
+    fl_fn_spec_release(&fn->spec);
+    free(fn->build_log);
+    free(fn->load_error);
+    free(fn);
+    ex->handles_open--;
+    close_step(ex);
+}
+
+static void function_maybe_free(struct function *fn)
+{
+    bool gone = fn->removed || fn->ex->closing;
+    if (!gone || fn->instances != NULL || fn->builds_pending > 0 || fn->queue_head != NULL ||
+        uv_is_closing((uv_handle_t *)&fn->queue_timer))
+        return;
+    for (struct function **p = &fn->ex->fns; *p != NULL; p = &(*p)->next) {
+        if (*p == fn) {
+            *p = fn->next;
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&fn->queue_timer, function_timer_closed);
+}
+
+int fl_executor_set_environment(struct fl_executor *ex, const char *name, int64_t revision,
+                                struct fl_env_spec *spec)
+{
+    struct env *e = env_find(ex, name);
+    if (ex->closing || (e != NULL && e->revision == revision)) {
+        fl_env_spec_release(spec);
+        return 0;
+    }
+    if (e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            fl_env_spec_release(spec);
+            return FL_ENOMEM;
+        }
+        e->ex = ex;
+        fl_strlcpy(e->name, name, sizeof(e->name));
+        uv_timer_init(ex->loop, &e->refill_timer);
+        e->refill_timer.data = e;
+        ex->handles_open++;
+        e->next = ex->envs;
+        ex->envs = e;
+    } else {
+        fl_env_spec_release(&e->spec);
+        for (struct instance *inst = e->pool, *next; inst != NULL; inst = next) {
+            next = inst->next;
+            instance_stop(inst, "its environment changed");
+        }
+        for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+            if (strcmp(fn->spec.environment, name) == 0)
+                drain_instances(fn, "its environment changed");
+    }
+    e->spec = *spec;
+    e->revision = revision;
+    e->failures = 0;
+    snprintf(e->runtime_dir, sizeof(e->runtime_dir), "%s/%s", ex->runtimes_dir,
+             fl_runtime_name(e->spec.runtime));
+    fl_log(FL_LOG_INFO, "exec", "environment", "name=%s revision=%lld runtime=%s poolsize=%lld",
+           name, (long long)revision, fl_runtime_name(e->spec.runtime),
+           (long long)e->spec.poolsize);
+    pool_refill(e);
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        if (!fn->removed && strcmp(fn->spec.environment, name) == 0)
+            function_build(fn);
+    return 0;
+}
+
+void fl_executor_remove_environment(struct fl_executor *ex, const char *name)
+{
+    struct env *e = env_find(ex, name);
+    if (e == NULL)
+        return;
+    e->removed = true;
+    uv_timer_stop(&e->refill_timer);
+    for (struct instance *inst = e->pool, *next; inst != NULL; inst = next) {
+        next = inst->next;
+        instance_stop(inst, "its environment was deleted");
+    }
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        if (strcmp(fn->spec.environment, name) == 0)
+            drain_instances(fn, "its environment was deleted");
+    /* a new environment of this name is a new struct; this one goes with its
+     * last instance */
+    for (struct env **p = &ex->envs; *p != NULL; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    }
+    e->next = NULL;
+    if (e->refs == 0 && !uv_is_closing((uv_handle_t *)&e->refill_timer))
+        uv_close((uv_handle_t *)&e->refill_timer, env_timer_closed);
+}
+
+int fl_executor_set_function(struct fl_executor *ex, const char *name, int64_t revision,
+                             struct fl_fn_spec *spec)
+{
+    struct function *fn = fn_find(ex, name);
+    if (ex->closing || (fn != NULL && fn->revision == revision)) {
+        fl_fn_spec_release(spec);
+        return 0;
+    }
+    if (fn == NULL) {
+        fn = calloc(1, sizeof(*fn));
+        if (fn == NULL) {
+            fl_fn_spec_release(spec);
+            return FL_ENOMEM;
+        }
+        fn->ex = ex;
+        fl_strlcpy(fn->name, name, sizeof(fn->name));
+        uv_timer_init(ex->loop, &fn->queue_timer);
+        fn->queue_timer.data = fn;
+        ex->handles_open++;
+        fn->next = ex->fns;
+        ex->fns = fn;
+    } else {
+        drain_instances(fn, "replaced by a new revision");
+        fl_fn_spec_release(&fn->spec);
+    }
+    fn->spec = *spec;
+    fn->revision = revision;
+    fl_log(FL_LOG_INFO, "exec", "function", "name=%s revision=%lld environment=%s", name,
+           (long long)revision, fn->spec.environment);
+    function_build(fn);
+    return 0;
+}
+
+void fl_executor_remove_function(struct fl_executor *ex, const char *name)
+{
+    struct function *fn = fn_find(ex, name);
+    if (fn == NULL)
+        return;
+    fn->removed = true;
+    char message[128];
+    snprintf(message, sizeof(message), "function '%s' was deleted", name);
+    fail_queue(fn, 404, "function_not_found", message);
+    drain_instances(fn, "its function was deleted");
+    if (ex->cfg.logs != NULL)
+        fl_logbook_remove(ex->cfg.logs, name);
+    function_maybe_free(fn);
+}
+
+/* ---- the tick: idle reaping and minScale ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    struct fl_executor *ex = t->data;
+    uint64_t now = now_ns();
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+        struct env *e = env_find(ex, fn->spec.environment);
+        if (fn->removed || e == NULL)
+            continue;
+        size_t live = 0;
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+            if (is_current(inst, fn, e))
+                live++;
+        uint64_t idle_ns = (uint64_t)fn->spec.idle_timeout_ms * 1000000ULL;
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+            if (live <= (size_t)fn->spec.min_scale)
+                break;
+            if (inst->state == INST_READY && inst->active == 0 && is_current(inst, fn, e) &&
+                now - inst->last_used_ns >= idle_ns) {
+                instance_stop(inst, "idle");
+                live--;
+            }
+        }
+        if (fn->build == BUILD_OK && fn->load_error == NULL)
+            while (live < (size_t)fn->spec.min_scale && start_for(fn, e))
+                live++;
+    }
+}
+
+/* ---- status ---- */
+
+static json_t *instance_json(const struct instance *inst)
+{
+    uint64_t now = now_ns();
+    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I}", "id", inst->id, "state", state_names[inst->state],
+                     "revision", (json_int_t)inst->fn_revision, "active", (int)inst->active,
+                     "draining", inst->draining, "idleMs",
+                     (json_int_t)((now - inst->last_used_ns) / 1000000));
+}
+
+static json_t *function_json(const struct function *fn, bool with_log)
+{
+    json_t *instances = json_array();
+    for (const struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+        json_array_append_new(instances, instance_json(inst));
+    json_t *j =
+        json_pack("{s:s,s:I,s:s,s:s,s:o,s:I,s:I,s:I,s:I}", "name", fn->name, "revision",
+                  (json_int_t)fn->revision, "environment", fn->spec.environment, "build",
+                  build_names[fn->build], "instances", instances, "queued", (json_int_t)fn->queued,
+                  "invocations", (json_int_t)fn->invocations, "errors", (json_int_t)fn->errors,
+                  "instanceStarts", (json_int_t)fn->cold_starts);
+    if (j != NULL && fn->load_error != NULL)
+        json_object_set_new(j, "loadError", json_string(fn->load_error));
+    if (j != NULL && with_log && fn->build_log != NULL)
+        json_object_set_new(j, "buildLog", json_string(fn->build_log));
+    return j;
+}
+
+json_t *fl_executor_status(struct fl_executor *ex)
+{
+    json_t *envs = json_array(), *fns = json_array();
+    for (struct env *e = ex->envs; e != NULL; e = e->next)
+        json_array_append_new(envs, json_pack("{s:s,s:I,s:s,s:{s:I,s:i,s:i}}", "name", e->name,
+                                              "revision", (json_int_t)e->revision, "runtime",
+                                              fl_runtime_name(e->spec.runtime), "pool", "size",
+                                              (json_int_t)e->spec.poolsize, "ready", e->pool_idle,
+                                              "starting", e->pool_starting));
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        if (!fn->removed)
+            json_array_append_new(fns, function_json(fn, false));
+    return json_pack("{s:o,s:o}", "environments", envs, "functions", fns);
+}
+
+json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)
+{
+    struct function *fn = fn_find(ex, name);
+    return fn ? function_json(fn, true) : NULL;
+}
+
+/* ---- life ---- */
+
+static int make_run_dir(struct fl_executor *ex)
+{
+    /* a socket path must fit in sun_path (108): DIR/run/<hex>/sock/s */
+    snprintf(ex->run_dir, sizeof(ex->run_dir), "%s/run", ex->data_dir);
+    if (strlen(ex->run_dir) + 24 > 100) {
+        char tmpl[] = "/tmp/flint-run-XXXXXX";
+        if (mkdtemp(tmpl) == NULL)
+            return -errno;
+        fl_strlcpy(ex->run_dir, tmpl, sizeof(ex->run_dir));
+        return 0;
+    }
+    fl_remove_tree(ex->run_dir); /* left by an earlier flintd */
+    if (mkdir(ex->run_dir, 0711) != 0)
+        return -errno;
+    return 0;
+}
+
+int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struct fl_executor **out)
+{
+    struct fl_executor *ex = calloc(1, sizeof(*ex));
+    if (ex == NULL)
+        return FL_ENOMEM;
+    ex->loop = loop;
+    ex->cfg = *cfg;
+    ex->mode = *cfg->mode;
+    ex->cfg.mode = &ex->mode;
+    fl_strlcpy(ex->data_dir, cfg->data_dir, sizeof(ex->data_dir));
+    fl_strlcpy(ex->runtimes_dir, cfg->runtimes_dir, sizeof(ex->runtimes_dir));
+    ex->cfg.data_dir = ex->data_dir;
+    ex->cfg.runtimes_dir = ex->runtimes_dir;
+    int rc = make_run_dir(ex);
+    char builds[PATH_MAX + 16];
+    snprintf(builds, sizeof(builds), "%s/builds", ex->data_dir);
+    if (rc == 0)
+        rc = fl_builder_new(loop, builds, &ex->mode, &ex->builder);
+    struct fl_http_client_config ccfg;
+    fl_http_client_config_init(&ccfg);
+    ccfg.max_response_bytes = cfg->max_response_bytes;
+    ccfg.connect_timeout_ms = 2000;
+    ccfg.max_idle = 64;
+    if (rc == 0)
+        rc = fl_http_client_new(loop, &ccfg, &ex->client);
+    if (rc < 0) {
+        if (ex->builder != NULL)
+            fl_builder_close(ex->builder, NULL, NULL);
+        free(ex);
+        return rc;
+    }
+    uv_timer_init(loop, &ex->tick);
+    uv_timer_init(loop, &ex->early_timer);
+    ex->tick.data = ex->early_timer.data = ex;
+    ex->handles_open = 2;
+    uv_timer_start(&ex->tick, on_tick, cfg->tick_ms, cfg->tick_ms);
+    *out = ex;
+    return 0;
+}
+
+static void client_closed(void *data)
+{
+    struct fl_executor *ex = data;
+    void (*done)(void *) = ex->done;
+    void *done_data = ex->done_data;
+    if (strncmp(ex->run_dir, "/tmp/flint-run-", 15) == 0)
+        rmdir(ex->run_dir);
+    free(ex);
+    if (done)
+        done(done_data);
+}
+
+static void builder_closed(void *data)
+{
+    struct fl_executor *ex = data;
+    ex->builder = NULL;
+    close_step(ex);
+}
+
+static void executor_timer_closed(uv_handle_t *h)
+{
+    struct fl_executor *ex = h->data;
+    ex->handles_open--;
+    close_step(ex);
+}
+
+/* The end of closing, step by step as things go away: instances, then
+ * builds, functions and environments, then timers and the client. */
+static void close_step(struct fl_executor *ex)
+{
+    if (!ex->closing || ex->instances_alive > 0)
+        return;
+    if (!ex->builder_closing) {
+        ex->builder_closing = true;
+        uv_close((uv_handle_t *)&ex->tick, executor_timer_closed);
+        on_early_timer(&ex->early_timer);
+        uv_close((uv_handle_t *)&ex->early_timer, executor_timer_closed);
+        fl_builder_close(ex->builder, builder_closed, ex);
+        return;
+    }
+    if (ex->builder != NULL)
+        return; /* its running builds are stopping */
+    for (struct function *fn = ex->fns, *next; fn != NULL; fn = next) {
+        next = fn->next;
+        function_maybe_free(fn);
+    }
+    for (struct env *e = ex->envs, *next; e != NULL; e = next) {
+        next = e->next;
+        e->removed = true;
+        env_maybe_free(e);
+    }
+    if (ex->handles_open > 0 || ex->client == NULL)
+        return;
+    struct fl_http_client *client = ex->client;
+    ex->client = NULL;
+    fl_http_client_close(client, client_closed, ex);
+}
+
+void fl_executor_close(struct fl_executor *ex, void (*done)(void *data), void *data)
+{
+    ex->closing = true;
+    ex->done = done;
+    ex->done_data = data;
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+        fail_queue(fn, 503, "stopping", "flintd is stopping");
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+            while (inst->inflight != NULL && inst->inflight->call != NULL)
+                fl_http_client_cancel(inst->inflight->call); /* answers 503 */
+            instance_stop(inst, "flintd is stopping");
+        }
+    }
+    for (struct env *e = ex->envs; e != NULL; e = e->next) {
+        uv_timer_stop(&e->refill_timer);
+        for (struct instance *inst = e->pool; inst != NULL; inst = inst->next)
+            instance_stop(inst, "flintd is stopping");
+    }
+    close_step(ex);
+}

@@ -1,0 +1,145 @@
+/*
+ * The executor: functions' code turned into warm, sandboxed instances, and
+ * invocations sent to them.
+ *
+ * flintd tells the executor what exists (environments and functions, each
+ * with its store revision) as its watch on the store sees them; the
+ * executor does the rest:
+ *
+ *  - builds each function revision's code (exec/build.h), once per key;
+ *  - keeps `poolsize` generic instances per environment started ahead;
+ *    specialization takes one, links the build into the instance's private
+ *    /code and calls POST /v2/specialize; the pool refills behind it. A
+ *    function with its own env vars or limits cannot use a generic instance
+ *    (they are fixed when the process starts) and gets instances of its own;
+ *  - scales each function between minScale and concurrency instances,
+ *    requestsPerInstance requests at a time on each; a request that finds
+ *    every instance busy waits in the function's queue (bounded in length
+ *    and in time, then 429), a request that finds no instance starts one;
+ *  - reaps instances idle for idleTimeout (down to minScale);
+ *  - on functionTimeout answers 504 and recycles the instance; when an
+ *    instance dies, its in-flight requests get 502 saying why (exit status,
+ *    signal, memory or CPU limit) and the next request starts another;
+ *  - a new revision gets new instances; the old ones finish what they
+ *    have in flight and stop;
+ *  - every line an instance prints goes to the logbook (exec/logs.h) with
+ *    the function, revision and instance id; the executor's own notes about
+ *    a function (build failures, crashes, load errors) go there too, as
+ *    stream "flint".
+ *
+ * Instances live under DIR/run/<n>/ (code/ bound at /code, sock/ at
+ * /run/flint) which is emptied at start; their cgroups are removed by the
+ * sandbox. Everything runs on the loop's thread.
+ */
+#ifndef FLINT_EXEC_EXECUTOR_H
+#define FLINT_EXEC_EXECUTOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "exec/logs.h"
+#include "exec/sandbox.h"
+#include "exec/spec.h"
+#include "http/server.h" /* struct fl_http_header */
+
+struct fl_executor;
+struct fl_invocation;
+
+struct fl_executor_config {
+    const char *data_dir;     /* builds/ and run/ are made here */
+    const char *runtimes_dir; /* <dir>/<runtime>/: the runtime tree (share/flint/runtimes) */
+    const struct fl_sandbox_mode *mode;
+    struct fl_logbook *logs;  /* where instance output goes (borrowed) */
+    size_t queue_max;         /* waiting requests per function; default 1000 */
+    uint64_t queue_wait_ms;   /* longest wait for an instance; default 10 s */
+    uint64_t start_timeout_ms; /* a new instance must be healthy within; default 30 s */
+    uint64_t tick_ms;         /* idle reaping and minScale period; default 1 s */
+    size_t max_response_bytes; /* an instance's response; default 16 MiB */
+};
+
+void fl_executor_config_init(struct fl_executor_config *cfg);
+
+/* A new executor. 0 or a negative error (the run directory could not be
+ * made, FL_ENOMEM). */
+int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg,
+                    struct fl_executor **out);
+
+/* Fail every waiting and running invocation (503, "flintd is stopping"),
+ * stop every instance and build, and free the executor when all are gone;
+ * done (may be NULL) runs then. */
+void fl_executor_close(struct fl_executor *ex, void (*done)(void *data), void *data);
+
+/* Declare an environment or function as the store has it now (spec is a
+ * parsed copy the executor takes over: the caller must not release it; on
+ * error it is released here). A revision already known is ignored. 0 or
+ * FL_ENOMEM. */
+int fl_executor_set_environment(struct fl_executor *ex, const char *name, int64_t revision,
+                                struct fl_env_spec *spec);
+int fl_executor_set_function(struct fl_executor *ex, const char *name, int64_t revision,
+                             struct fl_fn_spec *spec);
+
+/* Forget an environment or function: its instances finish their in-flight
+ * requests and stop; its waiting requests get 404. */
+void fl_executor_remove_environment(struct fl_executor *ex, const char *name);
+void fl_executor_remove_function(struct fl_executor *ex, const char *name);
+
+/* One call of a function. Everything pointed to must stay valid until the
+ * callback runs or the invocation is canceled (the router passes its
+ * request's own fields: nothing is copied on the hot path). */
+struct fl_invoke_request {
+    const char *function;
+    const char *method;
+    const char *target; /* path and query as the instance should see them */
+    const struct fl_http_header *headers; /* the caller's; X-Flint-* and hop-by-hop are dropped */
+    size_t nheaders;
+    const struct fl_http_header *extra; /* trusted X-Flint-* headers to add (params, topics) */
+    size_t nextra;
+    const void *body;
+    size_t body_len;
+    const char *trigger;       /* X-Flint-Trigger: "http" by default */
+    const char *invocation_id; /* NULL: a new UUIDv7 */
+    int attempt;               /* X-Flint-Attempt; 0 means 1 */
+};
+
+/* The outcome, always an HTTP response: the function's own, or the
+ * executor's JSON error (404 unknown function, 429 over its limits, 500
+ * failed build or load, 502 instance crashed, 503 no instance in time or
+ * stopping, 504 timeout). error_code is NULL for the function's own
+ * response, else the error's code ("function_timeout"). Valid only during
+ * the callback. */
+struct fl_invoke_result {
+    int status;
+    const struct fl_http_header *headers;
+    size_t nheaders;
+    const char *body;
+    size_t body_len;
+    const char *error_code;
+    const char *invocation_id;
+};
+
+typedef void (*fl_invoke_cb)(const struct fl_invoke_result *res, void *data);
+
+/* Invoke: cb runs exactly once, never from inside this call, unless the
+ * invocation is canceled first. If handle is not NULL, the invocation is
+ * stored there for fl_executor_cancel(); it is valid until cb runs.
+ * 0 or FL_ENOMEM (no callback then). */
+int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req,
+                       fl_invoke_cb cb, void *data, struct fl_invocation **handle);
+
+/* The caller is gone: cb will not run. A request already sent to an
+ * instance is abandoned (its connection closed), one waiting leaves the
+ * queue. */
+void fl_executor_cancel(struct fl_invocation *inv);
+
+/* A JSON snapshot for status and the API: environments with their pools,
+ * functions with their build, instances and queue. The caller owns it. */
+json_t *fl_executor_status(struct fl_executor *ex);
+
+/* One function's state, with its build log (NULL if unknown). The caller
+ * owns it. */
+json_t *fl_executor_function_status(struct fl_executor *ex, const char *name);
+
+#endif
