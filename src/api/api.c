@@ -44,6 +44,8 @@ struct fl_api {
     struct fl_executor *executor;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
+    bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
+    void *applied_data;
 };
 
 enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
@@ -196,6 +198,74 @@ static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum ki
     }
 }
 
+/* ---- answering writes once applied ---- */
+
+#define SETTLE_MAX_MS 2000
+
+struct settle {
+    struct fl_api *api;
+    struct fl_http_request *req;
+    int status;
+    char *body;
+    enum kind kind;
+    char name[FL_NAME_MAX + 1];
+    uint64_t revision;
+    uint64_t deadline_ns;
+    uv_timer_t timer;
+};
+
+static void settle_closed(uv_handle_t *h)
+{
+    struct settle *st = h->data;
+    free(st->body);
+    free(st);
+}
+
+static void on_settle_timer(uv_timer_t *t)
+{
+    struct settle *st = t->data;
+    struct fl_api *api = st->api;
+    if (!api->applied(api->applied_data, kind_names[st->kind], st->name, st->revision) &&
+        fl_clock_mono_ns() < st->deadline_ns)
+        return;
+    if (fl_clock_mono_ns() >= st->deadline_ns)
+        fl_log(FL_LOG_WARN, "api", "change not applied in time; answering anyway",
+               "kind=%s name=%s revision=%llu", kind_names[st->kind], st->name,
+               (unsigned long long)st->revision);
+    fl_http_respond(st->req, st->status, &content_type_json, 1, st->body, strlen(st->body));
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, settle_closed);
+}
+
+/* Answer a durable write, once the daemon runs what it wrote (revision 0:
+ * a deletion). */
+static void respond_applied(struct fl_api *api, struct fl_http_request *req, int status,
+                            json_t *body, enum kind kind, const char *name, uint64_t revision)
+{
+    if (api->applied == NULL || api->applied(api->applied_data, kind_names[kind], name, revision)) {
+        respond_json(req, status, body);
+        return;
+    }
+    struct settle *st = calloc(1, sizeof(*st));
+    char *text = st ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text == NULL) {
+        free(st);
+        respond_json(req, status, body);
+        return;
+    }
+    st->api = api;
+    st->req = req;
+    st->status = status;
+    st->body = text;
+    st->kind = kind;
+    fl_strlcpy(st->name, name, sizeof(st->name));
+    st->revision = revision;
+    st->deadline_ns = fl_clock_mono_ns() + SETTLE_MAX_MS * 1000000ULL;
+    uv_timer_init(api->loop, &st->timer);
+    st->timer.data = st;
+    uv_timer_start(&st->timer, on_settle_timer, 1, 1);
+}
+
 /* ---- writes ---- */
 
 static void on_put(int err, const struct fl_store_result *res, void *data);
@@ -254,7 +324,7 @@ static void on_put(int err, const struct fl_store_result *res, void *data)
         json_pack("{s:s, s:s, s:I, s:O, s:O}", "kind", kind_names[c->kind], "name", c->name,
                   "revision", (json_int_t)res->seq, "spec", json_object_get(c->value, "spec"),
                   "status", json_object_get(c->value, "status"));
-    respond_json(c->req, c->create ? 201 : 200, body);
+    respond_applied(c->api, c->req, c->create ? 201 : 200, body, c->kind, c->name, res->seq);
     json_decref(body);
     call_free(c);
 }
@@ -416,7 +486,7 @@ static void on_deleted(int err, const struct fl_store_result *res, void *data)
         fl_log(FL_LOG_INFO, "api", "deleted", "kind=%s name=%s revision=%llu", kind_names[d->kind],
                d->name, (unsigned long long)res->seq);
         json_t *body = json_pack("{s:s}", "deleted", d->name);
-        respond_json(d->req, 200, body);
+        respond_applied(d->api, d->req, 200, body, d->kind, d->name, 0);
         json_decref(body);
     }
     free(d);
@@ -847,6 +917,8 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->executor = cfg->executor;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
+    api->applied = cfg->applied;
+    api->applied_data = cfg->applied_data;
     api->started_ms = fl_clock_wall_ms();
     char code[4200];
     snprintf(code, sizeof(code), "%s/code", api->data_dir);

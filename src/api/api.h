@@ -19,6 +19,8 @@
 #ifndef FLINT_API_API_H
 #define FLINT_API_API_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "base/metrics.h"
@@ -41,6 +43,11 @@ struct fl_api_config {
     struct fl_executor *executor; /* invocations and function status; may be NULL */
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
+    /* Whether the daemon has applied kind/name at revision (0: its
+     * deletion). Writes are answered once it has, or after 2 s, so a client
+     * can call what it just deployed. May be NULL. */
+    bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
+    void *applied_data;
 };
 
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */

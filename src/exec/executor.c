@@ -39,11 +39,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LAST_ERR_MAX   512  /* the tail of an instance's stderr kept for error messages */
-#define MAX_HEADERS    128  /* headers passed to an instance */
-#define STOP_GRACE_MS  2000 /* SIGTERM to SIGKILL when an instance is stopped */
-#define PROBE_MAX_MS   10   /* longest pause between /healthz probes */
-#define RESTART_MAX_MS 30000
+#define LAST_ERR_MAX    512  /* the tail of an instance's stderr kept for error messages */
+#define MAX_HEADERS     128  /* headers passed to an instance */
+#define STOP_GRACE_MS   2000 /* SIGTERM to SIGKILL when an instance is stopped */
+#define PROBE_MAX_MS    10   /* longest pause between /healthz probes */
+#define RESTART_MAX_MS  30000
+#define BROKEN_GRACE_MS 200 /* a connection broke: wait this long for the exit's cause */
 
 enum inst_state { INST_STARTING, INST_IDLE, INST_SPECIALIZING, INST_READY, INST_STOPPING };
 
@@ -1010,6 +1011,14 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
     }
 }
 
+static void on_broken_timer(uv_timer_t *t)
+{
+    struct instance *inst = t->data;
+    fl_strlcpy(inst->exit_reason, "it closed the connection without a response",
+               sizeof(inst->exit_reason));
+    instance_stop(inst, inst->exit_reason);
+}
+
 static void on_response(int err, const struct fl_http_client_response *resp, void *data)
 {
     struct fl_invocation *inv = data;
@@ -1056,13 +1065,10 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         if (inst->inflight)
             inst->inflight->prev = inv;
         inst->inflight = inv;
-        if (inst->sb != NULL) {
-            fl_strlcpy(inst->exit_reason, "it closed the connection without a response",
-                       sizeof(inst->exit_reason));
-            if (inst->state != INST_STOPPING) {
-                inst->state = INST_STOPPING;
-                fl_sandbox_stop(inst->sb, 200);
-            }
+        if (inst->sb != NULL && inst->state != INST_STOPPING && !inst->draining) {
+            /* give a crash a moment to be reported as what it is, then stop */
+            inst->draining = true;
+            uv_timer_start(&inst->timer, on_broken_timer, BROKEN_GRACE_MS, 0);
         }
         return;
     }

@@ -235,6 +235,23 @@ static void on_fn_remove(void *data, const char *name, uint64_t revision)
     fl_executor_remove_function(d->executor, name);
 }
 
+/* Whether kind/name at revision (0: deleted) has reached the executor or
+ * the router: the followers call them synchronously, so what a follower
+ * holds has been applied. */
+static bool applied(void *data, const char *kind, const char *name, uint64_t revision)
+{
+    struct flintd *d = data;
+    struct fl_follower *f = strcmp(kind, "environment") == 0 ? d->env_follower
+                            : strcmp(kind, "function") == 0  ? d->fn_follower
+                            : strcmp(kind, "route") == 0 && d->routing
+                                ? fl_router_follower(d->routing)
+                                : NULL;
+    if (f == NULL)
+        return true;
+    uint64_t held = fl_follower_revision(f, name);
+    return revision == 0 ? held == 0 : held >= revision;
+}
+
 /* The runtime tree next to the binary: <bin>/../share/flint/runtimes. */
 static void default_runtimes_dir(char *out, size_t size)
 {
@@ -445,7 +462,9 @@ int main(int argc, char **argv)
                                     .sandbox = sandbox.description,
                                     .executor = d.executor,
                                     .logs = d.logs,
-                                    .metrics = d.metrics};
+                                    .metrics = d.metrics,
+                                    .applied = applied,
+                                    .applied_data = &d};
     if (rc == 0)
         rc = fl_api_new(&d.loop, &control, &d.control);
     if (rc < 0)

@@ -31,7 +31,8 @@ struct forward {
     char function[FL_NAME_MAX + 1];
     size_t nextra;
     struct fl_http_header extra[FL_ROUTE_MAX_PARAMS];
-    char storage[]; /* names and values of extra */
+    const char *target;
+    char storage[]; /* the target, and the names and values of extra */
 };
 
 static void observe(struct forward *f, int status)
@@ -75,7 +76,7 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
                        struct fl_http_request *req, const char *function, const char *target,
                        const struct fl_http_header *extra, size_t nextra, const char *trigger)
 {
-    size_t bytes = 0;
+    size_t bytes = strlen(target) + 1;
     if (nextra > FL_ROUTE_MAX_PARAMS)
         nextra = FL_ROUTE_MAX_PARAMS;
     for (size_t i = 0; i < nextra; i++)
@@ -91,6 +92,9 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
     fl_strlcpy(f->function, function, sizeof(f->function));
     f->nextra = nextra;
     char *p = f->storage;
+    memcpy(p, target, strlen(target) + 1);
+    f->target = p;
+    p += strlen(target) + 1;
     for (size_t i = 0; i < nextra; i++) {
         memcpy(p, extra[i].name, extra[i].name_len);
         p[extra[i].name_len] = '\0';
@@ -105,7 +109,7 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
     }
     struct fl_invoke_request ireq = {.function = f->function,
                                      .method = req->method,
-                                     .target = target,
+                                     .target = f->target,
                                      .headers = req->headers,
                                      .nheaders = req->nheaders,
                                      .extra = f->extra,
@@ -229,4 +233,9 @@ void fl_router_free(struct fl_router *r)
 size_t fl_router_routes(const struct fl_router *r)
 {
     return fl_route_table_size(r->table);
+}
+
+struct fl_follower *fl_router_follower(struct fl_router *r)
+{
+    return r->follower;
 }

@@ -20,6 +20,7 @@
 #include "base/metrics.h"
 #include "exec/executor.h"
 #include "http/server.h"
+#include "store/follow.h"
 #include "store/store.h"
 
 struct fl_router;
@@ -32,6 +33,9 @@ void fl_router_free(struct fl_router *r);
 
 /* The router listener's handler; data is the struct fl_router. */
 void fl_router_handle(struct fl_http_request *req, void *data);
+
+/* The follower of routes (to know whether a route change is applied). */
+struct fl_follower *fl_router_follower(struct fl_router *r);
 
 /* Routes known now (for status). */
 size_t fl_router_routes(const struct fl_router *r);

@@ -174,3 +174,9 @@ void fl_store_unfollow(struct fl_follower *f)
     if (!f->listing)
         follower_free(f);
 }
+
+uint64_t fl_follower_revision(const struct fl_follower *f, const char *name)
+{
+    json_t *seen = json_object_get(f->known, name);
+    return seen ? (uint64_t)json_integer_value(seen) : 0;
+}

@@ -34,6 +34,11 @@ struct fl_follow_callbacks {
 int fl_store_follow(struct fl_store *s, const char *kind, const struct fl_follow_callbacks *cbs,
                     void *data, struct fl_follower **out);
 
+/* The revision of name as last given to put, or 0 if the follower does not
+ * hold it (never seen, or removed). Lets a writer wait until its change has
+ * been applied (read-your-writes for the API). */
+uint64_t fl_follower_revision(const struct fl_follower *f, const char *name);
+
 /* Stop: no callback runs afterwards. */
 void fl_store_unfollow(struct fl_follower *f);
 

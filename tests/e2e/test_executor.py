@@ -1,0 +1,442 @@
+"""The executor through a real flintd: builds, warm pools, routes, scaling,
+queueing, timeouts, crashes, revisions, idle reaping, logs and restarts,
+with real runtimes in the real sandbox."""
+import io
+import json
+import os
+import tarfile
+import threading
+import time
+import zipfile
+
+import pytest
+
+from conftest import http
+
+
+def deploy(flintd, tmp_path, documents, files=None):
+    """Write files next to a YAML of documents and `flint apply` it."""
+    d = tmp_path / "app"
+    d.mkdir(exist_ok=True)
+    for name, content in (files or {}).items():
+        mode = "wb" if isinstance(content, bytes) else "w"
+        with open(d / name, mode) as f:
+            f.write(content)
+    (d / "app.yaml").write_text(documents)
+    flintd.cli("apply", "-f", str(d / "app.yaml"), check=True)
+
+
+def call(flintd, path, method="GET", body=None, headers=None, timeout=60):
+    return http(method, flintd.router_url + path, body, headers, timeout=timeout)
+
+
+def invoke(flintd, name, body=None, timeout=60):
+    return flintd.api("POST", f"/v1/functions/{name}/invoke", body if body is not None else "")
+
+
+def function_status(flintd, name):
+    r = flintd.api("GET", f"/v1/functions/{name}")
+    assert r.status == 200, r.text
+    return r.json()["status"]
+
+
+def wait_for(predicate, timeout=20, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+ENVS = """
+kind: environment
+name: c
+spec: {runtime: c, poolsize: 1}
+---
+kind: environment
+name: python
+spec: {runtime: python, poolsize: 1}
+---
+kind: environment
+name: node
+spec: {runtime: node, poolsize: 1}
+---
+kind: environment
+name: binary
+spec: {runtime: binary, poolsize: 1}
+"""
+
+
+def test_the_examples_answer_through_routes_in_every_runtime(flintd):
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "hello")
+    flintd.cli("apply", "-f", examples, check=True)
+    for runtime, greeting in [("c", "from C!"), ("python", "from Python!"),
+                              ("node", "from Node.js!"), ("shell", "from a shell script!")]:
+        r = call(flintd, f"/hello/{runtime}/ada")
+        assert r.status == 200, (runtime, r.status, r.text)
+        assert r.text.strip() == f"Hello, ada, {greeting}"
+    # the API's invoke and the CLI's fn test reach the same function
+    r = invoke(flintd, "hello-c")
+    assert r.status == 200 and "from C!" in r.text
+    r = flintd.cli("fn", "test", "--name", "hello-python", check=True)
+    assert "from Python!" in r.stdout
+    status = function_status(flintd, "hello-c")
+    assert status["build"] == "ok"
+    assert any(i["state"] == "ready" for i in status["instances"])
+    # no route, and a route for another method
+    assert call(flintd, "/nowhere").status == 404
+    r = call(flintd, "/hello/c/ada", method="DELETE")
+    assert r.status == 405 and r.headers["Allow"] == "GET"
+
+
+def test_the_function_sees_the_request_and_flint_headers(flintd, tmp_path):
+    code = """
+import json
+def main(req):
+    return {"method": req.method, "path": req.path, "query": req.query,
+            "body": req.body.decode(), "headers": {k.lower(): v for k, v in req.headers.items()}}
+"""
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: echo
+spec: {environment: python, code: echo.py, entrypoint: echo.main}
+---
+kind: route
+name: echo
+spec: {path: "/echo/{id}/x", methods: [POST], target: {function: echo}}
+""", {"echo.py": code})
+    r = call(flintd, "/echo/42/x?a=1", method="POST", body="payload",
+             headers={"X-Custom": "yes", "X-Flint-Function": "spoofed"})
+    assert r.status == 200, r.text
+    seen = r.json()
+    assert seen["method"] == "POST"
+    assert seen["body"] == "payload"
+    h = seen["headers"]
+    assert h["x-custom"] == "yes"
+    assert h["x-flint-function"] == "echo"
+    assert h["x-flint-param-id"] == "42"
+    assert h["x-flint-trigger"] == "http"
+    assert h["x-flint-attempt"] == "1"
+    assert len(h["x-flint-invocation-id"]) == 36
+
+
+def test_a_failed_build_is_a_clear_error_and_a_fix_recovers(flintd, tmp_path):
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: broken
+spec: {environment: c, code: broken.c}
+""", {"broken.c": '#include <flint/fn.h>\nint handler(oops\n'})
+    r = invoke(flintd, "broken")
+    assert r.status == 500, r.text
+    err = r.json()["error"]
+    assert err["code"] == "build_failed"
+    assert "broken.c" in err["message"] and "error" in err["message"]
+    status = wait_for(lambda: function_status(flintd, "broken"), what="status")
+    assert status["build"] == "failed"
+    assert "broken.c" in status["buildLog"]
+    r = flintd.cli("fn", "logs", "--name", "broken", check=True)
+    assert "build failed" in r.stdout
+    fixed = ('#include <flint/fn.h>\n'
+             'int handler(const struct flint_request *q, struct flint_response *r)\n'
+             '{ flint_response_write(r, "fixed", 5); return 0; }\n')
+    (tmp_path / "fixed.c").write_text(fixed)
+    flintd.cli("fn", "update", "--name", "broken", "--code", str(tmp_path / "fixed.c"), check=True)
+    r = wait_for(lambda: (lambda x: x if x.status == 200 else None)(invoke(flintd, "broken")),
+                 what="the fixed build")
+    assert r.text == "fixed"
+
+
+def test_archives_are_unpacked_and_built(flintd, tmp_path):
+    tgz = io.BytesIO()
+    with tarfile.open(fileobj=tgz, mode="w:gz") as t:
+        for name, text in [("pkg/__init__.py", ""),
+                           ("pkg/util.py", "def shout(s):\n    return s.upper()\n"),
+                           ("app.py", "from pkg.util import shout\n"
+                                      "def main(req):\n    return shout('from a tarball')\n")]:
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("lib.js", "exports.word = () => 'from a zip';\n")
+        z.writestr("main.js", "const lib = require('./lib');\n"
+                              "exports.main = async () => lib.word();\n")
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: tarred
+spec: {environment: python, code: app.tar.gz, entrypoint: app.main}
+---
+kind: function
+name: zipped
+spec: {environment: node, code: app.zip, entrypoint: main.main}
+""", {"app.tar.gz": tgz.getvalue(), "app.zip": zipped.getvalue()})
+    r = invoke(flintd, "tarred")
+    assert (r.status, r.text) == (200, "FROM A TARBALL")
+    r = invoke(flintd, "zipped")
+    assert (r.status, r.text) == (200, "from a zip")
+
+
+def test_a_crash_is_a_502_with_the_reason_and_the_next_call_gets_a_new_instance(flintd,
+                                                                                 tmp_path):
+    code = ('#include <flint/fn.h>\n#include <stdlib.h>\n#include <string.h>\n'
+            'int handler(const struct flint_request *q, struct flint_response *r)\n'
+            '{ if (q->body_len == 5 && memcmp(q->body, "crash", 5) == 0) abort();\n'
+            '  flint_response_write(r, "alive", 5); return 0; }\n')
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: fragile
+spec: {environment: c, code: fragile.c}
+""", {"fragile.c": code})
+    assert invoke(flintd, "fragile").text == "alive"
+    r = invoke(flintd, "fragile", "crash")
+    assert r.status == 502, r.text
+    err = r.json()["error"]
+    assert err["code"] == "instance_crashed"
+    assert "signal 6" in err["message"]
+    r = invoke(flintd, "fragile")
+    assert (r.status, r.text) == (200, "alive")
+    logs = flintd.cli("fn", "logs", "--name", "fragile", check=True).stdout
+    assert "instance exited: killed by signal 6" in logs
+
+
+def test_a_hanging_function_times_out_with_504_and_is_recycled(flintd, tmp_path):
+    code = ("import time\n"
+            "def main(req):\n"
+            "    if req.body == b'hang':\n        time.sleep(60)\n"
+            "    return 'quick'\n")
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: sleepy
+spec: {environment: python, code: sleepy.py, entrypoint: sleepy.main, functionTimeout: 1s}
+""", {"sleepy.py": code})
+    assert invoke(flintd, "sleepy").text == "quick"
+    first = function_status(flintd, "sleepy")["instances"][0]["id"]
+    r = invoke(flintd, "sleepy", "hang")
+    assert r.status == 504, r.text
+    assert r.json()["error"]["code"] == "function_timeout"
+    assert "1000 ms" in r.json()["error"]["message"]
+    r = invoke(flintd, "sleepy")
+    assert (r.status, r.text) == (200, "quick")
+    ids = [i["id"] for i in function_status(flintd, "sleepy")["instances"]]
+    assert first not in ids
+
+
+def test_a_memory_hog_gets_a_clear_error(flintd, tmp_path):
+    code = "def main(req):\n    hog = bytearray(1 << 30)\n    return str(len(hog))\n"
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: hog
+spec:
+  environment: python
+  code: hog.py
+  entrypoint: hog.main
+  limits: {memory: 64Mi}
+""", {"hog.py": code})
+    r = invoke(flintd, "hog")
+    assert r.status in (500, 502), r.text
+    assert "MemoryError" in r.text or "out of memory" in r.text
+
+
+def test_a_function_that_fails_to_load_says_why(flintd, tmp_path):
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: noentry
+spec: {environment: python, code: m.py, entrypoint: m.missing}
+""", {"m.py": "def main(req):\n    return 'x'\n"})
+    r = invoke(flintd, "noentry")
+    assert r.status == 500, r.text
+    err = r.json()["error"]
+    assert err["code"] == "function_load_failed"
+    assert "missing" in err["message"]
+
+
+def test_busy_functions_queue_then_get_429(flintd_factory, tmp_path):
+    flintd = flintd_factory(extra_args=["--queue-wait", "500ms", "--queue-max", "1"])
+    code = "import time\ndef main(req):\n    time.sleep(float(req.body or 0))\n    return 'done'\n"
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: single
+spec: {environment: python, code: s.py, entrypoint: s.main, concurrency: 1}
+""", {"s.py": code})
+    assert invoke(flintd, "single").text == "done"  # warm
+    results = {}
+
+    def slow():
+        results["slow"] = invoke(flintd, "single", "3")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_for(lambda: function_status(flintd, "single")["instances"][0]["active"] == 1,
+             what="the slow call to be running")
+    waiting = {}
+    t2 = threading.Thread(target=lambda: waiting.update(r=invoke(flintd, "single")))
+    t2.start()
+    wait_for(lambda: function_status(flintd, "single")["queued"] == 1, what="a queued call")
+    r = invoke(flintd, "single")  # the queue holds one
+    assert r.status == 429, r.text
+    assert r.json()["error"]["code"] == "queue_full"
+    t2.join()
+    assert waiting["r"].status == 429
+    err = waiting["r"].json()["error"]
+    assert err["code"] == "concurrency_limit"
+    assert "'single'" in err["message"] and "1 instances" in err["message"]
+    t.join()
+    assert results["slow"].status == 200
+
+
+def test_instances_scale_out_to_concurrency(flintd, tmp_path):
+    code = "import os, time\ndef main(req):\n    time.sleep(1)\n    return os.environ['FLINT_INSTANCE']\n"
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: wide
+spec: {environment: python, code: w.py, entrypoint: w.main, concurrency: 3}
+""", {"w.py": code})
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(invoke(flintd, "wide")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status for r in out] == [200, 200, 200]
+    assert len({r.text for r in out}) == 3  # three instances answered
+
+
+def test_a_new_revision_replaces_the_instances(flintd, tmp_path):
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: versioned
+spec: {environment: node, code: v1.js, entrypoint: v1.main}
+""", {"v1.js": "exports.main = () => 'one';\n"})
+    assert invoke(flintd, "versioned").text == "one"
+    old = function_status(flintd, "versioned")
+    (tmp_path / "v2.js").write_text("exports.main = () => 'two';\n")
+    flintd.cli("fn", "update", "--name", "versioned", "--code", str(tmp_path / "v2.js"),
+               "--entrypoint", "v2.main", check=True)
+    r = wait_for(lambda: (lambda x: x if x.text == "two" else None)(invoke(flintd, "versioned")),
+                 what="the new revision")
+    assert r.status == 200
+    new = wait_for(lambda: (lambda s: s if all(i["revision"] == s["revision"]
+                                              for i in s["instances"]) else None)(
+        function_status(flintd, "versioned")), what="old instances to stop")
+    assert new["revision"] > old["revision"]
+
+
+def test_idle_instances_are_reaped_and_min_scale_is_kept(flintd, tmp_path):
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: idle
+spec: {environment: python, code: i.py, entrypoint: i.main, idleTimeout: 1s}
+---
+kind: function
+name: kept
+spec: {environment: python, code: i.py, entrypoint: i.main, idleTimeout: 1s, minScale: 1}
+""", {"i.py": "def main(req):\n    return 'ok'\n"})
+    assert invoke(flintd, "idle").text == "ok"
+    assert function_status(flintd, "idle")["instances"]
+    wait_for(lambda: not function_status(flintd, "idle")["instances"], what="reaping")
+    # minScale: an instance without any call, and it stays
+    wait_for(lambda: [i for i in function_status(flintd, "kept")["instances"]
+                      if i["state"] == "ready"], what="minScale")
+    time.sleep(2.5)
+    assert len(function_status(flintd, "kept")["instances"]) == 1
+
+
+def test_function_output_is_logged_and_followable(flintd, tmp_path):
+    code = ("import sys\ndef main(req):\n"
+            "    print('to stdout', req.body.decode())\n"
+            "    print('to stderr', file=sys.stderr)\n    return 'logged'\n")
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: chatty
+spec: {environment: python, code: c.py, entrypoint: c.main}
+""", {"c.py": code})
+    assert invoke(flintd, "chatty", "one").text == "logged"
+    lines = wait_for(lambda: [json.loads(x) for x in flintd.api(
+        "GET", "/v1/functions/chatty/logs?tail=0").text.splitlines()
+        if "to std" in x] or None, what="log lines")
+    streams = {line["stream"]: line for line in lines}
+    assert streams["stdout"]["line"] == "to stdout one"
+    assert streams["stderr"]["function"] == "chatty"
+    assert len(streams["stderr"]["instance"]) == 36
+    # follow: a streaming response gets the next call's lines
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", flintd.api_port, timeout=20)
+    conn.request("GET", "/v1/functions/chatty/logs?tail=1&follow=1",
+                 headers={"Authorization": f"Bearer {flintd.token}"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    resp.readline()  # the tail
+    assert invoke(flintd, "chatty", "two").text == "logged"
+    seen = []
+    while not any("to stdout two" in s for s in seen):
+        seen.append(resp.readline().decode())
+    conn.close()
+
+
+def test_instances_cannot_read_the_data_directory(flintd, tmp_path):
+    code = ("import os\ndef main(req):\n"
+            "    out = []\n"
+            "    for p in [req.body.decode() + '/token', req.body.decode() + '/flint.db',\n"
+            "              '/code/../../' ]:\n"
+            "        try:\n            open(p).read(1)\n            out.append('read ' + p)\n"
+            "        except Exception as e:\n            out.append(type(e).__name__)\n"
+            "    return ','.join(out)\n")
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: snoop
+spec: {environment: python, code: snoop.py, entrypoint: snoop.main}
+""", {"snoop.py": code})
+    r = invoke(flintd, "snoop", os.path.abspath(flintd.data_dir))
+    assert r.status == 200, r.text
+    assert "read" not in r.text, r.text
+
+
+def test_functions_are_served_again_after_kill_9(flintd, tmp_path):
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: durable
+spec: {environment: c, code: d.c}
+---
+kind: route
+name: durable
+spec: {path: /durable, target: {function: durable}}
+""", {"d.c": '#include <flint/fn.h>\n'
+              'int handler(const struct flint_request *q, struct flint_response *r)\n'
+              '{ flint_response_write(r, "still here", 10); return 0; }\n'})
+    assert call(flintd, "/durable").text == "still here"
+    flintd.kill()
+    flintd.start()
+    r = call(flintd, "/durable")
+    assert (r.status, r.text) == (200, "still here")
+
+
+def test_deleted_functions_are_404(flintd, tmp_path):
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: gone
+spec: {environment: python, code: g.py, entrypoint: g.main}
+""", {"g.py": "def main(req):\n    return 'here'\n"})
+    assert invoke(flintd, "gone").text == "here"
+    flintd.cli("fn", "delete", "--name", "gone", check=True)
+    r = wait_for(lambda: (lambda x: x if x.status == 404 else None)(invoke(flintd, "gone")),
+                 what="404")
+    assert r.json()["error"]["code"] == "function_not_found"
