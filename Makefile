@@ -99,16 +99,16 @@ $(foreach r,$(RUNTIMES),$(eval $(call runtime_rule,$(r))))
 
 $(RTREE)/runtimes/%: runtimes/%
 	@mkdir -p $(dir $@)
-	cp -p $< $@
+	cp -p $< $@.tmp && mv -f $@.tmp $@
 
 $(RTREE)/runtimes/c/include/%: include/%
 	@mkdir -p $(dir $@)
-	cp -p $< $@
+	cp -p $< $@.tmp && mv -f $@.tmp $@
 
 define runtime_tree_rule
 $(RTREE)/runtimes/$(1)/flint-runtime-$(1): $(BUILD)/bin/flint-runtime-$(1)
 	@mkdir -p $$(dir $$@)
-	cp -p $$< $$@
+	cp -p $$< $$@.tmp && mv -f $$@.tmp $$@
 endef
 $(foreach r,$(RUNTIMES),$(eval $(call runtime_tree_rule,$(r))))
 

@@ -174,6 +174,66 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, c
     return 0;
 }
 
+/* Kill what is in a cgroup directory and remove it. */
+static int kill_and_remove(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    for (int tries = 0; tries < 100; tries++) {
+        FILE *f = fopen(path, "r");
+        long pid;
+        int n = 0;
+        while (f != NULL && fscanf(f, "%ld", &pid) == 1) {
+            kill((pid_t)pid, SIGKILL);
+            n++;
+        }
+        if (f != NULL)
+            fclose(f);
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EBUSY)
+            return -errno;
+        usleep(5000);
+    }
+    return FL_EAGAIN;
+}
+
+/* Whether the process that made a group still runs. */
+static bool owner_alive(long pid)
+{
+    return pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+int fl_sandbox_cleanup_stale(void)
+{
+    static const char *const parents[] = {"/sys/fs/cgroup/flint", "/sys/fs/cgroup/memory/flint",
+                                          "/sys/fs/cgroup/pids/flint"};
+    int removed = 0;
+    for (size_t i = 0; i < sizeof(parents) / sizeof(parents[0]); i++) {
+        DIR *d = opendir(parents[i]);
+        if (d == NULL)
+            continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            long pid;
+            unsigned n;
+            if (sscanf(e->d_name, "i%ld-%u", &pid, &n) != 2 || owner_alive(pid))
+                continue;
+            char dir[600];
+            snprintf(dir, sizeof(dir), "%s/%s", parents[i], e->d_name);
+            if (kill_and_remove(dir) == 0)
+                removed++;
+            else
+                fl_log(FL_LOG_WARN, "sandbox", "cannot remove a stale cgroup", "cgroup=%s", dir);
+        }
+        closedir(d);
+    }
+    if (removed > 0)
+        fl_log(FL_LOG_WARN, "sandbox", "removed cgroups left by a flintd that died", "cgroups=%d",
+               removed);
+    return removed;
+}
+
 /* Signal every process of the tree: its process group and its cgroup. */
 static void signal_tree(struct fl_sandbox *sb, int sig)
 {
@@ -404,6 +464,14 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
     add(argv, &n, "-c");
     add(argv, &n, join);
     add(argv, &n, "flint-sandbox");
+    /* bwrap's --die-with-parent covers the sandbox's inside, not bwrap
+     * itself: the tree must also go when flintd is killed with -9 */
+    if (access("/usr/bin/setpriv", X_OK) == 0) {
+        add(argv, &n, "/usr/bin/setpriv");
+        add(argv, &n, "--pdeathsig");
+        add(argv, &n, "KILL");
+        add(argv, &n, "--");
+    }
     add(argv, &n, "/usr/bin/prlimit");
     snprintf(limit_args[0], 64, "--data=%llu", (unsigned long long)spec->limits.memory_bytes);
     snprintf(limit_args[1], 64, "--cpu=%lld:%lld", (long long)spec->limits.cpu_seconds,

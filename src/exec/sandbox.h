@@ -9,6 +9,9 @@
  * directory writable at /run/flint, and its runtime's directory read-only
  * at /runtime. The environment is exactly the one given.
  *
+ * The whole chain gets SIGKILL when flintd dies, even by kill -9
+ * (setpriv --pdeathsig), and bwrap passes it on (--die-with-parent).
+ *
  * Limits always: address space, CPU seconds, open files, processes, file
  * size and no core dumps, through prlimit(1); and where cgroups are
  * writable (v1 memory and pids here, v2 alike) a per-instance group with a
@@ -74,6 +77,11 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
 
 /* Stop: SIGTERM to the whole tree, SIGKILL after grace_ms. */
 void fl_sandbox_stop(struct fl_sandbox *sb, uint64_t grace_ms);
+
+/* Kill the processes of, and remove, the cgroups of instances whose flintd
+ * is gone (killed with -9: its groups are named i<pid>-<n>). Returns how
+ * many were removed. flintd calls it at start, after fl_sandbox_probe(). */
+int fl_sandbox_cleanup_stale(void);
 
 /* The pid of the sandbox's first process (for tests and status). */
 int fl_sandbox_pid(const struct fl_sandbox *sb);

@@ -406,6 +406,7 @@ int main(int argc, char **argv)
     fl_log(FL_LOG_INFO, "flintd", "store open", "store=\"%s\"", fl_store_describe(d.store));
     struct fl_sandbox_mode sandbox;
     fl_sandbox_probe(&sandbox, false);
+    fl_sandbox_cleanup_stale();
     if (sandbox.bwrap)
         fl_log(FL_LOG_INFO, "flintd", "sandbox", "mode=%s", sandbox.description);
     else

@@ -422,7 +422,23 @@ spec: {path: /durable, target: {function: durable}}
               'int handler(const struct flint_request *q, struct flint_response *r)\n'
               '{ flint_response_write(r, "still here", 10); return 0; }\n'})
     assert call(flintd, "/durable").text == "still here"
+    ids = [i["id"] for i in function_status(flintd, "durable")["instances"]]
+    assert ids
     flintd.kill()
+
+    def instance_processes():
+        found = []
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            found += [i for i in ids if i.encode() in cmd]
+        return found
+
+    # nothing of the killed daemon's instances survives it
+    wait_for(lambda: not instance_processes(), what="the instances to die with flintd")
     flintd.start()
     r = call(flintd, "/durable")
     assert (r.status, r.text) == (200, "still here")

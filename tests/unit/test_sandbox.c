@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 static uv_loop_t loop;
@@ -235,4 +237,57 @@ TEST(without_bubblewrap_the_limits_still_apply)
     ASSERT_EQ(o->status, 7);
     ASSERT_STR_EQ(o->out, "plain\n");
     free(o);
+}
+
+/* A cgroup left by a flintd that died (its pid no longer runs) is emptied
+ * and removed at the next start; one of a live owner is left alone. */
+TEST(stale_cgroups_of_a_dead_flintd_are_cleaned_up)
+{
+    setup(false);
+    if (!mode.cgroup) {
+        printf("# skipped: no writable cgroup here\n");
+        return;
+    }
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    const char *parents[] = {"/sys/fs/cgroup/flint", "/sys/fs/cgroup/memory/flint",
+                             "/sys/fs/cgroup/pids/flint"};
+    pid_t sleeper = fork();
+    if (sleeper == 0) {
+        execl("/bin/sleep", "sleep", "300", (char *)NULL);
+        _exit(127);
+    }
+    char stale[3][300], mine[3][300];
+    int made = 0;
+    for (int i = 0; i < 3; i++) {
+        stale[i][0] = mine[i][0] = '\0';
+        if (access(parents[i], W_OK) != 0)
+            continue;
+        snprintf(stale[i], sizeof(stale[i]), "%s/i%d-1", parents[i], (int)dead);
+        snprintf(mine[i], sizeof(mine[i]), "%s/i%d-999999", parents[i], (int)getpid());
+        ASSERT_OK(mkdir(stale[i], 0755));
+        ASSERT_OK(mkdir(mine[i], 0755));
+        char procs[400], pid[32];
+        snprintf(procs, sizeof(procs), "%s/cgroup.procs", stale[i]);
+        snprintf(pid, sizeof(pid), "%d", (int)sleeper);
+        FILE *f = fopen(procs, "w");
+        ASSERT(f != NULL);
+        fputs(pid, f);
+        ASSERT_OK(fclose(f));
+        made++;
+    }
+    ASSERT(made > 0);
+    ASSERT(fl_sandbox_cleanup_stale() >= made);
+    int status;
+    ASSERT_EQ(waitpid(sleeper, &status, 0), sleeper);
+    ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    for (int i = 0; i < 3; i++) {
+        if (stale[i][0] == '\0')
+            continue;
+        ASSERT(access(stale[i], F_OK) != 0);
+        ASSERT(access(mine[i], F_OK) == 0); /* a live owner's group stays */
+        ASSERT_OK(rmdir(mine[i]));
+    }
 }
