@@ -291,6 +291,18 @@ static void remove_cgroups(struct fl_sandbox *sb)
     }
 }
 
+/* Whether memory must be limited by RLIMIT_DATA: without a cgroup, except
+ * in a build under AddressSanitizer, whose shadow memory cannot live under
+ * a data limit (the runtimes of such a build are sanitized too). */
+static bool memory_by_rlimit(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return false;
+#else
+    return cgroup_kind == CGROUP_NONE;
+#endif
+}
+
 /* ---- the process ---- */
 
 static void finish(struct fl_sandbox *sb)
@@ -480,7 +492,10 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
     snprintf(limit_args[3], 64, "--nproc=%lld", (long long)spec->limits.processes);
     snprintf(limit_args[4], 64, "--fsize=%llu", 1ULL << 30);
     snprintf(limit_args[5], 64, "--core=0");
-    for (int i = 0; i < 6; i++)
+    /* Memory: the cgroup's limit counts what is really used; the data
+     * rlimit, which counts reservations too (node's heap, ASan's shadow),
+     * is only the fallback where no cgroup is writable. */
+    for (int i = memory_by_rlimit() ? 0 : 1; i < 6; i++)
         add(argv, &n, limit_args[i]);
     add(argv, &n, "--");
     if (mode->bwrap) {

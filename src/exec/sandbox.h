@@ -12,12 +12,15 @@
  * The whole chain gets SIGKILL when flintd dies, even by kill -9
  * (setpriv --pdeathsig), and bwrap passes it on (--die-with-parent).
  *
- * Limits always: address space, CPU seconds, open files, processes, file
- * size and no core dumps, through prlimit(1); and where cgroups are
- * writable (v1 memory and pids here, v2 alike) a per-instance group with a
- * memory and a pids limit, joined before anything runs. uv_spawn cannot
- * set either before exec, so the first program is a tiny sh that writes
- * its own pid into the groups and execs prlimit, which execs bwrap.
+ * Limits always: CPU seconds, open files, processes, file size and no core
+ * dumps, through prlimit(1); and where cgroups are writable (v1 memory and
+ * pids here, v2 alike) a per-instance group with a memory and a pids
+ * limit, joined before anything runs. Memory is limited by the cgroup,
+ * which counts what is used; only without one does the data rlimit stand
+ * in (it counts reservations too, which some runtimes make in plenty).
+ * uv_spawn cannot set either before exec, so the first program is a tiny
+ * sh that writes its own pid into the groups and execs prlimit, which
+ * execs bwrap.
  *
  * Without a usable bwrap the process still runs with the limits, and the
  * mode says so (flint status shows it, flintd warns at start).
