@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 
 static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -27,10 +28,28 @@ int fl_random_bytes(void *buf, unsigned n)
     return 0;
 }
 
+/* Random bytes for ids come from a per-thread pool refilled 4 KiB at a
+ * time: one getrandom() per 256 ids instead of one per id (ids are made on
+ * every invocation). */
+static int pooled_random(unsigned char *out, unsigned n)
+{
+    static __thread unsigned char pool[4096];
+    static __thread unsigned left;
+    if (left < n) {
+        if (fl_random_bytes(pool, sizeof(pool)) < 0)
+            return FL_EIO;
+        left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    memset(pool + sizeof(pool) - left, 0, n); /* never hand out the same bytes twice */
+    left -= n;
+    return 0;
+}
+
 int fl_uuid7(char *out)
 {
     unsigned char b[16];
-    if (fl_random_bytes(b, sizeof(b)) < 0)
+    if (pooled_random(b, sizeof(b)) < 0)
         return FL_EIO;
 
     pthread_mutex_lock(&uuid_lock);
@@ -63,9 +82,14 @@ int fl_uuid7(char *out)
     b[7] = (unsigned char)counter;
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
 
-    snprintf(out, FL_UUID_STRLEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
     return 0;
 }

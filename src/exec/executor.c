@@ -44,6 +44,7 @@
 #define STOP_GRACE_MS   2000 /* SIGTERM to SIGKILL when an instance is stopped */
 #define PROBE_MAX_MS    10   /* longest pause between /healthz probes */
 #define RESTART_MAX_MS  30000
+#define REFILL_DELAY_MS 20  /* after a warm instance is taken */
 #define BROKEN_GRACE_MS 200 /* a connection broke: wait this long for the exit's cause */
 
 enum inst_state { INST_STARTING, INST_IDLE, INST_SPECIALIZING, INST_READY, INST_STOPPING };
@@ -165,6 +166,7 @@ static void dispatch(struct function *fn);
 static void instance_stop(struct instance *inst, const char *why);
 static void function_maybe_free(struct function *fn);
 static void pool_refill(struct env *e);
+static void on_refill_timer(uv_timer_t *t);
 static void function_build(struct function *fn);
 static void close_step(struct fl_executor *ex);
 static void instance_specialize(struct instance *inst);
@@ -901,7 +903,10 @@ static bool start_for(struct function *fn, struct env *e)
             inst->started_ns = now_ns();
             fn->cold_starts++;
             instance_specialize(inst);
-            pool_refill(e);
+            /* refill a moment later: starting a process blocks the loop for
+             * a few milliseconds, which this specialization should not wait */
+            if (!uv_is_active((uv_handle_t *)&e->refill_timer))
+                uv_timer_start(&e->refill_timer, on_refill_timer, REFILL_DELAY_MS, 0);
             return true;
         }
     }
@@ -1047,11 +1052,11 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
                       inv->crash_reason, inst->last_err[0] ? "; last error output: " : "",
                       inst->last_err);
     } else if (err == FL_ETIMEDOUT) {
+        fn_note(fn, inst, "request %s timed out after %lld ms; instance recycled", inv->id,
+                (long long)fn->spec.timeout_ms);
         respond_error(inv, 504, "function_timeout",
                       "function '%s' did not answer within its functionTimeout (%lld ms)", fn->name,
                       (long long)fn->spec.timeout_ms);
-        fn_note(fn, inst, "request %s timed out after %lld ms; instance recycled", inv->id,
-                (long long)fn->spec.timeout_ms);
         instance_stop(inst, "timed out");
     } else if (err == FL_ETOOBIG) {
         respond_error(inv, 502, "response_too_large",
@@ -1533,10 +1538,10 @@ static void on_tick(uv_timer_t *t)
 static json_t *instance_json(const struct instance *inst)
 {
     uint64_t now = now_ns();
-    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I}", "id", inst->id, "state", state_names[inst->state],
-                     "revision", (json_int_t)inst->fn_revision, "active", (int)inst->active,
-                     "draining", inst->draining, "idleMs",
-                     (json_int_t)((now - inst->last_used_ns) / 1000000));
+    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s}", "id", inst->id, "state",
+                     state_names[inst->state], "revision", (json_int_t)inst->fn_revision, "active",
+                     (int)inst->active, "draining", inst->draining, "idleMs",
+                     (json_int_t)((now - inst->last_used_ns) / 1000000), "socket", inst->target);
 }
 
 static json_t *function_json(const struct function *fn, bool with_log)

@@ -24,9 +24,20 @@ BIN = os.path.join(BUILD, "bin")
 
 def free_port():
     """A loopback port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """n distinct loopback ports that were free a moment ago (held together
+    while chosen, so that two of them are never the same)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Response:
@@ -62,8 +73,7 @@ class Flintd:
         self.log_path = str(tmp_path / "flintd.log")
         self.extra_args = list(extra_args)
         self.env = dict(os.environ, **(env or {}))
-        self.api_port = free_port()
-        self.router_port = free_port()
+        self.api_port, self.router_port = free_ports(2)
         self.proc = None
         self.start()
 

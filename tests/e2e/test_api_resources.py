@@ -155,9 +155,10 @@ def test_restart_keeps_every_resource(flintd, hello_py):
 
 def test_a_second_daemon_on_the_same_directory_is_refused(flintd, flintd_factory):
     import subprocess, os
-    from conftest import BIN, free_port
+    from conftest import BIN, free_ports
+    ports = free_ports(2)
     r = subprocess.run([os.path.join(BIN, "flintd"), "--data", flintd.data_dir,
-                        "--api", f"127.0.0.1:{free_port()}", "--router", f"127.0.0.1:{free_port()}"],
+                        "--api", f"127.0.0.1:{ports[0]}", "--router", f"127.0.0.1:{ports[1]}"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "in use by another flintd" in r.stderr
