@@ -456,3 +456,48 @@ spec: {environment: python, code: g.py, entrypoint: g.main}
     r = wait_for(lambda: (lambda x: x if x.status == 404 else None)(invoke(flintd, "gone")),
                  what="404")
     assert r.json()["error"]["code"] == "function_not_found"
+
+
+def test_updating_a_function_under_load_fails_no_request(flintd, tmp_path):
+    version = ('#include <flint/fn.h>\n'
+               'int handler(const struct flint_request *q, struct flint_response *r)\n'
+               '{ flint_response_write(r, "%s", 2); return 0; }\n')
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: live
+spec: {environment: c, code: live.c, concurrency: 2}
+---
+kind: route
+name: live
+spec: {path: /live, target: {function: live}}
+""", {"live.c": version % "v1"})
+    assert call(flintd, "/live").text == "v1"
+    seen, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            r = call(flintd, "/live", timeout=30)
+            (seen if r.status == 200 else failures).append((r.status, r.text))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(seen) > 50, what="load")
+        (tmp_path / "live2.c").write_text(version % "v2")
+        flintd.cli("fn", "update", "--name", "live", "--code", str(tmp_path / "live2.c"),
+                   check=True)
+        wait_for(lambda: any(text == "v2" for _, text in seen[-20:]), what="the new code")
+        count = len(seen)
+        wait_for(lambda: len(seen) > count + 50, what="more load on the new code")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    texts = [text for _, text in seen]
+    assert set(texts) == {"v1", "v2"}
+    # once the new code answered, the old one never did again
+    first_v2 = texts.index("v2")
+    assert "v1" not in texts[first_v2 + 8:]  # 4 clients may each finish one old call
