@@ -46,6 +46,7 @@ struct fl_api {
     struct fl_metrics *metrics;
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
+    bool (*ready)(void *data);
 };
 
 enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
@@ -827,7 +828,10 @@ void fl_api_handle(struct fl_http_request *req, void *data)
 {
     struct fl_api *api = data;
     if (strcmp(req->path, "/healthz") == 0) {
-        fl_http_respond(req, 200, &content_type_json, 1, "{\"status\":\"ok\"}", 15);
+        if (api->ready != NULL && !api->ready(api->applied_data))
+            fl_http_respond(req, 503, &content_type_json, 1, "{\"status\":\"starting\"}", 21);
+        else
+            fl_http_respond(req, 200, &content_type_json, 1, "{\"status\":\"ok\"}", 15);
         return;
     }
     size_t len;
@@ -919,6 +923,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;
     api->applied_data = cfg->applied_data;
+    api->ready = cfg->ready;
     api->started_ms = fl_clock_wall_ms();
     char code[4200];
     snprintf(code, sizeof(code), "%s/code", api->data_dir);

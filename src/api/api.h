@@ -1,7 +1,7 @@
 /*
  * The control API: JSON over HTTP on flintd's API listener (docs/api.md).
  *
- *   GET  /healthz                       no token needed
+ *   GET  /healthz                       no token needed; 503 until the daemon is ready
  *   GET  /v1/status
  *   POST /v1/code                       the body is stored by its SHA-256
  *   GET|POST        /v1/{kind}s         list, create
@@ -48,6 +48,9 @@ struct fl_api_config {
      * can call what it just deployed. May be NULL. */
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
+    /* Whether the daemon has loaded what the store held at start: until
+     * then GET /healthz answers 503 "starting". May be NULL. */
+    bool (*ready)(void *data);
 };
 
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */

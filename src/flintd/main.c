@@ -63,6 +63,7 @@ struct flintd {
     struct fl_logbook *logs;
     struct fl_executor *executor;
     struct fl_follower *env_follower, *fn_follower;
+    bool envs_synced, fns_synced;
     struct fl_router *routing;
     struct fl_api *control;
     struct fl_http_server *api;
@@ -207,6 +208,25 @@ static void on_env_put(void *data, const char *name, uint64_t revision, json_t *
     else
         fl_executor_set_environment(d->executor, name, (int64_t)revision, &spec);
     fl_buf_release(&err);
+}
+
+static void on_env_synced(void *data)
+{
+    ((struct flintd *)data)->envs_synced = true;
+}
+
+static void on_fn_synced(void *data)
+{
+    struct flintd *d = data;
+    d->fns_synced = true;
+    fl_log(FL_LOG_INFO, "flintd", "functions loaded", NULL);
+}
+
+/* Ready once what the store held at start is loaded: /healthz says so. */
+static bool ready(void *data)
+{
+    struct flintd *d = data;
+    return d->envs_synced && d->fns_synced && d->routing != NULL && fl_router_synced(d->routing);
 }
 
 static void on_env_remove(void *data, const char *name, uint64_t revision)
@@ -439,8 +459,10 @@ int main(int argc, char **argv)
             fl_log(FL_LOG_ERROR, "flintd", "cannot start the executor", "err=\"%s\"",
                    fl_strerror(rc));
     }
-    static const struct fl_follow_callbacks env_cbs = {.put = on_env_put, .remove = on_env_remove};
-    static const struct fl_follow_callbacks fn_cbs = {.put = on_fn_put, .remove = on_fn_remove};
+    static const struct fl_follow_callbacks env_cbs = {
+        .put = on_env_put, .remove = on_env_remove, .synced = on_env_synced};
+    static const struct fl_follow_callbacks fn_cbs = {
+        .put = on_fn_put, .remove = on_fn_remove, .synced = on_fn_synced};
     /* environments first: the store answers in order, so functions find theirs */
     if (rc == 0)
         rc = fl_store_follow(d.store, "environment", &env_cbs, &d, &d.env_follower);
@@ -465,7 +487,8 @@ int main(int argc, char **argv)
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .applied = applied,
-                                    .applied_data = &d};
+                                    .applied_data = &d,
+                                    .ready = ready};
     if (rc == 0)
         rc = fl_api_new(&d.loop, &control, &d.control);
     if (rc < 0)

@@ -19,6 +19,7 @@ struct fl_router {
     struct fl_metrics *metrics;
     struct fl_route_table *table;
     struct fl_follower *follower;
+    bool synced;
 };
 
 /* One forwarded request: the invocation and the X-Flint-Param-* headers it
@@ -189,6 +190,12 @@ static void on_put(void *data, const char *name, uint64_t revision, json_t *valu
     fl_buf_release(&err);
 }
 
+static void on_synced(void *data)
+{
+    struct fl_router *r = data;
+    r->synced = true;
+}
+
 static void on_remove(void *data, const char *name, uint64_t revision)
 {
     struct fl_router *r = data;
@@ -210,7 +217,8 @@ int fl_router_new(struct fl_store *store, struct fl_executor *ex, struct fl_metr
         free(r);
         return FL_ENOMEM;
     }
-    static const struct fl_follow_callbacks cbs = {.put = on_put, .remove = on_remove};
+    static const struct fl_follow_callbacks cbs = {
+        .put = on_put, .remove = on_remove, .synced = on_synced};
     int rc = fl_store_follow(store, "route", &cbs, r, &r->follower);
     if (rc < 0) {
         fl_route_table_free(r->table);
@@ -238,4 +246,9 @@ size_t fl_router_routes(const struct fl_router *r)
 struct fl_follower *fl_router_follower(struct fl_router *r)
 {
     return r->follower;
+}
+
+bool fl_router_synced(const struct fl_router *r)
+{
+    return r->synced;
 }

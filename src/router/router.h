@@ -14,6 +14,7 @@
 #ifndef FLINT_ROUTER_ROUTER_H
 #define FLINT_ROUTER_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -36,6 +37,9 @@ void fl_router_handle(struct fl_http_request *req, void *data);
 
 /* The follower of routes (to know whether a route change is applied). */
 struct fl_follower *fl_router_follower(struct fl_router *r);
+
+/* Whether the routes in the store at start have been loaded. */
+bool fl_router_synced(const struct fl_router *r);
 
 /* Routes known now (for status). */
 size_t fl_router_routes(const struct fl_router *r);
