@@ -140,7 +140,8 @@ test-e2e: $(BINS) $(HELPER_BINS)
 	else echo "no end-to-end tests"; fi
 
 DATA ?= $(CURDIR)/.flint-data
-run: deps
+run:
+	@scripts/install-deps build run
 	@$(MAKE) --no-print-directory $(BINS)
 	@scripts/run-flintd $(BUILD) $(DATA)
 
