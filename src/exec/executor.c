@@ -1316,7 +1316,10 @@ static void function_build(struct function *fn)
                                 .code_filename = fn->spec.code_filename,
                                 .runtime = e->spec.runtime,
                                 .builder = e->spec.builder,
-                                .runtime_dir = e->runtime_dir,
+                                .runtime_dir =
+                                    e->spec.runtime == FL_RUNTIME_CUSTOM
+                                        ? NULL /* a custom runtime has no files of ours */
+                                        : e->runtime_dir,
                                 .network = e->spec.network};
     fl_build_entry(&in, fn->entry, sizeof(fn->entry));
     struct build_ctx *ctx = calloc(1, sizeof(*ctx));

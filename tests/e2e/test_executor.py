@@ -501,3 +501,78 @@ spec: {path: /live, target: {function: live}}
     # once the new code answered, the old one never did again
     first_v2 = texts.index("v2")
     assert "v1" not in texts[first_v2 + 8:]  # 4 clients may each finish one old call
+
+
+CUSTOM_RUNTIME = r'''
+import http.server, json, os, socketserver
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def reply(self, code, text):
+        body = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/healthz":
+            return self.reply(200, "ok")
+        with open(self.server.code) as f:
+            self.reply(200, "custom says " + f.read().strip())
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/v2/specialize":
+            self.server.code = json.loads(body)["filepath"]
+            return self.reply(200, "{}")
+        self.do_GET()
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    pass
+Server(os.environ["FLINT_LISTEN"][len("unix:"):], Handler).serve_forever()
+'''
+
+
+def test_a_custom_environment_is_any_command_that_honours_the_contract(flintd, tmp_path):
+    deploy(flintd, tmp_path, """
+kind: environment
+name: custom
+spec:
+  runtime: custom
+  poolsize: 1
+  command: ["/usr/bin/python3", "-c", %s]
+---
+kind: function
+name: bespoke
+spec: {environment: custom, code: words.txt}
+""" % json.dumps(CUSTOM_RUNTIME), {"words.txt": "hello\n"})
+    r = invoke(flintd, "bespoke")
+    assert (r.status, r.text) == (200, "custom says hello"), r.text
+
+
+def test_an_environment_builder_runs_in_the_deployment(flintd, tmp_path):
+    deploy(flintd, tmp_path, """
+kind: environment
+name: py-built
+spec:
+  runtime: python
+  poolsize: 1
+  builder: "test -f \\"$SRC_PKG/app.py\\" && echo 'VALUE = 6 * 7' > generated.py"
+---
+kind: function
+name: generated
+spec: {environment: py-built, code: app.tar.gz, entrypoint: app.main}
+""", {"app.tar.gz": _tarball({"app.py": "import generated\n"
+                                       "def main(req):\n    return str(generated.VALUE)\n"})})
+    r = invoke(flintd, "generated")
+    assert (r.status, r.text) == (200, "42"), r.text
+
+
+def _tarball(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
