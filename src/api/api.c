@@ -786,6 +786,8 @@ static void metrics(struct fl_api *api, struct fl_http_request *req)
 {
     struct fl_buf out;
     fl_buf_init(&out, 16u << 20);
+    if (api->executor != NULL)
+        fl_executor_update_metrics(api->executor);
     int rc = api->metrics ? fl_metrics_render(api->metrics, &out) : 0;
     if (rc < 0) {
         fl_buf_release(&out);

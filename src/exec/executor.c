@@ -206,6 +206,32 @@ static uint64_t now_ns(void)
     return fl_clock_mono_ns();
 }
 
+/* ---- metrics ---- */
+
+static void count(struct fl_executor *ex, const char *name, const char *help, const char *label,
+                  const char *value)
+{
+    if (ex->cfg.metrics == NULL)
+        return;
+    struct fl_metric *m = fl_metrics_counter(ex->cfg.metrics, name, help, 1, &label);
+    fl_metric_add(m, &value, 1);
+}
+
+static void observe_wait(struct function *fn, struct fl_invocation *inv)
+{
+    struct fl_metrics *metrics = fn->ex->cfg.metrics;
+    if (metrics == NULL)
+        return;
+    static const char *const labels[] = {"function"};
+    static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10};
+    struct fl_metric *m =
+        fl_metrics_histogram(metrics, "flint_queue_wait_seconds",
+                             "Time requests waited in a function's queue for an instance.", 1,
+                             labels, sizeof(bounds) / sizeof(bounds[0]), bounds);
+    const char *values[] = {fn->name};
+    fl_metric_observe(m, values, (double)(now_ns() - inv->enqueued_ns) / 1e9);
+}
+
 /* ---- function logs ---- */
 
 static void fn_note(struct function *fn, const struct instance *inst, const char *fmt, ...)
@@ -693,6 +719,9 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
         inst->next = fn->instances;
         fn->instances = inst;
         fn->cold_starts++;
+        count(ex, "flint_instance_starts_total",
+              "Instances given to functions: taken from a warm pool, or started new.", "from",
+              "new");
     } else {
         inst->next = e->pool;
         e->pool = inst;
@@ -902,6 +931,9 @@ static bool start_for(struct function *fn, struct env *e)
             fn->instances = inst;
             inst->started_ns = now_ns();
             fn->cold_starts++;
+            count(fn->ex, "flint_instance_starts_total",
+                  "Instances given to functions: taken from a warm pool, or started new.", "from",
+                  "pool");
             instance_specialize(inst);
             /* refill a moment later: starting a process blocks the loop for
              * a few milliseconds, which this specialization should not wait */
@@ -1169,6 +1201,7 @@ static void dispatch(struct function *fn)
         }
         struct fl_invocation *inv = fn->queue_head;
         queue_unlink(inv);
+        observe_wait(fn, inv);
         send_to(inst, inv);
     }
     queue_timer_update(fn);
@@ -1276,6 +1309,11 @@ static void on_built(int err, const struct fl_build_result *res, void *data)
     }
     free(fn->build_log);
     fn->build_log = NULL;
+    count(fn->ex, "flint_builds_total", "Builds by result (ok, failed, cached, error).", "result",
+          err < 0       ? "error"
+          : !res->ok    ? "failed"
+          : res->cached ? "cached"
+                        : "ok");
     if (err < 0) {
         fn->build = BUILD_FAILED;
         char message[256];
@@ -1362,6 +1400,17 @@ static void function_timer_closed(uv_handle_t *h)
 {
     struct function *fn = h->data;
     struct fl_executor *ex = fn->ex;
+    if (ex->cfg.metrics != NULL && fn_find(ex, fn->name) == NULL) {
+        static const char *const names[] = {"flint_instances", "flint_queued"};
+        static const char *const labels2[] = {"function", "state"};
+        for (int st = INST_STARTING; st <= INST_STOPPING; st++) {
+            const char *values[] = {fn->name, state_names[st]};
+            fl_metric_remove(fl_metrics_gauge(ex->cfg.metrics, names[0], "", 2, labels2), values);
+        }
+        const char *label = "function";
+        fl_metric_remove(fl_metrics_gauge(ex->cfg.metrics, names[1], "", 1, &label),
+                         (const char *[]){fn->name});
+    }
     fl_fn_spec_release(&fn->spec);
     free(fn->build_log);
     free(fn->load_error);
@@ -1578,6 +1627,43 @@ json_t *fl_executor_status(struct fl_executor *ex)
         if (!fn->removed)
             json_array_append_new(fns, function_json(fn, false));
     return json_pack("{s:o,s:o}", "environments", envs, "functions", fns);
+}
+
+void fl_executor_update_metrics(struct fl_executor *ex)
+{
+    struct fl_metrics *metrics = ex->cfg.metrics;
+    if (metrics == NULL)
+        return;
+    static const char *const fn_labels[] = {"function", "state"};
+    static const char *const env_labels[] = {"environment", "state"};
+    static const char *const q_label[] = {"function"};
+    struct fl_metric *instances = fl_metrics_gauge(
+        metrics, "flint_instances", "Instances of each function by state.", 2, fn_labels);
+    struct fl_metric *queued = fl_metrics_gauge(
+        metrics, "flint_queued", "Requests waiting for an instance, by function.", 1, q_label);
+    struct fl_metric *pool =
+        fl_metrics_gauge(metrics, "flint_pool_instances",
+                         "Generic instances of each environment's warm pool.", 2, env_labels);
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+        if (fn->removed)
+            continue;
+        int counts[INST_STOPPING + 1] = {0};
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+            counts[inst->state]++;
+        for (int st = INST_STARTING; st <= INST_STOPPING; st++) {
+            if (st == INST_IDLE)
+                continue; /* a function's instances are never idle generics */
+            const char *values[] = {fn->name, state_names[st]};
+            fl_metric_set(instances, values, counts[st]);
+        }
+        const char *values[] = {fn->name};
+        fl_metric_set(queued, values, (double)fn->queued);
+    }
+    for (struct env *e = ex->envs; e != NULL; e = e->next) {
+        const char *ready[] = {e->name, "ready"}, *starting[] = {e->name, "starting"};
+        fl_metric_set(pool, ready, e->pool_idle);
+        fl_metric_set(pool, starting, e->pool_starting);
+    }
 }
 
 json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)

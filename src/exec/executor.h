@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/metrics.h"
 #include "exec/logs.h"
 #include "exec/sandbox.h"
 #include "exec/spec.h"
@@ -58,6 +59,7 @@ struct fl_executor_config {
     uint64_t start_timeout_ms; /* a new instance must be healthy within; default 30 s */
     uint64_t tick_ms;         /* idle reaping and minScale period; default 1 s */
     size_t max_response_bytes; /* an instance's response; default 16 MiB */
+    struct fl_metrics *metrics; /* builds, instance starts, queue waits; may be NULL */
 };
 
 void fl_executor_config_init(struct fl_executor_config *cfg);
@@ -137,6 +139,11 @@ void fl_executor_cancel(struct fl_invocation *inv);
 /* A JSON snapshot for status and the API: environments with their pools,
  * functions with their build, instances and queue. The caller owns it. */
 json_t *fl_executor_status(struct fl_executor *ex);
+
+/* Set the gauges of cfg->metrics to what runs now: flint_instances
+ * {function,state}, flint_queued{function}, flint_pool_instances
+ * {environment,state}. Called before /metrics is rendered. */
+void fl_executor_update_metrics(struct fl_executor *ex);
 
 /* One function's state, with its build log (NULL if unknown). The caller
  * owns it. */

@@ -451,6 +451,7 @@ int main(int argc, char **argv)
     exec_cfg.runtimes_dir = runtimes;
     exec_cfg.mode = &sandbox;
     exec_cfg.logs = d.logs;
+    exec_cfg.metrics = d.metrics;
     exec_cfg.queue_max = (size_t)d.cfg.queue_max;
     exec_cfg.queue_wait_ms = (uint64_t)d.cfg.queue_wait_ms;
     if (rc == 0) {

@@ -576,3 +576,44 @@ def _tarball(files):
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def test_metrics_show_calls_instances_pools_and_builds(flintd, tmp_path):
+    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "hello")
+    flintd.cli("apply", "-f", examples, check=True)
+    assert call(flintd, "/hello/c/ada").status == 200
+    assert call(flintd, "/hello/c/bob").status == 200
+    text = flintd.api("GET", "/metrics").text
+    assert 'flint_invocations_total{function="hello-c",code="200"} 2' in text
+    assert 'flint_invocation_seconds_count{function="hello-c"} 2' in text
+    assert 'flint_instances{function="hello-c",state="ready"} 1' in text
+    assert 'flint_pool_instances{environment="c",state="ready"}' in text
+    assert 'flint_builds_total{result="ok"}' in text
+    assert 'flint_instance_starts_total{from="pool"}' in text
+    assert flintd.api("GET", "/metrics", token=False).status == 401
+
+
+def test_a_client_that_goes_away_frees_its_slot(flintd_factory, tmp_path):
+    # a leaked slot would leave the next call waiting past --queue-wait: 429
+    flintd = flintd_factory(extra_args=["--queue-wait", "1s"])
+    code = "import time\ndef main(req):\n    time.sleep(float(req.body or 0))\n    return 'done'\n"
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: one
+spec: {environment: python, code: o.py, entrypoint: o.main, concurrency: 1}
+""", {"o.py": code})
+    assert invoke(flintd, "one").text == "done"
+    import socket as socketlib
+    s = socketlib.create_connection(("127.0.0.1", flintd.api_port))
+    body = b"5"
+    s.sendall(b"POST /v1/functions/one/invoke HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer " + flintd.token.encode() +
+              b"\r\nContent-Length: 1\r\n\r\n" + body)
+    wait_for(lambda: function_status(flintd, "one")["instances"][0]["active"] == 1,
+             what="the slow call to run")
+    s.close()  # the caller leaves
+    wait_for(lambda: function_status(flintd, "one")["instances"][0]["active"] == 0,
+             what="the slot to be freed")
+    r = invoke(flintd, "one")
+    assert (r.status, r.text) == (200, "done")
