@@ -523,6 +523,8 @@ static const struct fl_limits *instance_limits(const struct instance *inst, stru
             out->open_files = f->open_files;
         if (f->processes)
             out->processes = f->processes;
+        if (f->cpu_millis)
+            out->cpu_millis = f->cpu_millis;
     }
     return out;
 }
@@ -906,7 +908,7 @@ static bool uses_pool(const struct function *fn)
 {
     const struct fl_limits *l = &fn->spec.limits;
     return json_object_size(fn->spec.env) == 0 && l->memory_bytes == 0 && l->cpu_seconds == 0 &&
-           l->open_files == 0 && l->processes == 0;
+           l->open_files == 0 && l->processes == 0 && l->cpu_millis == 0;
 }
 
 static bool is_current(const struct instance *inst, const struct function *fn, const struct env *e)

@@ -35,6 +35,9 @@
 enum cgroup_kind { CGROUP_NONE, CGROUP_V1, CGROUP_V2 };
 
 static enum cgroup_kind cgroup_kind;
+static bool cgroup_cpu; /* the cpu controller is usable too */
+
+#define CPU_PERIOD_US 100000 /* CFS period; the quota is cpu_millis * 100 us per period */
 
 struct fl_sandbox;
 
@@ -59,7 +62,7 @@ struct fl_sandbox {
     int64_t status;
     int term_signal;
     bool bwrap;
-    char cgroups[2][512]; /* the group directories made for it ("" if none) */
+    char cgroups[3][512]; /* memory, pids, cpu group directories ("" if none) */
 };
 
 /* ---- probing ---- */
@@ -118,19 +121,27 @@ void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only)
         if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids") == 0 &&
             write_file("/sys/fs/cgroup/flint/cgroup.subtree_control", "+memory +pids") == 0)
             cgroup_kind = CGROUP_V2;
+        cgroup_cpu = cgroup_kind == CGROUP_V2 &&
+                     write_file("/sys/fs/cgroup/cgroup.subtree_control", "+cpu") == 0 &&
+                     write_file("/sys/fs/cgroup/flint/cgroup.subtree_control", "+cpu") == 0;
     } else if (writable_dir("/sys/fs/cgroup/memory") && writable_dir("/sys/fs/cgroup/pids")) {
         mkdir("/sys/fs/cgroup/memory/flint", 0755);
         mkdir("/sys/fs/cgroup/pids/flint", 0755);
         if (writable_dir("/sys/fs/cgroup/memory/flint") &&
             writable_dir("/sys/fs/cgroup/pids/flint"))
             cgroup_kind = CGROUP_V1;
+        if (cgroup_kind == CGROUP_V1 && writable_dir("/sys/fs/cgroup/cpu")) {
+            mkdir("/sys/fs/cgroup/cpu/flint", 0755);
+            cgroup_cpu = writable_dir("/sys/fs/cgroup/cpu/flint");
+        }
     }
     mode->cgroup = cgroup_kind != CGROUP_NONE;
-    snprintf(mode->description, sizeof(mode->description), "%s%s",
+    snprintf(mode->description, sizeof(mode->description), "%s%s%s",
              mode->bwrap ? "bwrap" : "rlimits only (bubblewrap missing or unusable)",
              cgroup_kind == CGROUP_V2   ? "+cgroup-v2"
              : cgroup_kind == CGROUP_V1 ? "+cgroup-v1"
-                                        : " (no writable cgroup)");
+                                        : " (no writable cgroup)",
+             cgroup_cpu ? "+cpu" : "");
 }
 
 /* ---- cgroups ---- */
@@ -155,6 +166,12 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, c
         snprintf(path, sizeof(path), "%s/pids.max", sb->cgroups[0]);
         snprintf(value, sizeof(value), "%lld", (long long)limits->processes);
         write_file(path, value);
+        if (cgroup_cpu && limits->cpu_millis > 0) {
+            snprintf(path, sizeof(path), "%s/cpu.max", sb->cgroups[0]);
+            snprintf(value, sizeof(value), "%lld %d", (long long)limits->cpu_millis * 100,
+                     CPU_PERIOD_US);
+            write_file(path, value);
+        }
         snprintf(procs, size, "%s/cgroup.procs", sb->cgroups[0]);
     } else if (cgroup_kind == CGROUP_V1) {
         snprintf(sb->cgroups[0], sizeof(sb->cgroups[0]), "/sys/fs/cgroup/memory/flint/%s", name);
@@ -170,6 +187,19 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, c
         snprintf(value, sizeof(value), "%lld", (long long)limits->processes);
         write_file(path, value);
         snprintf(procs, size, "%s/cgroup.procs %s/cgroup.procs", sb->cgroups[0], sb->cgroups[1]);
+        if (cgroup_cpu && limits->cpu_millis > 0) {
+            snprintf(sb->cgroups[2], sizeof(sb->cgroups[2]), "/sys/fs/cgroup/cpu/flint/%s", name);
+            if (mkdir(sb->cgroups[2], 0755) != 0)
+                return -errno;
+            snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", sb->cgroups[2]);
+            snprintf(value, sizeof(value), "%d", CPU_PERIOD_US);
+            write_file(path, value);
+            snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", sb->cgroups[2]);
+            snprintf(value, sizeof(value), "%lld", (long long)limits->cpu_millis * 100);
+            write_file(path, value);
+            size_t used = strlen(procs);
+            snprintf(procs + used, size - used, " %s/cgroup.procs", sb->cgroups[2]);
+        }
     }
     return 0;
 }
@@ -207,7 +237,7 @@ static bool owner_alive(long pid)
 int fl_sandbox_cleanup_stale(void)
 {
     static const char *const parents[] = {"/sys/fs/cgroup/flint", "/sys/fs/cgroup/memory/flint",
-                                          "/sys/fs/cgroup/pids/flint"};
+                                          "/sys/fs/cgroup/pids/flint", "/sys/fs/cgroup/cpu/flint"};
     int removed = 0;
     for (size_t i = 0; i < sizeof(parents) / sizeof(parents[0]); i++) {
         DIR *d = opendir(parents[i]);
@@ -239,7 +269,7 @@ static void signal_tree(struct fl_sandbox *sb, int sig)
 {
     if (sb->proc.pid > 0)
         kill(-sb->proc.pid, sig);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (sb->cgroups[i][0] == '\0')
             continue;
         char path[600];
@@ -282,7 +312,7 @@ static bool memory_limit_hit(const struct fl_sandbox *sb)
 
 static void remove_cgroups(struct fl_sandbox *sb)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (sb->cgroups[i][0] == '\0')
             continue;
         /* the tree is gone by now; a straggler still exiting gets a moment */

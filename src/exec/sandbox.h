@@ -15,7 +15,8 @@
  * Limits always: CPU seconds, open files, processes, file size and no core
  * dumps, through prlimit(1); and where cgroups are writable (v1 memory and
  * pids here, v2 alike) a per-instance group with a memory and a pids
- * limit, joined before anything runs. Memory is limited by the cgroup,
+ * limit, and a CPU bandwidth cap (cfs quota, cpu.max) when cpu_millis is
+ * set and the cpu controller is writable, joined before anything runs. Memory is limited by the cgroup,
  * which counts what is used; only without one does the data rlimit stand
  * in (it counts reservations too, which some runtimes make in plenty).
  * uv_spawn cannot set either before exec, so the first program is a tiny

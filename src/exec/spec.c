@@ -123,7 +123,8 @@ static int get_string(json_t *spec, const char *field, size_t max, char **out, s
 
 static int parse_limits(json_t *spec, bool for_function, struct fl_limits *out, struct fl_buf *err)
 {
-    static const char *const fields[] = {"memory", "cpuSeconds", "openFiles", "processes", NULL};
+    static const char *const fields[] = {"memory",    "cpus",      "cpuSeconds",
+                                         "openFiles", "processes", NULL};
     json_t *limits = json_object_get(spec, "limits");
     if (for_function)
         memset(out, 0, sizeof(*out));
@@ -147,8 +148,8 @@ static int parse_limits(json_t *spec, bool for_function, struct fl_limits *out, 
         if (!known) {
             fl_buf_reset(err);
             fl_buf_appendf(err,
-                           "spec.limits.%s: is not a limit (memory, cpuSeconds, openFiles, "
-                           "processes)",
+                           "spec.limits.%s: is not a limit (memory, cpus, cpuSeconds, "
+                           "openFiles, processes)",
                            key);
             return FL_EINVAL;
         }
@@ -165,6 +166,14 @@ static int parse_limits(json_t *spec, bool for_function, struct fl_limits *out, 
             return fail(err, "limits.memory",
                         "must be a size like \"256M\" or \"1G\" from 16M to 64G%s", NULL);
         out->memory_bytes = bytes;
+    }
+    json_t *cpus = json_object_get(limits, "cpus");
+    if (cpus != NULL) {
+        double v = json_is_number(cpus) ? json_number_value(cpus) : -1;
+        if (v < 0.01 || v > 256)
+            return fail(err, "limits.cpus",
+                        "must be a number of cores from 0.01 to 256, like 0.5 or 2%s", NULL);
+        out->cpu_millis = (int64_t)(v * 1000 + 0.5);
     }
     int64_t fallback;
     fallback = out->cpu_seconds;

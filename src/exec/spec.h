@@ -24,6 +24,7 @@ struct fl_limits {
     int64_t cpu_seconds;   /* CPU time of the instance's life */
     int64_t open_files;
     int64_t processes;
+    int64_t cpu_millis; /* CPU bandwidth in thousandths of a core (cgroup); 0: unlimited */
 };
 
 enum fl_runtime {

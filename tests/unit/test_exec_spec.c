@@ -53,7 +53,8 @@ TEST(environment_defaults_and_fields)
 
     spec = json_loads("{\"runtime\": \"custom\", \"command\": [\"/usr/bin/env\", \"ruby\"],"
                       " \"builder\": \"make\", \"poolsize\": 0, \"network\": false,"
-                      " \"limits\": {\"memory\": \"1G\", \"cpuSeconds\": 5, \"processes\": 8}}",
+                      " \"limits\": {\"memory\": \"1G\", \"cpuSeconds\": 5, \"processes\": 8,"
+                      " \"cpus\": 0.5}}",
                       0, NULL);
     ASSERT_OK(fl_env_spec_parse(spec, &s, &err));
     ASSERT_EQ(s.runtime, FL_RUNTIME_CUSTOM);
@@ -66,6 +67,7 @@ TEST(environment_defaults_and_fields)
     ASSERT_EQ(s.limits.cpu_seconds, 5);
     ASSERT_EQ(s.limits.open_files, FL_DEFAULT_OPEN_FILES);
     ASSERT_EQ(s.limits.processes, 8);
+    ASSERT_EQ(s.limits.cpu_millis, 500);
     ASSERT_STR_EQ(fl_runtime_name(s.runtime), "custom");
     fl_env_spec_release(&s);
     json_decref(spec);
@@ -94,6 +96,9 @@ TEST(environment_errors_name_the_field)
     env_invalid("{\"runtime\": \"python\", \"limits\": {\"memory\": \"1T\"}}",
                 "spec.limits.memory");
     env_invalid("{\"runtime\": \"python\", \"limits\": {\"memory\": \"1M\"}}", "from 16M to 64G");
+    env_invalid("{\"runtime\": \"python\", \"limits\": {\"cpus\": 0}}",
+                "spec.limits.cpus: must be a number of cores from 0.01 to 256");
+    env_invalid("{\"runtime\": \"python\", \"limits\": {\"cpus\": \"half\"}}", "spec.limits.cpus");
     env_invalid("{\"runtime\": \"python\", \"limits\": {\"disk\": 1}}",
                 "spec.limits.disk: is not a limit");
     env_invalid("{\"runtime\": \"python\", \"builder\": \"\"}",

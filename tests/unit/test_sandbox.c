@@ -43,7 +43,7 @@ static void on_exit_done(struct fl_sandbox *sb, enum fl_sandbox_exit how, int st
 
 static struct fl_limits limits(uint64_t memory, int64_t cpu, int64_t procs)
 {
-    struct fl_limits l = {memory, cpu, 256, procs};
+    struct fl_limits l = {memory, cpu, 256, procs, 0};
     return l;
 }
 
@@ -297,4 +297,51 @@ TEST(stale_cgroups_of_a_dead_flintd_are_cleaned_up)
         ASSERT(access(mine[i], F_OK) == 0); /* a live owner's group stays */
         ASSERT_OK(rmdir(mine[i]));
     }
+}
+
+/* limits.cpus: the instance's CPU bandwidth is capped by its cgroup. */
+TEST(a_cpu_share_is_set_in_the_cgroup)
+{
+    setup(false);
+    if (strstr(mode.description, "+cpu") == NULL) {
+        printf("# skipped: no writable cpu cgroup here\n");
+        return;
+    }
+    struct fl_limits l = limits(64 << 20, 10, 64);
+    l.cpu_millis = 250;
+    struct fl_sandbox *sb;
+    struct outcome *o = run("echo started; sleep 30", l, NULL, NULL, &sb);
+    while (strstr(o->out, "started") == NULL)
+        uv_run(&loop, UV_RUN_ONCE);
+    char path[128], line[512], quota[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", fl_sandbox_pid(sb));
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *group = strrchr(line, ':');
+        line[strcspn(line, "\n")] = '\0';
+        if (group == NULL)
+            continue;
+        char file[700];
+        if (strstr(line, ":cpu,") != NULL || strstr(line, ":cpu:") != NULL)
+            snprintf(file, sizeof(file), "/sys/fs/cgroup/cpu%s/cpu.cfs_quota_us", group + 1);
+        else if (strncmp(line, "0::", 3) == 0)
+            snprintf(file, sizeof(file), "/sys/fs/cgroup%s/cpu.max", group + 1);
+        else
+            continue;
+        FILE *q = fopen(file, "r");
+        if (q != NULL && fgets(quota, sizeof(quota), q) != NULL)
+            quota[strcspn(quota, "\n")] = '\0';
+        if (q != NULL)
+            fclose(q);
+        if (quota[0] != '\0')
+            break;
+    }
+    fclose(f);
+    fl_sandbox_stop(sb, 100);
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    /* 250 thousandths of a core: 25 ms in each 100 ms period */
+    ASSERT(strcmp(quota, "25000") == 0 || strcmp(quota, "25000 100000") == 0);
+    free(o);
 }
