@@ -36,11 +36,11 @@ static int cmd_version(struct cli *cli, int argc, char **argv);
 
 #define ENV_FLAGS                                                                                  \
     "[--poolsize N] [--builder CMD] [--command CMD]... [--network true|false] [--memory SIZE] "    \
-    "[--cpu-seconds N]"
+    "[--cpus N] [--cpu-seconds N]"
 #define FN_FLAGS                                                                                   \
     "[--entrypoint NAME] [--timeout DURATION] [--idle-timeout DURATION]"                           \
     " [--concurrency N] [--requests-per-instance N] [--min-scale N] [--env-var K=V]..."            \
-    " [--memory SIZE]"
+    " [--memory SIZE] [--cpus N]"
 #define ROUTE_FLAGS "[--method M]... [--workflow NAME]"
 
 static const struct cli_command commands[] = {

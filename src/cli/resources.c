@@ -21,6 +21,7 @@
 enum flag_type {
     FLAG_STRING,
     FLAG_INT,
+    FLAG_NUMBER, /* a decimal number such as 0.5 */
     FLAG_BOOL,
     FLAG_LIST,   /* repeatable; appends to an array */
     FLAG_ENVVAR, /* repeatable K=V; sets a key of an object */
@@ -44,6 +45,7 @@ static const struct flag flags[] = {
     {"env", "--network", "network", FLAG_BOOL},
     {"env", "--memory", "limits.memory", FLAG_STRING},
     {"env", "--cpu-seconds", "limits.cpuSeconds", FLAG_INT},
+    {"env", "--cpus", "limits.cpus", FLAG_NUMBER},
     {"fn", "--env", "environment", FLAG_STRING},
     {"fn", "--code", "code", FLAG_CODE},
     {"fn", "--entrypoint", "entrypoint", FLAG_STRING},
@@ -54,6 +56,7 @@ static const struct flag flags[] = {
     {"fn", "--min-scale", "minScale", FLAG_INT},
     {"fn", "--env-var", "env", FLAG_ENVVAR},
     {"fn", "--memory", "limits.memory", FLAG_STRING},
+    {"fn", "--cpus", "limits.cpus", FLAG_NUMBER},
     {"route", "--url", "path", FLAG_PATH},
     {"route", "--prefix", "prefix", FLAG_PATH},
     {"route", "--method", "methods", FLAG_LIST},
@@ -113,6 +116,15 @@ static int apply_flag(struct cli *cli, const struct flag *f, const char *value, 
         if (fl_parse_i64(value, 0, INT32_MAX, &n) < 0)
             return cli_error("%s takes a whole number, not '%s'", f->name, value), 2;
         json_object_set_new(parent, key, json_integer(n));
+        return 0;
+    }
+    case FLAG_NUMBER: {
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(value, &end);
+        if (errno != 0 || end == value || *end != '\0' || d != d)
+            return cli_error("%s takes a number such as 0.5, not '%s'", f->name, value), 2;
+        json_object_set_new(parent, key, json_real(d));
         return 0;
     }
     case FLAG_BOOL:

@@ -45,12 +45,22 @@ def test_environment_life_cycle(flintd):
     (["--runtime", "python", "--poolsize", "100"], "spec.poolsize: must be a whole number from 0 to 64, not 100"),
     (["--runtime", "custom"], "spec.command: a custom runtime needs"),
     (["--runtime", "python", "--memory", "1T"], "spec.limits.memory"),
+    (["--runtime", "python", "--cpus", "0"], "spec.limits.cpus: must be a number of cores"),
 ])
 def test_invalid_environments_are_refused_with_the_field(flintd, args, message):
     r = flintd.cli("env", "create", "--name", "bad", *args)
     assert r.returncode == 1
     assert message in r.stderr
     assert "HTTP 400" in r.stderr
+
+
+def test_cpu_limits_are_set_from_the_cli(flintd):
+    flintd.cli("env", "create", "--name", "capped", "--runtime", "python", "--cpus", "0.5",
+               check=True)
+    env = json.loads(flintd.cli("env", "get", "--name", "capped", "-o", "json").stdout)
+    assert env["spec"]["limits"] == {"cpus": 0.5}
+    r = flintd.cli("env", "update", "--name", "capped", "--cpus", "half")
+    assert r.returncode == 2 and "--cpus takes a number such as 0.5, not 'half'" in r.stderr
 
 
 def test_bad_names_and_bodies(flintd):
