@@ -63,11 +63,13 @@ BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all deps test test-unit test-e2e run bench fuzz clean format
+.PHONY: all binaries deps test test-unit test-e2e run bench fuzz clean format
 .SUFFIXES:
 .SECONDARY:
 
 all: $(BINS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS)
+
+binaries: $(BINS)
 
 deps:
 	@scripts/install-deps build test
@@ -142,7 +144,7 @@ test-e2e: $(BINS) $(HELPER_BINS)
 DATA ?= $(CURDIR)/.flint-data
 run:
 	@scripts/install-deps build run
-	@$(MAKE) --no-print-directory $(BINS)
+	@$(MAKE) --no-print-directory binaries
 	@scripts/run-flintd $(BUILD) $(DATA)
 
 bench:
