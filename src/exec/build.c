@@ -25,6 +25,9 @@
 
 #define BUILD_WALL_MS (10 * 60 * 1000)
 #define KEY_VERSION   "flint-build-1"
+/* the log as kept: FL_BUILD_LOG_MAX of output, the truncation mark and the
+ * exit's note (the same bound reads a cached log back whole) */
+#define LOG_BUF_MAX (FL_BUILD_LOG_MAX + 256)
 
 /* Unpack FLINT_CODE into FLINT_OUT/src, then build into FLINT_OUT/deploy. */
 static const char build_script[] =
@@ -69,6 +72,7 @@ struct job {
     struct fl_sandbox *sb;
     uv_timer_t timer; /* the wall-clock bound */
     bool timed_out, canceled;
+    bool log_truncated; /* past FL_BUILD_LOG_MAX: later lines are dropped */
     struct job *next;
 };
 
@@ -156,7 +160,7 @@ static void on_ready_timer(uv_timer_t *t)
         char path[PATH_MAX + 16];
         snprintf(path, sizeof(path), "%s/%s/build.log", b->dir, r->key);
         struct fl_buf log;
-        fl_buf_init(&log, FL_BUILD_LOG_MAX + 64);
+        fl_buf_init(&log, LOG_BUF_MAX);
         fl_file_read(path, &log);
         r->w.next = NULL;
         answer(&r->w, b->closing ? FL_ECANCELED : 0, b, r->key, r->ok, log.data, true);
@@ -195,11 +199,12 @@ static void job_unlink(struct job *j)
 static void on_line(struct fl_sandbox *sb, bool is_stderr, const char *line, size_t len, void *data)
 {
     struct job *j = data;
+    if (j->log_truncated)
+        return;
     if (j->log.len + len + 1 > FL_BUILD_LOG_MAX) {
-        if (j->log.len < FL_BUILD_LOG_MAX) {
-            fl_buf_appends(&j->log, "... (build log truncated)\n");
-            j->log.len = FL_BUILD_LOG_MAX; /* mark full; the text stays terminated */
-        }
+        /* the buffer has room past the bound for this and the exit's note */
+        fl_buf_appends(&j->log, "... (build log truncated)\n");
+        j->log_truncated = true;
         return;
     }
     fl_buf_append(&j->log, line, len);
@@ -383,7 +388,7 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     j->waiters = w;
     memcpy(j->key, key, sizeof(key));
     snprintf(j->dir, sizeof(j->dir), "%s/%s", b->dir, key);
-    fl_buf_init(&j->log, FL_BUILD_LOG_MAX + 256);
+    fl_buf_init(&j->log, LOG_BUF_MAX);
     int rc = job_start(b, j, in);
     if (rc < 0) {
         fl_log(FL_LOG_ERROR, "build", "cannot start a build", "key=%.12s err=\"%s\"", key,
