@@ -78,7 +78,6 @@ struct fl_invocation {
     struct fl_executor *ex;
     struct function *fn;
     struct instance *inst;
-    const struct fl_invoke_request *req_ptr;
     struct fl_invoke_request req;
     fl_invoke_cb cb;
     void *data;
@@ -88,7 +87,7 @@ struct fl_invocation {
     bool queued;
     bool queue_full; /* answered 429 from the loop */
     bool canceled;
-    const char *crash_reason; /* set when the instance died under it */
+    bool instance_died; /* its instance exited under it */
     struct fl_invocation *prev, *next;
 };
 
@@ -126,7 +125,6 @@ struct function {
     enum build_state build;
     unsigned build_gen;
     int builds_pending; /* callbacks due: keep the struct alive */
-    int64_t built_env_revision;
     char deploy_dir[PATH_MAX];
     char entry[256];
     char *build_log;
@@ -135,7 +133,6 @@ struct function {
     struct fl_invocation *queue_head, *queue_tail;
     size_t queued;
     uv_timer_t queue_timer;
-    bool timer_closing;
     uint64_t invocations, errors, cold_starts;
     struct function *next;
 };
@@ -324,6 +321,19 @@ static void respond_error(struct fl_invocation *inv, int status, const char *cod
     free(text);
 }
 
+/* The request's instance went away under it: 503 when flintd is stopping
+ * it, else 502 with why it died. */
+static void respond_instance_gone(struct fl_invocation *inv, const struct instance *inst)
+{
+    if (inv->ex->closing)
+        respond_error(inv, 503, "stopping", "flintd is stopping");
+    else
+        respond_error(inv, 502, "instance_crashed",
+                      "function '%s' crashed while handling the request: %s%s%s", inv->fn->name,
+                      inst->exit_reason, inst->last_err[0] ? "; last error output: " : "",
+                      inst->last_err);
+}
+
 static void on_early_timer(uv_timer_t *t)
 {
     struct fl_executor *ex = t->data;
@@ -432,19 +442,13 @@ static void on_instance_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, in
     inst->state = INST_STOPPING;
     while (inst->inflight != NULL) {
         struct fl_invocation *inv = inst->inflight;
-        inv->crash_reason = inst->exit_reason;
+        inv->instance_died = true;
         if (inv->call != NULL) {
             fl_http_client_cancel(inv->call); /* on_response unlinks and answers */
             continue;
         }
         inflight_unlink(inv); /* its connection broke before: answer now */
-        if (ex->closing)
-            respond_error(inv, 503, "stopping", "flintd is stopping");
-        else
-            respond_error(inv, 502, "instance_crashed",
-                          "function '%s' crashed while handling the request: %s%s%s", fn->name,
-                          inst->exit_reason, inst->last_err[0] ? "; last error output: " : "",
-                          inst->last_err);
+        respond_instance_gone(inv, inst);
     }
     if (e != NULL && fn == NULL) {
         if (state == INST_STARTING)
@@ -1078,13 +1082,8 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
                 !fl_str_ieq(resp->headers[i].name, resp->headers[i].name_len, "date"))
                 headers[n++] = resp->headers[i];
         respond(inv, resp->status, headers, n, resp->body ? resp->body : "", resp->body_len, NULL);
-    } else if (ex->closing) {
-        respond_error(inv, 503, "stopping", "flintd is stopping");
-    } else if (inv->crash_reason != NULL) {
-        respond_error(inv, 502, "instance_crashed",
-                      "function '%s' crashed while handling the request: %s%s%s", fn->name,
-                      inv->crash_reason, inst->last_err[0] ? "; last error output: " : "",
-                      inst->last_err);
+    } else if (ex->closing || inv->instance_died) {
+        respond_instance_gone(inv, inst);
     } else if (err == FL_ETIMEDOUT) {
         fn_note(fn, inst, "request %s timed out after %lld ms; instance recycled", inv->id,
                 (long long)fn->spec.timeout_ms);
@@ -1099,7 +1098,6 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
     } else {
         /* the connection broke: most likely the instance is dying; answer
          * when its exit tells why */
-        inv->crash_reason = NULL;
         inv->next = inst->inflight;
         if (inst->inflight)
             inst->inflight->prev = inv;
@@ -1294,7 +1292,6 @@ void fl_executor_cancel(struct fl_invocation *inv)
 struct build_ctx {
     struct function *fn;
     unsigned gen;
-    int64_t env_revision;
 };
 
 static void on_built(int err, const struct fl_build_result *res, void *data)
@@ -1303,7 +1300,6 @@ static void on_built(int err, const struct fl_build_result *res, void *data)
     struct function *fn = ctx->fn;
     fn->builds_pending--;
     bool current = ctx->gen == fn->build_gen && !fn->removed && !fn->ex->closing;
-    int64_t env_revision = ctx->env_revision;
     free(ctx);
     if (!current) {
         function_maybe_free(fn);
@@ -1326,7 +1322,6 @@ static void on_built(int err, const struct fl_build_result *res, void *data)
         fn->build = res->ok ? BUILD_OK : BUILD_FAILED;
         fn->build_log = fl_strndup(res->log, strlen(res->log));
         fl_strlcpy(fn->deploy_dir, res->deploy_dir, sizeof(fn->deploy_dir));
-        fn->built_env_revision = env_revision;
         if (!res->ok) {
             size_t len = strlen(res->log);
             fn_note(fn, NULL, "build failed: %s", len > 800 ? res->log + len - 800 : res->log);
@@ -1369,7 +1364,6 @@ static void function_build(struct function *fn)
     }
     ctx->fn = fn;
     ctx->gen = fn->build_gen;
-    ctx->env_revision = e->revision;
     fn->build = BUILD_RUNNING;
     int rc = fl_builder_build(ex->builder, &in, on_built, ctx);
     if (rc < 0) {
@@ -1505,8 +1499,7 @@ void fl_executor_remove_environment(struct fl_executor *ex, const char *name)
         }
     }
     e->next = NULL;
-    if (e->refs == 0 && !uv_is_closing((uv_handle_t *)&e->refill_timer))
-        uv_close((uv_handle_t *)&e->refill_timer, env_timer_closed);
+    env_maybe_free(e);
 }
 
 int fl_executor_set_function(struct fl_executor *ex, const char *name, int64_t revision,
