@@ -37,6 +37,22 @@ int fl_file_read(const char *path, struct fl_buf *buf)
     return rc;
 }
 
+/* Write all of data to fd, through short writes and signals. */
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int fl_file_write_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX];
@@ -45,19 +61,7 @@ int fl_file_write_atomic(const char *path, const void *data, size_t len)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    const char *p = data;
-    int rc = 0;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
+    int rc = write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     close(fd);
@@ -110,16 +114,7 @@ static int copy_file(const char *src, const char *dst, mode_t mode)
             rc = n < 0 ? -errno : 0;
             break;
         }
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, chunk + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                rc = -errno;
-                break;
-            }
-            off += w;
-        }
+        rc = write_all(out, chunk, (size_t)n);
         if (rc < 0)
             break;
     }

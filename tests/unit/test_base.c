@@ -4,11 +4,13 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/id.h"
 #include "base/log.h"
 #include "base/str.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -134,7 +136,7 @@ TEST(uuid7_is_well_formed_and_increasing)
         ASSERT_OK(fl_uuid7(id));
         ASSERT_EQ(strlen(id), 36);
         ASSERT(id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-');
-        ASSERT_EQ(id[14], '7'); /* version */
+        ASSERT_EQ(id[14], '7');                 /* version */
         ASSERT(strchr("89ab", id[19]) != NULL); /* variant */
         ASSERT(strcmp(prev, id) < 0);
         memcpy(prev, id, sizeof(prev));
@@ -172,7 +174,8 @@ TEST(log_writes_one_line_of_fields)
     FILE *f = fopen(path, "r");
     ASSERT(f != NULL);
     ASSERT(fgets(line, sizeof(line), f) != NULL);
-    ASSERT(strstr(line, "level=info sub=test msg=\"started\" port=8080 name=\"a \\\"b\\\"\\x0a\"\n"));
+    ASSERT(
+        strstr(line, "level=info sub=test msg=\"started\" port=8080 name=\"a \\\"b\\\"\\x0a\"\n"));
     ASSERT(fl_str_has_prefix(line, "ts="));
     ASSERT(fgets(line, sizeof(line), f) != NULL);
     ASSERT(strstr(line, "level=error sub=test msg=\"failed\"\n"));
@@ -191,4 +194,53 @@ TEST(errors_have_names_and_text)
     ASSERT_STR_EQ(fl_strerror(FL_ETOOBIG), "over the size limit");
     ASSERT_STR_EQ(fl_strerror(FL_ENOENT), "No such file or directory");
     ASSERT_STR_EQ(fl_errname(-99999), "EUNKNOWN");
+}
+
+/* ---- fs.h ---- */
+
+TEST(files_are_replaced_whole_read_within_bounds_and_trees_linked)
+{
+    char dir[4200], path[4300], copy[4300], file[4400];
+    snprintf(dir, sizeof(dir), "%s/tree", fl_test_tmpdir());
+    ASSERT_OK(mkdir(dir, 0755));
+    snprintf(path, sizeof(path), "%s/sub", dir);
+    ASSERT_OK(mkdir(path, 0755));
+    snprintf(file, sizeof(file), "%s/a.txt", path);
+    ASSERT_OK(fl_file_write_atomic(file, "first", 5));
+    ASSERT_OK(fl_file_write_atomic(file, "second", 6)); /* replaced, not appended */
+    snprintf(file, sizeof(file), "%s/link", dir);
+    ASSERT_OK(symlink("sub/a.txt", file));
+
+    struct fl_buf b;
+    fl_buf_init(&b, 64);
+    snprintf(file, sizeof(file), "%s/a.txt", path);
+    ASSERT_OK(fl_file_read(file, &b));
+    ASSERT_STR_EQ(b.data, "second");
+    fl_buf_release(&b);
+    fl_buf_init(&b, 3);
+    ASSERT_EQ(fl_file_read(file, &b), FL_ETOOBIG);
+    fl_buf_release(&b);
+    fl_buf_init(&b, 64);
+    ASSERT_OK(fl_file_read("/nonexistent/file", &b)); /* missing: nothing, no error */
+    ASSERT_EQ(b.len, 0);
+    fl_buf_release(&b);
+
+    snprintf(copy, sizeof(copy), "%s/copy", fl_test_tmpdir());
+    ASSERT_OK(fl_link_tree(dir, copy));
+    struct stat orig, linked;
+    snprintf(file, sizeof(file), "%s/sub/a.txt", copy);
+    ASSERT_OK(stat(file, &linked));
+    snprintf(file, sizeof(file), "%s/a.txt", path);
+    ASSERT_OK(stat(file, &orig));
+    ASSERT_EQ(linked.st_ino, orig.st_ino); /* a hard link, not a copy */
+    char target[64] = "";
+    snprintf(file, sizeof(file), "%s/link", copy);
+    ASSERT(readlink(file, target, sizeof(target) - 1) > 0);
+    ASSERT_STR_EQ(target, "sub/a.txt");
+    ASSERT(fl_link_tree(dir, copy) < 0); /* dst must not exist */
+
+    ASSERT_OK(fl_remove_tree(copy));
+    ASSERT(access(copy, F_OK) != 0);
+    ASSERT(access(path, F_OK) == 0); /* the source is untouched */
+    ASSERT_OK(fl_remove_tree(copy)); /* missing is fine */
 }
