@@ -39,6 +39,7 @@
 #define LINGER_MS         2000
 #define HEADER_SLACK      256 /* room for the path/query copies beside the headers */
 #define MAX_HEADERS_LIMIT 4096
+#define MAX_SPARE         8 /* finished requests a connection keeps for reuse */
 
 enum req_state {
     REQ_PARSING,    /* the parser is filling it */
@@ -107,7 +108,8 @@ struct conn {
     unsigned nqueue;
     unsigned writes_pending;
     struct fl_buf pending; /* input not parsed yet (parser paused) */
-    struct request *spare; /* a finished request kept for reuse, buffers and all */
+    struct request *spare; /* finished requests kept for reuse, buffers and all */
+    unsigned nspare;
     bool reading;
     bool stop_parsing; /* an error or a closing request: ignore further input */
     bool closing;      /* uv_close called (or about to be) */
@@ -253,7 +255,8 @@ static struct request *request_new(struct conn *c)
 {
     struct request *r = c->spare;
     if (r != NULL) {
-        c->spare = NULL;
+        c->spare = r->next;
+        c->nspare--;
         request_reset(r, c);
         return r;
     }
@@ -282,12 +285,14 @@ static void request_free(struct request *r)
  * Buffers that grew large are not kept. */
 static void request_done(struct conn *c, struct request *r)
 {
-    if (c == NULL || c->closing || c->spare != NULL || r->body.cap > 64 * 1024 ||
+    if (c == NULL || c->closing || c->nspare >= MAX_SPARE || r->body.cap > 64 * 1024 ||
         r->out.cap > 64 * 1024) {
         request_free(r);
         return;
     }
+    r->next = c->spare;
     c->spare = r;
+    c->nspare++;
 }
 
 const char *fl_http_request_header(const struct fl_http_request *req, const char *name, size_t *len)
@@ -364,8 +369,11 @@ static void conn_handle_closed(uv_handle_t *handle)
         r = next;
     }
     fl_buf_release(&c->pending);
-    if (c->spare != NULL)
+    while (c->spare != NULL) {
+        struct request *next = c->spare->next;
         request_free(c->spare);
+        c->spare = next;
+    }
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -542,41 +550,81 @@ static int conn_write(struct conn *c, struct fl_buf *out)
     return 0;
 }
 
+/* Hand a run of answers to the socket: with nothing queued yet, one
+ * writev for all of them (pipelined answers of one read leave in one
+ * system call), then whatever is left is queued in order. */
+#define FLUSH_MAX 64
+
+static int conn_write_run(struct conn *c, struct request **run, size_t n)
+{
+    if (n > 1 && c->writes_pending == 0) {
+        uv_buf_t bufs[FLUSH_MAX];
+        for (size_t i = 0; i < n; i++)
+            bufs[i] = uv_buf_init(run[i]->out.data, (unsigned)run[i]->out.len);
+        int w = uv_try_write(&c->h.stream, bufs, (unsigned)n);
+        if (w < 0 && w != UV_EAGAIN) {
+            conn_abort(c);
+            return w;
+        }
+        for (size_t i = 0, left = w > 0 ? (size_t)w : 0; i < n && left > 0; i++) {
+            size_t take = left < run[i]->out.len ? left : run[i]->out.len;
+            fl_buf_consume(&run[i]->out, take);
+            left -= take;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (conn_write(c, &run[i]->out) < 0)
+            return FL_ECANCELED;
+    return 0;
+}
+
 /* Write what the head of the queue has ready, in order. */
 static void conn_flush(struct conn *c)
 {
     while (c->head != NULL && !c->closing) {
-        struct request *r = c->head;
-        if (r->state != REQ_FINISHED && r->state != REQ_STREAMING)
+        struct request *run[FLUSH_MAX];
+        size_t n = 0;
+        for (struct request *r = c->head; r != NULL && n < FLUSH_MAX; r = r->next) {
+            if (r->state != REQ_FINISHED && r->state != REQ_STREAMING)
+                break;
+            run[n++] = r;
+            if (r->state == REQ_STREAMING || r->close_after)
+                break;
+        }
+        if (n == 0)
             break;
-        if (conn_write(c, &r->out) < 0)
+        if (conn_write_run(c, run, n) < 0)
             return;
-        if (r->state == REQ_STREAMING)
-            break;
-        /* finished and handed over: it leaves the queue */
-        c->head = r->next;
-        if (c->tail == r)
-            c->tail = NULL;
-        c->nqueue--;
-        bool close_after = r->close_after;
-        request_done(c, r);
-        if (close_after) {
-            c->stop_parsing = true;
-            /* Nothing after a closing response is answered. */
-            while (c->head != NULL && c->head->state != REQ_DISPATCHED &&
-                   c->head->state != REQ_STREAMING) {
-                struct request *next = c->head->next;
-                request_free(c->head);
-                c->head = next;
-                c->nqueue--;
-            }
-            if (c->head == NULL)
+        for (size_t i = 0; i < n; i++) {
+            struct request *r = run[i];
+            if (r->state == REQ_STREAMING)
+                goto done;
+            /* finished and handed over: it leaves the queue */
+            c->head = r->next;
+            if (c->tail == r)
                 c->tail = NULL;
-            if (c->writes_pending == 0 && c->head == NULL)
-                conn_linger(c);
-            return;
+            c->nqueue--;
+            bool close_after = r->close_after;
+            request_done(c, r);
+            if (close_after) {
+                c->stop_parsing = true;
+                /* Nothing after a closing response is answered. */
+                while (c->head != NULL && c->head->state != REQ_DISPATCHED &&
+                       c->head->state != REQ_STREAMING) {
+                    struct request *next = c->head->next;
+                    request_free(c->head);
+                    c->head = next;
+                    c->nqueue--;
+                }
+                if (c->head == NULL)
+                    c->tail = NULL;
+                if (c->writes_pending == 0 && c->head == NULL)
+                    conn_linger(c);
+                return;
+            }
         }
     }
+done:
     if (c->closing)
         return;
     if (c->head == NULL && c->stop_parsing && c->writes_pending == 0) {
