@@ -39,12 +39,17 @@ struct fl_http_call {
     struct target *target;
     struct conn *conn;
     struct fl_http_call *prev, *next; /* in the target's queue */
+    struct fl_http_call *conn_next;   /* in its connection's calls, in order */
     enum call_state state;
     struct fl_buf request; /* serialized, written whole */
     bool idempotent;
+    bool pipeline;
     bool written;
     bool retried;
+    bool detached;  /* canceled after it was written: its answer is dropped */
+    bool timed_out; /* its response was due and did not come */
     uint64_t timeout_ms;
+    uint64_t deadline; /* loop time its response is due, once written */
     fl_http_client_cb cb;
     fl_http_client_head_cb on_head;
     fl_http_client_body_cb on_body;
@@ -62,6 +67,14 @@ struct fl_http_call {
     struct fl_buf body;
 };
 
+/*
+ * A connection carries its calls in order: the first is the one whose
+ * response is being read, and those from `unsent` on are not written yet.
+ * A connection either carries one call at a time, or (pipelined) up to
+ * pipeline_depth calls that all asked for pipelining; those are written
+ * in batches, once per loop iteration (flush_pending), so that the
+ * requests of many clients leave in one system call.
+ */
 struct conn {
     union {
         uv_tcp_t tcp;
@@ -73,14 +86,19 @@ struct conn {
     uv_timer_t timer;
     struct fl_http_client *client;
     struct target *target;
-    struct conn *idle_next;           /* in the target's idle list */
-    struct conn *all_prev, *all_next; /* in the client's list of connections */
-    bool stream_open;                 /* the stream handle was initialized */
+    struct conn *idle_next;             /* in the target's idle list */
+    struct conn *all_prev, *all_next;   /* in the client's list of connections */
+    struct conn *pipe_prev, *pipe_next; /* in the target's pipelined connections */
+    struct conn *dirty_next;            /* in the client's list of connections to flush */
+    bool stream_open;                   /* the stream handle was initialized */
+    bool pipelined;                     /* in the target's pipes list */
+    bool dirty;                         /* in the client's dirty list */
     enum conn_state state;
-    struct fl_http_call *call;
+    struct fl_http_call *first, *last, *unsent;
+    unsigned ncalls;
     http_parser parser;
     bool reused;    /* it served a request before this one */
-    bool got_bytes; /* response bytes arrived for the current call */
+    bool got_bytes; /* response bytes arrived for the first call */
     int handles_open;
 };
 
@@ -91,7 +109,9 @@ struct target {
     struct sockaddr_storage addr;
     struct conn *idle; /* idle connections, most recent first */
     unsigned nidle;
-    unsigned nconns; /* open or opening */
+    unsigned nconns;    /* open or opening */
+    struct conn *pipes; /* connections carrying pipelined calls */
+    unsigned npipes;
     struct fl_http_call *queue_head, *queue_tail;
     unsigned nqueued;
 };
@@ -103,6 +123,9 @@ struct fl_http_client {
     http_parser_settings settings;
     char read_buffer[READ_BUFFER_SIZE];
     struct conn *conns; /* every connection not yet freed */
+    struct conn *dirty; /* connections with pipelined calls to write */
+    uv_check_t flush_check;
+    uv_prepare_t flush_prepare;
     bool closing;
     int handles_open;
     void (*done)(void *data);
@@ -114,6 +137,8 @@ void fl_http_client_config_init(struct fl_http_client_config *cfg)
     cfg->max_idle = 16;
     cfg->max_conns = 256;
     cfg->max_queued = 4096;
+    cfg->pipeline_conns = 2;
+    cfg->pipeline_depth = 64;
     cfg->connect_timeout_ms = 5000;
     cfg->response_timeout_ms = 60000;
     cfg->idle_timeout_ms = 60000;
@@ -121,7 +146,7 @@ void fl_http_client_config_init(struct fl_http_client_config *cfg)
     cfg->max_response_bytes = 16u << 20;
 }
 
-static void call_start(struct fl_http_call *call, bool fresh_connection);
+static bool call_start(struct fl_http_call *call, bool fresh_connection);
 static void pump_queue(struct target *t);
 static void conn_close(struct conn *c);
 
@@ -247,11 +272,10 @@ static void build_headers(struct fl_http_call *call)
     }
 }
 
-/* Run the user's callback and free the call. */
-static void call_finish(struct fl_http_call *call, int err)
+/* Run the user's callback (unless it ran when the call was detached). */
+static void call_notify(struct fl_http_call *call, int err)
 {
     struct fl_http_client_response resp;
-    call->state = CALL_DONE;
     if (err == 0) {
         memset(&resp, 0, sizeof(resp));
         resp.status = call->status;
@@ -263,6 +287,14 @@ static void call_finish(struct fl_http_call *call, int err)
         }
     }
     call->cb(err, err == 0 ? &resp : NULL, call->data);
+}
+
+/* Run the user's callback and free the call. */
+static void call_finish(struct fl_http_call *call, int err)
+{
+    call->state = CALL_DONE;
+    if (!call->detached)
+        call_notify(call, err);
     call_free(call);
 }
 
@@ -278,6 +310,19 @@ static void queue_remove(struct target *t, struct fl_http_call *call)
         t->queue_tail = call->prev;
     call->prev = call->next = NULL;
     t->nqueued--;
+}
+
+static void queue_push(struct target *t, struct fl_http_call *call)
+{
+    call->state = CALL_QUEUED;
+    call->prev = t->queue_tail;
+    call->next = NULL;
+    if (t->queue_tail != NULL)
+        t->queue_tail->next = call;
+    else
+        t->queue_head = call;
+    t->queue_tail = call;
+    t->nqueued++;
 }
 
 /* ---- connections ---- */
@@ -331,13 +376,110 @@ static void idle_remove(struct conn *c)
     }
 }
 
-/* Close c; its call (if any) must have been detached or finished. */
+static void pipe_add(struct conn *c)
+{
+    struct target *t = c->target;
+    c->pipelined = true;
+    c->pipe_prev = NULL;
+    c->pipe_next = t->pipes;
+    if (t->pipes != NULL)
+        t->pipes->pipe_prev = c;
+    t->pipes = c;
+    t->npipes++;
+}
+
+static void pipe_remove(struct conn *c)
+{
+    struct target *t = c->target;
+    if (!c->pipelined)
+        return;
+    if (c->pipe_prev != NULL)
+        c->pipe_prev->pipe_next = c->pipe_next;
+    else
+        t->pipes = c->pipe_next;
+    if (c->pipe_next != NULL)
+        c->pipe_next->pipe_prev = c->pipe_prev;
+    c->pipe_prev = c->pipe_next = NULL;
+    c->pipelined = false;
+    t->npipes--;
+}
+
+static void dirty_add(struct conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->client->dirty;
+    c->client->dirty = c;
+}
+
+static void dirty_remove(struct conn *c)
+{
+    if (!c->dirty)
+        return;
+    for (struct conn **p = &c->client->dirty; *p != NULL; p = &(*p)->dirty_next) {
+        if (*p == c) {
+            *p = c->dirty_next;
+            break;
+        }
+    }
+    c->dirty = false;
+    c->dirty_next = NULL;
+}
+
+static void conn_push(struct conn *c, struct fl_http_call *call)
+{
+    call->state = CALL_ACTIVE;
+    call->conn = c;
+    call->conn_next = NULL;
+    if (c->last != NULL)
+        c->last->conn_next = call;
+    else
+        c->first = call;
+    c->last = call;
+    if (c->unsent == NULL)
+        c->unsent = call;
+    c->ncalls++;
+}
+
+static void conn_unlink(struct conn *c, struct fl_http_call *call)
+{
+    struct fl_http_call *prev = NULL;
+    struct fl_http_call **p = &c->first;
+    while (*p != call) {
+        prev = *p;
+        p = &(*p)->conn_next;
+    }
+    *p = call->conn_next;
+    if (c->last == call)
+        c->last = prev;
+    if (c->unsent == call)
+        c->unsent = call->conn_next;
+    call->conn_next = NULL;
+    call->conn = NULL;
+    c->ncalls--;
+}
+
+/* Take c's calls off it, in order (they point to no connection). */
+static struct fl_http_call *conn_take_calls(struct conn *c)
+{
+    struct fl_http_call *calls = c->first;
+    for (struct fl_http_call *call = calls; call != NULL; call = call->conn_next)
+        call->conn = NULL;
+    c->first = c->last = c->unsent = NULL;
+    c->ncalls = 0;
+    return calls;
+}
+
+/* Close c; its calls must have been taken off it. */
 static void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
         return;
     if (c->state == CONN_IDLE)
         idle_remove(c);
+    pipe_remove(c);
+    dirty_remove(c);
     c->state = CONN_CLOSING;
     c->target->nconns--;
     if (c->stream_open)
@@ -345,28 +487,76 @@ static void conn_close(struct conn *c)
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
-/* The current call failed on c with err: retry it, or report it. The
- * connection is closed either way. */
+/* c failed with err: close it. Calls not written yet go elsewhere (unless
+ * no connection could be made); written ones are sent once more if the
+ * pooled connection was dead and they are idempotent, else fail. */
 static void conn_fail(struct conn *c, int err)
 {
-    struct fl_http_call *call = c->call;
     struct target *t = c->target;
-    c->call = NULL;
+    struct fl_http_client *client = c->client;
+    bool reused = c->reused, got_bytes = c->got_bytes;
+    struct fl_http_call *calls = conn_take_calls(c);
     conn_close(c);
-    if (call != NULL) {
-        call->conn = NULL;
-        if (err == FL_ESENT && c->reused && !c->got_bytes && call->idempotent && !call->retried &&
-            !c->client->closing) {
+    for (struct fl_http_call *call = calls, *next; call != NULL; call = next) {
+        next = call->conn_next;
+        call->conn_next = NULL;
+        bool first = call == calls;
+        if (call->detached) {
+            call_free(call);
+        } else if (client->closing) {
+            call_finish(call, FL_ECANCELED);
+        } else if (!call->written) {
+            if (err == FL_ECONNECT)
+                call_finish(call, FL_ECONNECT);
+            else
+                call_start(call, false);
+        } else if (call->timed_out) {
+            call_finish(call, FL_ETIMEDOUT);
+        } else if (err == FL_ESENT && reused && !(first && got_bytes) && call->idempotent &&
+                   !call->retried) {
             /* the pooled connection was dead: once more, on a new one */
             call->retried = true;
             call->written = false;
             response_reset(call);
             call_start(call, true);
         } else {
-            call_finish(call, err);
+            call_finish(call, first && call->error ? call->error : err);
         }
     }
     pump_queue(t);
+}
+
+static void on_timer(uv_timer_t *timer);
+
+/* Arm c's timer for the earliest response due. */
+static void conn_arm_timer(struct conn *c)
+{
+    uint64_t due = 0;
+    for (struct fl_http_call *call = c->first; call != c->unsent; call = call->conn_next)
+        if (due == 0 || call->deadline < due)
+            due = call->deadline;
+    if (due == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uint64_t now = uv_now(c->client->loop);
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* c carries no call: back to the pool, or closed. */
+static void conn_idle(struct conn *c, bool keep_alive)
+{
+    struct target *t = c->target;
+    pipe_remove(c);
+    if (!keep_alive || c->client->closing || t->nidle >= c->client->cfg.max_idle) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_IDLE;
+    c->idle_next = t->idle;
+    t->idle = c;
+    t->nidle++;
+    uv_timer_start(&c->timer, on_timer, c->client->cfg.idle_timeout_ms, 0);
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -376,32 +566,27 @@ static void on_timer(uv_timer_t *timer)
     case CONN_CONNECTING:
         conn_fail(c, FL_ECONNECT);
         break;
-    case CONN_BUSY:
-        conn_fail(c, FL_ETIMEDOUT);
+    case CONN_BUSY: {
+        uint64_t now = uv_now(c->client->loop);
+        bool expired = false;
+        for (struct fl_http_call *call = c->first; call != c->unsent; call = call->conn_next) {
+            if (call->deadline <= now) {
+                call->timed_out = true;
+                expired = true;
+            }
+        }
+        if (expired)
+            conn_fail(c, FL_ESENT);
+        else
+            conn_arm_timer(c);
         break;
+    }
     case CONN_IDLE:
         conn_close(c);
         break;
     case CONN_CLOSING:
         break;
     }
-}
-
-/* c finished a response: back to the pool, or closed. */
-static void conn_release(struct conn *c, bool keep_alive)
-{
-    struct target *t = c->target;
-    c->call = NULL;
-    if (!keep_alive || c->client->closing || t->nidle >= c->client->cfg.max_idle) {
-        conn_close(c);
-        return;
-    }
-    c->state = CONN_IDLE;
-    c->reused = true;
-    c->idle_next = t->idle;
-    t->idle = c;
-    t->nidle++;
-    uv_timer_start(&c->timer, on_timer, c->client->cfg.idle_timeout_ms, 0);
 }
 
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -414,87 +599,156 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = stream->data;
-    struct fl_http_call *call = c->call;
+    struct target *t = c->target;
     if (nread == 0 || c->state == CONN_CLOSING)
         return;
-    if (c->state != CONN_BUSY || call == NULL) {
-        /* an idle connection the server closed, or sent bytes unasked */
-        conn_close(c);
+    if (c->state != CONN_BUSY || c->first == NULL || !c->first->written) {
+        /* an idle connection the server closed, or bytes nobody asked for */
+        if (c->first == NULL)
+            conn_close(c);
+        else
+            conn_fail(c, nread < 0 ? FL_ESENT : FL_EPROTO);
         return;
     }
-    size_t done;
     if (nread < 0) {
         /* EOF ends a response that runs until close; anything else fails */
+        struct fl_http_call *call = c->first;
         if (nread == UV_EOF && c->got_bytes)
             http_parser_execute(&c->parser, &c->client->settings, NULL, 0);
         if (!call->complete) {
             conn_fail(c, call->error ? call->error : FL_ESENT);
             return;
         }
-        done = 0;
-    } else {
-        c->got_bytes = true;
-        done = http_parser_execute(&c->parser, &c->client->settings, buf->base, (size_t)nread);
-    }
-    enum http_errno herr = HTTP_PARSER_ERRNO(&c->parser);
-    if (call->complete) {
-        bool keep = nread > 0 && http_should_keep_alive(&c->parser) &&
-                    done == (size_t)nread; /* extra bytes after a response: do not trust */
-        uv_timer_stop(&c->timer);
-        conn_release(c, keep);
-        call->conn = NULL;
-        struct target *t = c->target;
+        conn_unlink(c, call);
+        conn_fail(c, FL_ESENT); /* the calls behind it, if any */
         call_finish(call, 0);
-        pump_queue(t);
         return;
     }
-    if (herr != HPE_OK)
-        conn_fail(c, call->error ? call->error : FL_EPROTO);
+    const char *data = buf->base;
+    size_t len = (size_t)nread;
+    c->got_bytes = true;
+    for (;;) {
+        struct fl_http_call *call = c->first;
+        size_t done = http_parser_execute(&c->parser, &c->client->settings, data, len);
+        if (!call->complete) {
+            if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
+                conn_fail(c, call->error ? call->error : FL_EPROTO);
+            return;
+        }
+        data += done;
+        len -= done;
+        bool keep = http_should_keep_alive(&c->parser);
+        http_parser_pause(&c->parser, 0);
+        conn_unlink(c, call);
+        c->reused = true;
+        c->got_bytes = len > 0;
+        bool next_written = c->first != NULL && c->first->written;
+        if (!keep || (len > 0 && !next_written)) {
+            /* closing, or bytes past the last response: trust nothing more */
+            if (c->first != NULL)
+                conn_fail(c, keep ? FL_EPROTO : FL_ESENT);
+            else
+                conn_close(c);
+            call_finish(call, 0);
+            pump_queue(t);
+            return;
+        }
+        call_finish(call, 0); /* may cancel calls or close the client */
+        if (c->state == CONN_CLOSING)
+            return;
+        if (c->first == NULL) {
+            conn_idle(c, true);
+            pump_queue(t);
+            return;
+        }
+        conn_arm_timer(c);
+        pump_queue(t); /* there is room on c now */
+        if (len == 0 || c->state == CONN_CLOSING || c->first == NULL || !c->first->written)
+            return;
+    }
 }
 
 static void on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
     free(req);
-    if (status < 0 && status != UV_ECANCELED && c->state == CONN_BUSY && c->call != NULL)
+    if (status < 0 && status != UV_ECANCELED && c->state == CONN_BUSY)
         conn_fail(c, FL_ESENT);
 }
 
-/* Write the call's request on c, which is connected and ours. */
-static void conn_send(struct conn *c)
+#define WRITE_BATCH 64
+
+/* Write c's unsent calls: one writev for up to WRITE_BATCH of them. */
+static void conn_write_unsent(struct conn *c)
 {
-    struct fl_http_call *call = c->call;
-    c->state = CONN_BUSY;
-    c->got_bytes = false;
-    call->written = true;
-    http_parser_init(&c->parser, HTTP_RESPONSE);
-    c->parser.data = c;
-    uv_timer_start(&c->timer, on_timer,
-                   call->timeout_ms ? call->timeout_ms : c->client->cfg.response_timeout_ms, 0);
-    uv_buf_t buf = uv_buf_init(call->request.data, (unsigned)call->request.len);
-    int n = uv_try_write(&c->h.stream, &buf, 1);
-    if (n == (int)buf.len)
-        return;
-    if (n < 0 && n != UV_EAGAIN) {
-        conn_fail(c, FL_ESENT);
-        return;
+    uint64_t now = uv_now(c->client->loop);
+    while (c->unsent != NULL && c->state == CONN_BUSY) {
+        uv_buf_t bufs[WRITE_BATCH];
+        unsigned n = 0;
+        for (; c->unsent != NULL && n < WRITE_BATCH; c->unsent = c->unsent->conn_next) {
+            struct fl_http_call *call = c->unsent;
+            bufs[n++] = uv_buf_init(call->request.data, (unsigned)call->request.len);
+            call->written = true;
+            call->deadline =
+                now + (call->timeout_ms ? call->timeout_ms : c->client->cfg.response_timeout_ms);
+        }
+        /* uv_try_write is EAGAIN while an earlier write is queued */
+        int w = uv_try_write(&c->h.stream, bufs, n);
+        if (w < 0 && w != UV_EAGAIN) {
+            conn_fail(c, FL_ESENT);
+            return;
+        }
+        unsigned i = 0;
+        for (size_t left = w > 0 ? (size_t)w : 0; i < n && left >= bufs[i].len; i++)
+            left -= bufs[i].len;
+        if (i < n) {
+            size_t partial = 0;
+            for (unsigned k = 0; k < i; k++)
+                partial += bufs[k].len;
+            partial = w > 0 ? (size_t)w - partial : 0;
+            bufs[i].base += partial;
+            bufs[i].len -= (unsigned)partial;
+            /* The calls' buffers outlive the write: a call leaves only
+             * after its connection is closed (which cancels the write) or
+             * answered. */
+            uv_write_t *req = malloc(sizeof(*req));
+            if (req == NULL) {
+                conn_fail(c, FL_ESENT);
+                return;
+            }
+            req->data = c;
+            if (uv_write(req, &c->h.stream, bufs + i, n - i, on_write) < 0) {
+                free(req);
+                conn_fail(c, FL_ESENT);
+                return;
+            }
+        }
     }
-    if (n > 0) {
-        buf.base += n;
-        buf.len -= (unsigned)n;
+    if (c->state == CONN_BUSY)
+        conn_arm_timer(c);
+}
+
+/* Write every connection with calls waiting: from the loop's check and
+ * prepare phases, so requests made during one iteration leave together. */
+static void flush_dirty(struct fl_http_client *client)
+{
+    while (client->dirty != NULL) {
+        struct conn *c = client->dirty;
+        client->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        conn_write_unsent(c);
     }
-    /* The call's buffer outlives the write: a call leaves only after its
-     * connection is closed (which cancels the write) or answered. */
-    uv_write_t *req = malloc(sizeof(*req));
-    if (req == NULL) {
-        conn_fail(c, FL_ESENT);
-        return;
-    }
-    req->data = c;
-    if (uv_write(req, &c->h.stream, &buf, 1, on_write) < 0) {
-        free(req);
-        conn_fail(c, FL_ESENT);
-    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_dirty(h->data);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -512,12 +766,14 @@ static void on_connect(uv_connect_t *req, int status)
         conn_fail(c, FL_ECONNECT);
         return;
     }
-    if (c->call == NULL) { /* its call was canceled while connecting */
-        conn_release(c, true);
+    uv_timer_stop(&c->timer);
+    c->state = CONN_BUSY;
+    if (c->first == NULL) { /* its calls were canceled while connecting */
+        conn_idle(c, true);
         pump_queue(c->target);
         return;
     }
-    conn_send(c);
+    dirty_add(c);
 }
 
 static struct conn *conn_open(struct fl_http_client *client, struct target *t)
@@ -531,6 +787,8 @@ static struct conn *conn_open(struct fl_http_client *client, struct target *t)
     c->h.handle.data = c;
     c->timer.data = c;
     c->connect_req.data = c;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
     uv_timer_init(client->loop, &c->timer);
     c->handles_open = 1;
     int rc = t->is_unix ? uv_pipe_init(client->loop, &c->h.pipe, 0)
@@ -556,49 +814,81 @@ static struct conn *conn_open(struct fl_http_client *client, struct target *t)
     return c;
 }
 
-/* Give call a connection: an idle one, a new one, or a place in the queue. */
-static void call_start(struct fl_http_call *call, bool fresh_connection)
+/* An idle connection of t (unless fresh), or a new one, or NULL. */
+static struct conn *conn_take(struct fl_http_client *client, struct target *t, bool fresh)
 {
-    struct target *t = call->target;
-    struct fl_http_client *client = call->client;
-    if (!fresh_connection && t->idle != NULL) {
+    if (!fresh && t->idle != NULL) {
         struct conn *c = t->idle;
         idle_remove(c);
         uv_timer_stop(&c->timer);
-        call->state = CALL_ACTIVE;
-        call->conn = c;
-        c->call = call;
-        conn_send(c);
-        return;
+        c->state = CONN_BUSY;
+        return c;
     }
-    if (t->nconns < client->cfg.max_conns) {
-        struct conn *c = conn_open(client, t);
-        if (c != NULL) {
-            call->state = CALL_ACTIVE;
-            call->conn = c;
-            c->call = call;
-            return;
-        }
-    }
-    call->state = CALL_QUEUED;
-    call->prev = t->queue_tail;
-    call->next = NULL;
-    if (t->queue_tail != NULL)
-        t->queue_tail->next = call;
-    else
-        t->queue_head = call;
-    t->queue_tail = call;
-    t->nqueued++;
+    if (t->nconns < client->cfg.max_conns)
+        return conn_open(client, t);
+    return NULL;
+}
+
+/* A connection for call: pipelined calls spread over up to pipeline_conns
+ * connections, then share the least busy one with room. */
+static struct conn *conn_for(struct fl_http_call *call, bool fresh)
+{
+    struct target *t = call->target;
+    struct fl_http_client *client = call->client;
+    if (!call->pipeline || fresh)
+        return conn_take(client, t, fresh);
+    struct conn *best = NULL;
+    for (struct conn *c = t->pipes; c != NULL; c = c->pipe_next)
+        if (c->ncalls < client->cfg.pipeline_depth && (best == NULL || c->ncalls < best->ncalls))
+            best = c;
+    if (best != NULL && t->npipes >= client->cfg.pipeline_conns)
+        return best;
+    struct conn *c = conn_take(client, t, false);
+    if (c == NULL)
+        return best;
+    pipe_add(c);
+    return c;
+}
+
+/* Give call a connection now, or false. */
+static bool call_place(struct fl_http_call *call, bool fresh)
+{
+    struct conn *c = conn_for(call, fresh);
+    if (c == NULL)
+        return false;
+    conn_push(c, call);
+    if (c->state == CONN_BUSY)
+        dirty_add(c); /* written from the loop, with whatever else comes */
+    return true;
+}
+
+/* Give call a connection, or a place in the queue. */
+static bool call_start(struct fl_http_call *call, bool fresh)
+{
+    if (call_place(call, fresh))
+        return true;
+    queue_push(call->target, call);
+    return false;
 }
 
 static void pump_queue(struct target *t)
 {
     while (t->queue_head != NULL) {
         struct fl_http_call *call = t->queue_head;
-        if (t->idle == NULL && t->nconns >= call->client->cfg.max_conns)
-            return;
         queue_remove(t, call);
-        call_start(call, false);
+        if (!call_place(call, false)) {
+            /* back at the head, where it was */
+            call->state = CALL_QUEUED;
+            call->prev = NULL;
+            call->next = t->queue_head;
+            if (t->queue_head != NULL)
+                t->queue_head->prev = call;
+            else
+                t->queue_tail = call;
+            t->queue_head = call;
+            t->nqueued++;
+            return;
+        }
     }
 }
 
@@ -606,7 +896,7 @@ static void pump_queue(struct target *t)
 
 static struct fl_http_call *parser_call(http_parser *p)
 {
-    return ((struct conn *)p->data)->call;
+    return ((struct conn *)p->data)->first;
 }
 
 static int header_bytes(struct fl_http_call *call, size_t more)
@@ -741,6 +1031,10 @@ int fl_http_client_new(uv_loop_t *loop, const struct fl_http_client_config *cfg,
         fl_http_client_config_init(&client->cfg);
     if (client->cfg.max_conns == 0)
         client->cfg.max_conns = 1;
+    if (client->cfg.pipeline_conns == 0)
+        client->cfg.pipeline_conns = 1;
+    if (client->cfg.pipeline_depth == 0)
+        client->cfg.pipeline_depth = 1;
     http_parser_settings_init(&client->settings);
     client->settings.on_message_begin = on_message_begin;
     client->settings.on_header_field = on_header_field;
@@ -748,6 +1042,15 @@ int fl_http_client_new(uv_loop_t *loop, const struct fl_http_client_config *cfg,
     client->settings.on_headers_complete = on_headers_complete;
     client->settings.on_body = on_body_data;
     client->settings.on_message_complete = on_message_complete;
+    uv_check_init(loop, &client->flush_check);
+    uv_prepare_init(loop, &client->flush_prepare);
+    client->flush_check.data = client;
+    client->flush_prepare.data = client;
+    uv_check_start(&client->flush_check, on_flush_check);
+    uv_prepare_start(&client->flush_prepare, on_flush_prepare);
+    uv_unref((uv_handle_t *)&client->flush_check);
+    uv_unref((uv_handle_t *)&client->flush_prepare);
+    client->handles_open = 2;
     *out = client;
     return 0;
 }
@@ -816,6 +1119,7 @@ int fl_http_client_request_stream(struct fl_http_client *client,
     call->on_body = on_body;
     call->data = data;
     call->idempotent = req->idempotent;
+    call->pipeline = req->pipeline;
     call->timeout_ms = req->timeout_ms;
     fl_buf_init(&call->request, (size_t)-1 / 2);
     fl_buf_init(&call->store, client->cfg.max_header_bytes + 1);
@@ -837,6 +1141,13 @@ int fl_http_client_request(struct fl_http_client *client, const struct fl_http_c
     return fl_http_client_request_stream(client, req, NULL, NULL, cb, data, call);
 }
 
+static void flush_handle_closed(uv_handle_t *h)
+{
+    struct fl_http_client *client = h->data;
+    client->handles_open--;
+    client_maybe_free(client);
+}
+
 void fl_http_client_cancel(struct fl_http_call *call)
 {
     if (call->state == CALL_QUEUED) {
@@ -844,19 +1155,25 @@ void fl_http_client_cancel(struct fl_http_call *call)
         call_finish(call, FL_ECANCELED);
         return;
     }
-    if (call->state == CALL_ACTIVE && call->conn != NULL) {
-        struct conn *c = call->conn;
-        struct target *t = c->target;
-        c->call = NULL;
-        call->conn = NULL;
-        if (c->state == CONN_CONNECTING) {
-            /* let the connection finish opening; it joins the pool */
-        } else {
-            conn_close(c); /* the request may be half written or answered */
-        }
-        call_finish(call, FL_ECANCELED);
-        pump_queue(t);
+    if (call->state != CALL_ACTIVE || call->conn == NULL || call->detached)
+        return;
+    struct conn *c = call->conn;
+    struct target *t = c->target;
+    if (call->written && c->pipelined) {
+        /* others share the connection: its answer is dropped when it comes */
+        call->detached = true;
+        call_notify(call, FL_ECANCELED);
+        return;
     }
+    conn_unlink(c, call);
+    if (call->written) {
+        /* alone on its connection, maybe half written or answered: close it */
+        conn_fail(c, FL_ESENT);
+    } else if (c->first == NULL && c->state == CONN_BUSY) {
+        conn_idle(c, true); /* a connecting one joins the pool once open */
+    }
+    call_finish(call, FL_ECANCELED);
+    pump_queue(t);
 }
 
 void fl_http_client_close(struct fl_http_client *client, void (*done)(void *data), void *data)
@@ -877,14 +1194,16 @@ void fl_http_client_close(struct fl_http_client *client, void (*done)(void *data
     for (struct conn *c = client->conns; c != NULL; c = c->all_next) {
         if (c->state == CONN_CLOSING)
             continue;
-        struct fl_http_call *call = c->call;
-        c->call = NULL;
+        struct fl_http_call *calls = conn_take_calls(c);
         conn_close(c);
-        if (call != NULL) {
-            call->conn = NULL;
+        for (struct fl_http_call *call = calls, *next; call != NULL; call = next) {
+            next = call->conn_next;
+            call->conn_next = NULL;
             call_finish(call, FL_ECANCELED);
         }
     }
+    uv_close((uv_handle_t *)&client->flush_check, flush_handle_closed);
+    uv_close((uv_handle_t *)&client->flush_prepare, flush_handle_closed);
     client->handles_open--;
     client_maybe_free(client);
 }

@@ -22,6 +22,18 @@
  * any response byte arrives is sent once more on a new connection only if
  * the request is marked idempotent; otherwise it fails with FL_ESENT.
  *
+ * Pipelining: a request marked pipeline may share a connection with
+ * other pipelined requests to the same target, up to pipeline_depth
+ * unanswered on each; they spread over pipeline_conns connections first,
+ * and when those are all full another opens (up to max_conns).
+ * Only for servers that answer pipelined requests in order (the runtime
+ * contract says which do). Requests are written from the loop's prepare
+ * and check phases, so those made during one loop iteration leave
+ * together, one writev per connection. A response timeout fails the
+ * requests that timed out with FL_ETIMEDOUT and closes their connection;
+ * the others written on it fail with FL_ESENT, those not yet written are
+ * sent on another.
+ *
  * Everything runs on the loop's thread. The callback of a request runs
  * exactly once (never from inside fl_http_client_request()); the response
  * it gets, and everything in it, is valid only during the callback.
@@ -43,6 +55,8 @@ struct fl_http_client_config {
     unsigned max_idle;            /* idle connections kept per target; default 16 */
     unsigned max_conns;           /* connections per target; default 256 */
     unsigned max_queued;          /* requests waiting per target; default 4096 */
+    unsigned pipeline_conns;      /* connections pipelined requests spread over; default 2 */
+    unsigned pipeline_depth;      /* unanswered pipelined requests per connection; default 64 */
     uint64_t connect_timeout_ms;  /* default 5 s */
     uint64_t response_timeout_ms; /* request written to response complete; default 60 s */
     uint64_t idle_timeout_ms;     /* idle pooled connections are closed after; default 60 s */
@@ -62,6 +76,7 @@ struct fl_http_client_request {
     size_t body_len;
     uint64_t timeout_ms; /* response timeout; 0: the client's */
     bool idempotent;     /* may be resent after a dead pooled connection */
+    bool pipeline;       /* may share a connection with other pipelined requests */
 };
 
 struct fl_http_client_response {
@@ -109,7 +124,8 @@ int fl_http_client_request_stream(struct fl_http_client *client,
                                   fl_http_client_cb cb, void *data, struct fl_http_call **call);
 
 /* Cancel: cb runs with FL_ECANCELED before this returns. A request already
- * written cannot be unsent; its connection is closed. */
+ * written cannot be unsent: its connection is closed, or, if pipelined
+ * requests share it, its response is dropped when it comes. */
 void fl_http_client_cancel(struct fl_http_call *call);
 
 /* The value of a response header (case-insensitive) or NULL. */

@@ -77,6 +77,9 @@ static void handler(struct fl_http_request *req, void *data)
         memset(big, 'b', n);
         fl_http_respond(req, 200, NULL, 0, big, n);
         free(big);
+    } else if (strcmp(req->path, "/close") == 0) {
+        struct fl_http_header h = {"Connection", 10, "close", 5};
+        fl_http_respond(req, 200, &h, 1, "bye", 3);
     } else if (strcmp(req->path, "/conns") == 0) {
         int n = snprintf(body, sizeof(body), "%u", fl_http_server_connections(server));
         fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
@@ -528,6 +531,151 @@ TEST(idle_connections_closed_by_the_server_leave_the_pool)
     ASSERT_OK(r->err);
     ASSERT_STR_EQ(r->body, "POST /echo t again");
     free(r);
+    stop_client();
+    stop_server();
+}
+
+/* ---- pipelining ---- */
+
+static void set_flag(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static struct result *start_call(const struct fl_http_client_request *req, struct fl_http_call **c)
+{
+    struct result *r = calloc(1, sizeof(*r));
+    ASSERT_OK(fl_http_client_request(client, req, on_response, r, c));
+    return r;
+}
+
+TEST(pipelined_requests_share_connections_and_get_their_own_answers)
+{
+    struct fl_http_client_config cfg;
+    fl_http_client_config_init(&cfg);
+    cfg.pipeline_conns = 2;
+    cfg.pipeline_depth = 16;
+    start_server(NULL);
+    start_client(&cfg);
+    enum { N = 40 };
+    struct result *r[N];
+    char bodies[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(bodies[i], sizeof(bodies[i]), "n%d", i);
+        struct fl_http_client_request req = {.target = server_unix,
+                                             .method = "POST",
+                                             .path = i % 3 == 0 ? "/delay/20" : "/echo",
+                                             .body = bodies[i],
+                                             .body_len = strlen(bodies[i]),
+                                             .pipeline = true};
+        r[i] = start_call(&req, NULL);
+    }
+    /* two connections of 16, then a third for the rest */
+    ASSERT_EQ(fl_http_client_connections(client, server_unix), 3);
+    for (int i = 0; i < N; i++) {
+        run_until(r[i]);
+        ASSERT_OK(r[i]->err);
+        char want[64];
+        if (i % 3 == 0)
+            snprintf(want, sizeof(want), "late");
+        else
+            snprintf(want, sizeof(want), "POST /echo - %s", bodies[i]);
+        ASSERT_STR_EQ(r[i]->body, want);
+        free(r[i]);
+    }
+    ASSERT_EQ(fl_http_client_connections(client, server_unix), 3);
+    stop_client();
+    stop_server();
+}
+
+TEST(a_canceled_pipelined_request_leaves_the_others_alone)
+{
+    start_server(NULL);
+    struct fl_http_client_config cfg;
+    fl_http_client_config_init(&cfg);
+    cfg.pipeline_conns = 1;
+    start_client(&cfg);
+    struct fl_http_client_request slow = {
+        .target = server_addr, .method = "GET", .path = "/delay/50", .pipeline = true};
+    struct fl_http_client_request fast = {
+        .target = server_addr, .method = "GET", .path = "/hello", .pipeline = true};
+    struct fl_http_call *c;
+    struct result *a = start_call(&slow, &c);
+    struct result *b = start_call(&fast, NULL);
+    /* both are written well before the slow one is answered */
+    uv_timer_t t;
+    bool fired = false;
+    uv_timer_init(&loop, &t);
+    t.data = &fired;
+    uv_timer_start(&t, set_flag, 20, 0);
+    while (!fired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    ASSERT(!a->done);
+    fl_http_client_cancel(c);
+    ASSERT(a->done);
+    ASSERT_EQ(a->err, FL_ECANCELED);
+    run_until(b);
+    ASSERT_OK(b->err);
+    ASSERT_STR_EQ(b->body, "hello");
+    /* the shared connection stayed open and serves on */
+    ASSERT_EQ(fl_http_client_connections(client, server_addr), 1);
+    struct result *d = start_call(&fast, NULL);
+    run_until(d);
+    ASSERT_STR_EQ(d->body, "hello");
+    ASSERT_EQ(fl_http_client_connections(client, server_addr), 1);
+    free(a);
+    free(b);
+    free(d);
+    stop_client();
+    stop_server();
+}
+
+TEST(a_pipelined_timeout_fails_what_was_sent_behind_it)
+{
+    start_server(NULL);
+    struct fl_http_client_config cfg;
+    fl_http_client_config_init(&cfg);
+    cfg.pipeline_conns = 1;
+    start_client(&cfg);
+    struct fl_http_client_request slow = {.target = server_addr,
+                                          .method = "POST",
+                                          .path = "/delay/600",
+                                          .timeout_ms = 100,
+                                          .pipeline = true};
+    struct fl_http_client_request behind = {
+        .target = server_addr, .method = "POST", .path = "/echo", .pipeline = true};
+    struct result *a = start_call(&slow, NULL);
+    struct result *b = start_call(&behind, NULL);
+    run_until(a);
+    run_until(b);
+    ASSERT_EQ(a->err, FL_ETIMEDOUT);
+    ASSERT_EQ(b->err, FL_ESENT); /* written, maybe acted on: not resent */
+    free(a);
+    free(b);
+    /* an idempotent request behind a connection that closes is resent */
+    struct fl_http_header close = {"Connection", 10, "close", 5};
+    struct fl_http_client_request closing = {.target = server_addr,
+                                             .method = "GET",
+                                             .path = "/hello",
+                                             .headers = &close,
+                                             .nheaders = 1,
+                                             .pipeline = true};
+    struct fl_http_client_request again = {.target = server_addr,
+                                           .method = "GET",
+                                           .path = "/hello",
+                                           .idempotent = true,
+                                           .pipeline = true};
+    a = start_call(&closing, NULL);
+    b = start_call(&again, NULL);
+    run_until(a);
+    run_until(b);
+    ASSERT_OK(a->err);
+    ASSERT_OK(b->err);
+    ASSERT_STR_EQ(a->body, "hello");
+    ASSERT_STR_EQ(b->body, "hello");
+    free(a);
+    free(b);
     stop_client();
     stop_server();
 }
