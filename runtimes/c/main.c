@@ -182,8 +182,7 @@ static void invoke(struct fl_http_request *req)
 static void serve(struct fl_http_request *req, void *data)
 {
     if (strcmp(req->path, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
-        struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
-        fl_http_respond(req, 200, &ct, 1, "{\"status\":\"ok\"}", 15);
+        fl_http_respond_healthz(req);
     } else if (strcmp(req->path, "/v2/specialize") == 0 && strcmp(req->method, "POST") == 0) {
         specialize(req);
     } else if (handler == NULL) {

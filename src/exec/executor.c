@@ -102,6 +102,7 @@ struct instance {
     bool generic;  /* started without function-specific settings */
     bool draining; /* finish in-flight requests, then stop */
     bool was_healthy;
+    bool pipelining; /* its runtime takes pipelined requests (X-Flint-Pipelining) */
     char dir[PATH_MAX];
     char target[PATH_MAX + 16];
     struct fl_sandbox *sb;
@@ -542,7 +543,10 @@ static void on_probe(int err, const struct fl_http_client_response *resp, void *
     if (err == FL_ECANCELED || inst->state != INST_STARTING)
         return;
     if (err == 0 && resp->status == 200) {
+        size_t len;
+        const char *pipelining = fl_http_client_header(resp, "X-Flint-Pipelining", &len);
         inst->was_healthy = true;
+        inst->pipelining = pipelining != NULL && len == 1 && pipelining[0] == '1';
         uint64_t took = (now_ns() - inst->started_ns) / 1000000;
         if (inst->fn == NULL) {
             struct env *e = inst->env;
@@ -1036,7 +1040,8 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
                                          .nheaders = n,
                                          .body = r->body,
                                          .body_len = r->body_len,
-                                         .timeout_ms = (uint64_t)fn->spec.timeout_ms};
+                                         .timeout_ms = (uint64_t)fn->spec.timeout_ms,
+                                         .pipeline = inst->pipelining};
     inv->inst = inst;
     inv->next = inst->inflight;
     if (inst->inflight)

@@ -48,3 +48,12 @@ int fl_http_serve(const char *program, const char *addr, const struct fl_http_se
     uv_run(loop, UV_RUN_DEFAULT);
     return 0;
 }
+
+void fl_http_respond_healthz(struct fl_http_request *req)
+{
+    static const struct fl_http_header headers[] = {
+        {"Content-Type", 12, "application/json", 16},
+        {"X-Flint-Pipelining", 18, "1", 1},
+    };
+    fl_http_respond(req, 200, headers, 2, "{\"status\":\"ok\"}", 15);
+}
