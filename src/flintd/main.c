@@ -83,7 +83,8 @@ static void usage(FILE *to)
             "\n"
             "  --data DIR        data directory (FLINT_DATA; default ./.flint-data)\n"
             "  --api ADDR        control API listener (FLINT_API; default 127.0.0.1:7070)\n"
-            "  --router ADDR     public router listener (FLINT_ROUTER; default 127.0.0.1:8080)\n"
+            "  --router ADDR     public router listener (FLINT_ROUTER; default 127.0.0.1:8080);\n"
+            "                    several addresses separated by commas, e.g. HOST:PORT,unix:PATH\n"
             "  --log-level L     debug, info, warn or error (FLINT_LOG_LEVEL; default info)\n"
             "  --log-file PATH   log to PATH instead of stderr (FLINT_LOG_FILE)\n"
             "  --drain DURATION  how long SIGTERM waits for requests in flight (default 10s)\n"
@@ -367,7 +368,9 @@ static int prepare_data_dir(const char *dir)
     return 0;
 }
 
-static int start_listener(struct flintd *d, const char *what, const char *addr,
+/* Start the server and listen on addrs, one address or several separated
+ * by commas (e.g. a TCP port and a Unix socket); bound gets the first. */
+static int start_listener(struct flintd *d, const char *what, const char *addrs,
                           const struct fl_http_server_config *cfg, fl_http_handler handler,
                           void *data, struct fl_http_server **srv, char *bound, size_t boundsize)
 {
@@ -376,14 +379,30 @@ static int start_listener(struct flintd *d, const char *what, const char *addr,
     if (rc < 0)
         return rc;
     d->servers_open++;
-    rc = fl_http_server_listen(*srv, addr, bound, boundsize, err, sizeof(err));
-    if (rc < 0) {
-        char q[600];
-        fl_log(FL_LOG_ERROR, "flintd", "cannot start a listener", "listener=%s err=%s", what,
-               fl_log_quote(q, sizeof(q), err));
-        return rc;
+    for (const char *p = addrs;; p++) {
+        size_t n = strcspn(p, ",");
+        char addr[300], here[300];
+        if (n == 0 || n >= sizeof(addr)) {
+            fl_log(FL_LOG_ERROR, "flintd", "cannot start a listener",
+                   "listener=%s err=\"empty or overlong address in '%s'\"", what, addrs);
+            return FL_EINVAL;
+        }
+        memcpy(addr, p, n);
+        addr[n] = '\0';
+        rc = fl_http_server_listen(*srv, addr, here, sizeof(here), err, sizeof(err));
+        if (rc < 0) {
+            char q[600];
+            fl_log(FL_LOG_ERROR, "flintd", "cannot start a listener", "listener=%s err=%s", what,
+                   fl_log_quote(q, sizeof(q), err));
+            return rc;
+        }
+        fl_log(FL_LOG_INFO, "flintd", "listening", "listener=%s addr=%s", what, here);
+        if (p == addrs)
+            fl_strlcpy(bound, here, boundsize);
+        p += n;
+        if (*p == '\0')
+            break;
     }
-    fl_log(FL_LOG_INFO, "flintd", "listening", "listener=%s addr=%s", what, bound);
     return 0;
 }
 

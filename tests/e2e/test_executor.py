@@ -617,3 +617,94 @@ spec: {environment: python, code: o.py, entrypoint: o.main, concurrency: 1}
              what="the slot to be freed")
     r = invoke(flintd, "one")
     assert (r.status, r.text) == (200, "done")
+
+
+SLEEPY_C = r"""
+#include <flint/fn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int handler(const struct flint_request *req, struct flint_response *resp)
+{
+    const char *who = flint_request_param(req, "who");
+    usleep((useconds_t)atoi(req->body) * 1000);
+    flint_response_printf(resp, "%s", who ? who : "-");
+    return 0;
+}
+"""
+
+
+def unix_get(path, target, body=b""):
+    """One request over the router's Unix socket listener."""
+    import socket as socketlib
+    s = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    s.sendall(f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+              f"Connection: close\r\n\r\n".encode() + body)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest.decode()
+
+
+def test_pipelined_calls_get_their_own_answers_on_every_router_listener(flintd_factory,
+                                                                         tmp_path):
+    # the C runtime takes pipelined calls: many concurrent callers share its
+    # connections, and each must get the answer to its own request
+    from conftest import free_port
+    port, sock = free_port(), str(tmp_path / "router.sock")
+    flintd = flintd_factory(extra_args=["--router", f"127.0.0.1:{port},unix:{sock}"])
+    flintd.router_port = port
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: names
+spec: {environment: c, code: s.c, concurrency: 1, requestsPerInstance: 64}
+---
+kind: route
+name: names
+spec: {path: "/names/{who}", methods: [POST], target: {function: names}}
+""", {"s.c": SLEEPY_C})
+    errors = []
+
+    def caller(k):
+        for i in range(15):
+            who = f"c{k}-{i}"
+            if k % 2:
+                status, text = unix_get(sock, f"/names/{who}", b"0")
+            else:
+                r = call(flintd, f"/names/{who}", "POST", b"0")
+                status, text = r.status, r.text
+            if (status, text) != (200, who):
+                errors.append((who, status, text))
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # one instance served everything, over at most a few connections
+    assert len(function_status(flintd, "names")["instances"]) == 1
+
+    # a caller that leaves while its call runs does not take down the calls
+    # pipelined behind it, nor the instance
+    first = function_status(flintd, "names")["instances"][0]["id"]
+    import socket as socketlib
+    s = socketlib.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /names/gone HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n1500")
+    wait_for(lambda: function_status(flintd, "names")["instances"][0]["active"] == 1,
+             what="the slow call to run")
+    behind = []
+    t = threading.Thread(target=lambda: behind.append(call(flintd, "/names/next", "POST", b"0")))
+    t.start()
+    time.sleep(0.2)
+    s.close()
+    t.join()
+    assert (behind[0].status, behind[0].text) == (200, "next")
+    wait_for(lambda: function_status(flintd, "names")["instances"][0]["active"] == 0,
+             what="the slot to be freed")
+    assert [i["id"] for i in function_status(flintd, "names")["instances"]] == [first]
