@@ -9,10 +9,14 @@
 3. warm calls, hello-c: through the router (TCP -> route -> executor ->
    instance socket) vs straight to the same instance's Unix socket, by the
    same load generator (bench_invoke) in the same run; the ratio is
-   router/direct, and requests/s per core used by flintd is reported too.
+   router/direct. The router is measured on its TCP listener and on a Unix
+   socket listener too (the direct baseline's transport), and the CPU time
+   per request of each process (load generator, flintd, instance) shows
+   where a request's cost goes.
 """
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -53,10 +57,11 @@ class Daemon:
         ports = free_ports(2)
         self.api = f"127.0.0.1:{ports[0]}"
         self.router = f"127.0.0.1:{ports[1]}"
+        self.router_unix = "unix:" + os.path.join(tmp, "router.sock")
         self.log = open(os.path.join(tmp, "flintd.log"), "wb")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "bin", "flintd"), "--data", self.data, "--api", self.api,
-             "--router", self.router, "--log-level", os.environ.get("LOGLEVEL", "warn")],
+             "--router", f"{self.router},{self.router_unix}", "--log-level", os.environ.get("LOGLEVEL", "warn")],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         for _ in range(400):
             try:
@@ -155,20 +160,47 @@ def cold_starts(d, codes, pooled):
               f"   cold start adds {statistics.median(times) - statistics.median(warm):7.2f} ms")
 
 
-def load(target, path):
-    out = subprocess.run([os.path.join(BUILD, "bench", "bench_invoke"), target, path, CONNS,
-                          SECONDS], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
-
-
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runtime_pids():
+    """Every C runtime process (the warm instance, and the idle pool's)."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().split(b"\0")[0] == b"/runtime/flint-runtime-c":
+                    pids.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def load(d, target, path):
+    """One closed-loop run; with the CPU time each process spent per request."""
+    pids = runtime_pids()
+    before = (resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds(d.proc.pid),
+              sum(cpu_seconds(p) for p in pids))
+    out = subprocess.run([os.path.join(BUILD, "bench", "bench_invoke"), target, path, CONNS,
+                          SECONDS], capture_output=True, text=True, check=True)
+    after = (resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds(d.proc.pid),
+             sum(cpu_seconds(p) for p in pids))
+    r = json.loads(out.stdout)
+    n = max(r["requests"], 1)
+    r["us_load"] = ((after[0].ru_utime + after[0].ru_stime) -
+                    (before[0].ru_utime + before[0].ru_stime)) / n * 1e6
+    r["us_flintd"] = (after[1] - before[1]) / n * 1e6
+    r["us_instance"] = (after[2] - before[2]) / n * 1e6
+    r["flintd_cores"] = (after[1] - before[1]) / float(SECONDS)
+    return r
+
+
 def warm_calls(d, codes):
-    print(f"warm calls of hello-c, {CONNS} connections, {SECONDS}s each, medians of 3:")
+    print(f"warm calls of hello-c, {CONNS} connections, {SECONDS}s each, medians of 3, "
+          f"{os.cpu_count()} cores:")
     d.request("POST", "/v1/environments", {"name": "c-warm", "spec": {"runtime": "c",
                                                                        "poolsize": 1}})
     # one instance taking many requests at once: the C runtime is event-driven,
@@ -181,24 +213,29 @@ def warm_calls(d, codes):
     assert d.request("POST", "/v1/functions/warm/invoke", b"")[0] == 200
     fn = json.loads(d.request("GET", "/v1/functions/warm")[1])
     socket_target = fn["status"]["instances"][0]["socket"]
-    direct, routed, per_core = [], [], []
+    runs = {"direct to the instance": [], "router, TCP listener": [],
+            "router, Unix listener": []}
+    targets = [socket_target, d.router, d.router_unix]
     for _ in range(3):
-        direct.append(load(socket_target, "/hello/c/ada"))
-        before = cpu_seconds(d.proc.pid)
-        start = time.monotonic()
-        r = load(d.router, "/hello/c/ada")
-        used = (cpu_seconds(d.proc.pid) - before) / (time.monotonic() - start)
-        routed.append(r)
-        per_core.append(r["rps"] / max(used, 0.01))
-    for name, runs in [("direct to the instance", direct), ("through the router", routed)]:
-        errors = sum(r["errors"] for r in runs)
-        print(f"  {name:24s} {statistics.median(r['rps'] for r in runs):9.0f} req/s   "
-              f"p50 {statistics.median(r['p50_us'] for r in runs):6.0f} us   "
-              f"p99 {statistics.median(r['p99_us'] for r in runs):6.0f} us   errors {errors}")
-    ratio = statistics.median(r["rps"] for r in routed) / statistics.median(
-        r["rps"] for r in direct)
-    print(f"  ratio router/direct: {ratio:.2f}")
-    print(f"  router requests/s per core of flintd: {statistics.median(per_core):.0f}")
+        for (name, results), target in zip(runs.items(), targets):
+            results.append(load(d, target, "/hello/c/ada"))
+
+    def med(results, key):
+        return statistics.median(r[key] for r in results)
+
+    print("  (CPU per request: load generator / flintd / instance, in microseconds)")
+    for name, results in runs.items():
+        errors = sum(r["errors"] for r in results)
+        print(f"  {name:24s} {med(results, 'rps'):9.0f} req/s   "
+              f"p50 {med(results, 'p50_us'):6.0f} us   p99 {med(results, 'p99_us'):6.0f} us   "
+              f"errors {errors}   CPU/req {med(results, 'us_load'):5.1f} / "
+              f"{med(results, 'us_flintd'):5.1f} / {med(results, 'us_instance'):5.1f}")
+    direct = med(runs["direct to the instance"], "rps")
+    for name in ("router, TCP listener", "router, Unix listener"):
+        results = runs[name]
+        print(f"  ratio {name} / direct: {med(results, 'rps') / direct:.2f}   "
+              f"requests/s per core of flintd: "
+              f"{med(results, 'rps') / max(med(results, 'flintd_cores'), 0.01):.0f}")
 
 
 def main():

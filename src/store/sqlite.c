@@ -15,7 +15,8 @@
  * directory is refused instead of sharing the database.
  *
  * On-disk format (PRAGMA application_id = 0x464c4e54 "FLNT",
- * PRAGMA user_version = schema version, now 1):
+ * PRAGMA user_version = schema version, now 2; 1 had no streams and
+ * recent tables, and migrates by building streams from events):
  *
  *   meta(key, value)        'revision': the last resource revision given;
  *                           'compacted': changes at or below it are gone;
@@ -28,13 +29,21 @@
  *                           delete (op 2), rev = the revision it made;
  *                           kept for watches, the oldest compacted beyond
  *                           the retention
+ *   streams(name, last_seq)  one row per stream that has events: its last
+ *                           sequence (seq runs 1..last_seq without gaps)
+ *   recent(gseq, stream, seq, ts, type, data)
+ *                           the newest events, indexed by (stream, seq) in
+ *                           a tree small enough that a batch of appends to
+ *                           many streams dirties few pages
  *   events(gseq, stream, seq, ts, type, data)
- *                           gseq (the rowid) global and increasing, so a
- *                           batch of appends lands on one or two pages;
- *                           a unique index on (stream, seq); seq runs
- *                           1..n per stream without gaps, so a stream's
- *                           last sequence is its largest seq and a stream
- *                           exists while it has events
+ *                           the older events: once recent holds
+ *                           RECENT_MAX rows, a batch moves them all here in
+ *                           (stream, seq) order, so each stream's index
+ *                           page is written once per move instead of once
+ *                           per commit. gseq (the rowid) is global and
+ *                           increasing; a unique index on (stream, seq).
+ *                           A stream's events are those of events with
+ *                           seq <= some k, then those of recent after k
  *   topics(name, max_msgs, max_bytes, max_age, dup_window, last_seq,
  *          bytes, count)    bytes and count describe the messages kept
  *   messages(topic, seq, ts, msg_id, headers, data)
@@ -73,7 +82,8 @@
 #include <unistd.h>
 
 #define APPLICATION_ID 0x464c4e54
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+#define RECENT_MAX     4096 /* rows of recent that make a batch move them to events */
 
 enum op {
     OP_PUT,
@@ -143,6 +153,7 @@ struct worker {
     bool stop;
     uint64_t gseq;   /* writer: the last global event sequence given */
     bool gseq_dirty; /* writer: gseq moved in this batch */
+    int64_t recent;  /* writer: rows in recent (an estimate after a failed commit) */
 };
 
 struct fl_store {
@@ -198,9 +209,15 @@ enum sql {
     SQL_CHANGES_COMPACT,
     SQL_STREAM_GET,
     SQL_STREAM_NEXT,
+    SQL_STREAM_SET,
+    SQL_STREAM_DEL,
     SQL_EVENT_ADD,
     SQL_EVENTS_READ,
+    SQL_RECENT_READ,
     SQL_EVENTS_DEL,
+    SQL_RECENT_DEL,
+    SQL_RECENT_MOVE,
+    SQL_RECENT_CLEAR,
     SQL_TOPIC_GET,
     SQL_TOPIC_PUT,
     SQL_TOPIC_UPDATE,
@@ -253,13 +270,22 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_CHANGES_FROM_KIND] = "SELECT rev, kind, name, op, value, ts FROM changes "
                               "WHERE rev > ?1 AND kind = ?2 ORDER BY rev LIMIT 10000",
     [SQL_CHANGES_COMPACT] = "DELETE FROM changes WHERE rev <= ?1",
-    [SQL_STREAM_GET] = "SELECT max(seq) FROM events WHERE stream = ?1",
-    [SQL_STREAM_NEXT] = "SELECT stream FROM events WHERE stream > ?1 ORDER BY stream LIMIT 1",
-    [SQL_EVENT_ADD] = "INSERT INTO events(stream, seq, gseq, ts, type, data) "
+    [SQL_STREAM_GET] = "SELECT last_seq FROM streams WHERE name = ?1",
+    [SQL_STREAM_NEXT] = "SELECT name, last_seq FROM streams WHERE name > ?1 ORDER BY name LIMIT 1",
+    [SQL_STREAM_SET] = "INSERT INTO streams(name, last_seq) VALUES (?1, ?2) "
+                       "ON CONFLICT(name) DO UPDATE SET last_seq = excluded.last_seq",
+    [SQL_STREAM_DEL] = "DELETE FROM streams WHERE name = ?1",
+    [SQL_EVENT_ADD] = "INSERT INTO recent(stream, seq, gseq, ts, type, data) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [SQL_EVENTS_READ] = "SELECT seq, gseq, ts, type, data FROM events WHERE stream = ?1 "
                         "AND seq >= ?2 ORDER BY seq LIMIT ?3",
+    [SQL_RECENT_READ] = "SELECT seq, gseq, ts, type, data FROM recent WHERE stream = ?1 "
+                        "AND seq >= ?2 ORDER BY seq LIMIT ?3",
     [SQL_EVENTS_DEL] = "DELETE FROM events WHERE stream = ?1",
+    [SQL_RECENT_DEL] = "DELETE FROM recent WHERE stream = ?1",
+    [SQL_RECENT_MOVE] = "INSERT INTO events(gseq, stream, seq, ts, type, data) "
+                        "SELECT gseq, stream, seq, ts, type, data FROM recent ORDER BY stream, seq",
+    [SQL_RECENT_CLEAR] = "DELETE FROM recent",
     [SQL_TOPIC_GET] = "SELECT max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count "
                       "FROM topics WHERE name = ?1",
     [SQL_TOPIC_PUT] = "INSERT INTO topics(name, max_msgs, max_bytes, max_age, dup_window, "
@@ -309,6 +335,17 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_NEXT_DUE] = "SELECT min(deadline) FROM deliveries WHERE dead = 0",
 };
 
+#define STREAMS_SCHEMA                                                                             \
+    "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"        \
+    "CREATE TABLE recent(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"    \
+    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"                               \
+    "CREATE UNIQUE INDEX recent_stream ON recent(stream, seq);"
+
+/* From schema 1: the streams, from the events. */
+static const char migrate_2[] = STREAMS_SCHEMA
+    "INSERT INTO streams(name, last_seq) SELECT stream, max(seq) FROM events GROUP BY stream;"
+    "PRAGMA user_version = 2;";
+
 static const char schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
@@ -319,7 +356,7 @@ static const char schema[] =
     "CREATE INDEX changes_kind ON changes(kind, rev);"
     "CREATE TABLE events(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"
     " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"
-    "CREATE UNIQUE INDEX events_stream ON events(stream, seq);"
+    "CREATE UNIQUE INDEX events_stream ON events(stream, seq);" STREAMS_SCHEMA
     "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"
     " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"
     " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;"
@@ -675,19 +712,39 @@ static int do_append(struct worker *w, struct job *j, int64_t now)
         if (rc != SQLITE_DONE)
             return sqlite_err(rc);
     }
+    sqlite3_stmt *st = stmt(w, SQL_STREAM_SET);
+    bind_text(st, 1, j->s1);
+    sqlite3_bind_int64(st, 2, (int64_t)(last + j->nevents));
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return sqlite_err(rc);
     w->gseq = gseq + j->nevents;
     w->gseq_dirty = true;
+    w->recent += j->nevents;
     j->res.seq = last + 1;
     j->res.gseq = gseq + 1;
     return 0;
 }
 
-static int do_read(struct worker *w, struct job *j)
+/* Move every recent event to events (see the schema above). */
+static int move_recent(struct worker *w)
 {
-    sqlite3_stmt *st = stmt(w, SQL_EVENTS_READ);
+    int rc = exec_simple(w, SQL_RECENT_MOVE);
+    rc = rc ? rc : exec_simple(w, SQL_RECENT_CLEAR);
+    if (rc == 0)
+        w->recent = 0;
+    return rc;
+}
+
+/* Up to *limit (-1: all) events of stream from seq on, from one table. */
+static int read_events(struct worker *w, struct job *j, enum sql which, uint64_t from,
+                       int64_t *limit)
+{
+    sqlite3_stmt *st = stmt(w, which);
     bind_text(st, 1, j->s1);
-    sqlite3_bind_int64(st, 2, (int64_t)j->u1);
-    sqlite3_bind_int64(st, 3, j->i1 > 0 ? j->i1 : -1);
+    sqlite3_bind_int64(st, 2, (int64_t)from);
+    sqlite3_bind_int64(st, 3, *limit);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct fl_record *r = add_record(j);
@@ -705,30 +762,42 @@ static int do_read(struct worker *w, struct job *j)
             sqlite3_reset(st);
             return FL_ENOMEM;
         }
+        if (*limit > 0)
+            (*limit)--;
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : sqlite_err(rc);
 }
 
-static int add_stream(struct worker *w, struct job *j, const char *name)
+static int do_read(struct worker *w, struct job *j)
+{
+    int64_t limit = j->i1 > 0 ? j->i1 : -1;
+    int rc = read_events(w, j, SQL_EVENTS_READ, j->u1, &limit);
+    if (rc < 0 || limit == 0)
+        return rc;
+    uint64_t from = j->nrecords > 0 ? j->records[j->nrecords - 1].seq + 1 : j->u1;
+    return read_events(w, j, SQL_RECENT_READ, from, &limit);
+}
+
+static int add_stream(struct worker *w, struct job *j, const char *name, uint64_t last)
 {
     struct fl_record *r = add_record(j);
     if (r == NULL)
         return FL_ENOMEM;
     r->key = fl_strndup(name, strlen(name));
-    r->seq = stream_last(w, name);
+    r->seq = last;
     return finish_record(r);
 }
 
-/* Each stream once, without scanning its events: a stream named exactly
- * the prefix, then seek after the previous name for the next one while
- * names still start with the prefix. */
+/* Each stream once: a stream named exactly the prefix, then seek after the
+ * previous name for the next one while names still start with the prefix. */
 static int do_streams(struct worker *w, struct job *j)
 {
     size_t plen = strlen(j->s1);
     int rc = 0;
-    if (plen > 0 && stream_last(w, j->s1) > 0)
-        rc = add_stream(w, j, j->s1);
+    uint64_t last = plen > 0 ? stream_last(w, j->s1) : 0;
+    if (last > 0)
+        rc = add_stream(w, j, j->s1, last);
     char *prev = fl_strndup(j->s1, plen);
     if (prev == NULL)
         return FL_ENOMEM;
@@ -740,6 +809,7 @@ static int do_streams(struct worker *w, struct job *j)
             break;
         }
         char *name = dup_column(st, 0, NULL);
+        last = (uint64_t)sqlite3_column_int64(st, 1);
         sqlite3_reset(st);
         if (name == NULL) {
             rc = FL_ENOMEM;
@@ -749,7 +819,7 @@ static int do_streams(struct worker *w, struct job *j)
             free(name); /* past the prefix */
             break;
         }
-        rc = add_stream(w, j, name);
+        rc = add_stream(w, j, name, last);
         free(prev);
         prev = name;
     }
@@ -759,12 +829,16 @@ static int do_streams(struct worker *w, struct job *j)
 
 static int do_stream_delete(struct worker *w, struct job *j)
 {
-    sqlite3_stmt *st = stmt(w, SQL_EVENTS_DEL);
-    bind_text(st, 1, j->s1);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return sqlite_err(rc);
+    static const enum sql steps[] = {SQL_EVENTS_DEL, SQL_RECENT_DEL, SQL_STREAM_DEL};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        sqlite3_stmt *st = stmt(w, steps[i]);
+        bind_text(st, 1, j->s1);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return sqlite_err(rc);
+    }
+    /* the streams row is the last step: whether it existed says it all */
     return sqlite3_changes(w->db) == 0 ? FL_ENOENT : 0;
 }
 
@@ -1264,6 +1338,16 @@ static void write_batch(struct fl_store *s, struct worker *w, struct job *batch)
                 meta_set(w, "compacted", rev - keep);
             sqlite3_reset(st);
         }
+    }
+    if (rc == 0 && w->recent >= RECENT_MAX) {
+        /* in a savepoint: if moving fails, the batch commits without it */
+        exec_simple(w, SQL_SAVEPOINT);
+        if (move_recent(w) < 0) {
+            fl_log(FL_LOG_WARN, "store", "cannot move recent events", "err=\"%s\"",
+                   sqlite3_errmsg(w->db));
+            exec_simple(w, SQL_ROLLBACK_TO);
+        }
+        exec_simple(w, SQL_RELEASE);
     }
     if (rc == 0 && w->gseq_dirty)
         rc = meta_set(w, "gseq", (int64_t)w->gseq);
@@ -1885,6 +1969,25 @@ static void close_worker_db(struct worker *w)
     w->db = NULL;
 }
 
+/* Run the SQL of steps in one transaction; on failure, "cannot <what> in
+ * '<path>': <why>" in err, and nothing changed. */
+static int run_script(sqlite3 *db, const char *const *steps, size_t n, const char *what,
+                      const char *path, char *err, size_t errsize)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, &msg);
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
+        rc = sqlite3_exec(db, steps[i], NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        return 0;
+    snprintf(err, errsize, "cannot %s in '%s': %s", what, path, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return sqlite_err(rc) ? sqlite_err(rc) : FL_EIO;
+}
+
 static int check_or_create_schema(sqlite3 *db, const char *path, char *err, size_t errsize)
 {
     sqlite3_stmt *st;
@@ -1910,25 +2013,11 @@ static int check_or_create_schema(sqlite3 *db, const char *path, char *err, size
             snprintf(err, errsize, "'%s' is an SQLite database of another program", path);
             return FL_ECORRUPT;
         }
-        char *msg = NULL;
         char pragmas[128];
         snprintf(pragmas, sizeof(pragmas), "PRAGMA application_id = %d; PRAGMA user_version = %d;",
                  APPLICATION_ID, SCHEMA_VERSION);
-        rc = sqlite3_exec(db, "BEGIN", NULL, NULL, &msg);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, schema, NULL, NULL, &msg);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, pragmas, NULL, NULL, &msg);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
-        if (rc != SQLITE_OK) {
-            snprintf(err, errsize, "cannot create the store in '%s': %s", path,
-                     msg ? msg : sqlite3_errstr(rc));
-            sqlite3_free(msg);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return sqlite_err(rc) ? sqlite_err(rc) : FL_EIO;
-        }
-        return 0;
+        const char *const steps[] = {schema, pragmas};
+        return run_script(db, steps, 2, "create the store", path, err, errsize);
     }
     if (app != APPLICATION_ID) {
         snprintf(err, errsize, "'%s' is an SQLite database of another program", path);
@@ -1943,8 +2032,24 @@ static int check_or_create_schema(sqlite3 *db, const char *path, char *err, size
                  version, SCHEMA_VERSION);
         return FL_ECORRUPT;
     }
-    /* Migrations from older versions go here, one step at a time. */
+    /* Migrations from older versions, one step at a time, each in one
+     * transaction with its user_version. */
+    if (version < 2) {
+        const char *const steps[] = {migrate_2};
+        return run_script(db, steps, 1, "upgrade to schema 2 the store", path, err, errsize);
+    }
     return 0;
+}
+
+static int64_t count_recent(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int64_t n = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM recent", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
 }
 
 static int open_db(const char *path, bool readonly, sqlite3 **out, char *err, size_t errsize)
@@ -1980,6 +2085,11 @@ static int configure_writer(sqlite3 *db, const char *path, char *err, size_t err
     sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     /* keep the B-tree pages the writer touches in memory (64 MiB) */
     sqlite3_exec(db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
+    if (getenv("WALCK")) {
+        char q[64];
+        snprintf(q, sizeof q, "PRAGMA wal_autocheckpoint = %s", getenv("WALCK"));
+        sqlite3_exec(db, q, NULL, NULL, NULL);
+    }
     return 0;
 }
 
@@ -2048,6 +2158,8 @@ int fl_store_open_sqlite(uv_loop_t *loop, const char *dir, const struct fl_store
         rc = prepare_all(&s->writer, s->path, err, errsize);
     if (rc == 0)
         s->writer.gseq = (uint64_t)meta_get(&s->writer, "gseq");
+    if (rc == 0)
+        s->writer.recent = count_recent(s->writer.db);
     if (rc == 0)
         rc = prepare_all(&s->reader, s->path, err, errsize);
     if (rc < 0)

@@ -105,6 +105,82 @@ TEST(foreign_and_corrupt_files_are_refused_untouched)
     ASSERT(strlen(err) > 0);
 }
 
+/* The first on-disk format (schema 1), as flintd wrote it: events only,
+ * no streams table. */
+static const char schema_v1[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
+    " revision INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " PRIMARY KEY(kind, name)) WITHOUT ROWID;"
+    "CREATE TABLE changes(rev INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,"
+    " op INTEGER NOT NULL, value BLOB, ts INTEGER NOT NULL);"
+    "CREATE INDEX changes_kind ON changes(kind, rev);"
+    "CREATE TABLE events(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX events_stream ON events(stream, seq);"
+    "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"
+    " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE messages(topic TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    " msg_id TEXT, headers TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(topic, seq))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE dedup(topic TEXT NOT NULL, msg_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, PRIMARY KEY(topic, msg_id)) WITHOUT ROWID;"
+    "CREATE TABLE consumers(topic TEXT NOT NULL, name TEXT NOT NULL, ack_wait INTEGER NOT NULL,"
+    " max_deliver INTEGER NOT NULL, next_seq INTEGER NOT NULL, PRIMARY KEY(topic, name))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE deliveries(topic TEXT NOT NULL, consumer TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " count INTEGER NOT NULL, deadline INTEGER NOT NULL, dead INTEGER NOT NULL,"
+    " PRIMARY KEY(topic, consumer, seq)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_due ON deliveries(dead, deadline);"
+    "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0), ('gseq', 0);";
+
+TEST(a_schema_1_store_is_upgraded_in_place)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "PRAGMA application_id = 1179405908; PRAGMA user_version = 1;"
+                           "INSERT INTO events(gseq, stream, seq, ts, type, data) VALUES"
+                           " (1, 'wf/1', 1, 1, 'A', '{\"i\":1}'),"
+                           " (2, 'wf/2', 1, 1, 'A', '{\"i\":1}'),"
+                           " (3, 'wf/1', 2, 1, 'B', '{\"i\":2}');"
+                           "UPDATE meta SET value = 3 WHERE key = 'gseq';",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+
+    start(NULL);
+    struct got *g = got_new();
+    ASSERT_OK(fl_store_streams(store, "wf/", got_cb, g));
+    wait_for(g);
+    ASSERT_EQ(g->n, 2);
+    ASSERT_STR_EQ(g->rec[0].key, "wf/1");
+    ASSERT_EQ(g->rec[0].seq, 2);
+    ASSERT_EQ(g->rec[1].seq, 1);
+    got_free(g);
+    g = got_new();
+    append_many("wf/1", 3, 1, g); /* expects 2: the old events count */
+    wait_for(g);
+    ASSERT_OK(g->err);
+    ASSERT_EQ(g->seq, 3);
+    ASSERT(g->gseq > 3);
+    got_free(g);
+    ASSERT_EQ(check_stream("wf/1", 1), 3);
+    stop();
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 TEST(an_unusable_directory_is_a_clear_error)
 {
     char err[512];
@@ -323,8 +399,8 @@ TEST_TIMEOUT(a_full_disk_fails_writes_clearly_and_loses_nothing, 60)
     struct fill f = {0};
     for (int i = 0; i < 200 && f.failed == 0; i++) {
         int before = f.ok + f.failed;
-        ASSERT_OK(fl_store_publish(store, "big", NULL, NULL, payload, sizeof(payload), on_fill,
-                                   &f));
+        ASSERT_OK(
+            fl_store_publish(store, "big", NULL, NULL, payload, sizeof(payload), on_fill, &f));
         while (f.ok + f.failed == before)
             uv_run(&loop, UV_RUN_ONCE);
     }
