@@ -40,6 +40,12 @@ static void on_built(int err, const struct fl_build_result *res, void *data)
     o->log = strdup(res->log);
 }
 
+static void outcome_free(struct outcome *o)
+{
+    free(o->log);
+    free(o);
+}
+
 static void setup(void)
 {
     ASSERT_OK(uv_loop_init(&loop));
@@ -120,6 +126,8 @@ TEST_TIMEOUT(a_c_function_is_built_once_then_cached, 60)
     ASSERT(again->ok);
     ASSERT(again->cached);
     ASSERT_STR_EQ(again->deploy, o->deploy);
+    outcome_free(o);
+    outcome_free(again);
     teardown();
 }
 
@@ -148,5 +156,7 @@ TEST_TIMEOUT(a_failed_build_keeps_its_log_within_the_bound, 60)
     ASSERT(cached->cached && !cached->ok);
     ASSERT_STR_EQ(cached->log, o->log);
     free(text);
+    outcome_free(o);
+    outcome_free(cached);
     teardown();
 }
