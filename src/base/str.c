@@ -38,15 +38,19 @@ bool fl_str_has_suffix(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
+/* ASCII only, whatever the locale: header names and such are tokens. */
+static inline unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
 bool fl_str_ieq(const char *a, size_t n, const char *b)
 {
-    size_t m = strlen(b);
-    if (n != m)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+    size_t i = 0;
+    for (; i < n && b[i] != '\0'; i++)
+        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
             return false;
-    return true;
+    return i == n && b[i] == '\0';
 }
 
 int fl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
@@ -171,4 +175,18 @@ void fl_hex_encode(char *out, const void *in, size_t n)
         out[2 * i + 1] = digits[p[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+size_t fl_fmt_u64(char *out, uint64_t v)
+{
+    char digits[FL_U64_CHARS];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    size_t n = sizeof(digits) - i;
+    memcpy(out, digits + i, n);
+    out[n] = '\0';
+    return n;
 }

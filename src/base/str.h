@@ -43,4 +43,9 @@ int fl_parse_size(const char *s, uint64_t *out);
  * for 2n + 1 bytes; out is NUL-terminated. */
 void fl_hex_encode(char *out, const void *in, size_t n);
 
+/* v in decimal into out, which has room for FL_U64_CHARS bytes,
+ * NUL-terminated; returns its length. For hot paths that avoid printf. */
+#define FL_U64_CHARS 21
+size_t fl_fmt_u64(char *out, uint64_t v);
+
 #endif

@@ -1026,12 +1026,12 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
     }
     for (size_t i = 0; i < r->nextra && n < MAX_HEADERS - 4; i++)
         headers[n++] = r->extra[i];
-    char attempt[16];
-    snprintf(attempt, sizeof(attempt), "%d", r->attempt > 0 ? r->attempt : 1);
+    char attempt[FL_U64_CHARS];
+    size_t attempt_len = fl_fmt_u64(attempt, (uint64_t)(r->attempt > 0 ? r->attempt : 1));
     const char *trigger = r->trigger ? r->trigger : "http";
     headers[n++] = (struct fl_http_header){"X-Flint-Function", 16, fn->name, strlen(fn->name)};
     headers[n++] = (struct fl_http_header){"X-Flint-Invocation-Id", 21, inv->id, strlen(inv->id)};
-    headers[n++] = (struct fl_http_header){"X-Flint-Attempt", 15, attempt, strlen(attempt)};
+    headers[n++] = (struct fl_http_header){"X-Flint-Attempt", 15, attempt, attempt_len};
     headers[n++] = (struct fl_http_header){"X-Flint-Trigger", 15, trigger, strlen(trigger)};
     struct fl_http_client_request req = {.target = inst->target,
                                          .method = r->method,

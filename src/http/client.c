@@ -96,6 +96,7 @@ struct conn {
     enum conn_state state;
     struct fl_http_call *first, *last, *unsent;
     unsigned ncalls;
+    uint64_t armed; /* the deadline the timer is set for while busy; 0: none */
     http_parser parser;
     bool reused;    /* it served a request before this one */
     bool got_bytes; /* response bytes arrived for the first call */
@@ -528,7 +529,9 @@ static void conn_fail(struct conn *c, int err)
 
 static void on_timer(uv_timer_t *timer);
 
-/* Arm c's timer for the earliest response due. */
+/* Make c's timer fire by the earliest response due. A timer set for an
+ * earlier deadline is left alone (it finds nothing expired and re-arms),
+ * which spares a timer move per response. */
 static void conn_arm_timer(struct conn *c)
 {
     uint64_t due = 0;
@@ -537,10 +540,14 @@ static void conn_arm_timer(struct conn *c)
             due = call->deadline;
     if (due == 0) {
         uv_timer_stop(&c->timer);
+        c->armed = 0;
         return;
     }
+    if (c->armed != 0 && c->armed <= due && uv_is_active((uv_handle_t *)&c->timer))
+        return;
     uint64_t now = uv_now(c->client->loop);
     uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+    c->armed = due;
 }
 
 /* c carries no call: back to the pool, or closed. */
@@ -553,6 +560,7 @@ static void conn_idle(struct conn *c, bool keep_alive)
         return;
     }
     c->state = CONN_IDLE;
+    c->armed = 0;
     c->idle_next = t->idle;
     t->idle = c;
     t->nidle++;
@@ -568,6 +576,7 @@ static void on_timer(uv_timer_t *timer)
         break;
     case CONN_BUSY: {
         uint64_t now = uv_now(c->client->loop);
+        c->armed = 0;
         bool expired = false;
         for (struct fl_http_call *call = c->first; call != c->unsent; call = call->conn_next) {
             if (call->deadline <= now) {
@@ -1069,7 +1078,10 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
         strpbrk(req->path, " \r\n") != NULL)
         return FL_EINVAL;
     int rc = fl_buf_grow(b, 256 + strlen(req->path) + req->body_len);
-    rc = rc ? rc : fl_buf_appendf(b, "%s %s HTTP/1.1\r\n", req->method, req->path);
+    rc = rc ? rc : fl_buf_appends(b, req->method);
+    rc = rc ? rc : fl_buf_appendc(b, ' ');
+    rc = rc ? rc : fl_buf_appends(b, req->path);
+    rc = rc ? rc : fl_buf_append(b, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders && rc == 0; i++) {
         const struct fl_http_header *h = &req->headers[i];
         if (has_line_break(h->name, h->name_len) || has_line_break(h->value, h->value_len) ||
@@ -1082,13 +1094,22 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
         rc = rc ? rc : fl_buf_append(b, h->value, h->value_len);
         rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
     }
-    if (rc == 0 && !has_host)
-        rc = fl_buf_appendf(b, "Host: %s\r\n",
-                            fl_str_has_prefix(req->target, "unix:") ? "localhost" : req->target);
+    if (rc == 0 && !has_host) {
+        rc = fl_buf_append(b, "Host: ", 6);
+        rc = rc ? rc
+                : fl_buf_appends(b, fl_str_has_prefix(req->target, "unix:") ? "localhost"
+                                                                            : req->target);
+        rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
+    }
     bool needs_length = req->body_len > 0 || strcmp(req->method, "POST") == 0 ||
                         strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
-    if (rc == 0 && needs_length)
-        rc = fl_buf_appendf(b, "Content-Length: %zu\r\n", req->body_len);
+    if (rc == 0 && needs_length) {
+        char digits[FL_U64_CHARS];
+        size_t n = fl_fmt_u64(digits, req->body_len);
+        rc = fl_buf_append(b, "Content-Length: ", 16);
+        rc = rc ? rc : fl_buf_append(b, digits, n);
+        rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
+    }
     rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
     if (rc == 0 && req->body_len > 0)
         rc = fl_buf_append(b, req->body, req->body_len);

@@ -651,14 +651,10 @@ static const char *date_header(struct fl_http_server *srv)
 
 static int append_content_length(struct fl_buf *out, size_t n)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
-    do {
-        digits[--i] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n > 0);
+    char digits[FL_U64_CHARS];
+    size_t len = fl_fmt_u64(digits, n);
     int rc = fl_buf_append(out, "Content-Length: ", 16);
-    rc = rc ? rc : fl_buf_append(out, digits + i, sizeof(digits) - i);
+    rc = rc ? rc : fl_buf_append(out, digits, len);
     return rc ? rc : fl_buf_append(out, "\r\n", 2);
 }
 

@@ -40,8 +40,8 @@ static void observe(struct forward *f, int status)
 {
     if (f->metrics == NULL)
         return;
-    char code[8];
-    snprintf(code, sizeof(code), "%d", status);
+    char code[FL_U64_CHARS];
+    fl_fmt_u64(code, (uint64_t)(status > 0 ? status : 0));
     static const char *const labels[] = {"function", "code"};
     struct fl_metric *calls =
         fl_metrics_counter(f->metrics, "flint_invocations_total",
@@ -166,8 +166,13 @@ void fl_router_handle(struct fl_http_request *req, void *data)
     struct fl_http_header extra[FL_ROUTE_MAX_PARAMS];
     char names[FL_ROUTE_MAX_PARAMS][96];
     for (size_t i = 0; i < m.nparams; i++) {
-        int n = snprintf(names[i], sizeof(names[i]), "X-Flint-Param-%s", m.params[i].name);
-        extra[i] = (struct fl_http_header){names[i], (size_t)n, m.params[i].value,
+        size_t len = strlen(m.params[i].name);
+        if (len > sizeof(names[i]) - 15)
+            len = sizeof(names[i]) - 15;
+        memcpy(names[i], "X-Flint-Param-", 14);
+        memcpy(names[i] + 14, m.params[i].name, len);
+        names[i][14 + len] = '\0';
+        extra[i] = (struct fl_http_header){names[i], 14 + len, m.params[i].value,
                                            strlen(m.params[i].value)};
     }
     fl_router_forward(r->ex, r->metrics, req, m.route->target_name, req->target, extra, m.nparams,

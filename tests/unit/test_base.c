@@ -120,6 +120,18 @@ TEST(string_helpers)
     ASSERT(!fl_str_has_suffix("gz", ".tar.gz"));
     ASSERT(fl_str_ieq("Content-Length", 14, "content-length"));
     ASSERT(!fl_str_ieq("Content-Len", 11, "content-length"));
+    ASSERT(!fl_str_ieq("Content-Lengthy", 15, "content-length"));
+    ASSERT(!fl_str_ieq("Content-Lengti", 14, "content-length"));
+    ASSERT(fl_str_ieq("Content-Lengthy", 14, "CONTENT-LENGTH")); /* only n bytes count */
+    ASSERT(fl_str_ieq("", 0, ""));
+    ASSERT(!fl_str_ieq("[", 1, "{")); /* '[' | 0x20 would be '{': ASCII letters only fold */
+    char num[FL_U64_CHARS];
+    ASSERT_EQ(fl_fmt_u64(num, 0), 1);
+    ASSERT_STR_EQ(num, "0");
+    ASSERT_EQ(fl_fmt_u64(num, 429), 3);
+    ASSERT_STR_EQ(num, "429");
+    ASSERT_EQ(fl_fmt_u64(num, UINT64_MAX), 20);
+    ASSERT_STR_EQ(num, "18446744073709551615");
     char *d = fl_strndup("hello world", 5);
     ASSERT_STR_EQ(d, "hello");
     free(d);
