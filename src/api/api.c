@@ -319,8 +319,6 @@ static void on_put(int err, const struct fl_store_result *res, void *data)
     }
     fl_log(FL_LOG_INFO, "api", c->create ? "created" : "updated", "kind=%s name=%s revision=%llu",
            kind_names[c->kind], c->name, (unsigned long long)res->seq);
-    char now[32];
-    fl_clock_format(fl_clock_wall_ms(), now, sizeof(now));
     json_t *body =
         json_pack("{s:s, s:s, s:I, s:O, s:O}", "kind", kind_names[c->kind], "name", c->name,
                   "revision", (json_int_t)res->seq, "spec", json_object_get(c->value, "spec"),
@@ -470,6 +468,26 @@ out:
 
 /* ---- delete ---- */
 
+/* The value of key in a query string, copied to out; false if absent. */
+static bool query_value(const char *query, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= klen && strncmp(p, key, klen) == 0 && (len == klen || p[klen] == '=')) {
+            size_t vlen = len > klen ? len - klen - 1 : 0;
+            if (vlen >= size)
+                vlen = size - 1;
+            memcpy(out, p + klen + (len > klen ? 1 : 0), vlen);
+            out[vlen] = '\0';
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
 struct delete_ctx {
     struct fl_api *api;
     struct fl_http_request *req;
@@ -547,9 +565,10 @@ static void delete_resource(struct fl_api *api, struct fl_http_request *req, enu
     d->kind = kind;
     d->expect = FL_REV_ANY;
     fl_strlcpy(d->name, name, sizeof(d->name));
-    if (fl_str_has_prefix(req->query, "revision=")) {
+    char value[32];
+    if (query_value(req->query, "revision", value, sizeof(value))) {
         uint64_t rev;
-        if (fl_parse_u64(req->query + 9, UINT64_MAX - 1, &rev) < 0) {
+        if (fl_parse_u64(value, UINT64_MAX - 1, &rev) < 0) {
             fl_http_respond_error(req, 400, "bad_request", "revision: must be a number");
             free(d);
             return;
@@ -683,26 +702,6 @@ static void status(struct fl_api *api, struct fl_http_request *req)
 }
 
 /* ---- function calls, logs, metrics ---- */
-
-/* The value of key in a query string, copied to out; false if absent. */
-static bool query_value(const char *query, const char *key, char *out, size_t size)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p != NULL && *p != '\0';) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len >= klen && strncmp(p, key, klen) == 0 && (len == klen || p[klen] == '=')) {
-            size_t vlen = len > klen ? len - klen - 1 : 0;
-            if (vlen >= size)
-                vlen = size - 1;
-            memcpy(out, p + klen + (len > klen ? 1 : 0), vlen);
-            out[vlen] = '\0';
-            return true;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return false;
-}
 
 static void invoke(struct fl_api *api, struct fl_http_request *req, const char *name)
 {

@@ -145,7 +145,12 @@ def test_stale_revisions_are_conflicts(flintd):
     assert r.status == 404
     r = flintd.api("DELETE", f"/v1/environments/e?revision={rev}")
     assert r.status == 409
-    assert flintd.api("DELETE", "/v1/environments/e").status == 200
+    r = flintd.api("DELETE", "/v1/environments/e?revision=soon")
+    assert r.status == 400 and "revision: must be a number" in r.json()["error"]["message"]
+    # the revision is found among other parameters too
+    r = flintd.api("DELETE", f"/v1/environments/e?pretty=1&revision={rev}")
+    assert r.status == 409
+    assert flintd.api("DELETE", f"/v1/environments/e?revision={ok.json()['revision']}").status == 200
     assert flintd.api("DELETE", "/v1/environments/e").status == 404
 
 
