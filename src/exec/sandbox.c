@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,62 +147,65 @@ void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only)
 
 /* ---- cgroups ---- */
 
+/* Write a printf-formatted value to dir/file (a cgroup control file). */
+static int set_value(const char *dir, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_value(const char *dir, const char *file, const char *fmt, ...)
+{
+    char path[600], value[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof(value), fmt, ap);
+    va_end(ap);
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    return write_file(path, value);
+}
+
+/* A limit that did not take is an error: an instance never runs without
+ * the limits it was given. Swap is best effort (swap accounting may be
+ * off, and then there is nothing to limit). */
 static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, char *procs,
                         size_t size)
 {
     static unsigned counter;
-    char name[64], value[32];
+    char name[64];
+    int rc = 0;
     snprintf(name, sizeof(name), "i%d-%u", (int)getpid(), ++counter);
     procs[0] = '\0';
+    long long quota = (long long)limits->cpu_millis * 100;
     if (cgroup_kind == CGROUP_V2) {
+        const char *dir = sb->cgroups[0];
         snprintf(sb->cgroups[0], sizeof(sb->cgroups[0]), "/sys/fs/cgroup/flint/%s", name);
-        if (mkdir(sb->cgroups[0], 0755) != 0)
+        if (mkdir(dir, 0755) != 0)
             return -errno;
-        char path[600];
-        snprintf(path, sizeof(path), "%s/memory.max", sb->cgroups[0]);
-        snprintf(value, sizeof(value), "%llu", (unsigned long long)limits->memory_bytes);
-        write_file(path, value);
-        snprintf(path, sizeof(path), "%s/memory.swap.max", sb->cgroups[0]);
-        write_file(path, "0");
-        snprintf(path, sizeof(path), "%s/pids.max", sb->cgroups[0]);
-        snprintf(value, sizeof(value), "%lld", (long long)limits->processes);
-        write_file(path, value);
-        if (cgroup_cpu && limits->cpu_millis > 0) {
-            snprintf(path, sizeof(path), "%s/cpu.max", sb->cgroups[0]);
-            snprintf(value, sizeof(value), "%lld %d", (long long)limits->cpu_millis * 100,
-                     CPU_PERIOD_US);
-            write_file(path, value);
-        }
-        snprintf(procs, size, "%s/cgroup.procs", sb->cgroups[0]);
+        rc = set_value(dir, "memory.max", "%llu", (unsigned long long)limits->memory_bytes);
+        set_value(dir, "memory.swap.max", "0");
+        rc = rc ? rc : set_value(dir, "pids.max", "%lld", (long long)limits->processes);
+        if (rc == 0 && cgroup_cpu && limits->cpu_millis > 0)
+            rc = set_value(dir, "cpu.max", "%lld %d", quota, CPU_PERIOD_US);
+        snprintf(procs, size, "%s/cgroup.procs", dir);
     } else if (cgroup_kind == CGROUP_V1) {
         snprintf(sb->cgroups[0], sizeof(sb->cgroups[0]), "/sys/fs/cgroup/memory/flint/%s", name);
         snprintf(sb->cgroups[1], sizeof(sb->cgroups[1]), "/sys/fs/cgroup/pids/flint/%s", name);
         for (int i = 0; i < 2; i++)
             if (mkdir(sb->cgroups[i], 0755) != 0)
                 return -errno;
-        char path[600];
-        snprintf(path, sizeof(path), "%s/memory.limit_in_bytes", sb->cgroups[0]);
-        snprintf(value, sizeof(value), "%llu", (unsigned long long)limits->memory_bytes);
-        write_file(path, value);
-        snprintf(path, sizeof(path), "%s/pids.max", sb->cgroups[1]);
-        snprintf(value, sizeof(value), "%lld", (long long)limits->processes);
-        write_file(path, value);
+        rc = set_value(sb->cgroups[0], "memory.limit_in_bytes", "%llu",
+                       (unsigned long long)limits->memory_bytes);
+        rc = rc ? rc : set_value(sb->cgroups[1], "pids.max", "%lld", (long long)limits->processes);
         snprintf(procs, size, "%s/cgroup.procs %s/cgroup.procs", sb->cgroups[0], sb->cgroups[1]);
-        if (cgroup_cpu && limits->cpu_millis > 0) {
+        if (rc == 0 && cgroup_cpu && limits->cpu_millis > 0) {
             snprintf(sb->cgroups[2], sizeof(sb->cgroups[2]), "/sys/fs/cgroup/cpu/flint/%s", name);
             if (mkdir(sb->cgroups[2], 0755) != 0)
                 return -errno;
-            snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", sb->cgroups[2]);
-            snprintf(value, sizeof(value), "%d", CPU_PERIOD_US);
-            write_file(path, value);
-            snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", sb->cgroups[2]);
-            snprintf(value, sizeof(value), "%lld", (long long)limits->cpu_millis * 100);
-            write_file(path, value);
+            rc = set_value(sb->cgroups[2], "cpu.cfs_period_us", "%d", CPU_PERIOD_US);
+            rc = rc ? rc : set_value(sb->cgroups[2], "cpu.cfs_quota_us", "%lld", quota);
             size_t used = strlen(procs);
             snprintf(procs + used, size - used, " %s/cgroup.procs", sb->cgroups[2]);
         }
     }
-    return 0;
+    return rc;
 }
 
 /* Kill what is in a cgroup directory and remove it. */

@@ -211,29 +211,15 @@ static void on_env_put(void *data, const char *name, uint64_t revision, json_t *
     fl_buf_release(&err);
 }
 
-static void on_env_synced(void *data)
-{
-    ((struct flintd *)data)->envs_synced = true;
-}
-
-static void on_fn_synced(void *data)
-{
-    struct flintd *d = data;
-    d->fns_synced = true;
-    fl_log(FL_LOG_INFO, "flintd", "functions loaded", NULL);
-}
-
-/* Ready once what the store held at start is loaded: /healthz says so. */
-static bool ready(void *data)
-{
-    struct flintd *d = data;
-    return d->envs_synced && d->fns_synced && d->routing != NULL && fl_router_synced(d->routing);
-}
-
 static void on_env_remove(void *data, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
     fl_executor_remove_environment(d->executor, name);
+}
+
+static void on_env_synced(void *data)
+{
+    ((struct flintd *)data)->envs_synced = true;
 }
 
 static void on_fn_put(void *data, const char *name, uint64_t revision, json_t *value)
@@ -254,6 +240,20 @@ static void on_fn_remove(void *data, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
     fl_executor_remove_function(d->executor, name);
+}
+
+static void on_fn_synced(void *data)
+{
+    struct flintd *d = data;
+    d->fns_synced = true;
+    fl_log(FL_LOG_INFO, "flintd", "functions loaded", NULL);
+}
+
+/* Ready once what the store held at start is loaded: /healthz says so. */
+static bool ready(void *data)
+{
+    struct flintd *d = data;
+    return d->envs_synced && d->fns_synced && d->routing != NULL && fl_router_synced(d->routing);
 }
 
 /* Whether kind/name at revision (0: deleted) has reached the executor or
