@@ -1590,10 +1590,11 @@ static void on_tick(uv_timer_t *t)
 static json_t *instance_json(const struct instance *inst)
 {
     uint64_t now = now_ns();
-    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s}", "id", inst->id, "state",
+    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s,s:b}", "id", inst->id, "state",
                      state_names[inst->state], "revision", (json_int_t)inst->fn_revision, "active",
                      (int)inst->active, "draining", inst->draining, "idleMs",
-                     (json_int_t)((now - inst->last_used_ns) / 1000000), "socket", inst->target);
+                     (json_int_t)((now - inst->last_used_ns) / 1000000), "socket", inst->target,
+                     "pipelining", inst->pipelining);
 }
 
 static json_t *function_json(const struct function *fn, bool with_log)
