@@ -654,6 +654,14 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         bool next_written = c->first != NULL && c->first->written;
         if (!keep || (len > 0 && !next_written)) {
             /* closing, or bytes past the last response: trust nothing more */
+            if (!keep) {
+                /* A server that answers "close" processes nothing after
+                 * that answer (RFC 9112, 9.6): the calls behind it were
+                 * not acted on, and go out again on another connection. */
+                for (struct fl_http_call *next = c->first; next != NULL; next = next->conn_next)
+                    next->written = false;
+                c->unsent = c->first;
+            }
             if (c->first != NULL)
                 conn_fail(c, keep ? FL_EPROTO : FL_ESENT);
             else

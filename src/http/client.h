@@ -32,7 +32,8 @@
  * together, one writev per connection. A response timeout fails the
  * requests that timed out with FL_ETIMEDOUT and closes their connection;
  * the others written on it fail with FL_ESENT, those not yet written are
- * sent on another.
+ * sent on another, as are those behind a response that closes the
+ * connection (the server processed none of them).
  *
  * Everything runs on the loop's thread. The callback of a request runs
  * exactly once (never from inside fl_http_client_request()); the response

@@ -653,7 +653,8 @@ TEST(a_pipelined_timeout_fails_what_was_sent_behind_it)
     ASSERT_EQ(b->err, FL_ESENT); /* written, maybe acted on: not resent */
     free(a);
     free(b);
-    /* an idempotent request behind a connection that closes is resent */
+    /* requests behind an answer that closes the connection were not
+     * processed: they are sent again, idempotent or not */
     struct fl_http_header close = {"Connection", 10, "close", 5};
     struct fl_http_client_request closing = {.target = server_addr,
                                              .method = "GET",
@@ -666,16 +667,27 @@ TEST(a_pipelined_timeout_fails_what_was_sent_behind_it)
                                            .path = "/hello",
                                            .idempotent = true,
                                            .pipeline = true};
+    struct fl_http_client_request post = {.target = server_addr,
+                                          .method = "POST",
+                                          .path = "/echo",
+                                          .body = "once",
+                                          .body_len = 4,
+                                          .pipeline = true};
     a = start_call(&closing, NULL);
     b = start_call(&again, NULL);
+    struct result *d = start_call(&post, NULL);
     run_until(a);
     run_until(b);
+    run_until(d);
     ASSERT_OK(a->err);
     ASSERT_OK(b->err);
+    ASSERT_OK(d->err);
     ASSERT_STR_EQ(a->body, "hello");
     ASSERT_STR_EQ(b->body, "hello");
+    ASSERT_STR_EQ(d->body, "POST /echo - once");
     free(a);
     free(b);
+    free(d);
     stop_client();
     stop_server();
 }
