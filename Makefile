@@ -144,7 +144,8 @@ test-e2e: $(BINS) $(HELPER_BINS)
 DATA ?= $(CURDIR)/.flint-data
 run:
 	@scripts/install-deps build run
-	@$(MAKE) --no-print-directory binaries
+	@echo "building flintd, flint and the runtimes..."
+	@$(MAKE) --no-print-directory -s binaries
 	@scripts/run-flintd $(BUILD) $(DATA)
 
 bench:
