@@ -147,7 +147,7 @@ void fl_http_client_config_init(struct fl_http_client_config *cfg)
     cfg->max_response_bytes = 16u << 20;
 }
 
-static bool call_start(struct fl_http_call *call, bool fresh_connection);
+static void call_start(struct fl_http_call *call, bool fresh_connection);
 static void pump_queue(struct target *t);
 static void conn_close(struct conn *c);
 
@@ -551,11 +551,11 @@ static void conn_arm_timer(struct conn *c)
 }
 
 /* c carries no call: back to the pool, or closed. */
-static void conn_idle(struct conn *c, bool keep_alive)
+static void conn_idle(struct conn *c)
 {
     struct target *t = c->target;
     pipe_remove(c);
-    if (!keep_alive || c->client->closing || t->nidle >= c->client->cfg.max_idle) {
+    if (c->client->closing || t->nidle >= c->client->cfg.max_idle) {
         conn_close(c);
         return;
     }
@@ -674,7 +674,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (c->state == CONN_CLOSING)
             return;
         if (c->first == NULL) {
-            conn_idle(c, true);
+            conn_idle(c);
             pump_queue(t);
             return;
         }
@@ -715,16 +715,14 @@ static void conn_write_unsent(struct conn *c)
             conn_fail(c, FL_ESENT);
             return;
         }
+        /* skip what was written: i whole buffers, then left bytes of the next */
         unsigned i = 0;
-        for (size_t left = w > 0 ? (size_t)w : 0; i < n && left >= bufs[i].len; i++)
+        size_t left = w > 0 ? (size_t)w : 0;
+        for (; i < n && left >= bufs[i].len; i++)
             left -= bufs[i].len;
         if (i < n) {
-            size_t partial = 0;
-            for (unsigned k = 0; k < i; k++)
-                partial += bufs[k].len;
-            partial = w > 0 ? (size_t)w - partial : 0;
-            bufs[i].base += partial;
-            bufs[i].len -= (unsigned)partial;
+            bufs[i].base += left;
+            bufs[i].len -= (unsigned)left;
             /* The calls' buffers outlive the write: a call leaves only
              * after its connection is closed (which cancels the write) or
              * answered. */
@@ -786,7 +784,7 @@ static void on_connect(uv_connect_t *req, int status)
     uv_timer_stop(&c->timer);
     c->state = CONN_BUSY;
     if (c->first == NULL) { /* its calls were canceled while connecting */
-        conn_idle(c, true);
+        conn_idle(c);
         pump_queue(c->target);
         return;
     }
@@ -867,45 +865,34 @@ static struct conn *conn_for(struct fl_http_call *call, bool fresh)
     return c;
 }
 
-/* Give call a connection now, or false. */
-static bool call_place(struct fl_http_call *call, bool fresh)
+/* Put call on c; it is written from the loop, with whatever else comes. */
+static void call_attach(struct fl_http_call *call, struct conn *c)
 {
-    struct conn *c = conn_for(call, fresh);
-    if (c == NULL)
-        return false;
     conn_push(c, call);
     if (c->state == CONN_BUSY)
-        dirty_add(c); /* written from the loop, with whatever else comes */
-    return true;
+        dirty_add(c);
 }
 
 /* Give call a connection, or a place in the queue. */
-static bool call_start(struct fl_http_call *call, bool fresh)
+static void call_start(struct fl_http_call *call, bool fresh)
 {
-    if (call_place(call, fresh))
-        return true;
-    queue_push(call->target, call);
-    return false;
+    struct conn *c = conn_for(call, fresh);
+    if (c != NULL)
+        call_attach(call, c);
+    else
+        queue_push(call->target, call);
 }
 
+/* Give waiting calls, oldest first, the connections that have room. */
 static void pump_queue(struct target *t)
 {
     while (t->queue_head != NULL) {
         struct fl_http_call *call = t->queue_head;
-        queue_remove(t, call);
-        if (!call_place(call, false)) {
-            /* back at the head, where it was */
-            call->state = CALL_QUEUED;
-            call->prev = NULL;
-            call->next = t->queue_head;
-            if (t->queue_head != NULL)
-                t->queue_head->prev = call;
-            else
-                t->queue_tail = call;
-            t->queue_head = call;
-            t->nqueued++;
+        struct conn *c = conn_for(call, false);
+        if (c == NULL)
             return;
-        }
+        queue_remove(t, call);
+        call_attach(call, c);
     }
 }
 
@@ -1199,7 +1186,7 @@ void fl_http_client_cancel(struct fl_http_call *call)
         /* alone on its connection, maybe half written or answered: close it */
         conn_fail(c, FL_ESENT);
     } else if (c->first == NULL && c->state == CONN_BUSY) {
-        conn_idle(c, true); /* a connecting one joins the pool once open */
+        conn_idle(c); /* a connecting one joins the pool once open */
     }
     call_finish(call, FL_ECANCELED);
     pump_queue(t);
