@@ -22,6 +22,16 @@ BUILD = os.path.abspath(os.environ.get("FLINT_BUILD", os.path.join(ROOT, "build"
 BIN = os.path.join(BUILD, "bin")
 
 
+def wait_for(predicate, timeout=20, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     """A loopback port that was free a moment ago."""
     return free_ports(1)[0]

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import http
+from conftest import http, wait_for
 
 
 def deploy(flintd, tmp_path, documents, files=None):
@@ -38,16 +38,6 @@ def function_status(flintd, name):
     r = flintd.api("GET", f"/v1/functions/{name}")
     assert r.status == 200, r.text
     return r.json()["status"]
-
-
-def wait_for(predicate, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 ENVS = """
