@@ -53,6 +53,16 @@ bool fl_str_ieq(const char *a, size_t n, const char *b)
     return i == n && b[i] == '\0';
 }
 
+bool fl_str_has_ctl(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return true;
+    }
+    return false;
+}
+
 int fl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end;

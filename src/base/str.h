@@ -25,6 +25,10 @@ bool fl_str_has_suffix(const char *s, const char *suffix);
  * true only if they are the same length and equal ignoring ASCII case. */
 bool fl_str_ieq(const char *a, size_t n, const char *b);
 
+/* True if the n bytes at s hold a control character other than HTAB (NUL,
+ * CR, LF, DEL...): what an HTTP field value must not contain (RFC 9110 5.5). */
+bool fl_str_has_ctl(const char *s, size_t n);
+
 /* Parse all of s as a decimal integer within [min, max].
  * 0, FL_EINVAL (not a number, trailing characters, empty) or FL_ERANGE. */
 int fl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

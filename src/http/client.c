@@ -946,6 +946,11 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct fl_http_call *call = parser_call(p);
     if (header_bytes(call, len + 1) < 0)
         return -1;
+    /* http-parser lets a control character through as a value's first byte */
+    if (fl_str_has_ctl(at, len)) {
+        call->error = FL_EPROTO;
+        return -1;
+    }
     if (call->headers_done)
         return 0;
     struct header_index *h = &call->index[call->nindex - 1];

@@ -967,6 +967,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct request *r = c->tail;
     if (header_limit(c, r, len) < 0)
         return -1;
+    /* http-parser lets a control character through as a value's first byte */
+    if (fl_str_has_ctl(at, len)) {
+        answer_parse_error(c, 400, "bad_request",
+                           "malformed request: a header value holds a control character");
+        return -1;
+    }
     if (r->headers_done)
         return 0;
     struct header_index *h = &r->index[r->nindex - 1];

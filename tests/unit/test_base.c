@@ -122,6 +122,11 @@ TEST(string_helpers)
     ASSERT(!fl_str_ieq("Content-Len", 11, "content-length"));
     ASSERT(!fl_str_ieq("Content-Lengthy", 15, "content-length"));
     ASSERT(!fl_str_ieq("Content-Lengti", 14, "content-length"));
+    ASSERT(!fl_str_has_ctl("text/plain; q=\"a b\"\t", 19));
+    ASSERT(!fl_str_has_ctl("\x80\xff", 2)); /* obs-text is allowed */
+    ASSERT(fl_str_has_ctl("a\0b", 3));
+    ASSERT(fl_str_has_ctl("a\r", 2));
+    ASSERT(fl_str_has_ctl("\x7f", 1));
     ASSERT(fl_str_ieq("Content-Lengthy", 14, "CONTENT-LENGTH")); /* only n bytes count */
     ASSERT(fl_str_ieq("", 0, ""));
     ASSERT(!fl_str_ieq("[", 1, "{")); /* '[' | 0x20 would be '{': ASCII letters only fold */

@@ -386,9 +386,12 @@ TEST(failures_after_sending_are_not_safe_to_retry)
     start_client(NULL);
     char target[64];
     const char *cases[] = {NULL, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
-                           "this is not http\r\n\r\n"};
-    int expected[] = {FL_ESENT, FL_ESENT, FL_EPROTO};
-    for (int i = 0; i < 3; i++) {
+                           "this is not http\r\n\r\n",
+                           /* a control character where a header value starts */
+                           "HTTP/1.1 200 OK\r\nX-A:\x01\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 200 OK\r\nX-A: \x7f\r\nContent-Length: 0\r\n\r\n"};
+    int expected[] = {FL_ESENT, FL_ESENT, FL_EPROTO, FL_EPROTO, FL_EPROTO};
+    for (int i = 0; i < 5; i++) {
         struct raw_server rs = {.reply = cases[i]};
         raw_start(&rs);
         snprintf(target, sizeof(target), "127.0.0.1:%d", rs.port);

@@ -439,6 +439,9 @@ TEST(malformed_requests_get_400_and_others_are_served)
         "POST /x HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
         "POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
         "GET /x\x01y HTTP/1.1\r\n\r\n",
+        /* control characters where a header value starts */
+        "GET /x HTTP/1.1\r\nX-A:\x01b\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX-A: \x7f\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd = connect_tcp();
