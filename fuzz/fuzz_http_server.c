@@ -8,6 +8,7 @@
  * /stream, so that parsing, pipelining, limits, error answers and the
  * close paths all run. Run it with `make fuzz`.
  */
+#include "base/str.h"
 #include "http/server.h"
 
 #include <fcntl.h>
@@ -30,6 +31,8 @@ static void handler(struct fl_http_request *req, void *data)
     }
     size_t len = 0;
     const char *x = fl_http_request_header(req, "x-echo", &len);
+    if (x != NULL && fl_str_has_ctl(x, len))
+        abort(); /* a header value the server should have refused */
     struct fl_http_header h = {"X-Echo", 6, x ? x : "", len};
     fl_http_respond(req, 200, &h, 1, req->body, req->body_len);
 }
