@@ -1100,6 +1100,15 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         respond_error(inv, 502, "response_too_large",
                       "the response of function '%s' is larger than %zu bytes", fn->name,
                       ex->cfg.max_response_bytes);
+    } else if (err == FL_EPROTO) {
+        /* the instance lives but speaks no valid HTTP: nothing more it
+         * says on that connection can be trusted */
+        fn_note(fn, inst, "request %s: the instance answered malformed HTTP; instance recycled",
+                inv->id);
+        respond_error(inv, 502, "bad_response",
+                      "function '%s' answered with malformed HTTP (see the runtime contract)",
+                      fn->name);
+        instance_stop(inst, "answered malformed HTTP");
     } else {
         /* the connection broke: most likely the instance is dying; answer
          * when its exit tells why */

@@ -514,7 +514,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/healthz":
             return self.reply(200, "ok")
         with open(self.server.code) as f:
-            self.reply(200, "custom says " + f.read().strip())
+            words = f.read().strip()
+        if words == "garbage":  # an answer no HTTP parser should take
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Bad:\x01\r\nContent-Length: 2\r\n\r\nok")
+            return
+        self.reply(200, "custom says " + words)
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path == "/v2/specialize":
@@ -542,6 +546,30 @@ spec: {environment: custom, code: words.txt}
 """ % json.dumps(CUSTOM_RUNTIME), {"words.txt": "hello\n"})
     r = invoke(flintd, "bespoke")
     assert (r.status, r.text) == (200, "custom says hello"), r.text
+
+
+def test_a_malformed_answer_is_a_502_and_the_instance_is_recycled(flintd, tmp_path):
+    deploy(flintd, tmp_path, """
+kind: environment
+name: custom
+spec:
+  runtime: custom
+  poolsize: 1
+  command: ["/usr/bin/python3", "-c", %s]
+---
+kind: function
+name: garbled
+spec: {environment: custom, code: words.txt}
+""" % json.dumps(CUSTOM_RUNTIME), {"words.txt": "garbage\n"})
+    for _ in range(2):  # the second call gets a new instance, and the same answer
+        r = invoke(flintd, "garbled")
+        assert r.status == 502, r.text
+        error = r.json()["error"]
+        assert error["code"] == "bad_response"
+        assert "function 'garbled' answered with malformed HTTP" in error["message"]
+    wait_for(lambda: "answered malformed HTTP; instance recycled" in flintd.log(),
+             what="the executor to say why it recycled the instance")
+    assert function_status(flintd, "garbled")["errors"] == 2
 
 
 def test_an_environment_builder_runs_in_the_deployment(flintd, tmp_path):
