@@ -531,7 +531,9 @@ Server(os.environ["FLINT_LISTEN"][len("unix:"):], Handler).serve_forever()
 '''
 
 
-def test_a_custom_environment_is_any_command_that_honours_the_contract(flintd, tmp_path):
+def deploy_custom(flintd, tmp_path, function, words):
+    """A function of a custom environment running CUSTOM_RUNTIME, which
+    answers with its code file's words."""
     deploy(flintd, tmp_path, """
 kind: environment
 name: custom
@@ -541,26 +543,19 @@ spec:
   command: ["/usr/bin/python3", "-c", %s]
 ---
 kind: function
-name: bespoke
+name: %s
 spec: {environment: custom, code: words.txt}
-""" % json.dumps(CUSTOM_RUNTIME), {"words.txt": "hello\n"})
+""" % (json.dumps(CUSTOM_RUNTIME), function), {"words.txt": words + "\n"})
+
+
+def test_a_custom_environment_is_any_command_that_honours_the_contract(flintd, tmp_path):
+    deploy_custom(flintd, tmp_path, "bespoke", "hello")
     r = invoke(flintd, "bespoke")
     assert (r.status, r.text) == (200, "custom says hello"), r.text
 
 
 def test_a_malformed_answer_is_a_502_and_the_instance_is_recycled(flintd, tmp_path):
-    deploy(flintd, tmp_path, """
-kind: environment
-name: custom
-spec:
-  runtime: custom
-  poolsize: 1
-  command: ["/usr/bin/python3", "-c", %s]
----
-kind: function
-name: garbled
-spec: {environment: custom, code: words.txt}
-""" % json.dumps(CUSTOM_RUNTIME), {"words.txt": "garbage\n"})
+    deploy_custom(flintd, tmp_path, "garbled", "garbage")
     for _ in range(2):  # the second call gets a new instance, and the same answer
         r = invoke(flintd, "garbled")
         assert r.status == 502, r.text
