@@ -256,7 +256,9 @@ spec: {environment: python, code: m.py, entrypoint: m.missing}
 
 
 def test_busy_functions_queue_then_get_429(flintd_factory, tmp_path):
-    flintd = flintd_factory(extra_args=["--queue-wait", "500ms", "--queue-max", "1"])
+    # margins, not thresholds: the queued call must still wait when the third
+    # arrives (1.5 s), and give up well before the slow one ends (5 s)
+    flintd = flintd_factory(extra_args=["--queue-wait", "1500ms", "--queue-max", "1"])
     code = "import time\ndef main(req):\n    time.sleep(float(req.body or 0))\n    return 'done'\n"
     deploy(flintd, tmp_path, ENVS + """
 ---
@@ -268,7 +270,7 @@ spec: {environment: python, code: s.py, entrypoint: s.main, concurrency: 1}
     results = {}
 
     def slow():
-        results["slow"] = invoke(flintd, "single", "3")
+        results["slow"] = invoke(flintd, "single", "5")
 
     t = threading.Thread(target=slow)
     t.start()
