@@ -110,7 +110,9 @@ void fl_http_client_close(struct fl_http_client *client, void (*done)(void *data
  * Send req (everything in it is copied) and call cb with the buffered
  * response. If call is not NULL, a handle for fl_http_client_cancel() is
  * stored there; it is valid until cb runs. Returns 0, or FL_EINVAL (bad
- * target or method), FL_EAGAIN (the target's queue is full), FL_ENOMEM,
+ * target, method or path; a header name that is not a token, a value with a
+ * control character, or a Content-Length or Transfer-Encoding header, which
+ * the client writes itself), FL_EAGAIN (the target's queue is full), FL_ENOMEM,
  * FL_ECANCELED (the client is closing) without calling cb.
  */
 int fl_http_client_request(struct fl_http_client *client, const struct fl_http_client_request *req,
