@@ -150,6 +150,11 @@ void fl_router_handle(struct fl_http_request *req, void *data)
         fl_http_respond(req, 405, h, 2, body, (size_t)n);
         return;
     }
+    if (rc == FL_EINVAL) {
+        fl_http_respond_error(req, 400, "bad_path_parameter",
+                              "a path parameter decodes to a control character");
+        return;
+    }
     if (rc < 0) {
         fl_http_respond_error(req, 414, "path_too_long",
                               "the path has more segments or a longer parameter than a route "

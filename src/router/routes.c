@@ -254,14 +254,20 @@ int fl_route_spec_check(json_t *spec, struct fl_buf *err)
     return rc;
 }
 
-/* Negative if a is more specific than b (see the header's rules). */
+/* Negative if a sorts before b: the header's rules, made a total order.
+ * Exact routes with different numbers of segments never match the same
+ * path, but they are still ordered by that number first: comparing them
+ * segment by segment and falling back on names would not be transitive
+ * ("/x/{p}" < "/x" < "/x/y" by name, "/x/y" < "/x/{p}" by segments), and
+ * the table's insertion would then put a parameter ahead of a literal. */
 static int compare_routes(const struct fl_route *a, const struct fl_route *b)
 {
     if (a->prefix != b->prefix)
         return a->prefix ? 1 : -1;
     if (!a->prefix) {
-        size_t n = a->nsegments < b->nsegments ? a->nsegments : b->nsegments;
-        for (size_t i = 0; i < n; i++)
+        if (a->nsegments != b->nsegments)
+            return a->nsegments < b->nsegments ? -1 : 1;
+        for (size_t i = 0; i < a->nsegments; i++)
             if (a->is_param[i] != b->is_param[i])
                 return a->is_param[i] ? 1 : -1;
     } else {
@@ -326,7 +332,9 @@ static int hex_value(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Percent-decode n bytes of s into out (size bytes). FL_ETOOBIG if it does not fit. */
+/* Percent-decode n bytes of s into out (size bytes). FL_ETOOBIG if it does
+ * not fit; FL_EINVAL if it decodes to a control character, which no header
+ * value may hold (parameters reach functions as headers). */
 static int decode_into(const char *s, size_t n, char *out, size_t size)
 {
     size_t o = 0;
@@ -337,6 +345,8 @@ static int decode_into(const char *s, size_t n, char *out, size_t size)
             if (hi >= 0 && lo >= 0) {
                 c = (char)(hi * 16 + lo);
                 i += 2;
+                if (fl_str_has_ctl(&c, 1))
+                    return FL_EINVAL;
             }
         }
         if (o + 1 >= size)
@@ -363,8 +373,9 @@ static int match_exact(const struct fl_route *r, const char *const *seg, const s
             continue;
         struct fl_route_param *p = &m->params[m->nparams++];
         p->name = r->segments[i];
-        if (decode_into(seg[i], seglen[i], p->value, sizeof(p->value)) < 0)
-            return FL_ETOOBIG;
+        int rc = decode_into(seg[i], seglen[i], p->value, sizeof(p->value));
+        if (rc < 0)
+            return rc;
     }
     return 1;
 }

@@ -96,7 +96,8 @@ size_t fl_route_table_size(const struct fl_route_table *t);
  * Returns 0 with m filled; FL_ENOENT if no route has this path; FL_EACCES
  * if routes have the path but not the method (m->allowed says which
  * methods do); FL_ETOOBIG if the path has more segments or a longer
- * parameter value than a route can hold.
+ * parameter value than a route can hold; FL_EINVAL if the parameter of the
+ * route that matches decodes to a control character ("%0D", "%00").
  */
 int fl_route_table_match(const struct fl_route_table *t, const char *method, const char *path,
                          size_t len, struct fl_route_match *m);

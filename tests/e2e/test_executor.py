@@ -116,6 +116,13 @@ spec: {path: "/echo/{id}/x", methods: [POST], target: {function: echo}}
     assert h["x-flint-trigger"] == "http"
     assert h["x-flint-attempt"] == "1"
     assert len(h["x-flint-invocation-id"]) == 36
+    # parameters are percent-decoded, and one that would smuggle a header is refused
+    r = call(flintd, "/echo/a%20b%2Fc/x", method="POST", body="")
+    assert r.json()["headers"]["x-flint-param-id"] == "a b/c"
+    for bad in ("a%0D%0AX-Flint-Function:%20spoofed", "a%00b"):
+        r = call(flintd, f"/echo/{bad}/x", method="POST", body="")
+        assert r.status == 400, r.text
+        assert r.json()["error"]["code"] == "bad_path_parameter"
 
 
 def test_a_failed_build_is_a_clear_error_and_a_fix_recovers(flintd, tmp_path):

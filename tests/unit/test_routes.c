@@ -28,6 +28,8 @@ static const char *match(struct fl_route_table *t, const char *method, const cha
         return "405";
     if (rc == FL_ETOOBIG)
         return "414";
+    if (rc == FL_EINVAL)
+        return "400";
     ASSERT_EQ(rc, 0);
     return m->route->name;
 }
@@ -98,6 +100,72 @@ TEST(more_specific_routes_win_whatever_the_order)
         ASSERT_STR_EQ(match(t, "GET", "/", &m), "any");
         fl_route_table_free(t);
     }
+}
+
+/* Every order of arrival of these routes must give the same winners. */
+static const char *const arrival[][2] = {
+    {"b", "{\"path\": \"/x\", \"target\": {\"function\": \"f\"}}"},
+    {"c", "{\"path\": \"/x/y\", \"target\": {\"function\": \"f\"}}"},
+    {"a", "{\"path\": \"/x/{p}\", \"target\": {\"function\": \"f\"}}"},
+    {"d", "{\"path\": \"/{q}/y\", \"target\": {\"function\": \"f\"}}"},
+    {"e", "{\"path\": \"/{q}\", \"target\": {\"function\": \"f\"}}"},
+    {"f", "{\"prefix\": \"/x\", \"target\": {\"function\": \"f\"}}"},
+};
+#define NARRIVAL (sizeof(arrival) / sizeof(arrival[0]))
+
+static void check_winners(const size_t *order)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    for (size_t i = 0; i < NARRIVAL; i++)
+        put(t, arrival[order[i]][0], arrival[order[i]][1]);
+    const char *const want[][2] = {{"/x/y", "c"}, {"/x/z", "a"},   {"/w/y", "d"},  {"/x", "b"},
+                                   {"/w", "e"},   {"/x/z/k", "f"}, {"/w/z", "404"}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const char *got = match(t, "GET", want[i][0], &m);
+        if (strcmp(got, want[i][1]) != 0)
+            fl_test_fail(__FILE__, __LINE__, "%s went to %s, not %s (arrival %zu%zu%zu%zu%zu%zu)",
+                         want[i][0], got, want[i][1], order[0], order[1], order[2], order[3],
+                         order[4], order[5]);
+    }
+    fl_route_table_free(t);
+}
+
+static void permute(size_t *order, size_t k)
+{
+    if (k == NARRIVAL) {
+        check_winners(order);
+        return;
+    }
+    for (size_t i = k; i < NARRIVAL; i++) {
+        size_t tmp = order[k];
+        order[k] = order[i], order[i] = tmp;
+        permute(order, k + 1);
+        order[i] = order[k], order[k] = tmp;
+    }
+}
+
+TEST(the_winner_does_not_depend_on_the_order_routes_arrive)
+{
+    size_t order[NARRIVAL];
+    for (size_t i = 0; i < NARRIVAL; i++)
+        order[i] = i;
+    permute(order, 0); /* all 720 orders */
+}
+
+TEST(parameters_that_decode_to_control_characters_are_refused)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    put(t, "p", "{\"path\": \"/p/{v}\", \"target\": {\"function\": \"f\"}}");
+    ASSERT_STR_EQ(match(t, "GET", "/p/a%20b%2Fc%C3%A9", &m), "p");
+    ASSERT_STR_EQ(m.params[0].value, "a b/c\xc3\xa9");
+    ASSERT_STR_EQ(match(t, "GET", "/p/a%0D%0AX-Evil:%201", &m), "400");
+    ASSERT_STR_EQ(match(t, "GET", "/p/a%00b", &m), "400");
+    ASSERT_STR_EQ(match(t, "GET", "/p/%7f", &m), "400");
+    ASSERT_STR_EQ(match(t, "GET", "/p/%zz%4", &m), "p"); /* not escapes: kept as they are */
+    ASSERT_STR_EQ(m.params[0].value, "%zz%4");
+    fl_route_table_free(t);
 }
 
 TEST(methods_are_matched_and_mismatches_reported)
