@@ -741,8 +741,15 @@ static void logs(struct fl_api *api, struct fl_http_request *req, const char *na
                               "tail: a number of lines from 0 (all) to 100000, not '%s'", value);
         return;
     }
-    bool follow = query_value(req->query, "follow", value, sizeof(value)) &&
-                  (value[0] == '\0' || strcmp(value, "1") == 0 || strcmp(value, "true") == 0);
+    bool follow = false;
+    if (query_value(req->query, "follow", value, sizeof(value))) {
+        follow = value[0] == '\0' || strcmp(value, "1") == 0 || strcmp(value, "true") == 0;
+        if (!follow && strcmp(value, "0") != 0 && strcmp(value, "false") != 0) {
+            fl_http_respond_error(req, 400, "bad_request", "follow: true, false, 1 or 0, not '%s'",
+                                  value);
+            return;
+        }
+    }
     struct fl_buf out;
     fl_buf_init(&out, 8u << 20);
     int rc = fl_logbook_tail(api->logs, name, (size_t)tail, &out);

@@ -378,6 +378,9 @@ spec: {environment: python, code: c.py, entrypoint: c.main}
     assert streams["stdout"]["line"] == "to stdout one"
     assert streams["stderr"]["function"] == "chatty"
     assert len(streams["stderr"]["instance"]) == 36
+    for bad, field in (("tail=-1", "tail"), ("tail=x", "tail"), ("follow=maybe", "follow")):
+        r = flintd.api("GET", f"/v1/functions/chatty/logs?{bad}")
+        assert r.status == 400 and r.json()["error"]["message"].startswith(field + ":"), r.text
     # follow: a streaming response gets the next call's lines
     import http.client
     conn = http.client.HTTPConnection("127.0.0.1", flintd.api_port, timeout=20)
