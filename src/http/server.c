@@ -987,21 +987,44 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 }
 
 /* Point the public fields into the store, now that it stops growing. */
+/* Where the origin form starts in an absolute-form target
+ * ("http://host:80/x?y" -> "/x?y", RFC 9112 3.2.2); 0 for any other form. */
+static size_t origin_start(const char *t, size_t len)
+{
+    size_t i = len >= 7 && fl_str_ieq(t, 7, "http://")    ? 7
+               : len >= 8 && fl_str_ieq(t, 8, "https://") ? 8
+                                                          : 0;
+    while (i > 0 && i < len && t[i] != '/' && t[i] != '?')
+        i++;
+    return i;
+}
+
 static int finish_headers(struct conn *c, struct request *r)
 {
-    /* The store holds: target \0 [name \0 value \0]... ; add path \0 query \0. */
+    /* The store holds: target \0 [name \0 value \0]... ; add path \0 query \0,
+     * and for an absolute-form target, its origin form \0 first. */
     size_t target_len = r->nindex ? r->index[0].name_off - 1 : r->store.len;
     if (fl_buf_appendc(&r->store, '\0') < 0)
         return -1;
+    size_t target_off = 0, start = origin_start(r->store.data, target_len);
     /* Grow once first: the copies below read from the store itself. */
-    if (fl_buf_grow(&r->store, target_len + 2) < 0)
+    if (fl_buf_grow(&r->store, (start > 0 ? 2 * target_len + 2 : target_len) + 2) < 0)
         return -1;
+    if (start > 0) {
+        target_off = r->store.len;
+        if (start == target_len || r->store.data[start] != '/')
+            fl_buf_appendc(&r->store, '/'); /* "http://host" and "http://host?q" mean "/" */
+        fl_buf_append(&r->store, r->store.data + start, target_len - start);
+        target_len = r->store.len - target_off;
+        fl_buf_appendc(&r->store, '\0');
+    }
+    const char *t = r->store.data + target_off;
     size_t path_off = r->store.len;
-    const char *q = memchr(r->store.data, '?', target_len);
-    size_t path_len = q ? (size_t)(q - r->store.data) : target_len;
+    const char *q = memchr(t, '?', target_len);
+    size_t path_len = q ? (size_t)(q - t) : target_len;
     size_t query_len = q ? target_len - path_len - 1 : 0;
-    size_t query_src = q ? path_len + 1 : 0;
-    fl_buf_append(&r->store, r->store.data, path_len);
+    size_t query_src = target_off + (q ? path_len + 1 : 0);
+    fl_buf_append(&r->store, t, path_len);
     fl_buf_appendc(&r->store, '\0');
     size_t query_off = r->store.len;
     fl_buf_append(&r->store, r->store.data + query_src, query_len);
@@ -1016,7 +1039,8 @@ static int finish_headers(struct conn *c, struct request *r)
         }
     }
     const char *base = r->store.data;
-    r->store.data[target_len] = '\0';
+    if (target_off == 0)
+        r->store.data[target_len] = '\0';
     for (size_t i = 0; i < r->nindex; i++) {
         struct header_index *h = &r->index[i];
         r->headers[i].name = base + h->name_off;
@@ -1024,7 +1048,7 @@ static int finish_headers(struct conn *c, struct request *r)
         r->headers[i].value = h->value_off ? base + h->value_off : "";
         r->headers[i].value_len = h->value_len;
     }
-    r->pub.target = base;
+    r->pub.target = base + target_off;
     r->pub.target_len = target_len;
     r->pub.path = base + path_off;
     r->pub.path_len = path_len;

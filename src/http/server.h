@@ -45,7 +45,8 @@ struct fl_http_header {
 struct fl_http_request {
     /* Read-only for handlers; every string is NUL-terminated. */
     const char *method; /* "GET", "POST", ... (static) */
-    const char *target; /* the request target as sent: path and query */
+    const char *target; /* the request target in origin form: path and query (an
+                         * absolute-form "http://host/x?q" arrives as "/x?q") */
     size_t target_len;
     const char *path; /* target before '?' (not decoded) */
     size_t path_len;

@@ -322,6 +322,24 @@ TEST(path_and_query_are_right_for_every_target_length)
     stop_server();
 }
 
+TEST(absolute_form_targets_are_served_in_origin_form)
+{
+    start_server(NULL);
+    roundtrip("GET http://example.com/echo?a=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", &resp);
+    ASSERT_EQ(resp.status, 200);
+    ASSERT_STR_EQ(resp.body, "GET /echo?a=1|1|-|");
+    roundtrip("GET HTTPS://example.com:8443/echo HTTP/1.1\r\nHost: example.com\r\n\r\n", &resp);
+    ASSERT_STR_EQ(resp.body, "GET /echo|1|-|");
+    const char *root[] = {"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n",
+                          "GET http://example.com?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        roundtrip(root[i], &resp);
+        ASSERT_EQ(resp.status, 404);
+        ASSERT(strstr(resp.body, "no route for '/'") != NULL);
+    }
+    stop_server();
+}
+
 TEST(keep_alive_and_echo)
 {
     start_server(NULL);
