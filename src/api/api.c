@@ -375,9 +375,40 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req, enum
                               body ? "" : ": ", body ? "" : jerr.text);
         goto out;
     }
+    /* What a GET answered may be sent back as it is: its read-only fields
+     * are ignored; anything else is a mistake worth saying. */
+    const char *key;
+    json_t *field;
+    json_object_foreach(body, key, field)
+    {
+        if (strcmp(key, "name") != 0 && strcmp(key, "spec") != 0 && strcmp(key, "revision") != 0 &&
+            strcmp(key, "kind") != 0 && strcmp(key, "status") != 0 &&
+            strcmp(key, "createdAt") != 0 && strcmp(key, "updatedAt") != 0) {
+            fl_http_respond_error(req, 400, "bad_spec",
+                                  "%.100s: is not a field of a resource (name, spec, revision; "
+                                  "kind, status, createdAt and updatedAt are read-only)",
+                                  key);
+            goto out;
+        }
+    }
+    json_t *kind_field = json_object_get(body, "kind");
+    if (kind_field != NULL && (!json_is_string(kind_field) ||
+                               strcmp(json_string_value(kind_field), kind_names[kind]) != 0)) {
+        fl_http_respond_error(req, 400, "bad_spec", "kind: must be '%s' here", kind_names[kind]);
+        goto out;
+    }
+    json_t *name_field = json_object_get(body, "name");
+    if (url_name != NULL && name_field != NULL &&
+        (!json_is_string(name_field) || strcmp(json_string_value(name_field), url_name) != 0)) {
+        fl_http_respond_error(req, 400, "bad_spec",
+                              "name: must be '%s', the name in the path (a resource cannot be "
+                              "renamed)",
+                              url_name);
+        goto out;
+    }
     const char *name = url_name;
     if (name == NULL) {
-        name = json_string_value(json_object_get(body, "name"));
+        name = json_string_value(name_field);
         if (name == NULL) {
             fl_http_respond_error(req, 400, "bad_spec", "name: is required");
             goto out;

@@ -72,6 +72,21 @@ def test_bad_names_and_bodies(flintd):
     assert r.status == 400 and r.json()["error"]["code"] == "bad_json"
     r = flintd.api("POST", "/v1/environments", body={"name": "x"})
     assert r.status == 400 and "spec: is required" in r.json()["error"]["message"]
+    r = flintd.api("POST", "/v1/environments",
+                   body={"name": "x", "spce": {"runtime": "python"}, "spec": {"runtime": "python"}})
+    assert r.status == 400 and r.json()["error"]["message"].startswith("spce: is not a field")
+    r = flintd.api("POST", "/v1/environments",
+                   body={"kind": "function", "name": "x", "spec": {"runtime": "python"}})
+    assert r.status == 400 and "kind: must be 'environment'" in r.json()["error"]["message"]
+    # what a GET answered goes back as it is; a rename is refused
+    created = flintd.api("POST", "/v1/environments", body={"name": "x", "spec": {"runtime": "c"}})
+    assert created.status == 201, created.text
+    got = flintd.api("GET", "/v1/environments/x").json()
+    got["spec"]["poolsize"] = 1
+    r = flintd.api("PUT", "/v1/environments/x", body=got)
+    assert r.status == 200, r.text
+    r = flintd.api("PUT", "/v1/environments/x", body=dict(got, name="y", revision=r.json()["revision"]))
+    assert r.status == 400 and "cannot be renamed" in r.json()["error"]["message"]
     r = flintd.api("PATCH", "/v1/environments/x")
     assert r.status == 405
     r = flintd.api("GET", "/v1/gadgets")
