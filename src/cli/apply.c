@@ -79,6 +79,19 @@ static int load_file(struct plan *plan, const char *path)
             rc = cli_error("%s: %s '%s': 'spec' must be a mapping", path, kind, name);
             goto out;
         }
+        /* as the API: what `get -o yaml` printed applies as it is */
+        const char *key;
+        json_t *field;
+        json_object_foreach(doc, key, field)
+        {
+            if (strcmp(key, "kind") != 0 && strcmp(key, "name") != 0 && strcmp(key, "spec") != 0 &&
+                strcmp(key, "revision") != 0 && strcmp(key, "status") != 0 &&
+                strcmp(key, "createdAt") != 0 && strcmp(key, "updatedAt") != 0) {
+                rc = cli_error("%s: %s '%s': '%s' is not a field (kind, name, spec)", path, kind,
+                               name, key);
+                goto out;
+            }
+        }
         for (int k = 0; k < plan->n; k++) {
             json_t *other = plan->items[k].doc;
             if (strcmp(json_string_value(json_object_get(other, "kind")), kind) == 0 &&
@@ -121,10 +134,17 @@ static int load_path(struct plan *plan, const char *path)
     char *names[256];
     int n = 0, rc = 0;
     struct dirent *de;
-    while ((de = readdir(dir)) != NULL && n < 256) {
-        if (fl_str_has_suffix(de->d_name, ".yaml") || fl_str_has_suffix(de->d_name, ".yml") ||
-            fl_str_has_suffix(de->d_name, ".json"))
-            names[n++] = fl_strndup(de->d_name, strlen(de->d_name));
+    while ((de = readdir(dir)) != NULL) {
+        if (!fl_str_has_suffix(de->d_name, ".yaml") && !fl_str_has_suffix(de->d_name, ".yml") &&
+            !fl_str_has_suffix(de->d_name, ".json"))
+            continue;
+        if (n == 256) {
+            /* skipping some would apply part of the folder, and --prune
+             * would delete what the rest declares */
+            rc = cli_error("'%s' holds more than 256 spec files: split it", path);
+            break;
+        }
+        names[n++] = fl_strndup(de->d_name, strlen(de->d_name));
     }
     closedir(dir);
     qsort(names, (size_t)n, sizeof(names[0]), compare_names);

@@ -245,6 +245,11 @@ def test_apply_is_idempotent_and_prunes(flintd, tmp_path, hello_py):
     r = flintd.cli("apply", "-f", str(specs), "--prune", check=True)
     assert "environment/extra deleted" in r.stdout
     assert "extra" not in flintd.cli("env", "list", check=True).stdout
+    # what get -o yaml prints applies back as it is
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(flintd.cli("fn", "get", "--name", "hello", "-o", "yaml", check=True).stdout)
+    r = flintd.cli("apply", "-f", str(saved), check=True)
+    assert r.stdout.splitlines() == ["function/hello unchanged"]
     (specs / "all.yaml").write_text("kind: function\nname: broken\nspec: {environment: nope, code: hello.py}\n")
     r = flintd.cli("apply", "-f", str(specs))
     assert r.returncode == 1 and "environment 'nope' does not exist" in r.stderr

@@ -76,6 +76,8 @@ def test_apply_refuses_invalid_specs_with_the_reason(tmp_path):
         "noname.yaml": ("kind: route\nspec: {}\n", "'name' is missing"),
         "spec.yaml": ("kind: route\nname: r\nspec: [1]\n", "'spec' must be a mapping"),
         "syntax.yaml": ("kind: route\nname: [unclosed\n", "syntax.yaml:"),
+        "typo.yaml": ("kind: route\nname: r\nspec: {}\nlabel: {a: b}\n",
+                      "route 'r': 'label' is not a field (kind, name, spec)"),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name
@@ -91,6 +93,15 @@ def test_apply_refuses_a_resource_declared_twice(tmp_path):
     r = flint("--url", f"http://127.0.0.1:{closed_port()}", "apply", "-f", str(tmp_path))
     assert r.returncode == 1
     assert "environment 'py' is also declared in" in r.stderr
+
+
+def test_apply_of_a_folder_too_large_to_read_whole_is_an_error(tmp_path):
+    # applying part of it would be wrong, and --prune would delete the rest
+    for i in range(257):
+        (tmp_path / f"e{i:03}.yaml").write_text(f"kind: environment\nname: e{i}\nspec: {{runtime: c}}\n")
+    r = flint("--url", f"http://127.0.0.1:{closed_port()}", "apply", "--prune", "-f", str(tmp_path))
+    assert r.returncode == 1
+    assert "holds more than 256 spec files" in r.stderr
 
 
 def test_apply_of_an_empty_directory_is_an_error(tmp_path):
