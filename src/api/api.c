@@ -381,9 +381,7 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req, enum
     json_t *field;
     json_object_foreach(body, key, field)
     {
-        if (strcmp(key, "name") != 0 && strcmp(key, "spec") != 0 && strcmp(key, "revision") != 0 &&
-            strcmp(key, "kind") != 0 && strcmp(key, "status") != 0 &&
-            strcmp(key, "createdAt") != 0 && strcmp(key, "updatedAt") != 0) {
+        if (!fl_resource_field_known(key)) {
             fl_http_respond_error(req, 400, "bad_spec",
                                   "%.100s: is not a field of a resource (name, spec, revision; "
                                   "kind, status, createdAt and updatedAt are read-only)",

@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 
 #include "base/str.h"
+#include "exec/spec.h"
 #include "spec/spec.h"
 
 #include <dirent.h>
@@ -84,9 +85,7 @@ static int load_file(struct plan *plan, const char *path)
         json_t *field;
         json_object_foreach(doc, key, field)
         {
-            if (strcmp(key, "kind") != 0 && strcmp(key, "name") != 0 && strcmp(key, "spec") != 0 &&
-                strcmp(key, "revision") != 0 && strcmp(key, "status") != 0 &&
-                strcmp(key, "createdAt") != 0 && strcmp(key, "updatedAt") != 0) {
+            if (!fl_resource_field_known(key)) {
                 rc = cli_error("%s: %s '%s': '%s' is not a field (kind, name, spec)", path, kind,
                                name, key);
                 goto out;
