@@ -788,6 +788,19 @@ static void logs(struct fl_api *api, struct fl_http_request *req, const char *na
                               fl_strerror(rc));
         return;
     }
+    if (out.len == 0 && api->executor != NULL) {
+        /* a deleted function's lines are still served; a name that never
+         * logged anything and is not a function is most likely a typo */
+        json_t *status = fl_executor_function_status(api->executor, name);
+        bool known = status != NULL;
+        json_decref(status);
+        if (!known) {
+            fl_buf_release(&out);
+            fl_http_respond_error(req, 404, "not_found",
+                                  "function '%s' does not exist and has no logs", name);
+            return;
+        }
+    }
     static const struct fl_http_header ndjson = {"Content-Type", 12, "application/x-ndjson", 20};
     if (!follow) {
         fl_http_respond(req, 200, &ndjson, 1, out.data ? out.data : "", out.len);

@@ -378,6 +378,8 @@ spec: {environment: python, code: c.py, entrypoint: c.main}
     assert streams["stdout"]["line"] == "to stdout one"
     assert streams["stderr"]["function"] == "chatty"
     assert len(streams["stderr"]["instance"]) == 36
+    r = flintd.cli("fn", "logs", "--name", "chatyy")  # a typo is not an empty log
+    assert r.returncode == 1 and "function 'chatyy' does not exist and has no logs" in r.stderr
     for bad, field in (("tail=-1", "tail"), ("tail=x", "tail"), ("follow=maybe", "follow")):
         r = flintd.api("GET", f"/v1/functions/chatty/logs?{bad}")
         assert r.status == 400 and r.json()["error"]["message"].startswith(field + ":"), r.text
