@@ -625,8 +625,10 @@ struct upload {
     int err;
 };
 
-/* On the thread pool: hash, then write to a temporary file, fsync and
- * rename into place, so a digest's file is always whole. */
+/* On the thread pool: hash, then write to a temporary file of its own
+ * (two uploads of the same code may run at once), fsync, rename into place
+ * and fsync the directory, so that a digest's file is always whole and,
+ * once the upload is answered, survives a power cut. */
 static void upload_work(uv_work_t *w)
 {
     struct upload *u = w->data;
@@ -638,8 +640,8 @@ static void upload_work(uv_work_t *w)
     snprintf(path, sizeof(path), "%s/%s", u->api->code_dir, u->sha);
     if (access(path, R_OK) == 0)
         return; /* stored before: content addressing makes it the same */
-    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-%d", u->api->code_dir, u->sha, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-XXXXXX", u->api->code_dir, u->sha);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         u->err = -errno;
         return;
@@ -662,8 +664,15 @@ static void upload_work(uv_work_t *w)
     close(fd);
     if (u->err == 0 && rename(tmp, path) != 0)
         u->err = -errno;
-    if (u->err != 0)
+    if (u->err != 0) {
         unlink(tmp);
+        return;
+    }
+    int dir = open(u->api->code_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 || fsync(dir) != 0)
+        u->err = -errno;
+    if (dir >= 0)
+        close(dir);
 }
 
 static void upload_done(uv_work_t *w, int status)

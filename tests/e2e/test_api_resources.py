@@ -130,6 +130,26 @@ def test_code_upload_is_content_addressed(flintd):
     assert r.status == 400
 
 
+def test_the_same_code_uploaded_at_once_is_stored_once(flintd):
+    import os, threading
+    data = os.urandom(2 << 20)
+    statuses = []
+
+    def upload():
+        r = flintd.api("POST", "/v1/code", body=data, headers={"X-Flint-Filename": "big.bin"})
+        statuses.append((r.status, r.json().get("sha256")))
+
+    threads = [threading.Thread(target=upload) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [(201, hashlib.sha256(data).hexdigest())] * 8
+    stored = [name for _, _, files in os.walk(os.path.join(flintd.data_dir, "code"))
+              for name in files]
+    assert stored == [hashlib.sha256(data).hexdigest()]  # no temporary file left
+
+
 def test_routes_need_their_function_and_a_valid_path(flintd, hello_py):
     r = flintd.cli("route", "create", "--name", "r", "--url", "/hello", "--function", "hello")
     assert r.returncode == 1
