@@ -20,6 +20,7 @@
 #include "router/router.h"
 #include "router/routes.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -962,6 +963,24 @@ void fl_api_handle(struct fl_http_request *req, void *data)
     fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);
 }
 
+/* Remove the temporary files of uploads a killed flintd left half written
+ * (the data directory is locked: no other flintd writes here). */
+static void remove_partial_uploads(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    unsigned removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (fl_str_has_prefix(e->d_name, ".tmp-") && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    closedir(d);
+    if (removed > 0)
+        fl_log(FL_LOG_WARN, "api", "removed partial uploads left by a flintd that died", "files=%u",
+               removed);
+}
+
 int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api **out)
 {
     struct fl_api *api = calloc(1, sizeof(*api));
@@ -993,6 +1012,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
         free(api);
         return rc;
     }
+    remove_partial_uploads(api->code_dir);
     *out = api;
     return 0;
 }

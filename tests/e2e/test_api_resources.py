@@ -150,6 +150,17 @@ def test_the_same_code_uploaded_at_once_is_stored_once(flintd):
     assert stored == [hashlib.sha256(data).hexdigest()]  # no temporary file left
 
 
+def test_a_partial_upload_left_by_a_kill_is_removed(flintd):
+    import os
+    flintd.kill()
+    partial = os.path.join(flintd.data_dir, "code", "sha256", ".tmp-" + "0" * 64 + "-Ab12Cd")
+    with open(partial, "wb") as f:
+        f.write(b"half of it")
+    flintd.start()
+    assert not os.path.exists(partial)
+    assert "removed partial uploads left by a flintd that died" in flintd.log()
+
+
 def test_routes_need_their_function_and_a_valid_path(flintd, hello_py):
     r = flintd.cli("route", "create", "--name", "r", "--url", "/hello", "--function", "hello")
     assert r.returncode == 1
