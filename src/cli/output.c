@@ -28,7 +28,7 @@ static const struct table tables[] = {
       {"ENV", "spec.environment"},
       {"ENTRYPOINT", "spec.entrypoint"},
       {"CODE", "spec.code.filename"},
-      {"BUILD", "status.build.state"},
+      {"BUILD", "status.build"},
       {"REVISION", "revision"}}},
     {"route",
      {{"NAME", "name"},
@@ -149,6 +149,59 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
         for (size_t c = 0; c < ncols; c++) {
             cell_text(lookup(item, t->columns[c].path), cell, sizeof(cell));
             printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, cell, c + 1 < ncols ? "  " : "\n");
+        }
+    }
+}
+
+/* What `fn get` adds under the row in a table: the build, the calls, each
+ * instance, and the reasons a function does not run (load error, build log). */
+void cli_print_function_details(json_t *fn)
+{
+    json_t *st = json_object_get(fn, "status");
+    if (!json_is_object(st))
+        return;
+    char cell[256];
+    cell_text(json_object_get(st, "build"), cell, sizeof(cell));
+    printf("\nbuild:      %s\n", cell);
+    printf("calls:      %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT
+           " failed), %" JSON_INTEGER_FORMAT " queued\n",
+           json_integer_value(json_object_get(st, "invocations")),
+           json_integer_value(json_object_get(st, "errors")),
+           json_integer_value(json_object_get(st, "queued")));
+    json_t *instances = json_object_get(st, "instances");
+    printf("instances:  %zu (%" JSON_INTEGER_FORMAT " started so far)\n",
+           json_array_size(instances), json_integer_value(json_object_get(st, "instanceStarts")));
+    size_t i;
+    json_t *inst;
+    if (json_array_size(instances) > 0)
+        printf("  %-36s  %-8s  %-8s  %-6s  %s\n", "ID", "STATE", "REVISION", "ACTIVE", "IDLE");
+    json_array_foreach(instances, i, inst)
+    {
+        const char *state = json_string_value(json_object_get(inst, "state"));
+        printf("  %-36s  %-8s  %-8" JSON_INTEGER_FORMAT "  %-6" JSON_INTEGER_FORMAT "  %.1fs%s\n",
+               json_string_value(json_object_get(inst, "id")), state ? state : "-",
+               json_integer_value(json_object_get(inst, "revision")),
+               json_integer_value(json_object_get(inst, "active")),
+               (double)json_integer_value(json_object_get(inst, "idleMs")) / 1000.0,
+               json_is_true(json_object_get(inst, "draining")) ? "  (draining)" : "");
+    }
+    const char *load_error = json_string_value(json_object_get(st, "loadError"));
+    if (load_error != NULL)
+        printf("load error: %s\n", load_error);
+    const char *log = json_string_value(json_object_get(st, "buildLog"));
+    if (log != NULL && *log != '\0') {
+        /* the end of the log is where a compiler says what went wrong */
+        size_t lines = 0;
+        for (const char *p = log; *p != '\0'; p++)
+            lines += *p == '\n' || p[1] == '\0';
+        const char *from = log;
+        for (size_t skip = lines > 40 ? lines - 40 : 0; skip > 0; skip--)
+            from = strchr(from, '\n') + 1;
+        printf("build log%s:\n", from > log ? " (last 40 lines)" : "");
+        for (const char *p = from; *p != '\0';) {
+            size_t n = strcspn(p, "\n");
+            printf("  %.*s\n", (int)n, p);
+            p += n + (p[n] == '\n');
         }
     }
 }

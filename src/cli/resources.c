@@ -323,6 +323,8 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
             rc = cli_fail_response(what, &r);
         } else if (verb[0] == 'g') {
             cli_print_resources(cli, kind, r.json);
+            if (cli->output == CLI_OUTPUT_TABLE && strcmp(kind, "function") == 0)
+                cli_print_function_details(r.json);
             rc = 0;
         } else {
             printf("%s '%s' deleted\n", kind, name);

@@ -142,6 +142,11 @@ spec: {environment: c, code: broken.c}
     assert "broken.c" in status["buildLog"]
     r = flintd.cli("fn", "logs", "--name", "broken", check=True)
     assert "build failed" in r.stdout
+    # fn get says it too, with the compiler's words
+    out = flintd.cli("fn", "get", "--name", "broken", check=True).stdout
+    assert out.splitlines()[1].split()[:5] == ["broken", "c", "-", "broken.c", "failed"]
+    assert "\nbuild:      failed\n" in out and "\nbuild log:\n" in out
+    assert "broken.c" in out.split("build log:")[1]
     fixed = ('#include <flint/fn.h>\n'
              'int handler(const struct flint_request *q, struct flint_response *r)\n'
              '{ flint_response_write(r, "fixed", 5); return 0; }\n')
@@ -150,6 +155,8 @@ spec: {environment: c, code: broken.c}
     r = wait_for(lambda: (lambda x: x if x.status == 200 else None)(invoke(flintd, "broken")),
                  what="the fixed build")
     assert r.text == "fixed"
+    out = flintd.cli("fn", "get", "--name", "broken", check=True).stdout
+    assert "\nbuild:      ok\n" in out and "calls:" in out and "instances:  1" in out
 
 
 def test_archives_are_unpacked_and_built(flintd, tmp_path):
