@@ -130,7 +130,7 @@ static int load_path(struct plan *plan, const char *path)
     DIR *dir = opendir(path);
     if (dir == NULL)
         return cli_error("cannot open directory '%s': %s", path, strerror(errno));
-    char *names[256];
+    char *names[256] = {0};
     int n = 0, rc = 0;
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
