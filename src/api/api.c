@@ -48,6 +48,7 @@ struct fl_api {
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
     bool (*ready)(void *data);
+    struct log_stream *streams; /* logs being followed */
 };
 
 enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
@@ -753,7 +754,33 @@ struct log_stream {
     struct fl_api *api;
     struct fl_http_request *req;
     struct fl_log_follower *follower;
+    struct log_stream *prev, *next;
 };
+
+static void stream_unlink(struct log_stream *ls)
+{
+    if (ls->prev != NULL)
+        ls->prev->next = ls->next;
+    else
+        ls->api->streams = ls->next;
+    if (ls->next != NULL)
+        ls->next->prev = ls->prev;
+}
+
+/* Stop following: the client left, or flintd is stopping. */
+static void stream_end(struct log_stream *ls)
+{
+    stream_unlink(ls);
+    fl_logbook_unfollow(ls->api->logs, ls->follower);
+    fl_http_stream_end(ls->req);
+    free(ls);
+}
+
+void fl_api_end_streams(struct fl_api *api)
+{
+    while (api->streams != NULL)
+        stream_end(api->streams);
+}
 
 static void on_log_line(void *data, const char *line, size_t len)
 {
@@ -764,10 +791,7 @@ static void on_log_line(void *data, const char *line, size_t len)
 
 static void on_log_abort(struct fl_http_request *req, void *data)
 {
-    struct log_stream *ls = data;
-    fl_logbook_unfollow(ls->api->logs, ls->follower);
-    fl_http_stream_end(req);
-    free(ls);
+    stream_end(data);
 }
 
 static void logs(struct fl_api *api, struct fl_http_request *req, const char *name)
@@ -838,6 +862,10 @@ static void logs(struct fl_api *api, struct fl_http_request *req, const char *na
         return;
     }
     fl_http_request_on_abort(req, on_log_abort, ls);
+    ls->next = api->streams;
+    if (api->streams != NULL)
+        api->streams->prev = ls;
+    api->streams = ls;
 }
 
 static void metrics(struct fl_api *api, struct fl_http_request *req)

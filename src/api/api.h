@@ -32,14 +32,14 @@
 struct fl_api;
 
 struct fl_api_config {
-    const char *data_dir;    /* code goes to DATA/code/sha256/ */
-    const char *token;       /* the bearer token */
-    struct fl_store *store;  /* not owned */
-    const char *version;     /* for /v1/status */
-    const char *api_addr;    /* for /v1/status */
-    const char *router_addr; /* for /v1/status */
-    size_t max_code_bytes;   /* largest code upload; the listener's body limit must allow it */
-    const char *sandbox;     /* the sandbox mode, for /v1/status */
+    const char *data_dir;         /* code goes to DATA/code/sha256/ */
+    const char *token;            /* the bearer token */
+    struct fl_store *store;       /* not owned */
+    const char *version;          /* for /v1/status */
+    const char *api_addr;         /* for /v1/status */
+    const char *router_addr;      /* for /v1/status */
+    size_t max_code_bytes;        /* largest code upload; the listener's body limit must allow it */
+    const char *sandbox;          /* the sandbox mode, for /v1/status */
     struct fl_executor *executor; /* invocations and function status; may be NULL */
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
@@ -56,6 +56,10 @@ struct fl_api_config {
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */
 int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api **out);
 void fl_api_free(struct fl_api *api);
+
+/* End every log stream being followed (they never end by themselves), so
+ * that a stopping flintd's drain waits only for requests that finish. */
+void fl_api_end_streams(struct fl_api *api);
 
 /* The API listener's handler; data is the struct fl_api. */
 void fl_api_handle(struct fl_http_request *req, void *data);

@@ -345,6 +345,8 @@ static void on_signal(uv_signal_t *sig, int signum)
            signum == SIGTERM ? "SIGTERM" : "SIGINT", (long long)d->cfg.drain_ms);
     if (d->router != NULL)
         fl_http_server_close(d->router, (uint64_t)d->cfg.drain_ms, server_closed, d);
+    if (d->control != NULL)
+        fl_api_end_streams(d->control);
     if (d->api != NULL)
         fl_http_server_close(d->api, (uint64_t)d->cfg.drain_ms, server_closed, d);
 }

@@ -405,6 +405,27 @@ spec: {environment: python, code: c.py, entrypoint: c.main}
     conn.close()
 
 
+def test_a_log_follower_does_not_hold_up_a_stop(flintd_factory, tmp_path):
+    # with a drain longer than stop()'s wait, a follower that held the drain
+    # open would make the stop time out
+    flintd = flintd_factory(extra_args=["--drain", "120s"])
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: quiet
+spec: {environment: python, code: q.py, entrypoint: q.main}
+""", {"q.py": "def main(req):\n    return 'ok'\n"})
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", flintd.api_port, timeout=60)
+    conn.request("GET", "/v1/functions/quiet/logs?follow=1",
+                 headers={"Authorization": f"Bearer {flintd.token}"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert flintd.stop(timeout=60) == 0
+    resp.read()  # the stream was ended, not cut: a cut one raises IncompleteRead
+    conn.close()
+
+
 def test_instances_cannot_read_the_data_directory(flintd, tmp_path):
     code = ("import os\ndef main(req):\n"
             "    out = []\n"
