@@ -57,11 +57,13 @@ const char *flint_request_header(const struct flint_request *req, const char *na
 /* A route parameter ({name} in the route's path), or NULL. */
 const char *flint_request_param(const struct flint_request *req, const char *name);
 
-/* Set the status (default 200). */
+/* Set the status (default 200); one outside 200-599 is ignored. */
 void flint_response_status(struct flint_response *resp, int status);
 
-/* Add a header. 0, or -1 if the name or value holds a line break or there
- * are too many headers (32). Content-Length is set by the runtime. */
+/* Add a header. 0, or -1 if the name is not a token, the value holds a
+ * control character (a line break, NUL...), there are too many headers
+ * (32), or the name is Content-Length or Transfer-Encoding, which the
+ * runtime sets. */
 int flint_response_header(struct flint_response *resp, const char *name, const char *value);
 
 /* Append to the body. 0, or -1 past the runtime's body limit (16 MiB). */

@@ -61,14 +61,16 @@ const char *flint_request_param(const struct flint_request *req, const char *nam
 
 void flint_response_status(struct flint_response *resp, int status)
 {
-    if (status >= 100 && status <= 999)
+    if (status >= 200 && status <= 599) /* a 1xx is not a final answer */
         resp->status = status;
 }
 
 int flint_response_header(struct flint_response *resp, const char *name, const char *value)
 {
-    if (resp->nheaders == MAX_RESPONSE_HEADERS || strpbrk(name, "\r\n:") != NULL ||
-        strpbrk(value, "\r\n") != NULL || fl_str_ieq(name, strlen(name), "content-length"))
+    size_t n_len = strlen(name);
+    if (resp->nheaders == MAX_RESPONSE_HEADERS || !fl_str_is_token(name, n_len) ||
+        fl_str_has_ctl(value, strlen(value)) || fl_str_ieq(name, n_len, "content-length") ||
+        fl_str_ieq(name, n_len, "transfer-encoding"))
         return -1;
     char *n = fl_strndup(name, strlen(name)), *v = fl_strndup(value, strlen(value));
     if (n == NULL || v == NULL) {

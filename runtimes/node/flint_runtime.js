@@ -11,7 +11,10 @@
 // function gets a context {request: {method, path, query, headers, body,
 // text(), json(), params}} and returns, or resolves to, an object of only
 // {status, headers, body}, or a body (a string, a Buffer, or anything else,
-// sent as JSON).
+// sent as JSON). A status outside 200-599, a header name that is not a
+// token, a value with a control character, or a Content-Length or
+// Transfer-Encoding header (the runtime frames the body) is a 500 naming what
+// is wrong, and the instance goes on serving.
 'use strict';
 
 const fs = require('fs');
@@ -59,6 +62,26 @@ function load(filepath, functionName) {
   return { f, name: `${path.basename(file, '.js')}.${funcName}` };
 }
 
+class InvalidResponse extends Error {}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+function checkHeaders(headers) {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!TOKEN.test(name)) throw new InvalidResponse(`header name '${name}' is not a token`);
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (CONTROL.test(String(v))) {
+        throw new InvalidResponse(`header '${name}' holds a control character`);
+      }
+    }
+    const lower = name.toLowerCase();
+    if (lower === 'content-length' || lower === 'transfer-encoding') {
+      throw new InvalidResponse(`header '${name}' is the runtime's to set`);
+    }
+  }
+}
+
 function toResponse(result) {
   let status = 200;
   let headers = {};
@@ -70,8 +93,16 @@ function toResponse(result) {
   const isResponse = keys.length > 0 &&
     keys.every((k) => k === 'status' || k === 'headers' || k === 'body');
   if (isResponse) {
-    status = result.status || 200;
+    status = result.status === undefined ? 200 : result.status;
+    if (typeof status === 'string' && /^[0-9]+$/.test(status)) status = Number(status);
+    if (typeof status !== 'number' || !Number.isInteger(status)) {
+      throw new InvalidResponse(`status '${status}' is not a number`);
+    }
+    if (status < 200 || status > 599) {
+      throw new InvalidResponse(`status ${status} is not from 200 to 599`);
+    }
     headers = Object.assign({}, result.headers || {});
+    checkHeaders(headers);
     body = result.body;
   }
   if (body === undefined || body === null) body = '';
@@ -107,6 +138,10 @@ async function invoke(req, res, body) {
   try {
     out = toResponse(await fn({ request }));
   } catch (e) {
+    if (e instanceof InvalidResponse) {
+      console.error(`${fnName} returned an invalid response: ${e.message}`);
+      return error(res, 500, 'function_error', `${fnName} returned an invalid response: ${e.message}`);
+    }
     console.error(e && e.stack ? e.stack : String(e));
     const type = e && e.name ? e.name : 'Error';
     const message = e && e.message !== undefined ? e.message : String(e);

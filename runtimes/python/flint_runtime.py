@@ -14,12 +14,16 @@ A function is `def main(request)` (or takes no argument) in a module; the
 functionName is "module.func" ("main" in the file given, by default). It
 returns a body (str or bytes), a (body, status) or (body, status, headers)
 tuple, or a dict or list (sent as JSON). An optional `def init()` in the
-module runs once at specialization.
+module runs once at specialization. A status outside 200-599, a header name
+that is not a token, a value with a control character, or a Content-Length
+or Transfer-Encoding header (the runtime frames the body) is a 500 naming
+what is wrong: never a response the caller's side cannot parse.
 """
 import importlib.util
 import inspect
 import json
 import os
+import re
 import socket
 import socketserver
 import sys
@@ -105,15 +109,46 @@ def load(filepath, function_name):
     return func, takes_request, f"{module_name}.{func_name}"
 
 
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class InvalidResponse(Exception):
+    """What a function returned cannot be sent as HTTP."""
+
+
+def checked_headers(headers):
+    out = {}
+    for name, value in headers.items():
+        name, value = str(name), str(value)
+        if not TOKEN.fullmatch(name):
+            raise InvalidResponse(f"header name {name!r} is not a token")
+        if CONTROL.search(value):
+            raise InvalidResponse(f"header {name!r} holds a control character")
+        if name.lower() in ("content-length", "transfer-encoding"):
+            raise InvalidResponse(f"header {name!r} is the runtime's to set")
+        out[name] = value
+    return out
+
+
 def to_response(result):
     """(status, headers, body bytes) from what a function returned."""
     status, headers = 200, {}
     if isinstance(result, tuple):
         if not 2 <= len(result) <= 3:
-            raise TypeError("a returned tuple is (body, status) or (body, status, headers)")
-        body, status = result[0], int(result[1])
+            raise InvalidResponse("a returned tuple is (body, status) or (body, status, headers)")
+        body = result[0]
+        try:
+            status = int(result[1])
+        except (TypeError, ValueError):
+            raise InvalidResponse(f"status {result[1]!r} is not a number") from None
+        if not 200 <= status <= 599:
+            raise InvalidResponse(f"status {status} is not from 200 to 599")
         if len(result) == 3:
-            headers = dict(result[2] or {})
+            try:
+                headers = checked_headers(dict(result[2] or {}))
+            except (TypeError, ValueError):
+                raise InvalidResponse("headers must be a mapping of names to values") from None
     else:
         body = result
     if body is None:
@@ -128,7 +163,7 @@ def to_response(result):
         headers.setdefault("Content-Type", "application/octet-stream")
         body = bytes(body)
     else:
-        raise TypeError(f"cannot send a {type(body).__name__} as a body")
+        raise InvalidResponse(f"cannot send a {type(body).__name__} as a body")
     return status, headers, body
 
 
@@ -192,6 +227,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             result = FUNCTION.call(req) if FUNCTION.takes_request else FUNCTION.call()
             status, headers, out = to_response(result)
+        except InvalidResponse as e:
+            print(f"{FUNCTION.name} returned an invalid response: {e}", file=sys.stderr, flush=True)
+            return self.error(500, "function_error",
+                              f"{FUNCTION.name} returned an invalid response: {e}")
         except Exception as e:
             traceback.print_exc(file=sys.stderr)
             sys.stderr.flush()

@@ -63,6 +63,18 @@ bool fl_str_has_ctl(const char *s, size_t n)
     return false;
 }
 
+bool fl_str_is_token(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
 int fl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end;

@@ -29,6 +29,11 @@ bool fl_str_ieq(const char *a, size_t n, const char *b);
  * CR, LF, DEL...): what an HTTP field value must not contain (RFC 9110 5.5). */
 bool fl_str_has_ctl(const char *s, size_t n);
 
+/* True if the n bytes at s are an HTTP token (RFC 9110 5.6.2), what a
+ * header name must be: one or more visible ASCII characters but the
+ * delimiters "(),/:;<=>?@[\]{} and the double quote. */
+bool fl_str_is_token(const char *s, size_t n);
+
 /* Parse all of s as a decimal integer within [min, max].
  * 0, FL_EINVAL (not a number, trailing characters, empty) or FL_ERANGE. */
 int fl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);

@@ -1064,19 +1064,6 @@ int fl_http_client_new(uv_loop_t *loop, const struct fl_http_client_config *cfg,
     return 0;
 }
 
-/* A header name is a token (RFC 9110 5.1): visible ASCII but delimiters. */
-static bool is_token(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
-            return false;
-    }
-    return true;
-}
-
 static int serialize(struct fl_http_call *call, const struct fl_http_client_request *req)
 {
     struct fl_buf *b = &call->request;
@@ -1092,7 +1079,7 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
     rc = rc ? rc : fl_buf_append(b, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders && rc == 0; i++) {
         const struct fl_http_header *h = &req->headers[i];
-        if (!is_token(h->name, h->name_len) || fl_str_has_ctl(h->value, h->value_len) ||
+        if (!fl_str_is_token(h->name, h->name_len) || fl_str_has_ctl(h->value, h->value_len) ||
             fl_str_ieq(h->name, h->name_len, "content-length") ||
             fl_str_ieq(h->name, h->name_len, "transfer-encoding"))
             return FL_EINVAL;

@@ -71,3 +71,27 @@ class Instance:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=10)
+
+
+# Answers a function may return that HTTP cannot carry (for the python and
+# node runtimes' tests: handlers.<name> in each returns the like), and what
+# the runtime must say of each.
+INVALID_RESPONSES = [
+    ("split", "header 'X-Split' holds a control character"),
+    ("spaced", "header name 'Bad Name' is not a token"),
+    ("framed", "header 'Content-Length' is the runtime's to set"),
+    ("huge_status", "status 1000 is not from 200 to 599"),
+    ("word_status", "status 'ok' is not a number"),
+]
+
+
+def check_invalid_response(instance, fn_dir, name, message):
+    """The function's answer is a 500 saying why, and the instance serves on."""
+    instance.specialize(fn_dir, "handlers." + name)
+    for _ in range(2):
+        status, headers, body = instance.request("GET", "/")
+        assert status == 500 and "X-Injected" not in headers
+        err = json.loads(body)["error"]
+        assert err == {"code": "function_error",
+                       "message": f"handlers.{name} returned an invalid response: {message}"}
+    assert instance.request("GET", "/healthz")[0] == 200

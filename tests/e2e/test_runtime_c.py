@@ -38,8 +38,14 @@ int created(const struct flint_request *req, struct flint_response *resp)
 {
     flint_response_status(resp, 201);
     flint_response_header(resp, "X-Custom", "yes");
-    if (flint_response_header(resp, "Bad", "a\r\nInjected: 1") == 0)
-        return 7; /* must have been refused */
+    /* each of these must be refused */
+    const char *bad[][2] = {{"Bad", "a\r\nInjected: 1"}, {"Bad", "\x01"}, {"Bad Name", "v"},
+                            {"", "v"}, {"content-length", "5"}, {"Transfer-Encoding", "chunked"}};
+    for (int i = 0; i < 6; i++)
+        if (flint_response_header(resp, bad[i][0], bad[i][1]) == 0)
+            return 10 + i;
+    flint_response_status(resp, 100); /* ignored: not a final status */
+    flint_response_status(resp, 1000);
     return flint_response_write(resp, "made", 4);
 }
 

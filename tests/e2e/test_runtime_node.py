@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from conftest import ROOT
-from runtime_util import Instance
+from runtime_util import INVALID_RESPONSES, Instance, check_invalid_response
 
 RUNTIME = os.path.join(ROOT, "runtimes", "node", "flint_runtime.js")
 
@@ -23,6 +23,11 @@ module.exports.status = () => ({status: 201, headers: {'X-Custom': 'yes'}, body:
 module.exports.raw = () => Buffer.from([0, 1]);
 module.exports.text = () => 'plain';
 module.exports.boom = async () => { console.error('about to fail'); throw new TypeError('kaboom'); };
+module.exports.split = () => ({status: 200, headers: {'X-Split': 'a\r\nX-Injected: 1'}, body: 'x'});
+module.exports.spaced = () => ({status: 200, headers: {'Bad Name': 'v'}, body: 'x'});
+module.exports.framed = () => ({status: 200, headers: {'Content-Length': '5'}, body: 'x'});
+module.exports.huge_status = () => ({status: 1000, body: 'x'});
+module.exports.word_status = () => ({status: 'ok', body: 'x'});
 '''
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -73,6 +78,11 @@ def test_a_throwing_function_is_a_500_naming_the_error(instance, fn_dir):
     assert status == 500
     assert json.loads(body)["error"]["message"] == "handlers.boom raised TypeError: kaboom"
     assert "about to fail" in instance.output()
+
+
+@pytest.mark.parametrize("name, message", INVALID_RESPONSES)
+def test_a_response_http_cannot_carry_is_a_500_saying_why(instance, fn_dir, name, message):
+    check_invalid_response(instance, fn_dir, name, message)
 
 
 @pytest.mark.parametrize("source, name, message", [

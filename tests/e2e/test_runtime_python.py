@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from conftest import ROOT
-from runtime_util import Instance
+from runtime_util import INVALID_RESPONSES, Instance, check_invalid_response
 
 RUNTIME = os.path.join(ROOT, "runtimes", "python", "flint_runtime.py")
 
@@ -38,6 +38,24 @@ def noarg():
 def boom(request):
     print("about to fail", file=sys.stderr, flush=True)
     raise RuntimeError("kaboom")
+
+def split(request):
+    return "x", 200, {"X-Split": "a\\r\\nX-Injected: 1"}
+
+def spaced(request):
+    return "x", 200, {"Bad Name": "v"}
+
+def framed(request):
+    return "x", 200, {"Content-Length": "5"}
+
+def huge_status(request):
+    return "x", 1000
+
+def word_status(request):
+    return "x", "ok"
+
+def obj(request):
+    return object()
 '''
 
 
@@ -98,6 +116,13 @@ def test_a_raising_function_is_a_500_naming_the_error(instance, fn_dir):
     assert err["message"] == "handlers.boom raised RuntimeError: kaboom"
     assert "about to fail" in instance.output() and "Traceback" in instance.output()
     assert instance.request("GET", "/healthz")[0] == 200  # still serving
+
+
+@pytest.mark.parametrize("name, message", INVALID_RESPONSES + [
+    ("obj", "cannot send a object as a body"),
+])
+def test_a_response_http_cannot_carry_is_a_500_saying_why(instance, fn_dir, name, message):
+    check_invalid_response(instance, fn_dir, name, message)
 
 
 @pytest.mark.parametrize("setup, name, message", [

@@ -127,6 +127,13 @@ TEST(string_helpers)
     ASSERT(fl_str_has_ctl("a\0b", 3));
     ASSERT(fl_str_has_ctl("a\r", 2));
     ASSERT(fl_str_has_ctl("\x7f", 1));
+    ASSERT(fl_str_is_token("X-Flint-Param-who_1", 19));
+    ASSERT(fl_str_is_token("!#$%&'*+.^_`|~", 14));
+    ASSERT(!fl_str_is_token("", 0));
+    ASSERT(!fl_str_is_token("Bad Name", 8));
+    ASSERT(!fl_str_is_token("X:Y", 3));
+    ASSERT(!fl_str_is_token("X\r\nY", 4));
+    ASSERT(!fl_str_is_token("caf\xc3\xa9", 5));
     ASSERT(fl_str_ieq("Content-Lengthy", 14, "CONTENT-LENGTH")); /* only n bytes count */
     ASSERT(fl_str_ieq("", 0, ""));
     ASSERT(!fl_str_ieq("[", 1, "{")); /* '[' | 0x20 would be '{': ASCII letters only fold */
