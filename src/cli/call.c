@@ -12,7 +12,8 @@
 struct sink {
     CURL *curl;
     struct fl_buf *buf;
-    bool stream; /* successful bodies go to stdout as they arrive */
+    cli_stream_fn stream; /* successful bodies go there as they arrive */
+    void *stream_arg;
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -21,9 +22,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     size_t len = size * n;
     long status = 0;
     curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (sink->stream && status >= 200 && status < 300) {
-        fwrite(data, 1, len, stdout);
-        fflush(stdout);
+    if (sink->stream != NULL && status >= 200 && status < 300) {
+        sink->stream(data, len, sink->stream_arg);
         return len;
     }
     return fl_buf_append(sink->buf, data, len) == 0 ? len : 0;
@@ -37,8 +37,8 @@ void cli_response_release(struct cli_response *r)
 }
 
 int cli_call(struct cli *cli, const char *method, const char *path, const void *body,
-             size_t body_len, const char *content_type, const char *const *headers, bool stream,
-             struct cli_response *r)
+             size_t body_len, const char *content_type, const char *const *headers,
+             cli_stream_fn stream, void *stream_arg, struct cli_response *r)
 {
     char url[2048], auth[300], ctype[200], errbuf[CURL_ERROR_SIZE] = "";
     struct curl_slist *list = NULL;
@@ -64,7 +64,7 @@ int cli_call(struct cli *cli, const char *method, const char *path, const void *
     for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
         list = curl_slist_append(list, headers[i]);
 
-    struct sink sink = {.curl = curl, .buf = &r->raw, .stream = stream};
+    struct sink sink = {.curl = curl, .buf = &r->raw, .stream = stream, .stream_arg = stream_arg};
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
@@ -82,7 +82,7 @@ int cli_call(struct cli *cli, const char *method, const char *path, const void *
 
     CURLcode res = curl_easy_perform(curl);
     if (res != CURLE_OK) {
-        if (res == CURLE_WRITE_ERROR && !stream)
+        if (res == CURLE_WRITE_ERROR && stream == NULL)
             cli_error("the answer from %s is larger than %u bytes", url, MAX_RESPONSE_BYTES);
         else if (res == CURLE_COULDNT_CONNECT)
             cli_error("cannot reach flintd at %s: %s\n"
@@ -113,7 +113,7 @@ int cli_call_json(struct cli *cli, const char *method, const char *path, json_t 
         if (text == NULL)
             return cli_error("out of memory"), -1;
     }
-    int rc = cli_call(cli, method, path, text, text ? strlen(text) : 0, NULL, NULL, false, r);
+    int rc = cli_call(cli, method, path, text, text ? strlen(text) : 0, NULL, NULL, NULL, NULL, r);
     free(text);
     return rc;
 }

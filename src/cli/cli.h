@@ -44,13 +44,15 @@ void cli_response_release(struct cli_response *r);
  * Send method path (e.g. "/v1/functions") to the API with the token. body
  * may be NULL; content_type applies to it (NULL: application/json); extra
  * headers are "Name: value" strings, NULL-terminated or NULL. When stream
- * is true the body is written to stdout as it arrives instead of kept.
+ * is not NULL, a successful answer's body goes to it as it arrives instead
+ * of being kept (an error's body is kept, for cli_fail_response()).
  * Returns 0 once an answer of any status came back (r filled), or -1 after
  * printing why the daemon could not be reached and what to do.
  */
+typedef void (*cli_stream_fn)(const char *data, size_t len, void *arg);
 int cli_call(struct cli *cli, const char *method, const char *path, const void *body,
-             size_t body_len, const char *content_type, const char *const *headers, bool stream,
-             struct cli_response *r);
+             size_t body_len, const char *content_type, const char *const *headers,
+             cli_stream_fn stream, void *stream_arg, struct cli_response *r);
 
 /* cli_call with a JSON body (may be NULL). */
 int cli_call_json(struct cli *cli, const char *method, const char *path, json_t *body,

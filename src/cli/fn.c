@@ -69,7 +69,7 @@ int cmd_fn_test(struct cli *cli, int argc, char **argv)
     snprintf(path, sizeof(path), "/v1/functions/%s/invoke%s", name, subpath);
     struct cli_response r;
     if (cli_call(cli, method, path, body, body ? (body_file ? file.len : strlen(body)) : 0,
-                 "application/octet-stream", headers, false, &r) == 0) {
+                 "application/octet-stream", headers, NULL, NULL, &r) == 0) {
         fwrite(r.raw.data ? r.raw.data : "", 1, r.raw.len, stdout);
         if (r.raw.len > 0 && r.raw.data[r.raw.len - 1] != '\n')
             putchar('\n');
@@ -81,6 +81,50 @@ int cmd_fn_test(struct cli *cli, int argc, char **argv)
     }
     fl_buf_release(&file);
     return rc;
+}
+
+/* Log lines arrive as JSON lines, split anywhere; -o json and -o yaml print
+ * them as they are, a table as "TIME  INSTANCE  STREAM  LINE". */
+struct log_printer {
+    bool raw;
+    struct fl_buf partial;
+};
+
+static void print_log_line(const char *line, size_t len)
+{
+    json_t *j = json_loadb(line, len, 0, NULL);
+    const char *ts = json_string_value(json_object_get(j, "ts"));
+    const char *inst = json_string_value(json_object_get(j, "instance"));
+    const char *stream = json_string_value(json_object_get(j, "stream"));
+    const char *text = json_string_value(json_object_get(j, "line"));
+    if (ts == NULL || stream == NULL || text == NULL)
+        printf("%.*s\n", (int)len, line); /* not a log line: as it came */
+    else
+        printf("%s  %-8.8s  %-6s  %s%s\n", ts, inst && *inst ? inst + strlen(inst) - 8 : "-",
+               stream, text, json_is_true(json_object_get(j, "truncated")) ? " [truncated]" : "");
+    json_decref(j);
+}
+
+static void on_log_data(const char *data, size_t len, void *arg)
+{
+    struct log_printer *p = arg;
+    if (p->raw) {
+        fwrite(data, 1, len, stdout);
+        fflush(stdout);
+        return;
+    }
+    if (fl_buf_append(&p->partial, data, len) < 0)
+        fl_buf_reset(&p->partial); /* a line past the bound is dropped, not the rest */
+    char *start = p->partial.data;
+    char *nl;
+    while (start != NULL &&
+           (nl = memchr(start, '\n', p->partial.len - (size_t)(start - p->partial.data))) != NULL) {
+        print_log_line(start, (size_t)(nl - start));
+        start = nl + 1;
+    }
+    if (start != NULL)
+        fl_buf_consume(&p->partial, (size_t)(start - p->partial.data));
+    fflush(stdout);
 }
 
 int cmd_fn_logs(struct cli *cli, int argc, char **argv)
@@ -107,9 +151,14 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv)
     snprintf(path, sizeof(path), "/v1/functions/%s/logs?follow=%d%s%s", name, follow ? 1 : 0,
              tail ? "&tail=" : "", tail ? tail : "");
     struct cli_response r;
-    if (cli_call(cli, "GET", path, NULL, 0, NULL, NULL, true, &r) != 0)
+    struct log_printer printer = {.raw = cli->output != CLI_OUTPUT_TABLE};
+    fl_buf_init(&printer.partial, 1u << 20);
+    int rc = cli_call(cli, "GET", path, NULL, 0, NULL, NULL, on_log_data, &printer, &r);
+    if (printer.partial.len > 0)
+        print_log_line(printer.partial.data, printer.partial.len);
+    fl_buf_release(&printer.partial);
+    if (rc != 0)
         return 1;
-    int rc = 0;
     if (r.status != 200) {
         char what[300];
         snprintf(what, sizeof(what), "logs of '%s'", name);

@@ -54,8 +54,8 @@ static const struct cli_command commands[] = {
      "--name NAME [--method M] [--body TEXT | --body-file FILE] [-H 'Name: value']... [--path "
      "/sub/path]",
      cmd_fn_test},
-    {"fn logs", "print a function's log lines", "--name NAME [-f|--follow] [--tail N]",
-     cmd_fn_logs},
+    {"fn logs", "print a function's log lines (-o json: as the API's JSON lines)",
+     "--name NAME [-f|--follow] [--tail N] [-o table|json]", cmd_fn_logs},
     RESOURCE_COMMANDS("route", "a route (HTTP trigger)", "routes",
                       "--name NAME (--url PATH | --prefix PATH) --function FN " ROUTE_FLAGS,
                       "--name NAME [--url PATH | --prefix PATH] [--function FN] " ROUTE_FLAGS),

@@ -206,7 +206,7 @@ int cli_upload_code(struct cli *cli, const char *path, json_t **code)
     const char *headers[] = {header, NULL};
     struct cli_response r;
     if (cli_call(cli, "POST", "/v1/code", data.data ? data.data : "", data.len,
-                 "application/octet-stream", headers, false, &r) != 0)
+                 "application/octet-stream", headers, NULL, NULL, &r) != 0)
         goto out;
     if (r.status != 201 && r.status != 200) {
         cli_fail_response("cannot upload code", &r);

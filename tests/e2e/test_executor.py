@@ -385,6 +385,13 @@ spec: {environment: python, code: c.py, entrypoint: c.main}
     assert streams["stdout"]["line"] == "to stdout one"
     assert streams["stderr"]["function"] == "chatty"
     assert len(streams["stderr"]["instance"]) == 36
+    # the CLI prints one line each: time, instance, stream, text; -o json as they came
+    out = flintd.cli("fn", "logs", "--name", "chatty", check=True).stdout.splitlines()
+    mine = [line.split(None, 3) for line in out if "to stdout one" in line]
+    assert mine and mine[0][1] == streams["stdout"]["instance"][-8:]
+    assert mine[0][2:] == ["stdout", "to stdout one"]
+    raw = flintd.cli("fn", "logs", "--name", "chatty", "-o", "json", check=True).stdout
+    assert [json.loads(x) for x in raw.splitlines() if "to std" in x] == lines
     r = flintd.cli("fn", "logs", "--name", "chatyy")  # a typo is not an empty log
     assert r.returncode == 1 and "function 'chatyy' does not exist and has no logs" in r.stderr
     for bad, field in (("tail=-1", "tail"), ("tail=x", "tail"), ("follow=maybe", "follow")):
