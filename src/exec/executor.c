@@ -1082,10 +1082,16 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
     } else if (err == 0) {
         struct fl_http_header headers[MAX_HEADERS];
         size_t n = 0;
-        for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++)
-            if (!hop_by_hop(resp->headers[i].name, resp->headers[i].name_len) &&
-                !fl_str_ieq(resp->headers[i].name, resp->headers[i].name_len, "date"))
-                headers[n++] = resp->headers[i];
+        /* an answer to HEAD has no body: its Content-Length is the one news
+         * of the length, and goes on to the caller */
+        bool head = strcmp(inv->req.method, "HEAD") == 0;
+        for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++) {
+            const struct fl_http_header *h = &resp->headers[i];
+            if ((!hop_by_hop(h->name, h->name_len) ||
+                 (head && fl_str_ieq(h->name, h->name_len, "content-length"))) &&
+                !fl_str_ieq(h->name, h->name_len, "date"))
+                headers[n++] = *h;
+        }
         respond(inv, resp->status, headers, n, resp->body ? resp->body : "", resp->body_len, NULL);
     } else if (ex->closing || inv->instance_died) {
         respond_instance_gone(inv, inst);

@@ -659,12 +659,17 @@ static int append_content_length(struct fl_buf *out, size_t n)
 }
 
 /* Serialize the status line and headers into r->out. */
+/* body_len LENGTH_UNKNOWN: a HEAD answer to be streamed, whose length is
+ * only known if the handler says it. */
+#define LENGTH_UNKNOWN SIZE_MAX
+
 static int write_head(struct request *r, struct fl_http_server *srv, int status,
                       const struct fl_http_header *headers, size_t nheaders, bool chunked,
                       size_t body_len)
 {
+    const struct fl_http_header *length = NULL; /* one the handler gave */
     struct fl_buf *out = &r->out;
-    size_t estimate = 128 + body_len;
+    size_t estimate = 128 + (body_len == LENGTH_UNKNOWN ? 0 : body_len);
     for (size_t i = 0; i < nheaders; i++)
         estimate += headers[i].name_len + headers[i].value_len + 4;
     int rc = fl_buf_grow(out, estimate);
@@ -685,15 +690,26 @@ static int write_head(struct request *r, struct fl_http_server *srv, int status,
         if (memchr(h->name, '\n', h->name_len) || memchr(h->value, '\n', h->value_len) ||
             memchr(h->name, '\r', h->name_len) || memchr(h->value, '\r', h->value_len))
             return FL_EINVAL;
+        if (fl_str_ieq(h->name, h->name_len, "content-length")) {
+            length = h; /* the body decides, but for HEAD (below) */
+            continue;
+        }
         rc = fl_buf_append(out, h->name, h->name_len);
         rc = rc ? rc : fl_buf_append(out, ": ", 2);
         rc = rc ? rc : fl_buf_append(out, h->value, h->value_len);
         rc = rc ? rc : fl_buf_append(out, "\r\n", 2);
     }
-    if (rc == 0 && chunked)
+    bool has_body = status != 204 && status != 304 && status >= 200;
+    if (rc == 0 && chunked) {
         rc = fl_buf_appends(out, "Transfer-Encoding: chunked\r\n");
-    else if (rc == 0 && status != 204 && status != 304 && status >= 200)
+    } else if (rc == 0 && has_body && r->is_head && length != NULL) {
+        /* the length a GET would have had, as a proxied handler knows it */
+        rc = fl_buf_append(out, "Content-Length: ", 16);
+        rc = rc ? rc : fl_buf_append(out, length->value, length->value_len);
+        rc = rc ? rc : fl_buf_append(out, "\r\n", 2);
+    } else if (rc == 0 && has_body && body_len != LENGTH_UNKNOWN) {
         rc = append_content_length(out, body_len);
+    }
     if (rc == 0 && r->close_after)
         rc = fl_buf_appends(out, "Connection: close\r\n");
     else if (rc == 0 && r->pub.http_minor == 0)
@@ -782,7 +798,8 @@ int fl_http_stream_begin(struct fl_http_request *req, int status,
     struct request *r = (struct request *)req;
     if (r->conn == NULL)
         return FL_ECANCELED;
-    int rc = write_head(r, r->conn->srv, status, headers, nheaders, !r->is_head, 0);
+    int rc = write_head(r, r->conn->srv, status, headers, nheaders, !r->is_head,
+                        r->is_head ? LENGTH_UNKNOWN : 0);
     if (rc < 0)
         return rc;
     r->state = REQ_STREAMING;

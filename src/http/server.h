@@ -124,7 +124,10 @@ bool fl_http_request_aborted(const struct fl_http_request *req);
 /*
  * Answer req and free it. The server adds Date, Content-Length and, when
  * the connection is to close, Connection: close; headers must not contain
- * those. For HEAD the body is not sent. 0; FL_ECANCELED if the client is
+ * the others, and a Content-Length among them is ignored, except in the
+ * answer to a HEAD request: the body is not sent then, and a Content-Length
+ * header (the length a GET would have had, from a proxied answer, say) is
+ * announced instead of body_len. 0; FL_ECANCELED if the client is
  * gone (req is freed all the same); FL_EINVAL if a header holds a line
  * break, or FL_ENOMEM (either way req is answered 500 instead).
  */

@@ -67,6 +67,10 @@ def test_the_examples_answer_through_routes_in_every_runtime(flintd):
         r = call(flintd, f"/hello/{runtime}/ada")
         assert r.status == 200, (runtime, r.status, r.text)
         assert r.text.strip() == f"Hello, ada, {greeting}"
+        # HEAD: no body, and the length a GET has (the route takes GET, so HEAD too)
+        h = call(flintd, f"/hello/{runtime}/ada", method="HEAD")
+        assert (h.status, h.body) == (200, b""), runtime
+        assert int(h.headers["Content-Length"]) == len(r.body), (runtime, h.headers)
     # the API's invoke and the CLI's fn test reach the same function
     r = invoke(flintd, "hello-c")
     assert r.status == 200 and "from C!" in r.text

@@ -97,6 +97,10 @@ static void handler(struct fl_http_request *req, void *data)
         fl_http_stream_write(req, "b", 1);
         fl_http_stream_write(req, "c", 1);
         fl_http_stream_end(req);
+    } else if (strcmp(req->path, "/proxied") == 0) {
+        /* a proxy answering HEAD passes on the length it was told */
+        struct fl_http_header cl = {"Content-Length", 14, "1234", 4};
+        fl_http_respond(req, 200, &cl, 1, "", 0);
     } else if (strcmp(req->path, "/conns") == 0) {
         n = snprintf(body, sizeof(body), "%u", fl_http_server_connections(fx.srv));
         fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
@@ -557,6 +561,18 @@ TEST(head_close_and_http10)
     ASSERT_EQ(resp.status, 200);
     ASSERT(strstr(resp.head, "Content-Length: 5\r\n") != NULL);
     ASSERT_EQ(resp.body_len, 0);
+    /* a Content-Length the handler gives is the length of a HEAD answer */
+    roundtrip("HEAD /proxied HTTP/1.1\r\n\r\n", &resp);
+    ASSERT(strstr(resp.head, "\r\nContent-Length: 1234\r\n") != NULL);
+    ASSERT(strstr(resp.head, "Content-Length: 0") == NULL);
+    /* and ignored otherwise: the body decides, once */
+    roundtrip("GET /proxied HTTP/1.1\r\n\r\n", &resp);
+    ASSERT(strstr(resp.head, "\r\nContent-Length: 0\r\n") != NULL);
+    ASSERT(strstr(resp.head, "1234") == NULL);
+    /* a streamed HEAD answer does not claim to be empty */
+    roundtrip("HEAD /stream HTTP/1.1\r\n\r\n", &resp);
+    ASSERT_EQ(resp.status, 200);
+    ASSERT(strstr(resp.head, "Content-Length") == NULL && strstr(resp.head, "chunked") == NULL);
 
     int fd = connect_tcp();
     struct reader *r = reader_new(fd);
