@@ -3,10 +3,11 @@
  *
  *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
  *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
+ *          [--max-body SIZE]
  *
- * Each flag has an environment variable (FLINT_DATA, FLINT_API,
- * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES); flags
- * win. One process, one libuv loop for all networking and processes.
+ * Most flags have an environment variable (FLINT_DATA, FLINT_API,
+ * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
+ * FLINT_MAX_BODY); flags win. One process, one libuv loop for all networking and processes.
  *
  * What runs: the store; the executor, kept in step with the store's
  * environments and functions by two followers; the router, following
@@ -52,6 +53,7 @@ struct flintd_config {
     int64_t drain_ms;
     int64_t queue_max;
     int64_t queue_wait_ms;
+    uint64_t max_body; /* a routed request's body */
 };
 
 struct flintd {
@@ -92,6 +94,8 @@ static void usage(FILE *to)
             "                    <flintd's dir>/../share/flint/runtimes)\n"
             "  --queue-max N     requests a function may have waiting (default 1000)\n"
             "  --queue-wait D    how long a request waits for an instance (default 10s)\n"
+            "  --max-body SIZE   largest request body the router takes (FLINT_MAX_BODY;\n"
+            "                    default 1MiB, at most 64MiB, what the runtimes take)\n"
             "\n"
             "An ADDR is HOST:PORT, [V6]:PORT or unix:PATH.\n");
 }
@@ -105,16 +109,24 @@ static const char *env_or(const char *name, const char *fallback)
 static int parse_args(int argc, char **argv, struct flintd_config *cfg)
 {
     static const struct option options[] = {
-        {"data", required_argument, NULL, 'd'},       {"api", required_argument, NULL, 'a'},
-        {"router", required_argument, NULL, 'r'},     {"log-level", required_argument, NULL, 'l'},
-        {"log-file", required_argument, NULL, 'f'},   {"drain", required_argument, NULL, 'D'},
-        {"runtimes", required_argument, NULL, 'R'},   {"queue-max", required_argument, NULL, 'q'},
-        {"queue-wait", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
+        {"data", required_argument, NULL, 'd'},
+        {"api", required_argument, NULL, 'a'},
+        {"router", required_argument, NULL, 'r'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-file", required_argument, NULL, 'f'},
+        {"drain", required_argument, NULL, 'D'},
+        {"runtimes", required_argument, NULL, 'R'},
+        {"queue-max", required_argument, NULL, 'q'},
+        {"queue-wait", required_argument, NULL, 'w'},
+        {"max-body", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     const char *level = env_or("FLINT_LOG_LEVEL", NULL);
     const char *drain = "10s";
     const char *queue_max = "1000", *queue_wait = "10s";
+    const char *max_body = env_or("FLINT_MAX_BODY", "1MiB");
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
@@ -153,6 +165,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         case 'w':
             queue_wait = optarg;
             break;
+        case 'b':
+            max_body = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -185,6 +200,12 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     if (fl_parse_i64(queue_max, 0, 1000000, &cfg->queue_max) < 0) {
         fprintf(stderr, "flintd: --queue-max takes a number from 0 to 1000000, not '%s'\n",
                 queue_max);
+        return FL_EINVAL;
+    }
+    if (fl_parse_size(max_body, &cfg->max_body) < 0 || cfg->max_body < 1024 ||
+        cfg->max_body > (64u << 20)) {
+        fprintf(stderr, "flintd: --max-body takes a size from 1KiB to 64MiB, like 6MiB, not '%s'\n",
+                max_body);
         return FL_EINVAL;
     }
     if (fl_parse_duration_ms(queue_wait, &cfg->queue_wait_ms) < 0 || cfg->queue_wait_ms < 1) {
@@ -518,9 +539,12 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = start_listener(&d, "api", d.cfg.api_addr, &api_cfg, fl_api_handle, d.control, &d.api,
                             d.api_bound, sizeof(d.api_bound));
+    struct fl_http_server_config router_cfg;
+    fl_http_server_config_init(&router_cfg);
+    router_cfg.max_body_bytes = (size_t)d.cfg.max_body;
     if (rc == 0)
-        rc = start_listener(&d, "router", d.cfg.router_addr, NULL, fl_router_handle, d.routing,
-                            &d.router, d.router_bound, sizeof(d.router_bound));
+        rc = start_listener(&d, "router", d.cfg.router_addr, &router_cfg, fl_router_handle,
+                            d.routing, &d.router, d.router_bound, sizeof(d.router_bound));
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
     d.sigterm.data = d.sigint.data = &d;

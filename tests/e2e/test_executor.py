@@ -129,6 +129,24 @@ spec: {path: "/echo/{id}/x", methods: [POST], target: {function: echo}}
         assert r.json()["error"]["code"] == "bad_path_parameter"
 
 
+def test_the_router_body_limit_is_the_operators(flintd_factory, tmp_path):
+    flintd = flintd_factory(extra_args=["--max-body", "3MiB"])
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: size
+spec: {environment: python, code: size.py, entrypoint: size.main}
+---
+kind: route
+name: size
+spec: {path: /size, target: {function: size}}
+""", {"size.py": "def main(req):\n    return str(len(req.body))\n"})
+    r = call(flintd, "/size", method="POST", body=b"x" * (2 << 20))
+    assert (r.status, r.text) == (200, str(2 << 20))
+    r = call(flintd, "/size", method="POST", body=b"x" * (4 << 20))
+    assert r.status == 413 and "3145728 bytes" in r.json()["error"]["message"]
+
+
 def test_a_failed_build_is_a_clear_error_and_a_fix_recovers(flintd, tmp_path):
     deploy(flintd, tmp_path, ENVS + """
 ---

@@ -77,6 +77,9 @@ def test_bad_flags_and_busy_ports_are_clear_errors(tmp_path, flintd):
     r = subprocess.run([os.path.join(BIN, "flintd"), "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2
     assert "usage: flintd" in r.stderr
+    r = subprocess.run([os.path.join(BIN, "flintd"), "--max-body", "1TiB"], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "--max-body takes a size from 1KiB to 64MiB" in r.stderr
     r = subprocess.run([os.path.join(BIN, "flintd"), "--data", str(tmp_path / "d2"),
                         "--api", f"127.0.0.1:{flintd.api_port}",
                         "--router", f"127.0.0.1:{free_port()}"],
