@@ -474,6 +474,46 @@ spec: {environment: python, code: snoop.py, entrypoint: snoop.main}
     assert "read" not in r.text, r.text
 
 
+def test_network_false_keeps_instances_off_the_network(flintd, tmp_path):
+    mode = flintd.api("GET", "/v1/status").json()["sandbox"]["mode"]
+    if not mode.startswith("bwrap"):
+        pytest.skip(f"no network namespace without bubblewrap (sandbox mode {mode})")
+    import socket as socketlib
+    listener = socketlib.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    code = ("import socket\ndef main(req):\n"
+            "    try:\n"
+            "        socket.create_connection(('127.0.0.1', int(req.body)), timeout=5).close()\n"
+            "        return 'connected'\n"
+            "    except OSError as e:\n"
+            "        return type(e).__name__\n")
+    deploy(flintd, tmp_path, """
+kind: environment
+name: online
+spec: {runtime: python, poolsize: 0}
+---
+kind: environment
+name: offline
+spec: {runtime: python, poolsize: 0, network: false}
+---
+kind: function
+name: reach-online
+spec: {environment: online, code: n.py, entrypoint: n.main}
+---
+kind: function
+name: reach-offline
+spec: {environment: offline, code: n.py, entrypoint: n.main}
+""", {"n.py": code})
+    try:
+        assert invoke(flintd, "reach-online", str(port)).text == "connected"
+        r = invoke(flintd, "reach-offline", str(port))
+        assert r.status == 200 and r.text != "connected", r.text
+    finally:
+        listener.close()
+
+
 def test_functions_are_served_again_after_kill_9(flintd, tmp_path):
     deploy(flintd, tmp_path, ENVS + """
 ---
