@@ -381,7 +381,7 @@ out:
 static void serve(struct fl_http_request *req, void *data)
 {
     if (strcmp(req->path, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
-        fl_http_respond_healthz(req);
+        fl_http_respond_healthz(req, false); /* calls end in any order */
     } else if (strcmp(req->path, "/v2/specialize") == 0 && strcmp(req->method, "POST") == 0) {
         specialize(req);
     } else if (executable[0] == '\0') {

@@ -184,7 +184,7 @@ static void invoke(struct fl_http_request *req)
 static void serve(struct fl_http_request *req, void *data)
 {
     if (strcmp(req->path, "/healthz") == 0 && strcmp(req->method, "GET") == 0) {
-        fl_http_respond_healthz(req);
+        fl_http_respond_healthz(req, true); /* handlers run one at a time */
     } else if (strcmp(req->path, "/v2/specialize") == 0 && strcmp(req->method, "POST") == 0) {
         specialize(req);
     } else if (handler == NULL) {

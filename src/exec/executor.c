@@ -1730,6 +1730,10 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     ccfg.max_response_bytes = cfg->max_response_bytes;
     ccfg.connect_timeout_ms = 2000;
     ccfg.max_idle = 64;
+    /* runtimes that take pipelined calls run them one at a time: one
+     * connection carries them in the fewest writes and wake-ups (a second
+     * opens only when 64 are unanswered) */
+    ccfg.pipeline_conns = 1;
     if (rc == 0)
         rc = fl_http_client_new(loop, &ccfg, &ex->client);
     if (rc < 0) {

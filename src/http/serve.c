@@ -49,11 +49,11 @@ int fl_http_serve(const char *program, const char *addr, const struct fl_http_se
     return 0;
 }
 
-void fl_http_respond_healthz(struct fl_http_request *req)
+void fl_http_respond_healthz(struct fl_http_request *req, bool pipelining)
 {
     static const struct fl_http_header headers[] = {
         {"Content-Type", 12, "application/json", 16},
         {"X-Flint-Pipelining", 18, "1", 1},
     };
-    fl_http_respond(req, 200, headers, 2, "{\"status\":\"ok\"}", 15);
+    fl_http_respond(req, 200, headers, pipelining ? 2 : 1, "{\"status\":\"ok\"}", 15);
 }

@@ -5,6 +5,7 @@
 #ifndef FLINT_HTTP_SERVE_H
 #define FLINT_HTTP_SERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http/server.h"
@@ -23,10 +24,12 @@ int fl_http_listen_address(const char *flint_listen, char *out, size_t size);
 int fl_http_serve(const char *program, const char *addr, const struct fl_http_server_config *cfg,
                   fl_http_handler handler, void *data, void (*on_stop)(void));
 
-/* A runtime's answer to GET /healthz: 200 {"status":"ok"}, with
- * X-Flint-Pipelining: 1, which tells the executor that this server reads
- * pipelined requests on a connection (handling them concurrently) and
- * answers them in order (docs/runtime-contract.md). */
-void fl_http_respond_healthz(struct fl_http_request *req);
+/* A runtime's answer to GET /healthz: 200 {"status":"ok"}; with pipelining,
+ * X-Flint-Pipelining: 1 too, which tells the executor that this server reads
+ * pipelined requests on a connection and answers them in order, so that
+ * calls may share one (docs/runtime-contract.md). Only for a runtime whose
+ * calls run one at a time anyway: behind a slow call on a shared
+ * connection, quick ones wait. */
+void fl_http_respond_healthz(struct fl_http_request *req, bool pipelining);
 
 #endif

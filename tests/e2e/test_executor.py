@@ -79,11 +79,12 @@ def test_the_examples_answer_through_routes_in_every_runtime(flintd):
     status = function_status(flintd, "hello-c")
     assert status["build"] == "ok"
     assert any(i["state"] == "ready" for i in status["instances"])
-    # the runtimes on Flint's own server take pipelined calls; the others do not say so
+    # the C runtime takes pipelined calls (its handlers run one at a time); the others
+    # do not say so
     pipelining = {fn: {i["pipelining"] for i in function_status(flintd, fn)["instances"]}
                   for fn in ("hello-c", "hello-python", "hello-node", "hello-shell")}
     assert pipelining == {"hello-c": {True}, "hello-python": {False}, "hello-node": {False},
-                          "hello-shell": {True}}, pipelining
+                          "hello-shell": {False}}, pipelining
     # no route, and a route for another method
     assert call(flintd, "/nowhere").status == 404
     r = call(flintd, "/hello/c/ada", method="DELETE")
@@ -472,6 +473,32 @@ spec: {environment: python, code: snoop.py, entrypoint: snoop.main}
     r = invoke(flintd, "snoop", os.path.abspath(flintd.data_dir))
     assert r.status == 200, r.text
     assert "read" not in r.text, r.text
+
+
+def test_a_slow_script_does_not_hold_back_a_quick_one(flintd, tmp_path):
+    # the binary runtime runs each call in its own process: a quick call that
+    # arrives while a slow one runs on the same instance is answered first
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: nap
+spec: {environment: binary, code: nap.sh, concurrency: 1, requestsPerInstance: 4}
+""", {"nap.sh": "#!/bin/sh\nsleep \"$(cat)\"\necho rested\n"})
+    assert invoke(flintd, "nap", "0").text.strip() == "rested"
+    slow = []
+    threads = [threading.Thread(target=lambda: slow.append(invoke(flintd, "nap", "5")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: function_status(flintd, "nap")["instances"][0]["active"] == 2,
+             what="the slow calls to run")
+    r = invoke(flintd, "nap", "0")
+    assert r.text.strip() == "rested"
+    assert all(t.is_alive() for t in threads), "the quick call waited for a slow one"
+    for t in threads:
+        t.join()
+    assert [x.status for x in slow] == [200, 200]
+    assert len(function_status(flintd, "nap")["instances"]) == 1  # the same instance
 
 
 def test_network_false_keeps_instances_off_the_network(flintd, tmp_path):
