@@ -658,11 +658,11 @@ static int append_content_length(struct fl_buf *out, size_t n)
     return rc ? rc : fl_buf_append(out, "\r\n", 2);
 }
 
-/* Serialize the status line and headers into r->out. */
 /* body_len LENGTH_UNKNOWN: a HEAD answer to be streamed, whose length is
  * only known if the handler says it. */
 #define LENGTH_UNKNOWN SIZE_MAX
 
+/* Serialize the status line and headers into r->out. */
 static int write_head(struct request *r, struct fl_http_server *srv, int status,
                       const struct fl_http_header *headers, size_t nheaders, bool chunked,
                       size_t body_len)
@@ -1003,7 +1003,6 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
 }
 
-/* Point the public fields into the store, now that it stops growing. */
 /* Where the origin form starts in an absolute-form target
  * ("http://host:80/x?y" -> "/x?y", RFC 9112 3.2.2); 0 for any other form. */
 static size_t origin_start(const char *t, size_t len)
@@ -1016,6 +1015,7 @@ static size_t origin_start(const char *t, size_t len)
     return i;
 }
 
+/* Point the public fields into the store, now that it stops growing. */
 static int finish_headers(struct conn *c, struct request *r)
 {
     /* The store holds: target \0 [name \0 value \0]... ; add path \0 query \0,
