@@ -122,6 +122,7 @@ int cli_fail_response(const char *what, const struct cli_response *r)
 {
     const char *message = NULL;
     json_t *error = json_object_get(r->json, "error");
+    const char *code = json_string_value(json_object_get(error, "code"));
     if (error != NULL)
         message = json_string_value(json_object_get(error, "message"));
     if (message == NULL)
@@ -130,6 +131,8 @@ int cli_fail_response(const char *what, const struct cli_response *r)
     if (r->status == 401)
         fprintf(stderr, "  the token was refused: set FLINT_TOKEN, or --data DIR where flintd "
                         "keeps its 'token' file\n");
+    else if (r->status == 409 && code != NULL && strcmp(code, "exists") == 0)
+        fprintf(stderr, "  change it with 'update', or 'delete' it first\n");
     else if (r->status == 409)
         fprintf(stderr, "  it changed since you read it: get it again and retry\n");
     return 1;

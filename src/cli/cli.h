@@ -69,7 +69,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * resource in the chosen output format. */
 void cli_print_resources(const struct cli *cli, const char *kind, json_t *items);
 void cli_print_value(const struct cli *cli, json_t *v);
-void cli_print_function_details(json_t *fn);
+/* Under fn get's row: the routes to it (routes: every route, or NULL), the
+ * build, calls, instances, load error and the end of the build log. */
+void cli_print_function_details(json_t *fn, json_t *routes);
 
 /* Subcommands, one file per family. */
 int cmd_resource(struct cli *cli, int argc, char **argv);

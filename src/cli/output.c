@@ -153,16 +153,37 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
     }
 }
 
-/* What `fn get` adds under the row in a table: the build, the calls, each
- * instance, and the reasons a function does not run (load error, build log). */
-void cli_print_function_details(json_t *fn)
+/* What `fn get` adds under the row in a table: what calls it, the build,
+ * the calls, each instance, and the reasons a function does not run (load
+ * error, build log). */
+void cli_print_function_details(json_t *fn, json_t *routes)
 {
     json_t *st = json_object_get(fn, "status");
     if (!json_is_object(st))
         return;
     char cell[256];
+    const char *name = json_string_value(json_object_get(fn, "name"));
+    size_t i, nroutes = 0;
+    json_t *route;
+    printf("\nroutes:    ");
+    json_array_foreach(routes, i, route)
+    {
+        json_t *spec = json_object_get(route, "spec");
+        const char *target =
+            json_string_value(json_object_get(json_object_get(spec, "target"), "function"));
+        if (name == NULL || target == NULL || strcmp(target, name) != 0)
+            continue;
+        json_t *path = json_object_get(spec, "path");
+        char methods[128];
+        cell_text(json_object_get(spec, "methods"), methods, sizeof(methods));
+        printf("%s %s %s%s (%s)", nroutes ? "," : "", strcmp(methods, "-") == 0 ? "*" : methods,
+               path ? json_string_value(path) : json_string_value(json_object_get(spec, "prefix")),
+               path ? "" : "...", json_string_value(json_object_get(route, "name")));
+        nroutes++;
+    }
+    printf("%s\n", nroutes == 0 ? " none (flint fn test, or the API's invoke)" : "");
     cell_text(json_object_get(st, "build"), cell, sizeof(cell));
-    printf("\nbuild:      %s\n", cell);
+    printf("build:      %s\n", cell);
     printf("calls:      %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT
            " failed), %" JSON_INTEGER_FORMAT " queued\n",
            json_integer_value(json_object_get(st, "invocations")),
@@ -171,7 +192,6 @@ void cli_print_function_details(json_t *fn)
     json_t *instances = json_object_get(st, "instances");
     printf("instances:  %zu (%" JSON_INTEGER_FORMAT " started so far)\n",
            json_array_size(instances), json_integer_value(json_object_get(st, "instanceStarts")));
-    size_t i;
     json_t *inst;
     if (json_array_size(instances) > 0)
         printf("  %-36s  %-8s  %-8s  %-6s  %s\n", "ID", "STATE", "REVISION", "ACTIVE", "IDLE");

@@ -323,8 +323,17 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
             rc = cli_fail_response(what, &r);
         } else if (verb[0] == 'g') {
             cli_print_resources(cli, kind, r.json);
-            if (cli->output == CLI_OUTPUT_TABLE && strcmp(kind, "function") == 0)
-                cli_print_function_details(r.json);
+            if (cli->output == CLI_OUTPUT_TABLE && strcmp(kind, "function") == 0) {
+                /* what calls it: the routes that target it */
+                struct cli_response routes;
+                json_t *items = NULL;
+                if (cli_call_json(cli, "GET", "/v1/routes", NULL, &routes) == 0 &&
+                    routes.status == 200)
+                    items = json_object_get(routes.json, "items");
+                cli_print_function_details(r.json, items);
+                if (routes.json != NULL || routes.raw.data != NULL)
+                    cli_response_release(&routes);
+            }
             rc = 0;
         } else {
             printf("%s '%s' deleted\n", kind, name);

@@ -174,6 +174,9 @@ def test_routes_need_their_function_and_a_valid_path(flintd, hello_py):
                "--method", "GET", check=True)
     r = flintd.cli("route", "list", check=True)
     assert "/hello/{who}" in r.stdout and "function:hello" in r.stdout and "GET" in r.stdout
+    # fn get says what calls the function
+    out = flintd.cli("fn", "get", "--name", "hello", check=True).stdout
+    assert "\nroutes:     GET /hello/{who} (r)\n" in out
 
 
 def test_stale_revisions_are_conflicts(flintd):
@@ -182,6 +185,8 @@ def test_stale_revisions_are_conflicts(flintd):
     rev = r.json()["revision"]
     r = flintd.api("POST", "/v1/environments", body={"name": "e", "spec": {"runtime": "node"}})
     assert r.status == 409 and "exists already" in r.json()["error"]["message"]
+    r = flintd.cli("env", "create", "--name", "e", "--runtime", "node")
+    assert r.returncode == 1 and "change it with 'update', or 'delete' it first" in r.stderr
     ok = flintd.api("PUT", "/v1/environments/e", body={"revision": rev, "spec": {"runtime": "node", "poolsize": 1}})
     assert ok.status == 200
     stale = flintd.api("PUT", "/v1/environments/e", body={"revision": rev, "spec": {"runtime": "c"}})
