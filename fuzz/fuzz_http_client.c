@@ -140,15 +140,22 @@ static int on_body(const char *chunk, size_t len, void *data)
     return ex.stop_after-- == 0;
 }
 
+static char socket_path[96];
+
+static void remove_socket(void)
+{
+    unlink(socket_path);
+}
+
 static void setup(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as in flintd: a closed peer is an error, not a signal */
     uv_loop_init(&loop);
-    char path[96];
-    snprintf(path, sizeof(path), "/tmp/flint-fuzz-client.%d.sock", (int)getpid());
-    unlink(path);
-    snprintf(target, sizeof(target), "unix:%s", path);
-    if (uv_pipe_init(&loop, &listener, 0) != 0 || uv_pipe_bind(&listener, path) != 0 ||
+    snprintf(socket_path, sizeof(socket_path), "/tmp/flint-fuzz-client.%d.sock", (int)getpid());
+    unlink(socket_path);
+    atexit(remove_socket);
+    snprintf(target, sizeof(target), "unix:%s", socket_path);
+    if (uv_pipe_init(&loop, &listener, 0) != 0 || uv_pipe_bind(&listener, socket_path) != 0 ||
         uv_listen((uv_stream_t *)&listener, 64, on_connection) != 0)
         abort();
     struct fl_http_client_config cfg;
