@@ -1690,18 +1690,44 @@ json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)
 
 /* ---- life ---- */
 
+#define TMP_RUN_PREFIX "/tmp/flint-run-"
+
+/* Remove the run directory an earlier flintd of this data directory made
+ * under /tmp, as DATA/run-dir names it: it was killed before removing it.
+ * Only a directory of ours by that name is touched. */
+static void remove_old_tmp_run_dir(const char *data_dir)
+{
+    char note[PATH_MAX];
+    snprintf(note, sizeof(note), "%s/run-dir", data_dir);
+    struct fl_buf old;
+    fl_buf_init(&old, 256);
+    struct stat st;
+    if (fl_file_read(note, &old) == 0 && old.len > strlen(TMP_RUN_PREFIX) &&
+        strncmp(old.data, TMP_RUN_PREFIX, strlen(TMP_RUN_PREFIX)) == 0 &&
+        memchr(old.data, '\0', old.len) == NULL &&
+        strchr(old.data + strlen(TMP_RUN_PREFIX), '/') == NULL && lstat(old.data, &st) == 0 &&
+        S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+        fl_remove_tree(old.data);
+    fl_buf_release(&old);
+    unlink(note);
+}
+
 static int make_run_dir(struct fl_executor *ex)
 {
     /* a socket path must fit in sun_path (108): DIR/run/<hex>/sock/s */
     snprintf(ex->run_dir, sizeof(ex->run_dir), "%s/run", ex->data_dir);
+    fl_remove_tree(ex->run_dir); /* left by an earlier flintd */
+    remove_old_tmp_run_dir(ex->data_dir);
     if (strlen(ex->run_dir) + 24 > 100) {
-        char tmpl[] = "/tmp/flint-run-XXXXXX";
+        char tmpl[] = TMP_RUN_PREFIX "XXXXXX";
         if (mkdtemp(tmpl) == NULL)
             return -errno;
         fl_strlcpy(ex->run_dir, tmpl, sizeof(ex->run_dir));
-        return 0;
+        /* so that the next flintd can remove it if this one is killed */
+        char note[PATH_MAX];
+        snprintf(note, sizeof(note), "%s/run-dir", ex->data_dir);
+        return fl_file_write_atomic(note, tmpl, strlen(tmpl));
     }
-    fl_remove_tree(ex->run_dir); /* left by an earlier flintd */
     if (mkdir(ex->run_dir, 0711) != 0)
         return -errno;
     return 0;
@@ -1756,8 +1782,13 @@ static void client_closed(void *data)
     struct fl_executor *ex = data;
     void (*done)(void *) = ex->done;
     void *done_data = ex->done_data;
-    if (strncmp(ex->run_dir, "/tmp/flint-run-", 15) == 0)
-        rmdir(ex->run_dir);
+    /* every instance has stopped: their sockets and code links go */
+    fl_remove_tree(ex->run_dir);
+    if (strncmp(ex->run_dir, TMP_RUN_PREFIX, strlen(TMP_RUN_PREFIX)) == 0) {
+        char note[PATH_MAX];
+        snprintf(note, sizeof(note), "%s/run-dir", ex->data_dir);
+        unlink(note);
+    }
     free(ex);
     if (done)
         done(done_data);

@@ -541,6 +541,32 @@ spec: {environment: offline, code: n.py, entrypoint: n.main}
         listener.close()
 
 
+def test_run_directories_are_removed_after_a_stop_and_after_a_kill(flintd_factory, tmp_path):
+    # a data directory this deep puts instance sockets under /tmp (sun_path is short)
+    flintd = flintd_factory(name="d" * 60)
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: where
+spec: {environment: python, code: w.py, entrypoint: w.main}
+""", {"w.py": "def main(req):\n    return 'here'\n"})
+
+    def run_dir():
+        assert invoke(flintd, "where").text == "here"
+        socket = function_status(flintd, "where")["instances"][0]["socket"]
+        assert socket.startswith("unix:/tmp/flint-run-"), socket
+        return socket[len("unix:"):].split("/sock/")[0].rsplit("/", 1)[0]
+
+    first = run_dir()
+    flintd.kill()
+    flintd.start()
+    assert not os.path.exists(first)  # the next flintd removed what the killed one left
+    second = run_dir()
+    assert second != first
+    assert flintd.stop() == 0
+    assert not os.path.exists(second)
+
+
 def test_functions_are_served_again_after_kill_9(flintd, tmp_path):
     deploy(flintd, tmp_path, ENVS + """
 ---
