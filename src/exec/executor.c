@@ -283,9 +283,16 @@ static void queue_unlink(struct fl_invocation *inv)
 static void respond(struct fl_invocation *inv, int status, const struct fl_http_header *headers,
                     size_t nheaders, const char *body, size_t body_len, const char *error_code)
 {
+    /* every answer names its invocation, to find it in the logs */
+    struct fl_http_header all[MAX_HEADERS + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < nheaders && n < MAX_HEADERS; i++)
+        if (!fl_str_ieq(headers[i].name, headers[i].name_len, "x-flint-invocation-id"))
+            all[n++] = headers[i];
+    all[n++] = (struct fl_http_header){"X-Flint-Invocation-Id", 21, inv->id, strlen(inv->id)};
     struct fl_invoke_result res = {.status = status,
-                                   .headers = headers,
-                                   .nheaders = nheaders,
+                                   .headers = all,
+                                   .nheaders = n,
                                    .body = body,
                                    .body_len = body_len,
                                    .error_code = error_code,

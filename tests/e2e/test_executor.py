@@ -121,6 +121,8 @@ spec: {path: "/echo/{id}/x", methods: [POST], target: {function: echo}}
     assert h["x-flint-trigger"] == "http"
     assert h["x-flint-attempt"] == "1"
     assert len(h["x-flint-invocation-id"]) == 36
+    # the answer names the invocation, as the function saw it
+    assert r.headers["X-Flint-Invocation-Id"] == h["x-flint-invocation-id"]
     # parameters are percent-decoded, and one that would smuggle a header is refused
     r = call(flintd, "/echo/a%20b%2Fc/x", method="POST", body="")
     assert r.json()["headers"]["x-flint-param-id"] == "a b/c"
@@ -254,6 +256,7 @@ spec: {environment: python, code: sleepy.py, entrypoint: sleepy.main, functionTi
     r = invoke(flintd, "sleepy", "hang")
     assert r.status == 504, r.text
     assert r.json()["error"]["code"] == "function_timeout"
+    assert r.headers["X-Flint-Invocation-Id"] == r.json()["error"]["invocation"]
     assert "1000 ms" in r.json()["error"]["message"]
     r = invoke(flintd, "sleepy")
     assert (r.status, r.text) == (200, "quick")
