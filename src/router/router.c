@@ -127,11 +127,31 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
     fl_http_request_on_abort(req, on_abort, f);
 }
 
+/* A request the router answered itself, no function called: counted by
+ * status, so that an operator sees 404s and 405s pile up. */
+static void count_unrouted(struct fl_router *r, const char *status)
+{
+    if (r->metrics == NULL)
+        return;
+    static const char *const labels[] = {"code"};
+    struct fl_metric *m = fl_metrics_counter(
+        r->metrics, "flint_router_unrouted_total",
+        "Requests the router answered without a function, by HTTP status.", 1, labels);
+    fl_metric_add(m, (const char *[]){status}, 1);
+}
+
 void fl_router_handle(struct fl_http_request *req, void *data)
 {
     struct fl_router *r = data;
     struct fl_route_match m;
     int rc = fl_route_table_match(r->table, req->method, req->path, req->path_len, &m);
+    if (rc < 0)
+        count_unrouted(r, rc == FL_ENOENT   ? "404"
+                          : rc == FL_EACCES ? "405"
+                          : rc == FL_EINVAL ? "400"
+                                            : "414");
+    else if (m.route->target_kind != FL_TARGET_FUNCTION)
+        count_unrouted(r, "501");
     if (rc == FL_ENOENT) {
         fl_http_respond_error(req, 404, "no_route", "no route for %s %.200s", req->method,
                               req->path);

@@ -775,6 +775,13 @@ def test_metrics_show_calls_instances_pools_and_builds(flintd, tmp_path):
     assert 'flint_pool_instances{environment="c",state="ready"}' in text
     assert 'flint_builds_total{result="ok"}' in text
     assert 'flint_instance_starts_total{from="pool"}' in text
+    # what the router answered itself
+    assert call(flintd, "/nowhere").status == 404
+    assert call(flintd, "/nowhere/else").status == 404
+    assert call(flintd, "/hello/c/ada", method="DELETE").status == 405
+    text = flintd.api("GET", "/metrics").text
+    assert 'flint_router_unrouted_total{code="404"} 2' in text
+    assert 'flint_router_unrouted_total{code="405"} 1' in text
     assert flintd.api("GET", "/metrics", token=False).status == 401
 
 
