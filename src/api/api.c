@@ -928,6 +928,13 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         fl_log(FL_LOG_WARN, "api", "refused a request without a valid token",
                "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
                auth == NULL ? "none" : "wrong");
+        if (api->metrics != NULL) {
+            static const char *const labels[] = {"token"};
+            fl_metric_add(fl_metrics_counter(api->metrics, "flint_api_refused_total",
+                                             "API requests refused for their token (none, wrong).",
+                                             1, labels),
+                          (const char *[]){auth == NULL ? "none" : "wrong"}, 1);
+        }
         fl_http_respond_error(req, 401, "unauthorized",
                               "this API needs 'Authorization: Bearer <token>'; the token is in "
                               "the data directory's 'token' file");

@@ -43,6 +43,9 @@ def test_api_refuses_missing_and_wrong_tokens_and_logs_them(flintd):
     assert r.status == 401
     assert "refused a request without a valid token" in flintd.log()
     assert "auth=wrong" in flintd.log()
+    text = flintd.api("GET", "/metrics").text
+    assert 'flint_api_refused_total{token="none"} 1' in text
+    assert 'flint_api_refused_total{token="wrong"} 1' in text
 
 
 def test_unknown_router_path_is_a_json_404(flintd):
