@@ -188,6 +188,12 @@ int cli_upload_code(struct cli *cli, const char *path, json_t **code)
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EISDIR) {
+            cli_error("'%s' is a directory: give a file, or pack the directory as an archive\n"
+                      "  (tar czf code.tar.gz -C '%s' . , then --code code.tar.gz)",
+                      path, path);
+            goto out;
+        }
         if (n < 0) {
             cli_error("cannot read '%s': %s", path, strerror(errno));
             goto out;

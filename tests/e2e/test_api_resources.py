@@ -117,6 +117,12 @@ def test_functions_need_their_environment_and_code(flintd, hello_py):
     assert "used by 1 function ('hello')" in r.stderr
 
 
+def test_a_directory_as_code_says_to_pack_it(flintd, tmp_path):
+    flintd.cli("env", "create", "--name", "python", "--runtime", "python", check=True)
+    r = flintd.cli("fn", "create", "--name", "d", "--env", "python", "--code", str(tmp_path))
+    assert r.returncode == 1 and "is a directory" in r.stderr and "tar czf" in r.stderr
+
+
 def test_code_upload_is_content_addressed(flintd):
     data = b"print('hi')\n"
     r1 = flintd.api("POST", "/v1/code", body=data, headers={"X-Flint-Filename": "a.py"})
