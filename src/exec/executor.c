@@ -1029,7 +1029,12 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
         if (hop_by_hop(h->name, h->name_len) ||
             (h->name_len >= 8 && strncasecmp(h->name, "x-flint-", 8) == 0))
             continue;
-        headers[n++] = *h;
+        bool replaced = false; /* by an extra of the same name */
+        for (size_t k = 0; k < r->nextra && !replaced; k++)
+            replaced = r->extra[k].name_len == h->name_len &&
+                       strncasecmp(r->extra[k].name, h->name, h->name_len) == 0;
+        if (!replaced)
+            headers[n++] = *h;
     }
     for (size_t i = 0; i < r->nextra && n < MAX_HEADERS - 4; i++)
         headers[n++] = r->extra[i];

@@ -53,12 +53,12 @@ struct fl_executor_config {
     const char *data_dir;     /* builds/ and run/ are made here */
     const char *runtimes_dir; /* <dir>/<runtime>/: the runtime tree (share/flint/runtimes) */
     const struct fl_sandbox_mode *mode;
-    struct fl_logbook *logs;  /* where instance output goes (borrowed) */
-    size_t queue_max;         /* waiting requests per function; default 1000 */
-    uint64_t queue_wait_ms;   /* longest wait for an instance; default 10 s */
-    uint64_t start_timeout_ms; /* a new instance must be healthy within; default 30 s */
-    uint64_t tick_ms;         /* idle reaping and minScale period; default 1 s */
-    size_t max_response_bytes; /* an instance's response; default 16 MiB */
+    struct fl_logbook *logs;    /* where instance output goes (borrowed) */
+    size_t queue_max;           /* waiting requests per function; default 1000 */
+    uint64_t queue_wait_ms;     /* longest wait for an instance; default 10 s */
+    uint64_t start_timeout_ms;  /* a new instance must be healthy within; default 30 s */
+    uint64_t tick_ms;           /* idle reaping and minScale period; default 1 s */
+    size_t max_response_bytes;  /* an instance's response; default 16 MiB */
     struct fl_metrics *metrics; /* builds, instance starts, queue waits; may be NULL */
 };
 
@@ -94,10 +94,11 @@ void fl_executor_remove_function(struct fl_executor *ex, const char *name);
 struct fl_invoke_request {
     const char *function;
     const char *method;
-    const char *target; /* path and query as the instance should see them */
+    const char *target;                   /* path and query as the instance should see them */
     const struct fl_http_header *headers; /* the caller's; X-Flint-* and hop-by-hop are dropped */
     size_t nheaders;
-    const struct fl_http_header *extra; /* trusted X-Flint-* headers to add (params, topics) */
+    const struct fl_http_header *extra; /* trusted headers to add, replacing the caller's of
+                                         * the same name (params, topics, X-Forwarded-For) */
     size_t nextra;
     const void *body;
     size_t body_len;
@@ -128,8 +129,8 @@ typedef void (*fl_invoke_cb)(const struct fl_invoke_result *res, void *data);
  * invocation is canceled first. If handle is not NULL, the invocation is
  * stored there for fl_executor_cancel(); it is valid until cb runs.
  * 0 or FL_ENOMEM (no callback then). */
-int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req,
-                       fl_invoke_cb cb, void *data, struct fl_invocation **handle);
+int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req, fl_invoke_cb cb,
+                       void *data, struct fl_invocation **handle);
 
 /* The caller is gone: cb will not run. A request already sent to an
  * instance is abandoned (its connection closed), one waiting leaves the

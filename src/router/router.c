@@ -31,10 +31,18 @@ struct forward {
     uint64_t start_ns;
     char function[FL_NAME_MAX + 1];
     size_t nextra;
-    struct fl_http_header extra[FL_ROUTE_MAX_PARAMS];
+    struct fl_http_header extra[FL_ROUTE_MAX_PARAMS + 1]; /* and X-Forwarded-For */
     const char *target;
     char storage[]; /* the target, and the names and values of extra */
 };
+
+/* The client's address without its port ("10.0.0.7:5123" -> "10.0.0.7",
+ * "::1:5123" -> "::1"); 0 for a Unix socket peer. */
+static size_t client_address(const char *remote)
+{
+    const char *colon = strrchr(remote, ':');
+    return colon != NULL && colon > remote ? (size_t)(colon - remote) : 0;
+}
 
 static void observe(struct forward *f, int status)
 {
@@ -82,6 +90,16 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
         nextra = FL_ROUTE_MAX_PARAMS;
     for (size_t i = 0; i < nextra; i++)
         bytes += extra[i].name_len + extra[i].value_len + 2;
+    /* X-Forwarded-For: the proxies before us, then the client, as a proxy
+     * adds it (the function sees who called, as behind any gateway) */
+    size_t addr_len = req->remote != NULL ? client_address(req->remote) : 0;
+    size_t before_len = 0;
+    const char *before =
+        addr_len > 0 ? fl_http_request_header(req, "x-forwarded-for", &before_len) : NULL;
+    if (before_len > 1024)
+        before = NULL, before_len = 0; /* not ours to carry */
+    if (addr_len > 0)
+        bytes += before_len + 2 + addr_len + 1;
     struct forward *f = malloc(sizeof(*f) + bytes);
     if (f == NULL) {
         fl_http_respond_error(req, 503, "out_of_memory", "flintd is out of memory");
@@ -107,6 +125,19 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
         f->extra[i].value = p;
         f->extra[i].value_len = extra[i].value_len;
         p += extra[i].value_len + 1;
+    }
+    if (addr_len > 0) {
+        char *v = p;
+        if (before != NULL && before_len > 0) {
+            memcpy(p, before, before_len);
+            memcpy(p + before_len, ", ", 2);
+            p += before_len + 2;
+        }
+        memcpy(p, req->remote, addr_len);
+        p += addr_len;
+        *p++ = '\0';
+        f->extra[f->nextra++] =
+            (struct fl_http_header){"X-Forwarded-For", 15, v, (size_t)(p - 1 - v)};
     }
     struct fl_invoke_request ireq = {.function = f->function,
                                      .method = req->method,

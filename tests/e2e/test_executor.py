@@ -123,6 +123,11 @@ spec: {path: "/echo/{id}/x", methods: [POST], target: {function: echo}}
     assert len(h["x-flint-invocation-id"]) == 36
     # the answer names the invocation, as the function saw it
     assert r.headers["X-Flint-Invocation-Id"] == h["x-flint-invocation-id"]
+    # the client's address, after the proxies it came through
+    assert h["x-forwarded-for"] == "127.0.0.1"
+    r = call(flintd, "/echo/42/x", method="POST", body="",
+             headers={"X-Forwarded-For": "203.0.113.9"})
+    assert r.json()["headers"]["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
     # parameters are percent-decoded, and one that would smuggle a header is refused
     r = call(flintd, "/echo/a%20b%2Fc/x", method="POST", body="")
     assert r.json()["headers"]["x-flint-param-id"] == "a b/c"
