@@ -176,19 +176,14 @@ void fl_router_handle(struct fl_http_request *req, void *data)
     struct fl_router *r = data;
     struct fl_route_match m;
     int rc = fl_route_table_match(r->table, req->method, req->path, req->path_len, &m);
-    if (rc < 0)
-        count_unrouted(r, rc == FL_ENOENT   ? "404"
-                          : rc == FL_EACCES ? "405"
-                          : rc == FL_EINVAL ? "400"
-                                            : "414");
-    else if (m.route->target_kind != FL_TARGET_FUNCTION)
-        count_unrouted(r, "501");
     if (rc == FL_ENOENT) {
+        count_unrouted(r, "404");
         fl_http_respond_error(req, 404, "no_route", "no route for %s %.200s", req->method,
                               req->path);
         return;
     }
     if (rc == FL_EACCES) {
+        count_unrouted(r, "405");
         char allow[128];
         fl_route_methods_format(m.allowed, allow, sizeof(allow));
         struct fl_http_header h[2] = {{"Allow", 5, allow, strlen(allow)},
@@ -202,17 +197,20 @@ void fl_router_handle(struct fl_http_request *req, void *data)
         return;
     }
     if (rc == FL_EINVAL) {
+        count_unrouted(r, "400");
         fl_http_respond_error(req, 400, "bad_path_parameter",
                               "a path parameter decodes to a control character");
         return;
     }
     if (rc < 0) {
+        count_unrouted(r, "414");
         fl_http_respond_error(req, 414, "path_too_long",
                               "the path has more segments or a longer parameter than a route "
                               "can take");
         return;
     }
     if (m.route->target_kind != FL_TARGET_FUNCTION) {
+        count_unrouted(r, "501");
         fl_http_respond_error(req, 501, "not_implemented",
                               "route '%s' targets workflow '%s': "
                               "workflows are not served yet",
