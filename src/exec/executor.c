@@ -283,12 +283,11 @@ static void queue_unlink(struct fl_invocation *inv)
 static void respond(struct fl_invocation *inv, int status, const struct fl_http_header *headers,
                     size_t nheaders, const char *body, size_t body_len, const char *error_code)
 {
-    /* every answer names its invocation, to find it in the logs */
+    /* every answer names its invocation, to find it in the logs (an
+     * instance's own X-Flint-Invocation-Id was dropped in on_response) */
     struct fl_http_header all[MAX_HEADERS + 1];
-    size_t n = 0;
-    for (size_t i = 0; i < nheaders && n < MAX_HEADERS; i++)
-        if (!fl_str_ieq(headers[i].name, headers[i].name_len, "x-flint-invocation-id"))
-            all[n++] = headers[i];
+    size_t n = nheaders < MAX_HEADERS ? nheaders : MAX_HEADERS;
+    memcpy(all, headers, n * sizeof(all[0]));
     all[n++] = (struct fl_http_header){"X-Flint-Invocation-Id", 21, inv->id, strlen(inv->id)};
     struct fl_invoke_result res = {.status = status,
                                    .headers = all,
@@ -1101,7 +1100,8 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
             const struct fl_http_header *h = &resp->headers[i];
             if ((!hop_by_hop(h->name, h->name_len) ||
                  (head && fl_str_ieq(h->name, h->name_len, "content-length"))) &&
-                !fl_str_ieq(h->name, h->name_len, "date"))
+                !fl_str_ieq(h->name, h->name_len, "date") &&
+                !fl_str_ieq(h->name, h->name_len, "x-flint-invocation-id")) /* respond() says */
                 headers[n++] = *h;
         }
         respond(inv, resp->status, headers, n, resp->body ? resp->body : "", resp->body_len, NULL);
