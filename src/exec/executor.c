@@ -1704,13 +1704,19 @@ json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)
 
 #define TMP_RUN_PREFIX "/tmp/flint-run-"
 
+/* DATA/run-dir: names the run directory under /tmp, while there is one. */
+static void run_dir_note(const char *data_dir, char *out, size_t size)
+{
+    snprintf(out, size, "%s/run-dir", data_dir);
+}
+
 /* Remove the run directory an earlier flintd of this data directory made
  * under /tmp, as DATA/run-dir names it: it was killed before removing it.
  * Only a directory of ours by that name is touched. */
 static void remove_old_tmp_run_dir(const char *data_dir)
 {
     char note[PATH_MAX];
-    snprintf(note, sizeof(note), "%s/run-dir", data_dir);
+    run_dir_note(data_dir, note, sizeof(note));
     struct fl_buf old;
     fl_buf_init(&old, 256);
     struct stat st;
@@ -1737,7 +1743,7 @@ static int make_run_dir(struct fl_executor *ex)
         fl_strlcpy(ex->run_dir, tmpl, sizeof(ex->run_dir));
         /* so that the next flintd can remove it if this one is killed */
         char note[PATH_MAX];
-        snprintf(note, sizeof(note), "%s/run-dir", ex->data_dir);
+        run_dir_note(ex->data_dir, note, sizeof(note));
         return fl_file_write_atomic(note, tmpl, strlen(tmpl));
     }
     if (mkdir(ex->run_dir, 0711) != 0)
@@ -1798,7 +1804,7 @@ static void client_closed(void *data)
     fl_remove_tree(ex->run_dir);
     if (strncmp(ex->run_dir, TMP_RUN_PREFIX, strlen(TMP_RUN_PREFIX)) == 0) {
         char note[PATH_MAX];
-        snprintf(note, sizeof(note), "%s/run-dir", ex->data_dir);
+        run_dir_note(ex->data_dir, note, sizeof(note));
         unlink(note);
     }
     free(ex);
