@@ -67,12 +67,12 @@ void flint_response_status(struct flint_response *resp, int status)
 
 int flint_response_header(struct flint_response *resp, const char *name, const char *value)
 {
-    size_t n_len = strlen(name);
+    size_t n_len = strlen(name), v_len = strlen(value);
     if (resp->nheaders == MAX_RESPONSE_HEADERS || !fl_str_is_token(name, n_len) ||
-        fl_str_has_ctl(value, strlen(value)) || fl_str_ieq(name, n_len, "content-length") ||
+        fl_str_has_ctl(value, v_len) || fl_str_ieq(name, n_len, "content-length") ||
         fl_str_ieq(name, n_len, "transfer-encoding"))
         return -1;
-    char *n = fl_strndup(name, strlen(name)), *v = fl_strndup(value, strlen(value));
+    char *n = fl_strndup(name, n_len), *v = fl_strndup(value, v_len);
     if (n == NULL || v == NULL) {
         free(n);
         free(v);
@@ -80,7 +80,7 @@ int flint_response_header(struct flint_response *resp, const char *name, const c
     }
     resp->owned[2 * resp->nheaders] = n;
     resp->owned[2 * resp->nheaders + 1] = v;
-    resp->headers[resp->nheaders++] = (struct fl_http_header){n, strlen(n), v, strlen(v)};
+    resp->headers[resp->nheaders++] = (struct fl_http_header){n, n_len, v, v_len};
     return 0;
 }
 
