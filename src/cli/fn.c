@@ -100,7 +100,10 @@ static void print_log_line(const char *line, size_t len)
     if (ts == NULL || stream == NULL || text == NULL)
         printf("%.*s\n", (int)len, line); /* not a log line: as it came */
     else
-        printf("%s  %-8.8s  %-6s  %s%s\n", ts, inst && *inst ? inst + strlen(inst) - 8 : "-",
+        printf("%s  %-8.8s  %-6s  %s%s\n", ts,
+               inst == NULL || *inst == '\0' ? "-"
+               : strlen(inst) > 8            ? inst + strlen(inst) - 8
+                                             : inst,
                stream, text, json_is_true(json_object_get(j, "truncated")) ? " [truncated]" : "");
     json_decref(j);
 }

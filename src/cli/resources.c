@@ -337,8 +337,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
                     routes.status == 200)
                     items = json_object_get(routes.json, "items");
                 cli_print_function_details(r.json, items);
-                if (routes.json != NULL || routes.raw.data != NULL)
-                    cli_response_release(&routes);
+                cli_response_release(&routes); /* filled even when flintd is unreachable */
             }
             rc = 0;
         } else {
