@@ -93,13 +93,19 @@ static bool writable_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode) && access(path, W_OK) == 0;
 }
 
+/* Write text to a cgroup or proc file in one write. A signal that comes
+ * while the kernel works on it (a memory limit reclaims pages first, and
+ * SIGCHLD arrives often here) makes it fail with EINTR: write again. */
 static int write_file(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    ssize_t n = write(fd, text, strlen(text));
-    int rc = n == (ssize_t)strlen(text) ? 0 : -errno;
+    size_t len = strlen(text);
+    ssize_t n;
+    while ((n = write(fd, text, len)) < 0 && errno == EINTR) {
+    }
+    int rc = n == (ssize_t)len ? 0 : n < 0 ? -errno : FL_EIO;
     close(fd);
     return rc;
 }
