@@ -7,6 +7,7 @@
 #   src/<module>/*.c        -> libflint.a (every module but flintd/ and cli/)
 #   src/flintd/*.c          -> bin/flintd
 #   src/cli/*.c             -> bin/flint
+#   src/launcher/*.c        -> bin/flint-sandbox (the sandbox launcher)
 #   runtimes/<name>/*.c     -> bin/flint-runtime-<name> (if any .c exists)
 #   tests/unit/test_<m>.c   -> tests/test_<m>, run by `make test`
 #   bench/bench_<x>.c       -> bench/bench_<x>; bench/*.sh run by `make bench`
@@ -18,7 +19,7 @@ CC ?= cc
 PYTHON ?= /usr/bin/python3
 FUZZ_SECONDS ?= 60
 
-PKGS := libuv jansson sqlite3 yaml-0.1
+PKGS := libuv jansson sqlite3 yaml-0.1 libseccomp
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -32,17 +33,19 @@ CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=a
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-LIB_DIRS := $(filter-out src/flintd/ src/cli/,$(sort $(dir $(wildcard src/*/*.c))))
+LIB_DIRS := $(filter-out src/flintd/ src/cli/ src/launcher/,$(sort $(dir $(wildcard src/*/*.c))))
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libflint.a
 
 FLINTD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/flintd/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c))
+LAUNCHER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/launcher/*.c))
 RUNTIMES := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard runtimes/*/*.c)))))
 RUNTIME_BINS := $(RUNTIMES:%=$(BUILD)/bin/flint-runtime-%)
 
-BINS := $(if $(FLINTD_OBJS),$(BUILD)/bin/flintd) $(if $(CLI_OBJS),$(BUILD)/bin/flint) $(RUNTIME_BINS)
+BINS := $(if $(FLINTD_OBJS),$(BUILD)/bin/flintd) $(if $(CLI_OBJS),$(BUILD)/bin/flint) \
+	$(if $(LAUNCHER_OBJS),$(BUILD)/bin/flint-sandbox) $(RUNTIME_BINS)
 
 # The runtime tree flintd starts instances from (bin/../share/flint/runtimes): one
 # directory per runtime with its scripts, builder and binary, bound
@@ -90,6 +93,12 @@ $(BUILD)/bin/flint: $(CLI_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The launcher links nothing of Flint's: it is the small trusted step that
+# drops to the sandbox's uid (see src/launcher/main.c).
+$(BUILD)/bin/flint-sandbox: $(LAUNCHER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp
+
 # One rule per runtime with C sources; -rdynamic exports the runtime's own
 # functions (fn.h) to the functions it loads.
 define runtime_rule
@@ -114,7 +123,7 @@ $(RTREE)/runtimes/$(1)/flint-runtime-$(1): $(BUILD)/bin/flint-runtime-$(1)
 endef
 $(foreach r,$(RUNTIMES),$(eval $(call runtime_tree_rule,$(r))))
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB) | $(BUILD)/bin/flint-sandbox
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

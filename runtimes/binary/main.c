@@ -403,7 +403,7 @@ int main(void)
 {
     char addr[4200];
     if (fl_http_listen_address(getenv("FLINT_LISTEN"), addr, sizeof(addr)) < 0) {
-        fprintf(stderr, "flint-runtime-binary: FLINT_LISTEN must be unix:PATH or tcp:HOST:PORT\n");
+        fprintf(stderr, "flint-runtime-binary: FLINT_LISTEN must be fd:N, unix:PATH or tcp:HOST:PORT\n");
         return 2;
     }
     const char *v = getenv("FLINT_BINARY_TIMEOUT_MS");

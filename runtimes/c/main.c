@@ -199,7 +199,7 @@ int main(void)
 {
     char addr[4200];
     if (fl_http_listen_address(getenv("FLINT_LISTEN"), addr, sizeof(addr)) < 0) {
-        fprintf(stderr, "flint-runtime-c: FLINT_LISTEN must be unix:PATH or tcp:HOST:PORT\n");
+        fprintf(stderr, "flint-runtime-c: FLINT_LISTEN must be fd:N, unix:PATH or tcp:HOST:PORT\n");
         return 2;
     }
     struct fl_http_server_config cfg;

@@ -2,7 +2,7 @@
 // Flint's Node.js runtime: one instance serving one function, following the
 // runtime contract (docs/runtime-contract.md) with the standard library only.
 //
-//   FLINT_LISTEN=unix:/path (or tcp:HOST:PORT)
+//   FLINT_LISTEN=fd:N (or unix:/path, tcp:HOST:PORT)
 //   GET  /healthz                                   200 once ready
 //   POST /v2/specialize {"filepath", "functionName"} load the function, once
 //   anything else                                   an invocation
@@ -194,7 +194,9 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 0; // the executor closes idle connections itself
 
 const listen = process.env.FLINT_LISTEN || '';
-if (listen.startsWith('unix:')) {
+if (listen.startsWith('fd:')) {
+  server.listen({ fd: Number(listen.slice(3)) }); // a socket flintd bound and handed over
+} else if (listen.startsWith('unix:')) {
   const sock = listen.slice(5);
   try { fs.unlinkSync(sock); } catch (e) { /* none there */ }
   server.listen(sock);
@@ -203,7 +205,7 @@ if (listen.startsWith('unix:')) {
   const i = hp.lastIndexOf(':');
   server.listen(Number(hp.slice(i + 1)), hp.slice(0, i));
 } else {
-  console.error('flint node runtime: FLINT_LISTEN must be unix:PATH or tcp:HOST:PORT');
+  console.error('flint node runtime: FLINT_LISTEN must be fd:N, unix:PATH or tcp:HOST:PORT');
   process.exit(2);
 }
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -4,7 +4,7 @@
 It implements the runtime contract (docs/runtime-contract.md) with the
 standard library only:
 
-  FLINT_LISTEN=unix:/path (or tcp:HOST:PORT)   where to serve HTTP/1.1
+  FLINT_LISTEN=fd:N (or unix:/path, tcp:HOST:PORT)   where to serve HTTP/1.1
   GET  /healthz                                200 once ready
   POST /v2/specialize {"filepath", "functionName"}
                                                load the function, once
@@ -277,7 +277,15 @@ class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 def main():
     listen = os.environ.get("FLINT_LISTEN", "")
-    if listen.startswith("unix:"):
+    if listen.startswith("fd:"):
+        # a listening socket flintd bound and handed over
+        sock = socket.socket(fileno=int(listen[3:]))
+        sock.set_inheritable(False)
+        cls = UnixServer if sock.family == socket.AF_UNIX else TCPServer
+        server = cls(None, Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = sock
+    elif listen.startswith("unix:"):
         path = listen[5:]
         if os.path.exists(path):
             os.unlink(path)
@@ -286,7 +294,7 @@ def main():
         host, _, port = listen[4:].rpartition(":")
         server = TCPServer((host, int(port)), Handler)
     else:
-        print("flint python runtime: FLINT_LISTEN must be unix:PATH or tcp:HOST:PORT", file=sys.stderr)
+        print("flint python runtime: FLINT_LISTEN must be fd:N, unix:PATH or tcp:HOST:PORT", file=sys.stderr)
         return 2
     try:
         server.serve_forever()

@@ -313,7 +313,8 @@ static int job_start(struct fl_builder *b, struct job *j, const struct fl_build_
                                    .env = env,
                                    .code_dir = in->code_path,
                                    .runtime_dir = in->runtime_dir,
-                                   .socket_dir = out,
+                                   .out_dir = out,
+                                   .listen_fd = -1,
                                    .limits = in->limits,
                                    .network = in->network};
     if (spec.limits.memory_bytes == 0)

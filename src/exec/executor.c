@@ -36,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define LAST_ERR_MAX    512  /* the tail of an instance's stderr kept for error messages */
@@ -605,6 +607,26 @@ static void probe_schedule(struct instance *inst)
         inst->probe_delay_ms++;
 }
 
+/* A listening Unix socket bound at path, for an instance to serve on: flintd
+ * only ever connects to sockets it made itself. The descriptor, or a
+ * negative error. */
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sun.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(fd, 1024) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 /*
  * Start an instance: generic for env's pool (fn NULL), or for fn with its
  * own settings. Its directory gets code/ (-> /code) and sock/ (-> /run/flint).
@@ -624,13 +646,17 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     snprintf(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
     char code[PATH_MAX + 8], sock[PATH_MAX + 8];
     snprintf(code, sizeof(code), "%s/code", inst->dir);
-    snprintf(sock, sizeof(sock), "%s/sock", inst->dir);
-    snprintf(inst->target, sizeof(inst->target), "unix:%s/sock/s", inst->dir);
+    snprintf(sock, sizeof(sock), "%s/s", inst->dir);
+    snprintf(inst->target, sizeof(inst->target), "unix:%s", sock);
     fl_remove_tree(inst->dir);
-    if (mkdir(inst->dir, 0755) != 0 || mkdir(code, 0755) != 0 || mkdir(sock, 0777) != 0 ||
-        chmod(sock, 0777) != 0) {
+    /* the instance directory is flintd's alone: the sandbox gets code/ as
+     * a descriptor and its listening socket bound here, never a path in it */
+    int listen_fd = -1;
+    if (mkdir(inst->dir, 0700) != 0 || mkdir(code, 0755) != 0 ||
+        (listen_fd = listen_unix(sock)) < 0) {
+        int err = listen_fd < -1 ? listen_fd : -errno;
         fl_log(FL_LOG_ERROR, "exec", "cannot make an instance directory", "dir=%s err=\"%s\"",
-               inst->dir, strerror(errno));
+               inst->dir, fl_strerror(err));
         fl_remove_tree(inst->dir);
         free(inst);
         return NULL;
@@ -674,7 +700,7 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     env_vars[n++] = "HOME=/tmp";
     env_vars[n++] = "LANG=C.UTF-8";
     env_vars[n++] = "PYTHONDONTWRITEBYTECODE=1";
-    snprintf(listen, sizeof(listen), "FLINT_LISTEN=unix:%s/s", inside ? "/run/flint" : sock);
+    snprintf(listen, sizeof(listen), "FLINT_LISTEN=fd:3");
     env_vars[n++] = listen;
     snprintf(id_var, sizeof(id_var), "FLINT_INSTANCE=%s", inst->id);
     env_vars[n++] = id_var;
@@ -708,11 +734,12 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
                                    .code_dir = code,
                                    .runtime_dir =
                                        e->spec.runtime == FL_RUNTIME_CUSTOM ? NULL : e->runtime_dir,
-                                   .socket_dir = sock,
+                                   .listen_fd = listen_fd,
                                    .limits = *instance_limits(inst, &limits),
                                    .network = e->spec.network};
     int rc = fl_sandbox_spawn(ex->loop, &ex->mode, &spec, on_instance_line, on_instance_exit, inst,
                               &inst->sb);
+    close(listen_fd); /* the instance holds it now */
     for (size_t i = 0; i < nowned; i++)
         free(owned[i]);
     if (rc < 0) {
@@ -1732,7 +1759,7 @@ static void remove_old_tmp_run_dir(const char *data_dir)
 
 static int make_run_dir(struct fl_executor *ex)
 {
-    /* a socket path must fit in sun_path (108): DIR/run/<hex>/sock/s */
+    /* a socket path must fit in sun_path (108): DIR/run/<hex>/s */
     snprintf(ex->run_dir, sizeof(ex->run_dir), "%s/run", ex->data_dir);
     fl_remove_tree(ex->run_dir); /* left by an earlier flintd */
     remove_old_tmp_run_dir(ex->data_dir);
@@ -1746,7 +1773,7 @@ static int make_run_dir(struct fl_executor *ex)
         run_dir_note(ex->data_dir, note, sizeof(note));
         return fl_file_write_atomic(note, tmpl, strlen(tmpl));
     }
-    if (mkdir(ex->run_dir, 0711) != 0)
+    if (mkdir(ex->run_dir, 0700) != 0)
         return -errno;
     return 0;
 }

@@ -3,13 +3,15 @@
  *
  * The process chain of one instance:
  *
- *   sh -c '<join cgroups>; exec "$@"' flint-sandbox
- *      prlimit --data=M --cpu=S:S+1 --nofile=F --nproc=P --fsize=.. --core=0 --
- *         bwrap <namespaces and binds> -- ARGV...
+ *   flint-sandbox (root: cgroups, rlimits, binds opened, seccomp compiled,
+ *                  then the sandbox's uid)
+ *      bwrap --args N (the sandbox's uid: namespaces, mounts, the filter)
+ *         ARGV...
  *
- * all one pid (each execs the next), started detached so that the tree has
- * a process group of its own. The cgroup directories are made before the
- * spawn and removed after the tree is gone.
+ * one pid all along (each execs the next; with network access the launcher
+ * stays as the parent of bwrap and of slirp4netns), started detached so
+ * that the tree has a process group of its own. The cgroup directories
+ * are made before the spawn and removed after the tree is gone.
  */
 #include "exec/sandbox.h"
 
@@ -21,17 +23,22 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES (16 * 1024)
-#define MAX_ARGS       256
+#define TMP_DEFAULT    (64ULL << 20)
+
+extern char **environ;
 
 enum cgroup_kind { CGROUP_NONE, CGROUP_V1, CGROUP_V2 };
 
@@ -63,29 +70,46 @@ struct fl_sandbox {
     int64_t status;
     int term_signal;
     bool bwrap;
+    const struct fl_sandbox_mode *mode;
+    uid_t uid;            /* its host uid (and gid), from the mode's range */
     char cgroups[3][512]; /* memory, pids, cpu group directories ("" if none) */
 };
 
-/* ---- probing ---- */
+/* ---- host uids: one per live sandbox, from the mode's range ---- */
 
-static int run_quietly(char *const argv[])
+#define UID_SLOTS_MAX 65536
+static unsigned char uid_used[UID_SLOTS_MAX / 8];
+static unsigned uid_next;
+
+static uid_t uid_take(const struct fl_sandbox_mode *mode)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
+    unsigned count = mode->uid_count < UID_SLOTS_MAX ? mode->uid_count : UID_SLOTS_MAX;
+    if (uid_next == 0) {
+        /* start somewhere else in every process, so that two flintds
+         * sharing a range rarely meet */
+        uint32_t r = (uint32_t)getpid() * 2654435761u;
+        uid_next = r % count + 1;
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    for (unsigned i = 0; i < count; i++) {
+        unsigned slot = (uid_next + i) % count;
+        if (uid_used[slot / 8] & (1u << (slot % 8)))
+            continue;
+        uid_used[slot / 8] |= (unsigned char)(1u << (slot % 8));
+        uid_next = slot + 1;
+        return (uid_t)(mode->uid_base + slot);
     }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return 0;
 }
+
+static void uid_give_back(const struct fl_sandbox_mode *mode, uid_t uid)
+{
+    if (uid < mode->uid_base || uid - mode->uid_base >= UID_SLOTS_MAX)
+        return;
+    unsigned slot = uid - mode->uid_base;
+    uid_used[slot / 8] &= (unsigned char)~(1u << (slot % 8));
+}
+
+/* ---- probing ---- */
 
 static bool writable_dir(const char *path)
 {
@@ -110,19 +134,84 @@ static int write_file(const char *path, const char *text)
     return rc;
 }
 
+/* The launcher next to this program: DIR/flint-sandbox or DIR/../bin/. */
+static void find_launcher(char *out, size_t size)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    out[0] = '\0';
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    const char *const candidates[] = {"%s/flint-sandbox", "%s/../bin/flint-sandbox"};
+    for (size_t i = 0; i < 2; i++) {
+        int len = snprintf(out, size, candidates[i], exe);
+        if (len > 0 && (size_t)len < size && access(out, X_OK) == 0)
+            return;
+    }
+    out[0] = '\0';
+}
+
+static int launch_description(const struct fl_sandbox_mode *mode,
+                              const struct fl_sandbox_spec *spec, uid_t uid,
+                              const char *const *cgroup_procs, struct fl_buf *d);
+
+/* Run the whole chain once on /usr/bin/true, as an instance would run. */
+static bool launch_works(struct fl_sandbox_mode *mode)
+{
+    const char *argv[] = {"/usr/bin/true", NULL};
+    const char *env[] = {NULL};
+    struct fl_sandbox_spec spec = {.argv = argv, .env = env, .listen_fd = -1};
+    struct fl_buf d;
+    fl_buf_init(&d, 1u << 20);
+    bool ok = false;
+    int fd = -1;
+    uid_t uid = uid_take(mode);
+    if (uid == 0 || launch_description(mode, &spec, uid, NULL, &d) < 0)
+        goto out;
+    fd = memfd_create("flint-launch", MFD_CLOEXEC);
+    if (fd < 0 || write(fd, d.data, d.len) != (ssize_t)d.len)
+        goto out;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd, 3);
+    char *const args[] = {"flint-sandbox", NULL};
+    char *const noenv[] = {NULL};
+    pid_t pid;
+    if (posix_spawn(&pid, mode->launcher, &fa, NULL, args, noenv) == 0) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (uid != 0)
+        uid_give_back(mode, uid);
+    fl_buf_release(&d);
+    return ok;
+}
+
 void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only)
 {
     memset(mode, 0, sizeof(*mode));
-    char *probe[] = {"bwrap",     "--unshare-all", "--die-with-parent",
-                     "--ro-bind", "/usr",          "/usr",
-                     "--symlink", "usr/bin",       "/bin",
-                     "--symlink", "usr/lib",       "/lib",
-                     "--symlink", "usr/lib64",     "/lib64",
-                     "--proc",    "/proc",         "--dev",
-                     "/dev",      "--uid",         "65534",
-                     "--gid",     "65534",         "/usr/bin/true",
-                     NULL};
-    mode->bwrap = !force_rlimits_only && run_quietly(probe) == 0;
+    mode->uid_base = FL_SANDBOX_UID_BASE;
+    mode->uid_count = FL_SANDBOX_UID_COUNT;
+    find_launcher(mode->launcher, sizeof(mode->launcher));
+    mode->slirp4netns = access("/usr/bin/slirp4netns", X_OK) == 0;
+    if (!force_rlimits_only && mode->launcher[0] != '\0' && access("/usr/bin/bwrap", X_OK) == 0) {
+        mode->bwrap = true;
+        mode->bwrap = launch_works(mode);
+    }
     if (access("/sys/fs/cgroup/cgroup.controllers", R_OK) == 0 && writable_dir("/sys/fs/cgroup")) {
         mkdir("/sys/fs/cgroup/flint", 0755);
         if (write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory +pids") == 0 &&
@@ -143,12 +232,14 @@ void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only)
         }
     }
     mode->cgroup = cgroup_kind != CGROUP_NONE;
-    snprintf(mode->description, sizeof(mode->description), "%s%s%s",
-             mode->bwrap ? "bwrap" : "rlimits only (bubblewrap missing or unusable)",
+    snprintf(mode->description, sizeof(mode->description), "%s%s%s%s",
+             mode->bwrap                 ? "bwrap+seccomp"
+             : mode->launcher[0] == '\0' ? "rlimits only (flint-sandbox not found)"
+                                         : "rlimits only (bubblewrap missing or unusable)",
              cgroup_kind == CGROUP_V2   ? "+cgroup-v2"
              : cgroup_kind == CGROUP_V1 ? "+cgroup-v1"
                                         : " (no writable cgroup)",
-             cgroup_cpu ? "+cpu" : "");
+             cgroup_cpu ? "+cpu" : "", mode->slirp4netns ? "+slirp4netns" : "");
 }
 
 /* ---- cgroups ---- */
@@ -171,14 +262,12 @@ static int set_value(const char *dir, const char *file, const char *fmt, ...)
 /* A limit that did not take is an error: an instance never runs without
  * the limits it was given. Swap is best effort (swap accounting may be
  * off, and then there is nothing to limit). */
-static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, char *procs,
-                        size_t size)
+static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits)
 {
     static unsigned counter;
     char name[64];
     int rc = 0;
     snprintf(name, sizeof(name), "i%d-%u", (int)getpid(), ++counter);
-    procs[0] = '\0';
     long long quota = (long long)limits->cpu_millis * 100;
     if (cgroup_kind == CGROUP_V2) {
         const char *dir = sb->cgroups[0];
@@ -190,7 +279,6 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, c
         rc = rc ? rc : set_value(dir, "pids.max", "%lld", (long long)limits->processes);
         if (rc == 0 && cgroup_cpu && limits->cpu_millis > 0)
             rc = set_value(dir, "cpu.max", "%lld %d", quota, CPU_PERIOD_US);
-        snprintf(procs, size, "%s/cgroup.procs", dir);
     } else if (cgroup_kind == CGROUP_V1) {
         snprintf(sb->cgroups[0], sizeof(sb->cgroups[0]), "/sys/fs/cgroup/memory/flint/%s", name);
         snprintf(sb->cgroups[1], sizeof(sb->cgroups[1]), "/sys/fs/cgroup/pids/flint/%s", name);
@@ -200,15 +288,12 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits, c
         rc = set_value(sb->cgroups[0], "memory.limit_in_bytes", "%llu",
                        (unsigned long long)limits->memory_bytes);
         rc = rc ? rc : set_value(sb->cgroups[1], "pids.max", "%lld", (long long)limits->processes);
-        snprintf(procs, size, "%s/cgroup.procs %s/cgroup.procs", sb->cgroups[0], sb->cgroups[1]);
         if (rc == 0 && cgroup_cpu && limits->cpu_millis > 0) {
             snprintf(sb->cgroups[2], sizeof(sb->cgroups[2]), "/sys/fs/cgroup/cpu/flint/%s", name);
             if (mkdir(sb->cgroups[2], 0755) != 0)
                 return -errno;
             rc = set_value(sb->cgroups[2], "cpu.cfs_period_us", "%d", CPU_PERIOD_US);
             rc = rc ? rc : set_value(sb->cgroups[2], "cpu.cfs_quota_us", "%lld", quota);
-            size_t used = strlen(procs);
-            snprintf(procs + used, size - used, " %s/cgroup.procs", sb->cgroups[2]);
         }
     }
     return rc;
@@ -366,6 +451,7 @@ static void finish(struct fl_sandbox *sb)
         how = FL_EXIT_SIGNAL, value = sig;
     signal_tree(sb, SIGKILL); /* nothing of it may outlive it */
     remove_cgroups(sb);
+    uid_give_back(sb->mode, sb->uid);
     sb->on_exit(sb, how, value, sb->data);
 }
 
@@ -459,46 +545,153 @@ int fl_sandbox_pid(const struct fl_sandbox *sb)
     return sb->proc.pid;
 }
 
-static void add(const char **argv, int *n, const char *a)
+/* One item of the launch description: "key=value" and a NUL. */
+static int item(struct fl_buf *d, const char *key, const char *value)
 {
-    if (*n < MAX_ARGS - 1)
-        argv[(*n)++] = a;
+    int rc = fl_buf_append(d, key, strlen(key));
+    rc = rc ? rc : fl_buf_appendc(d, '=');
+    rc = rc ? rc : fl_buf_append(d, value, strlen(value));
+    return rc ? rc : fl_buf_appendc(d, '\0');
+}
+
+static int itemf(struct fl_buf *d, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int itemf(struct fl_buf *d, const char *key, const char *fmt, ...)
+{
+    char value[PATH_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(value, sizeof(value), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(value))
+        return FL_ETOOBIG;
+    return item(d, key, value);
+}
+
+static int bind_item(struct fl_buf *d, const char *key, const char *dest, const char *source)
+{
+    return itemf(d, key, "%s\t%s", dest, source);
 }
 
 /* Bind a system directory read-only, or recreate it as the symlink it is. */
-static void add_system_dir(const char **argv, int *n, char storage[][256], int *used,
-                           const char *dir)
+static int add_system_dir(struct fl_buf *d, const char *dir)
 {
     struct stat st;
     if (lstat(dir, &st) != 0)
-        return;
+        return 0;
     if (S_ISLNK(st.st_mode)) {
-        ssize_t len = readlink(dir, storage[*used], 255);
+        char target[256];
+        ssize_t len = readlink(dir, target, sizeof(target) - 1);
         if (len <= 0)
-            return;
-        storage[*used][len] = '\0';
-        add(argv, n, "--symlink");
-        add(argv, n, storage[(*used)++]);
-        add(argv, n, dir);
-    } else {
-        add(argv, n, "--ro-bind");
-        add(argv, n, dir);
-        add(argv, n, dir);
+            return 0;
+        target[len] = '\0';
+        int rc = item(d, "arg", "--symlink");
+        rc = rc ? rc : item(d, "arg", target);
+        return rc ? rc : item(d, "arg", dir);
     }
+    int rc = item(d, "arg", "--ro-bind");
+    rc = rc ? rc : item(d, "arg", dir);
+    return rc ? rc : item(d, "arg", dir);
+}
+
+/* The arguments of bwrap that do not depend on the launcher's descriptors. */
+static int bwrap_items(const struct fl_sandbox_spec *spec, struct fl_buf *d)
+{
+    static const char *const base[] = {
+        "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+        "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534", "--proc", "/proc",
+        /* what bwrap leaves writable in /proc: read-only (and the host's
+         * permissions would refuse the unprivileged uid anyway) */
+        "--ro-bind-try", "/proc/sys", "/proc/sys", "--ro-bind-try", "/proc/sysrq-trigger",
+        "/proc/sysrq-trigger", "--ro-bind-try", "/proc/irq", "/proc/irq", "--ro-bind-try",
+        "/proc/bus", "/proc/bus", "--dev", "/dev", "--dir", "/run", "--clearenv", "--chdir", "/tmp",
+        "--ro-bind", "/usr", "/usr", NULL};
+    static const char *const etc[] = {"/etc/passwd",       "/etc/group",         "/etc/hosts",
+                                      "/etc/resolv.conf",  "/etc/nsswitch.conf", "/etc/ssl",
+                                      "/etc/alternatives", "/etc/ld.so.cache",   "/etc/localtime"};
+    static const char *const dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32"};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && base[i] != NULL; i++)
+        rc = item(d, "arg", base[i]);
+    /* a private /tmp of bounded size, on no host disk */
+    rc = rc ? rc : item(d, "arg", "--size");
+    rc = rc ? rc
+            : itemf(d, "arg", "%llu",
+                    (unsigned long long)(spec->tmp_bytes ? spec->tmp_bytes : TMP_DEFAULT));
+    rc = rc ? rc : item(d, "arg", "--tmpfs");
+    rc = rc ? rc : item(d, "arg", "/tmp");
+    for (size_t i = 0; rc == 0 && i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        rc = add_system_dir(d, dirs[i]);
+    for (size_t i = 0; rc == 0 && i < sizeof(etc) / sizeof(etc[0]); i++) {
+        if (spec->network && strcmp(etc[i], "/etc/resolv.conf") == 0)
+            continue; /* the launcher gives slirp4netns's resolver */
+        rc = item(d, "arg", "--ro-bind-try");
+        rc = rc ? rc : item(d, "arg", etc[i]);
+        rc = rc ? rc : item(d, "arg", etc[i]);
+    }
+    if (rc == 0 && spec->code_dir != NULL)
+        rc = bind_item(d, "bind-ro", "/code", spec->code_dir);
+    if (rc == 0 && spec->runtime_dir != NULL)
+        rc = bind_item(d, "bind-ro", "/runtime", spec->runtime_dir);
+    if (rc == 0 && spec->out_dir != NULL)
+        rc = bind_item(d, "bind-rw", "/run/flint", spec->out_dir);
+    return rc;
+}
+
+/*
+ * The launch description (see sandbox.h): what the launcher needs, and
+ * nothing it could be tricked by. cgroup_procs: NULL-terminated paths.
+ */
+static int launch_description(const struct fl_sandbox_mode *mode,
+                              const struct fl_sandbox_spec *spec, uid_t uid,
+                              const char *const *cgroup_procs, struct fl_buf *d)
+{
+    int rc = item(d, "version", "1");
+    rc = rc ? rc : itemf(d, "uid", "%u", (unsigned)uid);
+    rc = rc ? rc : itemf(d, "gid", "%u", (unsigned)uid);
+    for (size_t i = 0; rc == 0 && cgroup_procs != NULL && cgroup_procs[i] != NULL; i++)
+        rc = item(d, "cgroup", cgroup_procs[i]);
+    const struct fl_limits *l = &spec->limits;
+    if (rc == 0 && l->cpu_seconds > 0)
+        rc = itemf(d, "rlimit", "cpu:%lld:%lld", (long long)l->cpu_seconds,
+                   (long long)l->cpu_seconds + 1);
+    if (rc == 0 && l->open_files > 0)
+        rc = itemf(d, "rlimit", "nofile:%lld:%lld", (long long)l->open_files,
+                   (long long)l->open_files);
+    if (rc == 0 && l->processes > 0)
+        rc =
+            itemf(d, "rlimit", "nproc:%lld:%lld", (long long)l->processes, (long long)l->processes);
+    rc = rc ? rc : itemf(d, "rlimit", "fsize:%llu:%llu", 1ULL << 30, 1ULL << 30);
+    rc = rc ? rc : item(d, "rlimit", "core:0:0");
+    /* Memory: the cgroup's limit counts what is really used; the data
+     * rlimit, which counts reservations too (node's heap, ASan's shadow),
+     * is only the fallback where no cgroup is writable. */
+    if (rc == 0 && memory_by_rlimit() && l->memory_bytes > 0)
+        rc = itemf(d, "rlimit", "data:%llu:%llu", (unsigned long long)l->memory_bytes,
+                   (unsigned long long)l->memory_bytes);
+    for (size_t i = 0; rc == 0 && spec->env != NULL && spec->env[i] != NULL; i++)
+        rc = strchr(spec->env[i], '=') != NULL ? item(d, "env", spec->env[i]) : FL_EINVAL;
+    for (size_t i = 0; rc == 0 && spec->argv[i] != NULL; i++)
+        rc = item(d, "argv", spec->argv[i]);
+    if (rc == 0 && mode->bwrap) {
+        rc = item(d, "bwrap", "/usr/bin/bwrap");
+        rc = rc ? rc : item(d, "seccomp", "1");
+        if (rc == 0 && spec->network)
+            rc = item(d, "slirp4netns", "/usr/bin/slirp4netns");
+        rc = rc ? rc : bwrap_items(spec, d);
+    }
+    return rc;
 }
 
 int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
                      const struct fl_sandbox_spec *spec, fl_sandbox_line_cb on_line,
                      fl_sandbox_exit_cb on_exit, void *data, struct fl_sandbox **out)
 {
-    static const char join[] = "for f in $FLINT_CGROUP_PROCS; do echo $$ > \"$f\" || exit 125; "
-                               "done; unset FLINT_CGROUP_PROCS; exec \"$@\"";
-    const char *argv[MAX_ARGS];
-    char storage[8][256];
-    char limit_args[6][64], procs[1200], procs_env[1300];
-    char *names[256]; /* --setenv names, allocated here */
-    int n = 0, used = 0, nnames = 0;
-
+    if (mode->launcher[0] == '\0')
+        return FL_ENOENT;
+    if (spec->network && mode->bwrap && !mode->slirp4netns)
+        return -ENOTSUP;
     struct fl_sandbox *sb = calloc(1, sizeof(*sb));
     if (sb == NULL)
         return FL_ENOMEM;
@@ -506,126 +699,44 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
     sb->on_exit = on_exit;
     sb->data = data;
     sb->bwrap = mode->bwrap;
-    int rc = make_cgroups(sb, &spec->limits, procs, sizeof(procs));
-    if (rc < 0) {
-        remove_cgroups(sb);
-        free(sb);
-        return rc;
+    sb->mode = mode;
+    struct fl_buf d;
+    fl_buf_init(&d, 4u << 20);
+    int desc_fd = -1;
+    char procs[3][600];
+    const char *cgroup_procs[4];
+    size_t nprocs = 0;
+    sb->uid = uid_take(mode);
+    int rc = sb->uid != 0 ? make_cgroups(sb, &spec->limits) : FL_EAGAIN;
+    if (rc < 0)
+        goto out_fail;
+    for (int i = 0; i < 3; i++) {
+        if (sb->cgroups[i][0] == '\0')
+            continue;
+        snprintf(procs[i], sizeof(procs[i]), "%s/cgroup.procs", sb->cgroups[i]);
+        cgroup_procs[nprocs++] = procs[i];
     }
-    add(argv, &n, "/bin/sh");
-    add(argv, &n, "-c");
-    add(argv, &n, join);
-    add(argv, &n, "flint-sandbox");
-    /* bwrap's --die-with-parent covers the sandbox's inside, not bwrap
-     * itself: the tree must also go when flintd is killed with -9 */
-    if (access("/usr/bin/setpriv", X_OK) == 0) {
-        add(argv, &n, "/usr/bin/setpriv");
-        add(argv, &n, "--pdeathsig");
-        add(argv, &n, "KILL");
-        add(argv, &n, "--");
+    cgroup_procs[nprocs] = NULL;
+    rc = launch_description(mode, spec, sb->uid, cgroup_procs, &d);
+    if (rc < 0)
+        goto out_fail;
+    /* the description travels in a memfd: no argument list or environment
+     * outside the sandbox holds the function's variables */
+    desc_fd = memfd_create("flint-launch", MFD_CLOEXEC);
+    if (desc_fd < 0) {
+        rc = -errno;
+        goto out_fail;
     }
-    add(argv, &n, "/usr/bin/prlimit");
-    snprintf(limit_args[0], 64, "--data=%llu", (unsigned long long)spec->limits.memory_bytes);
-    snprintf(limit_args[1], 64, "--cpu=%lld:%lld", (long long)spec->limits.cpu_seconds,
-             (long long)spec->limits.cpu_seconds + 1);
-    snprintf(limit_args[2], 64, "--nofile=%lld", (long long)spec->limits.open_files);
-    snprintf(limit_args[3], 64, "--nproc=%lld", (long long)spec->limits.processes);
-    snprintf(limit_args[4], 64, "--fsize=%llu", 1ULL << 30);
-    snprintf(limit_args[5], 64, "--core=0");
-    /* Memory: the cgroup's limit counts what is really used; the data
-     * rlimit, which counts reservations too (node's heap, ASan's shadow),
-     * is only the fallback where no cgroup is writable. */
-    for (int i = memory_by_rlimit() ? 0 : 1; i < 6; i++)
-        add(argv, &n, limit_args[i]);
-    add(argv, &n, "--");
-    if (mode->bwrap) {
-        static const char *const base[] = {"/usr/bin/bwrap",
-                                           "--unshare-all",
-                                           "--die-with-parent",
-                                           "--new-session",
-                                           "--cap-drop",
-                                           "ALL",
-                                           "--uid",
-                                           "65534",
-                                           "--gid",
-                                           "65534",
-                                           "--proc",
-                                           "/proc",
-                                           "--dev",
-                                           "/dev",
-                                           "--tmpfs",
-                                           "/tmp",
-                                           "--dir",
-                                           "/run",
-                                           "--clearenv",
-                                           "--chdir",
-                                           "/tmp",
-                                           NULL};
-        for (int i = 0; base[i] != NULL; i++)
-            add(argv, &n, base[i]);
-        if (spec->network)
-            add(argv, &n, "--share-net");
-        add(argv, &n, "--ro-bind");
-        add(argv, &n, "/usr");
-        add(argv, &n, "/usr");
-        const char *dirs[] = {"/bin", "/sbin", "/lib", "/lib64", "/lib32"};
-        for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && used < 8; i++)
-            add_system_dir(argv, &n, storage, &used, dirs[i]);
-        const char *etc[] = {"/etc/passwd",       "/etc/group",         "/etc/hosts",
-                             "/etc/resolv.conf",  "/etc/nsswitch.conf", "/etc/ssl",
-                             "/etc/alternatives", "/etc/ld.so.cache",   "/etc/localtime"};
-        for (size_t i = 0; i < sizeof(etc) / sizeof(etc[0]); i++) {
-            add(argv, &n, "--ro-bind-try");
-            add(argv, &n, etc[i]);
-            add(argv, &n, etc[i]);
+    for (size_t done = 0; done < d.len;) {
+        ssize_t n = write(desc_fd, d.data + done, d.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto out_fail;
         }
-        if (spec->code_dir != NULL) {
-            add(argv, &n, "--ro-bind");
-            add(argv, &n, spec->code_dir);
-            add(argv, &n, "/code");
-        }
-        if (spec->runtime_dir != NULL) {
-            add(argv, &n, "--ro-bind");
-            add(argv, &n, spec->runtime_dir);
-            add(argv, &n, "/runtime");
-        }
-        if (spec->socket_dir != NULL) {
-            add(argv, &n, "--bind");
-            add(argv, &n, spec->socket_dir);
-            add(argv, &n, "/run/flint");
-        }
-        /* bwrap's root is a tmpfs of its own: make it read-only too, so that
-         * /tmp and /run/flint are the only writable places */
-        add(argv, &n, "--remount-ro");
-        add(argv, &n, "/");
-        for (size_t i = 0; spec->env != NULL && spec->env[i] != NULL; i++) {
-            const char *eq = strchr(spec->env[i], '=');
-            if (eq == NULL || eq - spec->env[i] >= 200)
-                continue;
-            if (nnames == 256)
-                break;
-            char *name = fl_strndup(spec->env[i], (size_t)(eq - spec->env[i]));
-            if (name == NULL)
-                continue;
-            names[nnames++] = name;
-            add(argv, &n, "--setenv");
-            add(argv, &n, name);
-            add(argv, &n, eq + 1);
-        }
-        add(argv, &n, "--");
+        done += (size_t)n;
     }
-    for (size_t i = 0; spec->argv[i] != NULL; i++)
-        add(argv, &n, spec->argv[i]);
-    argv[n] = NULL;
-
-    /* the environment of the chain: the spec's, plus the cgroup files for sh */
-    const char *env[260];
-    size_t ne = 0;
-    for (size_t i = 0; spec->env != NULL && spec->env[i] != NULL && ne < 256; i++)
-        env[ne++] = spec->env[i];
-    snprintf(procs_env, sizeof(procs_env), "FLINT_CGROUP_PROCS=%s", procs);
-    env[ne++] = procs_env;
-    env[ne] = NULL;
 
     fl_buf_init(&sb->out.line, LINE_MAX_BYTES);
     fl_buf_init(&sb->err.line, LINE_MAX_BYTES);
@@ -639,26 +750,31 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
     sb->kill_timer.data = sb;
     sb->proc.data = sb;
     sb->handles = 4;
-    uv_stdio_container_t stdio[3] = {
+    uv_stdio_container_t stdio[5] = {
         {.flags = UV_IGNORE},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&sb->out.pipe},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&sb->err.pipe},
+        {.flags = UV_INHERIT_FD, .data.fd = desc_fd},
+        {.flags = spec->listen_fd >= 0 ? UV_INHERIT_FD : UV_IGNORE, .data.fd = spec->listen_fd},
     };
-    uv_process_options_t opts = {.file = "/bin/sh",
-                                 .args = (char **)argv,
-                                 .env = (char **)env,
+    char *args[] = {"flint-sandbox", NULL};
+    char *noenv[] = {NULL};
+    uv_process_options_t opts = {.file = mode->launcher,
+                                 .args = args,
+                                 .env = noenv,
                                  .exit_cb = on_exit_cb,
                                  .stdio = stdio,
-                                 .stdio_count = 3,
+                                 .stdio_count = 5,
                                  .flags = UV_PROCESS_DETACHED};
     rc = uv_spawn(loop, &sb->proc, &opts);
-    for (int i = 0; i < nnames; i++)
-        free(names[i]);
+    close(desc_fd);
+    fl_buf_release(&d);
     if (rc < 0) {
         fl_log(FL_LOG_ERROR, "sandbox", "cannot start an instance", "err=\"%s\"", uv_strerror(rc));
         /* closed from the loop and freed then, without a callback */
         sb->failed = true;
         remove_cgroups(sb);
+        uid_give_back(mode, sb->uid);
         uv_close((uv_handle_t *)&sb->proc, handle_closed);
         uv_close((uv_handle_t *)&sb->out.pipe, handle_closed);
         uv_close((uv_handle_t *)&sb->err.pipe, handle_closed);
@@ -669,4 +785,14 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
     uv_read_start((uv_stream_t *)&sb->err.pipe, alloc_cb, on_read);
     *out = sb;
     return 0;
+
+out_fail:
+    if (desc_fd >= 0)
+        close(desc_fd);
+    fl_buf_release(&d);
+    remove_cgroups(sb);
+    if (sb->uid != 0)
+        uid_give_back(mode, sb->uid);
+    free(sb);
+    return rc;
 }

@@ -16,11 +16,10 @@
  * dumps, through prlimit(1); and where cgroups are writable (v1 memory and
  * pids here, v2 alike) a per-instance group with a memory and a pids
  * limit, and a CPU bandwidth cap (cfs quota, cpu.max) when cpu_millis is
- * set and the cpu controller is writable, joined before anything runs. Memory is limited by the cgroup,
- * which counts what is used; only without one does the data rlimit stand
- * in (it counts reservations too, which some runtimes make in plenty).
- * uv_spawn cannot set either before exec, so the first program is a tiny
- * sh that writes its own pid into the groups and execs prlimit, which
+ * set and the cpu controller is writable, joined before anything runs. Memory is limited by the
+ * cgroup, which counts what is used; only without one does the data rlimit stand in (it counts
+ * reservations too, which some runtimes make in plenty). uv_spawn cannot set either before exec, so
+ * the first program is a tiny sh that writes its own pid into the groups and execs prlimit, which
  * execs bwrap.
  *
  * Without a usable bwrap the process still runs with the limits, and the
@@ -45,10 +44,18 @@ enum fl_sandbox_exit {
     FL_EXIT_SIGNAL,  /* killed by another signal (a crash) */
 };
 
+/* The host uids of sandboxes: one per live sandbox, never 0. */
+#define FL_SANDBOX_UID_BASE  2000000000u
+#define FL_SANDBOX_UID_COUNT 65536u
+
 struct fl_sandbox_mode {
-    bool bwrap;           /* isolated by bubblewrap */
-    bool cgroup;          /* memory and pids limits by cgroup */
-    char description[96]; /* e.g. "bwrap+cgroup-v1", "rlimits only (bwrap unusable: ...)" */
+    bool bwrap;            /* isolated by bubblewrap */
+    bool cgroup;           /* memory and pids limits by cgroup */
+    bool slirp4netns;      /* instances with network access can have it */
+    unsigned uid_base;     /* sandboxes run as host uids uid_base .. +uid_count-1 */
+    unsigned uid_count;    /* (gid the same); at most 65536 */
+    char launcher[4096];   /* the flint-sandbox program; "" if not found */
+    char description[128]; /* e.g. "bwrap+seccomp+cgroup-v1", "rlimits only (...)" */
 };
 
 /* Find out once what this machine allows (runs bwrap on `true`). Fills
@@ -57,12 +64,15 @@ void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only);
 
 struct fl_sandbox_spec {
     const char *const *argv; /* NULL-terminated; argv[0] a path inside the sandbox */
-    const char *const *env;  /* NULL-terminated "NAME=value" */
+    const char *const *env;  /* NULL-terminated "NAME=value"; set inside only */
     const char *code_dir;    /* -> /code, read-only; may be NULL */
     const char *runtime_dir; /* -> /runtime, read-only; may be NULL */
-    const char *socket_dir;  /* -> /run/flint, writable; may be NULL */
+    const char *out_dir;     /* -> /run/flint, writable (a build's output; given to
+                              * the sandbox's uid); may be NULL */
+    int listen_fd;           /* a listening socket the program gets as fd 3; -1: none */
+    uint64_t tmp_bytes;      /* the size of the private /tmp; 0: 64 MiB */
     struct fl_limits limits;
-    bool network;
+    bool network; /* outbound network (slirp4netns); else none at all */
 };
 
 /* stdout/stderr lines (without the newline; cut at 16 KiB). */

@@ -304,6 +304,26 @@ static int parse_code(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
     return out->code_filename ? 0 : FL_ENOMEM;
 }
 
+/* Variable names a function may not set: what the dynamic loader, libc and
+ * Flint's runtimes read before the function's own code runs. Inside the
+ * sandbox they would only hurt the function itself, but they are the
+ * classic way from an environment to code execution, so they never travel. */
+static const struct {
+    const char *name;
+    bool prefix;
+    const char *reader;
+} reserved_env[] = {
+    {"FLINT_", true, "Flint"},
+    {"LD_", true, "the dynamic loader"},
+    {"GLIBC_TUNABLES", false, "the dynamic loader"},
+    {"GCONV_PATH", false, "the C library"},
+    {"PYTHON", true, "the python runtime's interpreter"},
+    {"NODE_OPTIONS", false, "the node runtime's interpreter"},
+    {"NODE_PATH", false, "the node runtime's interpreter"},
+};
+
+#define ENV_TOTAL_MAX (256u << 10) /* all of a function's variables, names and values */
+
 static int parse_env_vars(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
 {
     json_t *env = json_object_get(spec, "env");
@@ -315,19 +335,34 @@ static int parse_env_vars(json_t *spec, struct fl_fn_spec *out, struct fl_buf *e
         return fail(err, "env", "must be an object of at most 256 NAME: value pairs%s", NULL);
     const char *key;
     json_t *value;
+    size_t total = 0;
     json_object_foreach(env, key, value)
     {
         bool ok = (isalpha((unsigned char)key[0]) || key[0] == '_') && strlen(key) <= 128;
         for (size_t i = 0; ok && key[i] != '\0'; i++)
             ok = isalnum((unsigned char)key[i]) || key[i] == '_';
-        if (!ok || fl_str_has_prefix(key, "FLINT_"))
+        if (!ok)
             return fail(err, "env",
                         "'%.80s' is not a usable variable name (letters, digits, '_'; not "
-                        "starting with a digit or FLINT_)",
+                        "starting with a digit)",
                         key);
+        for (size_t i = 0; i < sizeof(reserved_env) / sizeof(reserved_env[0]); i++) {
+            bool hit = reserved_env[i].prefix ? fl_str_has_prefix(key, reserved_env[i].name)
+                                              : strcmp(key, reserved_env[i].name) == 0;
+            if (hit) {
+                char why[256];
+                snprintf(why, sizeof(why), "'%.80s' cannot be set: %s%s is read by %s", key,
+                         reserved_env[i].name, reserved_env[i].prefix ? "*" : "",
+                         reserved_env[i].reader);
+                return fail(err, "env", "%s", why);
+            }
+        }
         if (!json_is_string(value) || json_string_length(value) > 32768 ||
             strlen(json_string_value(value)) != json_string_length(value))
             return fail(err, "env", "the value of '%.80s' must be a string of at most 32 KiB", key);
+        total += strlen(key) + json_string_length(value) + 2;
+        if (total > ENV_TOTAL_MAX)
+            return fail(err, "env", "the variables add up to more than 256 KiB%s", "");
     }
     out->env = json_incref(env);
     return 0;

@@ -33,6 +33,7 @@
 #include <limits.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -387,6 +388,34 @@ static int prepare_data_dir(const char *dir)
     if (access(dir, W_OK) != 0) {
         fl_log(FL_LOG_ERROR, "flintd", "the data directory is not writable", "dir=%s", dir);
         return FL_EACCES;
+    }
+    /* flintd's alone: the store, the token, code and builds are in it */
+    if ((st.st_mode & 07777) != 0700) {
+        if (chmod(dir, 0700) != 0) {
+            fl_log(FL_LOG_ERROR, "flintd", "cannot make the data directory private",
+                   "dir=%s err=\"%s\"", dir, strerror(errno));
+            return -errno;
+        }
+        fl_log(FL_LOG_WARN, "flintd", "made the data directory private (mode 0700)",
+               "dir=%s was=%04o", dir, (unsigned)(st.st_mode & 07777));
+    }
+    /* the store 0600, made so before SQLite creates it (with 0644), and
+     * its journal files after it (SQLite gives them the database's mode) */
+    static const char *const store_files[] = {"flint.db", "flint.db-wal", "flint.db-shm"};
+    for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]); i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, store_files[i]);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (i == 0 ? O_CREAT : 0), 0600);
+        if (fd < 0 && errno == ENOENT)
+            continue;
+        if (fd < 0 || fchmod(fd, 0600) != 0) {
+            fl_log(FL_LOG_ERROR, "flintd", "cannot make the store private", "file=%s err=\"%s\"",
+                   path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return -errno;
+        }
+        close(fd);
     }
     return 0;
 }

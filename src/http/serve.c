@@ -11,7 +11,8 @@ static void (*stop_hook)(void);
 int fl_http_listen_address(const char *flint_listen, char *out, size_t size)
 {
     const char *addr;
-    if (flint_listen != NULL && fl_str_has_prefix(flint_listen, "unix:"))
+    if (flint_listen != NULL &&
+        (fl_str_has_prefix(flint_listen, "unix:") || fl_str_has_prefix(flint_listen, "fd:")))
         addr = flint_listen;
     else if (flint_listen != NULL && fl_str_has_prefix(flint_listen, "tcp:"))
         addr = flint_listen + 4;

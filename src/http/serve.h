@@ -10,8 +10,9 @@
 
 #include "http/server.h"
 
-/* The listen address named by a runtime's FLINT_LISTEN value: "unix:PATH"
- * as it is, "tcp:HOST:PORT" as HOST:PORT. 0, or FL_EINVAL for anything
+/* The listen address named by a runtime's FLINT_LISTEN value: "fd:N" (a
+ * listening socket flintd bound and handed over) and "unix:PATH" as they
+ * are, "tcp:HOST:PORT" as HOST:PORT. 0, or FL_EINVAL for anything
  * else (including NULL). */
 int fl_http_listen_address(const char *flint_listen, char *out, size_t size);
 

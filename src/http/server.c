@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1492,7 +1493,20 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         return FL_ENOMEM;
     l->srv = srv;
     l->h.handle.data = l;
-    if (fl_str_has_prefix(addr, "unix:")) {
+    if (fl_str_has_prefix(addr, "fd:")) {
+        /* a listening socket made by whoever started us (flintd, for an
+         * instance): kept from the programs this one may start */
+        int64_t fd;
+        if (fl_parse_i64(addr + 3, 3, INT32_MAX, &fd) < 0 ||
+            fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0) {
+            snprintf(err, errsize, "bad listening descriptor in '%s'", addr);
+            free(l);
+            return FL_EINVAL;
+        }
+        uv_pipe_init(srv->loop, &l->h.pipe, 0);
+        rc = uv_pipe_open(&l->h.pipe, (uv_file)fd);
+        fl_strlcpy(l->addr, addr, sizeof(l->addr));
+    } else if (fl_str_has_prefix(addr, "unix:")) {
         const char *path = addr + 5;
         if (*path == '\0' ||
             fl_strlcpy(l->unix_path, path, sizeof(l->unix_path)) >= sizeof(l->unix_path) - 1) {
@@ -1529,6 +1543,8 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
     }
     if (l->unix_path[0] != '\0') {
         snprintf(l->addr, sizeof(l->addr), "unix:%s", l->unix_path);
+    } else if (fl_str_has_prefix(addr, "fd:")) {
+        /* named above */
     } else {
         struct sockaddr_storage ss;
         int len = sizeof(ss);

@@ -86,7 +86,8 @@ int fl_http_server_new(uv_loop_t *loop, const struct fl_http_server_config *cfg,
 
 /*
  * Listen on addr: "HOST:PORT" (IPv4, or "[v6]:PORT"; port 0 picks a free
- * one) or "unix:/path" (a stale socket file there is replaced). If bound
+ * one), "unix:/path" (a stale socket file there is replaced) or "fd:N" (a
+ * socket already listening, made close-on-exec here). If bound
  * is not NULL, the address actually bound is written there (e.g.
  * "127.0.0.1:41234"). 0, FL_EINVAL (bad address), or a negative errno code
  * (e.g. -EADDRINUSE). The message in err says which.

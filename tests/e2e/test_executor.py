@@ -509,46 +509,6 @@ spec: {environment: binary, code: nap.sh, concurrency: 1, requestsPerInstance: 4
     assert len(function_status(flintd, "nap")["instances"]) == 1  # the same instance
 
 
-def test_network_false_keeps_instances_off_the_network(flintd, tmp_path):
-    mode = flintd.api("GET", "/v1/status").json()["sandbox"]["mode"]
-    if not mode.startswith("bwrap"):
-        pytest.skip(f"no network namespace without bubblewrap (sandbox mode {mode})")
-    import socket as socketlib
-    listener = socketlib.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
-    code = ("import socket\ndef main(req):\n"
-            "    try:\n"
-            "        socket.create_connection(('127.0.0.1', int(req.body)), timeout=5).close()\n"
-            "        return 'connected'\n"
-            "    except OSError as e:\n"
-            "        return type(e).__name__\n")
-    deploy(flintd, tmp_path, """
-kind: environment
-name: online
-spec: {runtime: python, poolsize: 0}
----
-kind: environment
-name: offline
-spec: {runtime: python, poolsize: 0, network: false}
----
-kind: function
-name: reach-online
-spec: {environment: online, code: n.py, entrypoint: n.main}
----
-kind: function
-name: reach-offline
-spec: {environment: offline, code: n.py, entrypoint: n.main}
-""", {"n.py": code})
-    try:
-        assert invoke(flintd, "reach-online", str(port)).text == "connected"
-        r = invoke(flintd, "reach-offline", str(port))
-        assert r.status == 200 and r.text != "connected", r.text
-    finally:
-        listener.close()
-
-
 def test_run_directories_are_removed_after_a_stop_and_after_a_kill(flintd_factory, tmp_path):
     # a data directory this deep puts instance sockets under /tmp (sun_path is short)
     flintd = flintd_factory(name="d" * 60)
@@ -671,7 +631,7 @@ spec: {path: /live, target: {function: live}}
 
 
 CUSTOM_RUNTIME = r'''
-import http.server, json, os, socketserver
+import http.server, json, os, socket, socketserver
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *args):
@@ -699,7 +659,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     pass
-Server(os.environ["FLINT_LISTEN"][len("unix:"):], Handler).serve_forever()
+# flintd hands over a listening socket: FLINT_LISTEN=fd:N
+server = Server(None, Handler, bind_and_activate=False)
+server.socket = socket.socket(fileno=int(os.environ["FLINT_LISTEN"][len("fd:"):]))
+server.serve_forever()
 '''
 
 

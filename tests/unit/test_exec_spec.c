@@ -165,7 +165,18 @@ TEST(function_errors_name_the_field)
     fn_invalid("{\"environment\": \"py\", " CODE ", \"minScale\": 9}",
                "spec.minScale: 9 is more than spec.concurrency (5)");
     fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"FLINT_X\": \"1\"}}",
-               "'FLINT_X' is not a usable variable name");
+               "spec.env: 'FLINT_X' cannot be set: FLINT_* is read by Flint");
+    /* what the loader and the runtimes read before the function runs */
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"LD_PRELOAD\": \"/tmp/x.so\"}}",
+               "spec.env: 'LD_PRELOAD' cannot be set: LD_* is read by the dynamic loader");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"LD_LIBRARY_PATH\": \"/tmp\"}}",
+               "'LD_LIBRARY_PATH' cannot be set");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"GLIBC_TUNABLES\": \"x\"}}",
+               "'GLIBC_TUNABLES' cannot be set: GLIBC_TUNABLES is read by the dynamic loader");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"PYTHONSTARTUP\": \"x\"}}",
+               "'PYTHONSTARTUP' cannot be set");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"NODE_OPTIONS\": \"x\"}}",
+               "'NODE_OPTIONS' cannot be set");
     fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"1A\": \"1\"}}",
                "'1A' is not a usable");
     fn_invalid("{\"environment\": \"py\", " CODE ", \"env\": {\"A\": 1}}",

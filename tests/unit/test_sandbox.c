@@ -50,17 +50,14 @@ static struct fl_limits limits(uint64_t memory, int64_t cpu, int64_t procs)
 static const char *const env[] = {"PATH=/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8", NULL};
 
 /* Run sh -c script in a sandbox and wait for it. */
-static struct outcome *run(const char *script, struct fl_limits l, const char *code_dir,
-                           const char *socket_dir, struct fl_sandbox **handle)
+static struct outcome *run_spec(const char *script, struct fl_sandbox_spec spec,
+                                struct fl_sandbox **handle)
 {
     struct outcome *o = calloc(1, sizeof(*o));
     const char *argv[] = {"/bin/sh", "-c", script, NULL};
-    struct fl_sandbox_spec spec = {.argv = argv,
-                                   .env = env,
-                                   .code_dir = code_dir,
-                                   .socket_dir = socket_dir,
-                                   .limits = l,
-                                   .network = false};
+    spec.argv = argv;
+    if (spec.env == NULL)
+        spec.env = env;
     struct fl_sandbox *sb;
     ASSERT_OK(fl_sandbox_spawn(&loop, &mode, &spec, on_line, on_exit_done, o, &sb));
     if (handle != NULL) {
@@ -70,6 +67,15 @@ static struct outcome *run(const char *script, struct fl_limits l, const char *c
     while (!o->done)
         uv_run(&loop, UV_RUN_ONCE);
     return o;
+}
+
+/* Run sh -c script in a sandbox and wait for it (handle: do not wait). */
+static struct outcome *run(const char *script, struct fl_limits l, const char *code_dir,
+                           const char *out_dir, struct fl_sandbox **handle)
+{
+    struct fl_sandbox_spec spec = {
+        .code_dir = code_dir, .out_dir = out_dir, .listen_fd = -1, .limits = l};
+    return run_spec(script, spec, handle);
 }
 
 static void setup(bool rlimits_only)
@@ -111,37 +117,41 @@ TEST(the_sandbox_hides_the_host_and_drops_privileges)
              data, data);
     struct outcome *o = run(script, limits(256 << 20, 10, 64), code, NULL, NULL);
     ASSERT_EQ(o->how, FL_EXIT_NORMAL);
-    ASSERT_EQ(o->status, 0);
+    if (o->status != 0)
+        fl_test_fail(__FILE__, __LINE__, "status %d: %s", o->status, o->err);
     ASSERT_STR_EQ(o->out, "no-data\nno-data-dir\nprint('code')\nro-code\nro-usr\nro-root\n"
                           "write-tmp\n65534\nCapEff:\t0000000000000000\n");
     ASSERT_STR_EQ(o->err, "to-stderr\n");
     free(o);
 }
 
-TEST(the_socket_directory_is_shared_with_the_host)
+/* flintd binds the instance's socket where the sandbox cannot reach and
+ * hands over the descriptor: the program serves on fd 3. */
+TEST(the_listening_socket_is_handed_over_as_fd_3)
 {
     setup(false);
-    char dir[4200], path[4300];
-    snprintf(dir, sizeof(dir), "%s/run", fl_test_tmpdir());
-    mkdir(dir, 0777);
-    chmod(dir, 0777);
-    struct fl_sandbox *sb;
-    struct outcome *o = run("exec python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); "
-                            "s.bind('/run/flint/s.sock'); s.listen(); c, _ = s.accept(); "
-                            "c.send(b'hello from inside')\"",
-                            limits(256 << 20, 10, 64), NULL, dir, &sb);
-    snprintf(path, sizeof(path), "%s/s.sock", dir);
-    for (int i = 0; i < 500 && access(path, F_OK) != 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(10000);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/s.sock", fl_test_tmpdir());
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    ASSERT_OK(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)));
+    ASSERT_OK(listen(lfd, 8));
+    struct fl_sandbox *sb;
+    struct fl_sandbox_spec spec = {.listen_fd = lfd, .limits = limits(256 << 20, 10, 64)};
+    struct outcome *o =
+        run_spec("exec python3 -c \"import socket, os; "
+                 "s = socket.socket(fileno=3); c, _ = s.accept(); "
+                 "c.send(b'hello from inside ' + str(len(os.listdir('/proc/self/fd'))).encode())\"",
+                 spec, &sb);
+    close(lfd);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     ASSERT_OK(connect(fd, (struct sockaddr *)&sun, sizeof(sun)));
     char buf[64] = "";
     ASSERT(read(fd, buf, sizeof(buf) - 1) > 0);
-    ASSERT_STR_EQ(buf, "hello from inside");
+    /* 0, 1, 2, the socket, the accepted connection and listdir's own: no
+     * descriptor of flintd's or the launcher's reached the program */
+    ASSERT_STR_EQ(buf, "hello from inside 6");
     close(fd);
     while (!o->done)
         uv_run(&loop, UV_RUN_ONCE);

@@ -1,0 +1,313 @@
+"""Hostile functions against a real flintd: each test performs an attack from
+inside an instance (or through a function's spec) and shows that it fails.
+
+None of them changes a host setting: where an attack would write one, it
+writes back the value that is already there, so that success would show
+without changing anything.
+"""
+import glob
+import json
+import os
+import secrets
+import socket
+import stat
+
+import pytest
+
+from conftest import wait_for
+from test_executor import deploy, invoke
+
+UID_BASE = 2000000000  # FL_SANDBOX_UID_BASE
+
+
+def sandboxed(flintd):
+    mode = flintd.api("GET", "/v1/status").json()["sandbox"]["mode"]
+    if not mode.startswith("bwrap"):
+        pytest.fail(f"these attacks need the real sandbox, and it is not usable here: {mode}")
+    return mode
+
+
+def instance_pids(flintd):
+    """The processes of this flintd's instances, from their cgroups (named
+    i<flintd pid>-<n>): never anything else that runs on the machine."""
+    pids = set()
+    pattern = f"i{flintd.proc.pid}-*"
+    for parent in ("/sys/fs/cgroup/flint", "/sys/fs/cgroup/pids/flint"):
+        for group in glob.glob(os.path.join(parent, pattern)):
+            try:
+                with open(os.path.join(group, "cgroup.procs")) as f:
+                    pids.update(int(line) for line in f if line.strip())
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+def proc_status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def deploy_python(flintd, tmp_path, name, code, network=False, env=None):
+    docs = f"""
+kind: environment
+name: py-{name}
+spec: {{runtime: python, poolsize: 0, network: {json.dumps(network)}}}
+---
+kind: function
+name: {name}
+spec: {{environment: py-{name}, code: {name}.py, entrypoint: {name}.main}}
+"""
+    if env is not None:
+        docs = docs.rstrip("}\n") + ", env: " + json.dumps(env) + "}\n"
+    deploy(flintd, tmp_path, docs, {f"{name}.py": code})
+
+
+def test_instances_run_as_unprivileged_host_uids(flintd, tmp_path):
+    sandboxed(flintd)
+    code = "import time\ndef main(req):\n    return 'up'\n"
+    deploy_python(flintd, tmp_path, "whoami", code)
+    deploy_python(flintd, tmp_path, "whoami-online", code, network=True)
+    assert invoke(flintd, "whoami").text == "up"
+    assert invoke(flintd, "whoami-online").text == "up"
+    runtimes = {}
+    for pid in instance_pids(flintd):
+        try:
+            status, line = proc_status(pid), cmdline(pid)
+        except FileNotFoundError:
+            continue
+        uids = [int(u) for u in status["Uid"]]
+        gids = [int(g) for g in status["Gid"]]
+        if "flint-sandbox" in line or "slirp4netns" in line:
+            continue  # the launcher waiting on a networked instance, its network
+        assert min(uids) >= UID_BASE and min(gids) >= UID_BASE, (pid, line, uids, gids)
+        assert status["CapEff"] == ["0000000000000000"], (pid, line, status["CapEff"])
+        assert status["NoNewPrivs"] == ["1"], (pid, line)
+        if not line.startswith("bwrap "):  # bwrap loads the filter for what it runs
+            assert status["Seccomp"] == ["2"], (pid, line)
+        if "flint_runtime.py" in line:
+            runtimes[pid] = uids[0]
+    # both instances were seen (bwrap and the runtime under it), each
+    # instance with a uid of its own
+    assert len(set(runtimes.values())) == 2, runtimes
+
+
+def test_a_function_cannot_write_kernel_settings(flintd, tmp_path):
+    sandboxed(flintd)
+    with open("/proc/sys/kernel/core_pattern") as f:
+        before = f.read()
+    # the attack of a function that owned /proc/sys: a core_pattern that
+    # pipes to a program runs it as host root; this one writes back the
+    # value already there, so that even success would change nothing
+    code = ("def main(req):\n"
+            "    value = open('/proc/sys/kernel/core_pattern').read()\n"
+            "    out = []\n"
+            "    for path in ('/proc/sys/kernel/core_pattern', '/proc/sysrq-trigger'):\n"
+            "        try:\n"
+            "            with open(path, 'w') as f:\n"
+            "                f.write(value if 'core' in path else '')\n"
+            "            out.append('wrote ' + path)\n"
+            "        except OSError as e:\n"
+            "            out.append(type(e).__name__)\n"
+            "    return ' '.join(out)\n")
+    deploy_python(flintd, tmp_path, "sysctl", code)
+    r = invoke(flintd, "sysctl")
+    assert r.status == 200, r.text
+    assert "wrote" not in r.text, r.text
+    with open("/proc/sys/kernel/core_pattern") as f:
+        assert f.read() == before
+
+
+SYSCALLS = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+# x86_64 numbers, with arguments that would be valid for an unconfined root
+CALLS = {
+    'unshare(CLONE_NEWUSER)': (272, 0x10000000),
+    'unshare(CLONE_NEWNS)': (272, 0x00020000),
+    'setns': (308, 0, 0),
+    'ptrace(PTRACE_TRACEME)': (101, 0, 0, 0, 0),
+    'keyctl(GET_KEYRING_ID)': (250, 0, -3, 0),
+    'add_key': (248, 0, 0, 0, 0, 0),
+    'bpf(PROG_LOAD)': (321, 5, 0, 0),
+    'perf_event_open': (298, 0, 0, -1, -1, 0),
+    'userfaultfd': (323, 0),
+    'mount': (165, 0, 0, 0, 0, 0),
+    'umount2': (166, 0, 0),
+    'init_module': (175, 0, 0, 0),
+    'finit_module': (313, -1, 0, 0),
+    'kexec_load': (246, 0, 0, 0, 0),
+    'clock_settime': (227, 0, 0),
+    'settimeofday': (164, 0, 0),
+    'open_by_handle_at': (304, -1, 0, 0),
+    'io_uring_setup': (425, 1, 0),
+    'clone(CLONE_NEWUSER)': (56, 0x10000000 | 17, 0, 0, 0, 0),
+    'clone3': (435, 0, 0),
+}
+def main(req):
+    out = {}
+    for name, (nr, *args) in CALLS.items():
+        ctypes.set_errno(0)
+        rc = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+        if rc == 0 and name.startswith('clone('):
+            os._exit(0)  # a child got made: end it at once
+        out[name] = errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno())) if rc == -1 else 'ok'
+    return out
+"""
+
+
+def test_the_seccomp_filter_refuses_what_functions_do_not_need(flintd, tmp_path):
+    sandboxed(flintd)
+    deploy_python(flintd, tmp_path, "syscalls", SYSCALLS)
+    r = invoke(flintd, "syscalls")
+    assert r.status == 200, r.text
+    results = r.json()
+    for name, result in results.items():
+        expected = "ENOSYS" if name == "clone3" else "EPERM"
+        assert result == expected, (name, result)
+
+
+def test_loader_variables_are_refused(flintd, tmp_path):
+    sandboxed(flintd)
+    for name in ("LD_PRELOAD", "LD_LIBRARY_PATH", "GLIBC_TUNABLES", "PYTHONPATH",
+                 "NODE_OPTIONS", "FLINT_LISTEN"):
+        with pytest.raises(AssertionError) as refused:
+            deploy_python(flintd, tmp_path, "preload", "def main(req):\n    return 'x'\n",
+                          env={name: "/tmp/evil.so"})
+        assert f"'{name}' cannot be set" in str(refused.value), str(refused.value)
+
+
+def test_a_functions_variables_never_leave_its_sandbox(flintd, tmp_path):
+    sandboxed(flintd)
+    marker = "flint-marker-" + secrets.token_hex(16)
+    env = {f"VAR_{i}": "x" * 200 for i in range(250)}  # used to overflow bwrap's arguments
+    env["MARKER"] = marker
+    code = ("import os, time\ndef main(req):\n"
+            "    time.sleep(float(req.body or 0))\n"
+            "    return os.environ['MARKER'] + ' ' + str(len(os.environ))\n")
+    deploy_python(flintd, tmp_path, "secretive", code, env=env)
+    r = invoke(flintd, "secretive")
+    assert r.status == 200, r.text
+    value, count = r.text.split()
+    assert value == marker and int(count) >= 251
+    # every process on the machine: no argument list holds it, and no
+    # process outside the sandbox (the host's uids) has it in its environment
+    for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert marker.encode() not in f.read(), cmdline(pid)
+            if min(int(u) for u in proc_status(pid)["Uid"]) >= UID_BASE:
+                continue  # an instance: its own variables are its business
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                assert marker.encode() not in f.read(), cmdline(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone, or not the host's (a container's own init)
+
+
+def test_a_function_cannot_reach_its_socket_or_leave_setuid_files(flintd, tmp_path):
+    sandboxed(flintd)
+    code = ("import os, shutil\ndef main(req):\n"
+            "    out = []\n"
+            "    # replace the socket flintd connects to with a link to a host socket\n"
+            "    for d in ('/run/flint', '/run', '/code', '/'):\n"
+            "        try:\n"
+            "            os.symlink('/run/systemd/private', os.path.join(d, 's'))\n"
+            "            out.append('linked in ' + d)\n"
+            "        except OSError as e:\n"
+            "            out.append(type(e).__name__)\n"
+            "    # a setuid copy of a shell wherever it can write\n"
+            "    for d in ('/tmp', '/code', '/run'):\n"
+            "        try:\n"
+            "            p = os.path.join(d, 'rootshell')\n"
+            "            shutil.copy('/bin/sh', p)\n"
+            "            os.chmod(p, 0o4755)\n"
+            "            out.append('setuid in ' + d + ' ' + str(os.stat(p).st_mode & 0o4000))\n"
+            "        except OSError as e:\n"
+            "            out.append(type(e).__name__)\n"
+            "    return ' '.join(out)\n")
+    deploy_python(flintd, tmp_path, "squatter", code)
+    r = invoke(flintd, "squatter")
+    assert r.status == 200, r.text
+    assert "linked" not in r.text, r.text
+    # the private /tmp is the one writable place, on no host disk (nosuid
+    # besides); a second call still reaches the function, not a host socket
+    assert "setuid in /code" not in r.text and "setuid in /run" not in r.text, r.text
+    assert invoke(flintd, "squatter").status == 200
+    data = flintd.data_dir
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(data, "flint.db")).st_mode) == 0o600
+    run = os.path.join(data, "run")
+    if os.path.isdir(run):
+        assert stat.S_IMODE(os.stat(run).st_mode) == 0o700
+    for root, dirs, files in os.walk(data):
+        for name in files + dirs:
+            st = os.lstat(os.path.join(root, name))
+            assert not (st.st_mode & (stat.S_ISUID | stat.S_ISGID)) or stat.S_ISDIR(st.st_mode), \
+                os.path.join(root, name)
+            assert st.st_uid == 0 or st.st_uid >= UID_BASE, os.path.join(root, name)
+
+
+def test_the_private_tmp_is_bounded(flintd, tmp_path):
+    sandboxed(flintd)
+    code = ("def main(req):\n"
+            "    chunk = b'x' * (1 << 20)\n"
+            "    written = 0\n"
+            "    try:\n"
+            "        with open('/tmp/fill', 'wb') as f:\n"
+            "            for _ in range(1024):\n"
+            "                f.write(chunk)\n"
+            "                f.flush()\n"
+            "                written += 1\n"
+            "    except OSError as e:\n"
+            "        return type(e).__name__ + ' after ' + str(written)\n"
+            "    return 'wrote a GiB'\n")
+    deploy_python(flintd, tmp_path, "filler", code)
+    r = invoke(flintd, "filler")
+    assert r.status == 200, r.text
+    assert r.text.startswith("OSError after "), r.text
+    assert int(r.text.split()[-1]) <= 64
+
+
+def test_network_access_is_outbound_only(flintd, tmp_path):
+    sandboxed(flintd)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    code = ("import socket\ndef main(req):\n"
+            "    port = int(req.body)\n"
+            "    out = {'interfaces': sorted(l.split(':')[0].strip() for l in\n"
+            "                                open('/proc/net/dev').readlines()[2:]),\n"
+            "           'default_route': any(l.split()[1] == '00000000' for l in\n"
+            "                                open('/proc/net/route').readlines()[1:])}\n"
+            "    for host in ('127.0.0.1', '10.0.2.2'):\n"
+            "        try:\n"
+            "            socket.create_connection((host, port), timeout=5).close()\n"
+            "            out[host] = 'connected'\n"
+            "        except OSError as e:\n"
+            "            out[host] = type(e).__name__\n"
+            "    return out\n")
+    deploy_python(flintd, tmp_path, "online", code, network=True)
+    deploy_python(flintd, tmp_path, "offline", code, network=False)
+    try:
+        online = invoke(flintd, "online", str(port))
+        assert online.status == 200, online.text
+        online = online.json()
+        # a network of its own, with a way out...
+        assert online["interfaces"] == ["lo", "tap0"] and online["default_route"], online
+        # ...but the host's loopback (flintd's API and router, local services)
+        # is out of reach, by its own address and by the gateway's
+        assert online["127.0.0.1"] != "connected" and online["10.0.2.2"] != "connected", online
+        offline = invoke(flintd, "offline", str(port)).json()
+        assert offline["interfaces"] == ["lo"] and not offline["default_route"], offline
+        assert offline["127.0.0.1"] != "connected" and offline["10.0.2.2"] != "connected"
+    finally:
+        listener.close()
