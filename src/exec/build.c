@@ -29,10 +29,13 @@
  * exit's note (the same bound reads a cached log back whole) */
 #define LOG_BUF_MAX (FL_BUILD_LOG_MAX + 256)
 
-/* Unpack FLINT_CODE into FLINT_OUT/src, then build into FLINT_OUT/deploy. */
+/* Unpack FLINT_CODE and build it in the sandbox's private /tmp (a tmpfs of
+ * FL_BUILD_TMP_MAX bytes: an archive bomb or a runaway builder fills it and
+ * fails), then, with nothing else of the build left running, copy the
+ * deployment out to FLINT_OUT/deploy on the host. */
 static const char build_script[] =
     "set -eu\n"
-    "out=$FLINT_OUT; src=$out/src\n"
+    "work=$(mktemp -d); src=$work/src; deploy=$work/deploy\n"
     "mkdir -p \"$src\"\n"
     "case $FLINT_KIND in\n"
     "  tar) tar -xzf \"$FLINT_CODE\" -C \"$src\" --no-same-owner --no-same-permissions ;;\n"
@@ -46,16 +49,19 @@ static const char build_script[] =
     "  [ \"$FLINT_RUNTIME\" != binary ] || chmod a+x \"$pkg\"\n"
     "fi\n"
     "if [ \"$FLINT_RUNTIME\" = c ]; then\n"
-    "  mkdir -p \"$out/deploy\"\n"
-    "  SRC_PKG=$pkg DEPLOY_PKG=$out/deploy/fn.so sh -c \"$FLINT_BUILDER\"\n"
+    "  mkdir -p \"$deploy\"\n"
+    "  (SRC_PKG=$pkg DEPLOY_PKG=$deploy/fn.so sh -c \"$FLINT_BUILDER\")\n"
     "elif [ -n \"$FLINT_BUILDER\" ]; then\n"
-    "  cp -a \"$src\" \"$out/deploy\"\n"
-    "  cd \"$out/deploy\"\n"
-    "  SRC_PKG=$pkg DEPLOY_PKG=$out/deploy sh -c \"$FLINT_BUILDER\"\n"
+    "  cp -a \"$src\" \"$deploy\"\n"
+    "  (cd \"$deploy\" && SRC_PKG=$pkg DEPLOY_PKG=$deploy sh -c \"$FLINT_BUILDER\")\n"
     "else\n"
-    "  mv \"$src\" \"$out/deploy\"\n"
+    "  mv \"$src\" \"$deploy\"\n"
     "fi\n"
-    "chmod -R a+rX \"$out/deploy\"\n";
+    "# whatever the builder left running (the sandbox's uid is this build's\n"
+    "# alone) must not write while the deployment is copied out\n"
+    "kill -KILL -1 2>/dev/null || true\n"
+    "chmod -R a+rX \"$deploy\"\n"
+    "cp -a \"$deploy\" \"$FLINT_OUT/deploy\"\n";
 
 struct waiter {
     fl_build_cb cb;
@@ -317,6 +323,7 @@ static int job_start(struct fl_builder *b, struct job *j, const struct fl_build_
                                    .listen_fd = -1,
                                    .limits = in->limits,
                                    .network = in->network};
+    spec.tmp_bytes = FL_BUILD_TMP_MAX;
     if (spec.limits.memory_bytes == 0)
         spec.limits.memory_bytes = 2ULL << 30;
     if (spec.limits.cpu_seconds == 0)

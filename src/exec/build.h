@@ -17,7 +17,10 @@
  * no status file and is started again from scratch.
  *
  * Inside the sandbox the code blob is FLINT_CODE and the writable build
- * directory FLINT_OUT; the builder sees Fission's SRC_PKG (the unpacked
+ * directory FLINT_OUT (the deployment is copied there once the builder is
+ * done and nothing of the build runs any more: the unpacking and building
+ * happen in the sandbox's /tmp, FL_BUILD_TMP_MAX bytes at most); the
+ * builder sees Fission's SRC_PKG (the unpacked
  * source: a directory, or the single file) and DEPLOY_PKG (for c, the
  * shared object to write; otherwise a directory that starts as a copy of
  * the source and is the deployment once the builder exits 0).
@@ -34,6 +37,9 @@
 #include "exec/spec.h"
 
 #define FL_BUILD_LOG_MAX (64u << 10)
+/* The build's private /tmp, where the code is unpacked and built: an
+ * archive or a builder that needs more fails there, on no host disk. */
+#define FL_BUILD_TMP_MAX (1ULL << 30)
 
 struct fl_builder;
 

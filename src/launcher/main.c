@@ -529,10 +529,13 @@ static void network_setup(const struct ids *ids, const char *slirp)
         char userns[64], target[32];
         snprintf(userns, sizeof(userns), "--userns-path=/proc/%d/ns/user", (int)pid);
         snprintf(target, sizeof(target), "%d", (int)pid);
+        /* its chatter is not the function's output; a failure shows as
+         * the network not coming up */
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, 0);
             dup2(devnull, 1);
+            dup2(devnull, 2);
         }
         const char *argv[16];
         int n = 0;

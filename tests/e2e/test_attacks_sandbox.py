@@ -6,11 +6,13 @@ writes back the value that is already there, so that success would show
 without changing anything.
 """
 import glob
+import io
 import json
 import os
 import secrets
 import socket
 import stat
+import tarfile
 
 import pytest
 
@@ -311,3 +313,58 @@ def test_network_access_is_outbound_only(flintd, tmp_path):
         assert offline["127.0.0.1"] != "connected" and offline["10.0.2.2"] != "connected"
     finally:
         listener.close()
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, n):
+        self.n = n
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        k = min(len(b), self.n)
+        b[:k] = bytes(k)
+        self.n -= k
+        return k
+
+
+def _tree_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def test_an_archive_bomb_fills_the_build_sandbox_not_the_disk(flintd, tmp_path):
+    sandboxed(flintd)
+    # 6 MB of gzip that unpacks to 1.4 GiB, more than a build's /tmp holds
+    # (in files each under the 1 GiB file size limit)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as t:
+        for name in ("bomb1", "bomb2"):
+            info = tarfile.TarInfo(name)
+            info.size = 700 << 20
+            t.addfile(info, io.BufferedReader(_Zeros(info.size), 1 << 20))
+    deploy(flintd, tmp_path, """
+kind: environment
+name: py-bomb
+spec: {runtime: python, poolsize: 0}
+---
+kind: function
+name: bomb
+spec: {environment: py-bomb, code: bomb.tar.gz, entrypoint: bomb.main}
+""", {"bomb.tar.gz": buf.getvalue()})
+    r = invoke(flintd, "bomb")
+    assert r.status == 500, r.text
+    error = r.json()["error"]
+    assert error["code"] == "build_failed", error
+    # tar's words for a full file system
+    assert "bomb2: Wrote only" in error["message"] or "No space left" in error["message"], error
+
+    # what reached the host's disk is the archive and the log, not its content
+    assert _tree_bytes(flintd.data_dir) < 64 << 20
