@@ -1,29 +1,58 @@
 /*
- * The instance sandbox: run one process tree isolated and bounded.
+ * The instance sandbox: run one process tree isolated and bounded, as an
+ * unprivileged host uid.
  *
- * Under bubblewrap: new user, mount, pid, ipc, uts and cgroup namespaces
- * (and network, unless allowed), --die-with-parent, a new session, no
- * capabilities, uid/gid 65534, read-only system directories (never the
- * whole root: the data directory must stay invisible), /proc, a minimal
- * /dev, a private /tmp, the instance's code read-only at /code, its socket
- * directory writable at /run/flint, and its runtime's directory read-only
- * at /runtime. The environment is exactly the one given.
+ * flintd (root) never runs anything of a function's itself. It starts
+ * flint-sandbox (src/launcher), which joins the instance's cgroups, sets its
+ * rlimits, opens the bind sources as root without following links, drops
+ * to a host uid of the sandbox's own (from the mode's range, one per live
+ * sandbox, gid the same, no supplementary groups, NoNewPrivs) and execs
+ * bubblewrap: new user, mount, pid, ipc, uts, cgroup and network
+ * namespaces, no further user namespaces, no capabilities, uid/gid 65534
+ * inside, a seccomp filter (see src/launcher/main.c for each refused call
+ * and why), read-only system directories (never the whole root: the data
+ * directory stays invisible), /proc with /proc/sys read-only, a minimal
+ * /dev, a private /tmp of tmp_bytes (a tmpfs: nothing reaches the host's
+ * disk), the code read-only at /code, the runtime read-only at /runtime, a
+ * build's output directory writable at /run/flint, and a read-only root.
+ * The environment is exactly the spec's, set by bwrap inside: it is in no
+ * argument list and no environment outside the sandbox.
+ *
+ * An instance's listening socket is bound by flintd in a directory only
+ * flintd can reach and handed over as fd 3 (listen_fd). With network
+ * access the instance gets a network namespace of its own with
+ * slirp4netns (outbound only; the host's loopback is unreachable), else
+ * none but its own loopback.
  *
  * The whole chain gets SIGKILL when flintd dies, even by kill -9
- * (setpriv --pdeathsig), and bwrap passes it on (--die-with-parent).
+ * (PR_SET_PDEATHSIG in the launcher, --die-with-parent in bwrap).
  *
  * Limits always: CPU seconds, open files, processes, file size and no core
- * dumps, through prlimit(1); and where cgroups are writable (v1 memory and
- * pids here, v2 alike) a per-instance group with a memory and a pids
- * limit, and a CPU bandwidth cap (cfs quota, cpu.max) when cpu_millis is
- * set and the cpu controller is writable, joined before anything runs. Memory is limited by the
- * cgroup, which counts what is used; only without one does the data rlimit stand in (it counts
- * reservations too, which some runtimes make in plenty). uv_spawn cannot set either before exec, so
- * the first program is a tiny sh that writes its own pid into the groups and execs prlimit, which
- * execs bwrap.
+ * dumps, by rlimits; and where cgroups are writable (v1 memory and pids
+ * here, v2 alike) a per-instance group with a memory and a pids limit, and
+ * a CPU bandwidth cap (cfs quota, cpu.max) when cpu_millis is set and the
+ * cpu controller is writable, joined before anything runs. Memory is
+ * limited by the cgroup, which counts what is used; only without one does
+ * the data rlimit stand in (it counts reservations too, which some
+ * runtimes make in plenty).
  *
- * Without a usable bwrap the process still runs with the limits, and the
- * mode says so (flint status shows it, flintd warns at start).
+ * Without a usable bwrap the process still runs as the unprivileged uid
+ * with the limits, and the mode says so (flint status shows it, flintd
+ * warns at start). Such a process sees the host's file system as that uid
+ * does: this mode is for development machines only.
+ *
+ * The launch description (what flintd writes into a memfd that the
+ * launcher reads on fd 3; version 1): a sequence of "key=value" items,
+ * each ending in a NUL byte, the first "version=1". Keys: uid, gid (once
+ * each, never 0); cgroup (a cgroup.procs file to join, any number);
+ * rlimit ("NAME:SOFT:HARD", NAME one of cpu nofile nproc fsize core data);
+ * env ("NAME=value", any number); argv (the program and its arguments, in
+ * order, at least one); and with bubblewrap: bwrap (its path), seccomp
+ * (present: load the filter), slirp4netns (its path: give the sandbox a
+ * network), arg (one bwrap option word, in order), bind-ro and bind-rw
+ * ("DEST<TAB>SOURCE"). The launcher refuses (exit 125, one line on stderr)
+ * a description that is not NUL-terminated, is larger than 4 MiB, has an
+ * item without '=', another version, no program, or uid/gid 0.
  */
 #ifndef FLINT_EXEC_SANDBOX_H
 #define FLINT_EXEC_SANDBOX_H
