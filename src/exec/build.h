@@ -48,10 +48,10 @@ struct fl_build_input {
     const char *code_sha256;   /* its hash (part of the key) */
     const char *code_filename; /* decides single file vs archive; NULL: "code" */
     enum fl_runtime runtime;
-    const char *builder;      /* the environment's build command; NULL: the runtime's */
-    const char *runtime_dir;  /* the runtime's files (its build script) */
-    struct fl_limits limits;  /* for the build sandbox; 0 fields: generous defaults */
-    bool network;             /* whether the builder may reach the network */
+    const char *builder;     /* the environment's build command; NULL: the runtime's */
+    const char *runtime_dir; /* the runtime's files (its build script) */
+    struct fl_limits limits; /* for the build sandbox; 0 fields: generous defaults */
+    bool network;            /* whether the builder may reach the network */
 };
 
 struct fl_build_result {

@@ -303,7 +303,8 @@ static void respond(struct fl_invocation *inv, int status, const struct fl_http_
         if (error_code != NULL || status >= 500)
             inv->fn->errors++;
     }
-    inv->cb(&res, inv->data);
+    if (!inv->canceled) /* else its caller is gone: the answer goes nowhere */
+        inv->cb(&res, inv->data);
     inv_free(inv);
 }
 
@@ -1115,9 +1116,7 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
     inv->call = NULL;
     inst->active--;
     inst->last_used_ns = now_ns();
-    if (inv->canceled) {
-        inv_free(inv);
-    } else if (err == 0) {
+    if (err == 0) {
         struct fl_http_header headers[MAX_HEADERS];
         size_t n = 0;
         /* an answer to HEAD has no body: its Content-Length is the one news
@@ -1329,8 +1328,9 @@ void fl_executor_cancel(struct fl_invocation *inv)
         return;
     }
     if (inv->call != NULL) {
+        /* the function still runs: its slot stays taken until the instance
+         * answers, or times out and is recycled; on_response frees it */
         inv->canceled = true;
-        fl_http_client_cancel(inv->call); /* on_response frees it */
         return;
     }
     for (struct fl_invocation **p = &ex->early; *p != NULL; p = &(*p)->next) {

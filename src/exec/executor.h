@@ -132,9 +132,11 @@ typedef void (*fl_invoke_cb)(const struct fl_invoke_result *res, void *data);
 int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req, fl_invoke_cb cb,
                        void *data, struct fl_invocation **handle);
 
-/* The caller is gone: cb will not run. A request already sent to an
- * instance is abandoned (its connection closed), one waiting leaves the
- * queue. */
+/* The caller is gone: cb will not run. One waiting leaves the queue; one
+ * already sent to an instance runs on, and keeps its place on the instance
+ * (requestsPerInstance) until the instance answers, or its functionTimeout
+ * passes and the instance is recycled, so that a caller who hangs up never
+ * frees room for more work than the function can take. */
 void fl_executor_cancel(struct fl_invocation *inv);
 
 /* A JSON snapshot for status and the API: environments with their pools,

@@ -753,30 +753,35 @@ def test_metrics_show_calls_instances_pools_and_builds(flintd, tmp_path):
     assert flintd.api("GET", "/metrics", token=False).status == 401
 
 
-def test_a_client_that_goes_away_frees_its_slot(flintd_factory, tmp_path):
-    # a leaked slot would leave the next call waiting past --queue-wait: 429
-    flintd = flintd_factory(extra_args=["--queue-wait", "1s"])
-    code = "import time\ndef main(req):\n    time.sleep(float(req.body or 0))\n    return 'done'\n"
+def test_a_client_that_goes_away_keeps_its_slot_until_the_function_ends(flintd_factory,
+                                                                        tmp_path):
+    # a caller that hangs up must not free room the function has not: the
+    # call runs on, and the next one waits for it (then gets the instance)
+    flintd = flintd_factory(extra_args=["--queue-wait", "60s"])
+    code = ("import time\ndef main(req):\n    start = time.time()\n"
+            "    time.sleep(float(req.body or 0))\n    return repr(start)\n")
     deploy(flintd, tmp_path, ENVS + """
 ---
 kind: function
 name: one
 spec: {environment: python, code: o.py, entrypoint: o.main, concurrency: 1}
 """, {"o.py": code})
-    assert invoke(flintd, "one").text == "done"
+    assert invoke(flintd, "one").status == 200
     import socket as socketlib
     s = socketlib.create_connection(("127.0.0.1", flintd.api_port))
-    body = b"5"
+    sent = time.time()
     s.sendall(b"POST /v1/functions/one/invoke HTTP/1.1\r\nHost: x\r\n"
               b"Authorization: Bearer " + flintd.token.encode() +
-              b"\r\nContent-Length: 1\r\n\r\n" + body)
+              b"\r\nContent-Length: 1\r\n\r\n3")
     wait_for(lambda: function_status(flintd, "one")["instances"][0]["active"] == 1,
              what="the slow call to run")
-    s.close()  # the caller leaves
+    s.close()  # the caller leaves; its call sleeps on for 3 s
+    r = invoke(flintd, "one", "0")
+    assert r.status == 200, r.text
+    # the second call started only once the first had finished
+    assert float(r.text) >= sent + 3, (r.text, sent)
     wait_for(lambda: function_status(flintd, "one")["instances"][0]["active"] == 0,
-             what="the slot to be freed")
-    r = invoke(flintd, "one")
-    assert (r.status, r.text) == (200, "done")
+             what="the slot to be free once both calls answered")
 
 
 SLEEPY_C = r"""
