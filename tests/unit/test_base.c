@@ -46,6 +46,25 @@ TEST(buf_refuses_to_pass_its_maximum)
     fl_buf_release(&b);
 }
 
+TEST(buf_without_a_limit_grows_and_never_wraps)
+{
+    /* max SIZE_MAX: max + 1 used to wrap to 0, and the first append wrote
+     * into a zero-byte allocation */
+    struct fl_buf b;
+    fl_buf_init(&b, SIZE_MAX);
+    ASSERT_OK(fl_buf_appends(&b, "abc"));
+    ASSERT_STR_EQ(b.data, "abc");
+    ASSERT(b.cap >= 4);
+    for (int i = 0; i < 1000; i++)
+        ASSERT_OK(fl_buf_appendf(&b, "%04d", i));
+    ASSERT_EQ(b.len, 3 + 4000);
+    ASSERT_EQ(fl_buf_grow(&b, SIZE_MAX), FL_ETOOBIG);
+    ASSERT_EQ(fl_buf_grow(&b, SIZE_MAX - 1), FL_ETOOBIG); /* len + extra + NUL would wrap */
+    ASSERT_EQ(fl_buf_append(&b, "x", SIZE_MAX - 2), FL_ETOOBIG);
+    ASSERT_EQ(b.len, 4003); /* unchanged */
+    fl_buf_release(&b);
+}
+
 TEST(buf_long_format_and_detach)
 {
     struct fl_buf b;
