@@ -925,9 +925,9 @@ void fl_api_handle(struct fl_http_request *req, void *data)
     size_t len;
     const char *auth = fl_http_request_header(req, "authorization", &len);
     if (!fl_token_check(api->token, auth, auth ? len : 0)) {
-        fl_log(FL_LOG_WARN, "api", "refused a request without a valid token",
-               "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
-               auth == NULL ? "none" : "wrong");
+        FL_LOG_LIMITED(FL_LOG_WARN, "api", "refused a request without a valid token",
+                       "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method,
+                       req->path, auth == NULL ? "none" : "wrong");
         if (api->metrics != NULL) {
             static const char *const labels[] = {"token"};
             fl_metric_add(fl_metrics_counter(api->metrics, "flint_api_refused_total",

@@ -743,8 +743,8 @@ int fl_http_respond(struct fl_http_request *req, int status, const struct fl_htt
     if (rc < 0) {
         static const char fallback[] = "{\"error\":{\"code\":\"internal\","
                                        "\"message\":\"cannot build the response\"}}";
-        fl_log(FL_LOG_ERROR, "http", "cannot build a response", "status=%d err=%s", status,
-               fl_strerror(rc));
+        FL_LOG_LIMITED(FL_LOG_ERROR, "http", "cannot build a response", "status=%d err=%s", status,
+                       fl_strerror(rc));
         fl_buf_reset(&r->out);
         struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
         r->close_after = true;
@@ -867,8 +867,8 @@ static void answer_parse_error(struct conn *c, int status, const char *code, con
     r->close_after = true;
     r->is_head = false;
     r->state = REQ_DISPATCHED;
-    fl_log(FL_LOG_DEBUG, "http", "refused a request", "status=%d remote=%s reason=%s", status,
-           c->remote, code);
+    FL_LOG_LIMITED(FL_LOG_DEBUG, "http", "refused a request", "status=%d remote=%s reason=%s",
+                   status, c->remote, code);
     bool was = c->dispatching;
     c->dispatching = true; /* flush below, after the state is consistent */
     fl_http_respond_error(&r->pub, status, code, "%s", message);
@@ -1361,8 +1361,8 @@ static void on_connection(uv_stream_t *server, int status)
     struct listener *l = server->data;
     struct fl_http_server *srv = l->srv;
     if (status < 0) {
-        fl_log(FL_LOG_WARN, "http", "accept failed", "listener=%s err=%s", l->addr,
-               uv_strerror(status));
+        FL_LOG_LIMITED(FL_LOG_WARN, "http", "accept failed", "listener=%s err=%s", l->addr,
+                       uv_strerror(status));
         return;
     }
     struct conn *c = conn_new(srv, l->addr);
