@@ -1275,7 +1275,10 @@ static void conn_resume_reading(struct conn *c)
             if (c->pending.len > 0) {
                 conn_parse(c, c->pending.data, c->pending.len);
                 conn_dispatch(c);
-                if (c->closing || c->stop_parsing || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
+                /* Answers written in there may have resumed reading
+                 * already, from a nested call: starting twice fails. */
+                if (c->closing || c->reading || c->stop_parsing ||
+                    HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
                     return;
             }
         }

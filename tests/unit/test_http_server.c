@@ -6,6 +6,7 @@
  *   /hello         200 "hello"
  *   /echo          200 "<method> <target>|<header count>|<x-test header>|<body>"
  *   /delay/N       answers "delay N" after N ms (from a timer)
+ *   /big           200 with 16 KiB of 'x'
  *   /stream        a chunked response "a", "b", "c"
  *   /conns         the number of open connections
  *   /aborts        how many requests were told their client left
@@ -91,6 +92,10 @@ static void handler(struct fl_http_request *req, void *data)
         fl_http_request_on_abort(req, on_abort, NULL);
         uv_timer_init(&fx.loop, &d->timer);
         uv_timer_start(&d->timer, on_delay, (uint64_t)d->ms, 0);
+    } else if (strcmp(req->path, "/big") == 0) {
+        static char big[16 * 1024];
+        memset(big, 'x', sizeof(big));
+        fl_http_respond(req, 200, NULL, 0, big, sizeof(big));
     } else if (strcmp(req->path, "/stream") == 0) {
         fl_http_stream_begin(req, 200, NULL, 0);
         fl_http_stream_write(req, "a", 1);
@@ -406,6 +411,46 @@ TEST(many_pipelined_requests_past_the_in_flight_limit)
     }
     close(fd);
     free(r);
+    stop_server();
+}
+
+/* More requests than max_pipeline (32 by default) in one write: the
+ * answers that free the queue resume reading from inside the resumption
+ * that parsed them, which used to start reading twice (UV_EALREADY) and
+ * abort the connection after 32 answers. */
+TEST(two_hundred_pipelined_requests_in_one_write_are_all_answered_in_order)
+{
+    static const char *const paths[] = {"echo", "stream", "delay/0", "big"};
+    start_server(NULL);
+    for (int round = 0; round < 4; round++) {
+        int fd = connect_tcp();
+        struct reader *r = reader_new(fd);
+        char all[200 * 64];
+        size_t n = 0;
+        for (int i = 0; i < 200; i++)
+            n += (size_t)snprintf(all + n, sizeof(all) - n, "GET /%s?i=%d HTTP/1.1\r\n\r\n",
+                                  paths[round], i);
+        send_all(fd, all, n);
+        for (int i = 0; i < 200; i++) {
+            if (!read_response(r, &resp, false))
+                fl_test_fail(__FILE__, __LINE__, "/%s: the connection closed after %d answers",
+                             paths[round], i);
+            ASSERT_EQ(resp.status, 200);
+            if (round == 0) {
+                char want[64];
+                snprintf(want, sizeof(want), "GET /echo?i=%d|0|-|", i);
+                ASSERT_STR_EQ(resp.body, want);
+            }
+        }
+        /* and the connection serves on */
+        send_str(fd, "GET /hello HTTP/1.1\r\n\r\n");
+        if (!read_response(r, &resp, false))
+            fl_test_fail(__FILE__, __LINE__, "/%s: the connection closed after 200 answers",
+                         paths[round]);
+        ASSERT_STR_EQ(resp.body, "hello");
+        close(fd);
+        free(r);
+    }
     stop_server();
 }
 
