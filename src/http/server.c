@@ -949,6 +949,13 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     struct request *r = c->tail;
     if (header_limit(c, r, len) < 0)
         return -1;
+    /* http-parser takes "Transfer-Encoding : chunked" as a header named
+     * "Transfer-Encoding ": a proxy behind us may read it as the framing */
+    if (len > 0 && !fl_str_is_token(at, len)) {
+        answer_parse_error(c, 400, "bad_request",
+                           "malformed request: a header name is not a token");
+        return -1;
+    }
     if (r->headers_done)
         return 0; /* a trailer: counted, not kept */
     if (r->nindex == 0 || r->in_value) {

@@ -509,6 +509,11 @@ TEST(malformed_requests_get_400_and_others_are_served)
         /* control characters where a header value starts */
         "GET /x HTTP/1.1\r\nX-A:\x01b\r\n\r\n",
         "GET /x HTTP/1.1\r\nX-A: \x7f\r\n\r\n",
+        /* a header name that is not a token: a proxy behind us could read
+         * "Transfer-Encoding : chunked" as the framing (request smuggling) */
+        "POST /x HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX A: b\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX-A\t: b\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd = connect_tcp();
