@@ -885,6 +885,17 @@ static void metrics(struct fl_api *api, struct fl_http_request *req)
     fl_buf_release(&out);
 }
 
+/* Whether name could name a resource: a URL's name that cannot is a 404,
+ * never passed on to the store, the executor or the logbook. */
+static bool name_is_valid(const char *name)
+{
+    struct fl_buf msg;
+    fl_buf_init(&msg, 512);
+    int rc = fl_name_check(name, &msg);
+    fl_buf_release(&msg);
+    return rc == 0;
+}
+
 /* /v1/functions/NAME/invoke and /v1/functions/NAME/logs */
 static bool function_action(struct fl_api *api, struct fl_http_request *req, const char *rest)
 {
@@ -895,21 +906,27 @@ static bool function_action(struct fl_api *api, struct fl_http_request *req, con
     memcpy(name, rest, (size_t)(slash - rest));
     name[slash - rest] = '\0';
     const char *action = slash + 1;
-    if (strcmp(action, "invoke") == 0) {
+    bool is_invoke = strcmp(action, "invoke") == 0;
+    bool is_logs = strcmp(action, "logs") == 0 && strcmp(req->method, "GET") == 0;
+    if (!is_invoke && !is_logs)
+        return false;
+    /* no function has a name like "%2e%2e" or "..": nothing to look up */
+    if (!name_is_valid(name)) {
+        fl_http_respond_error(req, 404, "not_found", "function '%.80s' does not exist", name);
+        return true;
+    }
+    if (is_invoke) {
         if (api->executor == NULL)
             fl_http_respond_error(req, 503, "unavailable", "the executor is not running");
         else
             invoke(api, req, name);
         return true;
     }
-    if (strcmp(action, "logs") == 0 && strcmp(req->method, "GET") == 0) {
-        if (api->logs == NULL)
-            fl_http_respond_error(req, 503, "unavailable", "function logs are not kept");
-        else
-            logs(api, req, name);
-        return true;
-    }
-    return false;
+    if (api->logs == NULL)
+        fl_http_respond_error(req, 503, "unavailable", "function logs are not kept");
+    else
+        logs(api, req, name);
+    return true;
 }
 
 void fl_api_handle(struct fl_http_request *req, void *data)
@@ -975,15 +992,11 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         if (*rest != '/' || rest[1] == '\0' || strchr(rest + 1, '/') != NULL)
             break;
         const char *name = rest + 1;
-        struct fl_buf msg;
-        fl_buf_init(&msg, 512);
-        if (fl_name_check(name, &msg) < 0) {
+        if (!name_is_valid(name)) {
             fl_http_respond_error(req, 404, "not_found", "%s '%.80s' does not exist", kind_names[k],
                                   name);
-            fl_buf_release(&msg);
             return;
         }
-        fl_buf_release(&msg);
         if (strcmp(m, "GET") == 0)
             get_or_list(api, req, (enum kind)k, name);
         else if (strcmp(m, "PUT") == 0)

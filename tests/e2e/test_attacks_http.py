@@ -1,0 +1,120 @@
+"""Attacks on flintd's listeners from outside, each performed for real
+against a real flintd, and shown to fail: connection floods and slowloris,
+unauthenticated uploads and unread pipelines that would take its memory,
+log floods, request smuggling, credential leaks to functions.
+
+Every loop here is bounded in count and in time; nothing waits by sleeping
+and sampling: each wait is for a condition, with a generous deadline."""
+import json
+import os
+import re
+import socket
+import time
+
+from conftest import http, wait_for
+from test_executor import ENVS, call, deploy
+
+ECHO = """
+def main(req):
+    return {"headers": {k.lower(): v for k, v in req.headers.items()}}
+"""
+
+ECHO_APP = ENVS + """
+---
+kind: function
+name: echo
+spec: {environment: python, code: echo.py, entrypoint: echo.main}
+---
+kind: route
+name: echo
+spec: {path: /echo, target: {function: echo}}
+"""
+
+
+def connect(port, timeout=30):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_answer(s, deadline=30):
+    """Read one whole answer (Content-Length framed) from s: (status, body)."""
+    s.settimeout(deadline)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed before an answer: {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+    length = int(m.group(1)) if m else 0
+    while len(rest) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, rest[:length]
+
+
+def raw(port, data):
+    with connect(port) as s:
+        s.sendall(data)
+        return read_answer(s)
+
+
+# ---- smuggling and paths (item: 400 and 404, never 503 or 500) ----
+
+def test_a_header_name_with_a_space_is_a_400_through_the_router(flintd, tmp_path):
+    deploy(flintd, tmp_path, ECHO_APP, {"echo.py": ECHO})
+    assert call(flintd, "/echo").status == 200
+    for request in [
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n"
+            b"5\r\nhello\r\n0\r\n\r\n",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello",
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nX Spaced: 1\r\n\r\n"]:
+        status, body = raw(flintd.router_port, request)
+        assert status == 400, (request, status, body)
+        assert json.loads(body)["error"]["code"] == "bad_request"
+    assert call(flintd, "/echo").status == 200
+
+
+def test_names_that_cannot_be_functions_are_a_json_404_on_the_api(flintd):
+    for path in ["/v1/functions/%2e%2e/logs", "/v1/functions/%2e%2e/invoke",
+                 "/v1/functions/..%2f..%2fetc/logs", "/v1/functions/a%00b/logs",
+                 "/v1/functions/%2e%2e"]:
+        method = "POST" if path.endswith("invoke") else "GET"
+        r = flintd.api(method, path)
+        assert r.status == 404, (path, r.status, r.text)
+        assert r.json()["error"]["code"] == "not_found", path
+
+
+# ---- logs (item: no line per unauthenticated request) ----
+
+def test_bad_tokens_cannot_flood_the_log(flintd):
+    def refusals():
+        return flintd.log().count('msg="refused a request without a valid token"')
+
+    start = time.monotonic()
+    for i in range(2000):
+        auth = b"Authorization: Bearer " + b"0" * 64 + b"\r\n" if i % 2 else b""
+        status, _ = raw(flintd.api_port, b"GET /v1/status HTTP/1.1\r\n" + auth + b"\r\n")
+        assert status == 401
+    elapsed = time.monotonic() - start
+    # 10 lines at once, then one a second: whatever the speed of this machine
+    bound = 10 + int(elapsed) + 2
+    assert refusals() <= bound, (refusals(), elapsed)
+    # what was dropped is said, once a line is let through again
+    deadline = time.monotonic() + 30
+    while 'msg="suppressed similar lines"' not in flintd.log():
+        assert time.monotonic() < deadline, "no summary of the suppressed lines"
+        assert flintd.api("GET", "/v1/status", token=False).status == 401
+        time.sleep(0.2)
+    m = re.search(r'msg="suppressed similar lines" count=(\d+)', flintd.log())
+    assert int(m.group(1)) >= 2000 - bound
+    # every refusal is still counted
+    text = flintd.api("GET", "/metrics").text
+    none = int(re.search(r'flint_api_refused_total\{token="none"\} (\d+)', text).group(1))
+    wrong = int(re.search(r'flint_api_refused_total\{token="wrong"\} (\d+)', text).group(1))
+    assert none >= 1000 and wrong == 1000
