@@ -743,11 +743,16 @@ static void status(struct fl_api *api, struct fl_http_request *req)
 
 /* ---- function calls, logs, metrics ---- */
 
+/* The caller's credentials are the operator's: a function that saw them
+ * could drive the whole API (docs/runtime-contract.md says what it sees). */
+static const char *const invoke_dropped_headers[] = {"authorization", "proxy-authorization", NULL};
+
 static void invoke(struct fl_api *api, struct fl_http_request *req, const char *name)
 {
     char target[2048];
     snprintf(target, sizeof(target), "/%s%.2000s", req->query_len ? "?" : "", req->query);
-    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0, "api");
+    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0,
+                      invoke_dropped_headers, "api");
 }
 
 struct log_stream {

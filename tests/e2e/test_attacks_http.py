@@ -90,6 +90,25 @@ def test_names_that_cannot_be_functions_are_a_json_404_on_the_api(flintd):
         assert r.json()["error"]["code"] == "not_found", path
 
 
+# ---- credentials (item: the operator's token never reaches a function) ----
+
+def test_the_api_token_never_reaches_a_function(flintd, tmp_path):
+    deploy(flintd, tmp_path, ECHO_APP, {"echo.py": ECHO})
+    token = flintd.token
+    # through the API's invoke: the caller's credentials are the operator's
+    r = flintd.api("POST", "/v1/functions/echo/invoke", body="",
+                   headers={"Proxy-Authorization": "Basic b3A6c2VjcmV0", "X-Kept": "yes"})
+    assert r.status == 200, r.text
+    seen = r.json()["headers"]
+    assert "authorization" not in seen and "proxy-authorization" not in seen, seen
+    assert token not in r.text
+    assert seen["x-kept"] == "yes" and seen["x-flint-trigger"] == "api"
+    # through the router: the caller's own Authorization is the function's business
+    r = call(flintd, "/echo", headers={"Authorization": "Bearer app-user-token"})
+    assert r.status == 200, r.text
+    assert r.json()["headers"]["authorization"] == "Bearer app-user-token"
+
+
 # ---- logs (item: no line per unauthenticated request) ----
 
 def test_bad_tokens_cannot_flood_the_log(flintd):
