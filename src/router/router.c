@@ -208,10 +208,12 @@ void fl_router_handle(struct fl_http_request *req, void *data)
                                       {"Content-Type", 12, "application/json", 16}};
         char body[512];
         int n = snprintf(body, sizeof(body),
-                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%s is not "
+                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%.32s is not "
                          "allowed here; allowed: %s\"}}",
                          req->method, allow);
-        fl_http_respond(req, 405, h, 2, body, (size_t)n);
+        /* snprintf says what it would have written: never send past body */
+        size_t len = n < 0 ? 0 : (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1;
+        fl_http_respond(req, 405, h, 2, body, len);
         return;
     }
     if (rc == FL_EINVAL) {
