@@ -934,6 +934,43 @@ static bool function_action(struct fl_api *api, struct fl_http_request *req, con
     return true;
 }
 
+static const char refused_message[] =
+    "this API needs 'Authorization: Bearer <token>'; the token is in the data directory's "
+    "'token' file";
+
+/* Whether req may be served: it has the token, or needs none. A refusal is
+ * counted, and logged within the rate limit. */
+static bool authorized(struct fl_api *api, const struct fl_http_request *req)
+{
+    if (strcmp(req->path, "/healthz") == 0)
+        return true;
+    size_t len;
+    const char *auth = fl_http_request_header(req, "authorization", &len);
+    if (fl_token_check(api->token, auth, auth ? len : 0))
+        return true;
+    FL_LOG_LIMITED(FL_LOG_WARN, "api", "refused a request without a valid token",
+                   "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
+                   auth == NULL ? "none" : "wrong");
+    if (api->metrics != NULL) {
+        static const char *const labels[] = {"token"};
+        fl_metric_add(fl_metrics_counter(api->metrics, "flint_api_refused_total",
+                                         "API requests refused for their token (none, wrong).", 1,
+                                         labels),
+                      (const char *[]){auth == NULL ? "none" : "wrong"}, 1);
+    }
+    return false;
+}
+
+int fl_api_check_headers(const struct fl_http_request *req, void *data, const char **code,
+                         const char **message)
+{
+    if (authorized(data, req))
+        return 0;
+    *code = "unauthorized";
+    *message = refused_message;
+    return 401;
+}
+
 void fl_api_handle(struct fl_http_request *req, void *data)
 {
     struct fl_api *api = data;
@@ -944,22 +981,8 @@ void fl_api_handle(struct fl_http_request *req, void *data)
             fl_http_respond(req, 200, &content_type_json, 1, "{\"status\":\"ok\"}", 15);
         return;
     }
-    size_t len;
-    const char *auth = fl_http_request_header(req, "authorization", &len);
-    if (!fl_token_check(api->token, auth, auth ? len : 0)) {
-        FL_LOG_LIMITED(FL_LOG_WARN, "api", "refused a request without a valid token",
-                       "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method,
-                       req->path, auth == NULL ? "none" : "wrong");
-        if (api->metrics != NULL) {
-            static const char *const labels[] = {"token"};
-            fl_metric_add(fl_metrics_counter(api->metrics, "flint_api_refused_total",
-                                             "API requests refused for their token (none, wrong).",
-                                             1, labels),
-                          (const char *[]){auth == NULL ? "none" : "wrong"}, 1);
-        }
-        fl_http_respond_error(req, 401, "unauthorized",
-                              "this API needs 'Authorization: Bearer <token>'; the token is in "
-                              "the data directory's 'token' file");
+    if (!authorized(api, req)) {
+        fl_http_respond_error(req, 401, "unauthorized", "%s", refused_message);
         return;
     }
     const char *m = req->method;

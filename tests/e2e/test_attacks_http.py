@@ -137,3 +137,160 @@ def test_bad_tokens_cannot_flood_the_log(flintd):
     none = int(re.search(r'flint_api_refused_total\{token="none"\} (\d+)', text).group(1))
     wrong = int(re.search(r'flint_api_refused_total\{token="wrong"\} (\d+)', text).group(1))
     assert none >= 1000 and wrong == 1000
+
+
+# ---- connections (item: floods and slowloris take neither listener down) ----
+
+def connect_from(source, port, timeout=30):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def test_a_flooded_router_never_locks_the_operator_out_of_the_api(flintd):
+    cap = 64  # flintd's default --max-conns-per-addr
+    socks = []
+    try:
+        # one address takes its whole share: idle connections and slowloris
+        for i in range(cap):
+            s = connect(flintd.router_port)
+            if i % 4 == 0:
+                s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Trickle: ")
+            socks.append(s)
+        # more from it are refused at once, and keep nothing
+        for _ in range(20):
+            with connect(flintd.router_port) as s:
+                status, body = read_answer(s)
+                assert status == 503, body
+                assert json.loads(body)["error"]["code"] == "too_many_connections"
+                assert b"too many connections from this address" in body
+        # another client is served by the router
+        with connect_from("127.0.0.2", flintd.router_port) as s:
+            s.sendall(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, body = read_answer(s)
+            assert status == 404 and json.loads(body)["error"]["code"] == "no_route"
+        # the API has connections of its own: the operator gets in
+        r = flintd.api("GET", "/v1/functions")
+        assert r.status == 200, r.text
+        assert r.json() == {"items": []}
+        # a slowloris is cut by the header timeout (10 s), whatever it trickles
+        slow = socks[0]
+        slow.settimeout(60)
+        status, body = read_answer(slow, deadline=60)
+        assert status == 408 and b"headers did not arrive in time" in body
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ---- memory (item: what unauthenticated clients do cannot take flintd's memory) ----
+
+MIB = 1 << 20
+
+
+def rss_peak(pid):
+    """flintd's peak resident memory (VmHWM) in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+BIG_APP = ENVS + """
+---
+kind: function
+name: big
+spec: {environment: python, code: big.py, entrypoint: big.main, concurrency: 2}
+---
+kind: route
+name: big
+spec: {path: /big, target: {function: big}}
+"""
+
+
+def test_unauthenticated_uploads_and_unread_pipelines_cannot_take_flintds_memory(flintd,
+                                                                                 tmp_path):
+    deploy(flintd, tmp_path, BIG_APP,
+           {"big.py": "ANSWER = b'x' * (1 << 20)\ndef main(req):\n    return ANSWER\n"})
+    assert len(call(flintd, "/big").body) == MIB
+    pid = flintd.proc.pid
+    bound = 256 * MIB
+    upload_head = (b"POST /v1/code HTTP/1.1\r\nHost: x\r\nX-Flint-Filename: a.tgz\r\n"
+                   b"Content-Length: %d\r\n\r\n" % (60 * MIB))
+    chunk = b"u" * (256 * 1024)
+    pipeline = b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n" * 64
+
+    def uploader():
+        s = connect(flintd.api_port)
+        s.setblocking(False)
+        return {"sock": s, "sent": 0, "head": False}
+
+    def pipeliner():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # reads nothing anyway
+        s.settimeout(30)
+        s.connect(("127.0.0.1", flintd.router_port))
+        s.setblocking(False)
+        return s
+
+    uploads = [uploader() for _ in range(40)]
+    pipes = [pipeliner() for _ in range(16)]
+    opened = {"uploads": 40, "pipes": 16}
+    refused_uploads = pipes_cut = 0
+    authorized_ok = 0
+    start = time.monotonic()
+    try:
+        # a bounded attack: at most 20 s and 600 connections opened
+        while time.monotonic() - start < 20 and opened["uploads"] + opened["pipes"] < 600:
+            for u in uploads:
+                try:
+                    if not u["head"]:
+                        u["sock"].sendall(upload_head)
+                        u["head"] = True
+                    if u["sent"] < 60 * MIB:
+                        u["sent"] += u["sock"].send(chunk)
+                except BlockingIOError:
+                    pass
+                except OSError:  # refused and closed: a new one takes its place
+                    refused_uploads += 1
+                    u["sock"].close()
+                    u.update(uploader())
+                    opened["uploads"] += 1
+            for i, s in enumerate(pipes):
+                try:
+                    s.send(pipeline)
+                except BlockingIOError:
+                    pass
+                except OSError:  # let go for reading nothing: come back
+                    pipes_cut += 1
+                    s.close()
+                    pipes[i] = pipeliner()
+                    opened["pipes"] += 1
+            peak = rss_peak(pid)
+            assert peak < bound, f"flintd's peak RSS is {peak / MIB:.0f} MiB"
+            if time.monotonic() - start > 5 and authorized_ok < 3:
+                # the operator, meanwhile: answered
+                r = flintd.api("GET", "/v1/functions/big")
+                assert r.status == 200, r.text
+                authorized_ok += 1
+            time.sleep(0.01)
+    finally:
+        for u in uploads:
+            u["sock"].close()
+        for s in pipes:
+            s.close()
+    peak = rss_peak(pid)
+    print(f"flintd peak RSS under attack: {peak / MIB:.1f} MiB; uploads refused: "
+          f"{refused_uploads}; pipelines cut: {pipes_cut}")
+    assert peak < bound
+    assert authorized_ok == 3
+    # the attack was real: uploads were refused before their bodies...
+    assert refused_uploads >= 40
+    assert flintd.log().count("refused a request without a valid token") >= 1
+    # ...and the router's budget was spent, and it shed
+    assert pipes_cut >= 1 or "closed a connection that leaves its answers unread" in flintd.log()
+    # and flintd serves on
+    assert len(call(flintd, "/big").body) == MIB
+    assert flintd.api("GET", "/v1/status").status == 200
