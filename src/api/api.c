@@ -743,11 +743,16 @@ static void status(struct fl_api *api, struct fl_http_request *req)
 
 /* ---- function calls, logs, metrics ---- */
 
+/* The caller's credentials are the operator's: a function that saw them
+ * could drive the whole API (docs/runtime-contract.md says what it sees). */
+static const char *const invoke_dropped_headers[] = {"authorization", "proxy-authorization", NULL};
+
 static void invoke(struct fl_api *api, struct fl_http_request *req, const char *name)
 {
     char target[2048];
     snprintf(target, sizeof(target), "/%s%.2000s", req->query_len ? "?" : "", req->query);
-    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0, "api");
+    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0,
+                      invoke_dropped_headers, "api");
 }
 
 struct log_stream {
@@ -885,6 +890,17 @@ static void metrics(struct fl_api *api, struct fl_http_request *req)
     fl_buf_release(&out);
 }
 
+/* Whether name could name a resource: a URL's name that cannot is a 404,
+ * never passed on to the store, the executor or the logbook. */
+static bool name_is_valid(const char *name)
+{
+    struct fl_buf msg;
+    fl_buf_init(&msg, 512);
+    int rc = fl_name_check(name, &msg);
+    fl_buf_release(&msg);
+    return rc == 0;
+}
+
 /* /v1/functions/NAME/invoke and /v1/functions/NAME/logs */
 static bool function_action(struct fl_api *api, struct fl_http_request *req, const char *rest)
 {
@@ -895,21 +911,64 @@ static bool function_action(struct fl_api *api, struct fl_http_request *req, con
     memcpy(name, rest, (size_t)(slash - rest));
     name[slash - rest] = '\0';
     const char *action = slash + 1;
-    if (strcmp(action, "invoke") == 0) {
+    bool is_invoke = strcmp(action, "invoke") == 0;
+    bool is_logs = strcmp(action, "logs") == 0 && strcmp(req->method, "GET") == 0;
+    if (!is_invoke && !is_logs)
+        return false;
+    /* no function has a name like "%2e%2e" or "..": nothing to look up */
+    if (!name_is_valid(name)) {
+        fl_http_respond_error(req, 404, "not_found", "function '%.80s' does not exist", name);
+        return true;
+    }
+    if (is_invoke) {
         if (api->executor == NULL)
             fl_http_respond_error(req, 503, "unavailable", "the executor is not running");
         else
             invoke(api, req, name);
         return true;
     }
-    if (strcmp(action, "logs") == 0 && strcmp(req->method, "GET") == 0) {
-        if (api->logs == NULL)
-            fl_http_respond_error(req, 503, "unavailable", "function logs are not kept");
-        else
-            logs(api, req, name);
+    if (api->logs == NULL)
+        fl_http_respond_error(req, 503, "unavailable", "function logs are not kept");
+    else
+        logs(api, req, name);
+    return true;
+}
+
+static const char refused_message[] =
+    "this API needs 'Authorization: Bearer <token>'; the token is in the data directory's "
+    "'token' file";
+
+/* Whether req may be served: it has the token, or needs none. A refusal is
+ * counted, and logged within the rate limit. */
+static bool authorized(struct fl_api *api, const struct fl_http_request *req)
+{
+    if (strcmp(req->path, "/healthz") == 0)
         return true;
+    size_t len;
+    const char *auth = fl_http_request_header(req, "authorization", &len);
+    if (fl_token_check(api->token, auth, auth ? len : 0))
+        return true;
+    FL_LOG_LIMITED(FL_LOG_WARN, "api", "refused a request without a valid token",
+                   "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
+                   auth == NULL ? "none" : "wrong");
+    if (api->metrics != NULL) {
+        static const char *const labels[] = {"token"};
+        fl_metric_add(fl_metrics_counter(api->metrics, "flint_api_refused_total",
+                                         "API requests refused for their token (none, wrong).", 1,
+                                         labels),
+                      (const char *[]){auth == NULL ? "none" : "wrong"}, 1);
     }
     return false;
+}
+
+int fl_api_check_headers(const struct fl_http_request *req, void *data, const char **code,
+                         const char **message)
+{
+    if (authorized(data, req))
+        return 0;
+    *code = "unauthorized";
+    *message = refused_message;
+    return 401;
 }
 
 void fl_api_handle(struct fl_http_request *req, void *data)
@@ -922,22 +981,8 @@ void fl_api_handle(struct fl_http_request *req, void *data)
             fl_http_respond(req, 200, &content_type_json, 1, "{\"status\":\"ok\"}", 15);
         return;
     }
-    size_t len;
-    const char *auth = fl_http_request_header(req, "authorization", &len);
-    if (!fl_token_check(api->token, auth, auth ? len : 0)) {
-        fl_log(FL_LOG_WARN, "api", "refused a request without a valid token",
-               "remote=%s method=%s path=%.200s auth=%s", req->remote, req->method, req->path,
-               auth == NULL ? "none" : "wrong");
-        if (api->metrics != NULL) {
-            static const char *const labels[] = {"token"};
-            fl_metric_add(fl_metrics_counter(api->metrics, "flint_api_refused_total",
-                                             "API requests refused for their token (none, wrong).",
-                                             1, labels),
-                          (const char *[]){auth == NULL ? "none" : "wrong"}, 1);
-        }
-        fl_http_respond_error(req, 401, "unauthorized",
-                              "this API needs 'Authorization: Bearer <token>'; the token is in "
-                              "the data directory's 'token' file");
+    if (!authorized(api, req)) {
+        fl_http_respond_error(req, 401, "unauthorized", "%s", refused_message);
         return;
     }
     const char *m = req->method;
@@ -975,15 +1020,11 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         if (*rest != '/' || rest[1] == '\0' || strchr(rest + 1, '/') != NULL)
             break;
         const char *name = rest + 1;
-        struct fl_buf msg;
-        fl_buf_init(&msg, 512);
-        if (fl_name_check(name, &msg) < 0) {
+        if (!name_is_valid(name)) {
             fl_http_respond_error(req, 404, "not_found", "%s '%.80s' does not exist", kind_names[k],
                                   name);
-            fl_buf_release(&msg);
             return;
         }
-        fl_buf_release(&msg);
         if (strcmp(m, "GET") == 0)
             get_or_list(api, req, (enum kind)k, name);
         else if (strcmp(m, "PUT") == 0)

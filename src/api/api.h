@@ -11,7 +11,8 @@
  *   GET  /metrics                       Prometheus text format
  *
  * for the kinds environment, function and route. Every other request needs
- * "Authorization: Bearer <token>". Specs are checked with exec/spec.h and
+ * "Authorization: Bearer <token>" (checked before its body is read, with
+ * fl_api_check_headers()). Specs are checked with exec/spec.h and
  * router/routes.h, and references with the store (a function's
  * environment and code, a route's function), so nothing is stored that
  * the executor or router would refuse.
@@ -63,5 +64,15 @@ void fl_api_end_streams(struct fl_api *api);
 
 /* The API listener's handler; data is the struct fl_api. */
 void fl_api_handle(struct fl_http_request *req, void *data);
+
+/*
+ * The API listener's headers hook (fl_http_headers_cb; data is the struct
+ * fl_api): a request without the token (but GET /healthz) is refused 401
+ * as soon as its headers are in, so an unauthenticated upload is never
+ * read, let alone held. fl_api_handle() checks the token as well, for a
+ * server without the hook.
+ */
+int fl_api_check_headers(const struct fl_http_request *req, void *data, const char **code,
+                         const char **message);
 
 #endif

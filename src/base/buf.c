@@ -1,6 +1,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +31,19 @@ void fl_buf_reset(struct fl_buf *b)
 
 int fl_buf_grow(struct fl_buf *b, size_t extra)
 {
-    if (extra > b->max || b->len > b->max - extra)
+    /* The allocation holds max bytes and a NUL: a maximum of SIZE_MAX
+     * (no limit) is SIZE_MAX - 1, so that max + 1 cannot wrap to 0. */
+    size_t max = b->max < SIZE_MAX ? b->max : SIZE_MAX - 1;
+    if (extra > max || b->len > max - extra)
         return FL_ETOOBIG;
-    size_t need = b->len + extra + 1; /* + NUL */
+    size_t need = b->len + extra + 1; /* + NUL: at most SIZE_MAX */
     if (need <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
-        cap = cap > (size_t)-1 / 2 ? need : cap * 2;
-    if (cap > b->max + 1)
-        cap = b->max + 1;
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > max + 1)
+        cap = max + 1;
     char *data = realloc(b->data, cap);
     if (data == NULL)
         return FL_ENOMEM;

@@ -88,21 +88,18 @@ const char *fl_log_quote(char *buf, size_t n, const char *s)
     return buf;
 }
 
-void fl_log(enum fl_log_level level, const char *sub, const char *msg, const char *fields, ...)
+static void log_line(enum fl_log_level level, const char *sub, const char *msg, const char *fields,
+                     va_list ap)
 {
-    if (level < fl_log_get_level())
-        return;
     char line[LINE_MAX_BYTES];
     char ts[32], quoted[512];
-    size_t len = (size_t)snprintf(line, sizeof(line), "ts=%s level=%s sub=%s msg=%s",
-                                  fl_clock_format(fl_clock_wall_ms(), ts, sizeof(ts)),
-                                  level_names[level], sub, fl_log_quote(quoted, sizeof(quoted), msg));
+    size_t len =
+        (size_t)snprintf(line, sizeof(line), "ts=%s level=%s sub=%s msg=%s",
+                         fl_clock_format(fl_clock_wall_ms(), ts, sizeof(ts)), level_names[level],
+                         sub, fl_log_quote(quoted, sizeof(quoted), msg));
     if (len < sizeof(line) - 2 && fields != NULL && *fields != '\0') {
         line[len++] = ' ';
-        va_list ap;
-        va_start(ap, fields);
         int n = vsnprintf(line + len, sizeof(line) - len - 1, fields, ap);
-        va_end(ap);
         if (n > 0)
             len += (size_t)n;
     }
@@ -111,4 +108,57 @@ void fl_log(enum fl_log_level level, const char *sub, const char *msg, const cha
     line[len++] = '\n';
     ssize_t ignored = write(log_fd, line, len);
     (void)ignored;
+}
+
+void fl_log(enum fl_log_level level, const char *sub, const char *msg, const char *fields, ...)
+{
+    if (level < fl_log_get_level())
+        return;
+    va_list ap;
+    va_start(ap, fields);
+    log_line(level, sub, msg, fields, ap);
+    va_end(ap);
+}
+
+bool fl_log_ratelimit_allow(struct fl_log_ratelimit *rl, uint64_t now_ns, uint64_t *suppressed)
+{
+    uint64_t cost = 60000000000ULL / (rl->per_minute ? rl->per_minute : 1);
+    uint64_t full = cost * (rl->burst ? rl->burst : 1);
+    bool allow = false;
+    pthread_mutex_lock(&rl->lock);
+    if (!rl->started) {
+        rl->started = true;
+        rl->credit_ns = full;
+    } else if (now_ns > rl->last_ns) {
+        uint64_t gained = now_ns - rl->last_ns;
+        rl->credit_ns = gained >= full - rl->credit_ns ? full : rl->credit_ns + gained;
+    }
+    rl->last_ns = now_ns > rl->last_ns ? now_ns : rl->last_ns;
+    if (rl->credit_ns >= cost) {
+        rl->credit_ns -= cost;
+        *suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        allow = true;
+    } else {
+        rl->suppressed++;
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return allow;
+}
+
+void fl_log_ratelimited(struct fl_log_ratelimit *rl, enum fl_log_level level, const char *sub,
+                        const char *msg, const char *fields, ...)
+{
+    uint64_t suppressed;
+    if (level < fl_log_get_level() || !fl_log_ratelimit_allow(rl, fl_clock_mono_ns(), &suppressed))
+        return;
+    if (suppressed > 0) {
+        char like[512];
+        fl_log(level, sub, "suppressed similar lines", "count=%llu like=%s",
+               (unsigned long long)suppressed, fl_log_quote(like, sizeof(like), msg));
+    }
+    va_list ap;
+    va_start(ap, fields);
+    log_line(level, sub, msg, fields, ap);
+    va_end(ap);
 }

@@ -3,11 +3,19 @@
  *
  *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
  *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
- *          [--max-body SIZE]
+ *          [--max-body SIZE] [--max-conns-per-addr N] [--max-inflight SIZE]
  *
  * Most flags have an environment variable (FLINT_DATA, FLINT_API,
  * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
- * FLINT_MAX_BODY); flags win. One process, one libuv loop for all networking and processes.
+ * FLINT_MAX_BODY, FLINT_MAX_CONNS_PER_ADDR, FLINT_MAX_INFLIGHT); flags win.
+ *
+ * The two listeners are two servers with budgets of their own (4096
+ * connections each, --max-conns-per-addr from one client address), so a
+ * flood on the router never takes the API's connections. They share one
+ * budget of bytes in flight (--max-inflight): the router sheds at 75% of
+ * it, the API at 100%, so the operator keeps room while the router is
+ * under attack; the API refuses a request without its token before
+ * reading its body. One process, one libuv loop for all networking and processes.
  *
  * What runs: the store; the executor, kept in step with the store's
  * environments and functions by two followers; the router, following
@@ -55,7 +63,13 @@ struct flintd_config {
     int64_t queue_max;
     int64_t queue_wait_ms;
     uint64_t max_body; /* a routed request's body */
+    int64_t max_conns_per_addr;
+    uint64_t max_inflight; /* bytes held by both listeners */
 };
+
+/* The share of the in-flight budget past which the router sheds: the rest
+ * is the API's, so that the operator gets in when the router is flooded. */
+#define ROUTER_BUDGET_PERCENT 75
 
 struct flintd {
     uv_loop_t loop;
@@ -71,6 +85,7 @@ struct flintd {
     struct fl_api *control;
     struct fl_http_server *api;
     struct fl_http_server *router;
+    struct fl_http_budget *inflight;
     char api_bound[300];
     char router_bound[300];
     uv_signal_t sigterm, sigint;
@@ -97,6 +112,10 @@ static void usage(FILE *to)
             "  --queue-wait D    how long a request waits for an instance (default 10s)\n"
             "  --max-body SIZE   largest request body the router takes (FLINT_MAX_BODY;\n"
             "                    default 1MiB, at most 64MiB, what the runtimes take)\n"
+            "  --max-conns-per-addr N  connections one client address may hold on each\n"
+            "                    listener (FLINT_MAX_CONNS_PER_ADDR; default 64, 0: no cap)\n"
+            "  --max-inflight SIZE  request bodies and unsent answers both listeners may\n"
+            "                    hold (FLINT_MAX_INFLIGHT; default 128MiB, at least 1MiB)\n"
             "\n"
             "An ADDR is HOST:PORT, [V6]:PORT or unix:PATH.\n");
 }
@@ -120,6 +139,8 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         {"queue-max", required_argument, NULL, 'q'},
         {"queue-wait", required_argument, NULL, 'w'},
         {"max-body", required_argument, NULL, 'b'},
+        {"max-conns-per-addr", required_argument, NULL, 'C'},
+        {"max-inflight", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -128,6 +149,8 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     const char *drain = "10s";
     const char *queue_max = "1000", *queue_wait = "10s";
     const char *max_body = env_or("FLINT_MAX_BODY", "1MiB");
+    const char *max_conns_per_addr = env_or("FLINT_MAX_CONNS_PER_ADDR", "64");
+    const char *max_inflight = env_or("FLINT_MAX_INFLIGHT", "128MiB");
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
@@ -169,6 +192,12 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         case 'b':
             max_body = optarg;
             break;
+        case 'C':
+            max_conns_per_addr = optarg;
+            break;
+        case 'I':
+            max_inflight = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -207,6 +236,20 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         cfg->max_body > (64u << 20)) {
         fprintf(stderr, "flintd: --max-body takes a size from 1KiB to 64MiB, like 6MiB, not '%s'\n",
                 max_body);
+        return FL_EINVAL;
+    }
+    if (fl_parse_i64(max_conns_per_addr, 0, 1000000, &cfg->max_conns_per_addr) < 0) {
+        fprintf(stderr,
+                "flintd: --max-conns-per-addr takes a number from 0 (no cap) to 1000000, not "
+                "'%s'\n",
+                max_conns_per_addr);
+        return FL_EINVAL;
+    }
+    if (fl_parse_size(max_inflight, &cfg->max_inflight) < 0 || cfg->max_inflight < (1u << 20)) {
+        fprintf(stderr,
+                "flintd: --max-inflight takes a size of at least 1MiB, like 256MiB, not "
+                "'%s'\n",
+                max_inflight);
         return FL_EINVAL;
     }
     if (fl_parse_duration_ms(queue_wait, &cfg->queue_wait_ms) < 0 || cfg->queue_wait_ms < 1) {
@@ -544,9 +587,19 @@ int main(int argc, char **argv)
         rc = fl_router_new(d.store, d.executor, d.metrics, &d.routing);
     if (rc == 0)
         fl_log(FL_LOG_INFO, "flintd", "executor", "runtimes=%s", runtimes);
+    if (rc == 0) {
+        rc = fl_http_budget_new((size_t)d.cfg.max_inflight, &d.inflight);
+        if (rc < 0)
+            fl_log(FL_LOG_ERROR, "flintd", "cannot make the in-flight budget", "err=\"%s\"",
+                   fl_strerror(rc));
+    }
     struct fl_http_server_config api_cfg;
     fl_http_server_config_init(&api_cfg);
     api_cfg.max_body_bytes = 64u << 20; /* code uploads */
+    api_cfg.max_connections_per_address = (unsigned)d.cfg.max_conns_per_addr;
+    api_cfg.on_headers = fl_api_check_headers; /* the token, before any body */
+    api_cfg.budget = d.inflight;
+    api_cfg.budget_percent = 100;
     struct fl_api_config control = {.data_dir = d.cfg.data_dir,
                                     .token = d.token,
                                     .store = d.store,
@@ -571,6 +624,9 @@ int main(int argc, char **argv)
     struct fl_http_server_config router_cfg;
     fl_http_server_config_init(&router_cfg);
     router_cfg.max_body_bytes = (size_t)d.cfg.max_body;
+    router_cfg.max_connections_per_address = (unsigned)d.cfg.max_conns_per_addr;
+    router_cfg.budget = d.inflight;
+    router_cfg.budget_percent = ROUTER_BUDGET_PERCENT;
     if (rc == 0)
         rc = start_listener(&d, "router", d.cfg.router_addr, &router_cfg, fl_router_handle,
                             d.routing, &d.router, d.router_bound, sizeof(d.router_bound));
@@ -588,6 +644,7 @@ int main(int argc, char **argv)
             fl_logbook_close(d.logs);
         fl_metrics_free(d.metrics);
         uv_loop_close(&d.loop);
+        fl_http_budget_free(d.inflight);
         return 1;
     }
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
@@ -599,6 +656,7 @@ int main(int argc, char **argv)
     fl_logbook_close(d.logs);
     fl_metrics_free(d.metrics);
     rc = uv_loop_close(&d.loop);
+    fl_http_budget_free(d.inflight);
     fl_log(FL_LOG_INFO, "flintd", "stopped", NULL);
     return rc == 0 ? 0 : 1;
 }

@@ -14,11 +14,20 @@
  * close, HTTP/1.0, shutdown), the write side is shut down and input is
  * read and discarded for a moment before closing ("lingering close"), so
  * the client sees the answer instead of a reset.
+ *
+ * Connections admitted count against max_connections and, by client
+ * address, in a hash table of peers (struct peer). Those idle (nothing in
+ * flight or unsent) wait in the server's idle list, oldest first: the
+ * first is closed when a new connection needs its place. Each connection
+ * counts what it holds (conn_held()) into the shared budget after every
+ * step (conn_account()); connections that wait for the budget to drain sit
+ * in the server's waiting list, which a timer walks while it is not empty.
  */
 #include "http/server.h"
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/id.h"
 #include "base/log.h"
 #include "base/str.h"
 
@@ -27,6 +36,7 @@
 #include <fcntl.h>
 #include <http_parser.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +51,56 @@
 #define HEADER_SLACK      256 /* room for the path/query copies beside the headers */
 #define MAX_HEADERS_LIMIT 4096
 #define MAX_SPARE         8 /* finished requests a connection keeps for reuse */
+#define PEER_BUCKETS      1024
+#define BUDGET_POLL_MS    10         /* how often waiting connections look at the budget */
+#define SHED_BYTES        (1u << 20) /* unread answers that close a connection when over */
+
+/* An intrusive circular list (libuv's uv__queue): an empty head, and an
+ * unlinked element, point to themselves. */
+struct link {
+    struct link *prev, *next;
+};
+
+static void link_init(struct link *l)
+{
+    l->prev = l->next = l;
+}
+
+static bool link_empty(const struct link *l)
+{
+    return l->next == l;
+}
+
+static void link_remove(struct link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    link_init(l);
+}
+
+static void link_append(struct link *head, struct link *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+#define LINK_CONN(l, field) ((struct conn *)(void *)((char *)(l)-offsetof(struct conn, field)))
+
+struct fl_http_budget {
+    size_t limit;
+    size_t used; /* what every connection of every server using it holds */
+    size_t peak;
+};
+
+/* The connections admitted from one client address (an IPv6 one: its /64). */
+struct peer {
+    struct peer *next; /* in its bucket */
+    unsigned conns;
+    unsigned char len; /* of key: 4 (IPv4) or 8 (IPv6 /64) */
+    unsigned char key[8];
+};
 
 enum req_state {
     REQ_PARSING,    /* the parser is filling it */
@@ -116,9 +176,18 @@ struct conn {
     bool closing;      /* uv_close called (or about to be) */
     bool lingering;
     bool dispatching;
+    bool parsing;            /* inside http_parser_execute() */
     uint64_t deadline;       /* loop time the current phase ends; 0: none */
     uint64_t armed_deadline; /* when the libuv timer fires; 0: not armed */
     int handles_open;        /* the stream and the timer */
+    bool admitted;           /* counted in nadmitted (and its peer's conns) */
+    bool refused;            /* answered 503 at once: counted in nrefused */
+    unsigned char peer_len;  /* 0: a peer that is not counted (Unix, adopted) */
+    unsigned char peer_key[8];
+    struct peer *peer;
+    struct link idle_link; /* in srv->idle while idle */
+    struct link wait_link; /* in srv->waiting while it waits for the budget */
+    size_t held;           /* bytes counted in the budget */
 };
 
 struct fl_http_server {
@@ -128,8 +197,17 @@ struct fl_http_server {
     void *data;
     struct listener *listeners;
     struct conn *conns;
-    unsigned nconns;
-    int handles_open; /* listeners + drain timer */
+    unsigned nconns;     /* every connection, until its handles are closed */
+    unsigned nadmitted;  /* those served, against max_connections */
+    unsigned nrefused;   /* those being answered 503 */
+    struct link idle;    /* admitted connections with nothing in flight, oldest first */
+    struct link waiting; /* connections waiting for the budget, oldest first */
+    struct peer *peers[PEER_BUCKETS];
+    uint64_t peer_seed;
+    size_t budget_max;       /* the budget's bytes past which this server sheds */
+    uv_timer_t budget_timer; /* walks the waiting list while it is not empty */
+    bool budget_timer_on;
+    int handles_open; /* listeners + drain timer + budget timer */
     bool stopping;
     bool drain_open; /* the drain timer is running */
     uv_timer_t drain_timer;
@@ -152,7 +230,52 @@ void fl_http_server_config_init(struct fl_http_server_config *cfg)
     cfg->body_timeout_ms = 30000;
     cfg->idle_timeout_ms = 60000;
     cfg->max_connections = 4096;
+    cfg->max_connections_per_address = 0;
     cfg->max_pipeline = 32;
+    cfg->on_headers = NULL;
+    cfg->budget = NULL;
+    cfg->budget_percent = 100;
+}
+
+int fl_http_budget_new(size_t limit, struct fl_http_budget **out)
+{
+    if (limit == 0)
+        return FL_EINVAL;
+    struct fl_http_budget *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return FL_ENOMEM;
+    b->limit = limit;
+    *out = b;
+    return 0;
+}
+
+void fl_http_budget_free(struct fl_http_budget *budget)
+{
+    free(budget);
+}
+
+size_t fl_http_budget_used(const struct fl_http_budget *budget)
+{
+    return budget->used;
+}
+
+size_t fl_http_budget_peak(const struct fl_http_budget *budget)
+{
+    return budget->peak;
+}
+
+/* Whether the budget is spent, as far as srv is concerned. */
+static bool budget_over(const struct fl_http_server *srv)
+{
+    return srv->cfg.budget != NULL && srv->cfg.budget->used > srv->budget_max;
+}
+
+/* Whether a new request announcing a body of that many bytes must be
+ * refused: the budget is spent, or the body would not fit. */
+static bool budget_refuses(const struct fl_http_server *srv, uint64_t announced)
+{
+    const struct fl_http_budget *b = srv->cfg.budget;
+    return b != NULL && (b->used > srv->budget_max || announced > srv->budget_max - b->used);
 }
 
 const char *fl_http_status_text(int status)
@@ -327,16 +450,185 @@ static void conn_flush(struct conn *c);
 static void conn_resume_reading(struct conn *c);
 static void conn_parse(struct conn *c, const char *data, size_t len);
 static void conn_dispatch(struct conn *c);
+static void conn_abort(struct conn *c);
 
-static void drain_timer_closed(uv_handle_t *h);
+static void server_timer_closed(uv_handle_t *h);
+
+/* ---- client addresses ---- */
+
+static size_t peer_bucket(const struct fl_http_server *srv, const unsigned char *key, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL ^ srv->peer_seed; /* FNV-1a, seeded */
+    for (size_t i = 0; i < len; i++) {
+        h ^= key[i];
+        h *= 1099511628211ULL;
+    }
+    return (size_t)((h ^ (h >> 32)) & (PEER_BUCKETS - 1));
+}
+
+static struct peer *peer_find(const struct fl_http_server *srv, const struct conn *c)
+{
+    for (struct peer *p = srv->peers[peer_bucket(srv, c->peer_key, c->peer_len)]; p != NULL;
+         p = p->next)
+        if (p->len == c->peer_len && memcmp(p->key, c->peer_key, p->len) == 0)
+            return p;
+    return NULL;
+}
+
+/* Count c among its address's connections. 0 or FL_ENOMEM. */
+static int peer_add(struct fl_http_server *srv, struct conn *c)
+{
+    struct peer *p = peer_find(srv, c);
+    if (p == NULL) {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            return FL_ENOMEM;
+        p->len = c->peer_len;
+        memcpy(p->key, c->peer_key, p->len);
+        size_t b = peer_bucket(srv, p->key, p->len);
+        p->next = srv->peers[b];
+        srv->peers[b] = p;
+    }
+    p->conns++;
+    c->peer = p;
+    return 0;
+}
+
+static void peer_release(struct fl_http_server *srv, struct conn *c)
+{
+    struct peer *p = c->peer;
+    c->peer = NULL;
+    if (p == NULL || --p->conns > 0)
+        return;
+    struct peer **pp = &srv->peers[peer_bucket(srv, p->key, p->len)];
+    while (*pp != p)
+        pp = &(*pp)->next;
+    *pp = p->next;
+    free(p);
+}
+
+/* ---- the budget and idleness ---- */
+
+/* What c holds now: parked input, headers, bodies, answers not yet
+ * handed to the socket and those the socket has not taken. */
+static size_t conn_held(const struct conn *c)
+{
+    size_t n = c->pending.len + uv_stream_get_write_queue_size(&c->h.stream);
+    for (const struct request *r = c->head; r != NULL; r = r->next)
+        n += r->store.len + r->body.len + r->out.len;
+    return n;
+}
+
+static void conn_set_held(struct conn *c, size_t held)
+{
+    struct fl_http_budget *b = c->srv->cfg.budget;
+    if (b == NULL)
+        return;
+    b->used = b->used - c->held + held;
+    c->held = held;
+    if (b->used > b->peak)
+        b->peak = b->used;
+}
+
+/* After a step: count what c holds. While the budget is spent, a client
+ * that leaves more than SHED_BYTES of answers unread loses its connection
+ * (its requests in flight are abandoned, as when it hangs up). */
+static void conn_account(struct conn *c)
+{
+    if (c->srv->cfg.budget == NULL || c->closing)
+        return;
+    conn_set_held(c, conn_held(c));
+    if (c->held > SHED_BYTES && budget_over(c->srv) &&
+        uv_stream_get_write_queue_size(&c->h.stream) > 0) {
+        FL_LOG_LIMITED(FL_LOG_WARN, "http",
+                       "closed a connection that leaves its answers unread while the budget of "
+                       "bytes in flight is spent",
+                       "remote=%s held=%zu", c->remote, c->held);
+        conn_abort(c);
+    }
+}
+
+static void on_budget_timer(uv_timer_t *t);
+
+/* c waits (reading stopped, pipelined requests not started) until the
+ * budget has room again. */
+static void conn_wait(struct conn *c)
+{
+    struct fl_http_server *srv = c->srv;
+    if (link_empty(&c->wait_link))
+        link_append(&srv->waiting, &c->wait_link);
+    if (!srv->budget_timer_on) {
+        srv->budget_timer_on = true;
+        uv_timer_start(&srv->budget_timer, on_budget_timer, BUDGET_POLL_MS, BUDGET_POLL_MS);
+    }
+}
+
+/* Whether c must wait for the budget: it holds bytes, and it is spent. */
+static bool conn_must_wait(struct conn *c)
+{
+    if (c->held == 0 || !budget_over(c->srv))
+        return false;
+    conn_wait(c);
+    return true;
+}
+
+static void on_budget_timer(uv_timer_t *t)
+{
+    struct fl_http_server *srv = t->data;
+    /* oldest first; one that must wait again means the budget is spent */
+    while (!link_empty(&srv->waiting) && !budget_over(srv)) {
+        struct conn *c = LINK_CONN(srv->waiting.next, wait_link);
+        link_remove(&c->wait_link);
+        conn_dispatch(c);
+        conn_resume_reading(c);
+    }
+    if (link_empty(&srv->waiting)) {
+        uv_timer_stop(t);
+        srv->budget_timer_on = false;
+    }
+}
+
+/* Keep c in the idle list while nothing is in flight, unsent or parked:
+ * the first there is closed when a new connection needs its place. */
+static void conn_idle_update(struct conn *c)
+{
+    bool idle = c->admitted && !c->closing && !c->lingering && !c->stop_parsing &&
+                c->writes_pending == 0 && c->head == NULL && c->pending.len == 0;
+    if (idle && link_empty(&c->idle_link))
+        link_append(&c->srv->idle, &c->idle_link);
+    else if (!idle && !link_empty(&c->idle_link))
+        link_remove(&c->idle_link);
+}
+
+/* c stops counting: against the budget, the limits, the lists. */
+static void conn_release(struct conn *c)
+{
+    struct fl_http_server *srv = c->srv;
+    conn_set_held(c, 0);
+    link_remove(&c->idle_link);
+    link_remove(&c->wait_link);
+    if (c->admitted) {
+        c->admitted = false;
+        srv->nadmitted--;
+        peer_release(srv, c);
+    }
+    if (c->refused) {
+        c->refused = false;
+        srv->nrefused--;
+    }
+}
 
 static void server_maybe_done(struct fl_http_server *srv)
 {
     if (!srv->stopping || srv->nconns > 0)
         return;
+    if (!uv_is_closing((uv_handle_t *)&srv->budget_timer)) {
+        uv_close((uv_handle_t *)&srv->budget_timer, server_timer_closed);
+        return;
+    }
     if (srv->drain_open) {
         srv->drain_open = false;
-        uv_close((uv_handle_t *)&srv->drain_timer, drain_timer_closed);
+        uv_close((uv_handle_t *)&srv->drain_timer, server_timer_closed);
         return;
     }
     if (srv->handles_open > 0)
@@ -392,6 +684,7 @@ static void conn_close(struct conn *c)
         return;
     c->closing = true;
     c->reading = false;
+    conn_release(c);
     uv_close(&c->h.handle, conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
@@ -414,6 +707,7 @@ static void conn_linger(struct conn *c)
         return;
     c->lingering = true;
     c->stop_parsing = true;
+    conn_idle_update(c);
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (req == NULL || uv_shutdown(req, &c->h.stream, on_shutdown) != 0) {
         free(req);
@@ -457,11 +751,14 @@ static void conn_set_timer(struct conn *c, uint64_t ms)
 static void conn_update_timer(struct conn *c)
 {
     struct request *t = c->tail;
+    conn_idle_update(c);
     if (c->closing || c->lingering)
         return;
-    if (t != NULL && t->state == REQ_PARSING && (t->header_bytes > 0 || t->headers_done))
-        return; /* the header/body timer set by the parser runs on */
-    if (c->nqueue == 0 || (c->nqueue == 1 && t != NULL && t->state == REQ_PARSING))
+    /* A request has begun (its first byte was parsed): the header or body
+     * timer the parser set runs on, however slowly its bytes come. */
+    if (t != NULL && t->state == REQ_PARSING)
+        return;
+    if (c->nqueue == 0)
         conn_set_timer(c, c->srv->cfg.idle_timeout_ms);
     else
         conn_set_timer(c, 0); /* handlers are working; they have their own timeouts */
@@ -492,6 +789,10 @@ static void on_write(uv_write_t *w, int status)
         conn_abort(c);
         return;
     }
+    conn_account(c);
+    if (c->closing)
+        return;
+    conn_idle_update(c);
     if (c->writes_pending == 0 && c->stop_parsing && c->head == NULL) {
         conn_linger(c);
         return;
@@ -580,7 +881,7 @@ static int conn_write_run(struct conn *c, struct request **run, size_t n)
 }
 
 /* Write what the head of the queue has ready, in order. */
-static void conn_flush(struct conn *c)
+static void conn_flush_queue(struct conn *c)
 {
     while (c->head != NULL && !c->closing) {
         struct request *run[FLUSH_MAX];
@@ -635,6 +936,17 @@ done:
     if (!c->reading && !c->stop_parsing)
         conn_resume_reading(c);
     conn_update_timer(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+    conn_flush_queue(c);
+    /* a pipelined request that waited for the budget is now the next to
+     * answer: it may go (never from inside the parser) */
+    if (!c->closing && !c->dispatching && !c->parsing && c->head != NULL &&
+        c->head->state == REQ_COMPLETE)
+        conn_dispatch(c);
+    conn_account(c);
 }
 
 static const char *date_header(struct fl_http_server *srv)
@@ -744,8 +1056,8 @@ int fl_http_respond(struct fl_http_request *req, int status, const struct fl_htt
     if (rc < 0) {
         static const char fallback[] = "{\"error\":{\"code\":\"internal\","
                                        "\"message\":\"cannot build the response\"}}";
-        fl_log(FL_LOG_ERROR, "http", "cannot build a response", "status=%d err=%s", status,
-               fl_strerror(rc));
+        FL_LOG_LIMITED(FL_LOG_ERROR, "http", "cannot build a response", "status=%d err=%s", status,
+                       fl_strerror(rc));
         fl_buf_reset(&r->out);
         struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
         r->close_after = true;
@@ -828,6 +1140,8 @@ int fl_http_stream_write(struct fl_http_request *req, const void *data, size_t l
         return rc;
     if (r->conn->head == r && !r->conn->dispatching)
         conn_flush(r->conn);
+    else
+        conn_account(r->conn);
     return 0;
 }
 
@@ -868,8 +1182,8 @@ static void answer_parse_error(struct conn *c, int status, const char *code, con
     r->close_after = true;
     r->is_head = false;
     r->state = REQ_DISPATCHED;
-    fl_log(FL_LOG_DEBUG, "http", "refused a request", "status=%d remote=%s reason=%s", status,
-           c->remote, code);
+    FL_LOG_LIMITED(FL_LOG_DEBUG, "http", "refused a request", "status=%d remote=%s reason=%s",
+                   status, c->remote, code);
     bool was = c->dispatching;
     c->dispatching = true; /* flush below, after the state is consistent */
     fl_http_respond_error(&r->pub, status, code, "%s", message);
@@ -891,7 +1205,7 @@ static void on_timeout(uv_timer_t *t)
         c->armed_deadline = c->deadline;
         return;
     }
-    if (r != NULL && r->state == REQ_PARSING && (r->header_bytes > 0 || r->headers_done)) {
+    if (r != NULL && r->state == REQ_PARSING) {
         answer_parse_error(c, 408, "timeout",
                            r->headers_done ? "the request body did not arrive in time"
                                            : "the request headers did not arrive in time");
@@ -929,6 +1243,7 @@ static int on_message_begin(http_parser *p)
         c->head = r;
     c->tail = r;
     c->nqueue++;
+    link_remove(&c->idle_link); /* busy from its first byte */
     conn_set_timer(c, c->srv->cfg.header_timeout_ms);
     return 0;
 }
@@ -950,6 +1265,13 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     struct request *r = c->tail;
     if (header_limit(c, r, len) < 0)
         return -1;
+    /* http-parser takes "Transfer-Encoding : chunked" as a header named
+     * "Transfer-Encoding ": a proxy behind us may read it as the framing */
+    if (len > 0 && !fl_str_is_token(at, len)) {
+        answer_parse_error(c, 400, "bad_request",
+                           "malformed request: a header name is not a token");
+        return -1;
+    }
     if (r->headers_done)
         return 0; /* a trailer: counted, not kept */
     if (r->nindex == 0 || r->in_value) {
@@ -1109,6 +1431,19 @@ static int on_headers_complete(http_parser *p)
         answer_parse_error(c, 413, "body_too_large", message);
         return -1;
     }
+    if (c->srv->cfg.on_headers != NULL) {
+        const char *code = "refused", *message = "the request was refused";
+        int status = c->srv->cfg.on_headers(&r->pub, c->srv->data, &code, &message);
+        if (status != 0) {
+            answer_parse_error(c, status >= 400 && status <= 599 ? status : 500, code, message);
+            return -1;
+        }
+    }
+    if (budget_refuses(c->srv, has_length ? p->content_length : 0)) {
+        answer_parse_error(c, 503, "overloaded",
+                           "the server holds too many bytes in flight; try again later");
+        return -1;
+    }
     size_t len;
     const char *expect = fl_http_request_header(&r->pub, "expect", &len);
     if (expect != NULL && fl_str_ieq(expect, len, "100-continue") && r->pub.http_minor >= 1 &&
@@ -1161,7 +1496,9 @@ static void conn_parse(struct conn *c, const char *data, size_t len)
 {
     if (c->stop_parsing || c->closing)
         return;
+    c->parsing = true;
     size_t done = http_parser_execute(&c->parser, &c->srv->settings, data, len);
+    c->parsing = false;
     enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
     if (c->closing)
         return;
@@ -1206,6 +1543,10 @@ static void conn_dispatch(struct conn *c)
     for (struct request *r = c->head; r != NULL && !c->closing; r = r->next) {
         if (r->state != REQ_COMPLETE)
             continue;
+        if (r != c->head && budget_over(c->srv)) {
+            conn_wait(c); /* its answer would have to be held: not now */
+            break;
+        }
         r->state = REQ_DISPATCHED;
         c->srv->handler(&r->pub, c->srv->data);
     }
@@ -1253,8 +1594,11 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
      * parser leaves unparsed is copied into c->pending by conn_parse(). */
     conn_parse(c, buf->base, (size_t)nread);
     conn_dispatch(c);
-    if (!c->closing && !c->lingering &&
-        uv_stream_get_write_queue_size(&c->h.stream) > MAX_WRITE_QUEUED && c->reading) {
+    if (c->closing || c->lingering)
+        return;
+    conn_account(c);
+    if (!c->closing && c->reading &&
+        (uv_stream_get_write_queue_size(&c->h.stream) > MAX_WRITE_QUEUED || conn_must_wait(c))) {
         uv_read_stop(&c->h.stream);
         c->reading = false;
     }
@@ -1271,12 +1615,17 @@ static void conn_resume_reading(struct conn *c)
             return;
         if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_WRITE_QUEUED)
             return;
+        if (conn_must_wait(c))
+            return;
         if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
             if (c->pending.len > 0) {
                 conn_parse(c, c->pending.data, c->pending.len);
                 conn_dispatch(c);
-                if (c->closing || c->stop_parsing || HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
+                /* Answers written in there may have resumed reading
+                 * already, from a nested call: starting twice fails. */
+                if (c->closing || c->reading || c->stop_parsing ||
+                    HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
                     return;
             }
         }
@@ -1304,10 +1653,18 @@ static void format_peer(struct conn *c, bool is_unix)
             struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
             uv_ip4_name(sin, host, sizeof(host));
             port = ntohs(sin->sin_port);
+            memcpy(c->peer_key, &sin->sin_addr, 4);
+            c->peer_len = 4;
         } else if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
             uv_ip6_name(sin6, host, sizeof(host));
             port = ntohs(sin6->sin6_port);
+            /* an IPv4 client over IPv6 is its IPv4 address; any other is
+             * its /64, which one host usually has whole */
+            const unsigned char *a = sin6->sin6_addr.s6_addr;
+            bool mapped = IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
+            c->peer_len = mapped ? 4 : 8;
+            memcpy(c->peer_key, mapped ? a + 12 : a, c->peer_len);
         }
     }
     snprintf(c->remote, sizeof(c->remote), "%s:%d", host, port);
@@ -1323,9 +1680,38 @@ static struct conn *conn_new(struct fl_http_server *srv, const char *listener)
     c->h.handle.data = c;
     c->timer.data = c;
     c->parser.data = c;
+    link_init(&c->idle_link);
+    link_init(&c->wait_link);
     fl_buf_init(&c->pending, READ_BUFFER_SIZE * 2);
     http_parser_init(&c->parser, HTTP_REQUEST);
     return c;
+}
+
+/* Admit c, closing the connection idle longest if the server is full.
+ * NULL, or why c cannot be served. */
+static const char *conn_admit(struct fl_http_server *srv, struct conn *c)
+{
+    if (srv->stopping)
+        return "the server is stopping";
+    bool counted = srv->cfg.max_connections_per_address > 0 && c->peer_len > 0;
+    if (counted) {
+        const struct peer *p = peer_find(srv, c);
+        if (p != NULL && p->conns >= srv->cfg.max_connections_per_address)
+            return "too many connections from this address";
+    }
+    if (srv->nadmitted >= srv->cfg.max_connections) {
+        if (link_empty(&srv->idle))
+            return "the server has too many connections";
+        struct conn *oldest = LINK_CONN(srv->idle.next, idle_link);
+        FL_LOG_LIMITED(FL_LOG_DEBUG, "http", "closed an idle connection to make room",
+                       "remote=%s for=%s", oldest->remote, c->remote);
+        conn_close(oldest);
+    }
+    if (counted && peer_add(srv, c) < 0)
+        return "the server is out of memory";
+    srv->nadmitted++;
+    c->admitted = true;
+    return NULL;
 }
 
 static void conn_start(struct fl_http_server *srv, struct conn *c)
@@ -1337,23 +1723,30 @@ static void conn_start(struct fl_http_server *srv, struct conn *c)
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    if (srv->nconns > srv->cfg.max_connections || srv->stopping) {
-        /* Answer 503 and close: a request that never comes is fine too. */
-        struct request *r = request_new(c);
+    const char *refusal = conn_admit(srv, c);
+    if (refusal != NULL) {
+        /* Answer 503 and close: a request that never comes is fine too.
+         * As many may be answered at once as may be served; past that,
+         * they are closed without a word. */
+        struct request *r = srv->nrefused < srv->cfg.max_connections ? request_new(c) : NULL;
         if (r == NULL) {
             conn_close(c);
             return;
         }
+        c->refused = true;
+        srv->nrefused++;
         c->head = c->tail = r;
         c->nqueue = 1;
         c->stop_parsing = true;
         r->state = REQ_DISPATCHED;
         r->close_after = true;
-        fl_http_respond_error(&r->pub, 503, "too_many_connections",
-                              "the server has too many connections; try again later");
+        FL_LOG_LIMITED(FL_LOG_WARN, "http", "refused a connection", "remote=%s reason=\"%s\"",
+                       c->remote, refusal);
+        fl_http_respond_error(&r->pub, 503, "too_many_connections", "%s; try again later", refusal);
         return;
     }
     conn_set_timer(c, srv->cfg.idle_timeout_ms);
+    conn_idle_update(c); /* nothing sent yet: the first to go if room is needed */
     conn_resume_reading(c);
 }
 
@@ -1362,8 +1755,8 @@ static void on_connection(uv_stream_t *server, int status)
     struct listener *l = server->data;
     struct fl_http_server *srv = l->srv;
     if (status < 0) {
-        fl_log(FL_LOG_WARN, "http", "accept failed", "listener=%s err=%s", l->addr,
-               uv_strerror(status));
+        FL_LOG_LIMITED(FL_LOG_WARN, "http", "accept failed", "listener=%s err=%s", l->addr,
+                       uv_strerror(status));
         return;
     }
     struct conn *c = conn_new(srv, l->addr);
@@ -1426,6 +1819,19 @@ int fl_http_server_new(uv_loop_t *loop, const struct fl_http_server_config *cfg,
         srv->cfg.max_headers = MAX_HEADERS_LIMIT;
     if (srv->cfg.max_pipeline == 0)
         srv->cfg.max_pipeline = 1;
+    if (srv->cfg.budget_percent == 0)
+        srv->cfg.budget_percent = 100;
+    if (srv->cfg.budget != NULL) {
+        size_t limit = srv->cfg.budget->limit, pct = srv->cfg.budget_percent;
+        srv->budget_max = limit / 100 * pct + limit % 100 * pct / 100;
+    }
+    link_init(&srv->idle);
+    link_init(&srv->waiting);
+    if (fl_random_bytes(&srv->peer_seed, sizeof(srv->peer_seed)) < 0)
+        srv->peer_seed = (uint64_t)(uintptr_t)srv; /* the table works all the same */
+    uv_timer_init(loop, &srv->budget_timer);
+    srv->budget_timer.data = srv;
+    srv->handles_open++; /* closed once the last connection is */
     srv->handler = handler;
     srv->data = data;
     http_parser_settings_init(&srv->settings);
@@ -1569,7 +1975,7 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
     return 0;
 }
 
-static void drain_timer_closed(uv_handle_t *h)
+static void server_timer_closed(uv_handle_t *h)
 {
     struct fl_http_server *srv = h->data;
     srv->handles_open--;

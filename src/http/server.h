@@ -11,7 +11,33 @@
  *
  *   400 malformed request      408 header or body timeout
  *   413 body too large         431 header block too large or too many headers
- *   503 too many connections   (idle keep-alive connections just close)
+ *   503 too many connections (from the server, or from one client address),
+ *       or too many bytes in flight (see the budget below)
+ *   (idle keep-alive connections just close)
+ *
+ * Connections
+ *   At most max_connections are served. When one more arrives, the
+ *   connection idle longest (a keep-alive one between requests, or one
+ *   that has sent nothing yet: nothing in flight, nothing unsent) is
+ *   closed to make room, as nginx does; only when none is idle is the new
+ *   one answered 503. One client address may hold at most
+ *   max_connections_per_address of them (an IPv6 client: its /64; Unix
+ *   socket peers are not counted): more from it are answered 503. A
+ *   request that has begun must have its headers within
+ *   header_timeout_ms, whatever the pace of its bytes (slowloris: 408).
+ *
+ * Bytes in flight (struct fl_http_budget)
+ *   Servers may share one budget of bytes in flight: the request bodies
+ *   and headers being held, the answers waiting to be written (behind
+ *   earlier pipelined ones, or unread by the client) and input parked
+ *   while a pipeline is full. Past budget_percent of its limit a server
+ *   (1) answers every new request 503 "overloaded" and closes, as soon as
+ *   its headers are complete (also when its announced body would not fit),
+ *   (2) stops reading from every connection that holds bytes, (3) does not
+ *   start pipelined requests ahead of an unanswered one, and (4) closes a
+ *   connection whose client leaves more than 1 MiB of answers unread. It
+ *   resumes as bytes drain. Giving the server that must stay reachable a
+ *   higher percent than the others keeps room for it.
  *
  * Requests and their ownership
  *   The server owns every struct fl_http_request. The handler gets it
@@ -66,6 +92,32 @@ struct fl_http_request {
 typedef void (*fl_http_handler)(struct fl_http_request *req, void *data);
 typedef void (*fl_http_abort_cb)(struct fl_http_request *req, void *data);
 
+/*
+ * Called (with the handler's data) when a request's headers are complete,
+ * before any byte of its body is read and before 100 Continue is sent. The
+ * request's method, target, path, query, headers and remote are set; the
+ * hook must not keep req. Return 0 to go on, or a status from 400 to 599
+ * to refuse the request: the server answers {"error": {"code": *code,
+ * "message": *message}} (the hook points them at static strings), reads no
+ * body and closes the connection. The handler never sees a refused request.
+ */
+typedef int (*fl_http_headers_cb)(const struct fl_http_request *req, void *data, const char **code,
+                                  const char **message);
+
+/*
+ * A budget of bytes in flight, shared by the servers of one loop (see
+ * "Bytes in flight" above). Create it before the servers, free it after the
+ * last of them is closed.
+ */
+struct fl_http_budget;
+
+/* A budget of limit bytes (0: FL_EINVAL). 0 or FL_ENOMEM. */
+int fl_http_budget_new(size_t limit, struct fl_http_budget **out);
+void fl_http_budget_free(struct fl_http_budget *budget);
+/* Bytes the servers using it hold now, and the most they ever held. */
+size_t fl_http_budget_used(const struct fl_http_budget *budget);
+size_t fl_http_budget_peak(const struct fl_http_budget *budget);
+
 struct fl_http_server_config {
     size_t max_header_bytes;    /* request line + headers; default 16 KiB */
     size_t max_headers;         /* default 100 */
@@ -74,7 +126,12 @@ struct fl_http_server_config {
     uint64_t body_timeout_ms;   /* end of headers to end of body; default 30 s */
     uint64_t idle_timeout_ms;   /* keep-alive connection with nothing in flight; default 60 s */
     unsigned max_connections;   /* default 4096 */
-    unsigned max_pipeline;      /* requests in flight on one connection; default 32 */
+    unsigned max_connections_per_address; /* from one client address; default 0: no cap */
+    unsigned max_pipeline;                /* requests in flight on one connection; default 32 */
+    fl_http_headers_cb on_headers;        /* checks a request before its body; default NULL */
+    struct fl_http_budget *budget;        /* shared bytes in flight; default NULL: none */
+    unsigned budget_percent;              /* of the budget's limit this server lets be held
+                                           * (by all servers) before it sheds; default 100 */
 };
 
 /* Fill cfg with the defaults above. */

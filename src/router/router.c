@@ -33,8 +33,20 @@ struct forward {
     size_t nextra;
     struct fl_http_header extra[FL_ROUTE_MAX_PARAMS + 1]; /* and X-Forwarded-For */
     const char *target;
-    char storage[]; /* the target, and the names and values of extra */
+    struct fl_http_header *headers; /* req's, but those dropped (into req's memory) */
+    size_t nheaders;
+    _Alignas(struct fl_http_header) char storage[]; /* the headers, the target, and the names and
+                                                       values of extra */
 };
+
+/* Whether header h is named in drop (NULL-terminated, lower case). */
+static bool dropped(const struct fl_http_header *h, const char *const *drop)
+{
+    for (; drop != NULL && *drop != NULL; drop++)
+        if (fl_str_ieq(h->name, h->name_len, *drop))
+            return true;
+    return false;
+}
 
 /* The client's address without its port ("10.0.0.7:5123" -> "10.0.0.7",
  * "::1:5123" -> "::1"); 0 for a Unix socket peer. */
@@ -83,9 +95,10 @@ static void on_abort(struct fl_http_request *req, void *data)
 
 void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
                        struct fl_http_request *req, const char *function, const char *target,
-                       const struct fl_http_header *extra, size_t nextra, const char *trigger)
+                       const struct fl_http_header *extra, size_t nextra, const char *const *drop,
+                       const char *trigger)
 {
-    size_t bytes = strlen(target) + 1;
+    size_t bytes = req->nheaders * sizeof(struct fl_http_header) + strlen(target) + 1;
     if (nextra > FL_ROUTE_MAX_PARAMS)
         nextra = FL_ROUTE_MAX_PARAMS;
     for (size_t i = 0; i < nextra; i++)
@@ -110,7 +123,12 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
     f->start_ns = fl_clock_mono_ns();
     fl_strlcpy(f->function, function, sizeof(f->function));
     f->nextra = nextra;
-    char *p = f->storage;
+    f->headers = (struct fl_http_header *)(void *)f->storage;
+    f->nheaders = 0;
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (!dropped(&req->headers[i], drop))
+            f->headers[f->nheaders++] = req->headers[i];
+    char *p = f->storage + req->nheaders * sizeof(struct fl_http_header);
     memcpy(p, target, strlen(target) + 1);
     f->target = p;
     p += strlen(target) + 1;
@@ -142,8 +160,8 @@ void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
     struct fl_invoke_request ireq = {.function = f->function,
                                      .method = req->method,
                                      .target = f->target,
-                                     .headers = req->headers,
-                                     .nheaders = req->nheaders,
+                                     .headers = f->headers,
+                                     .nheaders = f->nheaders,
                                      .extra = f->extra,
                                      .nextra = f->nextra,
                                      .body = req->body,
@@ -190,10 +208,12 @@ void fl_router_handle(struct fl_http_request *req, void *data)
                                       {"Content-Type", 12, "application/json", 16}};
         char body[512];
         int n = snprintf(body, sizeof(body),
-                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%s is not "
+                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"%.32s is not "
                          "allowed here; allowed: %s\"}}",
                          req->method, allow);
-        fl_http_respond(req, 405, h, 2, body, (size_t)n);
+        /* snprintf says what it would have written: never send past body */
+        size_t len = n < 0 ? 0 : (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1;
+        fl_http_respond(req, 405, h, 2, body, len);
         return;
     }
     if (rc == FL_EINVAL) {
@@ -230,7 +250,7 @@ void fl_router_handle(struct fl_http_request *req, void *data)
                                            strlen(m.params[i].value)};
     }
     fl_router_forward(r->ex, r->metrics, req, m.route->target_name, req->target, extra, m.nparams,
-                      "http");
+                      NULL, "http");
 }
 
 /* ---- following the store ---- */

@@ -47,11 +47,15 @@ size_t fl_router_routes(const struct fl_router *r);
 /*
  * Invoke function with req (its method, the given target, headers and
  * body), answer req with the result and finish it. extra headers (copied)
- * are added as trusted X-Flint-* headers. Used by the router and by the
- * API's POST /v1/functions/{name}/invoke. metrics may be NULL.
+ * are added as trusted X-Flint-* headers. Headers of req named in drop (a
+ * NULL-terminated list of lower-case names, or NULL) are not passed on: the
+ * API's invoke drops the caller's credentials, which are the operator's,
+ * never the function's. Used by the router and by the API's POST
+ * /v1/functions/{name}/invoke. metrics may be NULL.
  */
 void fl_router_forward(struct fl_executor *ex, struct fl_metrics *metrics,
                        struct fl_http_request *req, const char *function, const char *target,
-                       const struct fl_http_header *extra, size_t nextra, const char *trigger);
+                       const struct fl_http_header *extra, size_t nextra, const char *const *drop,
+                       const char *trigger);
 
 #endif

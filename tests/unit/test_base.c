@@ -46,6 +46,25 @@ TEST(buf_refuses_to_pass_its_maximum)
     fl_buf_release(&b);
 }
 
+TEST(buf_without_a_limit_grows_and_never_wraps)
+{
+    /* max SIZE_MAX: max + 1 used to wrap to 0, and the first append wrote
+     * into a zero-byte allocation */
+    struct fl_buf b;
+    fl_buf_init(&b, SIZE_MAX);
+    ASSERT_OK(fl_buf_appends(&b, "abc"));
+    ASSERT_STR_EQ(b.data, "abc");
+    ASSERT(b.cap >= 4);
+    for (int i = 0; i < 1000; i++)
+        ASSERT_OK(fl_buf_appendf(&b, "%04d", i));
+    ASSERT_EQ(b.len, 3 + 4000);
+    ASSERT_EQ(fl_buf_grow(&b, SIZE_MAX), FL_ETOOBIG);
+    ASSERT_EQ(fl_buf_grow(&b, SIZE_MAX - 1), FL_ETOOBIG); /* len + extra + NUL would wrap */
+    ASSERT_EQ(fl_buf_append(&b, "x", SIZE_MAX - 2), FL_ETOOBIG);
+    ASSERT_EQ(b.len, 4003); /* unchanged */
+    fl_buf_release(&b);
+}
+
 TEST(buf_long_format_and_detach)
 {
     struct fl_buf b;
@@ -209,6 +228,66 @@ TEST(log_writes_one_line_of_fields)
     ASSERT_OK(fl_log_parse_level("warn", &level));
     ASSERT_EQ(level, FL_LOG_WARN);
     ASSERT_EQ(fl_log_parse_level("loud", &level), FL_EINVAL);
+}
+
+TEST(log_rate_limit_is_a_token_bucket_per_call_site)
+{
+    const uint64_t s = 1000000000ULL;
+    struct fl_log_ratelimit rl = FL_LOG_RATELIMIT_INIT(3, 60); /* 3 at once, then 1 a second */
+    uint64_t dropped = 99;
+    for (int i = 0; i < 3; i++) {
+        ASSERT(fl_log_ratelimit_allow(&rl, 10 * s, &dropped));
+        ASSERT_EQ(dropped, 0);
+    }
+    for (int i = 0; i < 1000; i++)
+        ASSERT(!fl_log_ratelimit_allow(&rl, 10 * s + (uint64_t)i, &dropped));
+    ASSERT(!fl_log_ratelimit_allow(&rl, 10 * s + s / 2, &dropped)); /* half a line earned */
+    ASSERT(fl_log_ratelimit_allow(&rl, 11 * s, &dropped));          /* one line earned */
+    ASSERT_EQ(dropped, 1001); /* said once, then counted afresh */
+    ASSERT(!fl_log_ratelimit_allow(&rl, 11 * s, &dropped));
+    /* a long quiet time refills the bucket up to its burst, not beyond */
+    for (int i = 0; i < 3; i++)
+        ASSERT(fl_log_ratelimit_allow(&rl, 1000 * s, &dropped));
+    ASSERT(!fl_log_ratelimit_allow(&rl, 1000 * s, &dropped));
+    /* a clock that goes back earns nothing */
+    ASSERT(!fl_log_ratelimit_allow(&rl, 5 * s, &dropped));
+}
+
+TEST(log_rate_limited_lines_and_their_summary)
+{
+    char path[4200], line[1024];
+    snprintf(path, sizeof(path), "%s/log", fl_test_tmpdir());
+    ASSERT_OK(fl_log_open(path));
+    fl_log_set_level(FL_LOG_INFO);
+    /* one line a minute after the burst: no test run earns a second one */
+    struct fl_log_ratelimit rl = FL_LOG_RATELIMIT_INIT(2, 1);
+    for (int i = 0; i < 2000; i++)
+        fl_log_ratelimited(&rl, FL_LOG_WARN, "test", "refused", "i=%d", i);
+    for (int i = 0; i < 50; i++)
+        fl_log_ratelimited(&rl, FL_LOG_DEBUG, "test", "below the level", NULL); /* not counted */
+    rl.last_ns -= 60000000000ULL; /* a minute passes */
+    fl_log_ratelimited(&rl, FL_LOG_WARN, "test", "refused", "i=%d", 2000);
+    /* another call site has a bucket of its own */
+    for (int i = 0; i < 100; i++)
+        FL_LOG_LIMITED(FL_LOG_ERROR, "test", "elsewhere", "i=%d", i);
+    ASSERT_OK(fl_log_open(NULL));
+    FILE *f = fopen(path, "r");
+    ASSERT(f != NULL);
+    const char *want[] = {"msg=\"refused\" i=0\n", "msg=\"refused\" i=1\n",
+                          "msg=\"suppressed similar lines\" count=1998 like=\"refused\"\n",
+                          "msg=\"refused\" i=2000\n"};
+    for (size_t i = 0; i < 4; i++) {
+        ASSERT(fgets(line, sizeof(line), f) != NULL);
+        if (strstr(line, want[i]) == NULL)
+            fl_test_fail(__FILE__, __LINE__, "line %zu: %s", i, line);
+    }
+    int elsewhere = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        ASSERT(strstr(line, "msg=\"elsewhere\"") != NULL);
+        elsewhere++;
+    }
+    ASSERT_EQ(elsewhere, FL_LOG_BURST);
+    fclose(f);
 }
 
 TEST(errors_have_names_and_text)

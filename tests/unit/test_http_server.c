@@ -6,10 +6,18 @@
  *   /hello         200 "hello"
  *   /echo          200 "<method> <target>|<header count>|<x-test header>|<body>"
  *   /delay/N       answers "delay N" after N ms (from a timer)
+ *   /big           200 with 16 KiB of 'x'
  *   /stream        a chunked response "a", "b", "c"
  *   /conns         the number of open connections
  *   /aborts        how many requests were told their client left
  *   /shutdown      answers, then closes the server with a 2 s drain
+ *   /hold          keeps the request unanswered (body and all) until /release
+ *   /release       answers every request held, then itself
+ *   /budget        "<used> <peak>" of the fixture's budget
+ *
+ * A fixture started with a budget has a second server on the same loop,
+ * without a budget (fx.control_port), to ask /budget and /release of while
+ * the first is over it.
  */
 #include "runner.h"
 
@@ -31,11 +39,18 @@ struct fixture {
     uv_async_t wake;
     struct fl_http_server *srv;
     pthread_t thread;
+    struct fl_http_budget *budget;
     char addr[300];
     char unix_addr[300];
     int port;
     int aborts;
+    int delays_started; /* atomic: /delay requests the handler got */
     bool shutdown_requested;
+    struct fl_http_server *control;
+    int control_port;
+    int servers_open;
+    struct fl_http_request *held[64];
+    int nheld;
 };
 
 static struct fixture fx;
@@ -67,8 +82,20 @@ static void on_abort(struct fl_http_request *req, void *data)
 
 static void server_done(void *data)
 {
-    fx.srv = NULL;
-    uv_close((uv_handle_t *)&fx.wake, NULL);
+    if (data == &fx.control)
+        fx.control = NULL;
+    else
+        fx.srv = NULL;
+    if (--fx.servers_open == 0)
+        uv_close((uv_handle_t *)&fx.wake, NULL);
+}
+
+static void close_servers(uint64_t drain_ms)
+{
+    if (fx.srv != NULL)
+        fl_http_server_close(fx.srv, drain_ms, server_done, NULL);
+    if (fx.control != NULL)
+        fl_http_server_close(fx.control, drain_ms, server_done, &fx.control);
 }
 
 static void handler(struct fl_http_request *req, void *data)
@@ -85,12 +112,17 @@ static void handler(struct fl_http_request *req, void *data)
         fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
     } else if (strncmp(req->path, "/delay/", 7) == 0) {
         struct delayed *d = calloc(1, sizeof(*d));
+        __atomic_add_fetch(&fx.delays_started, 1, __ATOMIC_SEQ_CST);
         d->req = req;
         d->ms = (int)strtol(req->path + 7, NULL, 10);
         d->timer.data = d;
         fl_http_request_on_abort(req, on_abort, NULL);
         uv_timer_init(&fx.loop, &d->timer);
         uv_timer_start(&d->timer, on_delay, (uint64_t)d->ms, 0);
+    } else if (strcmp(req->path, "/big") == 0) {
+        static char big[16 * 1024];
+        memset(big, 'x', sizeof(big));
+        fl_http_respond(req, 200, NULL, 0, big, sizeof(big));
     } else if (strcmp(req->path, "/stream") == 0) {
         fl_http_stream_begin(req, 200, NULL, 0);
         fl_http_stream_write(req, "a", 1);
@@ -109,7 +141,19 @@ static void handler(struct fl_http_request *req, void *data)
         fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
     } else if (strcmp(req->path, "/shutdown") == 0) {
         fl_http_respond(req, 200, NULL, 0, "bye", 3);
-        fl_http_server_close(fx.srv, 2000, server_done, NULL);
+        close_servers(2000);
+    } else if (strcmp(req->path, "/hold") == 0 && fx.nheld < 64) {
+        fx.held[fx.nheld++] = req;
+    } else if (strcmp(req->path, "/release") == 0) {
+        for (int i = 0; i < fx.nheld; i++)
+            fl_http_respond(fx.held[i], 200, NULL, 0, "released", 8);
+        n = snprintf(body, sizeof(body), "%d", fx.nheld);
+        fx.nheld = 0;
+        fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
+    } else if (strcmp(req->path, "/budget") == 0) {
+        n = snprintf(body, sizeof(body), "%zu %zu", fl_http_budget_used(fx.budget),
+                     fl_http_budget_peak(fx.budget));
+        fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
     } else {
         fl_http_respond_error(req, 404, "not_found", "no route for '%s'", req->path);
     }
@@ -117,8 +161,7 @@ static void handler(struct fl_http_request *req, void *data)
 
 static void on_wake(uv_async_t *a)
 {
-    if (fx.srv != NULL)
-        fl_http_server_close(fx.srv, 100, server_done, NULL);
+    close_servers(100);
 }
 
 static void *loop_thread(void *arg)
@@ -134,8 +177,18 @@ static void start_server(const struct fl_http_server_config *cfg)
     ASSERT_OK(uv_loop_init(&fx.loop));
     ASSERT_OK(uv_async_init(&fx.loop, &fx.wake, on_wake));
     ASSERT_OK(fl_http_server_new(&fx.loop, cfg, handler, NULL, &fx.srv));
+    fx.servers_open = 1;
     ASSERT_OK(
         fl_http_server_listen(fx.srv, "127.0.0.1:0", fx.addr, sizeof(fx.addr), err, sizeof(err)));
+    if (cfg != NULL && cfg->budget != NULL) {
+        char bound[300];
+        fx.budget = cfg->budget;
+        ASSERT_OK(fl_http_server_new(&fx.loop, NULL, handler, NULL, &fx.control));
+        fx.servers_open = 2;
+        ASSERT_OK(fl_http_server_listen(fx.control, "127.0.0.1:0", bound, sizeof(bound), err,
+                                        sizeof(err)));
+        fx.control_port = (int)strtol(strrchr(bound, ':') + 1, NULL, 10);
+    }
     char path[300];
     snprintf(path, sizeof(path), "unix:%s/http.sock", fl_test_tmpdir());
     ASSERT_OK(
@@ -153,15 +206,25 @@ static void stop_server(void)
     ASSERT_OK(uv_loop_close(&fx.loop));
 }
 
-static int connect_tcp(void)
+/* A connection to port from the address source (any loopback address
+ * is this machine's: 127.0.0.2 is another client). */
+static int connect_from(const char *source, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &from.sin_addr);
+    ASSERT_OK(bind(fd, (struct sockaddr *)&from, sizeof(from)));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
     ASSERT_OK(connect(fd, (struct sockaddr *)&sin, sizeof(sin)));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
+}
+
+static int connect_tcp(void)
+{
+    return connect_from("127.0.0.1", fx.port);
 }
 
 static void send_all(int fd, const char *data, size_t len)
@@ -409,6 +472,46 @@ TEST(many_pipelined_requests_past_the_in_flight_limit)
     stop_server();
 }
 
+/* More requests than max_pipeline (32 by default) in one write: the
+ * answers that free the queue resume reading from inside the resumption
+ * that parsed them, which used to start reading twice (UV_EALREADY) and
+ * abort the connection after 32 answers. */
+TEST(two_hundred_pipelined_requests_in_one_write_are_all_answered_in_order)
+{
+    static const char *const paths[] = {"echo", "stream", "delay/0", "big"};
+    start_server(NULL);
+    for (int round = 0; round < 4; round++) {
+        int fd = connect_tcp();
+        struct reader *r = reader_new(fd);
+        char all[200 * 64];
+        size_t n = 0;
+        for (int i = 0; i < 200; i++)
+            n += (size_t)snprintf(all + n, sizeof(all) - n, "GET /%s?i=%d HTTP/1.1\r\n\r\n",
+                                  paths[round], i);
+        send_all(fd, all, n);
+        for (int i = 0; i < 200; i++) {
+            if (!read_response(r, &resp, false))
+                fl_test_fail(__FILE__, __LINE__, "/%s: the connection closed after %d answers",
+                             paths[round], i);
+            ASSERT_EQ(resp.status, 200);
+            if (round == 0) {
+                char want[64];
+                snprintf(want, sizeof(want), "GET /echo?i=%d|0|-|", i);
+                ASSERT_STR_EQ(resp.body, want);
+            }
+        }
+        /* and the connection serves on */
+        send_str(fd, "GET /hello HTTP/1.1\r\n\r\n");
+        if (!read_response(r, &resp, false))
+            fl_test_fail(__FILE__, __LINE__, "/%s: the connection closed after 200 answers",
+                         paths[round]);
+        ASSERT_STR_EQ(resp.body, "hello");
+        close(fd);
+        free(r);
+    }
+    stop_server();
+}
+
 TEST(requests_split_at_every_byte_boundary)
 {
     start_server(NULL);
@@ -464,6 +567,11 @@ TEST(malformed_requests_get_400_and_others_are_served)
         /* control characters where a header value starts */
         "GET /x HTTP/1.1\r\nX-A:\x01b\r\n\r\n",
         "GET /x HTTP/1.1\r\nX-A: \x7f\r\n\r\n",
+        /* a header name that is not a token: a proxy behind us could read
+         * "Transfer-Encoding : chunked" as the framing (request smuggling) */
+        "POST /x HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX A: b\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX-A\t: b\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int fd = connect_tcp();
@@ -609,6 +717,21 @@ TEST(head_close_and_http10)
     stop_server();
 }
 
+/* Send the start of a request on a new connection and nothing more:
+ * the answer is a 408 saying why, and the connection closes. */
+static void expect_timeout(const char *start, const char *why)
+{
+    int fd = connect_tcp();
+    struct reader *r = reader_new(fd);
+    send_str(fd, start);
+    ASSERT(read_response(r, &resp, false));
+    ASSERT_EQ(resp.status, 408);
+    ASSERT(strstr(resp.body, why) != NULL);
+    expect_eof(r);
+    close(fd);
+    free(r);
+}
+
 TEST(timeouts_answer_408_or_close)
 {
     struct fl_http_server_config cfg;
@@ -617,18 +740,10 @@ TEST(timeouts_answer_408_or_close)
     cfg.body_timeout_ms = 200;
     cfg.idle_timeout_ms = 200;
     start_server(&cfg);
+    expect_timeout("GET /hello HTTP/1.1\r\nHost: slow", "headers did not arrive in time");
+
     int fd = connect_tcp();
     struct reader *r = reader_new(fd);
-    send_str(fd, "GET /hello HTTP/1.1\r\nHost: slow");
-    ASSERT(read_response(r, &resp, false));
-    ASSERT_EQ(resp.status, 408);
-    ASSERT(strstr(resp.body, "headers did not arrive in time") != NULL);
-    expect_eof(r);
-    close(fd);
-    free(r);
-
-    fd = connect_tcp();
-    r = reader_new(fd);
     send_str(fd, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
     ASSERT(read_response(r, &resp, false));
     ASSERT_EQ(resp.status, 408);
@@ -645,30 +760,344 @@ TEST(timeouts_answer_408_or_close)
     stop_server();
 }
 
-TEST(connection_limit_answers_503)
+/* One request on fd (kept open); returns the status. */
+static int ask(int fd, const char *request)
+{
+    struct reader *r = reader_new(fd);
+    send_str(fd, request);
+    ASSERT(read_response(r, &resp, false));
+    free(r);
+    return resp.status;
+}
+
+/* New connections are answered 503 for a while (what closes is closed
+ * from the loop): wait until one is served, for up to 10 s. */
+static void wait_until_served(void)
+{
+    int status = 0;
+    for (int i = 0; i < 1000 && status != 200; i++) {
+        int fd = connect_tcp();
+        status = ask(fd, "GET /hello HTTP/1.1\r\n\r\n");
+        close(fd);
+        if (status != 200)
+            usleep(10000);
+    }
+    ASSERT_EQ(status, 200);
+}
+
+static void wait_delays_started(int n)
+{
+    for (int i = 0; i < 2000 && __atomic_load_n(&fx.delays_started, __ATOMIC_SEQ_CST) < n; i++)
+        usleep(10000);
+    ASSERT_EQ(__atomic_load_n(&fx.delays_started, __ATOMIC_SEQ_CST), n);
+}
+
+TEST(a_full_server_closes_its_oldest_idle_connection_for_a_new_one)
 {
     struct fl_http_server_config cfg;
     fl_http_server_config_init(&cfg);
-    cfg.max_connections = 2;
+    cfg.max_connections = 3;
     start_server(&cfg);
-    int a = connect_tcp(), b = connect_tcp();
-    struct reader *ra = reader_new(a);
-    send_str(a, "GET /hello HTTP/1.1\r\n\r\n"); /* make sure both are accepted */
-    ASSERT(read_response(ra, &resp, false));
+    /* a and b idle between requests (a longest), s a slowloris mid-headers */
+    int a = connect_tcp();
+    ASSERT_EQ(ask(a, "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    int b = connect_tcp();
+    ASSERT_EQ(ask(b, "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    int s = connect_tcp();
+    ASSERT_EQ(ask(s, "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    send_str(s, "GET /hel");
+    ASSERT_EQ(ask(b, "GET /hello HTTP/1.1\r\n\r\n"), 200); /* b idle again, after s began */
+    /* full: a new client is served, in the place of a (idle longest) */
     int c = connect_tcp();
-    struct reader *rc = reader_new(c);
-    ASSERT(read_response(rc, &resp, false));
-    ASSERT_EQ(resp.status, 503);
-    ASSERT(strstr(resp.body, "too_many_connections") != NULL);
-    close(c);
-    close(b);
-    /* once one goes, a new one is served */
-    usleep(100000);
-    roundtrip("GET /hello HTTP/1.1\r\n\r\n", &resp);
-    ASSERT_EQ(resp.status, 200);
-    close(a);
+    ASSERT_EQ(ask(c, "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    struct reader *ra = reader_new(a);
+    expect_eof(ra); /* closed without a word, as an idle timeout does */
     free(ra);
-    free(rc);
+    close(a);
+    /* the slowloris was not idle: it is served when it finishes */
+    ASSERT_EQ(ask(s, "lo HTTP/1.1\r\n\r\n"), 200);
+    /* with nothing idle (every one has a request in flight), 503 */
+    send_str(b, "GET /delay/1000 HTTP/1.1\r\n\r\n");
+    send_str(s, "GET /delay/1000 HTTP/1.1\r\n\r\n");
+    send_str(c, "GET /delay/1000 HTTP/1.1\r\n\r\n");
+    wait_delays_started(3);
+    int d = connect_tcp();
+    ASSERT_EQ(ask(d, "GET /hello HTTP/1.1\r\n\r\n"), 503);
+    ASSERT(strstr(resp.body, "\"too_many_connections\"") != NULL);
+    ASSERT(strstr(resp.body, "the server has too many connections") != NULL);
+    close(d);
+    for (int fd = 0, fds[] = {b, s, c}; fd < 3; fd++) {
+        struct reader *r = reader_new(fds[fd]);
+        ASSERT(read_response(r, &resp, false));
+        ASSERT_STR_EQ(resp.body, "delay 1000");
+        free(r);
+        close(fds[fd]);
+    }
+    stop_server();
+}
+
+TEST(one_address_holds_at_most_its_share_of_connections)
+{
+    struct fl_http_server_config cfg;
+    fl_http_server_config_init(&cfg);
+    cfg.max_connections_per_address = 3;
+    start_server(&cfg);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = connect_tcp();
+        ASSERT_EQ(ask(fds[i], "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    }
+    int over = connect_tcp();
+    ASSERT_EQ(ask(over, "GET /hello HTTP/1.1\r\n\r\n"), 503);
+    ASSERT(strstr(resp.body, "too many connections from this address") != NULL);
+    close(over);
+    /* another address is another client */
+    int other = connect_from("127.0.0.2", fx.port);
+    ASSERT_EQ(ask(other, "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    close(other);
+    /* Unix socket peers are not counted */
+    int unix_fds[5];
+    for (int i = 0; i < 5; i++) {
+        unix_fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.unix_addr + 5);
+        ASSERT_OK(connect(unix_fds[i], (struct sockaddr *)&sun, sizeof(sun)));
+        ASSERT_EQ(ask(unix_fds[i], "GET /hello HTTP/1.1\r\n\r\n"), 200);
+    }
+    /* once one goes, its address may connect again */
+    close(fds[0]);
+    wait_until_served();
+    for (int i = 0; i < 5; i++)
+        close(unix_fds[i]);
+    close(fds[1]);
+    close(fds[2]);
+    stop_server();
+}
+
+/* Slowloris: a request whose bytes come slowly, each before any timeout
+ * would fire between two of them. The header timeout runs from its first
+ * byte, however slow the pace (the method's bytes count too). */
+TEST(a_request_trickled_byte_by_byte_times_out_whatever_its_pace)
+{
+    struct fl_http_server_config cfg;
+    fl_http_server_config_init(&cfg);
+    cfg.header_timeout_ms = 300;
+    cfg.idle_timeout_ms = 60000;
+    start_server(&cfg);
+    /* only the method, then nothing: 408, not the 60 s idle timeout */
+    expect_timeout("GE", "headers did not arrive in time");
+    /* a byte every 20 ms: 8 s for the whole request, cut at 300 ms */
+    char request[512];
+    snprintf(request, sizeof(request), "GET /hello HTTP/1.1\r\nX-Pad: %0380d\r\n\r\n", 0);
+    int fd = connect_tcp();
+    struct reader *r = reader_new(fd);
+    size_t sent = 0, len = strlen(request);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (sent < len && poll(&p, 1, 0) == 0) {
+        if (send(fd, request + sent, 1, MSG_NOSIGNAL) != 1)
+            break; /* the server closed */
+        sent++;
+        usleep(20000);
+    }
+    ASSERT(sent < len);
+    ASSERT(read_response(r, &resp, false));
+    ASSERT_EQ(resp.status, 408);
+    close(fd);
+    free(r);
+    stop_server();
+}
+
+/* "<used> <peak>" of the budget, from the control server. */
+static void budget_now(size_t *used, size_t *peak)
+{
+    int fd = connect_from("127.0.0.1", fx.control_port);
+    ASSERT_EQ(ask(fd, "GET /budget HTTP/1.1\r\n\r\n"), 200);
+    ASSERT_EQ(sscanf(resp.body, "%zu %zu", used, peak), 2);
+    close(fd);
+}
+
+/* Send as much of data as the peer takes until it stops taking it for
+ * a second (or all of it). Returns the bytes sent. */
+static size_t send_until_stalled(int fd, const char *data, size_t len)
+{
+    size_t sent = 0;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    while (sent < len && poll(&p, 1, 1000) == 1) {
+        ssize_t n = send(fd, data + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        sent += (size_t)n;
+    }
+    return sent;
+}
+
+TEST_TIMEOUT(a_spent_budget_stops_reading_refuses_new_requests_and_resumes, 60)
+{
+    const size_t limit = 256 * 1024;
+    struct fl_http_budget *budget;
+    ASSERT_OK(fl_http_budget_new(limit, &budget));
+    struct fl_http_server_config cfg;
+    fl_http_server_config_init(&cfg);
+    cfg.max_body_bytes = 64u << 20;
+    cfg.budget = budget;
+    start_server(&cfg);
+    size_t used, peak;
+
+    /* a body held by its handler counts */
+    static char body[16u << 20];
+    memset(body, 'b', sizeof(body));
+    int held = connect_tcp();
+    char head[128];
+    snprintf(head, sizeof(head), "POST /hold HTTP/1.1\r\nContent-Length: %d\r\n\r\n", 200000);
+    send_str(held, head);
+    send_all(held, body, 200000);
+    for (int i = 0; i < 1000; i++) {
+        budget_now(&used, &peak);
+        if (used >= 200000)
+            break;
+        usleep(10000);
+    }
+    ASSERT(used >= 200000 && used < limit);
+
+    /* a body that would not fit is refused before it is read */
+    int big = connect_tcp();
+    snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nContent-Length: %d\r\n\r\n", 100000);
+    ASSERT_EQ(ask(big, head), 503);
+    ASSERT(strstr(resp.body, "\"overloaded\"") != NULL);
+    close(big);
+
+    /* a chunked body that does not announce its size: read until the
+     * budget is spent, then no more (the client stalls), however much it
+     * sends */
+    int slow = connect_tcp();
+    send_str(slow, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000\r\n");
+    size_t sent = send_until_stalled(slow, body, sizeof(body));
+    ASSERT(sent < sizeof(body));
+    budget_now(&used, &peak);
+    /* what the server read: at most the limit, plus one read of 64 KiB and
+     * the input parked beside it */
+    ASSERT(peak <= limit + 3 * 64 * 1024);
+
+    /* while spent, any new request is refused, as soon as its headers are in */
+    int late = connect_tcp();
+    ASSERT_EQ(ask(late, "GET /hello HTTP/1.1\r\n\r\n"), 503);
+    ASSERT(strstr(resp.body, "the server holds too many bytes in flight") != NULL);
+    struct reader *rl = reader_new(late);
+    expect_eof(rl);
+    free(rl);
+    close(late);
+
+    /* bytes drain: the held request is answered, the stalled client goes */
+    int ctl = connect_from("127.0.0.1", fx.control_port);
+    ASSERT_EQ(ask(ctl, "GET /release HTTP/1.1\r\n\r\n"), 200);
+    ASSERT_STR_EQ(resp.body, "1");
+    close(ctl);
+    struct reader *rh = reader_new(held);
+    ASSERT(read_response(rh, &resp, false));
+    ASSERT_STR_EQ(resp.body, "released");
+    free(rh);
+    close(held);
+    struct linger lg = {1, 0};
+    setsockopt(slow, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(slow);
+    wait_until_served();
+    stop_server();
+    fl_http_budget_free(budget);
+}
+
+TEST_TIMEOUT(a_client_that_reads_no_answers_is_paused_then_let_go, 60)
+{
+    const size_t limit = 512 * 1024;
+    struct fl_http_budget *budget;
+    ASSERT_OK(fl_http_budget_new(limit, &budget));
+    struct fl_http_server_config cfg;
+    fl_http_server_config_init(&cfg);
+    cfg.budget = budget;
+    start_server(&cfg);
+    /* 16 KiB answers, pipelined by a client with a small receive buffer
+     * that reads none of them */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)fx.port)};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    ASSERT_OK(connect(fd, (struct sockaddr *)&sin, sizeof(sin)));
+    static char all[4000 * 32];
+    size_t n = 0;
+    for (int i = 0; i < 4000; i++)
+        n += (size_t)snprintf(all + n, sizeof(all) - n, "GET /big HTTP/1.1\r\n\r\n");
+    send_until_stalled(fd, all, n);
+    size_t used, peak;
+    budget_now(&used, &peak);
+    /* without the budget the server would hold 4000 answers: 64 MiB */
+    ASSERT(peak <= limit + 2 * 1024 * 1024);
+    /* past the budget, a client leaving more than 1 MiB unread is let go */
+    int answers = 0;
+    char buf[65536], tail[32] = "";
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ASSERT(poll(&p, 1, 10000) == 1);
+        ssize_t got = recv(fd, buf, sizeof(buf), 0);
+        if (got <= 0)
+            break; /* closed: the answers left unread were too many */
+        for (ssize_t i = 0; i < got; i++) {
+            memmove(tail, tail + 1, 15);
+            tail[15] = buf[i];
+            tail[16] = '\0';
+            answers += memcmp(tail, "HTTP/1.1 200 OK\r", 16) == 0;
+        }
+    }
+    ASSERT(answers > 0 && answers < 4000);
+    close(fd);
+    budget_now(&used, &peak);
+    ASSERT(used < limit);
+    stop_server();
+    fl_http_budget_free(budget);
+}
+
+static int refuse_private(const struct fl_http_request *req, void *data, const char **code,
+                          const char **message)
+{
+    if (strncmp(req->path, "/private", 8) != 0)
+        return 0;
+    *code = "unauthorized";
+    *message = "no entry";
+    return 401;
+}
+
+TEST(the_headers_hook_refuses_before_any_body_byte_is_read)
+{
+    struct fl_http_server_config cfg;
+    fl_http_server_config_init(&cfg);
+    cfg.max_body_bytes = 64u << 20;
+    cfg.on_headers = refuse_private;
+    start_server(&cfg);
+    /* refused: no 100 Continue, no body read, the connection closes */
+    int fd = connect_tcp();
+    struct reader *r = reader_new(fd);
+    send_str(fd, "POST /private HTTP/1.1\r\nExpect: 100-continue\r\n"
+                 "Content-Length: 60000000\r\n\r\n");
+    ASSERT(read_response(r, &resp, false));
+    ASSERT_EQ(resp.status, 401);
+    ASSERT_STR_EQ(resp.body, "{\"error\":{\"code\":\"unauthorized\",\"message\":\"no entry\"}}");
+    ASSERT(strstr(resp.head, "Connection: close\r\n") != NULL);
+    expect_eof(r);
+    close(fd);
+    free(r);
+    /* pipelined behind a good request: the good one is answered first */
+    fd = connect_tcp();
+    r = reader_new(fd);
+    send_str(fd, "GET /hello HTTP/1.1\r\n\r\nPOST /private/x HTTP/1.1\r\n"
+                 "Content-Length: 5\r\n\r\nhello");
+    ASSERT(read_response(r, &resp, false));
+    ASSERT_STR_EQ(resp.body, "hello");
+    ASSERT(read_response(r, &resp, false));
+    ASSERT_EQ(resp.status, 401);
+    expect_eof(r);
+    close(fd);
+    free(r);
+    roundtrip("POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", &resp);
+    ASSERT_STR_EQ(resp.body, "POST /echo|1|-|ok");
     stop_server();
 }
 
