@@ -880,7 +880,7 @@ static void instance_specialize(struct instance *inst)
     struct fl_executor *ex = inst->ex;
     char dst[PATH_MAX + 16], filepath[PATH_MAX + 300];
     snprintf(dst, sizeof(dst), "%s/code/f", inst->dir);
-    int rc = fl_link_tree(fn->deploy_dir, dst);
+    int rc = fl_link_tree(fn->deploy_dir, dst, NULL);
     if (rc < 0) {
         fn_note(fn, inst, "cannot place the build in the instance: %s", fl_strerror(rc));
         instance_stop(inst, "cannot place the code");
