@@ -1767,8 +1767,14 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     int rc = make_run_dir(ex);
     char builds[PATH_MAX + 16];
     snprintf(builds, sizeof(builds), "%s/builds", ex->data_dir);
+    struct fl_builder_config bcfg;
+    fl_builder_config_init(&bcfg);
+    bcfg.dir = builds;
+    bcfg.mode = &ex->mode;
+    bcfg.max_output_files = cfg->build_max_files;
+    bcfg.max_output_bytes = cfg->build_max_bytes;
     if (rc == 0)
-        rc = fl_builder_new(loop, builds, &ex->mode, &ex->builder);
+        rc = fl_builder_new(loop, &bcfg, &ex->builder);
     struct fl_http_client_config ccfg;
     fl_http_client_config_init(&ccfg);
     ccfg.max_response_bytes = cfg->max_response_bytes;

@@ -60,6 +60,8 @@ struct fl_executor_config {
     uint64_t tick_ms;           /* idle reaping and minScale period; default 1 s */
     size_t max_response_bytes;  /* an instance's response; default 16 MiB */
     struct fl_metrics *metrics; /* builds, instance starts, queue waits; may be NULL */
+    uint64_t build_max_files;   /* a build's output: entries; 0: FL_BUILD_MAX_FILES */
+    uint64_t build_max_bytes;   /* and bytes; 0: FL_BUILD_MAX_BYTES */
 };
 
 void fl_executor_config_init(struct fl_executor_config *cfg);
