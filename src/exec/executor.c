@@ -102,7 +102,10 @@ struct instance {
     bool generic;  /* started without function-specific settings */
     bool draining; /* finish in-flight requests, then stop */
     bool was_healthy;
-    bool pipelining; /* its runtime takes pipelined requests (X-Flint-Pipelining) */
+    bool pipelining;               /* its runtime takes pipelined requests (X-Flint-Pipelining) */
+    bool linking;                  /* its code is being linked on the thread pool: keep it */
+    bool closed;                   /* gone but for that link: link_done() frees it */
+    char build_key[FL_SHA256_HEX]; /* the build it was given ("" before) */
     char dir[PATH_MAX];
     char target[PATH_MAX + 16];
     struct fl_sandbox *sb;
@@ -127,6 +130,7 @@ struct function {
     unsigned build_gen;
     int builds_pending; /* callbacks due: keep the struct alive */
     char deploy_dir[PATH_MAX];
+    char build_key[FL_SHA256_HEX]; /* the current revision's build ("" if none yet) */
     char entry[256];
     char *build_log;
     char *load_error; /* the current revision failed to load: every call gets it */
@@ -155,6 +159,7 @@ struct fl_executor {
     struct fl_invocation *early;
     int instances_alive;
     int handles_open;
+    int work_pending; /* file-tree work on the thread pool */
     bool closing, builder_closing;
     void (*done)(void *data);
     void *done_data;
@@ -362,12 +367,72 @@ static void on_early_timer(uv_timer_t *t)
 
 /* ---- instances ---- */
 
-static void instance_closed(uv_handle_t *h)
+/* ---- file-tree work, on the thread pool ---- */
+
+/*
+ * Linking a build into an instance and removing an instance's directory
+ * walk trees of any size (a build may hold 200k files): they run on
+ * libuv's thread pool, never on the loop. ex->work_pending counts them;
+ * the executor is not freed before they are done (close_step), and an
+ * instance whose link is under way is freed only after it (link_done).
+ */
+struct tree_work {
+    uv_work_t req;
+    struct fl_executor *ex;
+    struct instance *inst; /* linked into; NULL for a removal */
+    char src[PATH_MAX];
+    char dst[PATH_MAX + 16];
+    int rc;
+};
+
+static void link_work(uv_work_t *req)
 {
-    struct instance *inst = h->data;
+    struct tree_work *w = req->data;
+    w->rc = fl_link_tree(w->src, w->dst, NULL);
+}
+
+static void remove_work(uv_work_t *req)
+{
+    struct tree_work *w = req->data;
+    w->rc = fl_remove_tree(w->dst);
+}
+
+static void remove_done(uv_work_t *req, int status)
+{
+    struct tree_work *w = req->data;
+    struct fl_executor *ex = w->ex;
+    if (w->rc < 0)
+        fl_log(FL_LOG_WARN, "exec", "cannot remove a directory", "dir=%s err=\"%s\"", w->dst,
+               fl_strerror(w->rc));
+    free(w);
+    ex->work_pending--;
+    close_step(ex);
+}
+
+/* Remove the tree at path on the thread pool (here, if the pool refuses). */
+static void remove_later(struct fl_executor *ex, const char *path)
+{
+    struct tree_work *w = calloc(1, sizeof(*w));
+    if (w != NULL) {
+        w->ex = ex;
+        w->req.data = w;
+        fl_strlcpy(w->dst, path, sizeof(w->dst));
+        if (uv_queue_work(ex->loop, &w->req, remove_work, remove_done) == 0) {
+            ex->work_pending++;
+            return;
+        }
+        free(w);
+    }
+    fl_remove_tree(path);
+}
+
+/* The instance is gone (process exited, timer closed, no link under way):
+ * its directory goes, and so does it. */
+static void instance_free(struct instance *inst)
+{
     struct fl_executor *ex = inst->ex;
     struct env *e = inst->env;
-    fl_remove_tree(inst->dir);
+    remove_later(ex, inst->dir);
     free(inst);
     if (e != NULL) {
         e->refs--;
@@ -375,6 +440,14 @@ static void instance_closed(uv_handle_t *h)
     }
     ex->instances_alive--;
     close_step(ex);
+}
+
+static void instance_closed(uv_handle_t *h)
+{
+    struct instance *inst = h->data;
+    inst->closed = true;
+    if (!inst->linking)
+        instance_free(inst);
 }
 
 /* Take inst out of whichever list holds it. */
@@ -874,18 +947,61 @@ static void on_specialized(int err, const struct fl_http_client_response *resp, 
     fail_queue(fn, 500, "function_load_failed", message);
 }
 
+static void link_done(uv_work_t *req, int status);
+
+/* Give a taken instance its function's build: linked into code/f on the
+ * thread pool (it stays SPECIALIZING, never picked), then link_done()
+ * calls POST /v2/specialize. */
 static void instance_specialize(struct instance *inst)
 {
     struct function *fn = inst->fn;
     struct fl_executor *ex = inst->ex;
-    char dst[PATH_MAX + 16], filepath[PATH_MAX + 300];
-    snprintf(dst, sizeof(dst), "%s/code/f", inst->dir);
-    int rc = fl_link_tree(fn->deploy_dir, dst, NULL);
+    inst->state = INST_SPECIALIZING;
+    fl_strlcpy(inst->build_key, fn->build_key, sizeof(inst->build_key));
+    struct tree_work *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        instance_stop(inst, "out of memory");
+        return;
+    }
+    w->ex = ex;
+    w->inst = inst;
+    w->req.data = w;
+    fl_strlcpy(w->src, fn->deploy_dir, sizeof(w->src));
+    snprintf(w->dst, sizeof(w->dst), "%s/code/f", inst->dir);
+    int rc = uv_queue_work(ex->loop, &w->req, link_work, link_done);
+    if (rc < 0) {
+        free(w);
+        fn_note(fn, inst, "cannot place the build in the instance: %s", fl_strerror(rc));
+        instance_stop(inst, "cannot place the code");
+        return;
+    }
+    inst->linking = true;
+    ex->work_pending++;
+}
+
+static void link_done(uv_work_t *req, int status)
+{
+    struct tree_work *w = req->data;
+    struct instance *inst = w->inst;
+    struct fl_executor *ex = w->ex;
+    int rc = w->rc;
+    free(w);
+    ex->work_pending--;
+    inst->linking = false;
+    if (inst->closed) { /* it went while its code was linked */
+        instance_free(inst);
+        return;
+    }
+    if (inst->state != INST_SPECIALIZING) /* stopping: its exit comes */
+        return;
+    struct function *fn = inst->fn;
     if (rc < 0) {
         fn_note(fn, inst, "cannot place the build in the instance: %s", fl_strerror(rc));
         instance_stop(inst, "cannot place the code");
         return;
     }
+    char dst[PATH_MAX + 16], filepath[PATH_MAX + 300];
+    snprintf(dst, sizeof(dst), "%s/code/f", inst->dir);
     const char *base = ex->mode.bwrap ? "/code/f" : dst;
     if (fn->entry[0] != '\0')
         snprintf(filepath, sizeof(filepath), "%s/%s", base, fn->entry);
@@ -901,16 +1017,15 @@ static void instance_specialize(struct instance *inst)
         return;
     }
     static const struct fl_http_header json_type = {"Content-Type", 12, "application/json", 16};
-    struct fl_http_client_request req = {.target = inst->target,
-                                         .method = "POST",
-                                         .path = "/v2/specialize",
-                                         .headers = &json_type,
-                                         .nheaders = 1,
-                                         .body = body,
-                                         .body_len = strlen(body),
-                                         .timeout_ms = (uint64_t)fn->spec.timeout_ms};
-    inst->state = INST_SPECIALIZING;
-    rc = fl_http_client_request(ex->client, &req, on_specialized, inst, &inst->probe);
+    struct fl_http_client_request creq = {.target = inst->target,
+                                          .method = "POST",
+                                          .path = "/v2/specialize",
+                                          .headers = &json_type,
+                                          .nheaders = 1,
+                                          .body = body,
+                                          .body_len = strlen(body),
+                                          .timeout_ms = (uint64_t)fn->spec.timeout_ms};
+    rc = fl_http_client_request(ex->client, &creq, on_specialized, inst, &inst->probe);
     free(body);
     if (rc < 0)
         instance_stop(inst, "cannot send /v2/specialize");
@@ -1371,6 +1486,7 @@ static void function_build(struct function *fn)
     fn->build_gen++;
     free(fn->load_error);
     fn->load_error = NULL;
+    fn->build_key[0] = '\0';
     if (e == NULL) {
         fn->build = BUILD_NONE; /* built when its environment appears */
         dispatch(fn);
@@ -1389,6 +1505,7 @@ static void function_build(struct function *fn)
                                         : e->runtime_dir,
                                 .network = e->spec.network};
     fl_build_entry(&in, fn->entry, sizeof(fn->entry));
+    fl_build_key(&in, fn->build_key);
     struct build_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
         fn->build = BUILD_FAILED;
@@ -1617,11 +1734,11 @@ static void on_tick(uv_timer_t *t)
 static json_t *instance_json(const struct instance *inst)
 {
     uint64_t now = now_ns();
-    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s,s:b}", "id", inst->id, "state",
+    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s,s:b,s:b}", "id", inst->id, "state",
                      state_names[inst->state], "revision", (json_int_t)inst->fn_revision, "active",
                      (int)inst->active, "draining", inst->draining, "idleMs",
                      (json_int_t)((now - inst->last_used_ns) / 1000000), "socket", inst->target,
-                     "pipelining", inst->pipelining);
+                     "pipelining", inst->pipelining, "linking", inst->linking);
 }
 
 static json_t *function_json(const struct function *fn, bool with_log)
@@ -1836,7 +1953,7 @@ static void executor_timer_closed(uv_handle_t *h)
  * builds, functions and environments, then timers and the client. */
 static void close_step(struct fl_executor *ex)
 {
-    if (!ex->closing || ex->instances_alive > 0)
+    if (!ex->closing || ex->instances_alive > 0 || ex->work_pending > 0)
         return;
     if (!ex->builder_closing) {
         ex->builder_closing = true;
