@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "exec/build.h"
+#include "exec/sweep.h"
 #include "http/client.h"
 
 #include <errno.h>
@@ -160,6 +161,8 @@ struct fl_executor {
     int instances_alive;
     int handles_open;
     int work_pending; /* file-tree work on the thread pool */
+    uv_timer_t gc_timer;
+    bool functions_loaded, gc_running;
     bool closing, builder_closing;
     void (*done)(void *data);
     void *done_data;
@@ -184,6 +187,9 @@ void fl_executor_config_init(struct fl_executor_config *cfg)
     cfg->start_timeout_ms = 30000;
     cfg->tick_ms = 1000;
     cfg->max_response_bytes = 16u << 20;
+    cfg->gc_interval_ms = 5 * 60 * 1000;
+    cfg->build_grace_ms = 60 * 60 * 1000;
+    cfg->code_grace_ms = 60 * 60 * 1000;
 }
 
 /* ---- lookups ---- */
@@ -211,13 +217,19 @@ static uint64_t now_ns(void)
 
 /* ---- metrics ---- */
 
-static void count(struct fl_executor *ex, const char *name, const char *help, const char *label,
-                  const char *value)
+static void count_by(struct fl_executor *ex, const char *name, const char *help, const char *label,
+                     const char *value, double n)
 {
     if (ex->cfg.metrics == NULL)
         return;
     struct fl_metric *m = fl_metrics_counter(ex->cfg.metrics, name, help, 1, &label);
-    fl_metric_add(m, &value, 1);
+    fl_metric_add(m, &value, n);
+}
+
+static void count(struct fl_executor *ex, const char *name, const char *help, const char *label,
+                  const char *value)
+{
+    count_by(ex, name, help, label, value, 1);
 }
 
 static void observe_wait(struct function *fn, struct fl_invocation *inv)
@@ -1729,6 +1741,147 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* ---- collection of builds and code nobody uses ---- */
+
+/* The builds in use: every current revision's, and every instance's. */
+static size_t builds_in_use(struct fl_executor *ex, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+        if (!fn->removed && fn->build_key[0] != '\0' && n < max)
+            out[n++] = fn->build_key;
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+            if (inst->build_key[0] != '\0' && n < max)
+                out[n++] = inst->build_key;
+    }
+    return n;
+}
+
+/* The code blobs in use: every function's. */
+static size_t code_in_use(struct fl_executor *ex, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        if (!fn->removed && n < max)
+            out[n++] = fn->spec.code_sha256;
+    return n;
+}
+
+typedef size_t (*in_use_list_fn)(struct fl_executor *ex, const char **out, size_t max);
+
+/* Room for what a list of names in use can hold: a name per function and
+ * per instance, and more. */
+static size_t in_use_max(const struct fl_executor *ex)
+{
+    size_t max = 2 * (size_t)ex->instances_alive + 64;
+    for (const struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        max += 2;
+    return max;
+}
+
+static bool listed(struct fl_executor *ex, in_use_list_fn list, const char *name)
+{
+    size_t max = in_use_max(ex);
+    const char **names = malloc(max * sizeof(*names));
+    if (names == NULL)
+        return true; /* when in doubt, keep */
+    size_t n = list(ex, names, max);
+    bool found = n == max; /* a list cut short keeps everything */
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(names[i], name) == 0;
+    free(names);
+    return found;
+}
+
+static bool build_in_use(const char *name, void *data)
+{
+    struct fl_executor *ex = data;
+    return ex->closing || fl_builder_busy(ex->builder, name) || listed(ex, builds_in_use, name);
+}
+
+static bool code_in_use_now(const char *name, void *data)
+{
+    struct fl_executor *ex = data;
+    return ex->closing || listed(ex, code_in_use, name);
+}
+
+static int sweep(struct fl_executor *ex, const char *sub, in_use_list_fn list, uint64_t grace_ms,
+                 bool (*in_use)(const char *, void *), fl_sweep_cb cb);
+
+static void gc_done(int err, size_t removed, void *data, const char *what)
+{
+    struct fl_executor *ex = data;
+    ex->work_pending--;
+    if (err < 0)
+        fl_log(FL_LOG_WARN, "exec", "collection failed", "what=%s err=\"%s\"", what,
+               fl_strerror(err));
+    if (removed > 0)
+        fl_log(FL_LOG_INFO, "exec", "collected", "what=%s removed=%zu", what, removed);
+    count_by(ex, "flint_gc_removed_total", "Unused builds and code blobs removed.", "what", what,
+             (double)removed);
+}
+
+static void code_swept(int err, size_t removed, void *data)
+{
+    struct fl_executor *ex = data;
+    gc_done(err, removed, data, "code");
+    ex->gc_running = false;
+    count(ex, "flint_gc_runs_total", "Collections of unused builds and code run.", "result",
+          err < 0 ? "error" : "ok");
+    close_step(ex);
+}
+
+static void builds_swept(int err, size_t removed, void *data)
+{
+    struct fl_executor *ex = data;
+    gc_done(err, removed, data, "build");
+    if (ex->closing || sweep(ex, "code/sha256", code_in_use, ex->cfg.code_grace_ms, code_in_use_now,
+                             code_swept) < 0) {
+        ex->gc_running = false;
+        close_step(ex);
+    }
+}
+
+/* Start sweeping DATA/<sub>, keeping what list says is in use. */
+static int sweep(struct fl_executor *ex, const char *sub, in_use_list_fn list, uint64_t grace_ms,
+                 bool (*in_use)(const char *, void *), fl_sweep_cb cb)
+{
+    size_t max = in_use_max(ex);
+    const char **keep = malloc(max * sizeof(*keep));
+    if (keep == NULL)
+        return FL_ENOMEM;
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/%s", ex->data_dir, sub);
+    struct fl_sweep_spec spec = {.dir = dir,
+                                 .keep = keep,
+                                 .nkeep = list(ex, keep, max),
+                                 .grace_ms = grace_ms,
+                                 .in_use = in_use,
+                                 .data = ex};
+    int rc = spec.nkeep == max ? FL_ETOOBIG : fl_sweep_start(ex->loop, &spec, cb, ex);
+    free(keep);
+    if (rc == 0)
+        ex->work_pending++;
+    return rc;
+}
+
+static void on_gc_timer(uv_timer_t *t)
+{
+    struct fl_executor *ex = t->data;
+    if (ex->closing || !ex->functions_loaded || ex->gc_running)
+        return;
+    int rc = sweep(ex, "builds", builds_in_use, ex->cfg.build_grace_ms, build_in_use, builds_swept);
+    if (rc < 0)
+        fl_log(FL_LOG_WARN, "exec", "cannot collect", "err=\"%s\"", fl_strerror(rc));
+    else
+        ex->gc_running = true;
+}
+
+void fl_executor_functions_loaded(struct fl_executor *ex)
+{
+    ex->functions_loaded = true;
+}
+
 /* ---- status ---- */
 
 static json_t *instance_json(const struct instance *inst)
@@ -1911,9 +2064,12 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     }
     uv_timer_init(loop, &ex->tick);
     uv_timer_init(loop, &ex->early_timer);
-    ex->tick.data = ex->early_timer.data = ex;
-    ex->handles_open = 2;
+    uv_timer_init(loop, &ex->gc_timer);
+    ex->tick.data = ex->early_timer.data = ex->gc_timer.data = ex;
+    ex->handles_open = 3;
     uv_timer_start(&ex->tick, on_tick, cfg->tick_ms, cfg->tick_ms);
+    if (cfg->gc_interval_ms > 0)
+        uv_timer_start(&ex->gc_timer, on_gc_timer, cfg->gc_interval_ms, cfg->gc_interval_ms);
     *out = ex;
     return 0;
 }
@@ -1960,6 +2116,7 @@ static void close_step(struct fl_executor *ex)
         uv_close((uv_handle_t *)&ex->tick, executor_timer_closed);
         on_early_timer(&ex->early_timer);
         uv_close((uv_handle_t *)&ex->early_timer, executor_timer_closed);
+        uv_close((uv_handle_t *)&ex->gc_timer, executor_timer_closed);
         fl_builder_close(ex->builder, builder_closed, ex);
         return;
     }

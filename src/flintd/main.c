@@ -3,11 +3,12 @@
  *
  *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
  *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
- *          [--max-body SIZE]
+ *          [--max-body SIZE] [--gc-interval D] [--build-grace D] [--code-grace D]
  *
  * Most flags have an environment variable (FLINT_DATA, FLINT_API,
  * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
- * FLINT_MAX_BODY); flags win. One process, one libuv loop for all networking and processes.
+ * FLINT_MAX_BODY, FLINT_GC_INTERVAL, FLINT_BUILD_GRACE, FLINT_CODE_GRACE); flags win. One process,
+ * one libuv loop for all networking and processes.
  *
  * What runs: the store; the executor, kept in step with the store's
  * environments and functions by two followers; the router, following
@@ -54,6 +55,7 @@ struct flintd_config {
     int64_t queue_max;
     int64_t queue_wait_ms;
     uint64_t max_body; /* a routed request's body */
+    int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
 };
 
 struct flintd {
@@ -96,6 +98,12 @@ static void usage(FILE *to)
             "  --queue-wait D    how long a request waits for an instance (default 10s)\n"
             "  --max-body SIZE   largest request body the router takes (FLINT_MAX_BODY;\n"
             "                    default 1MiB, at most 64MiB, what the runtimes take)\n"
+            "  --gc-interval D   how often unused builds and code are collected\n"
+            "                    (FLINT_GC_INTERVAL; default 5m, 0 never)\n"
+            "  --build-grace D   a build unused this long is removed (FLINT_BUILD_GRACE;\n"
+            "                    default 1h)\n"
+            "  --code-grace D    uploaded code no function names is removed after this\n"
+            "                    (FLINT_CODE_GRACE; default 1h)\n"
             "\n"
             "An ADDR is HOST:PORT, [V6]:PORT or unix:PATH.\n");
 }
@@ -119,6 +127,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         {"queue-max", required_argument, NULL, 'q'},
         {"queue-wait", required_argument, NULL, 'w'},
         {"max-body", required_argument, NULL, 'b'},
+        {"gc-interval", required_argument, NULL, 'g'},
+        {"build-grace", required_argument, NULL, 'G'},
+        {"code-grace", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -127,6 +138,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     const char *drain = "10s";
     const char *queue_max = "1000", *queue_wait = "10s";
     const char *max_body = env_or("FLINT_MAX_BODY", "1MiB");
+    const char *gc_interval = env_or("FLINT_GC_INTERVAL", "5m");
+    const char *build_grace = env_or("FLINT_BUILD_GRACE", "1h");
+    const char *code_grace = env_or("FLINT_CODE_GRACE", "1h");
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
@@ -167,6 +181,15 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
             break;
         case 'b':
             max_body = optarg;
+            break;
+        case 'g':
+            gc_interval = optarg;
+            break;
+        case 'G':
+            build_grace = optarg;
+            break;
+        case 'C':
+            code_grace = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -212,6 +235,19 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         fprintf(stderr, "flintd: --queue-wait takes a duration like 10s or 500ms, not '%s'\n",
                 queue_wait);
         return FL_EINVAL;
+    }
+    const struct {
+        const char *flag, *value;
+        int64_t *out;
+    } durations[] = {{"--gc-interval", gc_interval, &cfg->gc_interval_ms},
+                     {"--build-grace", build_grace, &cfg->build_grace_ms},
+                     {"--code-grace", code_grace, &cfg->code_grace_ms}};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        if (fl_parse_duration_ms(durations[i].value, durations[i].out) < 0) {
+            fprintf(stderr, "flintd: %s takes a duration like 5m or 1h, not '%s'\n",
+                    durations[i].flag, durations[i].value);
+            return FL_EINVAL;
+        }
     }
     return 0;
 }
@@ -267,6 +303,7 @@ static void on_fn_synced(void *data)
 {
     struct flintd *d = data;
     d->fns_synced = true;
+    fl_executor_functions_loaded(d->executor);
     fl_log(FL_LOG_INFO, "flintd", "functions loaded", NULL);
 }
 
@@ -496,6 +533,9 @@ int main(int argc, char **argv)
     exec_cfg.metrics = d.metrics;
     exec_cfg.queue_max = (size_t)d.cfg.queue_max;
     exec_cfg.queue_wait_ms = (uint64_t)d.cfg.queue_wait_ms;
+    exec_cfg.gc_interval_ms = (uint64_t)d.cfg.gc_interval_ms;
+    exec_cfg.build_grace_ms = (uint64_t)d.cfg.build_grace_ms;
+    exec_cfg.code_grace_ms = (uint64_t)d.cfg.code_grace_ms;
     if (rc == 0) {
         rc = fl_executor_new(&d.loop, &exec_cfg, &d.executor);
         if (rc < 0)

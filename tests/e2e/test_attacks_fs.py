@@ -3,6 +3,7 @@ through a real flintd with real builds in the real sandbox: a build output too
 big to walk on the loop, a build that leaves set-id files, fifos and links to
 host files, and the collection of builds and code nobody uses any more."""
 import glob
+import hashlib
 import os
 import stat
 import threading
@@ -180,3 +181,67 @@ spec: {{environment: sneaky, code: app.tar.gz, entrypoint: app.main}}
                 assert not st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode), name
     assert not os.stat("/etc/shadow").st_mode & 0o004
     assert "removed 1 special files" in flintd.api("GET", "/v1/functions/inspect").text
+
+
+def gc_runs(flintd):
+    for line in flintd.api("GET", "/metrics").text.splitlines():
+        if line.startswith('flint_gc_runs_total{result="ok"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_unused_builds_and_code_are_collected(flintd_factory, tmp_path):
+    flintd = flintd_factory(extra_args=["--gc-interval", "200ms", "--build-grace", "1s",
+                                        "--code-grace", "3s"])
+    spec = """
+kind: environment
+name: python
+spec: {runtime: python, poolsize: 1}
+---
+kind: function
+name: kept
+spec: {environment: python, code: k.py, entrypoint: k.main}
+---
+kind: function
+name: gone
+spec: {environment: python, code: g.py, entrypoint: g.main}
+"""
+    code = {v: f"def main(req):\n    return '{v}'\n" for v in ("v1", "v2", "v3")}
+    gone = "def main(req):\n    return 'gone'\n"
+    blobs = os.path.join(flintd.data_dir, "code", "sha256")
+    digest = {v: hashlib.sha256(code[v].encode()).hexdigest() for v in code}
+    digest["gone"] = hashlib.sha256(gone.encode()).hexdigest()
+
+    def builds():
+        """What each build on disk deploys: v1, v2, v3 or gone."""
+        found = {}
+        for key in os.listdir(os.path.join(flintd.data_dir, "builds")):
+            for name in ("k.py", "g.py"):
+                path = os.path.join(flintd.data_dir, "builds", key, "out", "deploy", name)
+                if os.path.exists(path):
+                    with open(path) as f:
+                        found[f.read().split("'")[1]] = key
+        return found
+
+    for v in ("v1", "v2", "v3"):
+        deploy(flintd, tmp_path, spec, {"k.py": code[v], "g.py": gone})
+        wait_for(lambda: invoke(flintd, "kept").text == v, what=f"kept to answer {v}")
+        # while in use, a build and its code are there (older ones may be
+        # collected already: their grace is short)
+        assert v in builds() and "gone" in builds()
+        assert os.path.exists(os.path.join(blobs, digest[v]))
+        assert os.path.exists(os.path.join(blobs, digest["gone"]))
+    assert invoke(flintd, "gone").text == "gone"
+    flintd.cli("fn", "delete", "--name", "gone", check=True)
+
+    def collected():
+        return (set(builds()) == {"v3"} and
+                sorted(os.listdir(blobs)) == [digest["v3"]])
+
+    wait_for(collected, timeout=90, what="the unused builds and code to be collected")
+    # the current ones stay, sweep after sweep, and the function still answers
+    runs = gc_runs(flintd)
+    wait_for(lambda: gc_runs(flintd) >= runs + 3, timeout=60, what="three more collections")
+    assert collected()
+    assert invoke(flintd, "kept").text == "v3"
+    assert "what=build removed=" in flintd.log() and "what=code removed=" in flintd.log()
