@@ -42,6 +42,8 @@
 
 #define LAST_ERR_MAX    512  /* the tail of an instance's stderr kept for error messages */
 #define MAX_HEADERS     128  /* headers passed to an instance */
+#define FLINT_HEADERS   4    /* of which X-Flint-Function, -Invocation-Id, -Attempt, -Trigger */
+#define MAX_EXTRA       64   /* of which trusted extras, at most (the rest: the caller's) */
 #define STOP_GRACE_MS   2000 /* SIGTERM to SIGKILL when an instance is stopped */
 #define PROBE_MAX_MS    10   /* longest pause between /healthz probes */
 #define RESTART_MAX_MS  30000
@@ -86,7 +88,8 @@ struct fl_invocation {
     char id[40];
     uint64_t enqueued_ns;
     bool queued;
-    bool queue_full; /* answered 429 from the loop */
+    bool queue_full;     /* answered 429 from the loop */
+    bool too_many_extra; /* more than MAX_EXTRA trusted headers: answered 500 from the loop */
     bool canceled;
     bool instance_died; /* its instance exited under it */
     struct fl_invocation *prev, *next;
@@ -367,6 +370,11 @@ static void on_early_timer(uv_timer_t *t)
         inv->next = NULL;
         if (ex->closing)
             respond_error(inv, 503, "stopping", "flintd is stopping");
+        else if (inv->too_many_extra)
+            respond_error(inv, 500, "too_many_headers",
+                          "the call of '%s' carries %zu added headers (parameters, topics); at "
+                          "most %d reach a function",
+                          inv->req.function, inv->req.nextra, MAX_EXTRA);
         else if (inv->queue_full)
             respond_error(inv, 429, "queue_full",
                           "function '%s' has %zu requests waiting for an instance, its limit",
@@ -1150,19 +1158,24 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
     const struct fl_invoke_request *r = &inv->req;
     struct fl_http_header headers[MAX_HEADERS];
     size_t n = 0;
-    for (size_t i = 0; i < r->nheaders && n < MAX_HEADERS - 8 - r->nextra; i++) {
+    /* the budget: X-Flint-* last, the extras before them (at most
+     * MAX_EXTRA, fl_executor_invoke() refused more), the caller's headers
+     * in what is left; no subtraction here can go below zero */
+    size_t nextra = r->nextra < MAX_EXTRA ? r->nextra : MAX_EXTRA;
+    size_t room = MAX_HEADERS - FLINT_HEADERS - nextra;
+    for (size_t i = 0; i < r->nheaders && n < room; i++) {
         const struct fl_http_header *h = &r->headers[i];
         if (hop_by_hop(h->name, h->name_len) ||
             (h->name_len >= 8 && strncasecmp(h->name, "x-flint-", 8) == 0))
             continue;
         bool replaced = false; /* by an extra of the same name */
-        for (size_t k = 0; k < r->nextra && !replaced; k++)
+        for (size_t k = 0; k < nextra && !replaced; k++)
             replaced = r->extra[k].name_len == h->name_len &&
                        strncasecmp(r->extra[k].name, h->name, h->name_len) == 0;
         if (!replaced)
             headers[n++] = *h;
     }
-    for (size_t i = 0; i < r->nextra && n < MAX_HEADERS - 4; i++)
+    for (size_t i = 0; i < nextra; i++)
         headers[n++] = r->extra[i];
     char attempt[FL_U64_CHARS];
     size_t attempt_len = fl_fmt_u64(attempt, (uint64_t)(r->attempt > 0 ? r->attempt : 1));
@@ -1382,8 +1395,9 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *r
         fl_uuid7(inv->id);
     if (handle != NULL)
         *handle = inv;
+    inv->too_many_extra = req->nextra > MAX_EXTRA;
     struct function *fn = ex->closing ? NULL : fn_find(ex, req->function);
-    if (fn == NULL) {
+    if (fn == NULL || inv->too_many_extra) {
         inv->next = ex->early;
         ex->early = inv;
         uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);

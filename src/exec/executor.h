@@ -118,7 +118,8 @@ struct fl_invoke_request {
     size_t nheaders;
     const struct fl_http_header *extra; /* trusted headers to add, replacing the caller's of
                                          * the same name (params, topics, X-Forwarded-For) */
-    size_t nextra;
+    size_t nextra; /* at most 64 (more: the call is answered 500 too_many_headers); the
+                    * caller's headers fill what is left of 124, past that they are dropped */
     const void *body;
     size_t body_len;
     const char *trigger;       /* X-Flint-Trigger: "http" by default */
