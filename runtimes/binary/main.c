@@ -304,14 +304,19 @@ static void invoke(struct fl_http_request *req)
      * run with it. */
     int rc = r->env ? uv_spawn(loop, &r->proc, &opts) : UV_ENOMEM;
     if (rc < 0) {
-        /* answered once every handle (the process one included) is closed */
+        /* answered once every handle is closed; uv_spawn() initialises the
+         * process handle even when it fails, but without an environment it
+         * never ran, and the handle is not one to close */
         r->spawn_err = rc;
         r->exited = r->out_closed = r->err_closed = r->timer_closed = true;
+        if (r->env == NULL)
+            r->handles--;
         close_handle(r, (uv_handle_t *)&r->in);
         close_handle(r, (uv_handle_t *)&r->out);
         close_handle(r, (uv_handle_t *)&r->err);
         close_handle(r, (uv_handle_t *)&r->timer);
-        close_handle(r, (uv_handle_t *)&r->proc);
+        if (r->env != NULL)
+            close_handle(r, (uv_handle_t *)&r->proc);
         return;
     }
     r->next = runs;

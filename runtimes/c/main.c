@@ -143,10 +143,17 @@ static void specialize(struct fl_http_request *req)
             fl_strlcpy(function_name, name, sizeof(function_name));
             printf("specialized %s\n", function_name);
             fflush(stdout);
-            char out[300];
-            int n = snprintf(out, sizeof(out), "{\"function\":\"%s\"}", function_name);
+            /* a name may hold any character: jansson escapes it, and the
+             * length is the text's, never a truncated snprintf's */
+            json_t *doc = json_pack("{s:s}", "function", function_name);
+            char *out = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+            json_decref(doc);
             struct fl_http_header ct = {"Content-Type", 12, "application/json", 16};
-            fl_http_respond(req, 200, &ct, 1, out, (size_t)n);
+            if (out != NULL)
+                fl_http_respond(req, 200, &ct, 1, out, strlen(out));
+            else
+                fl_http_respond_error(req, 500, "internal", "out of memory");
+            free(out);
         }
     }
 out:

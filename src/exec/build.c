@@ -26,8 +26,9 @@
 #define BUILD_WALL_MS (10 * 60 * 1000)
 #define KEY_VERSION   "flint-build-1"
 /* the log as kept: FL_BUILD_LOG_MAX of output, the truncation mark and the
- * exit's note (the same bound reads a cached log back whole) */
-#define LOG_BUF_MAX (FL_BUILD_LOG_MAX + 256)
+ * notes on the exit and the output (the same bound reads a cached log back
+ * whole) */
+#define LOG_BUF_MAX (FL_BUILD_LOG_MAX + 512)
 
 /* Unpack FLINT_CODE and build it in the sandbox's private /tmp (a tmpfs of
  * FL_BUILD_TMP_MAX bytes: an archive bomb or a runaway builder fills it and
@@ -69,6 +70,14 @@ struct waiter {
     struct waiter *next;
 };
 
+/*
+ * A job's life: made on the loop and listed (later requests for its key
+ * wait on it); prepare_work (thread pool) removes what a killed flintd
+ * left of it and makes its directories; the sandbox runs the script;
+ * finish_work (thread pool) normalizes and bounds the output and records
+ * the log and status; then the waiters are answered and the job freed
+ * once its timer is closed.
+ */
 struct job {
     struct fl_builder *b;
     char key[FL_SHA256_HEX];
@@ -77,8 +86,19 @@ struct job {
     struct waiter *waiters;
     struct fl_sandbox *sb;
     uv_timer_t timer; /* the wall-clock bound */
+    uv_work_t work;   /* prepare_work, then finish_work */
+    int err;          /* flintd's own failure, for the waiters */
     bool timed_out, canceled;
+    bool ok;            /* the build's outcome, once it ran */
     bool log_truncated; /* past FL_BUILD_LOG_MAX: later lines are dropped */
+    /* what the sandbox is started with, copied from the input */
+    char code_path[PATH_MAX];
+    char runtime_dir[PATH_MAX]; /* "" for none */
+    char env_code[PATH_MAX + 16], env_out[PATH_MAX + 16], env_kind[32], env_name[300],
+        env_runtime[64];
+    char *env_builder;
+    struct fl_limits limits;
+    bool network;
     struct job *next;
 };
 
@@ -94,6 +114,7 @@ struct fl_builder {
     uv_loop_t *loop;
     char dir[PATH_MAX];
     struct fl_sandbox_mode mode;
+    struct fl_tree_limits output; /* the bounds of a build's output */
     struct job *jobs;
     struct ready *ready;
     uv_timer_t ready_timer;
@@ -126,7 +147,7 @@ void fl_build_entry(const struct fl_build_input *in, char *out, size_t size)
         fl_strlcpy(out, "", size);
 }
 
-static void build_key(const struct fl_build_input *in, char key[FL_SHA256_HEX])
+void fl_build_key(const struct fl_build_input *in, char key[FL_SHA256_HEX])
 {
     struct fl_sha256 h;
     const char *parts[] = {KEY_VERSION, in->code_sha256, in->code_filename ? in->code_filename : "",
@@ -180,6 +201,7 @@ static void on_ready_timer(uv_timer_t *t)
 static void job_free(struct job *j)
 {
     fl_buf_release(&j->log);
+    free(j->env_builder);
     free(j);
 }
 
@@ -217,12 +239,89 @@ static void on_line(struct fl_sandbox *sb, bool is_stderr, const char *line, siz
     fl_buf_appendc(&j->log, '\n');
 }
 
+/* Answer the waiters and let the job go (once its timer is closed). */
+static void job_end(struct job *j)
+{
+    struct fl_builder *b = j->b;
+    job_unlink(j);
+    struct waiter *w = j->waiters;
+    j->waiters = NULL;
+    answer(w, j->canceled ? FL_ECANCELED : j->err, b, j->key, j->ok, j->log.data, false);
+    while (w != NULL) {
+        struct waiter *next = w->next;
+        free(w);
+        w = next;
+    }
+    uv_close((uv_handle_t *)&j->timer, job_timer_closed);
+}
+
+/* Why a build's output was refused, for its log. */
+static void note_output_error(struct job *j, int rc, const struct fl_tree_stats *st)
+{
+    const struct fl_tree_limits *lim = &j->b->output;
+    if (rc == FL_ETOOBIG && st->entries > lim->max_entries)
+        fl_buf_appendf(&j->log,
+                       "build: the output has more than %llu files and directories, the "
+                       "builder's limit\n",
+                       (unsigned long long)lim->max_entries);
+    else if (rc == FL_ETOOBIG)
+        fl_buf_appendf(&j->log,
+                       "build: the output is larger than %llu bytes, the builder's limit\n",
+                       (unsigned long long)lim->max_bytes);
+    else if (rc == FL_ERANGE)
+        fl_buf_appendf(&j->log, "build: the output is nested deeper than %u directories\n",
+                       lim->max_depth ? lim->max_depth : FL_TREE_MAX_DEPTH);
+    else if (rc == -ELOOP)
+        fl_buf_appends(&j->log, "build: the output directory is a symbolic link\n");
+    else
+        fl_buf_appendf(&j->log, "build: cannot check the output: %s\n", fl_strerror(rc));
+}
+
+/* On the thread pool: make a successful build's output inert and check
+ * its bounds (fl_normalize_tree), then record the log and, last, the
+ * status. */
+static void finish_work(uv_work_t *w)
+{
+    struct job *j = w->data;
+    char path[PATH_MAX + 16];
+    if (j->ok) {
+        struct fl_tree_stats st;
+        snprintf(path, sizeof(path), "%s/out/deploy", j->dir);
+        int rc = fl_normalize_tree(path, &j->b->output, &st);
+        if (rc < 0) {
+            note_output_error(j, rc, &st);
+            j->ok = false;
+        } else if (st.removed > 0) {
+            fl_buf_appendf(&j->log,
+                           "build: removed %llu special files (fifos, sockets, devices) from the "
+                           "output\n",
+                           (unsigned long long)st.removed);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/build.log", j->dir);
+    j->err = fl_file_write_atomic(path, j->log.data ? j->log.data : "", j->log.len);
+    snprintf(path, sizeof(path), "%s/status", j->dir);
+    if (j->err == 0)
+        j->err = fl_file_write_atomic(path, j->ok ? "ok\n" : "failed\n", j->ok ? 3 : 7);
+}
+
+static void finish_done(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    if (j->err < 0)
+        fl_log(FL_LOG_ERROR, "build", "cannot record a build", "key=%s err=\"%s\"", j->key,
+               fl_strerror(j->err));
+    fl_log(j->ok ? FL_LOG_INFO : FL_LOG_WARN, "build", j->ok ? "built" : "build failed",
+           "key=%.12s", j->key);
+    job_end(j);
+}
+
 static void on_exit_done(struct fl_sandbox *sb, enum fl_sandbox_exit how, int status, void *data)
 {
     struct job *j = data;
-    struct fl_builder *b = j->b;
     bool ok = how == FL_EXIT_NORMAL && status == 0 && !j->timed_out;
     j->sb = NULL;
+    j->ok = ok;
     uv_timer_stop(&j->timer);
     if (!ok) {
         if (j->timed_out)
@@ -236,30 +335,16 @@ static void on_exit_done(struct fl_sandbox *sb, enum fl_sandbox_exit how, int st
         else if (how == FL_EXIT_NORMAL)
             fl_buf_appendf(&j->log, "build: failed with exit status %d\n", status);
     }
-    int err = 0;
-    if (!j->canceled) {
-        char path[PATH_MAX + 16];
-        snprintf(path, sizeof(path), "%s/build.log", j->dir);
-        err = fl_file_write_atomic(path, j->log.data ? j->log.data : "", j->log.len);
-        snprintf(path, sizeof(path), "%s/status", j->dir);
-        if (err == 0)
-            err = fl_file_write_atomic(path, ok ? "ok\n" : "failed\n", ok ? 3 : 7);
-        if (err < 0)
-            fl_log(FL_LOG_ERROR, "build", "cannot record a build", "key=%s err=\"%s\"", j->key,
-                   fl_strerror(err));
-        fl_log(ok ? FL_LOG_INFO : FL_LOG_WARN, "build", ok ? "built" : "build failed", "key=%.12s",
-               j->key);
+    if (j->canceled) {
+        job_end(j);
+        return;
     }
-    job_unlink(j);
-    struct waiter *w = j->waiters;
-    j->waiters = NULL;
-    answer(w, j->canceled ? FL_ECANCELED : err, b, j->key, ok, j->log.data, false);
-    while (w != NULL) {
-        struct waiter *next = w->next;
-        free(w);
-        w = next;
+    j->work.data = j;
+    int rc = uv_queue_work(j->b->loop, &j->work, finish_work, finish_done);
+    if (rc < 0) {
+        j->err = rc;
+        job_end(j);
     }
-    uv_close((uv_handle_t *)&j->timer, job_timer_closed);
 }
 
 static void on_job_timer(uv_timer_t *t)
@@ -270,13 +355,11 @@ static void on_job_timer(uv_timer_t *t)
         fl_sandbox_stop(j->sb, 1000);
 }
 
-static int job_start(struct fl_builder *b, struct job *j, const struct fl_build_input *in)
+/* Copy what the sandbox will be started with from in. 0, FL_EINVAL (a
+ * code file name that is a path) or FL_ENOMEM. */
+static int job_setup(struct fl_builder *b, struct job *j, const struct fl_build_input *in)
 {
-    char out[PATH_MAX + 8], runtime_build[PATH_MAX + 8];
-    snprintf(out, sizeof(out), "%s/out", j->dir);
-    fl_remove_tree(j->dir);
-    if (mkdir(j->dir, 0700) != 0 || mkdir(out, 0755) != 0)
-        return -errno;
+    char runtime_build[PATH_MAX + 8];
     bool inside = b->mode.bwrap;
     enum code_kind kind = code_kind(in->code_filename);
     const char *name = in->code_filename ? in->code_filename : "code";
@@ -288,42 +371,76 @@ static int job_start(struct fl_builder *b, struct job *j, const struct fl_build_
                  inside ? "/runtime" : in->runtime_dir);
         builder = runtime_build;
     }
-    char env_code[PATH_MAX + 16], env_out[PATH_MAX + 16], env_kind[32], env_name[300],
-        env_runtime[64];
-    char *env_builder = NULL;
-    snprintf(env_code, sizeof(env_code), "FLINT_CODE=%s", inside ? "/code" : in->code_path);
-    snprintf(env_out, sizeof(env_out), "FLINT_OUT=%s", inside ? "/run/flint" : out);
-    snprintf(env_kind, sizeof(env_kind), "FLINT_KIND=%s",
+    fl_strlcpy(j->code_path, in->code_path, sizeof(j->code_path));
+    fl_strlcpy(j->runtime_dir, in->runtime_dir ? in->runtime_dir : "", sizeof(j->runtime_dir));
+    j->limits = in->limits;
+    j->network = in->network;
+    snprintf(j->env_code, sizeof(j->env_code), "FLINT_CODE=%s", inside ? "/code" : in->code_path);
+    snprintf(j->env_out, sizeof(j->env_out), "FLINT_OUT=%s%s", inside ? "/run/flint" : j->dir,
+             inside ? "" : "/out");
+    snprintf(j->env_kind, sizeof(j->env_kind), "FLINT_KIND=%s",
              kind == KIND_TAR   ? "tar"
              : kind == KIND_ZIP ? "zip"
                                 : "file");
-    snprintf(env_name, sizeof(env_name), "FLINT_NAME=%s", name);
-    snprintf(env_runtime, sizeof(env_runtime), "FLINT_RUNTIME=%s", fl_runtime_name(in->runtime));
+    snprintf(j->env_name, sizeof(j->env_name), "FLINT_NAME=%s", name);
+    snprintf(j->env_runtime, sizeof(j->env_runtime), "FLINT_RUNTIME=%s",
+             fl_runtime_name(in->runtime));
     size_t blen = strlen(builder ? builder : "") + 32;
-    env_builder = malloc(blen);
-    if (env_builder == NULL)
+    j->env_builder = malloc(blen);
+    if (j->env_builder == NULL)
         return FL_ENOMEM;
-    snprintf(env_builder, blen, "FLINT_BUILDER=%s", builder ? builder : "");
+    snprintf(j->env_builder, blen, "FLINT_BUILDER=%s", builder ? builder : "");
+    return 0;
+}
+
+/* On the thread pool: remove what an earlier, unfinished run of this key
+ * left (a tree of any size), and make the job's directories. */
+static void prepare_work(uv_work_t *w)
+{
+    struct job *j = w->data;
+    char out[PATH_MAX + 8];
+    snprintf(out, sizeof(out), "%s/out", j->dir);
+    j->err = fl_remove_tree(j->dir);
+    if (j->err == 0 && (mkdir(j->dir, 0700) != 0 || mkdir(out, 0755) != 0))
+        j->err = -errno;
+}
+
+/* Back on the loop: start the build's sandbox. */
+static void prepare_done(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    struct fl_builder *b = j->b;
+    if (j->err == 0 && status < 0)
+        j->err = status;
+    if (j->canceled || j->err < 0) {
+        if (j->err < 0)
+            fl_log(FL_LOG_ERROR, "build", "cannot start a build", "key=%.12s err=\"%s\"", j->key,
+                   fl_strerror(j->err));
+        job_end(j);
+        return;
+    }
+    char out[PATH_MAX + 8];
+    snprintf(out, sizeof(out), "%s/out", j->dir);
     const char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin",
                          "HOME=/tmp",
                          "LANG=C.UTF-8",
-                         env_code,
-                         env_out,
-                         env_kind,
-                         env_name,
-                         env_runtime,
-                         env_builder,
+                         j->env_code,
+                         j->env_out,
+                         j->env_kind,
+                         j->env_name,
+                         j->env_runtime,
+                         j->env_builder,
                          NULL};
     const char *argv[] = {"/bin/sh", "-c", build_script, "flint-build", NULL};
     struct fl_sandbox_spec spec = {.argv = argv,
                                    .env = env,
-                                   .code_dir = in->code_path,
-                                   .runtime_dir = in->runtime_dir,
+                                   .code_dir = j->code_path,
+                                   .runtime_dir = j->runtime_dir[0] ? j->runtime_dir : NULL,
                                    .out_dir = out,
                                    .listen_fd = -1,
-                                   .limits = in->limits,
-                                   .network = in->network};
-    spec.tmp_bytes = FL_BUILD_TMP_MAX;
+                                   .tmp_bytes = FL_BUILD_TMP_MAX,
+                                   .limits = j->limits,
+                                   .network = j->network};
     if (spec.limits.memory_bytes == 0)
         spec.limits.memory_bytes = 2ULL << 30;
     if (spec.limits.cpu_seconds == 0)
@@ -332,9 +449,25 @@ static int job_start(struct fl_builder *b, struct job *j, const struct fl_build_
         spec.limits.open_files = 1024;
     if (spec.limits.processes == 0)
         spec.limits.processes = 128;
-    int rc = fl_sandbox_spawn(b->loop, &b->mode, &spec, on_line, on_exit_done, j, &j->sb);
-    free(env_builder);
-    return rc;
+    j->err = fl_sandbox_spawn(b->loop, &b->mode, &spec, on_line, on_exit_done, j, &j->sb);
+    if (j->err < 0) {
+        fl_log(FL_LOG_ERROR, "build", "cannot start a build", "key=%.12s err=\"%s\"", j->key,
+               fl_strerror(j->err));
+        job_end(j);
+        return;
+    }
+    uv_timer_start(&j->timer, on_job_timer, BUILD_WALL_MS, 0);
+}
+
+bool fl_builder_busy(const struct fl_builder *b, const char *key)
+{
+    for (const struct job *j = b->jobs; j != NULL; j = j->next)
+        if (strcmp(j->key, key) == 0)
+            return true;
+    for (const struct ready *r = b->ready; r != NULL; r = r->next)
+        if (strcmp(r->key, key) == 0)
+            return true;
+    return false;
 }
 
 int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_build_cb cb,
@@ -345,7 +478,7 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     if (in->code_path == NULL || in->code_sha256 == NULL || strlen(in->code_sha256) != 64)
         return FL_EINVAL;
     char key[FL_SHA256_HEX];
-    build_key(in, key);
+    fl_build_key(in, key);
 
     struct waiter *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -397,18 +530,19 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     memcpy(j->key, key, sizeof(key));
     snprintf(j->dir, sizeof(j->dir), "%s/%s", b->dir, key);
     fl_buf_init(&j->log, LOG_BUF_MAX);
-    int rc = job_start(b, j, in);
+    int rc = job_setup(b, j, in);
+    j->work.data = j;
+    if (rc == 0)
+        rc = uv_queue_work(b->loop, &j->work, prepare_work, prepare_done);
     if (rc < 0) {
         fl_log(FL_LOG_ERROR, "build", "cannot start a build", "key=%.12s err=\"%s\"", key,
                fl_strerror(rc));
-        fl_buf_release(&j->log);
-        free(j);
+        job_free(j);
         free(w);
         return rc;
     }
     uv_timer_init(b->loop, &j->timer);
     j->timer.data = j;
-    uv_timer_start(&j->timer, on_job_timer, BUILD_WALL_MS, 0);
     j->next = b->jobs;
     b->jobs = j;
     b->jobs_running++;
@@ -417,17 +551,25 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     return 0;
 }
 
-int fl_builder_new(uv_loop_t *loop, const char *dir, const struct fl_sandbox_mode *mode,
-                   struct fl_builder **out)
+void fl_builder_config_init(struct fl_builder_config *cfg)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_output_files = FL_BUILD_MAX_FILES;
+    cfg->max_output_bytes = FL_BUILD_MAX_BYTES;
+}
+
+int fl_builder_new(uv_loop_t *loop, const struct fl_builder_config *cfg, struct fl_builder **out)
+{
+    if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     struct fl_builder *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return FL_ENOMEM;
     b->loop = loop;
-    fl_strlcpy(b->dir, dir, sizeof(b->dir));
-    b->mode = *mode;
+    fl_strlcpy(b->dir, cfg->dir, sizeof(b->dir));
+    b->mode = *cfg->mode;
+    b->output.max_entries = cfg->max_output_files ? cfg->max_output_files : FL_BUILD_MAX_FILES;
+    b->output.max_bytes = cfg->max_output_bytes ? cfg->max_output_bytes : FL_BUILD_MAX_BYTES;
     uv_timer_init(loop, &b->ready_timer);
     b->ready_timer.data = b;
     *out = b;

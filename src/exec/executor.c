@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "exec/build.h"
+#include "exec/sweep.h"
 #include "http/client.h"
 
 #include <errno.h>
@@ -43,6 +44,8 @@
 
 #define LAST_ERR_MAX    512  /* the tail of an instance's stderr kept for error messages */
 #define MAX_HEADERS     128  /* headers passed to an instance */
+#define FLINT_HEADERS   4    /* of which X-Flint-Function, -Invocation-Id, -Attempt, -Trigger */
+#define MAX_EXTRA       64   /* of which trusted extras, at most (the rest: the caller's) */
 #define STOP_GRACE_MS   2000 /* SIGTERM to SIGKILL when an instance is stopped */
 #define PROBE_MAX_MS    10   /* longest pause between /healthz probes */
 #define RESTART_MAX_MS  30000
@@ -87,7 +90,8 @@ struct fl_invocation {
     char id[40];
     uint64_t enqueued_ns;
     bool queued;
-    bool queue_full; /* answered 429 from the loop */
+    bool queue_full;     /* answered 429 from the loop */
+    bool too_many_extra; /* more than MAX_EXTRA trusted headers: answered 500 from the loop */
     bool canceled;
     bool instance_died; /* its instance exited under it */
     struct fl_invocation *prev, *next;
@@ -104,7 +108,10 @@ struct instance {
     bool generic;  /* started without function-specific settings */
     bool draining; /* finish in-flight requests, then stop */
     bool was_healthy;
-    bool pipelining; /* its runtime takes pipelined requests (X-Flint-Pipelining) */
+    bool pipelining;               /* its runtime takes pipelined requests (X-Flint-Pipelining) */
+    bool linking;                  /* its code is being linked on the thread pool: keep it */
+    bool closed;                   /* gone but for that link: link_done() frees it */
+    char build_key[FL_SHA256_HEX]; /* the build it was given ("" before) */
     char dir[PATH_MAX];
     char target[PATH_MAX + 16];
     struct fl_sandbox *sb;
@@ -129,6 +136,7 @@ struct function {
     unsigned build_gen;
     int builds_pending; /* callbacks due: keep the struct alive */
     char deploy_dir[PATH_MAX];
+    char build_key[FL_SHA256_HEX]; /* the current revision's build ("" if none yet) */
     char entry[256];
     char *build_log;
     char *load_error; /* the current revision failed to load: every call gets it */
@@ -157,6 +165,9 @@ struct fl_executor {
     struct fl_invocation *early;
     int instances_alive;
     int handles_open;
+    int work_pending; /* file-tree work on the thread pool */
+    uv_timer_t gc_timer;
+    bool functions_loaded, gc_running;
     bool closing, builder_closing;
     void (*done)(void *data);
     void *done_data;
@@ -181,6 +192,9 @@ void fl_executor_config_init(struct fl_executor_config *cfg)
     cfg->start_timeout_ms = 30000;
     cfg->tick_ms = 1000;
     cfg->max_response_bytes = 16u << 20;
+    cfg->gc_interval_ms = 5 * 60 * 1000;
+    cfg->build_grace_ms = 60 * 60 * 1000;
+    cfg->code_grace_ms = 60 * 60 * 1000;
 }
 
 /* ---- lookups ---- */
@@ -208,13 +222,19 @@ static uint64_t now_ns(void)
 
 /* ---- metrics ---- */
 
-static void count(struct fl_executor *ex, const char *name, const char *help, const char *label,
-                  const char *value)
+static void count_by(struct fl_executor *ex, const char *name, const char *help, const char *label,
+                     const char *value, double n)
 {
     if (ex->cfg.metrics == NULL)
         return;
     struct fl_metric *m = fl_metrics_counter(ex->cfg.metrics, name, help, 1, &label);
-    fl_metric_add(m, &value, 1);
+    fl_metric_add(m, &value, n);
+}
+
+static void count(struct fl_executor *ex, const char *name, const char *help, const char *label,
+                  const char *value)
+{
+    count_by(ex, name, help, label, value, 1);
 }
 
 static void observe_wait(struct function *fn, struct fl_invocation *inv)
@@ -353,6 +373,11 @@ static void on_early_timer(uv_timer_t *t)
         inv->next = NULL;
         if (ex->closing)
             respond_error(inv, 503, "stopping", "flintd is stopping");
+        else if (inv->too_many_extra)
+            respond_error(inv, 500, "too_many_headers",
+                          "the call of '%s' carries %zu added headers (parameters, topics); at "
+                          "most %d reach a function",
+                          inv->req.function, inv->req.nextra, MAX_EXTRA);
         else if (inv->queue_full)
             respond_error(inv, 429, "queue_full",
                           "function '%s' has %zu requests waiting for an instance, its limit",
@@ -365,12 +390,72 @@ static void on_early_timer(uv_timer_t *t)
 
 /* ---- instances ---- */
 
-static void instance_closed(uv_handle_t *h)
+/* ---- file-tree work, on the thread pool ---- */
+
+/*
+ * Linking a build into an instance and removing an instance's directory
+ * walk trees of any size (a build may hold 200k files): they run on
+ * libuv's thread pool, never on the loop. ex->work_pending counts them;
+ * the executor is not freed before they are done (close_step), and an
+ * instance whose link is under way is freed only after it (link_done).
+ */
+struct tree_work {
+    uv_work_t req;
+    struct fl_executor *ex;
+    struct instance *inst; /* linked into; NULL for a removal */
+    char src[PATH_MAX];
+    char dst[PATH_MAX + 16];
+    int rc;
+};
+
+static void link_work(uv_work_t *req)
 {
-    struct instance *inst = h->data;
+    struct tree_work *w = req->data;
+    w->rc = fl_link_tree(w->src, w->dst, NULL);
+}
+
+static void remove_work(uv_work_t *req)
+{
+    struct tree_work *w = req->data;
+    w->rc = fl_remove_tree(w->dst);
+}
+
+static void remove_done(uv_work_t *req, int status)
+{
+    struct tree_work *w = req->data;
+    struct fl_executor *ex = w->ex;
+    if (w->rc < 0)
+        fl_log(FL_LOG_WARN, "exec", "cannot remove a directory", "dir=%s err=\"%s\"", w->dst,
+               fl_strerror(w->rc));
+    free(w);
+    ex->work_pending--;
+    close_step(ex);
+}
+
+/* Remove the tree at path on the thread pool (here, if the pool refuses). */
+static void remove_later(struct fl_executor *ex, const char *path)
+{
+    struct tree_work *w = calloc(1, sizeof(*w));
+    if (w != NULL) {
+        w->ex = ex;
+        w->req.data = w;
+        fl_strlcpy(w->dst, path, sizeof(w->dst));
+        if (uv_queue_work(ex->loop, &w->req, remove_work, remove_done) == 0) {
+            ex->work_pending++;
+            return;
+        }
+        free(w);
+    }
+    fl_remove_tree(path);
+}
+
+/* The instance is gone (process exited, timer closed, no link under way):
+ * its directory goes, and so does it. */
+static void instance_free(struct instance *inst)
+{
     struct fl_executor *ex = inst->ex;
     struct env *e = inst->env;
-    fl_remove_tree(inst->dir);
+    remove_later(ex, inst->dir);
     free(inst);
     if (e != NULL) {
         e->refs--;
@@ -378,6 +463,14 @@ static void instance_closed(uv_handle_t *h)
     }
     ex->instances_alive--;
     close_step(ex);
+}
+
+static void instance_closed(uv_handle_t *h)
+{
+    struct instance *inst = h->data;
+    inst->closed = true;
+    if (!inst->linking)
+        instance_free(inst);
 }
 
 /* Take inst out of whichever list holds it. */
@@ -902,18 +995,61 @@ static void on_specialized(int err, const struct fl_http_client_response *resp, 
     fail_queue(fn, 500, "function_load_failed", message);
 }
 
+static void link_done(uv_work_t *req, int status);
+
+/* Give a taken instance its function's build: linked into code/f on the
+ * thread pool (it stays SPECIALIZING, never picked), then link_done()
+ * calls POST /v2/specialize. */
 static void instance_specialize(struct instance *inst)
 {
     struct function *fn = inst->fn;
     struct fl_executor *ex = inst->ex;
-    char dst[PATH_MAX + 16], filepath[PATH_MAX + 300];
-    snprintf(dst, sizeof(dst), "%s/code/f", inst->dir);
-    int rc = fl_link_tree(fn->deploy_dir, dst);
+    inst->state = INST_SPECIALIZING;
+    fl_strlcpy(inst->build_key, fn->build_key, sizeof(inst->build_key));
+    struct tree_work *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        instance_stop(inst, "out of memory");
+        return;
+    }
+    w->ex = ex;
+    w->inst = inst;
+    w->req.data = w;
+    fl_strlcpy(w->src, fn->deploy_dir, sizeof(w->src));
+    snprintf(w->dst, sizeof(w->dst), "%s/code/f", inst->dir);
+    int rc = uv_queue_work(ex->loop, &w->req, link_work, link_done);
+    if (rc < 0) {
+        free(w);
+        fn_note(fn, inst, "cannot place the build in the instance: %s", fl_strerror(rc));
+        instance_stop(inst, "cannot place the code");
+        return;
+    }
+    inst->linking = true;
+    ex->work_pending++;
+}
+
+static void link_done(uv_work_t *req, int status)
+{
+    struct tree_work *w = req->data;
+    struct instance *inst = w->inst;
+    struct fl_executor *ex = w->ex;
+    int rc = w->rc;
+    free(w);
+    ex->work_pending--;
+    inst->linking = false;
+    if (inst->closed) { /* it went while its code was linked */
+        instance_free(inst);
+        return;
+    }
+    if (inst->state != INST_SPECIALIZING) /* stopping: its exit comes */
+        return;
+    struct function *fn = inst->fn;
     if (rc < 0) {
         fn_note(fn, inst, "cannot place the build in the instance: %s", fl_strerror(rc));
         instance_stop(inst, "cannot place the code");
         return;
     }
+    char dst[PATH_MAX + 16], filepath[PATH_MAX + 300];
+    snprintf(dst, sizeof(dst), "%s/code/f", inst->dir);
     const char *base = ex->mode.bwrap ? "/code/f" : dst;
     if (fn->entry[0] != '\0')
         snprintf(filepath, sizeof(filepath), "%s/%s", base, fn->entry);
@@ -929,16 +1065,15 @@ static void instance_specialize(struct instance *inst)
         return;
     }
     static const struct fl_http_header json_type = {"Content-Type", 12, "application/json", 16};
-    struct fl_http_client_request req = {.target = inst->target,
-                                         .method = "POST",
-                                         .path = "/v2/specialize",
-                                         .headers = &json_type,
-                                         .nheaders = 1,
-                                         .body = body,
-                                         .body_len = strlen(body),
-                                         .timeout_ms = (uint64_t)fn->spec.timeout_ms};
-    inst->state = INST_SPECIALIZING;
-    rc = fl_http_client_request(ex->client, &req, on_specialized, inst, &inst->probe);
+    struct fl_http_client_request creq = {.target = inst->target,
+                                          .method = "POST",
+                                          .path = "/v2/specialize",
+                                          .headers = &json_type,
+                                          .nheaders = 1,
+                                          .body = body,
+                                          .body_len = strlen(body),
+                                          .timeout_ms = (uint64_t)fn->spec.timeout_ms};
+    rc = fl_http_client_request(ex->client, &creq, on_specialized, inst, &inst->probe);
     free(body);
     if (rc < 0)
         instance_stop(inst, "cannot send /v2/specialize");
@@ -1051,19 +1186,24 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
     const struct fl_invoke_request *r = &inv->req;
     struct fl_http_header headers[MAX_HEADERS];
     size_t n = 0;
-    for (size_t i = 0; i < r->nheaders && n < MAX_HEADERS - 8 - r->nextra; i++) {
+    /* the budget: X-Flint-* last, the extras before them (at most
+     * MAX_EXTRA, fl_executor_invoke() refused more), the caller's headers
+     * in what is left; no subtraction here can go below zero */
+    size_t nextra = r->nextra < MAX_EXTRA ? r->nextra : MAX_EXTRA;
+    size_t room = MAX_HEADERS - FLINT_HEADERS - nextra;
+    for (size_t i = 0; i < r->nheaders && n < room; i++) {
         const struct fl_http_header *h = &r->headers[i];
         if (hop_by_hop(h->name, h->name_len) ||
             (h->name_len >= 8 && strncasecmp(h->name, "x-flint-", 8) == 0))
             continue;
         bool replaced = false; /* by an extra of the same name */
-        for (size_t k = 0; k < r->nextra && !replaced; k++)
+        for (size_t k = 0; k < nextra && !replaced; k++)
             replaced = r->extra[k].name_len == h->name_len &&
                        strncasecmp(r->extra[k].name, h->name, h->name_len) == 0;
         if (!replaced)
             headers[n++] = *h;
     }
-    for (size_t i = 0; i < r->nextra && n < MAX_HEADERS - 4; i++)
+    for (size_t i = 0; i < nextra; i++)
         headers[n++] = r->extra[i];
     char attempt[FL_U64_CHARS];
     size_t attempt_len = fl_fmt_u64(attempt, (uint64_t)(r->attempt > 0 ? r->attempt : 1));
@@ -1281,8 +1421,9 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *r
         fl_uuid7(inv->id);
     if (handle != NULL)
         *handle = inv;
+    inv->too_many_extra = req->nextra > MAX_EXTRA;
     struct function *fn = ex->closing ? NULL : fn_find(ex, req->function);
-    if (fn == NULL) {
+    if (fn == NULL || inv->too_many_extra) {
         inv->next = ex->early;
         ex->early = inv;
         uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);
@@ -1398,6 +1539,7 @@ static void function_build(struct function *fn)
     fn->build_gen++;
     free(fn->load_error);
     fn->load_error = NULL;
+    fn->build_key[0] = '\0';
     if (e == NULL) {
         fn->build = BUILD_NONE; /* built when its environment appears */
         dispatch(fn);
@@ -1416,6 +1558,7 @@ static void function_build(struct function *fn)
                                         : e->runtime_dir,
                                 .network = e->spec.network};
     fl_build_entry(&in, fn->entry, sizeof(fn->entry));
+    fl_build_key(&in, fn->build_key);
     struct build_ctx *ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
         fn->build = BUILD_FAILED;
@@ -1639,16 +1782,157 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* ---- collection of builds and code nobody uses ---- */
+
+/* The builds in use: every current revision's, and every instance's. */
+static size_t builds_in_use(struct fl_executor *ex, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+        if (!fn->removed && fn->build_key[0] != '\0' && n < max)
+            out[n++] = fn->build_key;
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+            if (inst->build_key[0] != '\0' && n < max)
+                out[n++] = inst->build_key;
+    }
+    return n;
+}
+
+/* The code blobs in use: every function's. */
+static size_t code_in_use(struct fl_executor *ex, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        if (!fn->removed && n < max)
+            out[n++] = fn->spec.code_sha256;
+    return n;
+}
+
+typedef size_t (*in_use_list_fn)(struct fl_executor *ex, const char **out, size_t max);
+
+/* Room for what a list of names in use can hold: a name per function and
+ * per instance, and more. */
+static size_t in_use_max(const struct fl_executor *ex)
+{
+    size_t max = 2 * (size_t)ex->instances_alive + 64;
+    for (const struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+        max += 2;
+    return max;
+}
+
+static bool listed(struct fl_executor *ex, in_use_list_fn list, const char *name)
+{
+    size_t max = in_use_max(ex);
+    const char **names = malloc(max * sizeof(*names));
+    if (names == NULL)
+        return true; /* when in doubt, keep */
+    size_t n = list(ex, names, max);
+    bool found = n == max; /* a list cut short keeps everything */
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(names[i], name) == 0;
+    free(names);
+    return found;
+}
+
+static bool build_in_use(const char *name, void *data)
+{
+    struct fl_executor *ex = data;
+    return ex->closing || fl_builder_busy(ex->builder, name) || listed(ex, builds_in_use, name);
+}
+
+static bool code_in_use_now(const char *name, void *data)
+{
+    struct fl_executor *ex = data;
+    return ex->closing || listed(ex, code_in_use, name);
+}
+
+static int sweep(struct fl_executor *ex, const char *sub, in_use_list_fn list, uint64_t grace_ms,
+                 bool (*in_use)(const char *, void *), fl_sweep_cb cb);
+
+static void gc_done(int err, size_t removed, void *data, const char *what)
+{
+    struct fl_executor *ex = data;
+    ex->work_pending--;
+    if (err < 0)
+        fl_log(FL_LOG_WARN, "exec", "collection failed", "what=%s err=\"%s\"", what,
+               fl_strerror(err));
+    if (removed > 0)
+        fl_log(FL_LOG_INFO, "exec", "collected", "what=%s removed=%zu", what, removed);
+    count_by(ex, "flint_gc_removed_total", "Unused builds and code blobs removed.", "what", what,
+             (double)removed);
+}
+
+static void code_swept(int err, size_t removed, void *data)
+{
+    struct fl_executor *ex = data;
+    gc_done(err, removed, data, "code");
+    ex->gc_running = false;
+    count(ex, "flint_gc_runs_total", "Collections of unused builds and code run.", "result",
+          err < 0 ? "error" : "ok");
+    close_step(ex);
+}
+
+static void builds_swept(int err, size_t removed, void *data)
+{
+    struct fl_executor *ex = data;
+    gc_done(err, removed, data, "build");
+    if (ex->closing || sweep(ex, "code/sha256", code_in_use, ex->cfg.code_grace_ms, code_in_use_now,
+                             code_swept) < 0) {
+        ex->gc_running = false;
+        close_step(ex);
+    }
+}
+
+/* Start sweeping DATA/<sub>, keeping what list says is in use. */
+static int sweep(struct fl_executor *ex, const char *sub, in_use_list_fn list, uint64_t grace_ms,
+                 bool (*in_use)(const char *, void *), fl_sweep_cb cb)
+{
+    size_t max = in_use_max(ex);
+    const char **keep = malloc(max * sizeof(*keep));
+    if (keep == NULL)
+        return FL_ENOMEM;
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/%s", ex->data_dir, sub);
+    struct fl_sweep_spec spec = {.dir = dir,
+                                 .keep = keep,
+                                 .nkeep = list(ex, keep, max),
+                                 .grace_ms = grace_ms,
+                                 .in_use = in_use,
+                                 .data = ex};
+    int rc = spec.nkeep == max ? FL_ETOOBIG : fl_sweep_start(ex->loop, &spec, cb, ex);
+    free(keep);
+    if (rc == 0)
+        ex->work_pending++;
+    return rc;
+}
+
+static void on_gc_timer(uv_timer_t *t)
+{
+    struct fl_executor *ex = t->data;
+    if (ex->closing || !ex->functions_loaded || ex->gc_running)
+        return;
+    int rc = sweep(ex, "builds", builds_in_use, ex->cfg.build_grace_ms, build_in_use, builds_swept);
+    if (rc < 0)
+        fl_log(FL_LOG_WARN, "exec", "cannot collect", "err=\"%s\"", fl_strerror(rc));
+    else
+        ex->gc_running = true;
+}
+
+void fl_executor_functions_loaded(struct fl_executor *ex)
+{
+    ex->functions_loaded = true;
+}
+
 /* ---- status ---- */
 
 static json_t *instance_json(const struct instance *inst)
 {
     uint64_t now = now_ns();
-    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s,s:b}", "id", inst->id, "state",
+    return json_pack("{s:s,s:s,s:I,s:i,s:b,s:I,s:s,s:b,s:b}", "id", inst->id, "state",
                      state_names[inst->state], "revision", (json_int_t)inst->fn_revision, "active",
                      (int)inst->active, "draining", inst->draining, "idleMs",
                      (json_int_t)((now - inst->last_used_ns) / 1000000), "socket", inst->target,
-                     "pipelining", inst->pipelining);
+                     "pipelining", inst->pipelining, "linking", inst->linking);
 }
 
 static json_t *function_json(const struct function *fn, bool with_log)
@@ -1794,8 +2078,14 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     int rc = make_run_dir(ex);
     char builds[PATH_MAX + 16];
     snprintf(builds, sizeof(builds), "%s/builds", ex->data_dir);
+    struct fl_builder_config bcfg;
+    fl_builder_config_init(&bcfg);
+    bcfg.dir = builds;
+    bcfg.mode = &ex->mode;
+    bcfg.max_output_files = cfg->build_max_files;
+    bcfg.max_output_bytes = cfg->build_max_bytes;
     if (rc == 0)
-        rc = fl_builder_new(loop, builds, &ex->mode, &ex->builder);
+        rc = fl_builder_new(loop, &bcfg, &ex->builder);
     struct fl_http_client_config ccfg;
     fl_http_client_config_init(&ccfg);
     ccfg.max_response_bytes = cfg->max_response_bytes;
@@ -1815,9 +2105,12 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     }
     uv_timer_init(loop, &ex->tick);
     uv_timer_init(loop, &ex->early_timer);
-    ex->tick.data = ex->early_timer.data = ex;
-    ex->handles_open = 2;
+    uv_timer_init(loop, &ex->gc_timer);
+    ex->tick.data = ex->early_timer.data = ex->gc_timer.data = ex;
+    ex->handles_open = 3;
     uv_timer_start(&ex->tick, on_tick, cfg->tick_ms, cfg->tick_ms);
+    if (cfg->gc_interval_ms > 0)
+        uv_timer_start(&ex->gc_timer, on_gc_timer, cfg->gc_interval_ms, cfg->gc_interval_ms);
     *out = ex;
     return 0;
 }
@@ -1857,13 +2150,14 @@ static void executor_timer_closed(uv_handle_t *h)
  * builds, functions and environments, then timers and the client. */
 static void close_step(struct fl_executor *ex)
 {
-    if (!ex->closing || ex->instances_alive > 0)
+    if (!ex->closing || ex->instances_alive > 0 || ex->work_pending > 0)
         return;
     if (!ex->builder_closing) {
         ex->builder_closing = true;
         uv_close((uv_handle_t *)&ex->tick, executor_timer_closed);
         on_early_timer(&ex->early_timer);
         uv_close((uv_handle_t *)&ex->early_timer, executor_timer_closed);
+        uv_close((uv_handle_t *)&ex->gc_timer, executor_timer_closed);
         fl_builder_close(ex->builder, builder_closed, ex);
         return;
     }

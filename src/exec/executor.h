@@ -29,7 +29,17 @@
  *
  * Instances live under DIR/run/<n>/ (code/ bound at /code, sock/ at
  * /run/flint) which is emptied at start; their cgroups are removed by the
- * sandbox. Everything runs on the loop's thread.
+ * sandbox. Linking a build into code/ and removing an instance's directory
+ * run on libuv's thread pool (an instance is never picked before its link
+ * is done); everything else runs on the loop's thread.
+ *
+ * Collection (every gc_interval_ms, once fl_executor_functions_loaded()
+ * said the function list is whole, file work on the thread pool, see
+ * exec/sweep.h): a build (DIR/builds/<key>) that no current function
+ * revision and no instance uses, and that no build job holds, is removed
+ * once unused for build_grace_ms; a code blob (DIR/code/sha256/<digest>)
+ * that no function names is removed once unnamed for code_grace_ms (an
+ * upload comes before the function naming it: the grace covers that).
  */
 #ifndef FLINT_EXEC_EXECUTOR_H
 #define FLINT_EXEC_EXECUTOR_H
@@ -60,6 +70,11 @@ struct fl_executor_config {
     uint64_t tick_ms;           /* idle reaping and minScale period; default 1 s */
     size_t max_response_bytes;  /* an instance's response; default 16 MiB */
     struct fl_metrics *metrics; /* builds, instance starts, queue waits; may be NULL */
+    uint64_t build_max_files;   /* a build's output: entries; 0: FL_BUILD_MAX_FILES */
+    uint64_t build_max_bytes;   /* and bytes; 0: FL_BUILD_MAX_BYTES */
+    uint64_t gc_interval_ms;    /* collection period (see below); default 5 min, 0: never */
+    uint64_t build_grace_ms;    /* a build unused this long is removed; default 1 h */
+    uint64_t code_grace_ms;     /* a code blob unnamed this long is removed; default 1 h */
 };
 
 void fl_executor_config_init(struct fl_executor_config *cfg);
@@ -68,6 +83,10 @@ void fl_executor_config_init(struct fl_executor_config *cfg);
  * made, FL_ENOMEM). */
 int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg,
                     struct fl_executor **out);
+
+/* The function list is whole (the store's functions were all declared):
+ * collection may start. Before this call nothing is collected. */
+void fl_executor_functions_loaded(struct fl_executor *ex);
 
 /* Fail every waiting and running invocation (503, "flintd is stopping"),
  * stop every instance and build, and free the executor when all are gone;
@@ -99,7 +118,8 @@ struct fl_invoke_request {
     size_t nheaders;
     const struct fl_http_header *extra; /* trusted headers to add, replacing the caller's of
                                          * the same name (params, topics, X-Forwarded-For) */
-    size_t nextra;
+    size_t nextra; /* at most 64 (more: the call is answered 500 too_many_headers); the
+                    * caller's headers fill what is left of 124, past that they are dropped */
     const void *body;
     size_t body_len;
     const char *trigger;       /* X-Flint-Trigger: "http" by default */

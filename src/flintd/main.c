@@ -4,10 +4,12 @@
  *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
  *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
  *          [--max-body SIZE] [--max-conns-per-addr N] [--max-inflight SIZE]
+ *          [--gc-interval D] [--build-grace D] [--code-grace D]
  *
  * Most flags have an environment variable (FLINT_DATA, FLINT_API,
  * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
- * FLINT_MAX_BODY, FLINT_MAX_CONNS_PER_ADDR, FLINT_MAX_INFLIGHT); flags win.
+ * FLINT_MAX_BODY, FLINT_MAX_CONNS_PER_ADDR, FLINT_MAX_INFLIGHT,
+ * FLINT_GC_INTERVAL, FLINT_BUILD_GRACE, FLINT_CODE_GRACE); flags win.
  *
  * The two listeners are two servers with budgets of their own (4096
  * connections each, --max-conns-per-addr from one client address), so a
@@ -15,7 +17,8 @@
  * budget of bytes in flight (--max-inflight): the router sheds at 75% of
  * it, the API at 100%, so the operator keeps room while the router is
  * under attack; the API refuses a request without its token before
- * reading its body. One process, one libuv loop for all networking and processes.
+ * reading its body. One process, one libuv loop for all networking and
+ * processes.
  *
  * What runs: the store; the executor, kept in step with the store's
  * environments and functions by two followers; the router, following
@@ -65,6 +68,7 @@ struct flintd_config {
     uint64_t max_body; /* a routed request's body */
     int64_t max_conns_per_addr;
     uint64_t max_inflight; /* bytes held by both listeners */
+    int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
 };
 
 /* The share of the in-flight budget past which the router sheds: the rest
@@ -116,6 +120,12 @@ static void usage(FILE *to)
             "                    listener (FLINT_MAX_CONNS_PER_ADDR; default 64, 0: no cap)\n"
             "  --max-inflight SIZE  request bodies and unsent answers both listeners may\n"
             "                    hold (FLINT_MAX_INFLIGHT; default 128MiB, at least 1MiB)\n"
+            "  --gc-interval D   how often unused builds and code are collected\n"
+            "                    (FLINT_GC_INTERVAL; default 5m, 0 never)\n"
+            "  --build-grace D   a build unused this long is removed (FLINT_BUILD_GRACE;\n"
+            "                    default 1h)\n"
+            "  --code-grace D    uploaded code no function names is removed after this\n"
+            "                    (FLINT_CODE_GRACE; default 1h)\n"
             "\n"
             "An ADDR is HOST:PORT, [V6]:PORT or unix:PATH.\n");
 }
@@ -141,6 +151,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         {"max-body", required_argument, NULL, 'b'},
         {"max-conns-per-addr", required_argument, NULL, 'C'},
         {"max-inflight", required_argument, NULL, 'I'},
+        {"gc-interval", required_argument, NULL, 'g'},
+        {"build-grace", required_argument, NULL, 'G'},
+        {"code-grace", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -151,6 +164,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     const char *max_body = env_or("FLINT_MAX_BODY", "1MiB");
     const char *max_conns_per_addr = env_or("FLINT_MAX_CONNS_PER_ADDR", "64");
     const char *max_inflight = env_or("FLINT_MAX_INFLIGHT", "128MiB");
+    const char *gc_interval = env_or("FLINT_GC_INTERVAL", "5m");
+    const char *build_grace = env_or("FLINT_BUILD_GRACE", "1h");
+    const char *code_grace = env_or("FLINT_CODE_GRACE", "1h");
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
@@ -197,6 +213,15 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
             break;
         case 'I':
             max_inflight = optarg;
+            break;
+        case 'g':
+            gc_interval = optarg;
+            break;
+        case 'G':
+            build_grace = optarg;
+            break;
+        case 'k':
+            code_grace = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -257,6 +282,19 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
                 queue_wait);
         return FL_EINVAL;
     }
+    const struct {
+        const char *flag, *value;
+        int64_t *out;
+    } durations[] = {{"--gc-interval", gc_interval, &cfg->gc_interval_ms},
+                     {"--build-grace", build_grace, &cfg->build_grace_ms},
+                     {"--code-grace", code_grace, &cfg->code_grace_ms}};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        if (fl_parse_duration_ms(durations[i].value, durations[i].out) < 0) {
+            fprintf(stderr, "flintd: %s takes a duration like 5m or 1h, not '%s'\n",
+                    durations[i].flag, durations[i].value);
+            return FL_EINVAL;
+        }
+    }
     return 0;
 }
 
@@ -311,6 +349,7 @@ static void on_fn_synced(void *data)
 {
     struct flintd *d = data;
     d->fns_synced = true;
+    fl_executor_functions_loaded(d->executor);
     fl_log(FL_LOG_INFO, "flintd", "functions loaded", NULL);
 }
 
@@ -568,6 +607,9 @@ int main(int argc, char **argv)
     exec_cfg.metrics = d.metrics;
     exec_cfg.queue_max = (size_t)d.cfg.queue_max;
     exec_cfg.queue_wait_ms = (uint64_t)d.cfg.queue_wait_ms;
+    exec_cfg.gc_interval_ms = (uint64_t)d.cfg.gc_interval_ms;
+    exec_cfg.build_grace_ms = (uint64_t)d.cfg.build_grace_ms;
+    exec_cfg.code_grace_ms = (uint64_t)d.cfg.code_grace_ms;
     if (rc == 0) {
         rc = fl_executor_new(&d.loop, &exec_cfg, &d.executor);
         if (rc < 0)

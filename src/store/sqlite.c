@@ -2166,19 +2166,33 @@ int fl_store_open_sqlite(uv_loop_t *loop, const char *dir, const struct fl_store
         goto out_close;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    /* the threads wait for jobs (none yet: the loop's handles come after
+     * them, so that a thread that cannot start leaves none to close) */
+    struct worker *workers[2] = {&s->writer, &s->reader};
+    int started = 0;
+    for (; started < 2; started++) {
+        struct thread_arg *arg = malloc(sizeof(*arg));
+        int e = arg == NULL ? ENOMEM : 0;
+        if (arg != NULL) {
+            arg->s = s;
+            arg->w = workers[started];
+            e = pthread_create(&workers[started]->thread, NULL, worker_main, arg);
+            if (e != 0)
+                free(arg);
+        }
+        if (e != 0) {
+            snprintf(err, errsize, "cannot start the store's %s thread: %s",
+                     started == 0 ? "writer" : "reader", strerror(e));
+            rc = -e;
+            goto out_stop_threads;
+        }
+    }
     uv_async_init(loop, &s->async, on_async);
     s->async.data = s;
     uv_timer_init(loop, &s->due_timer);
     s->due_timer.data = s;
     uv_unref((uv_handle_t *)&s->due_timer);
     s->handles_open = 2;
-    struct worker *workers[2] = {&s->writer, &s->reader};
-    for (int i = 0; i < 2; i++) {
-        struct thread_arg *arg = malloc(sizeof(*arg));
-        arg->s = s;
-        arg->w = workers[i];
-        pthread_create(&workers[i]->thread, NULL, worker_main, arg);
-    }
     /* Redeliveries due from before a restart are found on the first batch. */
     struct job *probe = job_new(OP_STREAMS, NULL, NULL);
     if (probe != NULL) {
@@ -2188,6 +2202,16 @@ int fl_store_open_sqlite(uv_loop_t *loop, const char *dir, const struct fl_store
     *out = s;
     return 0;
 
+out_stop_threads:
+    /* the threads started so far stop before their databases close */
+    pthread_mutex_lock(&s->lock);
+    s->writer.stop = s->reader.stop = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(workers[i]->thread, NULL);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
 out_close:
     if (s->reader.db != NULL)
         close_worker_db(&s->reader);

@@ -72,7 +72,9 @@ void fl_store_options_init(struct fl_store_options *opts);
  * Open the SQLite store in dir (DIR/flint.db), creating it if need be.
  * Takes an exclusive lock on the directory: a second process gets
  * FL_ELOCKED. A foreign or corrupt file is FL_ECORRUPT; an unwritable
- * directory a negative errno code. err says which, for the operator.
+ * directory, or a worker thread that cannot start, a negative errno code
+ * (nothing is left open then: the lock is released). err says which, for
+ * the operator.
  */
 int fl_store_open_sqlite(uv_loop_t *loop, const char *dir, const struct fl_store_options *opts,
                          struct fl_store **out, char *err, size_t errsize);

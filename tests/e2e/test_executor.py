@@ -874,3 +874,40 @@ spec: {path: "/names/{who}", methods: [POST], target: {function: names}}
     wait_for(lambda: function_status(flintd, "names")["instances"][0]["active"] == 0,
              what="the slot to be freed")
     assert [i["id"] for i in function_status(flintd, "names")["instances"]] == [first]
+
+
+def test_a_call_with_very_many_headers_is_a_clear_error_or_a_whole_call(flintd, tmp_path):
+    # the header budget toward an instance: X-Flint-* last, the trusted extras
+    # (16 parameters and X-Forwarded-For here) before them, the caller's headers
+    # in what is left; an overrun here once wrote past the end of the array
+    params = "/".join(f"{{p{i}}}" for i in range(16))
+    code = """
+def main(req):
+    h = {k.lower(): v for k, v in req.headers.items()}
+    return "%d %s %s %s" % (sum(k.startswith("x-h-") for k in h), h.get("x-flint-function"),
+                            h.get("x-flint-param-p15"), h.get("x-forwarded-for"))
+"""
+    deploy(flintd, tmp_path, ENVS + f"""
+---
+kind: function
+name: many
+spec: {{environment: python, code: many.py, entrypoint: many.main}}
+---
+kind: route
+name: many
+spec: {{path: "/many/{params}", target: {{function: many}}}}
+""", {"many.py": code})
+    path = "/many/" + "/".join(f"v{i}" for i in range(16))
+    # (python's http.server takes 100 headers at most: 70, 17 extras, 4 of flint's
+    # and the few every request has fit)
+    headers = {f"X-H-{i}": f"v{i}" for i in range(70)}
+    r = call(flintd, path, headers=headers)
+    assert r.status == 200, r.text
+    assert r.text == "70 many v15 127.0.0.1", r.text
+    # 200 headers: refused whole, with a JSON error, and flintd carries on
+    headers = {f"X-H-{i}": f"v{i}" for i in range(200)}
+    r = call(flintd, path, headers=headers)
+    assert r.status == 431, (r.status, r.text)
+    assert r.json()["error"]["code"]
+    r = call(flintd, path, headers={"X-H-1": "one"})
+    assert (r.status, r.text) == (200, "1 many v15 127.0.0.1")

@@ -329,7 +329,7 @@ TEST(files_are_replaced_whole_read_within_bounds_and_trees_linked)
     fl_buf_release(&b);
 
     snprintf(copy, sizeof(copy), "%s/copy", fl_test_tmpdir());
-    ASSERT_OK(fl_link_tree(dir, copy));
+    ASSERT_OK(fl_link_tree(dir, copy, NULL));
     struct stat orig, linked;
     snprintf(file, sizeof(file), "%s/sub/a.txt", copy);
     ASSERT_OK(stat(file, &linked));
@@ -340,7 +340,7 @@ TEST(files_are_replaced_whole_read_within_bounds_and_trees_linked)
     snprintf(file, sizeof(file), "%s/link", copy);
     ASSERT(readlink(file, target, sizeof(target) - 1) > 0);
     ASSERT_STR_EQ(target, "sub/a.txt");
-    ASSERT(fl_link_tree(dir, copy) < 0); /* dst must not exist */
+    ASSERT(fl_link_tree(dir, copy, NULL) < 0); /* dst must not exist */
 
     ASSERT_OK(fl_remove_tree(copy));
     ASSERT(access(copy, F_OK) != 0);

@@ -18,6 +18,7 @@ static uv_loop_t loop;
 static struct fl_sandbox_mode mode;
 static struct fl_builder *builder;
 static char runtime_dir[PATH_MAX];
+static uint64_t max_output_files; /* 0: the default */
 
 struct outcome {
     bool done;
@@ -60,7 +61,12 @@ static void setup(void)
              runtime_dir, runtime_dir, runtime_dir, runtime_dir);
     ASSERT_OK(system(cmd));
     snprintf(dir, sizeof(dir), "%s/builds", fl_test_tmpdir());
-    ASSERT_OK(fl_builder_new(&loop, dir, &mode, &builder));
+    struct fl_builder_config cfg;
+    fl_builder_config_init(&cfg);
+    cfg.dir = dir;
+    cfg.mode = &mode;
+    cfg.max_output_files = max_output_files;
+    ASSERT_OK(fl_builder_new(&loop, &cfg, &builder));
 }
 
 static bool closed;
@@ -91,21 +97,27 @@ static void blob(const char *text, char *path, size_t size, char sha[FL_SHA256_H
     ASSERT_OK(chmod(path, 0644));
 }
 
-static struct outcome *build(const char *text, const char *filename)
+/* Run the build of in (its code path and hash filled in from text) to
+ * its end. */
+static struct outcome *run_build(const char *text, struct fl_build_input in)
 {
     char path[PATH_MAX], sha[FL_SHA256_HEX];
     blob(text, path, sizeof(path), sha);
-    struct fl_build_input in = {.code_path = path,
-                                .code_sha256 = sha,
-                                .code_filename = filename,
-                                .runtime = FL_RUNTIME_C,
-                                .runtime_dir = runtime_dir};
+    in.code_path = path;
+    in.code_sha256 = sha;
     struct outcome *o = calloc(1, sizeof(*o));
     ASSERT_OK(fl_builder_build(builder, &in, on_built, o));
     while (!o->done)
         uv_run(&loop, UV_RUN_ONCE);
     ASSERT_OK(o->err);
     return o;
+}
+
+static struct outcome *build(const char *text, const char *filename)
+{
+    return run_build(text, (struct fl_build_input){.code_filename = filename,
+                                                   .runtime = FL_RUNTIME_C,
+                                                   .runtime_dir = runtime_dir});
 }
 
 static const char good[] = "#include <flint/fn.h>\n"
@@ -158,5 +170,86 @@ TEST_TIMEOUT(a_failed_build_keeps_its_log_within_the_bound, 60)
     free(text);
     outcome_free(o);
     outcome_free(cached);
+    teardown();
+}
+
+/* A python build with an environment's builder command (also its code:
+ * the command is what is tested). */
+static struct outcome *build_with(const char *builder_cmd)
+{
+    return run_build(builder_cmd, (struct fl_build_input){.code_filename = "app.py",
+                                                          .runtime = FL_RUNTIME_PYTHON,
+                                                          .builder = builder_cmd});
+}
+
+static mode_t mode_in(const char *deploy, const char *name, struct stat *st)
+{
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof(p), "%s/%s", deploy, name);
+    if (lstat(p, st) != 0)
+        return 0;
+    return st->st_mode;
+}
+
+TEST_TIMEOUT(a_builders_output_loses_every_power_it_tried_to_keep, 60)
+{
+    setup();
+    struct outcome *o = build_with("printf x > suid && chmod 4755 suid && "
+                                   "printf x > sgid && chmod 2775 sgid && "
+                                   "mkdir open && chmod 1777 open && printf y > open/w && "
+                                   "chmod 666 open/w && mkfifo fifo && mkfifo open/fifo && "
+                                   "ln -s /etc/shadow shadow && ln -s /etc etc");
+    if (!o->ok)
+        fl_test_fail(__FILE__, __LINE__, "build failed:\n%s", o->log);
+    struct stat st;
+    ASSERT_EQ(mode_in(o->deploy, "suid", &st) & 07777, 0755);
+    ASSERT_EQ(st.st_uid, 0);
+    ASSERT_EQ(st.st_gid, 0);
+    ASSERT_EQ(mode_in(o->deploy, "sgid", &st) & 07777, 0755);
+    ASSERT_EQ(mode_in(o->deploy, "app.py", &st) & 07777, 0644);
+    ASSERT_EQ(mode_in(o->deploy, "open", &st) & 07777, 0755);
+    ASSERT_EQ(mode_in(o->deploy, "open/w", &st) & 07777, 0644);
+    ASSERT_EQ(mode_in(o->deploy, "fifo", &st), 0);
+    ASSERT_EQ(mode_in(o->deploy, "open/fifo", &st), 0);
+    ASSERT(S_ISLNK(mode_in(o->deploy, "shadow", &st)));
+    ASSERT(S_ISLNK(mode_in(o->deploy, "etc", &st)));
+    ASSERT(strstr(o->log, "removed 2 special files") != NULL);
+    /* the root of the output too */
+    ASSERT_EQ(mode_in(o->deploy, ".", &st) & 07777, 0755);
+    outcome_free(o);
+    teardown();
+}
+
+TEST_TIMEOUT(a_build_whose_output_is_over_the_file_bound_fails_clearly, 60)
+{
+    max_output_files = 100;
+    setup();
+    struct outcome *o = build_with("i=0; while [ $i -lt 150 ]; do : > f$i; i=$((i+1)); done");
+    ASSERT(!o->ok);
+    ASSERT(strstr(o->log, "build: the output has more than 100 files and directories") != NULL);
+    /* under the bound, the same kind of build passes */
+    struct outcome *fine = build_with("i=0; while [ $i -lt 90 ]; do : > f$i; i=$((i+1)); done");
+    if (!fine->ok)
+        fl_test_fail(__FILE__, __LINE__, "build failed:\n%s", fine->log);
+    outcome_free(o);
+    outcome_free(fine);
+    teardown();
+}
+
+TEST_TIMEOUT(a_build_that_swaps_its_output_for_a_link_fails, 60)
+{
+    setup();
+    /* /tmp: inside the sandbox a private directory (the script's last
+     * chmod -R goes through the link and succeeds); outside, the host's */
+    struct stat before, after;
+    ASSERT_OK(stat("/tmp", &before));
+    struct outcome *o = build_with("cd .. && rm -rf deploy && ln -s /tmp deploy");
+    ASSERT(!o->ok);
+    if (strstr(o->log, "build: the output directory is a symbolic link") == NULL)
+        fl_test_fail(__FILE__, __LINE__, "unexpected log:\n%s", o->log);
+    ASSERT_OK(stat("/tmp", &after)); /* not normalized through the link */
+    ASSERT_EQ(after.st_mode, before.st_mode);
+    ASSERT_EQ(after.st_uid, before.st_uid);
+    outcome_free(o);
     teardown();
 }
