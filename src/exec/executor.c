@@ -965,6 +965,7 @@ static void on_specialized(int err, const struct fl_http_client_response *resp, 
     if (err == 0 && resp->status >= 200 && resp->status < 300) {
         inst->state = INST_READY;
         inst->last_used_ns = now_ns();
+        fl_sandbox_mark(inst->sb); /* what runs now is the instance's own */
         fl_log(FL_LOG_DEBUG, "exec", "instance specialized", "function=%s instance=%s us=%llu",
                fn->name, inst->id, (unsigned long long)((now_ns() - inst->started_ns) / 1000));
         dispatch(fn);
@@ -1767,6 +1768,16 @@ static void on_tick(uv_timer_t *t)
             if (is_current(inst, fn, e))
                 live++;
         uint64_t idle_ns = (uint64_t)fn->spec.idle_timeout_ms * 1000000ULL;
+        /* what calls started and left running (a daemon, a setsid'd child)
+         * ends once no call runs on the instance any more */
+        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+            int n = inst->state == INST_READY && inst->active == 0 && inst->sb != NULL
+                        ? fl_sandbox_end_strays(inst->sb)
+                        : 0;
+            if (n > 0)
+                fn_note(fn, inst, "ended %d process%s its calls left running", n,
+                        n == 1 ? "" : "es");
+        }
         for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
             if (live <= (size_t)fn->spec.min_scale)
                 break;

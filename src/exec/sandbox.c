@@ -71,7 +71,9 @@ struct fl_sandbox {
     int term_signal;
     bool bwrap;
     const struct fl_sandbox_mode *mode;
-    uid_t uid;            /* its host uid (and gid), from the mode's range */
+    uid_t uid;       /* its host uid (and gid), from the mode's range */
+    long marked[16]; /* its processes when fl_sandbox_mark() was called */
+    int nmarked;
     char cgroups[3][512]; /* memory, pids, cpu group directories ("" if none) */
 };
 
@@ -538,6 +540,60 @@ void fl_sandbox_stop(struct fl_sandbox *sb, uint64_t grace_ms)
     sb->stopping = true;
     signal_tree(sb, SIGTERM);
     uv_timer_start(&sb->kill_timer, on_kill_timer, grace_ms, 0);
+}
+
+/* The cgroup directory that lists every process of the sandbox ("" if none). */
+static const char *procs_group(const struct fl_sandbox *sb)
+{
+    return cgroup_kind == CGROUP_V1 ? sb->cgroups[1] : sb->cgroups[0];
+}
+
+/* Call fn(pid) for every process of the sandbox's cgroup. */
+static void each_process(const struct fl_sandbox *sb, void (*fn)(struct fl_sandbox *, long),
+                         struct fl_sandbox *arg)
+{
+    char path[600];
+    if (procs_group(sb)[0] == '\0')
+        return;
+    snprintf(path, sizeof(path), "%s/cgroup.procs", procs_group(sb));
+    FILE *f = fopen(path, "re");
+    long pid;
+    while (f != NULL && fscanf(f, "%ld", &pid) == 1)
+        fn(arg, pid);
+    if (f != NULL)
+        fclose(f);
+}
+
+static void mark_one(struct fl_sandbox *sb, long pid)
+{
+    if (sb->nmarked < (int)(sizeof(sb->marked) / sizeof(sb->marked[0])))
+        sb->marked[sb->nmarked++] = pid;
+}
+
+void fl_sandbox_mark(struct fl_sandbox *sb)
+{
+    sb->nmarked = 0;
+    each_process(sb, mark_one, sb);
+}
+
+static int strays_killed;
+
+static void end_one(struct fl_sandbox *sb, long pid)
+{
+    for (int i = 0; i < sb->nmarked; i++)
+        if (sb->marked[i] == pid)
+            return;
+    if (kill((pid_t)pid, SIGKILL) == 0)
+        strays_killed++;
+}
+
+int fl_sandbox_end_strays(struct fl_sandbox *sb)
+{
+    if (sb->nmarked == 0 || sb->exited || sb->stopping)
+        return 0;
+    strays_killed = 0;
+    each_process(sb, end_one, sb);
+    return strays_killed;
 }
 
 int fl_sandbox_pid(const struct fl_sandbox *sb)

@@ -126,6 +126,16 @@ void fl_sandbox_stop(struct fl_sandbox *sb, uint64_t grace_ms);
  * many were removed. flintd calls it at start, after fl_sandbox_probe(). */
 int fl_sandbox_cleanup_stale(void);
 
+/* Remember the processes the sandbox has now (the executor calls it once an
+ * instance is ready): they are what fl_sandbox_end_strays() spares. */
+void fl_sandbox_mark(struct fl_sandbox *sb);
+
+/* Kill every process of the sandbox that fl_sandbox_mark() did not see:
+ * what calls left behind (a daemon, a setsid'd child). Only for a sandbox
+ * with a cgroup (it lists the cgroup's processes: one small read); the
+ * caller knows that no call is in flight. Returns how many were killed. */
+int fl_sandbox_end_strays(struct fl_sandbox *sb);
+
 /* The pid of the sandbox's first process (for tests and status). */
 int fl_sandbox_pid(const struct fl_sandbox *sb);
 

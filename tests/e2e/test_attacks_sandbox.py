@@ -368,3 +368,71 @@ spec: {environment: py-bomb, code: bomb.tar.gz, entrypoint: bomb.main}
 
     # what reached the host's disk is the archive and the log, not its content
     assert _tree_bytes(flintd.data_dir) < 64 << 20
+
+
+STRAYS = {
+    "python": ("stray.py", "stray.main",
+               "import subprocess\ndef main(req):\n"
+               "    subprocess.Popen(['sleep', '{n}'], start_new_session=True,\n"
+               "                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+               "    return 'left one'\n"),
+    "node": ("stray.js", "stray.main",
+             "const cp = require('child_process');\n"
+             "module.exports.main = async () => {\n"
+             "  cp.spawn('sleep', ['{n}'], {detached: true, stdio: 'ignore'}).unref();\n"
+             "  return 'left one';\n};\n"),
+    "binary": ("stray.sh", None,
+               "#!/bin/sh\nsetsid sleep {n} >/dev/null 2>&1 </dev/null &\necho left one\n"),
+    "c": ("stray.c", None,
+          "#include <flint/fn.h>\n#include <unistd.h>\n#include <fcntl.h>\n"
+          "int handler(const struct flint_request *req, struct flint_response *resp)\n{\n"
+          "    if (fork() == 0) {\n"
+          "        setsid();\n"
+          "        int null = open(\"/dev/null\", O_RDWR);\n"
+          "        dup2(null, 0); dup2(null, 1); dup2(null, 2);\n"
+          "        execlp(\"sleep\", \"sleep\", \"{n}\", (char *)0);\n"
+          "        _exit(1);\n"
+          "    }\n"
+          "    flint_response_printf(resp, \"left one\");\n    return 0;\n}\n"),
+}
+
+
+@pytest.mark.parametrize("runtime", sorted(STRAYS))
+def test_processes_a_call_leaves_running_end_with_it(flintd, tmp_path, runtime):
+    sandboxed(flintd)
+    seconds = str(4000000 + secrets.randbelow(1000000))  # names this test's sleep alone
+    filename, entrypoint, code = STRAYS[runtime]
+    spec = f"environment: s-{runtime}, code: {filename}"
+    if entrypoint:
+        spec += f", entrypoint: {entrypoint}"
+    deploy(flintd, tmp_path, f"""
+kind: environment
+name: s-{runtime}
+spec: {{runtime: {runtime}, poolsize: 0, network: false}}
+---
+kind: function
+name: stray-{runtime}
+spec: {{{spec}}}
+""", {filename: code.replace("{n}", seconds)})
+
+    def strays():
+        found = []
+        for pid in instance_pids(flintd):
+            try:
+                if f"sleep {seconds}" in cmdline(pid):
+                    found.append(pid)
+            except FileNotFoundError:
+                pass
+        return found
+
+    r = invoke(flintd, f"stray-{runtime}")
+    assert (r.status, r.text.strip()) == (200, "left one"), r.text
+    # the daemon it started outlives the call for a moment at most: once no
+    # call runs on the instance, flintd ends what its calls left
+    wait_for(lambda: not strays(), timeout=30, what="the stray process to be ended")
+    wait_for(lambda: "its calls left running" in flintd.log(), what="the executor's note")
+    # the instance itself lives on and answers; its next stray ends likewise
+    assert invoke(flintd, f"stray-{runtime}").status == 200
+    wait_for(lambda: flintd.log().count("its calls left running") == 2,
+             what="the second stray to be ended")
+    assert not strays()
