@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *option_value(int argc, char **argv, int *i, const char *flag)
@@ -90,6 +91,24 @@ struct log_printer {
     struct fl_buf partial;
 };
 
+/* Print a function's text for a terminal: control characters (C0, DEL and
+ * C1, raw or UTF-8 encoded) are shown as \xNN, never sent as they are, so a
+ * function's output cannot move the cursor, retitle the window or worse. */
+static void print_inert(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    for (; *p != '\0'; p++) {
+        if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            printf("\\xc2\\x%02x", p[1]);
+            p++;
+        } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f || (*p >= 0x80 && *p <= 0x9f)) {
+            printf("\\x%02x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+}
+
 static void print_log_line(const char *line, size_t len)
 {
     json_t *j = json_loadb(line, len, 0, NULL);
@@ -97,14 +116,21 @@ static void print_log_line(const char *line, size_t len)
     const char *inst = json_string_value(json_object_get(j, "instance"));
     const char *stream = json_string_value(json_object_get(j, "stream"));
     const char *text = json_string_value(json_object_get(j, "line"));
-    if (ts == NULL || stream == NULL || text == NULL)
-        printf("%.*s\n", (int)len, line); /* not a log line: as it came */
-    else
-        printf("%s  %-8.8s  %-6s  %s%s\n", ts,
+    if (ts == NULL || stream == NULL || text == NULL) {
+        /* not a log line: as it came, made inert */
+        char *copy = fl_strndup(line, len);
+        print_inert(copy ? copy : "");
+        putchar('\n');
+        free(copy);
+    } else {
+        printf("%s  %-8.8s  %-6s  ", ts,
                inst == NULL || *inst == '\0' ? "-"
                : strlen(inst) > 8            ? inst + strlen(inst) - 8
                                              : inst,
-               stream, text, json_is_true(json_object_get(j, "truncated")) ? " [truncated]" : "");
+               stream);
+        print_inert(text);
+        printf("%s\n", json_is_true(json_object_get(j, "truncated")) ? " [truncated]" : "");
+    }
     json_decref(j);
 }
 

@@ -1242,8 +1242,14 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
 static void on_broken_timer(uv_timer_t *t)
 {
     struct instance *inst = t->data;
-    fl_strlcpy(inst->exit_reason, "it closed the connection without a response",
-               sizeof(inst->exit_reason));
+    struct fl_limits limits;
+    /* a process killed for memory can take longer than the grace to be
+     * reaped (its memory freed first): the cgroup says so already */
+    if (inst->sb != NULL && fl_sandbox_oom_killed(inst->sb))
+        describe_exit(inst, FL_EXIT_MEMORY, SIGKILL, instance_limits(inst, &limits));
+    else
+        fl_strlcpy(inst->exit_reason, "it closed the connection without a response",
+                   sizeof(inst->exit_reason));
     instance_stop(inst, inst->exit_reason);
 }
 

@@ -407,6 +407,23 @@ static bool memory_limit_hit(const struct fl_sandbox *sb)
     return hit;
 }
 
+bool fl_sandbox_oom_killed(const struct fl_sandbox *sb)
+{
+    if (sb->cgroups[0][0] == '\0')
+        return false;
+    char path[600], line[128];
+    bool killed = false;
+    snprintf(path, sizeof(path), "%s/%s", sb->cgroups[0],
+             cgroup_kind == CGROUP_V1 ? "memory.oom_control" : "memory.events");
+    FILE *f = fopen(path, "re");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (fl_str_has_prefix(line, "oom_kill ") && strtol(line + 9, NULL, 10) > 0)
+            killed = true;
+    if (f != NULL)
+        fclose(f);
+    return killed;
+}
+
 static void remove_cgroups(struct fl_sandbox *sb)
 {
     for (int i = 0; i < 3; i++) {

@@ -136,6 +136,10 @@ void fl_sandbox_mark(struct fl_sandbox *sb);
  * caller knows that no call is in flight. Returns how many were killed. */
 int fl_sandbox_end_strays(struct fl_sandbox *sb);
 
+/* Whether the kernel killed a process of the sandbox for its memory limit
+ * (by the cgroup's counters; false without a cgroup). */
+bool fl_sandbox_oom_killed(const struct fl_sandbox *sb);
+
 /* The pid of the sandbox's first process (for tests and status). */
 int fl_sandbox_pid(const struct fl_sandbox *sb);
 

@@ -436,3 +436,18 @@ spec: {{{spec}}}
     wait_for(lambda: flintd.log().count("its calls left running") == 2,
              what="the second stray to be ended")
     assert not strays()
+
+
+def test_a_functions_terminal_escapes_reach_no_terminal(flintd, tmp_path):
+    # retitle the window, clear the screen, C1 CSI: shown, never sent raw
+    code = ("def main(req):\n"
+            "    print('before \\x1b]0;pwned\\x07\\x1b[2J\\u009b31m\\x7f after', flush=True)\n"
+            "    return 'printed'\n")
+    deploy_python(flintd, tmp_path, "escapes", code)
+    assert invoke(flintd, "escapes").text == "printed"
+    out = wait_for(lambda: [line for line in flintd.cli("fn", "logs", "--name", "escapes",
+                                                        check=True).stdout.splitlines()
+                            if "before" in line] or None, what="the log line")
+    line = out[0]
+    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in line), repr(line)
+    assert line.endswith(r"before \x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\x7f after"), repr(line)

@@ -181,6 +181,41 @@ TEST(a_memory_hog_is_stopped)
     free(o);
 }
 
+/* The cgroup tells that the kernel killed a process for memory, while the
+ * sandbox still runs (here a child of it): what the executor asks when a
+ * connection breaks before the exit is seen. */
+TEST(a_kill_for_memory_is_known_before_the_exit)
+{
+    setup(false);
+    if (!mode.cgroup) {
+        printf("# skipped: no writable cgroup here\n");
+        return;
+    }
+    struct fl_sandbox *sb;
+    struct outcome *o = run("python3 -c \"b = b'x' * (1 << 30)\" 2>/dev/null; echo survived; "
+                            "exec sleep 60",
+                            limits(64 << 20, 30, 64), NULL, NULL, &sb);
+    ASSERT(!fl_sandbox_oom_killed(sb));
+    while (strstr(o->out, "survived") == NULL && !o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT(!o->done);
+    ASSERT(fl_sandbox_oom_killed(sb));
+    fl_sandbox_stop(sb, 200);
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    free(o);
+
+    /* and a sandbox that stayed within its memory says no */
+    o = run("echo fine; exec sleep 60", limits(64 << 20, 30, 64), NULL, NULL, &sb);
+    while (strstr(o->out, "fine") == NULL)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT(!fl_sandbox_oom_killed(sb));
+    fl_sandbox_stop(sb, 200);
+    while (!o->done)
+        uv_run(&loop, UV_RUN_ONCE);
+    free(o);
+}
+
 TEST(an_infinite_loop_hits_the_cpu_limit)
 {
     setup(false);
