@@ -640,8 +640,13 @@ static void upload_work(uv_work_t *w)
     fl_sha256_final_hex(&h, u->sha);
     char path[4400], tmp[4500];
     snprintf(path, sizeof(path), "%s/%s", u->api->code_dir, u->sha);
-    if (access(path, R_OK) == 0)
-        return; /* stored before: content addressing makes it the same */
+    if (access(path, R_OK) == 0) {
+        /* stored before: content addressing makes it the same; its time
+         * says it is wanted again, so that collection leaves it its grace */
+        if (utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW) != 0)
+            u->err = -errno;
+        return;
+    }
     snprintf(tmp, sizeof(tmp), "%s/.tmp-%s-XXXXXX", u->api->code_dir, u->sha);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {

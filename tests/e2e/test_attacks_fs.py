@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 import threading
+import time
 
 from conftest import wait_for
 from test_executor import _tarball as tarball, deploy, function_status, invoke
@@ -245,3 +246,16 @@ spec: {environment: python, code: g.py, entrypoint: g.main}
     assert collected()
     assert invoke(flintd, "kept").text == "v3"
     assert "what=build removed=" in flintd.log() and "what=code removed=" in flintd.log()
+
+
+def test_uploading_stored_code_again_renews_its_grace(flintd):
+    body = b"print('same code')\n"
+    first = flintd.api("POST", "/v1/code", body, headers={"X-Flint-Filename": "same.py"})
+    assert first.status == 201, first.text
+    blob = os.path.join(flintd.data_dir, "code", "sha256", first.json()["sha256"])
+    long_ago = time.time() - 86400
+    os.utime(blob, (long_ago, long_ago))  # as if uploaded a day ago and never used
+    again = flintd.api("POST", "/v1/code", body, headers={"X-Flint-Filename": "same.py"})
+    assert again.status == 201 and again.json()["sha256"] == first.json()["sha256"]
+    # collection measures a blob's grace from this time: the upload renewed it
+    assert os.stat(blob).st_mtime > long_ago + 3600
