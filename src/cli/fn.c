@@ -97,14 +97,27 @@ struct log_printer {
 static void print_inert(const char *text)
 {
     const unsigned char *p = (const unsigned char *)text;
-    for (; *p != '\0'; p++) {
-        if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+    while (*p != '\0') {
+        size_t n = *p >= 0xc2 && *p <= 0xdf   ? 2
+                   : *p >= 0xe0 && *p <= 0xef ? 3
+                   : *p >= 0xf0 && *p <= 0xf4 ? 4
+                                              : 1;
+        for (size_t i = 1; i < n; i++)
+            if (p[i] < 0x80 || p[i] > 0xbf)
+                n = 0; /* not UTF-8: the lead byte alone, escaped */
+        bool c1 = n == 2 && p[0] == 0xc2 && p[1] <= 0x9f;
+        if (n > 1 && !c1) {
+            fwrite(p, 1, n, stdout);
+            p += n;
+            continue;
+        }
+        if (c1) {
             printf("\\xc2\\x%02x", p[1]);
-            p++;
-        } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f || (*p >= 0x80 && *p <= 0x9f)) {
-            printf("\\x%02x", *p);
+            p += 2;
+        } else if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
+            printf("\\x%02x", *p++);
         } else {
-            putchar(*p);
+            putchar(*p++);
         }
     }
 }

@@ -441,7 +441,7 @@ spec: {{{spec}}}
 def test_a_functions_terminal_escapes_reach_no_terminal(flintd, tmp_path):
     # retitle the window, clear the screen, C1 CSI: shown, never sent raw
     code = ("def main(req):\n"
-            "    print('before \\x1b]0;pwned\\x07\\x1b[2J\\u009b31m\\x7f after', flush=True)\n"
+            "    print('before \\x1b]0;pwned\\x07\\x1b[2J\\u009b31m\\x7f after \u2018\u00e9\u2019', flush=True)\n"
             "    return 'printed'\n")
     deploy_python(flintd, tmp_path, "escapes", code)
     assert invoke(flintd, "escapes").text == "printed"
@@ -450,4 +450,6 @@ def test_a_functions_terminal_escapes_reach_no_terminal(flintd, tmp_path):
                             if "before" in line] or None, what="the log line")
     line = out[0]
     assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in line), repr(line)
-    assert line.endswith(r"before \x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\x7f after"), repr(line)
+    # and text that is not a control goes through as it is
+    assert line.endswith(r"before \x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\x7f after" + " \u2018\u00e9\u2019"), \
+        repr(line)
