@@ -534,13 +534,24 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
         close_all_if_done(sb);
         return;
     }
-    for (ssize_t i = 0; i < n; i++) {
-        char c = buf->base[i];
-        if (c == '\n') {
+    /* whole runs between newlines at a time: a function that floods its
+     * output costs a memchr and a copy per line, not a call per byte */
+    const char *p = buf->base, *end = buf->base + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = nl != NULL ? nl : end;
+        while (p < stop) {
+            size_t room = LINE_MAX_BYTES - s->line.len;
+            size_t take = (size_t)(stop - p) < room ? (size_t)(stop - p) : room;
+            if (take > 0 && fl_buf_append(&s->line, p, take) < 0)
+                take = (size_t)(stop - p); /* out of memory: this run is lost */
+            p += take;
+            if (p < stop)
+                emit_line(sb, s); /* a line past the bound is cut there */
+        }
+        if (nl != NULL) {
             emit_line(sb, s);
-        } else if (fl_buf_appendc(&s->line, c) < 0) {
-            emit_line(sb, s); /* a line past the bound is cut there */
-            fl_buf_appendc(&s->line, c);
+            p = nl + 1;
         }
     }
 }

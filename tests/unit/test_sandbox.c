@@ -159,6 +159,54 @@ TEST(the_listening_socket_is_handed_over_as_fd_3)
     free(o);
 }
 
+struct lines {
+    bool done;
+    size_t n;
+    size_t len[16];
+    char first[16];
+};
+
+static void count_line(struct fl_sandbox *sb, bool is_stderr, const char *line, size_t len,
+                       void *data)
+{
+    struct lines *l = data;
+    if (l->n < 16) {
+        l->len[l->n] = len;
+        l->first[l->n] = len > 0 ? line[0] : '-';
+    }
+    l->n++;
+}
+
+static void lines_done(struct fl_sandbox *sb, enum fl_sandbox_exit how, int status, void *data)
+{
+    ((struct lines *)data)->done = true;
+}
+
+/* Output is cut into lines at newlines, a line past 16 KiB into pieces of
+ * 16 KiB, and what is left at the end is a line too. */
+TEST(output_is_split_into_bounded_lines)
+{
+    setup(false);
+    const char *argv[] = {"/usr/bin/python3", "-c",
+                          "import sys; sys.stdout.write('x' * 40000 + '\\na\\n\\nb\\nc')", NULL};
+    struct fl_sandbox_spec spec = {
+        .argv = argv, .env = env, .listen_fd = -1, .limits = limits(256 << 20, 10, 64)};
+    struct lines l = {0};
+    struct fl_sandbox *sb;
+    ASSERT_OK(fl_sandbox_spawn(&loop, &mode, &spec, count_line, lines_done, &l, &sb));
+    while (!l.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    ASSERT_EQ(l.n, 7);
+    ASSERT_EQ(l.len[0], 16384);
+    ASSERT_EQ(l.len[1], 16384);
+    ASSERT_EQ(l.len[2], 40000 - 2 * 16384);
+    ASSERT_EQ(l.first[2], 'x');
+    ASSERT(l.len[3] == 1 && l.first[3] == 'a');
+    ASSERT_EQ(l.len[4], 0);
+    ASSERT(l.len[5] == 1 && l.first[5] == 'b');
+    ASSERT(l.len[6] == 1 && l.first[6] == 'c');
+}
+
 TEST(a_memory_hog_is_stopped)
 {
     setup(false);
