@@ -325,10 +325,25 @@ static int kill_and_remove(const char *dir)
     return FL_EAGAIN;
 }
 
-/* Whether the process that made a group still runs. */
+/* Whether the process that made a group still runs: a zombie (killed, not
+ * yet reaped by its parent) does not. */
 static bool owner_alive(long pid)
 {
-    return pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+    if (pid == (long)getpid())
+        return true;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return false;
+    char path[64], stat[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    size_t n = f != NULL ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    stat[n] = '\0';
+    const char *end = strrchr(stat, ')'); /* "pid (comm) S ...": comm may hold anything */
+    if (end == NULL)
+        return n == 0 ? false : true;
+    return !(end[1] == ' ' && (end[2] == 'Z' || end[2] == 'X'));
 }
 
 int fl_sandbox_cleanup_stale(void)

@@ -438,3 +438,38 @@ TEST(a_cpu_share_is_set_in_the_cgroup)
     ASSERT(strcmp(quota, "25000") == 0 || strcmp(quota, "25000 100000") == 0);
     free(o);
 }
+
+/* A flintd killed but not yet reaped by its parent (a zombie) is gone:
+ * its groups are cleaned up like those of one that is reaped. */
+TEST(stale_cgroups_of_a_zombie_flintd_are_cleaned_up)
+{
+    setup(false);
+    if (!mode.cgroup)
+        fl_test_fail(__FILE__, __LINE__, "no writable cgroup: %s", mode.description);
+    pid_t zombie = fork();
+    if (zombie == 0)
+        _exit(0);
+    /* not reaped: wait until it is a zombie */
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)zombie);
+    for (int i = 0; i < 6000 && strstr(stat, ") Z") == NULL; i++) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+            stat[n] = '\0';
+            fclose(f);
+        }
+        if (strstr(stat, ") Z") == NULL)
+            usleep(5000);
+    }
+    ASSERT(strstr(stat, ") Z") != NULL);
+    const char *parent = access("/sys/fs/cgroup/pids/flint", W_OK) == 0
+                             ? "/sys/fs/cgroup/pids/flint"
+                             : "/sys/fs/cgroup/flint";
+    char group[300];
+    snprintf(group, sizeof(group), "%s/i%d-1", parent, (int)zombie);
+    ASSERT_OK(mkdir(group, 0755));
+    ASSERT(fl_sandbox_cleanup_stale() >= 1);
+    ASSERT(access(group, F_OK) != 0);
+    waitpid(zombie, NULL, 0);
+}
