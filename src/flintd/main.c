@@ -559,7 +559,13 @@ int main(int argc, char **argv)
     }
     if (prepare_data_dir(d.cfg.data_dir) < 0)
         return 1;
-    char err[600];
+    char err[600], token_path[PATH_MAX], db_path[PATH_MAX];
+    snprintf(token_path, sizeof(token_path), "%s/token", d.cfg.data_dir);
+    snprintf(db_path, sizeof(db_path), "%s/flint.db", d.cfg.data_dir);
+    struct stat db_st;
+    /* a store with content but no token: the token was deleted */
+    bool token_lost = access(token_path, F_OK) != 0 && errno == ENOENT &&
+                      stat(db_path, &db_st) == 0 && db_st.st_size > 0;
     rc = fl_token_load(d.cfg.data_dir, d.token, err, sizeof(err));
     if (rc < 0) {
         char q[700];
@@ -567,6 +573,11 @@ int main(int argc, char **argv)
                fl_log_quote(q, sizeof(q), err));
         return 1;
     }
+    if (token_lost)
+        fl_log(FL_LOG_WARN, "flintd",
+               "the API token file was missing and a new token was made: clients holding the "
+               "old one are refused until they use the new one",
+               "file=%s", token_path);
     uv_loop_init(&d.loop);
     rc = fl_store_open_sqlite(&d.loop, d.cfg.data_dir, NULL, &d.store, err, sizeof(err));
     if (rc < 0) {

@@ -76,6 +76,17 @@ def test_restart_keeps_the_token(flintd):
     assert flintd.api("GET", "/v1/nothing").status == 404  # authorized, unknown endpoint
 
 
+def test_a_deleted_token_is_replaced_and_said_so(flintd):
+    assert "token file was missing" not in flintd.log()  # the first start makes one quietly
+    before = flintd.token
+    flintd.stop()
+    os.unlink(os.path.join(flintd.data_dir, "token"))
+    flintd.start()
+    assert flintd.token != before
+    assert "the API token file was missing and a new token was made" in flintd.log()
+    assert flintd.api("GET", "/v1/nothing").status == 404  # the new token works
+
+
 def test_bad_flags_and_busy_ports_are_clear_errors(tmp_path, flintd):
     r = subprocess.run([os.path.join(BIN, "flintd"), "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2
