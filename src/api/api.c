@@ -81,6 +81,15 @@ static void respond_json(struct fl_http_request *req, int status, json_t *body)
     free(text);
 }
 
+/* The one answer to a write that found the data directory's disk full,
+ * whatever was written (a resource, code): nothing was stored. */
+static void respond_no_space(struct fl_http_request *req)
+{
+    fl_http_respond_error(req, 507, "no_space",
+                          "no space left on the disk of flintd's data directory: nothing was "
+                          "stored; free some space and try again");
+}
+
 /* The HTTP answer for a store error on kind/name. */
 static void respond_store_error(struct fl_http_request *req, int err, enum kind kind,
                                 const char *name)
@@ -97,6 +106,9 @@ static void respond_store_error(struct fl_http_request *req, int err, enum kind 
         break;
     case FL_ETOOBIG:
         fl_http_respond_error(req, 413, "too_large", "the %s is too large", kind_names[kind]);
+        break;
+    case FL_ENOSPC:
+        respond_no_space(req);
         break;
     default:
         fl_log(FL_LOG_ERROR, "api", "store operation failed", "kind=%s name=%s err=%s",
@@ -688,8 +700,12 @@ static void upload_done(uv_work_t *w, int status)
     if (status < 0 || u->err < 0) {
         fl_log(FL_LOG_ERROR, "api", "cannot store code", "err=%s",
                fl_strerror(u->err ? u->err : status));
-        fl_http_respond_error(u->req, 500, "code_store", "cannot store the code: %s",
-                              fl_strerror(u->err ? u->err : status));
+        int err = u->err ? u->err : status;
+        if (err == FL_ENOSPC)
+            respond_no_space(u->req);
+        else
+            fl_http_respond_error(u->req, 503, "store_unavailable", "cannot store the code: %s",
+                                  fl_strerror(err));
     } else {
         json_t *body = json_pack("{s:s, s:I, s:s}", "sha256", u->sha, "size",
                                  (json_int_t)u->req->body_len, "filename", u->filename);
