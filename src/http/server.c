@@ -1982,9 +1982,26 @@ static void server_timer_closed(uv_handle_t *h)
     server_maybe_done(srv);
 }
 
+/* The drain is over: what is still owed to a client is cut, and said so,
+ * one line per request (the first few) and a count. */
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct fl_http_server *srv = t->data;
+    static const char *const states[] = {"parsing", "waiting", "running", "streaming", "unsent"};
+    unsigned cut = 0;
+    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+        for (struct request *r = c->head; r != NULL; r = r->next) {
+            if (r->state == REQ_PARSING)
+                continue;
+            if (++cut <= 10)
+                fl_log(FL_LOG_WARN, "http", "the drain ended before a request was answered: cut",
+                       "listener=%s method=%s path=\"%.200s\" state=%s", c->listener,
+                       r->pub.method ? r->pub.method : "?", r->pub.path ? r->pub.path : "",
+                       states[r->state]);
+        }
+    }
+    if (cut > 0)
+        fl_log(FL_LOG_WARN, "http", "requests cut by the end of the drain", "count=%u", cut);
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
         conn_close(c);
     server_maybe_done(srv); /* closes the timer once no connection is left */

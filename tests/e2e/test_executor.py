@@ -911,3 +911,37 @@ spec: {{path: "/many/{params}", target: {{function: many}}}}
     assert r.json()["error"]["code"]
     r = call(flintd, path, headers={"X-H-1": "one"})
     assert (r.status, r.text) == (200, "1 many v15 127.0.0.1")
+
+
+def test_a_drain_shorter_than_a_call_says_what_it_cut(flintd_factory, tmp_path):
+    flintd = flintd_factory(extra_args=["--drain", "1s"])
+    code = "import time\ndef main(req):\n    time.sleep(60)\n    return 'late'\n"
+    deploy(flintd, tmp_path, ENVS + """
+---
+kind: function
+name: slowpoke
+spec: {environment: python, code: s.py, entrypoint: s.main, functionTimeout: 2m}
+---
+kind: route
+name: slowpoke
+spec: {path: /slowpoke, target: {function: slowpoke}}
+""", {"s.py": code})
+    answers = []
+
+    def slow_call():
+        try:
+            answers.append(call(flintd, "/slowpoke", timeout=90))
+        except OSError as e:  # cut: the connection closes without an answer
+            answers.append(e)
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    wait_for(lambda: function_status(flintd, "slowpoke")["instances"] and
+             function_status(flintd, "slowpoke")["instances"][0]["active"] == 1,
+             what="the call to run")
+    assert flintd.stop() == 0
+    caller.join(timeout=90)
+    assert answers and isinstance(answers[0], OSError), answers
+    log = flintd.log()
+    assert "the drain ended before a request was answered: cut" in log, log[-2000:]
+    assert 'path="/slowpoke"' in log and 'msg="requests cut by the end of the drain" count=1' in log
