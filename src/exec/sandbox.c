@@ -83,6 +83,14 @@ struct fl_sandbox {
 static unsigned char uid_used[UID_SLOTS_MAX / 8];
 static unsigned uid_next;
 
+static unsigned uids_base = FL_SANDBOX_UID_BASE, uids_count = FL_SANDBOX_UID_COUNT;
+
+void fl_sandbox_use_uids(unsigned base, unsigned count)
+{
+    uids_base = base;
+    uids_count = count < UID_SLOTS_MAX ? count : UID_SLOTS_MAX;
+}
+
 static uid_t uid_take(const struct fl_sandbox_mode *mode)
 {
     unsigned count = mode->uid_count < UID_SLOTS_MAX ? mode->uid_count : UID_SLOTS_MAX;
@@ -206,8 +214,8 @@ out:
 void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only)
 {
     memset(mode, 0, sizeof(*mode));
-    mode->uid_base = FL_SANDBOX_UID_BASE;
-    mode->uid_count = FL_SANDBOX_UID_COUNT;
+    mode->uid_base = uids_base;
+    mode->uid_count = uids_count;
     find_launcher(mode->launcher, sizeof(mode->launcher));
     mode->slirp4netns = access("/usr/bin/slirp4netns", X_OK) == 0;
     if (!force_rlimits_only && mode->launcher[0] != '\0' && access("/usr/bin/bwrap", X_OK) == 0) {

@@ -87,6 +87,11 @@ struct fl_sandbox_mode {
     char description[128]; /* e.g. "bwrap+seccomp+cgroup-v1", "rlimits only (...)" */
 };
 
+/* The host uids sandboxes run as from now on: base .. base+count-1 (count
+ * at most FL_SANDBOX_UID_COUNT), FL_SANDBOX_UID_BASE and its count until
+ * called. Call before fl_sandbox_probe(); flintd's --sandbox-uids. */
+void fl_sandbox_use_uids(unsigned base, unsigned count);
+
 /* Find out once what this machine allows (runs bwrap on `true`). Fills
  * mode; force_rlimits_only skips bwrap (for tests of the fallback). */
 void fl_sandbox_probe(struct fl_sandbox_mode *mode, bool force_rlimits_only);

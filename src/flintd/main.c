@@ -4,12 +4,13 @@
  *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
  *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
  *          [--max-body SIZE] [--max-conns-per-addr N] [--max-inflight SIZE]
- *          [--gc-interval D] [--build-grace D] [--code-grace D]
+ *          [--gc-interval D] [--build-grace D] [--code-grace D] [--sandbox-uids BASE:COUNT]
  *
  * Most flags have an environment variable (FLINT_DATA, FLINT_API,
  * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
  * FLINT_MAX_BODY, FLINT_MAX_CONNS_PER_ADDR, FLINT_MAX_INFLIGHT,
- * FLINT_GC_INTERVAL, FLINT_BUILD_GRACE, FLINT_CODE_GRACE); flags win.
+ * FLINT_GC_INTERVAL, FLINT_BUILD_GRACE, FLINT_CODE_GRACE, FLINT_SANDBOX_UIDS);
+ * flags win.
  *
  * The two listeners are two servers with budgets of their own (4096
  * connections each, --max-conns-per-addr from one client address), so a
@@ -68,6 +69,7 @@ struct flintd_config {
     uint64_t max_body; /* a routed request's body */
     int64_t max_conns_per_addr;
     uint64_t max_inflight; /* bytes held by both listeners */
+    uint64_t sandbox_uid_base, sandbox_uid_count;
     int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
 };
 
@@ -118,6 +120,9 @@ static void usage(FILE *to)
             "                    default 1MiB, at most 64MiB, what the runtimes take)\n"
             "  --max-conns-per-addr N  connections one client address may hold on each\n"
             "                    listener (FLINT_MAX_CONNS_PER_ADDR; default 64, 0: no cap)\n"
+            "  --sandbox-uids BASE:COUNT  the host uids instances and builds run as, one each\n"
+            "                    (FLINT_SANDBOX_UIDS; default 2000000000:65536; give each\n"
+            "                    flintd on a host its own range)\n"
             "  --max-inflight SIZE  request bodies and unsent answers both listeners may\n"
             "                    hold (FLINT_MAX_INFLIGHT; default 128MiB, at least 1MiB)\n"
             "  --gc-interval D   how often unused builds and code are collected\n"
@@ -154,6 +159,7 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         {"gc-interval", required_argument, NULL, 'g'},
         {"build-grace", required_argument, NULL, 'G'},
         {"code-grace", required_argument, NULL, 'k'},
+        {"sandbox-uids", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -167,6 +173,7 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     const char *gc_interval = env_or("FLINT_GC_INTERVAL", "5m");
     const char *build_grace = env_or("FLINT_BUILD_GRACE", "1h");
     const char *code_grace = env_or("FLINT_CODE_GRACE", "1h");
+    const char *sandbox_uids = env_or("FLINT_SANDBOX_UIDS", NULL);
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
@@ -220,6 +227,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         case 'G':
             build_grace = optarg;
             break;
+        case 'U':
+            sandbox_uids = optarg;
+            break;
         case 'k':
             code_grace = optarg;
             break;
@@ -269,6 +279,29 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
                 "'%s'\n",
                 max_conns_per_addr);
         return FL_EINVAL;
+    }
+    cfg->sandbox_uid_base = FL_SANDBOX_UID_BASE;
+    cfg->sandbox_uid_count = FL_SANDBOX_UID_COUNT;
+    if (sandbox_uids != NULL) {
+        /* BASE:COUNT, a range of host uids no account uses */
+        char base[32];
+        const char *colon = strchr(sandbox_uids, ':');
+        bool ok = colon != NULL && (size_t)(colon - sandbox_uids) < sizeof(base);
+        if (ok) {
+            memcpy(base, sandbox_uids, (size_t)(colon - sandbox_uids));
+            base[colon - sandbox_uids] = '\0';
+            ok = fl_parse_u64(base, 4294901759ULL, &cfg->sandbox_uid_base) == 0 &&
+                 fl_parse_u64(colon + 1, FL_SANDBOX_UID_COUNT, &cfg->sandbox_uid_count) == 0 &&
+                 cfg->sandbox_uid_base >= 1000 && cfg->sandbox_uid_count >= 16 &&
+                 cfg->sandbox_uid_base + cfg->sandbox_uid_count <= 4294967294ULL;
+        }
+        if (!ok) {
+            fprintf(stderr,
+                    "flintd: --sandbox-uids takes BASE:COUNT, host uids no account uses (BASE "
+                    "at least 1000, COUNT 16 to 65536), like 2000000000:65536, not '%s'\n",
+                    sandbox_uids);
+            return FL_EINVAL;
+        }
     }
     if (fl_parse_size(max_inflight, &cfg->max_inflight) < 0 || cfg->max_inflight < (1u << 20)) {
         fprintf(stderr,
@@ -589,6 +622,7 @@ int main(int argc, char **argv)
     }
     fl_log(FL_LOG_INFO, "flintd", "store open", "store=\"%s\"", fl_store_describe(d.store));
     struct fl_sandbox_mode sandbox;
+    fl_sandbox_use_uids((unsigned)d.cfg.sandbox_uid_base, (unsigned)d.cfg.sandbox_uid_count);
     fl_sandbox_probe(&sandbox, false);
     fl_sandbox_cleanup_stale();
     if (sandbox.bwrap)

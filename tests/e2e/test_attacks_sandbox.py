@@ -453,3 +453,24 @@ def test_a_functions_terminal_escapes_reach_no_terminal(flintd, tmp_path):
     # and text that is not a control goes through as it is
     assert line.endswith(r"before \x1b]0;pwned\x07\x1b[2J\xc2\x9b31m\x7f after" + " \u2018\u00e9\u2019"), \
         repr(line)
+
+
+def test_the_operator_chooses_the_sandbox_uid_range(flintd_factory, tmp_path):
+    flintd = flintd_factory(extra_args=["--sandbox-uids", "1500000000:64"])
+    sandboxed(flintd)
+    deploy_python(flintd, tmp_path, "ranged", "def main(req):\n    return 'up'\n")
+    assert invoke(flintd, "ranged").text == "up"
+    uids = set()
+    for pid in instance_pids(flintd):
+        try:
+            if "flint_runtime.py" in cmdline(pid):
+                uids.add(int(proc_status(pid)["Uid"][0]))
+        except FileNotFoundError:
+            pass
+    assert uids and all(1500000000 <= u < 1500000064 for u in uids), uids
+    import subprocess
+    from conftest import BIN
+    for bad in ("0:64", "1500000000", "1500000000:1", "x:y", "4294967200:65536"):
+        r = subprocess.run([os.path.join(BIN, "flintd"), "--sandbox-uids", bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "--sandbox-uids takes BASE:COUNT" in r.stderr, (bad, r)
