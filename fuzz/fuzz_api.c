@@ -63,6 +63,11 @@ static void setup(void)
     fl_http_server_config_init(&cfg);
     cfg.max_body_bytes = 8192;
     cfg.max_pipeline = 4;
+    cfg.on_headers = fl_api_check_headers; /* as flintd: the token before the body */
+    static struct fl_http_budget *budget;
+    if (fl_http_budget_new(64 * 1024, &budget) < 0)
+        abort();
+    cfg.budget = budget;
     if (fl_http_server_new(&loop, &cfg, fl_api_handle, api, &srv) < 0)
         abort();
 }

@@ -35,8 +35,21 @@ static void handler(struct fl_http_request *req, void *data)
     fl_http_respond(req, 200, &h, 1, req->body, req->body_len);
 }
 
+/* Refuse, before the body, a request that asks for it: the headers hook's
+ * path, with its early answer and close. */
+static int refuse_some(const struct fl_http_request *req, void *data, const char **code,
+                       const char **message)
+{
+    if (fl_http_request_header(req, "x-refuse", NULL) == NULL)
+        return 0;
+    *code = "refused";
+    *message = "refused by the headers hook";
+    return 403;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static struct fl_http_budget *budget;
     if (srv == NULL) {
         struct fl_http_server_config cfg;
         fl_http_server_config_init(&cfg);
@@ -44,6 +57,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.max_headers = 16;
         cfg.max_body_bytes = 4096;
         cfg.max_pipeline = 4;
+        cfg.on_headers = refuse_some;
+        /* small enough that pipelined bodies and answers reach it */
+        if (fl_http_budget_new(16 * 1024, &budget) < 0)
+            abort();
+        cfg.budget = budget;
         uv_loop_init(&loop);
         if (fl_http_server_new(&loop, &cfg, handler, NULL, &srv) < 0)
             abort();
