@@ -215,9 +215,8 @@ TEST(a_memory_hog_is_stopped)
     /* by the cgroup's OOM killer, or by the data limit (MemoryError) */
 #if defined(__SANITIZE_ADDRESS__)
     if (!mode.cgroup) {
-        printf("# skipped: a sanitized build limits memory only by cgroup, and none is writable\n");
         free(o);
-        return;
+        SKIP("a sanitized build limits memory only by cgroup, and none is writable");
     }
 #endif
     bool killed = o->how == FL_EXIT_MEMORY;
@@ -235,10 +234,8 @@ TEST(a_memory_hog_is_stopped)
 TEST(a_kill_for_memory_is_known_before_the_exit)
 {
     setup(false);
-    if (!mode.cgroup) {
-        printf("# skipped: no writable cgroup here\n");
-        return;
-    }
+    if (!mode.cgroup)
+        SKIP("no writable cgroup here: %s", mode.description);
     struct fl_sandbox *sb;
     struct outcome *o = run("python3 -c \"b = b'x' * (1 << 30)\" 2>/dev/null; echo survived; "
                             "exec sleep 60",
@@ -344,10 +341,8 @@ TEST(without_bubblewrap_the_limits_still_apply)
 TEST(stale_cgroups_of_a_dead_flintd_are_cleaned_up)
 {
     setup(false);
-    if (!mode.cgroup) {
-        printf("# skipped: no writable cgroup here\n");
-        return;
-    }
+    if (!mode.cgroup)
+        SKIP("no writable cgroup here: %s", mode.description);
     pid_t dead = fork();
     if (dead == 0)
         _exit(0);
@@ -396,10 +391,8 @@ TEST(stale_cgroups_of_a_dead_flintd_are_cleaned_up)
 TEST(a_cpu_share_is_set_in_the_cgroup)
 {
     setup(false);
-    if (strstr(mode.description, "+cpu") == NULL) {
-        printf("# skipped: no writable cpu cgroup here\n");
-        return;
-    }
+    if (strstr(mode.description, "+cpu") == NULL)
+        SKIP("no writable cpu cgroup here: %s", mode.description);
     struct fl_limits l = limits(64 << 20, 10, 64);
     l.cpu_millis = 250;
     struct fl_sandbox *sb;
