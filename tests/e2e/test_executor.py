@@ -392,10 +392,14 @@ spec: {environment: python, code: i.py, entrypoint: i.main, idleTimeout: 1s, min
     assert function_status(flintd, "idle")["instances"]
     wait_for(lambda: not function_status(flintd, "idle")["instances"], what="reaping")
     # minScale: an instance without any call, and it stays
-    wait_for(lambda: [i for i in function_status(flintd, "kept")["instances"]
-                      if i["state"] == "ready"], what="minScale")
-    time.sleep(2.5)
-    assert len(function_status(flintd, "kept")["instances"]) == 1
+    kept = wait_for(lambda: [i["id"] for i in function_status(flintd, "kept")["instances"]
+                             if i["state"] == "ready"], what="minScale")
+    # a call to idle after that: once its instance is reaped, the reaper has
+    # looked at kept's too when that one had been idle for longer (no sleep
+    # guesses when the reaper ran)
+    assert invoke(flintd, "idle").text == "ok"
+    wait_for(lambda: not function_status(flintd, "idle")["instances"], what="reaping again")
+    assert [i["id"] for i in function_status(flintd, "kept")["instances"]] == kept
 
 
 def test_function_output_is_logged_and_followable(flintd, tmp_path):
@@ -867,7 +871,8 @@ spec: {path: "/names/{who}", methods: [POST], target: {function: names}}
     behind = []
     t = threading.Thread(target=lambda: behind.append(call(flintd, "/names/next", "POST", b"0")))
     t.start()
-    time.sleep(0.2)
+    wait_for(lambda: function_status(flintd, "names")["instances"][0]["active"] == 2,
+             what="the call behind it to be sent")
     s.close()
     t.join()
     assert (behind[0].status, behind[0].text) == (200, "next")

@@ -97,11 +97,18 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
-static double now_secs(void)
+double fl_test_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void fl_test_pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static void show_output(FILE *out)
@@ -131,7 +138,7 @@ static enum result run_one(int index, const struct test *t)
     }
     memset(skip_reason, 0, SKIP_REASON);
     fflush(NULL);
-    double start = now_secs();
+    double start = fl_test_now();
     pid_t pid = fork();
     if (pid < 0) {
         printf("not ok %d - %s (fork: %s)\n", index, t->name, strerror(errno));
@@ -162,7 +169,7 @@ static enum result run_one(int index, const struct test *t)
             status = -1;
             break;
         }
-        if (now_secs() - start > t->timeout_secs) {
+        if (fl_test_now() - start > t->timeout_secs) {
             timed_out = 1;
             kill(-pid, SIGKILL);
             waitpid(pid, &status, 0);
@@ -172,7 +179,7 @@ static enum result run_one(int index, const struct test *t)
     }
     /* Whatever the test left running in its group goes too. */
     kill(-pid, SIGKILL);
-    double elapsed = now_secs() - start;
+    double elapsed = fl_test_now() - start;
 
     bool exited = !timed_out && status >= 0 && WIFEXITED(status);
     skip_reason[SKIP_REASON - 1] = '\0';

@@ -14,7 +14,9 @@
  * Inside a test: ASSERT*(...) abort the test with file:line on failure;
  * SKIP("why", ...) ends it as skipped, for a test whose guarantee this
  * machine cannot show (no writable cgroup, no bubblewrap); fl_test_tmpdir()
- * is a fresh directory, removed after the test.
+ * is a fresh directory, removed after the test; WAIT_UNTIL(cond, secs,
+ * step) waits for a condition instead of sleeping and then looking, since
+ * no test may depend on how fast the machine is.
  *
  * Skips under CI: where the environment variable CI is set (to anything but
  * "", "0" or "false"; CI services set CI=true), a skipped test counts as
@@ -40,6 +42,8 @@ void fl_test_fail(const char *file, int line, const char *fmt, ...)
 /* End the test as skipped, with the reason printed (never returns). The
  * runner reports `ok N - name # SKIP reason`, or under CI a failure. */
 void fl_test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* Sleep ms milliseconds (for WAIT_UNTIL). */
+void fl_test_pause_ms(int ms);
 
 #define TEST_TIMEOUT(name, secs)                                                                   \
     static void test_##name(void);                                                                 \
@@ -50,6 +54,24 @@ void fl_test_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 
     static void test_##name(void)
 
 #define TEST(name) TEST_TIMEOUT(name, 30)
+
+/* Monotonic time in seconds, from an arbitrary start. */
+double fl_test_now(void);
+
+/* Run step (a statement, e.g. one turn of a loop; may be empty) and look
+ * again, a millisecond apart, until cond holds; fail the test if it still
+ * does not after secs seconds. Give a deadline many times what the wait
+ * takes on an idle machine: it only bounds a hang. */
+#define WAIT_UNTIL(cond, secs, step)                                                               \
+    do {                                                                                           \
+        double until_ = fl_test_now() + (secs);                                                    \
+        while (!(cond)) {                                                                          \
+            if (fl_test_now() > until_)                                                            \
+                fl_test_fail(__FILE__, __LINE__, "still not %s after %d s", #cond, (int)(secs));   \
+            step;                                                                                  \
+            fl_test_pause_ms(1);                                                                   \
+        }                                                                                          \
+    } while (0)
 
 #define SKIP(...) fl_test_skip(__VA_ARGS__)
 

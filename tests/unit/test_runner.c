@@ -1,7 +1,7 @@
 /*
  * Unit tests for the runner itself (tests/unit/runner.c): what it says of
  * a test that passes, fails, skips, or exits 77 by itself, with and
- * without CI set. Each case runs this binary again on the fixture test,
+ * without CI set, and WAIT_UNTIL. Each case runs this binary again on the fixture test,
  * which does what FL_TEST_RUNNER_FIXTURE asks (and nothing in a normal
  * run, so that the fixture itself always passes there).
  */
@@ -22,6 +22,8 @@ TEST(fixture)
         ASSERT(strcmp(what, "pass") == 0);
     if (strcmp(what, "exit77") == 0)
         exit(77); /* a skip's exit status, without SKIP() */
+    if (strcmp(what, "wait") == 0)
+        WAIT_UNTIL(strcmp(what, "done") == 0, 1, (void)0);
 }
 
 struct run {
@@ -116,4 +118,19 @@ TEST(exit_status_77_alone_is_no_skip)
     ASSERT_EQ(r.status, 1);
     ASSERT(strstr(r.out, "not ok 1 - fixture (exit status 77)\n") != NULL);
     ASSERT_STR_EQ(r.last, "0 passed, 1 failed, 0 skipped");
+}
+
+TEST(waiting_runs_the_step_until_the_condition_holds)
+{
+    int steps = 0;
+    WAIT_UNTIL(steps == 3, 20, steps++);
+    ASSERT_EQ(steps, 3);
+}
+
+TEST(waiting_for_what_never_comes_fails_at_the_deadline)
+{
+    struct run r;
+    run_fixture("wait", NULL, &r);
+    ASSERT_EQ(r.status, 1);
+    ASSERT(strstr(r.out, "still not strcmp(what, \"done\") == 0 after 1 s") != NULL);
 }
