@@ -338,7 +338,10 @@ spec: {environment: python, code: s.py, entrypoint: s.main, concurrency: 1}
 
 
 def test_instances_scale_out_to_concurrency(flintd, tmp_path):
-    code = "import os, time\ndef main(req):\n    time.sleep(1)\n    return os.environ['FLINT_INSTANCE']\n"
+    # each call holds its instance for 3 s: longer than instances that start
+    # together can be apart in becoming ready, even where CPU is scarce, so
+    # that no instance is free again before the last call is taken
+    code = "import os, time\ndef main(req):\n    time.sleep(3)\n    return os.environ['FLINT_INSTANCE']\n"
     deploy(flintd, tmp_path, ENVS + """
 ---
 kind: function
@@ -353,7 +356,8 @@ spec: {environment: python, code: w.py, entrypoint: w.main, concurrency: 3}
     for t in threads:
         t.join()
     assert [r.status for r in out] == [200, 200, 200]
-    assert len({r.text for r in out}) == 3  # three instances answered
+    assert len(function_status(flintd, "wide")["instances"]) == 3  # three were started
+    assert len({r.text for r in out}) == 3  # and three answered
 
 
 def test_a_new_revision_replaces_the_instances(flintd, tmp_path):
