@@ -66,7 +66,7 @@ BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all binaries deps test test-unit test-e2e run bench fuzz clean format
+.PHONY: all binaries deps test test-unit test-e2e test-stress run bench fuzz clean format
 .SUFFIXES:
 .SECONDARY:
 
@@ -149,6 +149,12 @@ test-e2e: $(BINS) $(HELPER_BINS)
 	@if [ -n "$$(ls tests/e2e/test_*.py 2>/dev/null)" ]; then \
 	  FLINT_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e; \
 	else echo "no end-to-end tests"; fi
+
+# The whole suite where CPU is scarce: on one core, then beside a CPU hog
+# (scripts/run-stress-tests); every change is checked this way too.
+test-stress: deps
+	@$(MAKE) --no-print-directory all
+	@MAKE="$(MAKE)" scripts/run-stress-tests
 
 DATA ?= $(CURDIR)/.flint-data
 run:

@@ -652,6 +652,11 @@ int fl_sandbox_pid(const struct fl_sandbox *sb)
     return sb->proc.pid;
 }
 
+const char *fl_sandbox_cgroup(const struct fl_sandbox *sb)
+{
+    return procs_group(sb);
+}
+
 /* One item of the launch description: "key=value" and a NUL. */
 static int item(struct fl_buf *d, const char *key, const char *value)
 {

@@ -148,4 +148,12 @@ bool fl_sandbox_oom_killed(const struct fl_sandbox *sb);
 /* The pid of the sandbox's first process (for tests and status). */
 int fl_sandbox_pid(const struct fl_sandbox *sb);
 
+/* The directory of the sandbox's cgroup that holds every process of it and
+ * its pids controller (cgroup.procs, pids.current, pids.max, pids.events),
+ * e.g. /sys/fs/cgroup/pids/flint/i<flintd pid>-<n>; "" without a cgroup.
+ * The string lives as long as the sandbox; the directory is removed just
+ * before the exit callback. For tests and diagnostics, which count only
+ * the sandbox's own processes by it: nothing is acted on through it. */
+const char *fl_sandbox_cgroup(const struct fl_sandbox *sb);
+
 #endif

@@ -17,7 +17,7 @@ import tarfile
 import pytest
 
 from conftest import wait_for
-from test_executor import deploy, invoke
+from test_executor import deploy, function_status, invoke
 
 UID_BASE = 2000000000  # FL_SANDBOX_UID_BASE
 
@@ -359,6 +359,10 @@ kind: function
 name: bomb
 spec: {environment: py-bomb, code: bomb.tar.gz, entrypoint: bomb.main}
 """, {"bomb.tar.gz": buf.getvalue()})
+    # unpacking 1.4 GiB takes a while where CPU is scarce: the build's end is
+    # waited for, not the queue's patience with a call
+    wait_for(lambda: function_status(flintd, "bomb")["build"] in ("ok", "failed"), timeout=600,
+             what="the build to fail")
     r = invoke(flintd, "bomb")
     assert r.status == 500, r.text
     error = r.json()["error"]

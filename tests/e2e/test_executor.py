@@ -338,7 +338,10 @@ spec: {environment: python, code: s.py, entrypoint: s.main, concurrency: 1}
 
 
 def test_instances_scale_out_to_concurrency(flintd, tmp_path):
-    code = "import os, time\ndef main(req):\n    time.sleep(1)\n    return os.environ['FLINT_INSTANCE']\n"
+    # each call holds its instance for 3 s: longer than instances that start
+    # together can be apart in becoming ready, even where CPU is scarce, so
+    # that no instance is free again before the last call is taken
+    code = "import os, time\ndef main(req):\n    time.sleep(3)\n    return os.environ['FLINT_INSTANCE']\n"
     deploy(flintd, tmp_path, ENVS + """
 ---
 kind: function
@@ -353,7 +356,8 @@ spec: {environment: python, code: w.py, entrypoint: w.main, concurrency: 3}
     for t in threads:
         t.join()
     assert [r.status for r in out] == [200, 200, 200]
-    assert len({r.text for r in out}) == 3  # three instances answered
+    assert len(function_status(flintd, "wide")["instances"]) == 3  # three were started
+    assert len({r.text for r in out}) == 3  # and three answered
 
 
 def test_a_new_revision_replaces_the_instances(flintd, tmp_path):
@@ -392,10 +396,14 @@ spec: {environment: python, code: i.py, entrypoint: i.main, idleTimeout: 1s, min
     assert function_status(flintd, "idle")["instances"]
     wait_for(lambda: not function_status(flintd, "idle")["instances"], what="reaping")
     # minScale: an instance without any call, and it stays
-    wait_for(lambda: [i for i in function_status(flintd, "kept")["instances"]
-                      if i["state"] == "ready"], what="minScale")
-    time.sleep(2.5)
-    assert len(function_status(flintd, "kept")["instances"]) == 1
+    kept = wait_for(lambda: [i["id"] for i in function_status(flintd, "kept")["instances"]
+                             if i["state"] == "ready"], what="minScale")
+    # a call to idle after that: once its instance is reaped, the reaper has
+    # looked at kept's too when that one had been idle for longer (no sleep
+    # guesses when the reaper ran)
+    assert invoke(flintd, "idle").text == "ok"
+    wait_for(lambda: not function_status(flintd, "idle")["instances"], what="reaping again")
+    assert [i["id"] for i in function_status(flintd, "kept")["instances"]] == kept
 
 
 def test_function_output_is_logged_and_followable(flintd, tmp_path):
@@ -867,7 +875,8 @@ spec: {path: "/names/{who}", methods: [POST], target: {function: names}}
     behind = []
     t = threading.Thread(target=lambda: behind.append(call(flintd, "/names/next", "POST", b"0")))
     t.start()
-    time.sleep(0.2)
+    wait_for(lambda: function_status(flintd, "names")["instances"][0]["active"] == 2,
+             what="the call behind it to be sent")
     s.close()
     t.join()
     assert (behind[0].status, behind[0].text) == (200, "next")

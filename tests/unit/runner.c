@@ -2,6 +2,10 @@
  * The unit test runner: see runner.h. The parent forks one child per test,
  * puts it in its own process group, captures its output in a file, and
  * kills the whole group when the test's time is up.
+ *
+ * A skip is told by two things together, so that neither alone can fake
+ * it: the child writes its reason into a page shared with the parent and
+ * exits with SKIP_STATUS. A test that exits 77 by itself is a failure.
  */
 #include "runner.h"
 
@@ -10,12 +14,16 @@
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_TESTS 512
+#define MAX_TESTS   512
+#define SKIP_STATUS 77 /* what automake's harness calls a skip, too */
+#define SKIP_REASON 512
 
 struct test {
     const char *name;
@@ -26,6 +34,9 @@ struct test {
 static struct test tests[MAX_TESTS];
 static int ntests;
 static char tmpdir[4096];
+static char *skip_reason; /* SKIP_REASON bytes shared with the test's child */
+
+enum result { PASSED, FAILED, SKIPPED };
 
 void fl_test_register(const char *name, fl_test_fn fn, int timeout_secs)
 {
@@ -56,6 +67,27 @@ void fl_test_fail(const char *file, int line, const char *fmt, ...)
     abort();
 }
 
+void fl_test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (skip_reason != NULL)
+        vsnprintf(skip_reason, SKIP_REASON, fmt, ap);
+    va_end(ap);
+    if (skip_reason == NULL || skip_reason[0] == '\0')
+        fl_test_fail(__FILE__, __LINE__, "a test skipped without a reason");
+    printf("# skipped: %s\n", skip_reason);
+    fflush(NULL);
+    _exit(SKIP_STATUS); /* not exit(): what the test holds is not a leak */
+}
+
+/* Whether skips count as failures: under CI (see runner.h). */
+static bool under_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci != NULL && ci[0] != '\0' && strcmp(ci, "0") != 0 && strcmp(ci, "false") != 0;
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -65,11 +97,18 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
-static double now_secs(void)
+double fl_test_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void fl_test_pause_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 static void show_output(FILE *out)
@@ -82,29 +121,29 @@ static void show_output(FILE *out)
         printf("#   (cannot read the test's output)\n");
 }
 
-/* Run one test in a child; returns 1 if it passed. */
-static int run_one(int index, const struct test *t)
+/* Run one test in a child. */
+static enum result run_one(int index, const struct test *t)
 {
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof(tmpdir), "%s/flint-test-%s-XXXXXX", base ? base : "/tmp", t->name);
     if (mkdtemp(tmpdir) == NULL) {
         printf("not ok %d - %s (cannot create temporary directory: %s)\n", index, t->name,
                strerror(errno));
-        return 0;
+        return FAILED;
     }
     FILE *out = tmpfile();
     if (out == NULL) {
-        printf("not ok %d - %s (cannot create output file: %s)\n", index, t->name,
-               strerror(errno));
-        return 0;
+        printf("not ok %d - %s (cannot create output file: %s)\n", index, t->name, strerror(errno));
+        return FAILED;
     }
+    memset(skip_reason, 0, SKIP_REASON);
     fflush(NULL);
-    double start = now_secs();
+    double start = fl_test_now();
     pid_t pid = fork();
     if (pid < 0) {
         printf("not ok %d - %s (fork: %s)\n", index, t->name, strerror(errno));
         fclose(out);
-        return 0;
+        return FAILED;
     }
     if (pid == 0) {
         setpgid(0, 0);
@@ -130,7 +169,7 @@ static int run_one(int index, const struct test *t)
             status = -1;
             break;
         }
-        if (now_secs() - start > t->timeout_secs) {
+        if (fl_test_now() - start > t->timeout_secs) {
             timed_out = 1;
             kill(-pid, SIGKILL);
             waitpid(pid, &status, 0);
@@ -140,11 +179,20 @@ static int run_one(int index, const struct test *t)
     }
     /* Whatever the test left running in its group goes too. */
     kill(-pid, SIGKILL);
-    double elapsed = now_secs() - start;
+    double elapsed = fl_test_now() - start;
 
-    int passed = !timed_out && status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (passed) {
+    bool exited = !timed_out && status >= 0 && WIFEXITED(status);
+    skip_reason[SKIP_REASON - 1] = '\0';
+    enum result result = exited && WEXITSTATUS(status) == 0 ? PASSED : FAILED;
+    if (exited && WEXITSTATUS(status) == SKIP_STATUS && skip_reason[0] != '\0')
+        result = SKIPPED;
+    if (result == PASSED) {
         printf("ok %d - %s (%.2fs)\n", index, t->name, elapsed);
+    } else if (result == SKIPPED && !under_ci()) {
+        printf("ok %d - %s # SKIP %s\n", index, t->name, skip_reason);
+    } else if (result == SKIPPED) {
+        printf("not ok %d - %s (skipped, and under CI every test must run: %s)\n", index, t->name,
+               skip_reason);
     } else {
         if (timed_out)
             printf("not ok %d - %s (timed out after %d s)\n", index, t->name, t->timeout_secs);
@@ -155,19 +203,25 @@ static int run_one(int index, const struct test *t)
                    status >= 0 ? WEXITSTATUS(status) : -1);
         show_output(out);
     }
-    if (getenv("FL_TEST_VERBOSE") != NULL && passed)
+    if (getenv("FL_TEST_VERBOSE") != NULL && result != FAILED)
         show_output(out);
     fclose(out);
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     fflush(stdout);
-    return passed;
+    return result;
 }
 
 int main(int argc, char **argv)
 {
-    int passed = 0, failed = 0, index = 0;
+    int passed = 0, failed = 0, skipped = 0, index = 0;
 
     signal(SIGPIPE, SIG_IGN);
+    skip_reason =
+        mmap(NULL, SKIP_REASON, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (skip_reason == MAP_FAILED) {
+        fprintf(stderr, "%s: cannot map a shared page: %s\n", argv[0], strerror(errno));
+        return 2;
+    }
     if (argc > 1 && strcmp(argv[1], "--list") == 0) {
         for (int i = 0; i < ntests; i++)
             printf("%s\n", tests[i].name);
@@ -188,11 +242,22 @@ int main(int argc, char **argv)
             wanted = strcmp(tests[i].name, argv[a]) == 0;
         if (!wanted)
             continue;
-        if (run_one(++index, &tests[i]))
+        switch (run_one(++index, &tests[i])) {
+        case PASSED:
             passed++;
-        else
+            break;
+        case SKIPPED:
+            skipped++;
+            failed += under_ci(); /* and the line says it was skipped */
+            break;
+        case FAILED:
             failed++;
+            break;
+        }
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    if (skipped > 0 && under_ci())
+        printf("# CI is set: %d skipped test%s counted as failed\n", skipped,
+               skipped == 1 ? "" : "s");
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }

@@ -538,11 +538,8 @@ TEST(idle_connections_closed_by_the_server_leave_the_pool)
     free(r);
     ASSERT_EQ(fl_http_client_connections(client, server_addr), 1);
     /* the server drops the idle connection; the client notices */
-    for (int i = 0; i < 100 && fl_http_client_connections(client, server_addr) > 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(10000);
-    }
-    ASSERT_EQ(fl_http_client_connections(client, server_addr), 0);
+    WAIT_UNTIL(fl_http_client_connections(client, server_addr) == 0, 20,
+               uv_run(&loop, UV_RUN_NOWAIT));
     r = call(server_addr, "POST", "/echo", "again"); /* not idempotent: must not fail */
     ASSERT_OK(r->err);
     ASSERT_STR_EQ(r->body, "POST /echo t again");

@@ -44,7 +44,8 @@ struct fixture {
     char unix_addr[300];
     int port;
     int aborts;
-    int delays_started; /* atomic: /delay requests the handler got */
+    int delays_started;  /* atomic: /delay requests the handler got */
+    int delays_answered; /* atomic: and answered (their clients gone or not) */
     bool shutdown_requested;
     struct fl_http_server *control;
     int control_port;
@@ -72,6 +73,7 @@ static void on_delay(uv_timer_t *t)
     char body[64];
     int n = snprintf(body, sizeof(body), "delay %d", d->ms);
     fl_http_respond(d->req, 200, NULL, 0, body, (size_t)n);
+    __atomic_add_fetch(&fx.delays_answered, 1, __ATOMIC_SEQ_CST);
     uv_close((uv_handle_t *)t, delayed_closed);
 }
 
@@ -787,8 +789,7 @@ static void wait_until_served(void)
 
 static void wait_delays_started(int n)
 {
-    for (int i = 0; i < 2000 && __atomic_load_n(&fx.delays_started, __ATOMIC_SEQ_CST) < n; i++)
-        usleep(10000);
+    WAIT_UNTIL(__atomic_load_n(&fx.delays_started, __ATOMIC_SEQ_CST) >= n, 20, (void)0);
     ASSERT_EQ(__atomic_load_n(&fx.delays_started, __ATOMIC_SEQ_CST), n);
 }
 
@@ -1101,6 +1102,21 @@ TEST(the_headers_hook_refuses_before_any_body_byte_is_read)
     stop_server();
 }
 
+/* The number a GET of path answers with, on a connection of its own. */
+static long ask_number(const char *path)
+{
+    char request[128];
+    snprintf(request, sizeof(request), "GET %s HTTP/1.1\r\n\r\n", path);
+    roundtrip(request, &resp);
+    return strtol(resp.body, NULL, 10);
+}
+
+static bool delays_all_answered(void)
+{
+    return __atomic_load_n(&fx.delays_answered, __ATOMIC_SEQ_CST) ==
+           __atomic_load_n(&fx.delays_started, __ATOMIC_SEQ_CST);
+}
+
 TEST(clients_that_vanish_free_everything)
 {
     start_server(NULL);
@@ -1125,12 +1141,11 @@ TEST(clients_that_vanish_free_everything)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(fd);
     }
-    usleep(300000); /* the delayed handlers answer for gone clients */
-    roundtrip("GET /aborts HTTP/1.1\r\n\r\n", &resp);
-    ASSERT(strtol(resp.body, NULL, 10) >= 1); /* handlers were told */
-    roundtrip("GET /conns HTTP/1.1\r\n\r\n", &resp);
-    ASSERT_STR_EQ(resp.body, "1"); /* only this one is left */
-    stop_server();                 /* ASan reports anything leaked */
+    /* the delayed handlers answer for gone clients; handlers were told;
+     * only the connection asking is left */
+    WAIT_UNTIL(delays_all_answered() && ask_number("/aborts") >= 1 && ask_number("/conns") == 1, 20,
+               (void)0);
+    stop_server(); /* ASan reports anything leaked */
 }
 
 TEST(unix_socket_listener)
@@ -1157,7 +1172,7 @@ TEST(graceful_close_finishes_in_flight_requests)
     int slow = connect_tcp();
     struct reader *rs = reader_new(slow);
     send_str(slow, "GET /delay/300 HTTP/1.1\r\n\r\n");
-    usleep(50000);
+    wait_delays_started(1); /* in flight when the close begins */
     roundtrip("GET /shutdown HTTP/1.1\r\n\r\n", &resp);
     ASSERT_STR_EQ(resp.body, "bye");
     ASSERT(read_response(rs, &resp, false));
