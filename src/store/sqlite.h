@@ -17,9 +17,11 @@
 /*
  * Open (creating it if need be) the store in dir. Takes an exclusive lock
  * on the directory (DIR/flint.lock): a second process gets FL_ELOCKED. A
- * foreign, newer or corrupt file is FL_ECORRUPT (the whole file is read
- * at open, so a file damaged in the middle is refused here, not found
- * later); an unwritable directory, or a worker thread that cannot start,
+ * foreign, newer or corrupt file is FL_ECORRUPT (every table read to start
+ * is read whole at open, so damage there is refused here, not found by
+ * the first read that meets it; the event and message tables, which grow
+ * with use, are not: damage there fails the operation that meets it, and
+ * is logged loudly); an unwritable directory, or a worker thread that cannot start,
  * a negative errno code. Nothing is left open on failure; err says what
  * failed, naming the file, and what to do. opts NULL: the defaults.
  */

@@ -65,9 +65,13 @@
  * Versions: 1 had no streams and recent tables (2 builds streams from
  * events); 2 had no leases, deliver policies, max_ack_pending or reasons
  * (3 adds them with their defaults). Each upgrade is one transaction with
- * its user_version. A newer version, a foreign database, and a corrupt
- * file (PRAGMA quick_check, which reads every page, at every open) are
- * refused untouched.
+ * its user_version. A newer version and a foreign database are refused
+ * untouched, and so is a damaged one: at every open, PRAGMA quick_check
+ * reads every page of the tables flintd reads to start (all but events,
+ * messages and dedup, which grow with use: checking them would make a
+ * start take seconds per hundred megabytes). Damage met later in those is
+ * an FL_ECORRUPT for the operation that met it, logged loudly once
+ * (sqlite_threads.c).
  */
 #include "store/sqlite_internal.h"
 
@@ -225,12 +229,24 @@ static int corrupt(const char *path, const char *why, char *err, size_t errsize)
     return FL_ECORRUPT;
 }
 
-/* Read every page of the database: a file corrupted in the middle opens
- * fine and fails later, on the first read that reaches the damage. */
-static int quick_check(sqlite3 *db, const char *path, char *err, size_t errsize)
+/* The tables checked at open (see the header comment), by schema version. */
+static const struct checked {
+    const char *table;
+    int since;
+} checked[] = {
+    {"sqlite_schema", 1}, {"meta", 1},       {"resources", 1}, {"changes", 1}, {"topics", 1},
+    {"consumers", 1},     {"deliveries", 1}, {"streams", 2},   {"recent", 2},  {"leases", 3},
+};
+
+/* Read every page of table and its indexes: a file corrupted in the
+ * middle opens fine and fails later, on the first read that reaches the
+ * damage. */
+static int quick_check(sqlite3 *db, const char *table, const char *path, char *err, size_t errsize)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "PRAGMA quick_check(%s)", table);
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     char why[256] = "";
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
@@ -284,9 +300,12 @@ int fl_sqlite_prepare_schema(sqlite3 *db, const char *path, char *err, size_t er
                  (long long)version, SCHEMA_VERSION);
         return FL_ECORRUPT;
     }
-    rc = quick_check(db, path, err, errsize);
-    if (rc < 0)
-        return rc;
+    for (size_t i = 0; i < sizeof(checked) / sizeof(checked[0]); i++) {
+        rc =
+            version >= checked[i].since ? quick_check(db, checked[i].table, path, err, errsize) : 0;
+        if (rc < 0)
+            return rc;
+    }
     for (size_t i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
         if (version >= migrations[i].version)
             continue;

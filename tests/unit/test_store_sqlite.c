@@ -48,6 +48,13 @@ static int try_open(const char *dir, char *err, size_t errsize)
     return rc;
 }
 
+/* Open the store in dir as the suite's store (stop() closes it). */
+static void open_in(const char *dir)
+{
+    ASSERT_OK(uv_loop_init(&loop));
+    store = open_store(&loop, dir, NULL);
+}
+
 TEST(the_uri_picks_the_backend_and_an_unknown_one_is_named)
 {
     uv_loop_t l;
@@ -193,6 +200,94 @@ TEST(a_store_damaged_in_the_middle_is_refused_at_open_with_what_to_do)
     ASSERT_OK(stat(path, &after));
     ASSERT_EQ(after.st_size, st.st_size);
     ASSERT_EQ(try_open(dir, err, sizeof(err)), FL_ECORRUPT);
+}
+
+/* Point fd 2 at a file of the test's own, to read back what was logged. */
+struct captured {
+    char path[4300];
+    int fd, saved;
+};
+
+static void capture_log(struct captured *c)
+{
+    snprintf(c->path, sizeof(c->path), "%s/captured.log", fl_test_tmpdir());
+    c->fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT(c->fd >= 0);
+    c->saved = dup(STDERR_FILENO);
+    ASSERT(dup2(c->fd, STDERR_FILENO) >= 0);
+}
+
+/* Restore fd 2; the log in buf. */
+static void release_log(struct captured *c, char *buf, size_t size)
+{
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    close(c->fd);
+    int fd = open(c->path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+static void on_damaged_read(int err, const struct fl_store_result *res, void *data)
+{
+    int *worst = data;
+    if (err < 0)
+        *worst = err;
+    worst[1]++;
+}
+
+TEST(damage_in_the_event_tables_fails_the_reads_that_meet_it_and_is_said_loudly)
+{
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof(dir), "%s/events", fl_test_tmpdir());
+    mkdir(dir, 0700);
+    open_in(dir);
+    static char data[1024];
+    memset(data, 'e', sizeof(data) - 3);
+    data[0] = '"';
+    data[sizeof(data) - 3] = '"';
+    for (int batch = 0; batch < 6; batch++) { /* past RECENT_MAX: most move to events */
+        int done = 0;
+        for (int i = 0; i < 1000; i++) {
+            char stream[32];
+            snprintf(stream, sizeof(stream), "inv/%d", i % 50);
+            struct fl_event_in ev = {"Step", data, strlen(data)};
+            ASSERT_OK(fl_store_append(store, stream, &ev, 1, FL_SEQ_ANY, count_done, &done));
+        }
+        while (done < 1000)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    stop();
+    snprintf(path, sizeof(path), "%s/flint.db", dir);
+    struct stat st;
+    ASSERT_OK(stat(path, &st));
+    int fd = open(path, O_WRONLY);
+    ASSERT(fd >= 0);
+    static char junk[8 * 4096];
+    memset(junk, 0x5a, sizeof(junk));
+    ASSERT_EQ(pwrite(fd, junk, sizeof(junk), st.st_size / 2 & ~(off_t)4095), (ssize_t)sizeof(junk));
+    close(fd);
+
+    /* it opens (what flintd needs to start is whole) */
+    struct captured c;
+    capture_log(&c);
+    open_in(dir);
+    int result[2] = {0, 0}; /* the worst error, reads done */
+    for (int i = 0; i < 50; i++) {
+        char stream[32];
+        snprintf(stream, sizeof(stream), "inv/%d", i);
+        ASSERT_OK(fl_store_read(store, stream, 1, FL_PAGE_MAX, on_damaged_read, result));
+    }
+    while (result[1] < 50)
+        uv_run(&loop, UV_RUN_ONCE);
+    stop();
+    static char log[1 << 16];
+    release_log(&c, log, sizeof(log));
+    ASSERT_EQ(result[0], FL_ECORRUPT); /* the reads that met it failed */
+    if (strstr(log, "THE STORE IS CORRUPT") == NULL || strstr(log, path) == NULL)
+        fl_test_fail(__FILE__, __LINE__, "the damage was not said loudly:\n%s", log);
 }
 
 /* The first on-disk format (schema 1), as flintd wrote it: events only,
@@ -571,12 +666,6 @@ static bool mount_small_fs(const char *dir, const char *size)
     return mount("flint-test", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) == 0;
 }
 
-static void open_in(const char *dir)
-{
-    ASSERT_OK(uv_loop_init(&loop));
-    store = open_store(&loop, dir, NULL);
-}
-
 /* Every message of topic, once, by id: how many, and whether the ids
  * "before" and "after" are there. */
 static int count_messages(const char *t, bool *before, bool *after)
@@ -600,7 +689,7 @@ static int count_messages(const char *t, bool *before, bool *after)
 
 TEST_TIMEOUT(a_full_file_system_fails_writes_with_enospc_and_recovers_once_space_is_freed, 120)
 {
-    char dir[4200], ballast[4300], logpath[4300];
+    char dir[4200], ballast[4300];
     snprintf(dir, sizeof(dir), "%s/small", fl_test_tmpdir());
     ASSERT_OK(mkdir(dir, 0700));
     if (!mount_small_fs(dir, "6m")) {
@@ -621,12 +710,8 @@ TEST_TIMEOUT(a_full_file_system_fails_writes_with_enospc_and_recovers_once_space
         ASSERT_EQ(write(fd, mib, sizeof(mib)), (ssize_t)sizeof(mib));
         close(fd);
     }
-    /* what the store logs, to read back */
-    snprintf(logpath, sizeof(logpath), "%s/store.log", fl_test_tmpdir());
-    int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ASSERT(logfd >= 0);
-    int saved_stderr = dup(STDERR_FILENO);
-    ASSERT_OK(dup2(logfd, STDERR_FILENO) < 0);
+    struct captured c; /* what the store logs, to read back */
+    capture_log(&c);
 
     open_in(dir);
     topic("big", 0, 0, 0, 0);
@@ -667,15 +752,9 @@ TEST_TIMEOUT(a_full_file_system_fails_writes_with_enospc_and_recovers_once_space
     ASSERT_EQ(seen, f.ok + 2);
     stop();
 
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    close(logfd);
     /* the log names the real error, not what a failed rollback said */
     static char log[1 << 16];
-    int fd = open(logpath, O_RDONLY);
-    ssize_t n = read(fd, log, sizeof(log) - 1);
-    close(fd);
-    log[n > 0 ? n : 0] = '\0';
+    release_log(&c, log, sizeof(log));
     if (strstr(log, "disk is full") == NULL || strstr(log, "code=ENOSPC") == NULL ||
         strstr(log, "cannot rollback") != NULL)
         fl_test_fail(__FILE__, __LINE__, "the store's log does not name ENOSPC:\n%s", log);
