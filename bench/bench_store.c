@@ -143,7 +143,7 @@ static void on_fetched(int err, const struct fl_store_result *res, void *data)
     if (err != 0)
         exit(1);
     for (size_t i = 0; i < res->n; i++)
-        if (fl_store_ack(store, "bench", "c", res->records[i].seq, FL_ACK, 0, on_acked, NULL))
+        if (fl_store_ack(store, "bench", "c", res->records[i].seq, FL_ACK, 0, NULL, on_acked, NULL))
             exit(1);
     if (res->n > 0)
         fetch_more();
@@ -174,7 +174,7 @@ static double topic_throughput(void)
 {
     int ready = 0;
     struct fl_topic_limits limits = {0};
-    struct fl_consumer_config cfg = {60000, 5};
+    struct fl_consumer_config cfg = {.ack_wait_ms = 60000, .max_deliver = 5};
     fl_store_topic_create(store, "bench", &limits, on_setup, &ready);
     fl_store_consumer_create(store, "bench", "c", &cfg, on_setup, &ready);
     while (ready < 2)
@@ -204,7 +204,9 @@ int main(int argc, char **argv)
     if (argc > 2)
         seconds = strtod(argv[2], NULL);
     loop = uv_default_loop();
-    if (fl_store_open_sqlite(loop, argv[1], NULL, &store, err, sizeof(err)) != 0) {
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "sqlite:%s", argv[1]);
+    if (fl_store_open(loop, uri, NULL, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench_store: %s\n", err);
         return 1;
     }

@@ -44,7 +44,9 @@ static void setup(void)
     atexit(remove_dir);
     struct fl_store *store;
     char err[512];
-    if (fl_store_open_sqlite(&loop, dir, NULL, &store, err, sizeof(err)) < 0) {
+    char uri[64];
+    snprintf(uri, sizeof(uri), "sqlite:%s", dir);
+    if (fl_store_open(&loop, uri, NULL, &store, err, sizeof(err)) < 0) {
         fprintf(stderr, "store: %s\n", err);
         abort();
     }

@@ -5,8 +5,9 @@
  *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
  *          [--max-body SIZE] [--max-conns-per-addr N] [--max-inflight SIZE]
  *          [--gc-interval D] [--build-grace D] [--code-grace D] [--sandbox-uids BASE:COUNT]
+ *          [--store URI]
  *
- * Most flags have an environment variable (FLINT_DATA, FLINT_API,
+ * Most flags have an environment variable (FLINT_DATA, FLINT_STORE, FLINT_API,
  * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
  * FLINT_MAX_BODY, FLINT_MAX_CONNS_PER_ADDR, FLINT_MAX_INFLIGHT,
  * FLINT_GC_INTERVAL, FLINT_BUILD_GRACE, FLINT_CODE_GRACE, FLINT_SANDBOX_UIDS);
@@ -44,6 +45,7 @@
 
 #include <limits.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -59,6 +61,7 @@
 
 struct flintd_config {
     const char *data_dir;
+    const char *store_uri; /* NULL: sqlite:<data_dir> */
     const char *api_addr;
     const char *router_addr;
     const char *log_file;
@@ -106,6 +109,7 @@ static void usage(FILE *to)
             "              [--log-file PATH] [--drain DURATION]\n"
             "\n"
             "  --data DIR        data directory (FLINT_DATA; default ./.flint-data)\n"
+            "  --store URI       the store (FLINT_STORE; default sqlite:<data directory>)\n"
             "  --api ADDR        control API listener (FLINT_API; default 127.0.0.1:7070)\n"
             "  --router ADDR     public router listener (FLINT_ROUTER; default 127.0.0.1:8080);\n"
             "                    several addresses separated by commas, e.g. HOST:PORT,unix:PATH\n"
@@ -145,6 +149,7 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
 {
     static const struct option options[] = {
         {"data", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'S'},
         {"api", required_argument, NULL, 'a'},
         {"router", required_argument, NULL, 'r'},
         {"log-level", required_argument, NULL, 'l'},
@@ -176,6 +181,7 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     const char *sandbox_uids = env_or("FLINT_SANDBOX_UIDS", NULL);
 
     cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
+    cfg->store_uri = env_or("FLINT_STORE", NULL);
     cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
     cfg->router_addr = env_or("FLINT_ROUTER", "127.0.0.1:8080");
     cfg->log_file = env_or("FLINT_LOG_FILE", NULL);
@@ -187,6 +193,9 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
         switch (c) {
         case 'd':
             cfg->data_dir = optarg;
+            break;
+        case 'S':
+            cfg->store_uri = optarg;
             break;
         case 'a':
             cfg->api_addr = optarg;
@@ -535,6 +544,31 @@ static int prepare_data_dir(const char *dir)
     return 0;
 }
 
+/* Code blobs in DATA/code/sha256 (the uploads' temporary files aside). */
+static int count_code_blobs(const char *data_dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/code/sha256", data_dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e = d ? readdir(d) : NULL; e != NULL; e = readdir(d))
+        n += e->d_name[0] != '.';
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+static void on_store_checked(int err, const struct fl_store_result *res, void *data)
+{
+    struct flintd *d = data;
+    int blobs = count_code_blobs(d->cfg.data_dir);
+    if (err == 0 && res->n == 0 && blobs > 0)
+        fl_log(FL_LOG_WARN, "flintd",
+               "THE STORE HOLDS NO FUNCTIONS but the data directory holds code: was the store "
+               "replaced or lost? Restore it from a backup, or re-apply your specs",
+               "store=\"%s\" code_blobs=%d", fl_store_describe(d->store), blobs);
+}
+
 /* Start the server and listen on addrs, one address or several separated
  * by commas (e.g. a TCP port and a Unix socket); bound gets the first. */
 static int start_listener(struct flintd *d, const char *what, const char *addrs,
@@ -592,7 +626,7 @@ int main(int argc, char **argv)
     }
     if (prepare_data_dir(d.cfg.data_dir) < 0)
         return 1;
-    char err[600], token_path[PATH_MAX], db_path[PATH_MAX];
+    char err[1200], token_path[PATH_MAX], db_path[PATH_MAX];
     snprintf(token_path, sizeof(token_path), "%s/token", d.cfg.data_dir);
     snprintf(db_path, sizeof(db_path), "%s/flint.db", d.cfg.data_dir);
     struct stat db_st;
@@ -612,15 +646,23 @@ int main(int argc, char **argv)
                "old one are refused until they use the new one",
                "file=%s", token_path);
     uv_loop_init(&d.loop);
-    rc = fl_store_open_sqlite(&d.loop, d.cfg.data_dir, NULL, &d.store, err, sizeof(err));
+    char store_uri[PATH_MAX + 16];
+    if (d.cfg.store_uri != NULL)
+        fl_strlcpy(store_uri, d.cfg.store_uri, sizeof(store_uri));
+    else
+        snprintf(store_uri, sizeof(store_uri), "sqlite:%s", d.cfg.data_dir);
+    rc = fl_store_open(&d.loop, store_uri, NULL, &d.store, err, sizeof(err));
     if (rc < 0) {
-        char q[700];
+        char q[1400];
         fl_log(FL_LOG_ERROR, "flintd", "cannot open the store", "err=%s",
                fl_log_quote(q, sizeof(q), err));
         uv_loop_close(&d.loop);
         return 1;
     }
     fl_log(FL_LOG_INFO, "flintd", "store open", "store=\"%s\"", fl_store_describe(d.store));
+    /* an empty store next to uploaded code is most likely a lost one */
+    struct fl_page one = {1, NULL};
+    fl_store_list_page(d.store, "function", "", &one, on_store_checked, &d);
     struct fl_sandbox_mode sandbox;
     fl_sandbox_use_uids((unsigned)d.cfg.sandbox_uid_base, (unsigned)d.cfg.sandbox_uid_count);
     fl_sandbox_probe(&sandbox, false);

@@ -70,7 +70,9 @@ static void on_list(int err, const struct fl_store_result *res, void *data)
             f->cbs.failed(f->data, err);
         return;
     }
-    uint64_t top = 0;
+    /* watch from the revision the list is as of (or the highest listed,
+     * for a backend that cannot say): nothing changed since is missed */
+    uint64_t top = res->seq;
     json_t *present = json_object();
     for (size_t i = 0; i < res->n; i++) {
         const struct fl_record *r = &res->records[i];

@@ -4,7 +4,8 @@
  * flintd follows environments and functions for the executor.
  *
  * Start: list the kind, call put for each resource, then synced once;
- * then watch from the highest revision listed, so nothing that changed in
+ * then watch from the revision the list is as of (at least the highest
+ * revision listed), so nothing that changed in
  * between is missed (a change replayed twice carries the same revision and
  * is the follower's to ignore). If the watch falls behind compaction
  * (FL_ERANGE) the follower lists again, puts what is there and removes
@@ -25,7 +26,7 @@ struct fl_follow_callbacks {
     /* value is the stored JSON (a reference valid during the call) */
     void (*put)(void *data, const char *name, uint64_t revision, json_t *value);
     void (*remove)(void *data, const char *name, uint64_t revision);
-    void (*synced)(void *data); /* after the first listing; may be NULL */
+    void (*synced)(void *data);          /* after the first listing; may be NULL */
     void (*failed)(void *data, int err); /* the store failed; may be NULL */
 };
 

@@ -86,7 +86,9 @@ int main(int argc, char **argv)
         return 2;
     round_no = (int)strtol(argv[2], NULL, 10);
     uv_loop_t *loop = uv_default_loop();
-    if (fl_store_open_sqlite(loop, argv[1], NULL, &store, err, sizeof(err)) != 0) {
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "sqlite:%s", argv[1]);
+    if (fl_store_open(loop, uri, NULL, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "store_crasher: %s\n", err);
         return 1;
     }

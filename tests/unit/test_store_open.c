@@ -6,7 +6,7 @@
 #include "runner.h"
 
 #include "base/error.h"
-#include "store/store.h"
+#include "store/sqlite.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -42,7 +42,7 @@ TEST(an_open_that_cannot_start_its_threads_fails_cleanly_and_can_be_retried)
     for (int granted = 0; granted < 2; granted++) {
         refuse_after = granted; /* the writer's thread, then the reader's */
         err[0] = '\0';
-        ASSERT_EQ(fl_store_open_sqlite(&loop, fl_test_tmpdir(), NULL, &s, err, sizeof(err)),
+        ASSERT_EQ(fl_store_sqlite_open(&loop, fl_test_tmpdir(), NULL, &s, err, sizeof(err)),
                   -EAGAIN);
         ASSERT(strstr(err, granted == 0 ? "cannot start the store's writer thread"
                                         : "cannot start the store's reader thread") != NULL);
@@ -51,7 +51,7 @@ TEST(an_open_that_cannot_start_its_threads_fails_cleanly_and_can_be_retried)
     }
     /* nothing held either: the lock is free, and a new open works */
     refuse_after = -1;
-    ASSERT_OK(fl_store_open_sqlite(&loop, fl_test_tmpdir(), NULL, &s, err, sizeof(err)));
+    ASSERT_OK(fl_store_sqlite_open(&loop, fl_test_tmpdir(), NULL, &s, err, sizeof(err)));
     fl_store_close(s, on_closed, NULL);
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);

@@ -1,15 +1,18 @@
 /*
  * The SQLite store: the conformance suite, the errors an operator can meet
- * (a second flintd, a foreign or corrupt file, an unusable directory), and
- * crash tests that SIGKILL a busy writer many times.
+ * (a second flintd, a foreign, corrupt or damaged file, an unusable
+ * directory, a full file system), and crash tests that SIGKILL a busy
+ * writer many times.
  */
 #include "runner.h"
 
 #include "store/store.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,8 +22,9 @@ static struct fl_store *open_store(uv_loop_t *l, const char *dir,
                                    const struct fl_store_options *opts)
 {
     struct fl_store *s;
-    char err[512] = "";
-    int rc = fl_store_open_sqlite(l, dir, opts, &s, err, sizeof(err));
+    char err[1024] = "", uri[4200];
+    snprintf(uri, sizeof(uri), "sqlite:%s", dir);
+    int rc = fl_store_open(l, uri, opts, &s, err, sizeof(err));
     if (rc != 0)
         fl_test_fail(__FILE__, __LINE__, "cannot open the store: %s", err);
     return s;
@@ -33,13 +37,46 @@ static int try_open(const char *dir, char *err, size_t errsize)
     uv_loop_t l;
     struct fl_store *s;
     uv_loop_init(&l);
-    int rc = fl_store_open_sqlite(&l, dir, NULL, &s, err, errsize);
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "sqlite:%s", dir);
+    int rc = fl_store_open(&l, uri, NULL, &s, err, errsize);
     if (rc == 0) {
         fl_store_close(s, NULL, NULL);
         uv_run(&l, UV_RUN_DEFAULT);
     }
     uv_loop_close(&l);
     return rc;
+}
+
+/* Open the store in dir as the suite's store (stop() closes it). */
+static void open_in(const char *dir)
+{
+    ASSERT_OK(uv_loop_init(&loop));
+    store = open_store(&loop, dir, NULL);
+}
+
+TEST(the_uri_picks_the_backend_and_an_unknown_one_is_named)
+{
+    uv_loop_t l;
+    struct fl_store *s;
+    char err[512];
+    uv_loop_init(&l);
+    ASSERT_EQ(fl_store_open(&l, "nats://127.0.0.1:4222", NULL, &s, err, sizeof(err)), FL_EINVAL);
+    ASSERT(strstr(err, "unknown store 'nats://127.0.0.1:4222'") != NULL);
+    ASSERT(strstr(err, "sqlite:PATH") != NULL); /* what there is */
+    ASSERT_EQ(fl_store_open(&l, "/no/scheme", NULL, &s, err, sizeof(err)), FL_EINVAL);
+    ASSERT_EQ(fl_store_open(&l, "sqlite:", NULL, &s, err, sizeof(err)), FL_EINVAL);
+    ASSERT(strstr(err, "names no location") != NULL);
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "sqlite:%s", fl_test_tmpdir());
+    ASSERT_OK(fl_store_open(&l, uri, NULL, &s, err, sizeof(err)));
+    char want[4300];
+    snprintf(want, sizeof(want), "sqlite %s/flint.db", fl_test_tmpdir());
+    ASSERT_STR_EQ(fl_store_describe(s), want);
+    ASSERT_EQ(fl_store_caps(s) & FL_STORE_CAP_GAPLESS, FL_STORE_CAP_GAPLESS);
+    fl_store_close(s, NULL, NULL);
+    uv_run(&l, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&l));
 }
 
 TEST(a_second_opener_is_refused)
@@ -53,6 +90,12 @@ TEST(a_second_opener_is_refused)
     ASSERT(strstr(err, pid) != NULL);
     stop();
     ASSERT_OK(try_open(fl_test_tmpdir(), err, sizeof(err))); /* free again */
+}
+
+static void count_done(int err, const struct fl_store_result *res, void *data)
+{
+    ASSERT_OK(err);
+    (*(int *)data)++;
 }
 
 static void write_file(const char *path, const void *data, size_t len)
@@ -103,6 +146,148 @@ TEST(foreign_and_corrupt_files_are_refused_untouched)
     int rc = try_open(dir, err, sizeof(err));
     ASSERT_EQ(rc, FL_ECORRUPT);
     ASSERT(strlen(err) > 0);
+}
+
+/* A store with many pages, closed (so that everything is in flint.db). */
+static void make_big_store(const char *dir)
+{
+    uv_loop_t l;
+    ASSERT_OK(uv_loop_init(&l));
+    struct fl_store *s = open_store(&l, dir, NULL);
+    static char value[1024];
+    memset(value, 'v', sizeof(value) - 3);
+    value[0] = '"';
+    value[sizeof(value) - 3] = '"';
+    int done = 0;
+    for (int i = 0; i < 2000; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "f%04d", i);
+        ASSERT_OK(
+            fl_store_put(s, "function", name, value, strlen(value), FL_REV_ANY, count_done, &done));
+    }
+    while (done < 2000)
+        uv_run(&l, UV_RUN_ONCE);
+    fl_store_close(s, NULL, NULL);
+    uv_run(&l, UV_RUN_DEFAULT);
+    ASSERT_OK(uv_loop_close(&l));
+}
+
+TEST(a_store_damaged_in_the_middle_is_refused_at_open_with_what_to_do)
+{
+    char dir[4200], path[4300], err[1024];
+    snprintf(dir, sizeof(dir), "%s/damaged", fl_test_tmpdir());
+    mkdir(dir, 0700);
+    make_big_store(dir);
+    snprintf(path, sizeof(path), "%s/flint.db", dir);
+    struct stat st;
+    ASSERT_OK(stat(path, &st));
+    ASSERT(st.st_size > 1 << 20);
+    /* pages in the middle overwritten: the header and the schema are fine,
+     * so SQLite opens it; only reading those pages would find the damage */
+    int fd = open(path, O_WRONLY);
+    ASSERT(fd >= 0);
+    static char junk[16 * 4096];
+    memset(junk, 0x5a, sizeof(junk));
+    ASSERT_EQ(pwrite(fd, junk, sizeof(junk), st.st_size / 2 & ~(off_t)4095), (ssize_t)sizeof(junk));
+    close(fd);
+    ASSERT_EQ(try_open(dir, err, sizeof(err)), FL_ECORRUPT);
+    ASSERT(strstr(err, path) != NULL);         /* which file */
+    ASSERT(strstr(err, "is corrupt") != NULL); /* what is wrong */
+    ASSERT(strstr(err, "backup") != NULL);     /* what to do */
+    ASSERT(strstr(err, ".recover") != NULL);
+    /* refused untouched, and still refused */
+    struct stat after;
+    ASSERT_OK(stat(path, &after));
+    ASSERT_EQ(after.st_size, st.st_size);
+    ASSERT_EQ(try_open(dir, err, sizeof(err)), FL_ECORRUPT);
+}
+
+/* Point fd 2 at a file of the test's own, to read back what was logged. */
+struct captured {
+    char path[4300];
+    int fd, saved;
+};
+
+static void capture_log(struct captured *c)
+{
+    snprintf(c->path, sizeof(c->path), "%s/captured.log", fl_test_tmpdir());
+    c->fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT(c->fd >= 0);
+    c->saved = dup(STDERR_FILENO);
+    ASSERT(dup2(c->fd, STDERR_FILENO) >= 0);
+}
+
+/* Restore fd 2; the log in buf. */
+static void release_log(struct captured *c, char *buf, size_t size)
+{
+    dup2(c->saved, STDERR_FILENO);
+    close(c->saved);
+    close(c->fd);
+    int fd = open(c->path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+static void on_damaged_read(int err, const struct fl_store_result *res, void *data)
+{
+    int *worst = data;
+    if (err < 0)
+        *worst = err;
+    worst[1]++;
+}
+
+TEST(damage_in_the_event_tables_fails_the_reads_that_meet_it_and_is_said_loudly)
+{
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof(dir), "%s/events", fl_test_tmpdir());
+    mkdir(dir, 0700);
+    open_in(dir);
+    static char data[1024];
+    memset(data, 'e', sizeof(data) - 3);
+    data[0] = '"';
+    data[sizeof(data) - 3] = '"';
+    for (int batch = 0; batch < 6; batch++) { /* past RECENT_MAX: most move to events */
+        int done = 0;
+        for (int i = 0; i < 1000; i++) {
+            char stream[32];
+            snprintf(stream, sizeof(stream), "inv/%d", i % 50);
+            struct fl_event_in ev = {"Step", data, strlen(data)};
+            ASSERT_OK(fl_store_append(store, stream, &ev, 1, FL_SEQ_ANY, count_done, &done));
+        }
+        while (done < 1000)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    stop();
+    snprintf(path, sizeof(path), "%s/flint.db", dir);
+    struct stat st;
+    ASSERT_OK(stat(path, &st));
+    int fd = open(path, O_WRONLY);
+    ASSERT(fd >= 0);
+    static char junk[8 * 4096];
+    memset(junk, 0x5a, sizeof(junk));
+    ASSERT_EQ(pwrite(fd, junk, sizeof(junk), st.st_size / 2 & ~(off_t)4095), (ssize_t)sizeof(junk));
+    close(fd);
+
+    /* it opens (what flintd needs to start is whole) */
+    struct captured c;
+    capture_log(&c);
+    open_in(dir);
+    int result[2] = {0, 0}; /* the worst error, reads done */
+    for (int i = 0; i < 50; i++) {
+        char stream[32];
+        snprintf(stream, sizeof(stream), "inv/%d", i);
+        ASSERT_OK(fl_store_read(store, stream, 1, FL_PAGE_MAX, on_damaged_read, result));
+    }
+    while (result[1] < 50)
+        uv_run(&loop, UV_RUN_ONCE);
+    stop();
+    static char log[1 << 16];
+    release_log(&c, log, sizeof(log));
+    ASSERT_EQ(result[0], FL_ECORRUPT); /* the reads that met it failed */
+    if (strstr(log, "THE STORE IS CORRUPT") == NULL || strstr(log, path) == NULL)
+        fl_test_fail(__FILE__, __LINE__, "the damage was not said loudly:\n%s", log);
 }
 
 /* The first on-disk format (schema 1), as flintd wrote it: events only,
@@ -156,7 +341,7 @@ TEST(a_schema_1_store_is_upgraded_in_place)
 
     start(NULL);
     struct got *g = got_new();
-    ASSERT_OK(fl_store_streams(store, "wf/", got_cb, g));
+    ASSERT_OK(fl_store_streams(store, "wf/", NULL, got_cb, g));
     wait_for(g);
     ASSERT_EQ(g->n, 2);
     ASSERT_STR_EQ(g->rec[0].key, "wf/1");
@@ -176,7 +361,7 @@ TEST(a_schema_1_store_is_upgraded_in_place)
     sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    ASSERT_EQ(sqlite3_column_int(st, 0), 2);
+    ASSERT_EQ(sqlite3_column_int(st, 0), 3);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -284,6 +469,29 @@ static void crash_round(int round, int ms, struct acked *a)
     collect(out, a);
 }
 
+/* Streams checked for torn appends (the crasher appends 3 at a time). */
+struct torn {
+    int streams, torn;
+    char first_torn[64];
+    char after[FL_CURSOR_MAX];
+    bool paged, done;
+};
+
+static void check_whole(int err, const struct fl_store_result *res, void *data)
+{
+    struct torn *t = data;
+    ASSERT_OK(err);
+    for (size_t i = 0; i < res->n; i++) {
+        t->streams++;
+        if (res->records[i].seq % 3 != 0 && t->torn++ == 0)
+            snprintf(t->first_torn, sizeof(t->first_torn), "%s has %llu events",
+                     res->records[i].key, (unsigned long long)res->records[i].seq);
+    }
+    t->done = res->next == NULL;
+    snprintf(t->after, sizeof(t->after), "%s", res->next ? res->next : "");
+    t->paged = true;
+}
+
 static struct got *read_stream(const char *stream)
 {
     struct got *g = got_new();
@@ -314,13 +522,19 @@ TEST_TIMEOUT(acknowledged_writes_survive_sigkill, 120)
         ASSERT_STR_EQ(g->rec[2].type, "third");
         got_free(g);
     }
-    /* no stream anywhere shows part of an append */
-    struct got *all = got_new();
-    ASSERT_OK(fl_store_streams(store, "", got_cb, all));
-    wait_for(all);
-    for (size_t i = 0; i < all->n && i < 64; i++)
-        ASSERT_EQ(all->rec[i].seq % 3, 0);
-    got_free(all);
+    /* no stream anywhere shows part of an append: every one, page by page */
+    struct torn t = {0};
+    while (!t.done) {
+        struct fl_page page = {FL_PAGE_MAX, t.after};
+        t.paged = false;
+        ASSERT_OK(fl_store_streams(store, "", &page, check_whole, &t));
+        while (!t.paged)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    if (t.torn > 0)
+        fl_test_fail(__FILE__, __LINE__, "%d of %d streams show part of an append (%s)", t.torn,
+                     t.streams, t.first_torn);
+    ASSERT(t.streams >= a.nstreams); /* every acknowledged one, and those cut short */
     /* every acknowledged publish is there exactly once */
     consumer("crash", "check", 600000, 5);
     static uint8_t count[1 << 20];
@@ -362,8 +576,9 @@ TEST_TIMEOUT(acknowledged_writes_survive_sigkill, 120)
     ASSERT_STR_EQ((const char *)sqlite3_column_text(st, 0), "ok");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    printf("%d rounds: %d appends and %d publishes acknowledged, %d messages kept\n", rounds,
-           a.nstreams, a.nids, total);
+    printf("%d rounds: %d appends and %d publishes acknowledged, %d messages kept, "
+           "%d streams checked whole\n",
+           rounds, a.nstreams, a.nids, total, t.streams);
     free(a.streams);
     free(a.ids);
 }
@@ -383,7 +598,7 @@ static void on_fill(int err, const struct fl_store_result *res, void *data)
     }
 }
 
-TEST_TIMEOUT(a_full_disk_fails_writes_clearly_and_loses_nothing, 60)
+TEST_TIMEOUT(a_file_size_limit_fails_writes_clearly_and_loses_nothing, 60)
 {
     start(NULL);
     topic("big", 0, 0, 0, 0);
@@ -432,4 +647,117 @@ TEST_TIMEOUT(a_full_disk_fails_writes_clearly_and_loses_nothing, 60)
     ASSERT(before && after);
     ASSERT_EQ(seen, f.ok + 2); /* every acknowledged message, nothing else */
     stop();
+}
+
+/* ---- a file system that fills up ---- */
+
+/* Mount a tmpfs of the given size on dir, in a mount namespace of this
+ * test's own process (the runner forks every test), so that the host
+ * never sees it and it goes when the test ends. Must run before the test
+ * starts a thread. false if the machine does not allow it. */
+static bool mount_small_fs(const char *dir, const char *size)
+{
+    if (unshare(CLONE_NEWNS) != 0)
+        return false;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return false;
+    char opts[64];
+    snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+    return mount("flint-test", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) == 0;
+}
+
+/* Every message of topic, once, by id: how many, and whether the ids
+ * "before" and "after" are there. */
+static int count_messages(const char *t, bool *before, bool *after)
+{
+    consumer(t, "check", 600000, 5);
+    int seen = 0;
+    for (;;) {
+        struct got *g = fetch(t, "check", 64);
+        ASSERT_OK(g->err);
+        size_t n = g->n;
+        for (size_t i = 0; i < n; i++) {
+            *before |= strcmp(g->rec[i].key, "before") == 0;
+            *after |= strcmp(g->rec[i].key, "after") == 0;
+            seen++;
+        }
+        got_free(g);
+        if (n == 0)
+            return seen;
+    }
+}
+
+TEST_TIMEOUT(a_full_file_system_fails_writes_with_enospc_and_recovers_once_space_is_freed, 120)
+{
+    char dir[4200], ballast[4300];
+    snprintf(dir, sizeof(dir), "%s/small", fl_test_tmpdir());
+    ASSERT_OK(mkdir(dir, 0700));
+    if (!mount_small_fs(dir, "6m")) {
+#ifdef SKIP
+        SKIP("cannot mount a tmpfs in a private mount namespace (needs CAP_SYS_ADMIN)");
+#else
+        printf("skipped: cannot mount a tmpfs in a private mount namespace\n");
+        return;
+#endif
+    }
+    /* room to free later: a ballast file on the small file system */
+    snprintf(ballast, sizeof(ballast), "%s/ballast", dir);
+    static char mib[1 << 20];
+    memset(mib, 'b', sizeof(mib));
+    for (int i = 0; i < 2; i++) {
+        int fd = open(ballast, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        ASSERT(fd >= 0);
+        ASSERT_EQ(write(fd, mib, sizeof(mib)), (ssize_t)sizeof(mib));
+        close(fd);
+    }
+    struct captured c; /* what the store logs, to read back */
+    capture_log(&c);
+
+    open_in(dir);
+    topic("big", 0, 0, 0, 0);
+    got_free(publish("big", "before", "kept"));
+    static char payload[64 * 1024];
+    memset(payload, 'p', sizeof(payload));
+    struct fill f = {0};
+    for (int i = 0; i < 400 && f.failed == 0; i++) {
+        int before = f.ok + f.failed;
+        ASSERT_OK(
+            fl_store_publish(store, "big", NULL, NULL, payload, sizeof(payload), on_fill, &f));
+        while (f.ok + f.failed == before)
+            uv_run(&loop, UV_RUN_ONCE);
+    }
+    ASSERT(f.failed > 0); /* the file system filled up, and it was said */
+    ASSERT_EQ(f.last_err, FL_ENOSPC);
+    /* the store still reads while full */
+    struct got *g = topic_info("big");
+    ASSERT_OK(g->err);
+    ASSERT_EQ(g->topics[0].messages, (uint64_t)f.ok + 1);
+    got_free(g);
+
+    /* space is freed: the same store writes again, without a restart */
+    ASSERT_OK(unlink(ballast));
+    g = publish("big", "after", "works");
+    ASSERT_OK(g->err);
+    got_free(g);
+    g = append1("after/full", "Step", "{}", 0);
+    ASSERT_OK(g->err);
+    got_free(g);
+    stop();
+
+    /* every acknowledged message is there once, nothing else */
+    open_in(dir);
+    bool before = false, after = false;
+    int seen = count_messages("big", &before, &after);
+    ASSERT(before && after);
+    ASSERT_EQ(seen, f.ok + 2);
+    stop();
+
+    /* the log names the real error, not what a failed rollback said */
+    static char log[1 << 16];
+    release_log(&c, log, sizeof(log));
+    if (strstr(log, "disk is full") == NULL || strstr(log, "code=ENOSPC") == NULL ||
+        strstr(log, "cannot rollback") != NULL)
+        fl_test_fail(__FILE__, __LINE__, "the store's log does not name ENOSPC:\n%s", log);
+    ASSERT(strstr(log, "flint.db") != NULL);
+    printf("%d messages of 64 KiB stored on a 6 MiB file system, then ENOSPC\n", f.ok);
 }
