@@ -52,7 +52,7 @@ def free_ports(n):
 
 
 class Daemon:
-    def __init__(self, tmp):
+    def __init__(self, tmp, args=()):
         self.data = os.path.join(tmp, "data")
         ports = free_ports(2)
         self.api = f"127.0.0.1:{ports[0]}"
@@ -61,7 +61,8 @@ class Daemon:
         self.log = open(os.path.join(tmp, "flintd.log"), "wb")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "bin", "flintd"), "--data", self.data, "--api", self.api,
-             "--router", f"{self.router},{self.router_unix}", "--log-level", os.environ.get("LOGLEVEL", "warn")],
+             "--router", f"{self.router},{self.router_unix}", "--log-level", os.environ.get("LOGLEVEL", "warn"),
+             *args],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             for _ in range(400):
@@ -269,7 +270,16 @@ def warm_calls(d, codes):
               f"{med(results, 'rps') / max(med(results, 'flintd_cores'), 0.01):.0f}")
 
 
+def exit_on_signals():
+    """SIGTERM and SIGHUP end the benchmark through its finally blocks, so that
+    the daemons it started are stopped (not left behind, as by the default
+    action)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main():
+    exit_on_signals()
     tmp = tempfile.mkdtemp(prefix="flint-bench-exec.")
     d = Daemon(tmp)
     try:

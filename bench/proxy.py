@@ -18,7 +18,7 @@ thread) at 1 and 64 connections, and bench_invoke at 16 connections, which
 also calls the instance's socket directly (wrk has no Unix sockets): the
 router/direct figure of bench/executor.sh, as context.
 
-Environment: BUILD (build), SECONDS_EACH (3), REPEAT (5), WRK_CONNS ("1 64"),
+Environment: BUILD (build), SECONDS_EACH (2), REPEAT (9), WRK_CONNS ("1 64"),
 CONNS (16, bench_invoke's).
 """
 import json
@@ -34,11 +34,11 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from executor import (BUILD, Daemon, cpu_seconds, free_ports,  # noqa: E402
-                      instance_socket, runtime_pids, upload, warm_instance)
+from executor import (BUILD, Daemon, cpu_seconds, exit_on_signals,  # noqa: E402
+                      free_ports, instance_socket, runtime_pids, upload, warm_instance)
 
-SECONDS = os.environ.get("SECONDS_EACH", "3")
-REPEAT = int(os.environ.get("REPEAT", "5"))
+SECONDS = os.environ.get("SECONDS_EACH", "2")
+REPEAT = int(os.environ.get("REPEAT", "9"))
 WRK_CONNS = [int(c) for c in os.environ.get("WRK_CONNS", "1 64").split()]
 CONNS = os.environ.get("CONNS", "16")
 PATH = "/hello/c/ada"
@@ -159,7 +159,7 @@ def to_us(text):
 def wrk(target, conns):
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{SECONDS}s", "--latency",
                           f"http://{target}{PATH}"], capture_output=True, text=True, check=True)
-    r = {"errors": 0}
+    r = {"errors": 0, "error_lines": []}
     for line in out.stdout.splitlines():
         words = line.split()
         if line.startswith("Requests/sec:"):
@@ -172,6 +172,7 @@ def wrk(target, conns):
             r["requests"] = int(words[0])
         elif line.lstrip().startswith(("Non-2xx", "Socket errors")):
             r["errors"] += sum(int(w.strip(",")) for w in words if w.strip(",").isdigit())
+            r["error_lines"].append(line.strip())
     return r
 
 
@@ -208,12 +209,18 @@ def report(title, runs):
           "load gen / proxy / instance")
     for name in runs:
         errors = sum(r["errors"] for r in runs[name])
+        for line in sorted({e for r in runs[name] for e in r.get("error_lines", [])}):
+            print(f"  ({name}: {line})")
         print(f"  {name:28s} {med(name, 'rps'):8.0f} {med(name, 'p50_us'):6.0f} us "
               f"{med(name, 'p99_us'):6.0f} us   {med(name, 'us_load'):5.1f} / "
               f"{med(name, 'us_proxy'):5.1f} / {med(name, 'us_instance'):5.1f}"
               + (f"   ERRORS {errors}" if errors else ""))
     flint, nginx = "flint router", "nginx"
-    print(f"  ratio flint/nginx: throughput {med(flint, 'rps') / med(nginx, 'rps'):.2f}, "
+    # each router run and the nginx run right after it: how much the
+    # machine's other work moved the ratio
+    pairs = sorted(f["rps"] / n["rps"] for f, n in zip(runs[flint], runs[nginx]))
+    print(f"  ratio flint/nginx: throughput {med(flint, 'rps') / med(nginx, 'rps'):.2f} "
+          f"(runs {pairs[0]:.2f} to {pairs[-1]:.2f}), "
           f"p50 {med(flint, 'p50_us') / med(nginx, 'p50_us'):.2f}, "
           f"p99 {med(flint, 'p99_us') / med(nginx, 'p99_us'):.2f}")
     if "direct to the instance" in runs:
@@ -222,10 +229,14 @@ def report(title, runs):
 
 
 def main():
+    exit_on_signals()
     tmp = tempfile.mkdtemp(prefix="flint-bench-proxy.")
     d = nginx = None
     try:
-        d = Daemon(tmp)
+        # wrk's 64 connections of one run and those of the next, whose
+        # closing the router may not have read yet, come from one address:
+        # lift the router's cap per address (64), as nginx has none
+        d = Daemon(tmp, ["--max-conns-per-addr", "0"])
         socket_target = warm_instance(d, upload(d, "hello.c"))
         nginx = Nginx(tmp, socket_target[len("unix:"):])
         # the same function answers the same body through both
