@@ -11,7 +11,8 @@ the router adds (X-Flint-Function, -Invocation-Id, -Attempt, -Trigger,
 answers the same body either way.
 
 The same load generator then drives the router's TCP listener and nginx's,
-alternately, REPEAT times per configuration, and the medians are printed:
+alternately (each one first in turn), REPEAT times per configuration, and
+the medians are printed:
 requests/s, p50 and p99, the ratio flint/nginx, and the CPU time each
 process spent per request (load generator, proxy, instance). wrk (one
 thread) at 1 and 64 connections, and bench_invoke at 16 connections, which
@@ -199,6 +200,12 @@ def measured(generator, target, conns, proxy_pids, instance_pids):
     return r
 
 
+def in_turn(names, i):
+    """The order of round i: each one first in turn, so that none always
+    runs right after another (A B, B A, A B...)."""
+    return names[i % len(names):] + names[:i % len(names)]
+
+
 def report(title, runs):
     """The medians of each configuration's runs, and flint/nginx."""
     def med(name, key):
@@ -216,7 +223,7 @@ def report(title, runs):
               f"{med(name, 'us_proxy'):5.1f} / {med(name, 'us_instance'):5.1f}"
               + (f"   ERRORS {errors}" if errors else ""))
     flint, nginx = "flint router", "nginx"
-    # each router run and the nginx run right after it: how much the
+    # each router run and the nginx run of the same round: how much the
     # machine's other work moved the ratio
     # ratio, and the ratio of the best runs: the machine's other work only
     # ever slows a run down, so the best one of each is what it does alone
@@ -254,17 +261,17 @@ def main():
               f"{REPEAT} x {SECONDS}s per configuration, alternating, medians")
         for conns in WRK_CONNS:
             runs = {name: [] for name in proxies}
-            for _ in range(REPEAT):
-                for name, (target, pids) in proxies.items():
+            for i in range(REPEAT):
+                for name in in_turn(list(proxies), i):
+                    target, pids = proxies[name]
                     runs[name].append(measured(wrk, target, conns, pids, instance_pids))
             report(f"wrk -t1 -c{conns}:", runs)
+        proxies["direct to the instance"] = (socket_target, [])
         runs = {name: [] for name in proxies}
-        runs["direct to the instance"] = []
-        for _ in range(REPEAT):
-            for name, (target, pids) in proxies.items():
+        for i in range(REPEAT):
+            for name in in_turn(list(proxies), i):
+                target, pids = proxies[name]
                 runs[name].append(measured(bench_invoke, target, CONNS, pids, instance_pids))
-            runs["direct to the instance"].append(
-                measured(bench_invoke, socket_target, CONNS, [], instance_pids))
         report(f"bench_invoke, {CONNS} connections:", runs)
         # the instance measured is the one both proxies called all along
         assert instance_socket(d) == socket_target
