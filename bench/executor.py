@@ -52,7 +52,7 @@ def free_ports(n):
 
 
 class Daemon:
-    def __init__(self, tmp):
+    def __init__(self, tmp, args=()):
         self.data = os.path.join(tmp, "data")
         ports = free_ports(2)
         self.api = f"127.0.0.1:{ports[0]}"
@@ -61,15 +61,20 @@ class Daemon:
         self.log = open(os.path.join(tmp, "flintd.log"), "wb")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "bin", "flintd"), "--data", self.data, "--api", self.api,
-             "--router", f"{self.router},{self.router_unix}", "--log-level", os.environ.get("LOGLEVEL", "warn")],
+             "--router", f"{self.router},{self.router_unix}", "--log-level", os.environ.get("LOGLEVEL", "warn"),
+             *args],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        for _ in range(400):
-            try:
-                if self.request("GET", "/healthz", auth=False)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.025)
-        self.token = open(os.path.join(self.data, "token")).read().strip()
+        try:
+            for _ in range(400):
+                try:
+                    if self.request("GET", "/healthz", auth=False)[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.025)
+            self.token = open(os.path.join(self.data, "token")).read().strip()
+        except BaseException:
+            self.stop()
+            raise
 
     def request(self, method, path, body=None, auth=True, headers=None):
         headers = dict(headers or {"Content-Type": "application/json"})
@@ -166,22 +171,35 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def runtime_pids():
-    """Every C runtime process (the warm instance, and the idle pool's)."""
-    pids = []
+def runtime_pids(root):
+    """Every C runtime process below process root (flintd): the warm
+    instance, and the idle pool's; not those of other flintds on the machine."""
+    parents, runtimes = {}, []
     for pid in os.listdir("/proc"):
         try:
+            with open(f"/proc/{pid}/stat") as f:
+                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if f.read().split(b"\0")[0] == b"/runtime/flint-runtime-c":
-                    pids.append(int(pid))
-        except (OSError, ValueError):
+                    runtimes.append(int(pid))
+        except (OSError, ValueError, IndexError):
             pass
-    return pids
+
+    def below_root(pid):
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == root:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return [pid for pid in runtimes if below_root(pid)]
 
 
 def load(d, target, path):
     """One closed-loop run; with the CPU time each process spent per request."""
-    pids = runtime_pids()
+    pids = runtime_pids(d.proc.pid)
     before = (resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds(d.proc.pid),
               sum(cpu_seconds(p) for p in pids))
     out = subprocess.run([os.path.join(BUILD, "bench", "bench_invoke"), target, path, CONNS,
@@ -198,21 +216,35 @@ def load(d, target, path):
     return r
 
 
-def warm_calls(d, codes):
-    print(f"warm calls of hello-c, {CONNS} connections, {SECONDS}s each, medians of 3, "
-          f"{os.cpu_count()} cores:")
+def warm_instance(d, code):
+    """Deploys the C hello function `warm` with one instance, kept warm, and
+    the route /hello/c/{who} to it; returns the instance's socket
+    ("unix:DATA/run/<n>/s"). The instance takes up to 256 requests at once:
+    the C runtime is event-driven, so calls through the router and calls
+    straight to its socket reach the very same process."""
     d.request("POST", "/v1/environments", {"name": "c-warm", "spec": {"runtime": "c",
                                                                        "poolsize": 1}})
-    # one instance taking many requests at once: the C runtime is event-driven,
-    # and direct and routed calls then reach the very same process
-    spec = function_spec("c-warm", codes["c"], None)
-    spec.update({"concurrency": 1, "requestsPerInstance": 256})
+    spec = function_spec("c-warm", code, None)
+    spec.update({"concurrency": 1, "requestsPerInstance": 256, "minScale": 1})
     d.request("POST", "/v1/functions", {"name": "warm", "spec": spec})
     d.request("POST", "/v1/routes", {"name": "warm", "spec": {
         "path": "/hello/c/{who}", "target": {"function": "warm"}}})
     assert d.request("POST", "/v1/functions/warm/invoke", b"")[0] == 200
+    return instance_socket(d)
+
+
+def instance_socket(d):
+    """The socket of function `warm`'s only instance."""
     fn = json.loads(d.request("GET", "/v1/functions/warm")[1])
-    socket_target = fn["status"]["instances"][0]["socket"]
+    instances = fn["status"]["instances"]
+    assert len(instances) == 1, instances
+    return instances[0]["socket"]
+
+
+def warm_calls(d, codes):
+    print(f"warm calls of hello-c, {CONNS} connections, {SECONDS}s each, medians of 3, "
+          f"{os.cpu_count()} cores:")
+    socket_target = warm_instance(d, codes["c"])
     runs = {"direct to the instance": [], "router, TCP listener": [],
             "router, Unix listener": []}
     targets = [socket_target, d.router, d.router_unix]
@@ -238,7 +270,16 @@ def warm_calls(d, codes):
               f"{med(results, 'rps') / max(med(results, 'flintd_cores'), 0.01):.0f}")
 
 
+def exit_on_signals():
+    """SIGTERM and SIGHUP end the benchmark through its finally blocks, so that
+    the daemons it started are stopped (not left behind, as by the default
+    action)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
+
+
 def main():
+    exit_on_signals()
     tmp = tempfile.mkdtemp(prefix="flint-bench-exec.")
     d = Daemon(tmp)
     try:
