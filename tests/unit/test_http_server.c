@@ -988,7 +988,12 @@ TEST_TIMEOUT(a_spent_budget_stops_reading_refuses_new_requests_and_resumes, 60)
     free(rl);
     close(late);
 
-    /* bytes drain: the held request is answered, the stalled client goes */
+    /* bytes drain: the stalled client goes (the server, which reads it no
+     * more, learns it once it reads again), then the held request is
+     * answered, which lets the server read again */
+    struct linger lg = {1, 0};
+    setsockopt(slow, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(slow);
     int ctl = connect_from("127.0.0.1", fx.control_port);
     ASSERT_EQ(ask(ctl, "GET /release HTTP/1.1\r\n\r\n"), 200);
     ASSERT_STR_EQ(resp.body, "1");
@@ -998,9 +1003,6 @@ TEST_TIMEOUT(a_spent_budget_stops_reading_refuses_new_requests_and_resumes, 60)
     ASSERT_STR_EQ(resp.body, "released");
     free(rh);
     close(held);
-    struct linger lg = {1, 0};
-    setsockopt(slow, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(slow);
     wait_until_served();
     stop_server();
     fl_http_budget_free(budget);
