@@ -17,7 +17,7 @@
 #include "base/sha256.h"
 #include "base/str.h"
 #include "exec/spec.h"
-#include "router/router.h"
+#include "invoke/invoke.h"
 #include "router/routes.h"
 
 #include <dirent.h>
@@ -43,6 +43,7 @@ struct fl_api {
     size_t max_code_bytes;
     int64_t started_ms;
     struct fl_executor *executor;
+    struct fl_invoker *invoker;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
@@ -752,12 +753,17 @@ static void status(struct fl_api *api, struct fl_http_request *req)
  * could drive the whole API (docs/runtime-contract.md says what it sees). */
 static const char *const invoke_dropped_headers[] = {"authorization", "proxy-authorization", NULL};
 
+/* The function sees "/" and the query (its first 2000 bytes). */
 static void invoke(struct fl_api *api, struct fl_http_request *req, const char *name)
 {
-    char target[2048];
-    snprintf(target, sizeof(target), "/%s%.2000s", req->query_len ? "?" : "", req->query);
-    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0,
-                      invoke_dropped_headers, "api");
+    char query[2001];
+    fl_strlcpy(query, req->query, sizeof(query));
+    const struct fl_invoke_http how = {.target = {FL_INVOKE_FUNCTION, name},
+                                       .path = "/",
+                                       .query = req->query_len ? query : NULL,
+                                       .drop = invoke_dropped_headers,
+                                       .trigger = FL_TRIGGER_API};
+    fl_invoke_http(api->invoker, req, &how);
 }
 
 struct log_stream {
@@ -926,7 +932,7 @@ static bool function_action(struct fl_api *api, struct fl_http_request *req, con
         return true;
     }
     if (is_invoke) {
-        if (api->executor == NULL)
+        if (api->invoker == NULL)
             fl_http_respond_error(req, 503, "unavailable", "the executor is not running");
         else
             invoke(api, req, name);
@@ -1078,6 +1084,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->max_code_bytes = cfg->max_code_bytes ? cfg->max_code_bytes : 64u << 20;
     fl_strlcpy(api->sandbox, cfg->sandbox ? cfg->sandbox : "unknown", sizeof(api->sandbox));
     api->executor = cfg->executor;
+    api->invoker = cfg->invoker;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

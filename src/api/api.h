@@ -28,6 +28,7 @@
 #include "exec/executor.h"
 #include "exec/logs.h"
 #include "http/server.h"
+#include "invoke/invoke.h"
 #include "store/store.h"
 
 struct fl_api;
@@ -41,7 +42,8 @@ struct fl_api_config {
     const char *router_addr;      /* for /v1/status */
     size_t max_code_bytes;        /* largest code upload; the listener's body limit must allow it */
     const char *sandbox;          /* the sandbox mode, for /v1/status */
-    struct fl_executor *executor; /* invocations and function status; may be NULL */
+    struct fl_executor *executor; /* function status; may be NULL */
+    struct fl_invoker *invoker;   /* invocations; may be NULL */
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
     /* Whether the daemon has applied kind/name at revision (0: its

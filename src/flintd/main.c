@@ -37,6 +37,7 @@
 #include "exec/sandbox.h"
 #include "exec/spec.h"
 #include "http/server.h"
+#include "invoke/invoke.h"
 #include "router/router.h"
 #include "store/follow.h"
 #include "store/store.h"
@@ -83,6 +84,7 @@ struct flintd {
     struct fl_metrics *metrics;
     struct fl_logbook *logs;
     struct fl_executor *executor;
+    struct fl_invoker *invoker;
     struct fl_follower *env_follower, *fn_follower;
     bool envs_synced, fns_synced;
     struct fl_router *routing;
@@ -403,18 +405,28 @@ static void store_closed(void *data)
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
-static void executor_closed(void *data)
+static void invoker_closed(void *data)
 {
     struct flintd *d = data;
-    d->executor = NULL;
+    d->invoker = NULL;
     if (d->store != NULL)
         fl_store_close(d->store, store_closed, d);
     else
         store_closed(d);
 }
 
+static void executor_closed(void *data)
+{
+    struct flintd *d = data;
+    d->executor = NULL;
+    if (d->invoker != NULL)
+        fl_invoker_close(d->invoker, invoker_closed, d);
+    else
+        invoker_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers and the
- * executor (instances stop), then the store. */
+ * executor (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
 {
     fl_router_free(d->routing);
@@ -625,8 +637,13 @@ int main(int argc, char **argv)
         rc = fl_store_follow(d.store, "environment", &env_cbs, &d, &d.env_follower);
     if (rc == 0)
         rc = fl_store_follow(d.store, "function", &fn_cbs, &d, &d.fn_follower);
+    /* every entry calls through the invoker; the executor serves functions */
     if (rc == 0)
-        rc = fl_router_new(d.store, d.executor, d.metrics, &d.routing);
+        rc = fl_invoker_new(&d.loop, d.metrics, &d.invoker);
+    if (rc == 0)
+        rc = fl_invoker_serve_functions(d.invoker, d.executor);
+    if (rc == 0)
+        rc = fl_router_new(d.store, d.invoker, d.metrics, &d.routing);
     if (rc == 0)
         fl_log(FL_LOG_INFO, "flintd", "executor", "runtimes=%s", runtimes);
     if (rc == 0) {
@@ -651,6 +668,7 @@ int main(int argc, char **argv)
                                     .max_code_bytes = api_cfg.max_body_bytes,
                                     .sandbox = sandbox.description,
                                     .executor = d.executor,
+                                    .invoker = d.invoker,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .applied = applied,
