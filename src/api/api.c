@@ -50,6 +50,7 @@ struct fl_api {
     void *applied_data;
     bool (*ready)(void *data);
     struct log_stream *streams; /* logs being followed */
+    struct settle *settles;     /* writes waiting to be applied */
 };
 
 enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
@@ -204,6 +205,12 @@ static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum ki
 
 /* ---- answering writes once applied ---- */
 
+/*
+ * A write is answered once the daemon runs what it wrote: the follower that
+ * applies a change tells fl_api_applied(), which answers the writes waiting
+ * for that resource; a timer per write answers anyway after SETTLE_MAX_MS.
+ * Nothing polls.
+ */
 #define SETTLE_MAX_MS 2000
 
 struct settle {
@@ -214,8 +221,8 @@ struct settle {
     enum kind kind;
     char name[FL_NAME_MAX + 1];
     uint64_t revision;
-    uint64_t deadline_ns;
     uv_timer_t timer;
+    struct settle *prev, *next; /* api->settles */
 };
 
 static void settle_closed(uv_handle_t *h)
@@ -225,20 +232,38 @@ static void settle_closed(uv_handle_t *h)
     free(st);
 }
 
+static void settle_answer(struct settle *st)
+{
+    struct fl_api *api = st->api;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        api->settles = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    fl_http_respond(st->req, st->status, &content_type_json, 1, st->body, strlen(st->body));
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, settle_closed);
+}
+
 static void on_settle_timer(uv_timer_t *t)
 {
     struct settle *st = t->data;
-    struct fl_api *api = st->api;
-    if (!api->applied(api->applied_data, kind_names[st->kind], st->name, st->revision) &&
-        fl_clock_mono_ns() < st->deadline_ns)
-        return;
-    if (fl_clock_mono_ns() >= st->deadline_ns)
-        fl_log(FL_LOG_WARN, "api", "change not applied in time; answering anyway",
-               "kind=%s name=%s revision=%llu", kind_names[st->kind], st->name,
-               (unsigned long long)st->revision);
-    fl_http_respond(st->req, st->status, &content_type_json, 1, st->body, strlen(st->body));
-    uv_timer_stop(t);
-    uv_close((uv_handle_t *)t, settle_closed);
+    fl_log(FL_LOG_WARN, "api", "change not applied in time; answering anyway",
+           "kind=%s name=%s revision=%llu", kind_names[st->kind], st->name,
+           (unsigned long long)st->revision);
+    settle_answer(st);
+}
+
+void fl_api_applied(struct fl_api *api, const char *kind, const char *name)
+{
+    struct settle *next;
+    for (struct settle *st = api->settles; st != NULL; st = next) {
+        next = st->next;
+        if (strcmp(kind_names[st->kind], kind) == 0 && strcmp(st->name, name) == 0 &&
+            api->applied(api->applied_data, kind, name, st->revision))
+            settle_answer(st);
+    }
 }
 
 /* Answer a durable write, once the daemon runs what it wrote (revision 0:
@@ -264,10 +289,13 @@ static void respond_applied(struct fl_api *api, struct fl_http_request *req, int
     st->kind = kind;
     fl_strlcpy(st->name, name, sizeof(st->name));
     st->revision = revision;
-    st->deadline_ns = fl_clock_mono_ns() + SETTLE_MAX_MS * 1000000ULL;
+    st->next = api->settles;
+    if (api->settles)
+        api->settles->prev = st;
+    api->settles = st;
     uv_timer_init(api->loop, &st->timer);
     st->timer.data = st;
-    uv_timer_start(&st->timer, on_settle_timer, 1, 1);
+    uv_timer_start(&st->timer, on_settle_timer, SETTLE_MAX_MS, 0);
 }
 
 /* ---- writes ---- */

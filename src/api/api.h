@@ -47,8 +47,9 @@ struct fl_api_config {
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
     /* Whether the daemon has applied kind/name at revision (0: its
-     * deletion). Writes are answered once it has, or after 2 s, so a client
-     * can call what it just deployed. May be NULL. */
+     * deletion). Writes are answered once it has (asked again at each
+     * fl_api_applied()), or after 2 s, so a client can call what it just
+     * deployed. May be NULL. */
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
     /* Whether the daemon has loaded what the store held at start: until
@@ -59,6 +60,11 @@ struct fl_api_config {
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */
 int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api **out);
 void fl_api_free(struct fl_api *api);
+
+/* The daemon applied a change of kind/name (its follower's put or remove
+ * callback ran): the writes waiting for it are answered now if applied()
+ * says it holds their revision. */
+void fl_api_applied(struct fl_api *api, const char *kind, const char *name);
 
 /* End every log stream being followed (they never end by themselves), so
  * that a stopping flintd's drain waits only for requests that finish. */

@@ -302,6 +302,18 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
 
 /* ---- the executor, in step with the store ---- */
 
+/* A follower applied kind/name: writes the API holds for it may answer. */
+static void tell_api(struct flintd *d, const char *kind, const char *name)
+{
+    if (d->control != NULL)
+        fl_api_applied(d->control, kind, name);
+}
+
+static void on_route_applied(void *data, const char *name)
+{
+    tell_api(data, "route", name);
+}
+
 static void on_env_put(void *data, const char *name, uint64_t revision, json_t *value)
 {
     struct flintd *d = data;
@@ -314,12 +326,14 @@ static void on_env_put(void *data, const char *name, uint64_t revision, json_t *
     else
         fl_executor_set_environment(d->executor, name, (int64_t)revision, &spec);
     fl_buf_release(&err);
+    tell_api(d, "environment", name);
 }
 
 static void on_env_remove(void *data, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
     fl_executor_remove_environment(d->executor, name);
+    tell_api(d, "environment", name);
 }
 
 static void on_env_synced(void *data)
@@ -339,12 +353,14 @@ static void on_fn_put(void *data, const char *name, uint64_t revision, json_t *v
     else
         fl_executor_set_function(d->executor, name, (int64_t)revision, &spec);
     fl_buf_release(&err);
+    tell_api(d, "function", name);
 }
 
 static void on_fn_remove(void *data, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
     fl_executor_remove_function(d->executor, name);
+    tell_api(d, "function", name);
 }
 
 static void on_fn_synced(void *data)
@@ -676,6 +692,8 @@ int main(int argc, char **argv)
                                     .ready = ready};
     if (rc == 0)
         rc = fl_api_new(&d.loop, &control, &d.control);
+    if (rc == 0)
+        fl_router_on_change(d.routing, on_route_applied, &d);
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start the API", "err=\"%s\"", fl_strerror(rc));
     if (rc == 0)

@@ -20,6 +20,8 @@ struct fl_router {
     struct fl_route_table *table;
     struct fl_follower *follower;
     bool synced;
+    void (*changed)(void *data, const char *name);
+    void *changed_data;
 };
 
 /* A request the router answered itself, no function called: counted by
@@ -116,6 +118,8 @@ static void on_put(void *data, const char *name, uint64_t revision, json_t *valu
         fl_log(FL_LOG_INFO, "router", "route", "name=%s revision=%llu", name,
                (unsigned long long)revision);
     fl_buf_release(&err);
+    if (r->changed != NULL)
+        r->changed(r->changed_data, name);
 }
 
 static void on_synced(void *data)
@@ -129,6 +133,15 @@ static void on_remove(void *data, const char *name, uint64_t revision)
     struct fl_router *r = data;
     fl_route_table_remove(r->table, name);
     fl_log(FL_LOG_INFO, "router", "route removed", "name=%s", name);
+    if (r->changed != NULL)
+        r->changed(r->changed_data, name);
+}
+
+void fl_router_on_change(struct fl_router *r, void (*changed)(void *data, const char *name),
+                         void *data)
+{
+    r->changed = changed;
+    r->changed_data = data;
 }
 
 int fl_router_new(struct fl_store *store, struct fl_invoker *inv, struct fl_metrics *metrics,

@@ -40,6 +40,11 @@ void fl_router_handle(struct fl_http_request *req, void *data);
 /* The follower of routes (to know whether a route change is applied). */
 struct fl_follower *fl_router_follower(struct fl_router *r);
 
+/* Call changed(data, name) after each route put or removal is applied
+ * (changed NULL: nobody). */
+void fl_router_on_change(struct fl_router *r, void (*changed)(void *data, const char *name),
+                         void *data);
+
 /* Whether the routes in the store at start have been loaded. */
 bool fl_router_synced(const struct fl_router *r);
 
