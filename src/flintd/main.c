@@ -38,6 +38,7 @@
 #include "exec/spec.h"
 #include "http/server.h"
 #include "invoke/invoke.h"
+#include "loop/lag.h"
 #include "router/router.h"
 #include "store/follow.h"
 #include "store/store.h"
@@ -82,6 +83,7 @@ struct flintd {
     char token[FL_TOKEN_HEX + 1];
     struct fl_store *store;
     struct fl_metrics *metrics;
+    struct fl_loop_lag *lag; /* the loop's stalls, in /metrics */
     struct fl_logbook *logs;
     struct fl_executor *executor;
     struct fl_invoker *invoker;
@@ -417,6 +419,7 @@ static void store_closed(void *data)
 {
     struct flintd *d = data;
     d->store = NULL;
+    fl_loop_lag_close(d->lag);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
@@ -622,6 +625,8 @@ int main(int argc, char **argv)
         default_runtimes_dir(runtimes, sizeof(runtimes));
     snprintf(logs_dir, sizeof(logs_dir), "%s/logs", d.cfg.data_dir);
     d.metrics = fl_metrics_new();
+    if (d.metrics != NULL && fl_loop_lag_new(&d.loop, d.metrics, &d.lag) < 0)
+        fl_log(FL_LOG_WARN, "flintd", "the loop's stalls are not measured", NULL);
     rc = d.metrics ? fl_logbook_open(logs_dir, 8u << 20, &d.logs) : FL_ENOMEM;
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot open the function logs", "dir=%s err=\"%s\"",
