@@ -108,6 +108,10 @@ void fl_invoke_http(struct fl_invoker *inv, struct fl_http_request *req,
                               how->target.name);
         return;
     }
+    if (rc == FL_ECANCELED) {
+        fl_http_respond_error(req, 503, "stopping", "flintd is stopping");
+        return;
+    }
     if (rc < 0) {
         fl_http_respond_error(req, 503, "out_of_memory", "flintd is out of memory");
         return;

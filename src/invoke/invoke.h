@@ -171,8 +171,8 @@ void fl_invoker_close(struct fl_invoker *inv, void (*done)(void *data), void *da
  * If call is not NULL the call is stored there, valid until cb runs.
  * Returns 0, or FL_EINVAL (no method, path or name, a name longer than
  * FL_INVOKE_NAME_MAX or an invocation id longer than a UUID's),
- * FL_ETOOBIG (over the added-header budget) or FL_ENOMEM; cb never runs
- * then.
+ * FL_ETOOBIG (over the added-header budget), FL_ECANCELED (the invoker is
+ * closing), FL_ENOMEM, or the handler's own error; cb never runs then.
  */
 int fl_invoke_start(struct fl_invoker *inv, const struct fl_invoke_request *req, fl_invoke_cb cb,
                     void *data, struct fl_invoke **call);
@@ -295,8 +295,8 @@ struct fl_invoke_http {
  * X-Forwarded-For naming the client after the proxies before it, and its
  * body. req is answered with the outcome's HTTP form and finished; a client
  * that goes away cancels the call (see fl_invoke_cancel()). A call that
- * cannot start is answered 503 out_of_memory, or 500 for a request over
- * the budget.
+ * cannot start is answered 503 (out_of_memory, stopping), or 500
+ * too_many_headers for a request over the budget.
  */
 void fl_invoke_http(struct fl_invoker *inv, struct fl_http_request *req,
                     const struct fl_invoke_http *how);
