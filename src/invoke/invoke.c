@@ -426,6 +426,7 @@ void fl_invoker_close(struct fl_invoker *inv, void (*done)(void *data), void *da
 {
     inv->done = done;
     inv->done_data = data;
+    inv->closing = true; /* a caller answered below cannot start another call */
     while (inv->calls != NULL) {
         struct fl_invoke *c = inv->calls;
         struct handler_slot *s = &inv->handlers[c->req.target.kind];
@@ -435,7 +436,6 @@ void fl_invoker_close(struct fl_invoker *inv, void (*done)(void *data), void *da
             s->h->cancel(s->data, c);
         finish_error(c, FL_INVOKE_UNAVAILABLE, "stopping", "flintd is stopping");
     }
-    inv->closing = true;
     while (inv->watches != NULL)
         fl_invoker_unwatch_room(inv, inv->watches);
     uv_close((uv_handle_t *)&inv->soon, handle_closed);
