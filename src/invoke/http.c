@@ -80,7 +80,8 @@ void fl_invoke_http(struct fl_invoker *inv, struct fl_http_request *req,
             headers[nheaders++] = req->headers[i];
     struct fl_http_header added[FL_INVOKE_MAX_ADDED];
     size_t nadded = how->nadded < FL_INVOKE_MAX_ADDED ? how->nadded : FL_INVOKE_MAX_ADDED;
-    memcpy(added, how->added, nadded * sizeof(added[0]));
+    if (nadded > 0)
+        memcpy(added, how->added, nadded * sizeof(added[0]));
     char xff[XFF_MAX + 1];
     size_t xff_len = forwarded_for(req, xff);
     if (xff_len > 0 && nadded < FL_INVOKE_MAX_ADDED)

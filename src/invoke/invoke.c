@@ -505,7 +505,8 @@ int fl_invoke_start(struct fl_invoker *inv, const struct fl_invoke_request *req,
     c->req = *r;
     struct fl_http_header *headers = (struct fl_http_header *)(void *)c->storage;
     struct fl_http_header *added = headers + nheaders;
-    memcpy(headers, r->headers, nheaders * sizeof(*headers));
+    if (nheaders > 0)
+        memcpy(headers, r->headers, nheaders * sizeof(*headers));
     c->req.headers = headers;
     c->req.nheaders = nheaders;
     char *p = (char *)(added + r->nadded);
