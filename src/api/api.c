@@ -17,7 +17,7 @@
 #include "base/sha256.h"
 #include "base/str.h"
 #include "exec/spec.h"
-#include "router/router.h"
+#include "invoke/invoke.h"
 #include "router/routes.h"
 
 #include <dirent.h>
@@ -43,12 +43,14 @@ struct fl_api {
     size_t max_code_bytes;
     int64_t started_ms;
     struct fl_executor *executor;
+    struct fl_invoker *invoker;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
     bool (*ready)(void *data);
     struct log_stream *streams; /* logs being followed */
+    struct settle *settles;     /* writes waiting to be applied */
 };
 
 enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
@@ -215,6 +217,12 @@ static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum ki
 
 /* ---- answering writes once applied ---- */
 
+/*
+ * A write is answered once the daemon runs what it wrote: the follower that
+ * applies a change tells fl_api_applied(), which answers the writes waiting
+ * for that resource; a timer per write answers anyway after SETTLE_MAX_MS.
+ * Nothing polls.
+ */
 #define SETTLE_MAX_MS 2000
 
 struct settle {
@@ -225,8 +233,8 @@ struct settle {
     enum kind kind;
     char name[FL_NAME_MAX + 1];
     uint64_t revision;
-    uint64_t deadline_ns;
     uv_timer_t timer;
+    struct settle *prev, *next; /* api->settles */
 };
 
 static void settle_closed(uv_handle_t *h)
@@ -236,20 +244,38 @@ static void settle_closed(uv_handle_t *h)
     free(st);
 }
 
+static void settle_answer(struct settle *st)
+{
+    struct fl_api *api = st->api;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        api->settles = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    fl_http_respond(st->req, st->status, &content_type_json, 1, st->body, strlen(st->body));
+    uv_timer_stop(&st->timer);
+    uv_close((uv_handle_t *)&st->timer, settle_closed);
+}
+
 static void on_settle_timer(uv_timer_t *t)
 {
     struct settle *st = t->data;
-    struct fl_api *api = st->api;
-    if (!api->applied(api->applied_data, kind_names[st->kind], st->name, st->revision) &&
-        fl_clock_mono_ns() < st->deadline_ns)
-        return;
-    if (fl_clock_mono_ns() >= st->deadline_ns)
-        fl_log(FL_LOG_WARN, "api", "change not applied in time; answering anyway",
-               "kind=%s name=%s revision=%llu", kind_names[st->kind], st->name,
-               (unsigned long long)st->revision);
-    fl_http_respond(st->req, st->status, &content_type_json, 1, st->body, strlen(st->body));
-    uv_timer_stop(t);
-    uv_close((uv_handle_t *)t, settle_closed);
+    fl_log(FL_LOG_WARN, "api", "change not applied in time; answering anyway",
+           "kind=%s name=%s revision=%llu", kind_names[st->kind], st->name,
+           (unsigned long long)st->revision);
+    settle_answer(st);
+}
+
+void fl_api_applied(struct fl_api *api, const char *kind, const char *name)
+{
+    struct settle *next;
+    for (struct settle *st = api->settles; st != NULL; st = next) {
+        next = st->next;
+        if (strcmp(kind_names[st->kind], kind) == 0 && strcmp(st->name, name) == 0 &&
+            api->applied(api->applied_data, kind, name, st->revision))
+            settle_answer(st);
+    }
 }
 
 /* Answer a durable write, once the daemon runs what it wrote (revision 0:
@@ -275,10 +301,13 @@ static void respond_applied(struct fl_api *api, struct fl_http_request *req, int
     st->kind = kind;
     fl_strlcpy(st->name, name, sizeof(st->name));
     st->revision = revision;
-    st->deadline_ns = fl_clock_mono_ns() + SETTLE_MAX_MS * 1000000ULL;
+    st->next = api->settles;
+    if (api->settles)
+        api->settles->prev = st;
+    api->settles = st;
     uv_timer_init(api->loop, &st->timer);
     st->timer.data = st;
-    uv_timer_start(&st->timer, on_settle_timer, 1, 1);
+    uv_timer_start(&st->timer, on_settle_timer, SETTLE_MAX_MS, 0);
 }
 
 /* ---- writes ---- */
@@ -768,12 +797,17 @@ static void status(struct fl_api *api, struct fl_http_request *req)
  * could drive the whole API (docs/runtime-contract.md says what it sees). */
 static const char *const invoke_dropped_headers[] = {"authorization", "proxy-authorization", NULL};
 
+/* The function sees "/" and the query (its first 2000 bytes). */
 static void invoke(struct fl_api *api, struct fl_http_request *req, const char *name)
 {
-    char target[2048];
-    snprintf(target, sizeof(target), "/%s%.2000s", req->query_len ? "?" : "", req->query);
-    fl_router_forward(api->executor, api->metrics, req, name, target, NULL, 0,
-                      invoke_dropped_headers, "api");
+    char query[2001];
+    fl_strlcpy(query, req->query, sizeof(query));
+    const struct fl_invoke_http how = {.target = {FL_INVOKE_FUNCTION, name},
+                                       .path = "/",
+                                       .query = req->query_len ? query : NULL,
+                                       .drop = invoke_dropped_headers,
+                                       .trigger = FL_TRIGGER_API};
+    fl_invoke_http(api->invoker, req, &how);
 }
 
 struct log_stream {
@@ -942,7 +976,7 @@ static bool function_action(struct fl_api *api, struct fl_http_request *req, con
         return true;
     }
     if (is_invoke) {
-        if (api->executor == NULL)
+        if (api->invoker == NULL)
             fl_http_respond_error(req, 503, "unavailable", "the executor is not running");
         else
             invoke(api, req, name);
@@ -1094,6 +1128,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->max_code_bytes = cfg->max_code_bytes ? cfg->max_code_bytes : 64u << 20;
     fl_strlcpy(api->sandbox, cfg->sandbox ? cfg->sandbox : "unknown", sizeof(api->sandbox));
     api->executor = cfg->executor;
+    api->invoker = cfg->invoker;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

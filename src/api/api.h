@@ -28,6 +28,7 @@
 #include "exec/executor.h"
 #include "exec/logs.h"
 #include "http/server.h"
+#include "invoke/invoke.h"
 #include "store/store.h"
 
 struct fl_api;
@@ -41,12 +42,14 @@ struct fl_api_config {
     const char *router_addr;      /* for /v1/status */
     size_t max_code_bytes;        /* largest code upload; the listener's body limit must allow it */
     const char *sandbox;          /* the sandbox mode, for /v1/status */
-    struct fl_executor *executor; /* invocations and function status; may be NULL */
+    struct fl_executor *executor; /* function status; may be NULL */
+    struct fl_invoker *invoker;   /* invocations; may be NULL */
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
     /* Whether the daemon has applied kind/name at revision (0: its
-     * deletion). Writes are answered once it has, or after 2 s, so a client
-     * can call what it just deployed. May be NULL. */
+     * deletion). Writes are answered once it has (asked again at each
+     * fl_api_applied()), or after 2 s, so a client can call what it just
+     * deployed. May be NULL. */
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
     /* Whether the daemon has loaded what the store held at start: until
@@ -57,6 +60,11 @@ struct fl_api_config {
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */
 int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api **out);
 void fl_api_free(struct fl_api *api);
+
+/* The daemon applied a change of kind/name (its follower's put or remove
+ * callback ran): the writes waiting for it are answered now if applied()
+ * says it holds their revision. */
+void fl_api_applied(struct fl_api *api, const char *kind, const char *name);
 
 /* End every log stream being followed (they never end by themselves), so
  * that a stopping flintd's drain waits only for requests that finish. */

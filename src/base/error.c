@@ -27,6 +27,7 @@ static const struct {
     {FL_EEXIST, "EEXIST"},       {FL_EIO, "EIO"},         {FL_ETIMEDOUT, "ETIMEDOUT"},
     {FL_EAGAIN, "EAGAIN"},       {FL_ECANCELED, "ECANCELED"}, {FL_EACCES, "EACCES"},
     {FL_ENOSPC, "ENOSPC"},       {FL_EPIPE, "EPIPE"},     {FL_ERANGE, "ERANGE"},
+    {FL_ENOTSUP, "ENOTSUP"},
 };
 
 const char *fl_strerror(int err)

@@ -21,6 +21,7 @@
 #define FL_ENOSPC    (-ENOSPC)    /* no space left */
 #define FL_EPIPE     (-EPIPE)     /* peer went away */
 #define FL_ERANGE    (-ERANGE)    /* number out of range */
+#define FL_ENOTSUP   (-ENOTSUP)   /* not supported by this kind of thing */
 
 #define FL_ETOOBIG    (-1001) /* over a configured size limit */
 #define FL_ECONFLICT  (-1002) /* compare-and-set lost: revision or sequence mismatch */

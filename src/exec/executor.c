@@ -83,8 +83,8 @@ struct fl_invocation {
     struct fl_executor *ex;
     struct function *fn;
     struct instance *inst;
-    struct fl_invoke_request req;
-    fl_invoke_cb cb;
+    struct fl_executor_request req; /* not read once sent or canceled */
+    fl_executor_cb cb;
     void *data;
     struct fl_http_call *call;
     char id[40];
@@ -94,6 +94,7 @@ struct fl_invocation {
     bool too_many_extra; /* more than MAX_EXTRA trusted headers: answered 500 from the loop */
     bool canceled;
     bool instance_died; /* its instance exited under it */
+    bool head;          /* a HEAD request: the answer's Content-Length goes on */
     struct fl_invocation *prev, *next;
 };
 
@@ -143,6 +144,7 @@ struct function {
     struct instance *instances;
     struct fl_invocation *queue_head, *queue_tail;
     size_t queued;
+    bool room_wanted; /* reported full by fl_executor_capacity(): say when it has room */
     uv_timer_t queue_timer;
     uint64_t invocations, errors, cold_starts;
     struct function *next;
@@ -171,6 +173,8 @@ struct fl_executor {
     bool closing, builder_closing;
     void (*done)(void *data);
     void *done_data;
+    void (*room)(void *data, const char *function);
+    void *room_data;
 };
 
 static void dispatch(struct function *fn);
@@ -183,6 +187,7 @@ static void close_step(struct fl_executor *ex);
 static void instance_specialize(struct instance *inst);
 static void env_maybe_free(struct env *e);
 static void inflight_unlink(struct fl_invocation *inv);
+static void room_check(struct function *fn);
 
 void fl_executor_config_init(struct fl_executor_config *cfg)
 {
@@ -303,7 +308,8 @@ static void queue_unlink(struct fl_invocation *inv)
 }
 
 static void respond(struct fl_invocation *inv, int status, const struct fl_http_header *headers,
-                    size_t nheaders, const char *body, size_t body_len, const char *error_code)
+                    size_t nheaders, const char *body, size_t body_len, const char *error_code,
+                    const char *error_message)
 {
     /* every answer names its invocation, to find it in the logs (an
      * instance's own X-Flint-Invocation-Id was dropped in on_response) */
@@ -311,13 +317,14 @@ static void respond(struct fl_invocation *inv, int status, const struct fl_http_
     size_t n = nheaders < MAX_HEADERS ? nheaders : MAX_HEADERS;
     memcpy(all, headers, n * sizeof(all[0]));
     all[n++] = (struct fl_http_header){"X-Flint-Invocation-Id", 21, inv->id, strlen(inv->id)};
-    struct fl_invoke_result res = {.status = status,
-                                   .headers = all,
-                                   .nheaders = n,
-                                   .body = body,
-                                   .body_len = body_len,
-                                   .error_code = error_code,
-                                   .invocation_id = inv->id};
+    struct fl_executor_result res = {.status = status,
+                                     .headers = all,
+                                     .nheaders = n,
+                                     .body = body,
+                                     .body_len = body_len,
+                                     .error_code = error_code,
+                                     .error_message = error_message,
+                                     .invocation_id = inv->id};
     if (inv->fn != NULL) {
         inv->fn->invocations++;
         if (error_code != NULL || status >= 500)
@@ -347,7 +354,7 @@ static void respond_error(struct fl_invocation *inv, int status, const char *cod
     static const struct fl_http_header json_type = {"Content-Type", 12, "application/json", 16};
     const char *fallback = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
     const char *body = text ? text : fallback;
-    respond(inv, status, &json_type, 1, body, strlen(body), code);
+    respond(inv, status, &json_type, 1, body, strlen(body), code, message);
     free(text);
 }
 
@@ -1184,7 +1191,7 @@ static void inflight_unlink(struct fl_invocation *inv)
 static void send_to(struct instance *inst, struct fl_invocation *inv)
 {
     struct function *fn = inv->fn;
-    const struct fl_invoke_request *r = &inv->req;
+    const struct fl_executor_request *r = &inv->req;
     struct fl_http_header headers[MAX_HEADERS];
     size_t n = 0;
     /* the budget: X-Flint-* last, the extras before them (at most
@@ -1222,6 +1229,7 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
                                          .body_len = r->body_len,
                                          .timeout_ms = (uint64_t)fn->spec.timeout_ms,
                                          .pipeline = inst->pipelining};
+    inv->head = strcmp(r->method, "HEAD") == 0;
     inv->inst = inst;
     inv->next = inst->inflight;
     if (inst->inflight)
@@ -1268,7 +1276,7 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         size_t n = 0;
         /* an answer to HEAD has no body: its Content-Length is the one news
          * of the length, and goes on to the caller */
-        bool head = strcmp(inv->req.method, "HEAD") == 0;
+        bool head = inv->head;
         for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++) {
             const struct fl_http_header *h = &resp->headers[i];
             if ((!hop_by_hop(h->name, h->name_len) ||
@@ -1277,7 +1285,8 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
                 !fl_str_ieq(h->name, h->name_len, "x-flint-invocation-id")) /* respond() says */
                 headers[n++] = *h;
         }
-        respond(inv, resp->status, headers, n, resp->body ? resp->body : "", resp->body_len, NULL);
+        respond(inv, resp->status, headers, n, resp->body ? resp->body : "", resp->body_len, NULL,
+                NULL);
     } else if (ex->closing || inv->instance_died) {
         respond_instance_gone(inv, inst);
     } else if (err == FL_ETIMEDOUT) {
@@ -1349,6 +1358,7 @@ static void on_queue_timer(uv_timer_t *t)
                           fn->build == BUILD_RUNNING ? "still building" : "instances starting");
     }
     queue_timer_update(fn);
+    room_check(fn);
 }
 
 static void queue_timer_update(struct function *fn)
@@ -1360,6 +1370,52 @@ static void queue_timer_update(struct function *fn)
     uint64_t due = fn->queue_head->enqueued_ns + fn->ex->cfg.queue_wait_ms * 1000000ULL;
     uint64_t now = now_ns();
     uv_timer_start(&fn->queue_timer, on_queue_timer, due > now ? (due - now) / 1000000 + 1 : 0, 0);
+}
+
+/* ---- capacity ---- */
+
+static uint64_t fn_running(const struct function *fn)
+{
+    uint64_t running = 0;
+    for (const struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+        running += inst->active;
+    return running;
+}
+
+static uint64_t fn_slots(const struct function *fn)
+{
+    return (uint64_t)fn->spec.concurrency * (uint64_t)fn->spec.requests_per_instance;
+}
+
+/* A function reported full has room again, or is gone: say so, once. */
+static void room_check(struct function *fn)
+{
+    if (!fn->room_wanted || (!fn->removed && (fn->queued > 0 || fn_running(fn) >= fn_slots(fn))))
+        return;
+    fn->room_wanted = false;
+    if (fn->ex->room != NULL)
+        fn->ex->room(fn->ex->room_data, fn->name);
+}
+
+int fl_executor_capacity(struct fl_executor *ex, const char *name, struct fl_executor_capacity *out)
+{
+    struct function *fn = ex->closing ? NULL : fn_find(ex, name);
+    if (fn == NULL)
+        return FL_ENOENT;
+    out->slots = fn_slots(fn);
+    out->running = fn_running(fn);
+    out->queued = fn->queued;
+    out->queue_max = ex->cfg.queue_max;
+    if (out->queued > 0 || out->running >= out->slots)
+        fn->room_wanted = true;
+    return 0;
+}
+
+void fl_executor_on_room(struct fl_executor *ex, void (*room)(void *data, const char *function),
+                         void *data)
+{
+    ex->room = room;
+    ex->room_data = data;
 }
 
 static struct instance *pick(struct function *fn)
@@ -1410,10 +1466,11 @@ static void dispatch(struct function *fn)
         send_to(inst, inv);
     }
     queue_timer_update(fn);
+    room_check(fn);
 }
 
-int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req, fl_invoke_cb cb,
-                       void *data, struct fl_invocation **handle)
+int fl_executor_invoke(struct fl_executor *ex, const struct fl_executor_request *req,
+                       fl_executor_cb cb, void *data, struct fl_invocation **handle)
 {
     struct fl_invocation *inv = calloc(1, sizeof(*inv));
     if (inv == NULL)
@@ -1473,6 +1530,7 @@ void fl_executor_cancel(struct fl_invocation *inv)
         queue_unlink(inv);
         inv_free(inv);
         queue_timer_update(fn);
+        room_check(fn);
         return;
     }
     if (inv->call != NULL) {
@@ -1754,6 +1812,7 @@ void fl_executor_remove_function(struct fl_executor *ex, const char *name)
     snprintf(message, sizeof(message), "function '%s' was deleted", name);
     fail_queue(fn, 404, "function_not_found", message);
     drain_instances(fn, "its function was deleted");
+    room_check(fn);
     if (ex->cfg.logs != NULL)
         fl_logbook_remove(ex->cfg.logs, name);
     function_maybe_free(fn);

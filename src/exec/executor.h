@@ -107,10 +107,11 @@ int fl_executor_set_function(struct fl_executor *ex, const char *name, int64_t r
 void fl_executor_remove_environment(struct fl_executor *ex, const char *name);
 void fl_executor_remove_function(struct fl_executor *ex, const char *name);
 
-/* One call of a function. Everything pointed to must stay valid until the
- * callback runs or the invocation is canceled (the router passes its
- * request's own fields: nothing is copied on the hot path). */
-struct fl_invoke_request {
+/* One call of a function (the invoker's function handler makes it, see
+ * invoke/invoke.h). Everything pointed to must stay valid until the
+ * callback runs or the invocation is canceled; after cancel the executor
+ * never reads it again. */
+struct fl_executor_request {
     const char *function;
     const char *method;
     const char *target;                   /* path and query as the instance should see them */
@@ -131,26 +132,27 @@ struct fl_invoke_request {
  * executor's JSON error (404 unknown function, 429 over its limits, 500
  * failed build or load, 502 instance crashed, 503 no instance in time or
  * stopping, 504 timeout). error_code is NULL for the function's own
- * response, else the error's code ("function_timeout"). Valid only during
- * the callback. */
-struct fl_invoke_result {
+ * response, else the error's code ("function_timeout"), and error_message
+ * its message (the one in the JSON body). Valid only during the callback. */
+struct fl_executor_result {
     int status;
     const struct fl_http_header *headers;
     size_t nheaders;
     const char *body;
     size_t body_len;
     const char *error_code;
+    const char *error_message;
     const char *invocation_id;
 };
 
-typedef void (*fl_invoke_cb)(const struct fl_invoke_result *res, void *data);
+typedef void (*fl_executor_cb)(const struct fl_executor_result *res, void *data);
 
 /* Invoke: cb runs exactly once, never from inside this call, unless the
  * invocation is canceled first. If handle is not NULL, the invocation is
  * stored there for fl_executor_cancel(); it is valid until cb runs.
  * 0 or FL_ENOMEM (no callback then). */
-int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *req, fl_invoke_cb cb,
-                       void *data, struct fl_invocation **handle);
+int fl_executor_invoke(struct fl_executor *ex, const struct fl_executor_request *req,
+                       fl_executor_cb cb, void *data, struct fl_invocation **handle);
 
 /* The caller is gone: cb will not run. One waiting leaves the queue; one
  * already sent to an instance runs on, and keeps its place on the instance
@@ -158,6 +160,25 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_invoke_request *r
  * passes and the instance is recycled, so that a caller who hangs up never
  * frees room for more work than the function can take. */
 void fl_executor_cancel(struct fl_invocation *inv);
+
+/* What a function can take: slots = concurrency x requestsPerInstance;
+ * running = requests on its instances now (those whose caller left
+ * included); queued = requests waiting; queue_max = the executor's bound. */
+struct fl_executor_capacity {
+    uint64_t slots, running, queued, queue_max;
+};
+
+/* Fill out for function name: 0, or FL_ENOENT (unknown function). When
+ * it says every slot is taken or requests wait, the room callback (below)
+ * runs once the function has room again, or is removed. */
+int fl_executor_capacity(struct fl_executor *ex, const char *name,
+                         struct fl_executor_capacity *out);
+
+/* Who hears that a function reported full has room again (or is gone):
+ * room(data, name) runs on the loop, from inside the executor's own
+ * callbacks (defer what may call back into the executor). NULL: nobody. */
+void fl_executor_on_room(struct fl_executor *ex, void (*room)(void *data, const char *function),
+                         void *data);
 
 /* A JSON snapshot for status and the API: environments with their pools,
  * functions with their build, instances and queue. The caller owns it. */

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #define MAX_OPEN_FILES 64
+#define SCRATCH_BYTES  (6 * FL_LOG_LINE_MAX + 4096) /* a line, escaped, and its fields */
 
 struct open_file {
     char function[FL_NAME_MAX + 1];
@@ -38,6 +38,7 @@ struct fl_logbook {
     struct open_file files[MAX_OPEN_FILES];
     uint64_t clock;
     struct fl_log_follower *followers;
+    char *scratch; /* SCRATCH_BYTES: the line being written */
 };
 
 static bool valid_function(const char *function)
@@ -61,6 +62,11 @@ int fl_logbook_open(const char *dir, size_t max_bytes, struct fl_logbook **out)
         return FL_EINVAL;
     }
     lb->max_bytes = max_bytes < 4096 ? 4096 : max_bytes;
+    lb->scratch = malloc(SCRATCH_BYTES);
+    if (lb->scratch == NULL) {
+        free(lb);
+        return FL_ENOMEM;
+    }
     for (int i = 0; i < MAX_OPEN_FILES; i++)
         lb->files[i].fd = -1;
     *out = lb;
@@ -79,6 +85,7 @@ void fl_logbook_close(struct fl_logbook *lb)
         lb->followers = f->next;
         free(f);
     }
+    free(lb->scratch);
     free(lb);
 }
 
@@ -141,33 +148,141 @@ static int rotate(struct fl_logbook *lb, struct open_file *f)
     return 0;
 }
 
-/* Format line as one JSON text ending in '\n'; the caller frees it. */
-static char *format_line(const struct fl_log_line *line, size_t *len)
+/*
+ * Lines are encoded by hand into the logbook's scratch buffer: one pass,
+ * no allocation (the jansson object, text and copy it replaced cost more
+ * than the write). The text is byte for byte what json_dumps() gave:
+ * fields in this order, compact, '"' '\\' and controls escaped as jansson
+ * escapes them, everything else as is; a string that is not UTF-8 by
+ * jansson's rules (utf8_valid) is refused, as json_stringn() refused it.
+ */
+/* Whether s holds valid UTF-8 as jansson checks it: no overlong forms, no
+ * surrogates, nothing past U+10FFFF (NUL is allowed). */
+static bool utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        size_t size;
+        uint32_t v;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            size = 2, v = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            size = 3, v = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            size = 4, v = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i < size)
+            return false;
+        for (size_t k = 1; k < size; k++) {
+            if ((u[i + k] & 0xC0) != 0x80)
+                return false;
+            v = (v << 6) | (u[i + k] & 0x3F);
+        }
+        if ((size == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
+            (size == 4 && (v < 0x10000 || v > 0x10FFFF)))
+            return false;
+        i += size;
+    }
+    return true;
+}
+
+/* Append "s" as a JSON string at p (room for 6 bytes a byte, plus 2). */
+static char *put_string(char *p, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *p++ = (char)c;
+            continue;
+        }
+        *p++ = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            *p++ = (char)c;
+            break;
+        case '\b':
+            *p++ = 'b';
+            break;
+        case '\f':
+            *p++ = 'f';
+            break;
+        case '\n':
+            *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = 'r';
+            break;
+        case '\t':
+            *p++ = 't';
+            break;
+        default:
+            memcpy(p, "u00", 3);
+            p[3] = hex[c >> 4];
+            p[4] = hex[c & 15];
+            p += 5;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+static char *put_text(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Format line as one JSON text ending in '\n' into lb's scratch buffer.
+ * FL_EINVAL if a string is not UTF-8, FL_ETOOBIG if a field is too long. */
+static int format_line(struct fl_logbook *lb, const struct fl_log_line *line, size_t *len)
 {
     char ts[32];
+    const char *instance = line->instance ? line->instance : "";
     size_t n = line->len > FL_LOG_LINE_MAX ? FL_LOG_LINE_MAX : line->len;
-    json_t *obj = json_pack(
-        "{s:s, s:s, s:I, s:s, s:s, s:s%}", "ts", fl_clock_format(line->ts_ms, ts, sizeof(ts)),
-        "function", line->function, "revision", (json_int_t)line->revision, "instance",
-        line->instance ? line->instance : "", "stream", line->stream, "line", line->text, n);
-    if (obj == NULL)
-        return NULL;
-    if (n < line->len)
-        json_object_set_new(obj, "truncated", json_true());
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    if (text == NULL)
-        return NULL;
-    size_t tlen = strlen(text);
-    char *withnl = realloc(text, tlen + 2);
-    if (withnl == NULL) {
-        free(text);
-        return NULL;
+    const char *fields[] = {fl_clock_format(line->ts_ms, ts, sizeof(ts)), line->function, instance,
+                            line->stream};
+    size_t need = 6 * n + 128;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        size_t flen = strlen(fields[i]);
+        if (!utf8_valid(fields[i], flen))
+            return FL_EINVAL;
+        need += 6 * flen + 16;
     }
-    withnl[tlen] = '\n';
-    withnl[tlen + 1] = '\0';
-    *len = tlen + 1;
-    return withnl;
+    if (need > SCRATCH_BYTES)
+        return FL_ETOOBIG;
+    if (!utf8_valid(line->text, n))
+        return FL_EINVAL;
+    char rev[32];
+    snprintf(rev, sizeof(rev), "%lld", (long long)line->revision);
+    char *p = lb->scratch;
+    p = put_text(p, "{\"ts\":");
+    p = put_string(p, fields[0], strlen(fields[0]));
+    p = put_text(p, ",\"function\":");
+    p = put_string(p, line->function, strlen(line->function));
+    p = put_text(p, ",\"revision\":");
+    p = put_text(p, rev);
+    p = put_text(p, ",\"instance\":");
+    p = put_string(p, instance, strlen(instance));
+    p = put_text(p, ",\"stream\":");
+    p = put_string(p, line->stream, strlen(line->stream));
+    p = put_text(p, ",\"line\":");
+    p = put_string(p, line->text, n);
+    if (n < line->len)
+        p = put_text(p, ",\"truncated\":true");
+    p = put_text(p, "}\n");
+    *len = (size_t)(p - lb->scratch);
+    return 0;
 }
 
 /* A copy of s with every byte that is not part of a well-formed UTF-8
@@ -212,26 +327,26 @@ int fl_logbook_append(struct fl_logbook *lb, const struct fl_log_line *line)
     if (!valid_function(line->function))
         return FL_EINVAL;
     size_t len = 0;
-    char *text = format_line(line, &len);
+    int rc = format_line(lb, line, &len);
     /* Output that is not UTF-8 is logged cleaned, never dropped: first
-     * with only the bad bytes replaced, then, if jansson still refuses
+     * with only the bad bytes replaced, then, if that is still refused
      * (overlong forms, surrogates), with every non-ASCII byte replaced. */
-    for (int pass = 0; text == NULL && pass < 2; pass++) {
+    for (int pass = 0; rc == FL_EINVAL && pass < 2; pass++) {
         struct fl_log_line clean = *line;
         char *fixed = sanitize_utf8(line->text, line->len, pass == 1);
         if (fixed == NULL)
             return FL_ENOMEM;
         clean.text = fixed;
-        text = format_line(&clean, &len);
+        rc = format_line(lb, &clean, &len);
         free(fixed);
     }
-    if (text == NULL)
-        return FL_ENOMEM;
+    if (rc < 0)
+        return rc == FL_EINVAL ? FL_ENOMEM : rc;
+    const char *text = lb->scratch;
     for (struct fl_log_follower *f = lb->followers; f != NULL; f = f->next)
         if (strcmp(f->function, line->function) == 0)
             f->cb(f->data, text, len);
 
-    int rc = 0;
     struct open_file *file = file_for(lb, line->function);
     if (file != NULL && file->size + len > lb->max_bytes / 2 && file->size > 0) {
         rc = rotate(lb, file);
@@ -246,7 +361,6 @@ int fl_logbook_append(struct fl_logbook *lb, const struct fl_log_line *line)
         else
             file->size += (size_t)w;
     }
-    free(text);
     return rc;
 }
 

@@ -39,6 +39,8 @@
 #include "exec/sandbox.h"
 #include "exec/spec.h"
 #include "http/server.h"
+#include "invoke/invoke.h"
+#include "loop/lag.h"
 #include "router/router.h"
 #include "store/follow.h"
 #include "store/store.h"
@@ -86,8 +88,10 @@ struct flintd {
     char token[FL_TOKEN_HEX + 1];
     struct fl_store *store;
     struct fl_metrics *metrics;
+    struct fl_loop_lag *lag; /* the loop's stalls, in /metrics */
     struct fl_logbook *logs;
     struct fl_executor *executor;
+    struct fl_invoker *invoker;
     struct fl_follower *env_follower, *fn_follower;
     bool envs_synced, fns_synced;
     struct fl_router *routing;
@@ -342,6 +346,18 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
 
 /* ---- the executor, in step with the store ---- */
 
+/* A follower applied kind/name: writes the API holds for it may answer. */
+static void tell_api(struct flintd *d, const char *kind, const char *name)
+{
+    if (d->control != NULL)
+        fl_api_applied(d->control, kind, name);
+}
+
+static void on_route_applied(void *data, const char *name)
+{
+    tell_api(data, "route", name);
+}
+
 static void on_env_put(void *data, const char *name, uint64_t revision, json_t *value)
 {
     struct flintd *d = data;
@@ -354,12 +370,14 @@ static void on_env_put(void *data, const char *name, uint64_t revision, json_t *
     else
         fl_executor_set_environment(d->executor, name, (int64_t)revision, &spec);
     fl_buf_release(&err);
+    tell_api(d, "environment", name);
 }
 
 static void on_env_remove(void *data, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
     fl_executor_remove_environment(d->executor, name);
+    tell_api(d, "environment", name);
 }
 
 static void on_env_synced(void *data)
@@ -379,12 +397,14 @@ static void on_fn_put(void *data, const char *name, uint64_t revision, json_t *v
     else
         fl_executor_set_function(d->executor, name, (int64_t)revision, &spec);
     fl_buf_release(&err);
+    tell_api(d, "function", name);
 }
 
 static void on_fn_remove(void *data, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
     fl_executor_remove_function(d->executor, name);
+    tell_api(d, "function", name);
 }
 
 static void on_fn_synced(void *data)
@@ -441,22 +461,33 @@ static void store_closed(void *data)
 {
     struct flintd *d = data;
     d->store = NULL;
+    fl_loop_lag_close(d->lag);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
-static void executor_closed(void *data)
+static void invoker_closed(void *data)
 {
     struct flintd *d = data;
-    d->executor = NULL;
+    d->invoker = NULL;
     if (d->store != NULL)
         fl_store_close(d->store, store_closed, d);
     else
         store_closed(d);
 }
 
+static void executor_closed(void *data)
+{
+    struct flintd *d = data;
+    d->executor = NULL;
+    if (d->invoker != NULL)
+        fl_invoker_close(d->invoker, invoker_closed, d);
+    else
+        invoker_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers and the
- * executor (instances stop), then the store. */
+ * executor (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
 {
     fl_router_free(d->routing);
@@ -681,6 +712,8 @@ int main(int argc, char **argv)
         default_runtimes_dir(runtimes, sizeof(runtimes));
     snprintf(logs_dir, sizeof(logs_dir), "%s/logs", d.cfg.data_dir);
     d.metrics = fl_metrics_new();
+    if (d.metrics != NULL && fl_loop_lag_new(&d.loop, d.metrics, &d.lag) < 0)
+        fl_log(FL_LOG_WARN, "flintd", "the loop's stalls are not measured", NULL);
     rc = d.metrics ? fl_logbook_open(logs_dir, 8u << 20, &d.logs) : FL_ENOMEM;
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot open the function logs", "dir=%s err=\"%s\"",
@@ -712,8 +745,13 @@ int main(int argc, char **argv)
         rc = fl_store_follow(d.store, "environment", &env_cbs, &d, &d.env_follower);
     if (rc == 0)
         rc = fl_store_follow(d.store, "function", &fn_cbs, &d, &d.fn_follower);
+    /* every entry calls through the invoker; the executor serves functions */
     if (rc == 0)
-        rc = fl_router_new(d.store, d.executor, d.metrics, &d.routing);
+        rc = fl_invoker_new(&d.loop, d.metrics, &d.invoker);
+    if (rc == 0)
+        rc = fl_invoker_serve_functions(d.invoker, d.executor);
+    if (rc == 0)
+        rc = fl_router_new(d.store, d.invoker, d.metrics, &d.routing);
     if (rc == 0)
         fl_log(FL_LOG_INFO, "flintd", "executor", "runtimes=%s", runtimes);
     if (rc == 0) {
@@ -738,6 +776,7 @@ int main(int argc, char **argv)
                                     .max_code_bytes = api_cfg.max_body_bytes,
                                     .sandbox = sandbox.description,
                                     .executor = d.executor,
+                                    .invoker = d.invoker,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .applied = applied,
@@ -745,6 +784,8 @@ int main(int argc, char **argv)
                                     .ready = ready};
     if (rc == 0)
         rc = fl_api_new(&d.loop, &control, &d.control);
+    if (rc == 0)
+        fl_router_on_change(d.routing, on_route_applied, &d);
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start the API", "err=\"%s\"", fl_strerror(rc));
     if (rc == 0)

@@ -104,3 +104,13 @@ def test_bad_flags_and_busy_ports_are_clear_errors(tmp_path, flintd):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "cannot create the data directory" in r.stderr
+
+
+def test_metrics_show_how_long_the_loop_stalls(flintd):
+    # the loop's busy time per iteration: a histogram and the longest
+    text = flintd.api("GET", "/metrics").text
+    assert "# TYPE flint_loop_stall_seconds histogram" in text
+    count = [l for l in text.splitlines() if l.startswith("flint_loop_stall_seconds_count ")]
+    assert count and int(count[0].split()[1]) > 0
+    longest = [l for l in text.splitlines() if l.startswith("flint_loop_stall_max_seconds ")]
+    assert longest and float(longest[0].split()[1]) > 0

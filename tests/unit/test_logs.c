@@ -1,6 +1,7 @@
 /* Unit tests for src/exec/logs: per-function bounded logs, tail, follow. */
 #include "runner.h"
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "exec/logs.h"
 
@@ -194,5 +195,135 @@ TEST(odd_output_is_logged_not_dropped)
     ASSERT_OK(fl_logbook_tail(lb, "fn", 0, &out));
     ASSERT_EQ(out.len, 0);
     fl_buf_release(&out);
+    fl_logbook_close(lb);
+}
+
+/* What jansson writes for line: the encoding lines had before they were
+ * written by hand, and must keep. */
+static char *jansson_line(const struct fl_log_line *line)
+{
+    size_t n = line->len > FL_LOG_LINE_MAX ? FL_LOG_LINE_MAX : line->len;
+    char ts[32];
+    json_t *obj = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s%}", "ts",
+                            fl_clock_format(line->ts_ms, ts, sizeof(ts)), "function",
+                            line->function, "revision", (json_int_t)line->revision, "instance",
+                            line->instance, "stream", line->stream, "line", line->text, n);
+    ASSERT(obj != NULL);
+    if (n < line->len)
+        json_object_set_new(obj, "truncated", json_true());
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    return text;
+}
+
+/* A random UTF-8 string of up to max bytes: ASCII with every control,
+ * quotes and backslashes, and code points of every length. */
+static size_t random_text(char *out, size_t max, unsigned *seed)
+{
+    size_t n = 0;
+    while (n + 4 < max) {
+        unsigned r = (unsigned)rand_r(seed);
+        unsigned cp;
+        switch (r % 8) {
+        case 0:
+            cp = (r >> 3) % 0x20;
+            break; /* controls, NUL included */
+        case 1:
+            cp = "\"\\/'"[(r >> 3) % 4];
+            break;
+        case 2:
+            cp = 0x80 + (r >> 3) % 0x780;
+            break;
+        case 3:
+            cp = 0x800 + (r >> 3) % (0xD800 - 0x800);
+            break;
+        case 4:
+            cp = 0xE000 + (r >> 3) % 0x2000;
+            break;
+        case 5:
+            cp = 0x10000 + (r >> 3) % 0x100000;
+            break;
+        case 6:
+            cp = 0x7F;
+            break;
+        default:
+            cp = 0x20 + (r >> 3) % 0x5F;
+        }
+        if (cp < 0x80) {
+            out[n++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[n++] = (char)(0xC0 | cp >> 6);
+            out[n++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out[n++] = (char)(0xE0 | cp >> 12);
+            out[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            out[n++] = (char)(0xF0 | cp >> 18);
+            out[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            out[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (cp & 0x3F));
+        }
+        if (r % 97 == 0)
+            break;
+    }
+    return n;
+}
+
+struct captured {
+    char *text;
+    size_t len;
+};
+
+static void capture(void *data, const char *json_line, size_t len)
+{
+    struct captured *c = data;
+    free(c->text);
+    c->text = malloc(len + 1);
+    ASSERT(c->text != NULL);
+    memcpy(c->text, json_line, len);
+    c->text[len] = '\0';
+    c->len = len;
+}
+
+TEST(lines_are_encoded_byte_for_byte_as_jansson_encoded_them)
+{
+    struct fl_logbook *lb = open_book(1u << 20);
+    struct captured got = {0};
+    struct fl_log_follower *f;
+    ASSERT_OK(fl_logbook_follow(lb, "fn", capture, &got, &f));
+    static char text[FL_LOG_LINE_MAX + 64];
+    unsigned seed = 11;
+    for (int i = 0; i < 3000; i++) {
+        /* now and then a line past the cut, whole code points before it */
+        size_t max = i % 50 == 0 ? sizeof(text) : 300;
+        size_t n = random_text(text, max, &seed);
+        if (i % 50 == 0) {
+            memset(text, 'x', FL_LOG_LINE_MAX);
+            n = FL_LOG_LINE_MAX + 10;
+        }
+        struct fl_log_line line = {.ts_ms = 1795001522123LL,
+                                   .function = "fn",
+                                   .revision = i % 3 == 0 ? -i : i,
+                                   .instance = "0190f1a2-\"x\"",
+                                   .stream = i % 2 ? "stdout" : "stderr",
+                                   .text = text,
+                                   .len = n};
+        ASSERT_OK(fl_logbook_append(lb, &line));
+        char *want = jansson_line(&line);
+        ASSERT(want != NULL);
+        ASSERT(got.text != NULL);
+        ASSERT_EQ(got.len, strlen(want) + 1);
+        ASSERT(got.text[got.len - 1] == '\n');
+        size_t at = 0;
+        while (at < got.len - 1 && got.text[at] == want[at])
+            at++;
+        if (at < got.len - 1)
+            fl_test_fail(__FILE__, __LINE__, "line %d differs at byte %zu:\n got %.80s\nwant %.80s",
+                         i, at, got.text + at, want + at);
+        free(want);
+    }
+    fl_logbook_unfollow(lb, f);
+    free(got.text);
     fl_logbook_close(lb);
 }
