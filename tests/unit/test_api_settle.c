@@ -39,8 +39,9 @@ static void world_init(struct world *w)
 {
     memset(w, 0, sizeof(*w));
     ASSERT_OK(uv_loop_init(&w->loop));
-    char err[512];
-    ASSERT_OK(fl_store_open_sqlite(&w->loop, fl_test_tmpdir(), NULL, &w->store, err, sizeof(err)));
+    char err[512], uri[4200];
+    snprintf(uri, sizeof(uri), "sqlite:%s", fl_test_tmpdir());
+    ASSERT_OK(fl_store_open(&w->loop, uri, NULL, &w->store, err, sizeof(err)));
     memset(token, 'a', 64);
     struct fl_api_config cfg = {.data_dir = fl_test_tmpdir(),
                                 .token = token,
