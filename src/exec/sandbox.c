@@ -309,21 +309,24 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits)
     return rc;
 }
 
-/* Kill what is in a cgroup directory and remove it. */
-static int kill_and_remove(const char *dir)
+/* Send sig to every process of the cgroup directory dir. */
+static void kill_members(const char *dir, int sig)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    FILE *f = fopen(path, "re");
+    long pid;
+    while (f != NULL && fscanf(f, "%ld", &pid) == 1)
+        kill((pid_t)pid, sig);
+    if (f != NULL)
+        fclose(f);
+}
+
+/* Kill what is in a cgroup directory and remove it. */
+static int kill_and_remove(const char *dir)
+{
     for (int tries = 0; tries < 100; tries++) {
-        FILE *f = fopen(path, "r");
-        long pid;
-        int n = 0;
-        while (f != NULL && fscanf(f, "%ld", &pid) == 1) {
-            kill((pid_t)pid, SIGKILL);
-            n++;
-        }
-        if (f != NULL)
-            fclose(f);
+        kill_members(dir, SIGKILL);
         if (rmdir(dir) == 0 || errno == ENOENT)
             return 0;
         if (errno != EBUSY)
@@ -389,19 +392,9 @@ static void signal_tree(struct fl_sandbox *sb, int sig)
 {
     if (sb->proc.pid > 0)
         kill(-sb->proc.pid, sig);
-    for (int i = 0; i < 3; i++) {
-        if (sb->cgroups[i][0] == '\0')
-            continue;
-        char path[600];
-        snprintf(path, sizeof(path), "%s/cgroup.procs", sb->cgroups[i]);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        long pid;
-        while (fscanf(f, "%ld", &pid) == 1)
-            kill((pid_t)pid, sig);
-        fclose(f);
-    }
+    for (int i = 0; i < 3; i++)
+        if (sb->cgroups[i][0] != '\0')
+            kill_members(sb->cgroups[i], sig);
 }
 
 static bool memory_limit_hit(const struct fl_sandbox *sb)
@@ -447,14 +440,86 @@ bool fl_sandbox_oom_killed(const struct fl_sandbox *sb)
     return killed;
 }
 
+/* Remove the groups of a sandbox whose spawn failed (nothing ran in them). */
 static void remove_cgroups(struct fl_sandbox *sb)
 {
+    for (int i = 0; i < 3; i++)
+        if (sb->cgroups[i][0] != '\0')
+            rmdir(sb->cgroups[i]);
+}
+
+/*
+ * The groups of a finished sandbox, and its uid: a group whose last
+ * processes are still exiting (a straggler, a big one freeing its memory)
+ * cannot be removed yet, and its uid must not serve another sandbox while
+ * any process of it lives. The first try is on the loop; the retries, which
+ * wait, run on the thread pool, and the uid is given back after them.
+ */
+struct reap {
+    uv_work_t work;
+    const struct fl_sandbox_mode *mode;
+    uid_t uid;
+    char dirs[3][512];
+    bool left; /* a group could not be removed */
+};
+
+static bool reap_try(struct reap *r)
+{
+    bool all = true;
     for (int i = 0; i < 3; i++) {
-        if (sb->cgroups[i][0] == '\0')
+        if (r->dirs[i][0] == '\0')
             continue;
-        /* the tree is gone by now; a straggler still exiting gets a moment */
-        for (int tries = 0; tries < 50 && rmdir(sb->cgroups[i]) != 0 && errno == EBUSY; tries++)
-            usleep(2000);
+        if (rmdir(r->dirs[i]) == 0 || errno == ENOENT)
+            r->dirs[i][0] = '\0';
+        else
+            all = false;
+    }
+    return all;
+}
+
+static void reap_work(uv_work_t *w)
+{
+    struct reap *r = w->data;
+    for (int tries = 0; tries < 500; tries++) { /* up to about 10 s */
+        for (int i = 0; i < 3; i++)
+            if (r->dirs[i][0] != '\0')
+                kill_members(r->dirs[i], SIGKILL);
+        if (reap_try(r))
+            return;
+        usleep(tries < 50 ? 2000 : 20000);
+    }
+    r->left = true;
+}
+
+static void reap_done(uv_work_t *w, int status)
+{
+    struct reap *r = w->data;
+    if (r->left)
+        for (int i = 0; i < 3; i++)
+            if (r->dirs[i][0] != '\0')
+                fl_log(FL_LOG_WARN, "sandbox",
+                       "a cgroup is still busy after its sandbox ended; its uid stays taken",
+                       "cgroup=%s uid=%u", r->dirs[i], (unsigned)r->uid);
+    if (!r->left)
+        uid_give_back(r->mode, r->uid);
+    free(r);
+}
+
+static void reap(struct fl_sandbox *sb)
+{
+    struct reap *r = calloc(1, sizeof(*r));
+    if (r == NULL) { /* keep the uid taken: it is never given to another while unsure */
+        remove_cgroups(sb);
+        return;
+    }
+    r->mode = sb->mode;
+    r->uid = sb->uid;
+    memcpy(r->dirs, sb->cgroups, sizeof(r->dirs));
+    r->work.data = r;
+    if (reap_try(r) || uv_queue_work(sb->proc.loop, &r->work, reap_work, reap_done) != 0) {
+        if (r->dirs[0][0] == '\0' && r->dirs[1][0] == '\0' && r->dirs[2][0] == '\0')
+            uid_give_back(r->mode, r->uid);
+        free(r);
     }
 }
 
@@ -492,8 +557,7 @@ static void finish(struct fl_sandbox *sb)
     else if (sig != 0)
         how = FL_EXIT_SIGNAL, value = sig;
     signal_tree(sb, SIGKILL); /* nothing of it may outlive it */
-    remove_cgroups(sb);
-    uid_give_back(sb->mode, sb->uid);
+    reap(sb);                 /* its groups, then its uid */
     sb->on_exit(sb, how, value, sb->data);
 }
 
