@@ -5,14 +5,13 @@
  * must either fail with a located message, or parse into documents that
  * survive a round trip: each is emitted as YAML and parsed back to an
  * equal value (what `flint get -o yaml` prints, `flint apply` takes back).
- * Each document's spec also goes through the environment, function and
- * route checks, which must accept or refuse it with a message.
+ * Each document's spec also goes through every kind's check (kinds/kinds.h),
+ * which must accept or refuse it with a message.
  * Run it with `make fuzz`.
  */
 #include "base/buf.h"
 #include "base/error.h"
-#include "exec/spec.h"
-#include "router/routes.h"
+#include "kinds/kinds.h"
 #include "spec/spec.h"
 
 #include <stdint.h>
@@ -32,17 +31,8 @@ static void check_spec(json_t *spec)
 {
     struct fl_buf err;
     fl_buf_init(&err, 4096);
-    struct fl_env_spec env;
-    int rc = fl_env_spec_parse(spec, &env, &err);
-    if (rc == 0)
-        fl_env_spec_release(&env);
-    must_explain(rc, &err, "fl_env_spec_parse");
-    struct fl_fn_spec fn;
-    rc = fl_fn_spec_parse(spec, &fn, &err);
-    if (rc == 0)
-        fl_fn_spec_release(&fn);
-    must_explain(rc, &err, "fl_fn_spec_parse");
-    must_explain(fl_route_spec_check(spec, &err), &err, "fl_route_spec_check");
+    for (size_t i = 0; i < fl_nkinds; i++)
+        must_explain(fl_kinds[i]->check(spec, NULL, &err), &err, fl_kinds[i]->name);
     fl_buf_release(&err);
 }
 

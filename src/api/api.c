@@ -1,11 +1,18 @@
 /*
  * The control API: see api.h and docs/api.md.
  *
- * A request that needs the store becomes a struct call that walks through
- * its steps from store callbacks: for example, creating a function reads
- * its environment, checks its code, then puts it with expected revision 0.
- * A resource is stored as {"spec": ..., "status": ...}; the envelope
- * (kind, name, revision, times) comes from the store's record.
+ * Resources are the kinds of the registry (kinds/kinds.h): their routes,
+ * checks and references come from its table. A request that needs the
+ * store becomes a struct call that walks through its steps from store
+ * callbacks: for example, creating a function checks its spec and code,
+ * reads its environment, then puts it with expected revision 0.
+ *
+ * A resource is stored as {"spec": ...}, what the user declared and
+ * nothing else; the envelope (kind, name, revision, times) comes from the
+ * store's record and the status from the part of flintd that runs the kind,
+ * asked when a client reads it (the config's status callback). A status
+ * sent back in a PUT is ignored, and a PUT whose spec is the one stored
+ * writes nothing: no new revision, nothing restarted.
  */
 #include "api/api.h"
 
@@ -18,7 +25,7 @@
 #include "base/str.h"
 #include "exec/spec.h"
 #include "invoke/invoke.h"
-#include "router/routes.h"
+#include "kinds/kinds.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,25 +56,21 @@ struct fl_api {
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
     bool (*ready)(void *data);
+    json_t *(*status_of)(void *data, const char *kind, const char *name, bool detail);
     struct log_stream *streams; /* logs being followed */
     struct settle *settles;     /* writes waiting to be applied */
 };
 
-enum kind { KIND_ENVIRONMENT, KIND_FUNCTION, KIND_ROUTE };
-static const char *const kind_names[] = {"environment", "function", "route"};
-static const char *const kind_plurals[] = {"environments", "functions", "routes"};
-
-enum step { STEP_CHECK_REF, STEP_PUT, STEP_DONE };
-
 struct call {
     struct fl_api *api;
     struct fl_http_request *req;
-    enum kind kind;
+    const struct fl_kind *kind;
     char name[FL_NAME_MAX + 1];
     bool create;     /* POST (else PUT) */
     uint64_t expect; /* PUT: the revision the client read */
     json_t *spec;    /* what will be stored as spec */
-    json_t *value;   /* {"spec", "status"} */
+    json_t *value;   /* {"spec"}: what is stored */
+    size_t ref;      /* the next of kind->refs to check */
 };
 
 static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
@@ -93,50 +96,48 @@ static void respond_no_space(struct fl_http_request *req)
 }
 
 /* The HTTP answer for a store error on kind/name. */
-static void respond_store_error(struct fl_http_request *req, int err, enum kind kind,
+static void respond_store_error(struct fl_http_request *req, int err, const struct fl_kind *kind,
                                 const char *name)
 {
     switch (err) {
     case FL_ENOENT:
-        fl_http_respond_error(req, 404, "not_found", "%s '%s' does not exist", kind_names[kind],
-                              name);
+        fl_http_respond_error(req, 404, "not_found", "%s '%s' does not exist", kind->name, name);
         break;
     case FL_ECONFLICT:
         fl_http_respond_error(req, 409, "conflict",
-                              "%s '%s' changed since the revision given: read it again",
-                              kind_names[kind], name);
+                              "%s '%s' changed since the revision given: read it again", kind->name,
+                              name);
         break;
     case FL_ETOOBIG:
-        fl_http_respond_error(req, 413, "too_large", "the %s is too large", kind_names[kind]);
+        fl_http_respond_error(req, 413, "too_large", "the %s is too large", kind->name);
         break;
     case FL_ENOSPC:
         respond_no_space(req);
         break;
     default:
-        fl_log(FL_LOG_ERROR, "api", "store operation failed", "kind=%s name=%s err=%s",
-               kind_names[kind], name, fl_errname(err));
+        fl_log(FL_LOG_ERROR, "api", "store operation failed", "kind=%s name=%s err=%s", kind->name,
+               name, fl_errname(err));
         fl_http_respond_error(req, 503, "store_unavailable", "the store failed: %s",
                               fl_strerror(err));
     }
 }
 
 /* {kind, name, revision, createdAt, updatedAt, spec, status} from a record.
- * A function's status is what the executor knows of it (build, instances,
- * queue; the build log when with_log). */
-static json_t *envelope(struct fl_api *api, const struct fl_record *r, enum kind kind,
-                        bool with_log)
+ * The status is what the part running the kind sees now (a function's:
+ * build, instances, queue; the build log when detail), else {}: never
+ * what the stored value holds (a store written by an older flintd may
+ * hold a "status" there, which means nothing now). */
+static json_t *envelope(struct fl_api *api, const struct fl_record *r, const struct fl_kind *kind,
+                        bool detail)
 {
     char created[32], updated[32];
     json_t *stored = json_loadb(r->data, r->len, 0, NULL);
     json_t *status = NULL;
-    if (kind == KIND_FUNCTION && api->executor != NULL) {
-        status = fl_executor_function_status(api->executor, r->key);
-        if (status != NULL && !with_log)
-            json_object_del(status, "buildLog");
-    }
+    if (api->status_of != NULL)
+        status = api->status_of(api->applied_data, kind->name, r->key, detail);
     if (status == NULL)
-        status = json_incref(stored ? json_object_get(stored, "status") : json_null());
-    json_t *out = json_pack("{s:s, s:s, s:I, s:s, s:s, s:O, s:o}", "kind", kind_names[kind], "name",
+        status = json_object();
+    json_t *out = json_pack("{s:s, s:s, s:I, s:s, s:s, s:O, s:o}", "kind", kind->name, "name",
                             r->key, "revision", (json_int_t)r->seq, "createdAt",
                             fl_clock_format(r->created_ms, created, sizeof(created)), "updatedAt",
                             fl_clock_format(r->ts_ms, updated, sizeof(updated)), "spec",
@@ -158,7 +159,7 @@ static void call_free(struct call *c)
 struct read_ctx {
     struct fl_api *api;
     struct fl_http_request *req;
-    enum kind kind;
+    const struct fl_kind *kind;
     char name[FL_NAME_MAX + 1];
 };
 
@@ -191,7 +192,7 @@ static void on_list(int err, const struct fl_store_result *res, void *data)
     free(ctx);
 }
 
-static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum kind kind,
+static void get_or_list(struct fl_api *api, struct fl_http_request *req, const struct fl_kind *kind,
                         const char *name)
 {
     struct read_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -205,9 +206,9 @@ static void get_or_list(struct fl_api *api, struct fl_http_request *req, enum ki
     int rc;
     if (name != NULL) {
         fl_strlcpy(ctx->name, name, sizeof(ctx->name));
-        rc = fl_store_get(api->store, kind_names[kind], name, on_get, ctx);
+        rc = fl_store_get(api->store, kind->name, name, on_get, ctx);
     } else {
-        rc = fl_store_list(api->store, kind_names[kind], "", on_list, ctx);
+        rc = fl_store_list(api->store, kind->name, "", on_list, ctx);
     }
     if (rc < 0) {
         respond_store_error(req, rc, kind, name ? name : "*");
@@ -230,7 +231,7 @@ struct settle {
     struct fl_http_request *req;
     int status;
     char *body;
-    enum kind kind;
+    const struct fl_kind *kind;
     char name[FL_NAME_MAX + 1];
     uint64_t revision;
     uv_timer_t timer;
@@ -262,7 +263,7 @@ static void on_settle_timer(uv_timer_t *t)
 {
     struct settle *st = t->data;
     fl_log(FL_LOG_WARN, "api", "change not applied in time; answering anyway",
-           "kind=%s name=%s revision=%llu", kind_names[st->kind], st->name,
+           "kind=%s name=%s revision=%llu", st->kind->name, st->name,
            (unsigned long long)st->revision);
     settle_answer(st);
 }
@@ -272,7 +273,7 @@ void fl_api_applied(struct fl_api *api, const char *kind, const char *name)
     struct settle *next;
     for (struct settle *st = api->settles; st != NULL; st = next) {
         next = st->next;
-        if (strcmp(kind_names[st->kind], kind) == 0 && strcmp(st->name, name) == 0 &&
+        if (strcmp(st->kind->name, kind) == 0 && strcmp(st->name, name) == 0 &&
             api->applied(api->applied_data, kind, name, st->revision))
             settle_answer(st);
     }
@@ -281,9 +282,10 @@ void fl_api_applied(struct fl_api *api, const char *kind, const char *name)
 /* Answer a durable write, once the daemon runs what it wrote (revision 0:
  * a deletion). */
 static void respond_applied(struct fl_api *api, struct fl_http_request *req, int status,
-                            json_t *body, enum kind kind, const char *name, uint64_t revision)
+                            json_t *body, const struct fl_kind *kind, const char *name,
+                            uint64_t revision)
 {
-    if (api->applied == NULL || api->applied(api->applied_data, kind_names[kind], name, revision)) {
+    if (api->applied == NULL || api->applied(api->applied_data, kind->name, name, revision)) {
         respond_json(req, status, body);
         return;
     }
@@ -313,11 +315,12 @@ static void respond_applied(struct fl_api *api, struct fl_http_request *req, int
 /* ---- writes ---- */
 
 static void on_put(int err, const struct fl_store_result *res, void *data);
+static void respond_written(struct call *c, int status, uint64_t revision);
 
 static void do_put(struct call *c)
 {
     char *text = json_dumps(c->value, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    int rc = text ? fl_store_put(c->api->store, kind_names[c->kind], c->name, text, strlen(text),
+    int rc = text ? fl_store_put(c->api->store, c->kind->name, c->name, text, strlen(text),
                                  c->create ? 0 : c->expect, on_put, c)
                   : FL_ENOMEM;
     free(text);
@@ -327,20 +330,23 @@ static void do_put(struct call *c)
     }
 }
 
+static void respond_moved_on(struct call *c, uint64_t revision)
+{
+    fl_http_respond_error(
+        c->req, 409, "conflict", "%s '%s' is at revision %llu, not %llu: read it again and retry",
+        c->kind->name, c->name, (unsigned long long)revision, (unsigned long long)c->expect);
+}
+
 static void on_put_conflict_get(int err, const struct fl_store_result *res, void *data)
 {
     struct call *c = data;
     if (err == FL_ENOENT)
         respond_store_error(c->req, FL_ENOENT, c->kind, c->name);
     else if (c->create)
-        fl_http_respond_error(c->req, 409, "exists", "%s '%s' exists already", kind_names[c->kind],
+        fl_http_respond_error(c->req, 409, "exists", "%s '%s' exists already", c->kind->name,
                               c->name);
     else
-        fl_http_respond_error(c->req, 409, "conflict",
-                              "%s '%s' is at revision %llu, not %llu: read it again and retry",
-                              kind_names[c->kind], c->name,
-                              err == 0 ? (unsigned long long)res->records[0].seq : 0ULL,
-                              (unsigned long long)c->expect);
+        respond_moved_on(c, err == 0 ? res->records[0].seq : 0);
     call_free(c);
 }
 
@@ -349,7 +355,7 @@ static void on_put(int err, const struct fl_store_result *res, void *data)
     struct call *c = data;
     if (err == FL_ECONFLICT) {
         /* say which: it does not exist, it exists, or it moved on */
-        if (fl_store_get(c->api->store, kind_names[c->kind], c->name, on_put_conflict_get, c) < 0) {
+        if (fl_store_get(c->api->store, c->kind->name, c->name, on_put_conflict_get, c) < 0) {
             respond_store_error(c->req, err, c->kind, c->name);
             call_free(c);
         }
@@ -361,29 +367,59 @@ static void on_put(int err, const struct fl_store_result *res, void *data)
         return;
     }
     fl_log(FL_LOG_INFO, "api", c->create ? "created" : "updated", "kind=%s name=%s revision=%llu",
-           kind_names[c->kind], c->name, (unsigned long long)res->seq);
-    json_t *body =
-        json_pack("{s:s, s:s, s:I, s:O, s:O}", "kind", kind_names[c->kind], "name", c->name,
-                  "revision", (json_int_t)res->seq, "spec", json_object_get(c->value, "spec"),
-                  "status", json_object_get(c->value, "status"));
-    respond_applied(c->api, c->req, c->create ? 201 : 200, body, c->kind, c->name, res->seq);
+           c->kind->name, c->name, (unsigned long long)res->seq);
+    respond_written(c, c->create ? 201 : 200, res->seq);
+}
+
+/* The answer to a write (the status is never the client's: {}). */
+static void respond_written(struct call *c, int status, uint64_t revision)
+{
+    json_t *body = json_pack("{s:s, s:s, s:I, s:O, s:{}}", "kind", c->kind->name, "name", c->name,
+                             "revision", (json_int_t)revision, "spec", c->spec, "status");
+    respond_applied(c->api, c->req, status, body, c->kind, c->name, revision);
     json_decref(body);
     call_free(c);
 }
 
-/* The reference a spec makes, checked before the put. */
+/* An update reads what is stored first: a stale revision is a conflict,
+ * and a spec that is the one stored (a GET sent back, its status changed
+ * or not) writes nothing, so that nothing Flint runs is restarted. */
+static void on_current(int err, const struct fl_store_result *res, void *data)
+{
+    struct call *c = data;
+    if (err < 0) {
+        respond_store_error(c->req, err, c->kind, c->name);
+        call_free(c);
+        return;
+    }
+    const struct fl_record *r = &res->records[0];
+    if (r->seq != c->expect) {
+        respond_moved_on(c, r->seq);
+        call_free(c);
+        return;
+    }
+    json_t *stored = json_loadb(r->data, r->len, 0, NULL);
+    bool same = stored != NULL && json_equal(json_object_get(stored, "spec"), c->spec);
+    json_decref(stored);
+    if (same) {
+        fl_log(FL_LOG_INFO, "api", "unchanged", "kind=%s name=%s revision=%llu", c->kind->name,
+               c->name, (unsigned long long)r->seq);
+        respond_written(c, 200, r->seq);
+        return;
+    }
+    do_put(c);
+}
+
+static void check_refs(struct call *c);
+
+/* A reference the spec makes, read before the put. */
 static void on_ref(int err, const struct fl_store_result *res, void *data)
 {
     struct call *c = data;
+    const struct fl_kind_ref *ref = &c->kind->refs[c->ref];
     if (err == FL_ENOENT) {
-        if (c->kind == KIND_FUNCTION)
-            fl_http_respond_error(c->req, 400, "bad_spec",
-                                  "spec.environment: environment '%s' does not exist",
-                                  json_string_value(json_object_get(c->spec, "environment")));
-        else
-            fl_http_respond_error(
-                c->req, 400, "bad_spec", "spec.target.function: function '%s' does not exist",
-                json_string_value(json_object_get(json_object_get(c->spec, "target"), "function")));
+        fl_http_respond_error(c->req, 400, "bad_spec", "spec.%s: %s '%s' does not exist",
+                              ref->field, ref->kind, fl_kind_ref_name(ref, c->spec));
         call_free(c);
         return;
     }
@@ -392,11 +428,41 @@ static void on_ref(int err, const struct fl_store_result *res, void *data)
         call_free(c);
         return;
     }
+    c->ref++;
+    check_refs(c);
+}
+
+/* Read the next resource the spec names (those of kinds the registry does
+ * not hold yet are not checked), then the current value (an update), then
+ * put. */
+static void check_refs(struct call *c)
+{
+    int rc = 0;
+    for (; rc == 0 && c->kind->refs[c->ref].field != NULL; c->ref++) {
+        const struct fl_kind_ref *ref = &c->kind->refs[c->ref];
+        const char *name = fl_kind_ref_name(ref, c->spec);
+        if (name != NULL && fl_kind_find(ref->kind) != NULL) {
+            rc = fl_store_get(c->api->store, ref->kind, name, on_ref, c);
+            if (rc == 0)
+                return;
+        }
+    }
+    if (rc == 0 && !c->create) {
+        rc = fl_store_get(c->api->store, c->kind->name, c->name, on_current, c);
+        if (rc == 0)
+            return;
+    }
+    if (rc < 0) {
+        respond_store_error(c->req, rc, c->kind, c->name);
+        call_free(c);
+        return;
+    }
     do_put(c);
 }
 
-static bool code_exists(struct fl_api *api, const char *sha)
+static bool code_exists(void *data, const char *sha)
 {
+    struct fl_api *api = data;
     char path[4400];
     snprintf(path, sizeof(path), "%s/%s", api->code_dir, sha);
     return access(path, R_OK) == 0;
@@ -404,8 +470,8 @@ static bool code_exists(struct fl_api *api, const char *sha)
 
 /* Check the body's spec for kind; on success start the reference check
  * or the put. Answers the request itself on failure. */
-static void write_resource(struct fl_api *api, struct fl_http_request *req, enum kind kind,
-                           const char *url_name)
+static void write_resource(struct fl_api *api, struct fl_http_request *req,
+                           const struct fl_kind *kind, const char *url_name)
 {
     json_error_t jerr;
     struct fl_buf msg;
@@ -424,7 +490,7 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req, enum
     json_t *field;
     json_object_foreach(body, key, field)
     {
-        if (!fl_resource_field_known(key)) {
+        if (!fl_kind_field_known(key)) {
             fl_http_respond_error(req, 400, "bad_spec",
                                   "%.100s: is not a field of a resource (name, spec, revision; "
                                   "kind, status, createdAt and updatedAt are read-only)",
@@ -433,9 +499,9 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req, enum
         }
     }
     json_t *kind_field = json_object_get(body, "kind");
-    if (kind_field != NULL && (!json_is_string(kind_field) ||
-                               strcmp(json_string_value(kind_field), kind_names[kind]) != 0)) {
-        fl_http_respond_error(req, 400, "bad_spec", "kind: must be '%s' here", kind_names[kind]);
+    if (kind_field != NULL &&
+        (!json_is_string(kind_field) || strcmp(json_string_value(kind_field), kind->name) != 0)) {
+        fl_http_respond_error(req, 400, "bad_spec", "kind: must be '%s' here", kind->name);
         goto out;
     }
     json_t *name_field = json_object_get(body, "name");
@@ -475,32 +541,8 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req, enum
         }
         expect = (uint64_t)json_integer_value(rev);
     }
-    int rc = 0;
-    const char *ref = NULL;
-    if (kind == KIND_ENVIRONMENT) {
-        struct fl_env_spec env;
-        rc = fl_env_spec_parse(spec, &env, &msg);
-        if (rc == 0)
-            fl_env_spec_release(&env);
-    } else if (kind == KIND_FUNCTION) {
-        struct fl_fn_spec fn;
-        rc = fl_fn_spec_parse(spec, &fn, &msg);
-        if (rc == 0) {
-            if (!code_exists(api, fn.code_sha256)) {
-                fl_buf_reset(&msg);
-                fl_buf_appendf(&msg,
-                               "spec.code.sha256: no code with digest %s: upload it with POST "
-                               "/v1/code first",
-                               fn.code_sha256);
-                rc = FL_EINVAL;
-            }
-            ref = json_string_value(json_object_get(spec, "environment"));
-            fl_fn_spec_release(&fn);
-        }
-    } else {
-        rc = fl_route_spec_check(spec, &msg);
-        ref = json_string_value(json_object_get(json_object_get(spec, "target"), "function"));
-    }
+    const struct fl_kind_check_ctx ctx = {.has_code = code_exists, .data = api};
+    int rc = kind->check(spec, &ctx, &msg);
     if (rc == FL_ENOMEM) {
         fl_http_respond_error(req, 500, "internal", "out of memory");
         goto out;
@@ -521,17 +563,13 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req, enum
     c->expect = expect;
     fl_strlcpy(c->name, name, sizeof(c->name));
     c->spec = json_incref(spec);
-    c->value = json_pack("{s:O, s:{}}", "spec", spec, "status");
-    if (ref != NULL) {
-        const char *ref_kind = kind == KIND_FUNCTION ? "environment" : "function";
-        rc = fl_store_get(api->store, ref_kind, ref, on_ref, c);
-        if (rc < 0) {
-            respond_store_error(req, rc, kind, name);
-            call_free(c);
-        }
-    } else {
-        do_put(c);
+    c->value = json_pack("{s:O}", "spec", spec);
+    if (c->value == NULL) {
+        fl_http_respond_error(req, 500, "internal", "out of memory");
+        call_free(c);
+        goto out;
     }
+    check_refs(c);
 out:
     (void)errbuf;
     json_decref(body);
@@ -563,9 +601,10 @@ static bool query_value(const char *query, const char *key, char *out, size_t si
 struct delete_ctx {
     struct fl_api *api;
     struct fl_http_request *req;
-    enum kind kind;
+    const struct fl_kind *kind;
     char name[FL_NAME_MAX + 1];
     uint64_t expect;
+    size_t users; /* the next of fl_kinds[] to look for users in */
 };
 
 static void on_deleted(int err, const struct fl_store_result *res, void *data)
@@ -574,7 +613,7 @@ static void on_deleted(int err, const struct fl_store_result *res, void *data)
     if (err < 0) {
         respond_store_error(d->req, err, d->kind, d->name);
     } else {
-        fl_log(FL_LOG_INFO, "api", "deleted", "kind=%s name=%s revision=%llu", kind_names[d->kind],
+        fl_log(FL_LOG_INFO, "api", "deleted", "kind=%s name=%s revision=%llu", d->kind->name,
                d->name, (unsigned long long)res->seq);
         json_t *body = json_pack("{s:s}", "deleted", d->name);
         respond_applied(d->api, d->req, 200, body, d->kind, d->name, 0);
@@ -585,14 +624,41 @@ static void on_deleted(int err, const struct fl_store_result *res, void *data)
 
 static void delete_now(struct delete_ctx *d)
 {
-    int rc = fl_store_delete(d->api->store, kind_names[d->kind], d->name, d->expect, on_deleted, d);
+    int rc = fl_store_delete(d->api->store, d->kind->name, d->name, d->expect, on_deleted, d);
     if (rc < 0) {
         respond_store_error(d->req, rc, d->kind, d->name);
         free(d);
     }
 }
 
-/* An environment in use by functions is not deleted: say which. */
+/* Whether kind refers to d's kind by a reference that blocks deletion. */
+static bool blocks_delete(const struct fl_kind *kind, const struct delete_ctx *d)
+{
+    for (const struct fl_kind_ref *ref = kind->refs; ref->field != NULL; ref++)
+        if (ref->blocks_delete && strcmp(ref->kind, d->kind->name) == 0)
+            return true;
+    return false;
+}
+
+static void on_users(int err, const struct fl_store_result *res, void *data);
+
+/* A resource in use is not deleted (an environment by functions): list
+ * the next kind that may use it, or delete when none is left. */
+static void find_users(struct delete_ctx *d)
+{
+    for (; d->users < fl_nkinds; d->users++) {
+        if (!blocks_delete(fl_kinds[d->users], d))
+            continue;
+        if (fl_store_list(d->api->store, fl_kinds[d->users]->name, "", on_users, d) < 0) {
+            respond_store_error(d->req, FL_EIO, d->kind, d->name);
+            free(d);
+        }
+        return;
+    }
+    delete_now(d);
+}
+
+/* Say which resources use it, if any. */
 static void on_users(int err, const struct fl_store_result *res, void *data)
 {
     struct delete_ctx *d = data;
@@ -601,31 +667,38 @@ static void on_users(int err, const struct fl_store_result *res, void *data)
         free(d);
         return;
     }
+    const struct fl_kind *user = fl_kinds[d->users];
     struct fl_buf users;
     fl_buf_init(&users, 512);
     int n = 0;
     for (size_t i = 0; i < res->n; i++) {
         json_t *v = json_loadb(res->records[i].data, res->records[i].len, 0, NULL);
-        const char *env =
-            json_string_value(json_object_get(json_object_get(v, "spec"), "environment"));
-        if (env != NULL && strcmp(env, d->name) == 0 && ++n <= 5)
+        json_t *spec = json_object_get(v, "spec");
+        bool uses = false;
+        for (const struct fl_kind_ref *ref = user->refs; ref->field != NULL; ref++) {
+            const char *named = fl_kind_ref_name(ref, spec);
+            uses |= ref->blocks_delete && strcmp(ref->kind, d->kind->name) == 0 && named != NULL &&
+                    strcmp(named, d->name) == 0;
+        }
+        if (uses && ++n <= 5)
             fl_buf_appendf(&users, "%s'%s'", n > 1 ? ", " : "", res->records[i].key);
         json_decref(v);
     }
     if (n > 0) {
         fl_http_respond_error(d->req, 409, "in_use",
-                              "environment '%s' is used by %d function%s (%s%s): delete or move "
-                              "them first",
-                              d->name, n, n > 1 ? "s" : "", users.data, n > 5 ? ", ..." : "");
+                              "%s '%s' is used by %d %s (%s%s): delete or move them first",
+                              d->kind->name, d->name, n, n > 1 ? user->plural : user->name,
+                              users.data, n > 5 ? ", ..." : "");
         free(d);
     } else {
-        delete_now(d);
+        d->users++;
+        find_users(d);
     }
     fl_buf_release(&users);
 }
 
-static void delete_resource(struct fl_api *api, struct fl_http_request *req, enum kind kind,
-                            const char *name)
+static void delete_resource(struct fl_api *api, struct fl_http_request *req,
+                            const struct fl_kind *kind, const char *name)
 {
     struct delete_ctx *d = calloc(1, sizeof(*d));
     if (d == NULL) {
@@ -647,14 +720,7 @@ static void delete_resource(struct fl_api *api, struct fl_http_request *req, enu
         }
         d->expect = rev;
     }
-    if (kind == KIND_ENVIRONMENT) {
-        if (fl_store_list(api->store, "function", "", on_users, d) < 0) {
-            respond_store_error(req, FL_EIO, kind, name);
-            free(d);
-        }
-        return;
-    }
-    delete_now(d);
+    find_users(d);
 }
 
 /* ---- code ---- */
@@ -1055,18 +1121,19 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         upload_code(api, req);
         return;
     }
-    for (int k = 0; k < 3; k++) {
+    for (size_t k = 0; k < fl_nkinds; k++) {
+        const struct fl_kind *kind = fl_kinds[k];
         char prefix[64];
-        snprintf(prefix, sizeof(prefix), "/v1/%s", kind_plurals[k]);
+        snprintf(prefix, sizeof(prefix), "/v1/%s", kind->plural);
         size_t plen = strlen(prefix);
         if (strncmp(req->path, prefix, plen) != 0)
             continue;
         const char *rest = req->path + plen;
         if (*rest == '\0') {
             if (strcmp(m, "GET") == 0)
-                get_or_list(api, req, (enum kind)k, NULL);
+                get_or_list(api, req, kind, NULL);
             else if (strcmp(m, "POST") == 0)
-                write_resource(api, req, (enum kind)k, NULL);
+                write_resource(api, req, kind, NULL);
             else
                 fl_http_respond_error(req, 405, "method_not_allowed", "%s %s: use GET or POST", m,
                                       prefix);
@@ -1076,16 +1143,16 @@ void fl_api_handle(struct fl_http_request *req, void *data)
             break;
         const char *name = rest + 1;
         if (!name_is_valid(name)) {
-            fl_http_respond_error(req, 404, "not_found", "%s '%.80s' does not exist", kind_names[k],
+            fl_http_respond_error(req, 404, "not_found", "%s '%.80s' does not exist", kind->name,
                                   name);
             return;
         }
         if (strcmp(m, "GET") == 0)
-            get_or_list(api, req, (enum kind)k, name);
+            get_or_list(api, req, kind, name);
         else if (strcmp(m, "PUT") == 0)
-            write_resource(api, req, (enum kind)k, name);
+            write_resource(api, req, kind, name);
         else if (strcmp(m, "DELETE") == 0)
-            delete_resource(api, req, (enum kind)k, name);
+            delete_resource(api, req, kind, name);
         else
             fl_http_respond_error(req, 405, "method_not_allowed", "%s %s: use GET, PUT or DELETE",
                                   m, req->path);
@@ -1134,6 +1201,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->applied = cfg->applied;
     api->applied_data = cfg->applied_data;
     api->ready = cfg->ready;
+    api->status_of = cfg->status;
     api->started_ms = fl_clock_wall_ms();
     char code[4200];
     snprintf(code, sizeof(code), "%s/code", api->data_dir);

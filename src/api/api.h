@@ -4,18 +4,23 @@
  *   GET  /healthz                       no token needed; 503 until the daemon is ready
  *   GET  /v1/status
  *   POST /v1/code                       the body is stored by its SHA-256
- *   GET|POST        /v1/{kind}s         list, create
- *   GET|PUT|DELETE  /v1/{kind}s/{name}  get, update (with the revision read), delete
+ *   GET|POST        /v1/{plural}         list, create
+ *   GET|PUT|DELETE  /v1/{plural}/{name}  get, update (with the revision read), delete
  *   ANY  /v1/functions/{name}/invoke    call the function with this request
  *   GET  /v1/functions/{name}/logs      ?tail=N (default 100, 0: all) &follow=1
  *   GET  /metrics                       Prometheus text format
  *
- * for the kinds environment, function and route. Every other request needs
- * "Authorization: Bearer <token>" (checked before its body is read, with
- * fl_api_check_headers()). Specs are checked with exec/spec.h and
- * router/routes.h, and references with the store (a function's
- * environment and code, a route's function), so nothing is stored that
- * the executor or router would refuse.
+ * for every kind of the registry (kinds/kinds.h: environments, functions,
+ * routes). Every other request needs "Authorization: Bearer <token>"
+ * (checked before its body is read, with fl_api_check_headers()). Specs
+ * are checked with the kind's check (the parsers the executor and router
+ * use), and references with the store (a function's environment and code,
+ * a route's function), so nothing is stored that flintd would refuse.
+ *
+ * Spec and status apart: the store holds {"spec": ...} per resource, what
+ * the user declared. A resource's status is asked of the daemon (the
+ * status callback) each time it is read, never stored; a PUT's "status" is
+ * ignored, and a PUT whose spec is the one stored makes no new revision.
  */
 #ifndef FLINT_API_API_H
 #define FLINT_API_API_H
@@ -55,6 +60,10 @@ struct fl_api_config {
     /* Whether the daemon has loaded what the store held at start: until
      * then GET /healthz answers 503 "starting". May be NULL. */
     bool (*ready)(void *data);
+    /* kind/name's status as the daemon sees it now (detail: for a GET of
+     * that one resource): a new value the API owns, or NULL for {}. Called
+     * with applied_data. May be NULL: every status is {}. */
+    json_t *(*status)(void *data, const char *kind, const char *name, bool detail);
 };
 
 /* A new API (the config's strings are copied). 0 or FL_ENOMEM. */

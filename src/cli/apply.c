@@ -3,21 +3,21 @@
  *
  * Spec files are YAML (or JSON) documents of the form
  *
- *   kind: function            # environment, function or route
+ *   kind: function            # a kind of kinds/kinds.h: environment, function, route
  *   name: hello
  *   spec: { ... }             # as in docs/api.md
  *
  * where a function's `code` may be a path, relative to the spec file, that
  * is uploaded first. Each resource is created if missing, updated if its
  * spec differs, and left alone otherwise, so applying twice changes
- * nothing. Resources are applied environments first, then functions, then
- * routes; --prune then deletes the resources the specs no longer name, in
- * the reverse order.
+ * nothing. Resources are applied in the order of the kinds (fl_kinds[]:
+ * environments, then functions, then routes); --prune then deletes the
+ * resources the specs no longer name, in the reverse order.
  */
 #include "cli/cli.h"
 
 #include "base/str.h"
-#include "exec/spec.h"
+#include "kinds/kinds.h"
 #include "spec/spec.h"
 
 #include <dirent.h>
@@ -26,9 +26,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static const char *const kinds[] = {"environment", "function", "route"};
-#define NKINDS 3
 
 struct item {
     json_t *doc;      /* the document as written */
@@ -39,14 +36,6 @@ struct plan {
     struct item items[512];
     int n;
 };
-
-static int kind_index(const char *kind)
-{
-    for (int i = 0; i < NKINDS; i++)
-        if (kind != NULL && strcmp(kind, kinds[i]) == 0)
-            return i;
-    return -1;
-}
 
 static int load_file(struct plan *plan, const char *path)
 {
@@ -67,9 +56,8 @@ static int load_file(struct plan *plan, const char *path)
             continue;
         const char *kind = json_string_value(json_object_get(doc, "kind"));
         const char *name = json_string_value(json_object_get(doc, "name"));
-        if (!json_is_object(doc) || kind_index(kind) < 0) {
-            rc = cli_error("%s: document %zu: 'kind' must be environment, function or route", path,
-                           i + 1);
+        if (!json_is_object(doc) || fl_kind_find(kind) == NULL) {
+            rc = cli_error("%s: document %zu: 'kind' must be %s", path, i + 1, fl_kind_names());
             goto out;
         }
         if (name == NULL || *name == '\0') {
@@ -85,7 +73,7 @@ static int load_file(struct plan *plan, const char *path)
         json_t *field;
         json_object_foreach(doc, key, field)
         {
-            if (!fl_resource_field_known(key)) {
+            if (!fl_kind_field_known(key)) {
                 rc = cli_error("%s: %s '%s': '%s' is not a field (kind, name, spec)", path, kind,
                                name, key);
                 goto out;
@@ -187,14 +175,15 @@ static int apply_item(struct cli *cli, struct item *item, bool dry_run)
 {
     const char *kind = json_string_value(json_object_get(item->doc, "kind"));
     const char *name = json_string_value(json_object_get(item->doc, "name"));
+    const struct fl_kind *k = fl_kind_find(kind);
     json_t *spec = json_object_get(item->doc, "spec");
     char path[512];
     struct cli_response r;
     int rc = 1;
 
-    if (strcmp(kind, "function") == 0 && resolve_code(cli, item, dry_run) != 0)
+    if (k == &fl_kind_function && resolve_code(cli, item, dry_run) != 0)
         return 1;
-    snprintf(path, sizeof(path), "/v1/%ss/%s", kind, name);
+    snprintf(path, sizeof(path), "/v1/%s/%s", k->plural, name);
     if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
         return 1;
     if (r.status == 404) {
@@ -204,7 +193,7 @@ static int apply_item(struct cli *cli, struct item *item, bool dry_run)
             return 0;
         }
         json_t *body = json_pack("{s:s, s:O}", "name", name, "spec", spec);
-        snprintf(path, sizeof(path), "/v1/%ss", kind);
+        snprintf(path, sizeof(path), "/v1/%s", k->plural);
         if (cli_call_json(cli, "POST", path, body, &r) == 0) {
             if (r.status == 201 || r.status == 200) {
                 printf("%s/%s created\n", kind, name);
@@ -267,10 +256,11 @@ static bool declared(const struct plan *plan, const char *kind, const char *name
 
 static int prune(struct cli *cli, const struct plan *plan, bool dry_run)
 {
-    for (int k = NKINDS - 1; k >= 0; k--) {
+    for (size_t i = fl_nkinds; i-- > 0;) {
+        const struct fl_kind *k = fl_kinds[i];
         char path[512];
         struct cli_response r;
-        snprintf(path, sizeof(path), "/v1/%ss", kinds[k]);
+        snprintf(path, sizeof(path), "/v1/%s", k->plural);
         if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
             return 1;
         if (r.status != 200) {
@@ -278,32 +268,32 @@ static int prune(struct cli *cli, const struct plan *plan, bool dry_run)
             cli_response_release(&r);
             return rc;
         }
-        size_t i;
+        size_t j;
         json_t *item;
-        json_array_foreach(json_object_get(r.json, "items"), i, item)
+        json_array_foreach(json_object_get(r.json, "items"), j, item)
         {
             const char *name = json_string_value(json_object_get(item, "name"));
-            if (name == NULL || declared(plan, kinds[k], name))
+            if (name == NULL || declared(plan, k->name, name))
                 continue;
             if (dry_run) {
-                printf("%s/%s would be deleted\n", kinds[k], name);
+                printf("%s/%s would be deleted\n", k->name, name);
                 continue;
             }
             struct cli_response d;
-            snprintf(path, sizeof(path), "/v1/%ss/%s", kinds[k], name);
+            snprintf(path, sizeof(path), "/v1/%s/%s", k->plural, name);
             if (cli_call_json(cli, "DELETE", path, NULL, &d) != 0) {
                 cli_response_release(&r);
                 return 1;
             }
             if (d.status != 200 && d.status != 404) {
                 char what[300];
-                snprintf(what, sizeof(what), "cannot delete %s '%s'", kinds[k], name);
+                snprintf(what, sizeof(what), "cannot delete %s '%s'", k->name, name);
                 cli_fail_response(what, &d);
                 cli_response_release(&d);
                 cli_response_release(&r);
                 return 1;
             }
-            printf("%s/%s deleted\n", kinds[k], name);
+            printf("%s/%s deleted\n", k->name, name);
             cli_response_release(&d);
         }
         cli_response_release(&r);
@@ -344,10 +334,10 @@ int cmd_apply(struct cli *cli, int argc, char **argv)
     }
     for (int i = 0; i < npaths && rc == 0; i++)
         rc = load_path(plan, paths[i]);
-    for (int k = 0; k < NKINDS && rc == 0; k++)
+    for (size_t k = 0; k < fl_nkinds && rc == 0; k++)
         for (int i = 0; i < plan->n && rc == 0; i++)
-            if (strcmp(json_string_value(json_object_get(plan->items[i].doc, "kind")), kinds[k]) ==
-                0)
+            if (strcmp(json_string_value(json_object_get(plan->items[i].doc, "kind")),
+                       fl_kinds[k]->name) == 0)
                 rc = apply_item(cli, &plan->items[i], dry_run);
     if (rc == 0 && do_prune)
         rc = prune(cli, plan, dry_run);

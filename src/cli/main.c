@@ -1,8 +1,10 @@
 /*
  * flint: the command-line client of flintd's control API.
  *
- * The commands[] table below is the whole command set; dispatch and
- * `flint help` are generated from it. Global options (anywhere on the line):
+ * The commands[] table is the whole command set, made at start from the
+ * kinds of resources (kinds/kinds.h: `flint <word> create|get|list|update|
+ * delete` for each) and the other_commands[] below; dispatch and `flint
+ * help` are generated from it. Global options (anywhere on the line):
  *   --url URL       the API (default $FLINT_URL, else http://127.0.0.1:7070)
  *   --token TOKEN   bearer token (default $FLINT_TOKEN, else DATA/token)
  *   --data DIR      data directory to read the token from ($FLINT_DATA, ./.flint-data)
@@ -12,6 +14,7 @@
 #include "cli/cli.h"
 
 #include "base/str.h"
+#include "kinds/kinds.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -24,41 +27,30 @@
 static int cmd_help(struct cli *cli, int argc, char **argv);
 static int cmd_version(struct cli *cli, int argc, char **argv);
 
-#define RESOURCE_COMMANDS(word, noun, nouns, create_usage, update_usage)                           \
-    {word " create", "create " noun, create_usage, cmd_resource},                                  \
-        {word " get", "show " noun, "--name NAME [-o table|json|yaml]", cmd_resource},             \
-        {word " list", "list " nouns, "[-o table|json|yaml]", cmd_resource},                       \
-        {word " update", "change fields of " noun " (others are kept)", update_usage,              \
-         cmd_resource},                                                                            \
-    {                                                                                              \
-        word " delete", "delete " noun, "--name NAME", cmd_resource                                \
-    }
+/* The commands of every kind of resource (kinds/kinds.h): one row each,
+ * made from the kind's row by build_commands(). */
+static const struct {
+    const char *verb;
+    const char *summary; /* "%s": the kind's noun (or plural, for list) */
+    const char *usage;   /* NULL: the kind's create or update usage */
+} resource_verbs[] = {
+    {"create", "create %s", NULL},
+    {"get", "show %s", "--name NAME [-o table|json|yaml]"},
+    {"list", "list %s", "[-o table|json|yaml]"},
+    {"update", "change fields of %s (others are kept)", NULL},
+    {"delete", "delete %s", "--name NAME"},
+};
+#define NVERBS (sizeof(resource_verbs) / sizeof(resource_verbs[0]))
 
-#define ENV_FLAGS                                                                                  \
-    "[--poolsize N] [--builder CMD] [--command CMD]... [--network true|false] [--memory SIZE] "    \
-    "[--cpus N] [--cpu-seconds N]"
-#define FN_FLAGS                                                                                   \
-    "[--entrypoint NAME] [--timeout DURATION] [--idle-timeout DURATION]"                           \
-    " [--concurrency N] [--requests-per-instance N] [--min-scale N] [--env-var K=V]..."            \
-    " [--memory SIZE] [--cpus N]"
-#define ROUTE_FLAGS "[--method M]... [--workflow NAME]"
-
-static const struct cli_command commands[] = {
-    RESOURCE_COMMANDS("env", "an environment", "environments",
-                      "--name NAME --runtime c|binary|python|node|custom " ENV_FLAGS,
-                      "--name NAME [--runtime R] " ENV_FLAGS),
-    RESOURCE_COMMANDS("fn", "a function", "functions",
-                      "--name NAME --env ENV --code FILE " FN_FLAGS,
-                      "--name NAME [--env ENV] [--code FILE] " FN_FLAGS),
+/* The other commands; those of a kind's word ("fn test") are listed after
+ * that kind's own. */
+static const struct cli_command other_commands[] = {
     {"fn test", "invoke a function and print its answer",
      "--name NAME [--method M] [--body TEXT | --body-file FILE] [-H 'Name: value']... [--path "
      "/sub/path]",
      cmd_fn_test},
     {"fn logs", "print a function's log lines (-o json: as the API's JSON lines)",
      "--name NAME [-f|--follow] [--tail N] [-o table|json]", cmd_fn_logs},
-    RESOURCE_COMMANDS("route", "a route (HTTP trigger)", "routes",
-                      "--name NAME (--url PATH | --prefix PATH) --function FN " ROUTE_FLAGS,
-                      "--name NAME [--url PATH | --prefix PATH] [--function FN] " ROUTE_FLAGS),
     {"apply", "create or update everything the spec files declare",
      "-f FILE|DIR [--prune] [--dry-run]", cmd_apply},
     {"status", "show the daemon, store, sandbox, pools and instances", "[-o table|json|yaml]",
@@ -66,8 +58,50 @@ static const struct cli_command commands[] = {
     {"help", "show the commands, or one command's options", "[COMMAND]", cmd_help},
     {"version", "print flint's version", "", cmd_version},
 };
+#define NOTHERS (sizeof(other_commands) / sizeof(other_commands[0]))
 
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+/* Every command, made at start by build_commands(). */
+#define MAX_COMMANDS 128
+static struct cli_command commands[MAX_COMMANDS];
+static size_t ncommands;
+
+/* Whether command name belongs to the family of word ("fn test" to "fn"). */
+static bool of_family(const char *name, const char *word)
+{
+    return fl_str_has_prefix(name, word) && name[strlen(word)] == ' ';
+}
+
+/* The command table: each kind's commands, then the other commands of its
+ * word, in the kinds' order; then the rest. */
+static void build_commands(void)
+{
+    static char names[MAX_COMMANDS][48], summaries[MAX_COMMANDS][128];
+    size_t n = 0;
+    for (size_t k = 0; k < fl_nkinds && n + NVERBS + NOTHERS <= MAX_COMMANDS; k++) {
+        const struct fl_kind *kind = fl_kinds[k];
+        for (size_t v = 0; v < NVERBS; v++, n++) {
+            snprintf(names[n], sizeof(names[n]), "%s %s", kind->word, resource_verbs[v].verb);
+            snprintf(summaries[n], sizeof(summaries[n]), resource_verbs[v].summary,
+                     strcmp(resource_verbs[v].verb, "list") == 0 ? kind->plural : kind->noun);
+            const char *usage = resource_verbs[v].usage;
+            if (usage == NULL)
+                usage = strcmp(resource_verbs[v].verb, "create") == 0 ? kind->create_usage
+                                                                      : kind->update_usage;
+            commands[n] = (struct cli_command){names[n], summaries[n], usage, cmd_resource};
+        }
+        for (size_t i = 0; i < NOTHERS; i++)
+            if (of_family(other_commands[i].name, kind->word))
+                commands[n++] = other_commands[i];
+    }
+    for (size_t i = 0; i < NOTHERS && n < MAX_COMMANDS; i++) {
+        bool listed = false;
+        for (size_t k = 0; k < fl_nkinds; k++)
+            listed |= of_family(other_commands[i].name, fl_kinds[k]->word);
+        if (!listed)
+            commands[n++] = other_commands[i];
+    }
+    ncommands = n;
+}
 
 int cli_error(const char *fmt, ...)
 {
@@ -101,7 +135,7 @@ static int cmd_help(struct cli *cli, int argc, char **argv)
             fl_strlcpy(name + strlen(name), argv[i], sizeof(name) - strlen(name));
         }
         int found = 0;
-        for (size_t i = 0; i < NCOMMANDS; i++) {
+        for (size_t i = 0; i < ncommands; i++) {
             if (strcmp(commands[i].name, name) == 0 || (fl_str_has_prefix(commands[i].name, name) &&
                                                         commands[i].name[strlen(name)] == ' ')) {
                 printf("flint %s: %s\n", commands[i].name, commands[i].summary);
@@ -114,7 +148,7 @@ static int cmd_help(struct cli *cli, int argc, char **argv)
     printf(
         "usage: flint [--url URL] [--token TOKEN] [--data DIR] [-o table|json|yaml] COMMAND ...\n\n"
         "Commands:\n");
-    for (size_t i = 0; i < NCOMMANDS; i++)
+    for (size_t i = 0; i < ncommands; i++)
         printf("  %-14s %s\n", commands[i].name, commands[i].summary);
     printf("\nThe API is $FLINT_URL (default http://127.0.0.1:7070); the token is $FLINT_TOKEN\n"
            "or the file 'token' in the data directory ($FLINT_DATA, default ./.flint-data).\n"
@@ -204,6 +238,7 @@ int main(int argc, char **argv)
     const char *data = NULL;
 
     memset(&cli, 0, sizeof(cli));
+    build_commands();
     const char *env_url = getenv("FLINT_URL");
     fl_strlcpy(cli.url, env_url && *env_url ? env_url : "http://127.0.0.1:7070", sizeof(cli.url));
     const char *env_token = getenv("FLINT_TOKEN");
@@ -238,7 +273,7 @@ int main(int argc, char **argv)
     /* Longest match first: "fn create" before "fn". */
     const struct cli_command *cmd = NULL;
     int words = 0;
-    for (size_t i = 0; i < NCOMMANDS && cmd == NULL; i++) {
+    for (size_t i = 0; i < ncommands && cmd == NULL; i++) {
         char two[128];
         if (argc >= 2) {
             snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
@@ -246,12 +281,12 @@ int main(int argc, char **argv)
                 cmd = &commands[i], words = 2;
         }
     }
-    for (size_t i = 0; i < NCOMMANDS && cmd == NULL; i++)
+    for (size_t i = 0; i < ncommands && cmd == NULL; i++)
         if (strcmp(commands[i].name, argv[0]) == 0)
             cmd = &commands[i], words = 1;
     if (cmd == NULL) {
         int family = 0;
-        for (size_t i = 0; i < NCOMMANDS; i++)
+        for (size_t i = 0; i < ncommands; i++)
             family |= fl_str_has_prefix(commands[i].name, argv[0]) &&
                       commands[i].name[strlen(argv[0])] == ' ';
         if (family) {

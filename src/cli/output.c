@@ -1,58 +1,11 @@
 /* How the CLI shows resources: a table, JSON or YAML. */
 #include "cli/cli.h"
 
+#include "kinds/kinds.h"
 #include "spec/spec.h"
 
 #include <stdio.h>
 #include <string.h>
-
-struct column {
-    const char *title;
-    const char *path; /* dotted path into the resource, e.g. "spec.runtime" */
-};
-
-struct table {
-    const char *kind;
-    struct column columns[6];
-};
-
-static const struct table tables[] = {
-    {"environment",
-     {{"NAME", "name"},
-      {"RUNTIME", "spec.runtime"},
-      {"POOLSIZE", "spec.poolsize"},
-      {"NETWORK", "spec.network"},
-      {"REVISION", "revision"}}},
-    {"function",
-     {{"NAME", "name"},
-      {"ENV", "spec.environment"},
-      {"ENTRYPOINT", "spec.entrypoint"},
-      {"CODE", "spec.code.filename"},
-      {"BUILD", "status.build"},
-      {"REVISION", "revision"}}},
-    {"route",
-     {{"NAME", "name"},
-      {"METHODS", "spec.methods"},
-      {"PATH", "spec.path"},
-      {"PREFIX", "spec.prefix"},
-      {"TARGET", "spec.target"},
-      {"REVISION", "revision"}}},
-};
-
-static json_t *lookup(json_t *v, const char *path)
-{
-    char part[64];
-    while (v != NULL && *path != '\0') {
-        size_t n = strcspn(path, ".");
-        if (n >= sizeof(part))
-            return NULL;
-        memcpy(part, path, n);
-        part[n] = '\0';
-        v = json_object_get(v, part);
-        path += n + (path[n] == '.');
-    }
-    return v;
-}
 
 /* A cell's text: scalars as they are, arrays of strings joined with ',',
  * a target object as "function:name". */
@@ -111,10 +64,7 @@ void cli_print_value(const struct cli *cli, json_t *v)
 
 void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
 {
-    const struct table *t = NULL;
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
-        if (strcmp(tables[i].kind, kind) == 0)
-            t = &tables[i];
+    const struct fl_kind *t = fl_kind_find(kind);
     if (cli->output != CLI_OUTPUT_TABLE || t == NULL) {
         cli_print_value(cli, items);
         return;
@@ -125,8 +75,8 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
         json_decref(one);
         return;
     }
-    size_t ncols = 0, widths[6] = {0};
-    while (ncols < 6 && t->columns[ncols].title != NULL) {
+    size_t ncols = 0, widths[FL_KIND_MAX_COLUMNS] = {0};
+    while (ncols < FL_KIND_MAX_COLUMNS && t->columns[ncols].title != NULL) {
         widths[ncols] = strlen(t->columns[ncols].title);
         ncols++;
     }
@@ -136,7 +86,7 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
     json_array_foreach(items, i, item)
     {
         for (size_t c = 0; c < ncols; c++) {
-            cell_text(lookup(item, t->columns[c].path), cell, sizeof(cell));
+            cell_text(fl_kind_lookup(item, t->columns[c].path), cell, sizeof(cell));
             if (strlen(cell) > widths[c])
                 widths[c] = strlen(cell);
         }
@@ -147,7 +97,7 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
     json_array_foreach(items, i, item)
     {
         for (size_t c = 0; c < ncols; c++) {
-            cell_text(lookup(item, t->columns[c].path), cell, sizeof(cell));
+            cell_text(fl_kind_lookup(item, t->columns[c].path), cell, sizeof(cell));
             printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, cell, c + 1 < ncols ? "  " : "\n");
         }
     }

@@ -1,15 +1,17 @@
 /*
- * flint env|fn|route create|get|list|update|delete, fn test and fn logs.
+ * flint <word> create|get|list|update|delete for every kind of the
+ * registry (kinds/kinds.h: env, fn, route), and code uploads.
  *
- * The CRUD commands are one generic implementation driven by the flags[]
- * table: each row maps a command-line flag to a field of the resource's
- * spec (see docs/api.md). update reads the resource, changes only the
+ * The commands are one generic implementation driven by the kind's row:
+ * its flags map command-line options to fields of the spec (see
+ * docs/api.md), its plural names its API path. update reads the resource, changes only the
  * fields given, and writes it back with the revision it read, so a
  * concurrent change is a 409, never silently overwritten.
  */
 #include "cli/cli.h"
 
 #include "base/str.h"
+#include "kinds/kinds.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,61 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-enum flag_type {
-    FLAG_STRING,
-    FLAG_INT,
-    FLAG_NUMBER, /* a decimal number such as 0.5 */
-    FLAG_BOOL,
-    FLAG_LIST,   /* repeatable; appends to an array */
-    FLAG_ENVVAR, /* repeatable K=V; sets a key of an object */
-    FLAG_CODE,   /* a file path, uploaded; the field gets {sha256, filename} */
-    FLAG_PATH,   /* route path: clears the other of path/prefix */
-    FLAG_TARGET, /* route target: {"<key>": value} */
-};
-
-struct flag {
-    const char *word;  /* "env", "fn" or "route" */
-    const char *name;  /* "--poolsize" */
-    const char *field; /* dotted path below spec */
-    enum flag_type type;
-};
-
-static const struct flag flags[] = {
-    {"env", "--runtime", "runtime", FLAG_STRING},
-    {"env", "--poolsize", "poolsize", FLAG_INT},
-    {"env", "--builder", "builder", FLAG_STRING},
-    {"env", "--command", "command", FLAG_LIST},
-    {"env", "--network", "network", FLAG_BOOL},
-    {"env", "--memory", "limits.memory", FLAG_STRING},
-    {"env", "--cpu-seconds", "limits.cpuSeconds", FLAG_INT},
-    {"env", "--cpus", "limits.cpus", FLAG_NUMBER},
-    {"fn", "--env", "environment", FLAG_STRING},
-    {"fn", "--code", "code", FLAG_CODE},
-    {"fn", "--entrypoint", "entrypoint", FLAG_STRING},
-    {"fn", "--timeout", "functionTimeout", FLAG_STRING},
-    {"fn", "--idle-timeout", "idleTimeout", FLAG_STRING},
-    {"fn", "--concurrency", "concurrency", FLAG_INT},
-    {"fn", "--requests-per-instance", "requestsPerInstance", FLAG_INT},
-    {"fn", "--min-scale", "minScale", FLAG_INT},
-    {"fn", "--env-var", "env", FLAG_ENVVAR},
-    {"fn", "--memory", "limits.memory", FLAG_STRING},
-    {"fn", "--cpus", "limits.cpus", FLAG_NUMBER},
-    {"route", "--url", "path", FLAG_PATH},
-    {"route", "--prefix", "prefix", FLAG_PATH},
-    {"route", "--method", "methods", FLAG_LIST},
-    {"route", "--function", "function", FLAG_TARGET},
-    {"route", "--workflow", "workflow", FLAG_TARGET},
-};
-
-static const char *kind_of(const char *word)
-{
-    if (strcmp(word, "env") == 0)
-        return "environment";
-    if (strcmp(word, "fn") == 0)
-        return "function";
-    return "route";
-}
 
 /* The object at a dotted path below root, created as needed; *last gets
  * the final key. */
@@ -99,8 +46,8 @@ static json_t *parent_of(json_t *root, const char *path, char *last, size_t size
     }
 }
 
-static int apply_flag(struct cli *cli, const struct flag *f, const char *value, json_t *spec,
-                      bool *lists_reset)
+static int apply_flag(struct cli *cli, const struct fl_kind_flag *f, const char *value,
+                      json_t *spec, bool *lists_reset)
 {
     char key[64];
     json_t *parent = parent_of(spec, f->field, key, sizeof(key));
@@ -108,17 +55,17 @@ static int apply_flag(struct cli *cli, const struct flag *f, const char *value, 
         return cli_error("internal: bad field path '%s'", f->field);
 
     switch (f->type) {
-    case FLAG_STRING:
+    case FL_FLAG_STRING:
         json_object_set_new(parent, key, json_string(value));
         return 0;
-    case FLAG_INT: {
+    case FL_FLAG_INT: {
         int64_t n;
         if (fl_parse_i64(value, 0, INT32_MAX, &n) < 0)
             return cli_error("%s takes a whole number, not '%s'", f->name, value), 2;
         json_object_set_new(parent, key, json_integer(n));
         return 0;
     }
-    case FLAG_NUMBER: {
+    case FL_FLAG_NUMBER: {
         char *end = NULL;
         errno = 0;
         double d = strtod(value, &end);
@@ -127,12 +74,12 @@ static int apply_flag(struct cli *cli, const struct flag *f, const char *value, 
         json_object_set_new(parent, key, json_real(d));
         return 0;
     }
-    case FLAG_BOOL:
+    case FL_FLAG_BOOL:
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
             return cli_error("%s takes true or false, not '%s'", f->name, value), 2;
         json_object_set_new(parent, key, json_boolean(strcmp(value, "true") == 0));
         return 0;
-    case FLAG_LIST: {
+    case FL_FLAG_LIST: {
         json_t *list = json_object_get(parent, key);
         if (!*lists_reset || !json_is_array(list)) {
             list = json_array();
@@ -142,7 +89,7 @@ static int apply_flag(struct cli *cli, const struct flag *f, const char *value, 
         json_array_append_new(list, json_string(value));
         return 0;
     }
-    case FLAG_ENVVAR: {
+    case FL_FLAG_ENVVAR: {
         const char *eq = strchr(value, '=');
         if (eq == NULL || eq == value)
             return cli_error("%s takes NAME=VALUE, not '%s'", f->name, value), 2;
@@ -156,18 +103,18 @@ static int apply_flag(struct cli *cli, const struct flag *f, const char *value, 
         free(name);
         return 0;
     }
-    case FLAG_CODE: {
+    case FL_FLAG_CODE: {
         json_t *code = NULL;
         if (cli_upload_code(cli, value, &code) != 0)
             return 1;
         json_object_set_new(parent, key, code);
         return 0;
     }
-    case FLAG_PATH:
+    case FL_FLAG_PATH:
         json_object_del(parent, strcmp(key, "path") == 0 ? "prefix" : "path");
         json_object_set_new(parent, key, json_string(value));
         return 0;
-    case FLAG_TARGET:
+    case FL_FLAG_TARGET:
         json_object_set_new(parent, "target", json_pack("{s:s}", key, value));
         return 0;
     }
@@ -231,10 +178,11 @@ out:
 }
 
 /* Parse "--flag value" / "--flag=value" pairs into spec; --name into *name. */
-static int parse_flags(struct cli *cli, const char *word, int argc, char **argv, json_t *spec,
-                       const char **name)
+static int parse_flags(struct cli *cli, const struct fl_kind *kind, int argc, char **argv,
+                       json_t *spec, const char **name)
 {
-    bool reset[sizeof(flags) / sizeof(flags[0])] = {false};
+    const char *word = kind->word;
+    bool reset[FL_KIND_MAX_FLAGS] = {false};
     for (int i = 2; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
         char flag_name[64];
@@ -255,12 +203,12 @@ static int parse_flags(struct cli *cli, const char *word, int argc, char **argv,
             continue;
         }
         size_t k;
-        for (k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
-            if (strcmp(flags[k].word, word) == 0 && strcmp(flags[k].name, flag_name) == 0)
+        for (k = 0; k < FL_KIND_MAX_FLAGS && kind->flags[k].name != NULL; k++)
+            if (strcmp(kind->flags[k].name, flag_name) == 0)
                 break;
-        if (k == sizeof(flags) / sizeof(flags[0]))
+        if (k == FL_KIND_MAX_FLAGS || kind->flags[k].name == NULL)
             return cli_error("'flint %s %s' has no option '%s'", word, argv[1], flag_name), 2;
-        int rc = apply_flag(cli, &flags[k], value, spec, &reset[k]);
+        int rc = apply_flag(cli, &kind->flags[k], value, spec, &reset[k]);
         if (rc != 0)
             return rc;
     }
@@ -289,7 +237,10 @@ static int find_name(const char *word, const char *verb, int argc, char **argv, 
 int cmd_resource(struct cli *cli, int argc, char **argv)
 {
     const char *word = argv[0], *verb = argv[1], *name = NULL;
-    const char *kind = kind_of(word);
+    const struct fl_kind *k = fl_kind_by_word(word);
+    if (k == NULL)
+        return cli_error("internal: '%s' is not a kind's word", word);
+    const char *kind = k->name;
     char path[512];
     struct cli_response r;
     int rc = 1;
@@ -301,13 +252,13 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
         goto out;
     rc = 1;
     if (strcmp(verb, "create") == 0) {
-        rc = parse_flags(cli, word, argc, argv, spec, &name);
+        rc = parse_flags(cli, k, argc, argv, spec, &name);
         if (rc != 0)
             goto out;
         rc = 1;
     }
     if (strcmp(verb, "list") == 0) {
-        snprintf(path, sizeof(path), "/v1/%ss", kind);
+        snprintf(path, sizeof(path), "/v1/%s", k->plural);
         if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
             goto out;
         if (r.status != 200)
@@ -319,7 +270,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
         cli_response_release(&r);
         goto out;
     }
-    snprintf(path, sizeof(path), "/v1/%ss/%s", kind, name);
+    snprintf(path, sizeof(path), "/v1/%s/%s", k->plural, name);
     if (strcmp(verb, "get") == 0 || strcmp(verb, "delete") == 0) {
         if (cli_call_json(cli, verb[0] == 'g' ? "GET" : "DELETE", path, NULL, &r) != 0)
             goto out;
@@ -329,12 +280,12 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
             rc = cli_fail_response(what, &r);
         } else if (verb[0] == 'g') {
             cli_print_resources(cli, kind, r.json);
-            if (cli->output == CLI_OUTPUT_TABLE && strcmp(kind, "function") == 0) {
+            if (cli->output == CLI_OUTPUT_TABLE && k == &fl_kind_function) {
                 /* what calls it: the routes that target it */
                 struct cli_response routes;
                 json_t *items = NULL;
-                if (cli_call_json(cli, "GET", "/v1/routes", NULL, &routes) == 0 &&
-                    routes.status == 200)
+                snprintf(path, sizeof(path), "/v1/%s", fl_kind_route.plural);
+                if (cli_call_json(cli, "GET", path, NULL, &routes) == 0 && routes.status == 200)
                     items = json_object_get(routes.json, "items");
                 cli_print_function_details(r.json, items);
                 cli_response_release(&routes); /* filled even when flintd is unreachable */
@@ -349,7 +300,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
     }
     if (strcmp(verb, "create") == 0) {
         body = json_pack("{s:s, s:O}", "name", name, "spec", spec);
-        snprintf(path, sizeof(path), "/v1/%ss", kind);
+        snprintf(path, sizeof(path), "/v1/%s", k->plural);
         if (cli_call_json(cli, "POST", path, body, &r) != 0)
             goto out;
         if (r.status != 201 && r.status != 200) {
@@ -382,7 +333,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
      * replace what was there, and maps merge. */
     json_decref(spec);
     spec = current;
-    rc = parse_flags(cli, word, argc, argv, spec, &name);
+    rc = parse_flags(cli, k, argc, argv, spec, &name);
     if (rc != 0) {
         json_decref(revision);
         goto out;

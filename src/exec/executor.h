@@ -55,6 +55,7 @@
 #include "exec/sandbox.h"
 #include "exec/spec.h"
 #include "http/server.h" /* struct fl_http_header */
+#include "kinds/kinds.h"
 
 struct fl_executor;
 struct fl_invocation;
@@ -101,6 +102,14 @@ int fl_executor_set_environment(struct fl_executor *ex, const char *name, int64_
                                 struct fl_env_spec *spec);
 int fl_executor_set_function(struct fl_executor *ex, const char *name, int64_t revision,
                              struct fl_fn_spec *spec);
+
+/* The executor as the part that runs environments and functions
+ * (kinds/kinds.def): put parses the spec and declares it (above), remove
+ * forgets it (below), functions' synced is fl_executor_functions_loaded(),
+ * and a function's status is fl_executor_function_status() (the build log
+ * only in detail). part is the struct fl_executor. */
+extern const struct fl_kind_hooks fl_executor_environment_hooks;
+extern const struct fl_kind_hooks fl_executor_function_hooks;
 
 /* Forget an environment or function: its instances finish their in-flight
  * requests and stop; its waiting requests get 404. */

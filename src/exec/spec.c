@@ -22,16 +22,6 @@ static int fail(struct fl_buf *err, const char *field, const char *fmt, const ch
     return FL_EINVAL;
 }
 
-bool fl_resource_field_known(const char *key)
-{
-    static const char *const fields[] = {"name",   "spec",      "revision", "kind",
-                                         "status", "createdAt", "updatedAt"};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        if (strcmp(key, fields[i]) == 0)
-            return true;
-    return false;
-}
-
 int fl_name_check(const char *name, struct fl_buf *err)
 {
     size_t n = strlen(name);

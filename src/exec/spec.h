@@ -68,11 +68,6 @@ struct fl_fn_spec {
 #define FL_DEFAULT_IDLE_MS     120000
 #define FL_DEFAULT_CONCURRENCY 5
 
-/* Whether key is a top-level field of a resource document: name, spec and
- * revision, or one of the read-only fields a GET answers (kind, status,
- * createdAt, updatedAt), which may be sent back and are ignored. */
-bool fl_resource_field_known(const char *key);
-
 /* Whether name is a valid resource name: 1 to 63 of [a-z0-9-], starting
  * with a letter or digit. 0 or FL_EINVAL with a message in err. */
 int fl_name_check(const char *name, struct fl_buf *err);

@@ -22,11 +22,11 @@
  * reading its body. One process, one libuv loop for all networking and
  * processes.
  *
- * What runs: the store; the executor, kept in step with the store's
- * environments and functions by two followers; the router, following
- * routes; the API. SIGTERM and SIGINT stop accepting, let requests in
- * flight finish (up to --drain), stop every instance, close the store and
- * exit 0.
+ * What runs: the store; the executor and the router, kept in step with the
+ * store by a follower per kind of resource (kinds/follow.h: environments
+ * and functions feed the executor, routes the router); the API. SIGTERM
+ * and SIGINT stop accepting, let requests in flight finish (up to
+ * --drain), stop every instance, close the store and exit 0.
  */
 #include "api/api.h"
 #include "api/token.h"
@@ -37,12 +37,11 @@
 #include "exec/executor.h"
 #include "exec/logs.h"
 #include "exec/sandbox.h"
-#include "exec/spec.h"
 #include "http/server.h"
 #include "invoke/invoke.h"
+#include "kinds/follow.h"
 #include "loop/lag.h"
 #include "router/router.h"
-#include "store/follow.h"
 #include "store/store.h"
 
 #include <limits.h>
@@ -92,8 +91,7 @@ struct flintd {
     struct fl_logbook *logs;
     struct fl_executor *executor;
     struct fl_invoker *invoker;
-    struct fl_follower *env_follower, *fn_follower;
-    bool envs_synced, fns_synced;
+    struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
     struct fl_http_server *api;
@@ -344,82 +342,22 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     return 0;
 }
 
-/* ---- the executor, in step with the store ---- */
+/* ---- the executor and the router, in step with the store ---- */
 
-/* A follower applied kind/name: writes the API holds for it may answer. */
-static void tell_api(struct flintd *d, const char *kind, const char *name)
+/* A follower gave kind/name to its part: writes the API holds for it may
+ * answer. */
+static void kind_applied(void *data, const char *kind, const char *name)
 {
+    struct flintd *d = data;
     if (d->control != NULL)
         fl_api_applied(d->control, kind, name);
-}
-
-static void on_route_applied(void *data, const char *name)
-{
-    tell_api(data, "route", name);
-}
-
-static void on_env_put(void *data, const char *name, uint64_t revision, json_t *value)
-{
-    struct flintd *d = data;
-    struct fl_env_spec spec;
-    struct fl_buf err;
-    fl_buf_init(&err, 512);
-    if (fl_env_spec_parse(json_object_get(value, "spec"), &spec, &err) < 0)
-        fl_log(FL_LOG_ERROR, "flintd", "environment refused", "name=%s err=\"%s\"", name,
-               err.data ? err.data : "");
-    else
-        fl_executor_set_environment(d->executor, name, (int64_t)revision, &spec);
-    fl_buf_release(&err);
-    tell_api(d, "environment", name);
-}
-
-static void on_env_remove(void *data, const char *name, uint64_t revision)
-{
-    struct flintd *d = data;
-    fl_executor_remove_environment(d->executor, name);
-    tell_api(d, "environment", name);
-}
-
-static void on_env_synced(void *data)
-{
-    ((struct flintd *)data)->envs_synced = true;
-}
-
-static void on_fn_put(void *data, const char *name, uint64_t revision, json_t *value)
-{
-    struct flintd *d = data;
-    struct fl_fn_spec spec;
-    struct fl_buf err;
-    fl_buf_init(&err, 512);
-    if (fl_fn_spec_parse(json_object_get(value, "spec"), &spec, &err) < 0)
-        fl_log(FL_LOG_ERROR, "flintd", "function refused", "name=%s err=\"%s\"", name,
-               err.data ? err.data : "");
-    else
-        fl_executor_set_function(d->executor, name, (int64_t)revision, &spec);
-    fl_buf_release(&err);
-    tell_api(d, "function", name);
-}
-
-static void on_fn_remove(void *data, const char *name, uint64_t revision)
-{
-    struct flintd *d = data;
-    fl_executor_remove_function(d->executor, name);
-    tell_api(d, "function", name);
-}
-
-static void on_fn_synced(void *data)
-{
-    struct flintd *d = data;
-    d->fns_synced = true;
-    fl_executor_functions_loaded(d->executor);
-    fl_log(FL_LOG_INFO, "flintd", "functions loaded", NULL);
 }
 
 /* Ready once what the store held at start is loaded: /healthz says so. */
 static bool ready(void *data)
 {
     struct flintd *d = data;
-    return d->envs_synced && d->fns_synced && d->routing != NULL && fl_router_synced(d->routing);
+    return d->followers != NULL && fl_kind_followers_synced(d->followers);
 }
 
 /* Whether kind/name at revision (0: deleted) has reached the executor or
@@ -428,15 +366,14 @@ static bool ready(void *data)
 static bool applied(void *data, const char *kind, const char *name, uint64_t revision)
 {
     struct flintd *d = data;
-    struct fl_follower *f = strcmp(kind, "environment") == 0 ? d->env_follower
-                            : strcmp(kind, "function") == 0  ? d->fn_follower
-                            : strcmp(kind, "route") == 0 && d->routing
-                                ? fl_router_follower(d->routing)
-                                : NULL;
-    if (f == NULL)
-        return true;
-    uint64_t held = fl_follower_revision(f, name);
-    return revision == 0 ? held == 0 : held >= revision;
+    return d->followers == NULL || fl_kind_followers_applied(d->followers, kind, name, revision);
+}
+
+/* A resource's status, from the part that runs it. */
+static json_t *status_of(void *data, const char *kind, const char *name, bool detail)
+{
+    struct flintd *d = data;
+    return d->followers ? fl_kind_followers_status(d->followers, kind, name, detail) : NULL;
 }
 
 /* The runtime tree next to the binary: <bin>/../share/flint/runtimes. */
@@ -490,13 +427,10 @@ static void executor_closed(void *data)
  * executor (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
 {
+    fl_kind_followers_free(d->followers);
+    d->followers = NULL;
     fl_router_free(d->routing);
     d->routing = NULL;
-    if (d->env_follower != NULL)
-        fl_store_unfollow(d->env_follower);
-    if (d->fn_follower != NULL)
-        fl_store_unfollow(d->fn_follower);
-    d->env_follower = d->fn_follower = NULL;
     if (d->executor != NULL)
         fl_executor_close(d->executor, executor_closed, d);
     else
@@ -736,22 +670,17 @@ int main(int argc, char **argv)
             fl_log(FL_LOG_ERROR, "flintd", "cannot start the executor", "err=\"%s\"",
                    fl_strerror(rc));
     }
-    static const struct fl_follow_callbacks env_cbs = {
-        .put = on_env_put, .remove = on_env_remove, .synced = on_env_synced};
-    static const struct fl_follow_callbacks fn_cbs = {
-        .put = on_fn_put, .remove = on_fn_remove, .synced = on_fn_synced};
-    /* environments first: the store answers in order, so functions find theirs */
-    if (rc == 0)
-        rc = fl_store_follow(d.store, "environment", &env_cbs, &d, &d.env_follower);
-    if (rc == 0)
-        rc = fl_store_follow(d.store, "function", &fn_cbs, &d, &d.fn_follower);
     /* every entry calls through the invoker; the executor serves functions */
     if (rc == 0)
         rc = fl_invoker_new(&d.loop, d.metrics, &d.invoker);
     if (rc == 0)
         rc = fl_invoker_serve_functions(d.invoker, d.executor);
     if (rc == 0)
-        rc = fl_router_new(d.store, d.invoker, d.metrics, &d.routing);
+        rc = fl_router_new(d.invoker, d.metrics, &d.routing);
+    /* every kind of resource, followed into the part that runs it */
+    const struct fl_kind_parts parts = {.executor = d.executor, .router = d.routing};
+    if (rc == 0)
+        rc = fl_kind_followers_new(d.store, &parts, kind_applied, &d, &d.followers);
     if (rc == 0)
         fl_log(FL_LOG_INFO, "flintd", "executor", "runtimes=%s", runtimes);
     if (rc == 0) {
@@ -781,11 +710,10 @@ int main(int argc, char **argv)
                                     .metrics = d.metrics,
                                     .applied = applied,
                                     .applied_data = &d,
-                                    .ready = ready};
+                                    .ready = ready,
+                                    .status = status_of};
     if (rc == 0)
         rc = fl_api_new(&d.loop, &control, &d.control);
-    if (rc == 0)
-        fl_router_on_change(d.routing, on_route_applied, &d);
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start the API", "err=\"%s\"", fl_strerror(rc));
     if (rc == 0)

@@ -7,21 +7,15 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "router/routes.h"
-#include "store/follow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct fl_router {
-    struct fl_store *store;
     struct fl_invoker *invoker;
     struct fl_metrics *metrics;
     struct fl_route_table *table;
-    struct fl_follower *follower;
-    bool synced;
-    void (*changed)(void *data, const char *name);
-    void *changed_data;
 };
 
 /* A request the router answered itself, no function called: counted by
@@ -104,67 +98,39 @@ void fl_router_handle(struct fl_http_request *req, void *data)
     fl_invoke_http(r->invoker, req, &how);
 }
 
-/* ---- following the store ---- */
+/* ---- the routes, as the store has them ---- */
 
-static void on_put(void *data, const char *name, uint64_t revision, json_t *value)
+static int route_put(void *part, const char *name, uint64_t revision, json_t *spec,
+                     struct fl_buf *err)
 {
-    struct fl_router *r = data;
-    struct fl_buf err;
-    fl_buf_init(&err, 512);
-    if (fl_route_table_put(r->table, name, json_object_get(value, "spec"), &err) < 0)
-        fl_log(FL_LOG_ERROR, "router", "route refused", "route=%s err=\"%s\"", name,
-               err.data ? err.data : "");
-    else
+    struct fl_router *r = part;
+    int rc = fl_route_table_put(r->table, name, spec, err);
+    if (rc == 0)
         fl_log(FL_LOG_INFO, "router", "route", "name=%s revision=%llu", name,
                (unsigned long long)revision);
-    fl_buf_release(&err);
-    if (r->changed != NULL)
-        r->changed(r->changed_data, name);
+    return rc;
 }
 
-static void on_synced(void *data)
+static void route_remove(void *part, const char *name)
 {
-    struct fl_router *r = data;
-    r->synced = true;
-}
-
-static void on_remove(void *data, const char *name, uint64_t revision)
-{
-    struct fl_router *r = data;
+    struct fl_router *r = part;
     fl_route_table_remove(r->table, name);
     fl_log(FL_LOG_INFO, "router", "route removed", "name=%s", name);
-    if (r->changed != NULL)
-        r->changed(r->changed_data, name);
 }
 
-void fl_router_on_change(struct fl_router *r, void (*changed)(void *data, const char *name),
-                         void *data)
-{
-    r->changed = changed;
-    r->changed_data = data;
-}
+const struct fl_kind_hooks fl_router_route_hooks = {.put = route_put, .remove = route_remove};
 
-int fl_router_new(struct fl_store *store, struct fl_invoker *inv, struct fl_metrics *metrics,
-                  struct fl_router **out)
+int fl_router_new(struct fl_invoker *inv, struct fl_metrics *metrics, struct fl_router **out)
 {
     struct fl_router *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return FL_ENOMEM;
-    r->store = store;
     r->invoker = inv;
     r->metrics = metrics;
     r->table = fl_route_table_new();
     if (r->table == NULL) {
         free(r);
         return FL_ENOMEM;
-    }
-    static const struct fl_follow_callbacks cbs = {
-        .put = on_put, .remove = on_remove, .synced = on_synced};
-    int rc = fl_store_follow(store, "route", &cbs, r, &r->follower);
-    if (rc < 0) {
-        fl_route_table_free(r->table);
-        free(r);
-        return rc;
     }
     *out = r;
     return 0;
@@ -174,7 +140,6 @@ void fl_router_free(struct fl_router *r)
 {
     if (r == NULL)
         return;
-    fl_store_unfollow(r->follower);
     fl_route_table_free(r->table);
     free(r);
 }
@@ -182,14 +147,4 @@ void fl_router_free(struct fl_router *r)
 size_t fl_router_routes(const struct fl_router *r)
 {
     return fl_route_table_size(r->table);
-}
-
-struct fl_follower *fl_router_follower(struct fl_router *r)
-{
-    return r->follower;
-}
-
-bool fl_router_synced(const struct fl_router *r)
-{
-    return r->synced;
 }

@@ -1,7 +1,8 @@
 /*
- * The router: flintd's public HTTP entry. It follows the store's routes
- * (store/follow.h) into a route table (router/routes.h) and sends each
- * request to the function its route names, through the invoker:
+ * The router: flintd's public HTTP entry. It holds the store's routes in a
+ * route table (router/routes.h), put and removed through its kind hooks
+ * (flintd's follower of routes calls them, see kinds/follow.h), and sends
+ * each request to the function its route names, through the invoker:
  *
  *   client -> router listener -> route match -> fl_invoke_http()
  *          -> invoker -> executor -> instance over its Unix socket
@@ -22,31 +23,23 @@
 #include "base/metrics.h"
 #include "http/server.h"
 #include "invoke/invoke.h"
-#include "store/follow.h"
-#include "store/store.h"
+#include "kinds/kinds.h"
 
 struct fl_router;
 
-/* A router following store's routes, calling through inv (both borrowed;
- * metrics, for requests no function answers, may be NULL). 0 or a
- * negative error. */
-int fl_router_new(struct fl_store *store, struct fl_invoker *inv, struct fl_metrics *metrics,
-                  struct fl_router **out);
+/* A router with no routes, calling through inv (borrowed; metrics, for
+ * requests no function answers, may be NULL). 0 or FL_ENOMEM. */
+int fl_router_new(struct fl_invoker *inv, struct fl_metrics *metrics, struct fl_router **out);
 void fl_router_free(struct fl_router *r);
 
 /* The router listener's handler; data is the struct fl_router. */
 void fl_router_handle(struct fl_http_request *req, void *data);
 
-/* The follower of routes (to know whether a route change is applied). */
-struct fl_follower *fl_router_follower(struct fl_router *r);
-
-/* Call changed(data, name) after each route put or removal is applied
- * (changed NULL: nobody). */
-void fl_router_on_change(struct fl_router *r, void (*changed)(void *data, const char *name),
-                         void *data);
-
-/* Whether the routes in the store at start have been loaded. */
-bool fl_router_synced(const struct fl_router *r);
+/* The router as the part that runs routes (kinds/kinds.def): put checks
+ * the spec and replaces the route of that name in the table (a refused
+ * spec leaves the table as it was), remove takes it out. part is the
+ * struct fl_router. */
+extern const struct fl_kind_hooks fl_router_route_hooks;
 
 /* Routes known now (for status). */
 size_t fl_router_routes(const struct fl_router *r);

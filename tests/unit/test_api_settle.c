@@ -1,8 +1,10 @@
 /*
  * Unit tests for src/api's answers to writes: a write is answered once the
  * daemon says it applied it (fl_api_applied(), from its followers), not by
- * polling, and after 2 s anyway. A real SQLite store and the API behind a
- * real HTTP server on a socketpair.
+ * polling, and after 2 s anyway; and spec and status apart: the store holds
+ * the spec alone, the status comes from the daemon, and a PUT of what a
+ * GET answered (its status changed or not) writes nothing. A real SQLite
+ * store and the API behind a real HTTP server on a socketpair.
  */
 #include "runner.h"
 
@@ -33,6 +35,12 @@ static bool applied(void *data, const char *kind, const char *name, uint64_t rev
     return w->applied;
 }
 
+/* What the daemon says of a resource's status. */
+static json_t *status_of(void *data, const char *kind, const char *name, bool detail)
+{
+    return json_pack("{s:s, s:i}", "build", "ok", "instances", 2);
+}
+
 static char token[65];
 
 static void world_init(struct world *w)
@@ -49,7 +57,8 @@ static void world_init(struct world *w)
                                 .version = "test",
                                 .sandbox = "none",
                                 .applied = applied,
-                                .applied_data = w};
+                                .applied_data = w,
+                                .status = status_of};
     ASSERT_OK(fl_api_new(&w->loop, &cfg, &w->api));
     ASSERT_OK(fl_http_server_new(&w->loop, NULL, fl_api_handle, w->api, &w->srv));
     int sv[2];
@@ -147,5 +156,111 @@ TEST(a_write_never_applied_is_answered_after_two_seconds)
     ASSERT(strncmp(w.answer, "HTTP/1.1 201", 12) == 0);
     ASSERT(fl_clock_mono_ns() - start >= 2000000000ULL); /* not before the settle time */
     ASSERT_EQ(w.asked, 1);
+    world_release(&w);
+}
+
+/* Send a request and wait for its whole answer: the status, and the body
+ * as JSON (the caller owns it). */
+static int request(struct world *w, const char *method, const char *path, const char *body,
+                   json_t **json)
+{
+    w->answer_len = 0;
+    w->answer[0] = '\0';
+    send_request(w, method, path, body);
+    uint64_t deadline = fl_clock_mono_ns() + 20000000000ULL;
+    const char *end = NULL, *len = NULL;
+    for (;;) {
+        end = strstr(w->answer, "\r\n\r\n");
+        len = strstr(w->answer, "Content-Length: ");
+        if (end != NULL && len != NULL &&
+            w->answer_len >= (size_t)(end + 4 - w->answer) + strtoul(len + 16, NULL, 10))
+            break;
+        ASSERT(fl_clock_mono_ns() < deadline);
+        step(w);
+    }
+    *json = json_loads(end + 4, 0, NULL);
+    ASSERT(*json != NULL);
+    return (int)strtol(w->answer + 9, NULL, 10);
+}
+
+struct stored {
+    uint64_t revision;
+    json_t *value;
+    bool done;
+};
+
+static void on_stored(int err, const struct fl_store_result *res, void *data)
+{
+    struct stored *st = data;
+    ASSERT_OK(err);
+    st->revision = res->records[0].seq;
+    st->value = json_loadb(res->records[0].data, res->records[0].len, 0, NULL);
+    st->done = true;
+}
+
+/* What the store holds for kind/name: its revision and value. */
+static struct stored stored(struct world *w, const char *kind, const char *name)
+{
+    struct stored st = {0};
+    ASSERT_OK(fl_store_get(w->store, kind, name, on_stored, &st));
+    while (!st.done)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    ASSERT(st.value != NULL);
+    return st;
+}
+
+TEST(a_put_of_what_a_get_answered_changes_nothing_whatever_its_status)
+{
+    struct world w;
+    world_init(&w);
+    w.applied = true;
+    json_t *got;
+    ASSERT_EQ(request(&w, "POST", "/v1/environments", env, &got), 201);
+    uint64_t rev = (uint64_t)json_integer_value(json_object_get(got, "revision"));
+    json_decref(got);
+    /* the status is the daemon's, asked when read */
+    ASSERT_EQ(request(&w, "GET", "/v1/environments/e", "", &got), 200);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(got, "status"), "build")),
+                  "ok");
+    ASSERT_EQ(json_integer_value(json_object_get(got, "revision")), rev);
+    /* sent back as it is, or with a status of the client's own: no write */
+    json_t *answer;
+    for (int i = 0; i < 2; i++) {
+        if (i == 1)
+            json_object_set_new(got, "status",
+                                json_pack("{s:s, s:i}", "build", "failed", "instances", 0));
+        char *text = json_dumps(got, JSON_COMPACT);
+        ASSERT_EQ(request(&w, "PUT", "/v1/environments/e", text, &answer), 200);
+        free(text);
+        ASSERT_EQ(json_integer_value(json_object_get(answer, "revision")), rev);
+        json_decref(answer);
+        struct stored st = stored(&w, "environment", "e");
+        ASSERT_EQ(st.revision, rev);
+        /* the store holds the spec, and nothing Flint observes */
+        ASSERT(json_object_get(st.value, "status") == NULL);
+        ASSERT_EQ(json_object_size(st.value), 1);
+        json_decref(st.value);
+    }
+    /* a stale revision is still a conflict, even for the same spec */
+    json_object_set_new(got, "revision", json_integer((json_int_t)rev + 1));
+    char *text = json_dumps(got, JSON_COMPACT);
+    ASSERT_EQ(request(&w, "PUT", "/v1/environments/e", text, &answer), 409);
+    free(text);
+    json_decref(answer);
+    /* a change of the spec is a new revision, and its status is not kept */
+    json_object_set_new(got, "revision", json_integer((json_int_t)rev));
+    json_object_set_new(json_object_get(got, "spec"), "poolsize", json_integer(1));
+    text = json_dumps(got, JSON_COMPACT);
+    ASSERT_EQ(request(&w, "PUT", "/v1/environments/e", text, &answer), 200);
+    free(text);
+    ASSERT(json_integer_value(json_object_get(answer, "revision")) > (json_int_t)rev);
+    json_decref(answer);
+    struct stored st = stored(&w, "environment", "e");
+    ASSERT(st.revision > rev);
+    ASSERT(json_object_get(st.value, "status") == NULL);
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(st.value, "spec"), "poolsize")),
+              1);
+    json_decref(st.value);
+    json_decref(got);
     world_release(&w);
 }

@@ -204,13 +204,3 @@ TEST(names_are_checked)
     ASSERT_OK(fl_name_check(long_name, &err));
     fl_buf_release(&err);
 }
-
-TEST(resource_fields_are_known)
-{
-    const char *known[] = {"name", "spec", "revision", "kind", "status", "createdAt", "updatedAt"};
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        ASSERT(fl_resource_field_known(known[i]));
-    ASSERT(!fl_resource_field_known("spce"));
-    ASSERT(!fl_resource_field_known("Spec"));
-    ASSERT(!fl_resource_field_known(""));
-}

@@ -1,0 +1,36 @@
+/* Routes (HTTP triggers): a path or prefix, methods, a target
+ * (router/routes.h has the fields). */
+#include "kinds/kinds.h"
+
+#include "router/routes.h"
+
+static int route_check(json_t *spec, const struct fl_kind_check_ctx *ctx, struct fl_buf *err)
+{
+    return fl_route_spec_check(spec, err);
+}
+
+#define ROUTE_FLAGS "[--method M]... [--workflow NAME]"
+
+const struct fl_kind fl_kind_route = {
+    .name = "route",
+    .plural = "routes",
+    .word = "route",
+    .noun = "a route (HTTP trigger)",
+    .create_usage = "--name NAME (--url PATH | --prefix PATH) --function FN " ROUTE_FLAGS,
+    .update_usage = "--name NAME [--url PATH | --prefix PATH] [--function FN] " ROUTE_FLAGS,
+    .flags = {{"--url", "path", FL_FLAG_PATH},
+              {"--prefix", "prefix", FL_FLAG_PATH},
+              {"--method", "methods", FL_FLAG_LIST},
+              {"--function", "function", FL_FLAG_TARGET},
+              {"--workflow", "workflow", FL_FLAG_TARGET}},
+    .columns = {{"NAME", "name"},
+                {"METHODS", "spec.methods"},
+                {"PATH", "spec.path"},
+                {"PREFIX", "spec.prefix"},
+                {"TARGET", "spec.target"},
+                {"REVISION", "revision"}},
+    /* a workflow target is checked once workflows are a kind */
+    .refs = {{"target.function", "function", false}},
+    .check = route_check,
+    .status = "none yet: {}",
+};
