@@ -32,6 +32,7 @@
 #include "exec/build.h"
 #include "exec/sweep.h"
 #include "http/client.h"
+#include "http/parse.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -1165,17 +1166,6 @@ static void scale_up(struct function *fn)
 
 /* ---- invocations ---- */
 
-static bool hop_by_hop(const char *name, size_t len)
-{
-    static const char *const names[] = {
-        "connection", "keep-alive", "transfer-encoding", "content-length", "te",
-        "trailer",    "upgrade",    "proxy-connection",  "expect"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (fl_str_ieq(name, len, names[i]))
-            return true;
-    return false;
-}
-
 static void on_response(int err, const struct fl_http_client_response *resp, void *data);
 
 static void inflight_unlink(struct fl_invocation *inv)
@@ -1196,7 +1186,7 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
     size_t room = MAX_HEADERS - FLINT_HEADERS - nextra;
     for (size_t i = 0; i < r->nheaders && n < room; i++) {
         const struct fl_http_header *h = &r->headers[i];
-        if (hop_by_hop(h->name, h->name_len) ||
+        if (fl_http_is_hop_by_hop(h->name, h->name_len) ||
             (h->name_len >= 8 && strncasecmp(h->name, "x-flint-", 8) == 0))
             continue;
         bool replaced = false; /* by an extra of the same name */
@@ -1271,7 +1261,7 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         bool head = inv->head;
         for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++) {
             const struct fl_http_header *h = &resp->headers[i];
-            if ((!hop_by_hop(h->name, h->name_len) ||
+            if ((!fl_http_is_hop_by_hop(h->name, h->name_len) ||
                  (head && fl_str_ieq(h->name, h->name_len, "content-length"))) &&
                 !fl_str_ieq(h->name, h->name_len, "date") &&
                 !fl_str_ieq(h->name, h->name_len, "x-flint-invocation-id")) /* respond() says */

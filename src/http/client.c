@@ -15,9 +15,9 @@
 #include "base/error.h"
 #include "base/queue.h"
 #include "base/str.h"
+#include "http/parse.h"
 
 #include <http_parser.h>
-#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +30,6 @@ enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE, CONN_CLOSING };
 
 struct target;
 struct conn;
-
-struct header_index {
-    size_t name_off, name_len, value_off, value_len;
-};
 
 struct fl_http_call {
     struct fl_http_client *client;
@@ -58,11 +54,9 @@ struct fl_http_call {
     void *data;
     /* the response */
     int status;
-    struct fl_buf store; /* header names and values, NUL-terminated */
-    struct header_index *index;
-    size_t nindex, index_cap;
+    struct fl_buf store;          /* header names and values, NUL-terminated */
+    struct fl_http_fields fields; /* the headers, in store */
     struct fl_http_header *headers;
-    bool in_value;
     bool headers_done;
     bool complete;
     int error; /* set by a parser callback: FL_ETOOBIG, FL_ECANCELED... */
@@ -107,9 +101,8 @@ struct conn {
 struct target {
     struct target *next; /* in its hash bucket */
     char *key;
-    bool is_unix;
-    struct sockaddr_storage addr;
-    struct fl_queue idle; /* idle connections, most recent first */
+    struct fl_http_addr addr; /* a path into key for a Unix socket */
+    struct fl_queue idle;     /* idle connections, most recent first */
     unsigned nidle;
     unsigned nconns;       /* open or opening */
     struct fl_queue pipes; /* connections carrying pipelined calls */
@@ -165,35 +158,6 @@ static unsigned hash_key(const char *s)
     return h % NBUCKETS;
 }
 
-static int parse_target(struct target *t, const char *key)
-{
-    if (fl_str_has_prefix(key, "unix:")) {
-        size_t n = strlen(key + 5);
-        if (n == 0 || n >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return FL_EINVAL;
-        t->is_unix = true;
-        return 0;
-    }
-    char host[256];
-    const char *colon = strrchr(key, ':');
-    int64_t port;
-    if (colon == NULL || fl_parse_i64(colon + 1, 1, 65535, &port) < 0)
-        return FL_EINVAL;
-    size_t n = (size_t)(colon - key);
-    if (n == 0 || n >= sizeof(host))
-        return FL_EINVAL;
-    if (key[0] == '[') {
-        if (n < 3 || key[n - 1] != ']')
-            return FL_EINVAL;
-        memcpy(host, key + 1, n - 2);
-        host[n - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&t->addr) == 0 ? 0 : FL_EINVAL;
-    }
-    memcpy(host, key, n);
-    host[n] = '\0';
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&t->addr) == 0 ? 0 : FL_EINVAL;
-}
-
 static struct target *target_get(struct fl_http_client *client, const char *key, int *err)
 {
     unsigned b = hash_key(key);
@@ -208,10 +172,9 @@ static struct target *target_get(struct fl_http_client *client, const char *key,
     fl_queue_init(&t->idle);
     fl_queue_init(&t->pipes);
     fl_queue_init(&t->queue);
-    *err = parse_target(t, key);
     t->key = fl_strndup(key, strlen(key));
-    if (*err < 0 || t->key == NULL) {
-        *err = *err < 0 ? *err : FL_ENOMEM;
+    *err = t->key != NULL ? fl_http_addr_parse(t->key, 0, &t->addr) : FL_ENOMEM;
+    if (*err < 0) {
         free(t->key);
         free(t);
         return NULL;
@@ -236,7 +199,7 @@ static void call_free(struct fl_http_call *call)
     fl_buf_release(&call->request);
     fl_buf_release(&call->store);
     fl_buf_release(&call->body);
-    free(call->index);
+    fl_http_fields_release(&call->fields);
     free(call->headers);
     free(call);
 }
@@ -246,10 +209,9 @@ static void response_reset(struct fl_http_call *call)
     call->status = 0;
     fl_buf_reset(&call->store);
     fl_buf_reset(&call->body);
-    call->nindex = 0;
+    fl_http_fields_reset(&call->fields);
     free(call->headers);
     call->headers = NULL;
-    call->in_value = false;
     call->headers_done = false;
     call->complete = false;
     call->error = 0;
@@ -268,18 +230,6 @@ const char *fl_http_client_header(const struct fl_http_client_response *resp, co
     return NULL;
 }
 
-static void build_headers(struct fl_http_call *call)
-{
-    const char *base = call->store.data;
-    for (size_t i = 0; i < call->nindex; i++) {
-        struct header_index *h = &call->index[i];
-        call->headers[i].name = base + h->name_off;
-        call->headers[i].name_len = h->name_len;
-        call->headers[i].value = h->value_off ? base + h->value_off : "";
-        call->headers[i].value_len = h->value_len;
-    }
-}
-
 /* Run the user's callback (unless it ran when the call was detached). */
 static void call_notify(struct fl_http_call *call, int err)
 {
@@ -288,7 +238,7 @@ static void call_notify(struct fl_http_call *call, int err)
         memset(&resp, 0, sizeof(resp));
         resp.status = call->status;
         resp.headers = call->headers;
-        resp.nheaders = call->nindex;
+        resp.nheaders = call->fields.n;
         if (call->on_body == NULL) {
             resp.body = call->body.data ? call->body.data : "";
             resp.body_len = call->body.len;
@@ -775,16 +725,16 @@ static struct conn *conn_open(struct fl_http_client *client, struct target *t)
     c->parser.data = c;
     uv_timer_init(client->loop, &c->timer);
     c->handles_open = 1;
-    int rc = t->is_unix ? uv_pipe_init(client->loop, &c->h.pipe, 0)
-                        : uv_tcp_init(client->loop, &c->h.tcp);
+    int rc = t->addr.is_unix ? uv_pipe_init(client->loop, &c->h.pipe, 0)
+                             : uv_tcp_init(client->loop, &c->h.tcp);
     if (rc == 0) {
         c->stream_open = true;
         c->handles_open++;
-        if (t->is_unix)
-            uv_pipe_connect(&c->connect_req, &c->h.pipe, t->key + 5, on_connect);
+        if (t->addr.is_unix)
+            uv_pipe_connect(&c->connect_req, &c->h.pipe, t->addr.path, on_connect);
         else
-            rc =
-                uv_tcp_connect(&c->connect_req, &c->h.tcp, (struct sockaddr *)&t->addr, on_connect);
+            rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, (struct sockaddr *)&t->addr.sa,
+                                on_connect);
     }
     fl_queue_insert_head(&client->conns, &c->all_link);
     client->handles_open++;
@@ -890,26 +840,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         return -1;
     if (call->headers_done)
         return 0; /* trailers are not kept */
-    if (call->nindex == 0 || call->in_value) {
-        if (call->nindex > 0 && fl_buf_appendc(&call->store, '\0') < 0)
-            return -1;
-        if (call->nindex == call->index_cap) {
-            size_t cap = call->index_cap ? call->index_cap * 2 : 16;
-            struct header_index *idx = realloc(call->index, cap * sizeof(*idx));
-            if (idx == NULL)
-                return -1;
-            call->index = idx;
-            call->index_cap = cap;
-        }
-        struct header_index *h = &call->index[call->nindex++];
-        h->name_off = call->store.len;
-        h->name_len = 0;
-        h->value_off = 0;
-        h->value_len = 0;
-        call->in_value = false;
-    }
-    call->index[call->nindex - 1].name_len += len;
-    return fl_buf_append(&call->store, at, len) == 0 ? 0 : -1;
+    return fl_http_fields_add_name(&call->fields, &call->store, at, len, SIZE_MAX) == 0 ? 0 : -1;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -924,15 +855,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     }
     if (call->headers_done)
         return 0;
-    struct header_index *h = &call->index[call->nindex - 1];
-    if (!call->in_value) {
-        if (fl_buf_appendc(&call->store, '\0') < 0)
-            return -1;
-        h->value_off = call->store.len;
-        call->in_value = true;
-    }
-    h->value_len += len;
-    return fl_buf_append(&call->store, at, len) == 0 ? 0 : -1;
+    return fl_http_fields_add_value(&call->fields, &call->store, at, len) == 0 ? 0 : -1;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -942,15 +865,15 @@ static int on_headers_complete(http_parser *p)
         return -1;
     call->headers_done = true;
     call->status = p->status_code;
-    if (call->nindex > 0) {
-        call->headers = malloc(call->nindex * sizeof(*call->headers));
+    if (call->fields.n > 0) {
+        call->headers = malloc(call->fields.n * sizeof(*call->headers));
         if (call->headers == NULL)
             return -1;
-        build_headers(call);
+        fl_http_fields_expose(&call->fields, call->store.data, call->headers);
     }
     if (call->on_head != NULL) {
         struct fl_http_client_response head = {
-            .status = call->status, .headers = call->headers, .nheaders = call->nindex};
+            .status = call->status, .headers = call->headers, .nheaders = call->fields.n};
         if (call->on_head(&head, call->data) != 0) {
             call->error = FL_ECANCELED;
             return -1;
@@ -1052,9 +975,7 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
     rc = rc ? rc : fl_buf_append(b, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders && rc == 0; i++) {
         const struct fl_http_header *h = &req->headers[i];
-        if (!fl_str_is_token(h->name, h->name_len) || fl_str_has_ctl(h->value, h->value_len) ||
-            fl_str_ieq(h->name, h->name_len, "content-length") ||
-            fl_str_ieq(h->name, h->name_len, "transfer-encoding"))
+        if (!fl_http_header_settable(h->name, h->name_len, h->value, h->value_len))
             return FL_EINVAL;
         has_host |= fl_str_ieq(h->name, h->name_len, "host");
         rc = fl_buf_append(b, h->name, h->name_len);
@@ -1071,13 +992,8 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
     }
     bool needs_length = req->body_len > 0 || strcmp(req->method, "POST") == 0 ||
                         strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
-    if (rc == 0 && needs_length) {
-        char digits[FL_U64_CHARS];
-        size_t n = fl_fmt_u64(digits, req->body_len);
-        rc = fl_buf_append(b, "Content-Length: ", 16);
-        rc = rc ? rc : fl_buf_append(b, digits, n);
-        rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
-    }
+    if (rc == 0 && needs_length)
+        rc = fl_http_append_content_length(b, req->body_len);
     rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
     if (rc == 0 && req->body_len > 0)
         rc = fl_buf_append(b, req->body, req->body_len);

@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "base/queue.h"
 #include "base/str.h"
+#include "http/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,10 +79,6 @@ enum req_state {
     REQ_FINISHED,   /* the response is complete in out (or sent) */
 };
 
-struct header_index {
-    size_t name_off, name_len, value_off, value_len;
-};
-
 struct conn;
 
 struct request {
@@ -89,15 +86,13 @@ struct request {
     struct conn *conn;          /* NULL once the connection is gone */
     struct fl_queue node;       /* in the connection's queue or spares */
     enum req_state state;
-    struct fl_buf store; /* target, header names and values, path, query */
-    struct header_index *index;
-    size_t nindex, index_cap;
+    struct fl_buf store;          /* target, header names and values, path, query */
+    struct fl_http_fields fields; /* the headers, in store */
     struct fl_http_header *headers;
     size_t headers_cap;
     struct fl_buf body;
     struct fl_buf out; /* serialized response not yet handed to the socket */
     size_t header_bytes;
-    bool in_value;     /* the parser is inside a header value */
     bool headers_done; /* later header callbacks are trailers: ignored */
     bool is_head;
     bool close_after; /* close the connection once this response is out */
@@ -351,16 +346,16 @@ static void conn_push(struct conn *c, struct request *r)
 static void request_reset(struct request *r, struct conn *c)
 {
     struct fl_buf store = r->store, body = r->body, out = r->out;
-    struct header_index *index = r->index;
+    struct fl_http_fields fields = r->fields;
     struct fl_http_header *headers = r->headers;
-    size_t index_cap = r->index_cap, headers_cap = r->headers_cap;
+    size_t headers_cap = r->headers_cap;
 
     memset(r, 0, sizeof(*r));
     r->store = store;
     r->body = body;
     r->out = out;
-    r->index = index;
-    r->index_cap = index_cap;
+    r->fields = fields;
+    fl_http_fields_reset(&r->fields);
     r->headers = headers;
     r->headers_cap = headers_cap;
     fl_buf_reset(&r->store);
@@ -401,7 +396,7 @@ static void request_free(struct request *r)
     fl_buf_release(&r->store);
     fl_buf_release(&r->body);
     fl_buf_release(&r->out);
-    free(r->index);
+    fl_http_fields_release(&r->fields);
     free(r->headers);
     free(r);
 }
@@ -957,15 +952,6 @@ static const char *date_header(struct fl_http_server *srv)
     return srv->date;
 }
 
-static int append_content_length(struct fl_buf *out, size_t n)
-{
-    char digits[FL_U64_CHARS];
-    size_t len = fl_fmt_u64(digits, n);
-    int rc = fl_buf_append(out, "Content-Length: ", 16);
-    rc = rc ? rc : fl_buf_append(out, digits, len);
-    return rc ? rc : fl_buf_append(out, "\r\n", 2);
-}
-
 /* body_len LENGTH_UNKNOWN: a HEAD answer to be streamed, whose length is
  * only known if the handler says it. */
 #define LENGTH_UNKNOWN SIZE_MAX
@@ -1016,7 +1002,7 @@ static int write_head(struct request *r, struct fl_http_server *srv, int status,
         rc = rc ? rc : fl_buf_append(out, length->value, length->value_len);
         rc = rc ? rc : fl_buf_append(out, "\r\n", 2);
     } else if (rc == 0 && has_body && body_len != LENGTH_UNKNOWN) {
-        rc = append_content_length(out, body_len);
+        rc = fl_http_append_content_length(out, body_len);
     }
     if (rc == 0 && r->close_after)
         rc = fl_buf_appends(out, "Connection: close\r\n");
@@ -1259,31 +1245,12 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     }
     if (r->headers_done)
         return 0; /* a trailer: counted, not kept */
-    if (r->nindex == 0 || r->in_value) {
-        /* a new header: close the previous value (or the URL) */
-        if (fl_buf_appendc(&r->store, '\0') < 0)
-            return -1;
-        if (r->nindex == c->srv->cfg.max_headers) {
-            answer_parse_error(c, 431, "too_many_headers", "the request has too many headers");
-            return -1;
-        }
-        if (r->nindex == r->index_cap) {
-            size_t cap = r->index_cap ? r->index_cap * 2 : 16;
-            struct header_index *idx = realloc(r->index, cap * sizeof(*idx));
-            if (idx == NULL)
-                return -1;
-            r->index = idx;
-            r->index_cap = cap;
-        }
-        r->index[r->nindex].name_off = r->store.len;
-        r->index[r->nindex].name_len = 0;
-        r->index[r->nindex].value_off = 0; /* 0: no value seen (offset 0 is the target) */
-        r->index[r->nindex].value_len = 0;
-        r->nindex++;
-        r->in_value = false;
+    int rc = fl_http_fields_add_name(&r->fields, &r->store, at, len, c->srv->cfg.max_headers);
+    if (rc == FL_ERANGE) {
+        answer_parse_error(c, 431, "too_many_headers", "the request has too many headers");
+        return -1;
     }
-    r->index[r->nindex - 1].name_len += len;
-    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+    return rc == 0 ? 0 : -1;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -1300,15 +1267,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     }
     if (r->headers_done)
         return 0;
-    struct header_index *h = &r->index[r->nindex - 1];
-    if (!r->in_value) {
-        if (fl_buf_appendc(&r->store, '\0') < 0)
-            return -1;
-        h->value_off = r->store.len;
-        r->in_value = true;
-    }
-    h->value_len += len;
-    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+    return fl_http_fields_add_value(&r->fields, &r->store, at, len) == 0 ? 0 : -1;
 }
 
 /* Where the origin form starts in an absolute-form target
@@ -1328,7 +1287,8 @@ static int finish_headers(struct conn *c, struct request *r)
 {
     /* The store holds: target \0 [name \0 value \0]... ; add path \0 query \0,
      * and for an absolute-form target, its origin form \0 first. */
-    size_t target_len = r->nindex ? r->index[0].name_off - 1 : r->store.len;
+    size_t nheaders = r->fields.n;
+    size_t target_len = nheaders ? r->fields.index[0].name_off - 1 : r->store.len;
     if (fl_buf_appendc(&r->store, '\0') < 0)
         return -1;
     size_t target_off = 0, start = origin_start(r->store.data, target_len);
@@ -1354,25 +1314,17 @@ static int finish_headers(struct conn *c, struct request *r)
     size_t query_off = r->store.len;
     fl_buf_append(&r->store, r->store.data + query_src, query_len);
     fl_buf_appendc(&r->store, '\0');
-    if (r->nindex > 0) {
-        if (r->nindex > r->headers_cap) {
-            struct fl_http_header *h = realloc(r->headers, r->index_cap * sizeof(*h));
-            if (h == NULL)
-                return -1;
-            r->headers = h;
-            r->headers_cap = r->index_cap;
-        }
+    if (nheaders > r->headers_cap) {
+        struct fl_http_header *h = realloc(r->headers, r->fields.cap * sizeof(*h));
+        if (h == NULL)
+            return -1;
+        r->headers = h;
+        r->headers_cap = r->fields.cap;
     }
     const char *base = r->store.data;
     if (target_off == 0)
         r->store.data[target_len] = '\0';
-    for (size_t i = 0; i < r->nindex; i++) {
-        struct header_index *h = &r->index[i];
-        r->headers[i].name = base + h->name_off;
-        r->headers[i].name_len = h->name_len;
-        r->headers[i].value = h->value_off ? base + h->value_off : "";
-        r->headers[i].value_len = h->value_len;
-    }
+    fl_http_fields_expose(&r->fields, base, r->headers);
     r->pub.target = base + target_off;
     r->pub.target_len = target_len;
     r->pub.path = base + path_off;
@@ -1380,7 +1332,7 @@ static int finish_headers(struct conn *c, struct request *r)
     r->pub.query = base + query_off;
     r->pub.query_len = query_len;
     r->pub.headers = r->headers;
-    r->pub.nheaders = r->nindex;
+    r->pub.nheaders = nheaders;
     return 0;
 }
 
@@ -1848,29 +1800,6 @@ static void listener_closed(uv_handle_t *h)
     server_maybe_done(srv);
 }
 
-/* Parse "host:port" / "[v6]:port" into a sockaddr. */
-static int parse_tcp_addr(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    int64_t port;
-    if (colon == NULL || fl_parse_i64(colon + 1, 0, 65535, &port) < 0)
-        return FL_EINVAL;
-    size_t n = (size_t)(colon - addr);
-    if (n == 0 || n >= sizeof(host))
-        return FL_EINVAL;
-    if (addr[0] == '[') {
-        if (addr[n - 1] != ']' || n < 3)
-            return FL_EINVAL;
-        memcpy(host, addr + 1, n - 2);
-        host[n - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : FL_EINVAL;
-    }
-    memcpy(host, addr, n);
-    host[n] = '\0';
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : FL_EINVAL;
-}
-
 int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bound,
                           size_t boundsize, char *err, size_t errsize)
 {
@@ -1885,7 +1814,10 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         return FL_ENOMEM;
     l->srv = srv;
     l->h.handle.data = l;
-    if (fl_str_has_prefix(addr, "fd:")) {
+    struct fl_http_addr parsed;
+    bool is_fd = fl_str_has_prefix(addr, "fd:");
+    int parse_rc = is_fd ? 0 : fl_http_addr_parse(addr, FL_HTTP_ADDR_PORT_ZERO, &parsed);
+    if (is_fd) {
         /* a listening socket made by whoever started us (flintd, for an
          * instance): kept from the programs this one may start */
         int64_t fd;
@@ -1899,8 +1831,8 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         rc = uv_pipe_open(&l->h.pipe, (uv_file)fd);
         fl_strlcpy(l->addr, addr, sizeof(l->addr));
     } else if (fl_str_has_prefix(addr, "unix:")) {
-        const char *path = addr + 5;
-        if (*path == '\0' ||
+        const char *path = parsed.path;
+        if (parse_rc < 0 ||
             fl_strlcpy(l->unix_path, path, sizeof(l->unix_path)) >= sizeof(l->unix_path) - 1) {
             snprintf(err, errsize, "bad unix socket path in '%s'", addr);
             free(l);
@@ -1914,15 +1846,13 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         if (rc == 0)
             chmod(path, 0660);
     } else {
-        struct sockaddr_storage ss;
-        memset(&ss, 0, sizeof(ss));
-        if (parse_tcp_addr(addr, &ss) < 0) {
+        if (parse_rc < 0) {
             snprintf(err, errsize, "bad address '%s': use HOST:PORT, [V6]:PORT or unix:PATH", addr);
             free(l);
             return FL_EINVAL;
         }
         uv_tcp_init(srv->loop, &l->h.tcp);
-        rc = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&ss, 0);
+        rc = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&parsed.sa, 0);
     }
     if (rc == 0)
         rc = uv_listen(&l->h.stream, 511, on_connection);
