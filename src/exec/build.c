@@ -174,10 +174,11 @@ static void answer(struct fl_queue *waiters, int err, struct fl_builder *b, cons
     {
         struct waiter *w = WAITER_OF(q);
         char deploy[PATH_MAX];
-        snprintf(deploy, sizeof(deploy), "%s/%s/out/deploy", b->dir, key);
+        int rc = fl_path_fmt(deploy, sizeof(deploy), "%s/%s/out/deploy", b->dir, key);
         struct fl_build_result res = {
             .ok = ok, .key = key, .deploy_dir = deploy, .log = log ? log : "", .cached = cached};
-        w->cb(err, err == 0 ? &res : NULL, w->data);
+        rc = err < 0 ? err : rc;
+        w->cb(rc, rc == 0 ? &res : NULL, w->data);
     }
 }
 
@@ -193,10 +194,10 @@ static void on_ready_timer(uv_timer_t *t)
         struct ready *r = READY_OF(q);
         fl_queue_remove(q);
         char path[PATH_MAX + 16];
-        snprintf(path, sizeof(path), "%s/%s/build.log", b->dir, r->key);
         struct fl_buf log;
         fl_buf_init(&log, LOG_BUF_MAX);
-        fl_file_read(path, &log);
+        if (fl_path_fmt(path, sizeof(path), "%s/%s/build.log", b->dir, r->key) == 0)
+            fl_file_read(path, &log);
         struct fl_queue one;
         fl_queue_init(&one);
         fl_queue_insert_tail(&one, &r->w.node);
@@ -505,7 +506,9 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     free(w);
 
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s/status", b->dir, key);
+    int rc = fl_path_fmt(path, sizeof(path), "%s/%s/status", b->dir, key);
+    if (rc < 0)
+        return rc;
     char status[16] = "";
     struct fl_buf sbuf;
     fl_buf_init(&sbuf, sizeof(status));
@@ -538,9 +541,10 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     fl_queue_init(&j->waiters);
     fl_queue_insert_head(&j->waiters, &w->node);
     memcpy(j->key, key, sizeof(key));
-    snprintf(j->dir, sizeof(j->dir), "%s/%s", b->dir, key);
     fl_buf_init(&j->log, LOG_BUF_MAX);
-    int rc = job_setup(b, j, in);
+    rc = fl_path_join(j->dir, sizeof(j->dir), b->dir, key);
+    if (rc == 0)
+        rc = job_setup(b, j, in);
     j->work.data = j;
     if (rc == 0)
         rc = uv_queue_work(b->loop, &j->work, prepare_work, prepare_done);
@@ -569,6 +573,9 @@ void fl_builder_config_init(struct fl_builder_config *cfg)
 
 int fl_builder_new(uv_loop_t *loop, const struct fl_builder_config *cfg, struct fl_builder **out)
 {
+    /* DIR/<key>/out/deploy and the files beside it must fit PATH_MAX */
+    if (strlen(cfg->dir) + FL_SHA256_HEX + 32 >= PATH_MAX)
+        return -ENAMETOOLONG;
     if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     struct fl_builder *b = calloc(1, sizeof(*b));

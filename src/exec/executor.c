@@ -749,11 +749,17 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     inst->state = INST_STARTING;
     fl_queue_init(&inst->inflight);
     fl_queue_init(&inst->node);
-    snprintf(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
     char code[PATH_MAX + 8], sock[PATH_MAX + 8];
-    snprintf(code, sizeof(code), "%s/code", inst->dir);
-    snprintf(sock, sizeof(sock), "%s/s", inst->dir);
-    snprintf(inst->target, sizeof(inst->target), "unix:%s", sock);
+    int path_rc = fl_path_fmt(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
+    path_rc = path_rc ? path_rc : fl_path_join(code, sizeof(code), inst->dir, "code");
+    path_rc = path_rc ? path_rc : fl_path_join(sock, sizeof(sock), inst->dir, "s");
+    path_rc = path_rc ? path_rc : fl_path_fmt(inst->target, sizeof(inst->target), "unix:%s", sock);
+    if (path_rc < 0) {
+        fl_log(FL_LOG_ERROR, "exec", "cannot name an instance directory", "run_dir=%s err=\"%s\"",
+               ex->run_dir, fl_strerror(path_rc));
+        free(inst);
+        return NULL;
+    }
     fl_remove_tree(inst->dir);
     /* the instance directory is flintd's alone: the sandbox gets code/ as
      * a descriptor and its listening socket bound here, never a path in it */
@@ -1573,6 +1579,18 @@ static void on_built(int err, const struct fl_build_result *res, void *data)
     dispatch(fn);
 }
 
+/* fn's build could not be run: its calls get why. */
+static void function_build_failed(struct function *fn, const char *what, int err)
+{
+    fn->build = BUILD_FAILED;
+    char message[256];
+    snprintf(message, sizeof(message), "%s: %s", what, fl_strerror(err));
+    free(fn->build_log);
+    fn->build_log = fl_strndup(message, strlen(message));
+    fn_note(fn, NULL, "%s", message);
+    dispatch(fn);
+}
+
 static void function_build(struct function *fn)
 {
     struct fl_executor *ex = fn->ex;
@@ -1587,7 +1605,12 @@ static void function_build(struct function *fn)
         return;
     }
     char code_path[PATH_MAX];
-    snprintf(code_path, sizeof(code_path), "%s/code/sha256/%s", ex->data_dir, fn->spec.code_sha256);
+    int rc = fl_path_fmt(code_path, sizeof(code_path), "%s/code/sha256/%s", ex->data_dir,
+                         fn->spec.code_sha256);
+    if (rc < 0) {
+        function_build_failed(fn, "flint could not run the build", rc);
+        return;
+    }
     struct fl_build_input in = {.code_path = code_path,
                                 .code_sha256 = fn->spec.code_sha256,
                                 .code_filename = fn->spec.code_filename,
@@ -1608,16 +1631,10 @@ static void function_build(struct function *fn)
     ctx->fn = fn;
     ctx->gen = fn->build_gen;
     fn->build = BUILD_RUNNING;
-    int rc = fl_builder_build(ex->builder, &in, on_built, ctx);
+    rc = fl_builder_build(ex->builder, &in, on_built, ctx);
     if (rc < 0) {
         free(ctx);
-        fn->build = BUILD_FAILED;
-        char message[256];
-        snprintf(message, sizeof(message), "flint could not start the build: %s", fl_strerror(rc));
-        free(fn->build_log);
-        fn->build_log = fl_strndup(message, strlen(message));
-        fn_note(fn, NULL, "%s", message);
-        dispatch(fn);
+        function_build_failed(fn, "flint could not start the build", rc);
         return;
     }
     fn->builds_pending++;
@@ -1722,8 +1739,10 @@ int fl_executor_set_environment(struct fl_executor *ex, const char *name, int64_
     e->spec = *spec;
     e->revision = revision;
     e->failures = 0;
-    snprintf(e->runtime_dir, sizeof(e->runtime_dir), "%s/%s", ex->runtimes_dir,
-             fl_runtime_name(e->spec.runtime));
+    /* fl_executor_new() refused a runtimes directory too long for this */
+    if (fl_path_join(e->runtime_dir, sizeof(e->runtime_dir), ex->runtimes_dir,
+                     fl_runtime_name(e->spec.runtime)) < 0)
+        fl_log(FL_LOG_ERROR, "exec", "runtime directory name too long", "environment=%s", name);
     fl_log(FL_LOG_INFO, "exec", "environment", "name=%s revision=%lld runtime=%s poolsize=%lld",
            name, (long long)revision, fl_runtime_name(e->spec.runtime),
            (long long)e->spec.poolsize);
@@ -1975,14 +1994,18 @@ static int sweep(struct fl_executor *ex, const char *sub, in_use_list_fn list, u
     if (keep == NULL)
         return FL_ENOMEM;
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof(dir), "%s/%s", ex->data_dir, sub);
+    int rc = fl_path_join(dir, sizeof(dir), ex->data_dir, sub);
+    if (rc < 0) {
+        free(keep);
+        return rc;
+    }
     struct fl_sweep_spec spec = {.dir = dir,
                                  .keep = keep,
                                  .nkeep = list(ex, keep, max),
                                  .grace_ms = grace_ms,
                                  .in_use = in_use,
                                  .data = ex};
-    int rc = spec.nkeep == max ? FL_ETOOBIG : fl_sweep_start(ex->loop, &spec, cb, ex);
+    rc = spec.nkeep == max ? FL_ETOOBIG : fl_sweep_start(ex->loop, &spec, cb, ex);
     free(keep);
     if (rc == 0)
         ex->work_pending++;
@@ -2113,11 +2136,14 @@ json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)
 /* ---- life ---- */
 
 #define TMP_RUN_PREFIX "/tmp/flint-run-"
+/* what the executor adds to the data and runtimes directories' names at
+ * most (code/sha256/<64 hex>, run-dir, a runtime's name) */
+#define DIR_ROOM 128
 
 /* DATA/run-dir: names the run directory under /tmp, while there is one. */
-static void run_dir_note(const char *data_dir, char *out, size_t size)
+static int run_dir_note(const char *data_dir, char *out, size_t size)
 {
-    snprintf(out, size, "%s/run-dir", data_dir);
+    return fl_path_join(out, size, data_dir, "run-dir");
 }
 
 /* Remove the run directory an earlier flintd of this data directory made
@@ -2126,7 +2152,8 @@ static void run_dir_note(const char *data_dir, char *out, size_t size)
 static void remove_old_tmp_run_dir(const char *data_dir)
 {
     char note[PATH_MAX];
-    run_dir_note(data_dir, note, sizeof(note));
+    if (run_dir_note(data_dir, note, sizeof(note)) < 0)
+        return;
     struct fl_buf old;
     fl_buf_init(&old, 256);
     struct stat st;
@@ -2143,7 +2170,9 @@ static void remove_old_tmp_run_dir(const char *data_dir)
 static int make_run_dir(struct fl_executor *ex)
 {
     /* a socket path must fit in sun_path (108): DIR/run/<hex>/s */
-    snprintf(ex->run_dir, sizeof(ex->run_dir), "%s/run", ex->data_dir);
+    int rc = fl_path_join(ex->run_dir, sizeof(ex->run_dir), ex->data_dir, "run");
+    if (rc < 0)
+        return rc;
     fl_remove_tree(ex->run_dir); /* left by an earlier flintd */
     remove_old_tmp_run_dir(ex->data_dir);
     if (strlen(ex->run_dir) + 24 > 100) {
@@ -2153,8 +2182,8 @@ static int make_run_dir(struct fl_executor *ex)
         fl_strlcpy(ex->run_dir, tmpl, sizeof(ex->run_dir));
         /* so that the next flintd can remove it if this one is killed */
         char note[PATH_MAX];
-        run_dir_note(ex->data_dir, note, sizeof(note));
-        return fl_file_write_atomic(note, tmpl, strlen(tmpl));
+        rc = run_dir_note(ex->data_dir, note, sizeof(note));
+        return rc < 0 ? rc : fl_file_write_atomic(note, tmpl, strlen(tmpl));
     }
     if (mkdir(ex->run_dir, 0700) != 0)
         return -errno;
@@ -2177,9 +2206,14 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     fl_strlcpy(ex->runtimes_dir, cfg->runtimes_dir, sizeof(ex->runtimes_dir));
     ex->cfg.data_dir = ex->data_dir;
     ex->cfg.runtimes_dir = ex->runtimes_dir;
-    int rc = make_run_dir(ex);
     char builds[PATH_MAX + 16];
-    snprintf(builds, sizeof(builds), "%s/builds", ex->data_dir);
+    /* every path the executor makes below these must fit PATH_MAX */
+    int rc = strlen(cfg->data_dir) + DIR_ROOM >= sizeof(ex->data_dir) ||
+                     strlen(cfg->runtimes_dir) + DIR_ROOM >= sizeof(ex->runtimes_dir)
+                 ? -ENAMETOOLONG
+                 : make_run_dir(ex);
+    if (rc == 0)
+        rc = fl_path_join(builds, sizeof(builds), ex->data_dir, "builds");
     struct fl_builder_config bcfg;
     fl_builder_config_init(&bcfg);
     bcfg.dir = builds;
@@ -2226,8 +2260,8 @@ static void client_closed(void *data)
     fl_remove_tree(ex->run_dir);
     if (strncmp(ex->run_dir, TMP_RUN_PREFIX, strlen(TMP_RUN_PREFIX)) == 0) {
         char note[PATH_MAX];
-        run_dir_note(ex->data_dir, note, sizeof(note));
-        unlink(note);
+        if (run_dir_note(ex->data_dir, note, sizeof(note)) == 0)
+            unlink(note);
     }
     free(ex);
     if (done)

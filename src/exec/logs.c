@@ -92,10 +92,12 @@ void fl_logbook_close(struct fl_logbook *lb)
     free(lb);
 }
 
+/* The log file of function (fl_logbook_open() left room for the longest
+ * name; were it too long, out would be "", which names no file). */
 static void log_path(const struct fl_logbook *lb, const char *function, const char *suffix,
                      char *out, size_t size)
 {
-    snprintf(out, size, "%s/%s.log%s", lb->dir, function, suffix);
+    (void)fl_path_fmt(out, size, "%s/%s.log%s", lb->dir, function, suffix);
 }
 
 static void close_slot(struct open_file *f)
