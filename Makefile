@@ -25,13 +25,22 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -fno-strict-aliasing -pthread \
+	-Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing -pthread \
 	-Isrc -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lhttp_parser -lnats -lcurl -lpthread -ldl -lm
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+
+# -Wformat-truncation (part of -Wall) is on: a path or message cut short
+# by snprintf is a bug, so paths go through fl_path_join()/fl_path_fmt()
+# (base/fs.h), which fail with -ENAMETOOLONG instead. The files below
+# still warn under it; they keep it off until they are cleaned, then leave
+# this list (empty it to have the whole tree checked).
+FORMAT_TRUNCATION_PENDING := src/cli/apply.c src/exec/sandbox.c src/flintd/main.c \
+	tests/unit/test_sandbox.c
+$(FORMAT_TRUNCATION_PENDING:%.c=$(BUILD)/%.o): CFLAGS += -Wno-format-truncation
 
 LIB_DIRS := $(filter-out src/flintd/ src/cli/ src/launcher/,$(sort $(dir $(wildcard src/*/*.c))))
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)*.c))

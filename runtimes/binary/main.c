@@ -16,6 +16,7 @@
  */
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/str.h"
 #include "http/serve.h"
 
@@ -350,6 +351,7 @@ static void specialize(struct fl_http_request *req)
     }
     /* A directory holds the executable, named by functionName (default "main"). */
     struct stat st;
+    int named;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         const char *exe = name != NULL && *name != '\0' ? name : "main";
         if (strchr(exe, '/') != NULL || strcmp(exe, "..") == 0) {
@@ -357,9 +359,13 @@ static void specialize(struct fl_http_request *req)
                                   "functionName '%s' must name a file in the directory", exe);
             goto out;
         }
-        snprintf(file, sizeof(file), "%s/%s", path, exe);
+        named = fl_path_join(file, sizeof(file), path, exe);
     } else {
-        snprintf(file, sizeof(file), "%s", path);
+        named = fl_path_fmt(file, sizeof(file), "%s", path);
+    }
+    if (named < 0) {
+        fl_http_respond_error(req, 400, "specialize_failed", "filepath is too long");
+        goto out;
     }
     if (stat(file, &st) != 0) {
         fl_http_respond_error(req, 400, "specialize_failed", "filepath '%s' does not exist", file);
@@ -408,7 +414,8 @@ int main(void)
 {
     char addr[4200];
     if (fl_http_listen_address(getenv("FLINT_LISTEN"), addr, sizeof(addr)) < 0) {
-        fprintf(stderr, "flint-runtime-binary: FLINT_LISTEN must be fd:N, unix:PATH or tcp:HOST:PORT\n");
+        fprintf(stderr,
+                "flint-runtime-binary: FLINT_LISTEN must be fd:N, unix:PATH or tcp:HOST:PORT\n");
         return 2;
     }
     const char *v = getenv("FLINT_BINARY_TIMEOUT_MS");

@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "http/parse.h"
 #include "http/serve.h"
 
 #include <dlfcn.h>
@@ -68,9 +69,8 @@ void flint_response_status(struct flint_response *resp, int status)
 int flint_response_header(struct flint_response *resp, const char *name, const char *value)
 {
     size_t n_len = strlen(name), v_len = strlen(value);
-    if (resp->nheaders == MAX_RESPONSE_HEADERS || !fl_str_is_token(name, n_len) ||
-        fl_str_has_ctl(value, v_len) || fl_str_ieq(name, n_len, "content-length") ||
-        fl_str_ieq(name, n_len, "transfer-encoding"))
+    if (resp->nheaders == MAX_RESPONSE_HEADERS ||
+        !fl_http_header_settable(name, n_len, value, v_len))
         return -1;
     char *n = fl_strndup(name, n_len), *v = fl_strndup(value, v_len);
     if (n == NULL || v == NULL) {

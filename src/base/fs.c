@@ -7,10 +7,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+int fl_path_fmt(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < size)
+        return 0;
+    if (size > 0)
+        out[0] = '\0';
+    return n < 0 ? -EINVAL : -ENAMETOOLONG;
+}
+
+int fl_path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    return fl_path_fmt(out, size, "%s/%s", dir, name);
+}
 
 int fl_file_read(const char *path, struct fl_buf *buf)
 {
@@ -54,12 +73,13 @@ static int write_all(int fd, const void *data, size_t len)
 int fl_file_write_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-        return -ENAMETOOLONG;
+    int rc = fl_path_fmt(tmp, sizeof(tmp), "%s.tmp", path);
+    if (rc < 0)
+        return rc;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    int rc = write_all(fd, data, len);
+    rc = write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     close(fd);

@@ -44,6 +44,20 @@ struct fl_tree_stats {
     uint64_t removed; /* fl_normalize_tree(): special files removed */
 };
 
+/*
+ * Paths built into fixed buffers. Each fails with -ENAMETOOLONG instead
+ * of truncating, since a truncated path names another file; out is then
+ * "" (size > 0), so that a caller that ignores the error uses no path
+ * rather than the wrong one.
+ */
+
+/* out = dir "/" name. 0 or -ENAMETOOLONG. */
+int fl_path_join(char *out, size_t size, const char *dir, const char *name);
+
+/* out = the path fmt and its arguments make (printf-style). 0,
+ * -ENAMETOOLONG, or -EINVAL if the format fails. */
+int fl_path_fmt(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Append the whole file at path to buf. A missing file appends nothing and
  * returns 0. FL_ETOOBIG if it does not fit (buf then holds a prefix), or
  * a negative errno code. */

@@ -10,6 +10,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/queue.h"
 #include "base/sha256.h"
 #include "base/str.h"
 #include "base/fs.h"
@@ -67,7 +68,7 @@ static const char build_script[] =
 struct waiter {
     fl_build_cb cb;
     void *data;
-    struct waiter *next;
+    struct fl_queue node; /* in its job's waiters */
 };
 
 /*
@@ -83,7 +84,7 @@ struct job {
     char key[FL_SHA256_HEX];
     char dir[PATH_MAX];
     struct fl_buf log;
-    struct waiter *waiters;
+    struct fl_queue waiters; /* struct waiter, newest first */
     struct fl_sandbox *sb;
     uv_timer_t timer; /* the wall-clock bound */
     uv_work_t work;   /* prepare_work, then finish_work */
@@ -99,7 +100,7 @@ struct job {
     char *env_builder;
     struct fl_limits limits;
     bool network;
-    struct job *next;
+    struct fl_queue node; /* in b->jobs */
 };
 
 /* A result found on disk, answered from the loop. */
@@ -107,7 +108,7 @@ struct ready {
     char key[FL_SHA256_HEX];
     bool ok;
     struct waiter w;
-    struct ready *next;
+    struct fl_queue node; /* in b->ready */
 };
 
 struct fl_builder {
@@ -115,8 +116,8 @@ struct fl_builder {
     char dir[PATH_MAX];
     struct fl_sandbox_mode mode;
     struct fl_tree_limits output; /* the bounds of a build's output */
-    struct job *jobs;
-    struct ready *ready;
+    struct fl_queue jobs;         /* struct job, newest first */
+    struct fl_queue ready;        /* struct ready, newest first */
     uv_timer_t ready_timer;
     int jobs_running;
     bool closing;
@@ -160,17 +161,24 @@ void fl_build_key(const struct fl_build_input *in, char key[FL_SHA256_HEX])
 
 /* ---- answering ---- */
 
-static void answer(struct waiter *w, int err, struct fl_builder *b, const char *key, bool ok,
-                   const char *log, bool cached)
+#define WAITER_OF(q) FL_QUEUE_DATA(q, struct waiter, node)
+#define JOB_OF(q)    FL_QUEUE_DATA(q, struct job, node)
+#define READY_OF(q)  FL_QUEUE_DATA(q, struct ready, node)
+
+/* Call every waiter of the queue waiters; they stay in it. */
+static void answer(struct fl_queue *waiters, int err, struct fl_builder *b, const char *key,
+                   bool ok, const char *log, bool cached)
 {
-    while (w != NULL) {
-        struct waiter *next = w->next;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, waiters)
+    {
+        struct waiter *w = WAITER_OF(q);
         char deploy[PATH_MAX];
-        snprintf(deploy, sizeof(deploy), "%s/%s/out/deploy", b->dir, key);
+        int rc = fl_path_fmt(deploy, sizeof(deploy), "%s/%s/out/deploy", b->dir, key);
         struct fl_build_result res = {
             .ok = ok, .key = key, .deploy_dir = deploy, .log = log ? log : "", .cached = cached};
-        w->cb(err, err == 0 ? &res : NULL, w->data);
-        w = next;
+        rc = err < 0 ? err : rc;
+        w->cb(rc, rc == 0 ? &res : NULL, w->data);
     }
 }
 
@@ -179,18 +187,21 @@ static void maybe_done(struct fl_builder *b);
 static void on_ready_timer(uv_timer_t *t)
 {
     struct fl_builder *b = t->data;
-    struct ready *list = b->ready;
-    b->ready = NULL;
-    while (list != NULL) {
-        struct ready *r = list;
-        list = r->next;
+    struct fl_queue list, *q;
+    fl_queue_init(&list);
+    fl_queue_append(&list, &b->ready); /* those that come while answering wait */
+    while ((q = fl_queue_first(&list)) != NULL) {
+        struct ready *r = READY_OF(q);
+        fl_queue_remove(q);
         char path[PATH_MAX + 16];
-        snprintf(path, sizeof(path), "%s/%s/build.log", b->dir, r->key);
         struct fl_buf log;
         fl_buf_init(&log, LOG_BUF_MAX);
-        fl_file_read(path, &log);
-        r->w.next = NULL;
-        answer(&r->w, b->closing ? FL_ECANCELED : 0, b, r->key, r->ok, log.data, true);
+        if (fl_path_fmt(path, sizeof(path), "%s/%s/build.log", b->dir, r->key) == 0)
+            fl_file_read(path, &log);
+        struct fl_queue one;
+        fl_queue_init(&one);
+        fl_queue_insert_tail(&one, &r->w.node);
+        answer(&one, b->closing ? FL_ECANCELED : 0, b, r->key, r->ok, log.data, true);
         fl_buf_release(&log);
         free(r);
     }
@@ -214,16 +225,6 @@ static void job_timer_closed(uv_handle_t *h)
     maybe_done(b);
 }
 
-static void job_unlink(struct job *j)
-{
-    for (struct job **p = &j->b->jobs; *p != NULL; p = &(*p)->next) {
-        if (*p == j) {
-            *p = j->next;
-            return;
-        }
-    }
-}
-
 static void on_line(struct fl_sandbox *sb, bool is_stderr, const char *line, size_t len, void *data)
 {
     struct job *j = data;
@@ -243,14 +244,13 @@ static void on_line(struct fl_sandbox *sb, bool is_stderr, const char *line, siz
 static void job_end(struct job *j)
 {
     struct fl_builder *b = j->b;
-    job_unlink(j);
-    struct waiter *w = j->waiters;
-    j->waiters = NULL;
-    answer(w, j->canceled ? FL_ECANCELED : j->err, b, j->key, j->ok, j->log.data, false);
-    while (w != NULL) {
-        struct waiter *next = w->next;
-        free(w);
-        w = next;
+    fl_queue_remove(&j->node);
+    answer(&j->waiters, j->canceled ? FL_ECANCELED : j->err, b, j->key, j->ok, j->log.data, false);
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &j->waiters)
+    {
+        fl_queue_remove(q);
+        free(WAITER_OF(q));
     }
     uv_close((uv_handle_t *)&j->timer, job_timer_closed);
 }
@@ -459,14 +459,27 @@ static void prepare_done(uv_work_t *w, int status)
     uv_timer_start(&j->timer, on_job_timer, BUILD_WALL_MS, 0);
 }
 
+static struct job *job_find(const struct fl_builder *b, const char *key)
+{
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &b->jobs)
+    {
+        if (strcmp(JOB_OF(q)->key, key) == 0)
+            return JOB_OF(q);
+    }
+    return NULL;
+}
+
 bool fl_builder_busy(const struct fl_builder *b, const char *key)
 {
-    for (const struct job *j = b->jobs; j != NULL; j = j->next)
-        if (strcmp(j->key, key) == 0)
+    if (job_find(b, key) != NULL)
+        return true;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &b->ready)
+    {
+        if (strcmp(READY_OF(q)->key, key) == 0)
             return true;
-    for (const struct ready *r = b->ready; r != NULL; r = r->next)
-        if (strcmp(r->key, key) == 0)
-            return true;
+    }
     return false;
 }
 
@@ -485,17 +498,17 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
         return FL_ENOMEM;
     w->cb = cb;
     w->data = data;
-    for (struct job *j = b->jobs; j != NULL; j = j->next) {
-        if (strcmp(j->key, key) == 0) {
-            w->next = j->waiters;
-            j->waiters = w;
-            return 0;
-        }
+    struct job *running = job_find(b, key);
+    if (running != NULL) {
+        fl_queue_insert_head(&running->waiters, &w->node);
+        return 0;
     }
     free(w);
 
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s/status", b->dir, key);
+    int rc = fl_path_fmt(path, sizeof(path), "%s/%s/status", b->dir, key);
+    if (rc < 0)
+        return rc;
     char status[16] = "";
     struct fl_buf sbuf;
     fl_buf_init(&sbuf, sizeof(status));
@@ -510,8 +523,7 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
         r->ok = status[0] == 'o';
         r->w.cb = cb;
         r->w.data = data;
-        r->next = b->ready;
-        b->ready = r;
+        fl_queue_insert_head(&b->ready, &r->node);
         uv_timer_start(&b->ready_timer, on_ready_timer, 0, 0);
         return 0;
     }
@@ -526,11 +538,13 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     w->cb = cb;
     w->data = data;
     j->b = b;
-    j->waiters = w;
+    fl_queue_init(&j->waiters);
+    fl_queue_insert_head(&j->waiters, &w->node);
     memcpy(j->key, key, sizeof(key));
-    snprintf(j->dir, sizeof(j->dir), "%s/%s", b->dir, key);
     fl_buf_init(&j->log, LOG_BUF_MAX);
-    int rc = job_setup(b, j, in);
+    rc = fl_path_join(j->dir, sizeof(j->dir), b->dir, key);
+    if (rc == 0)
+        rc = job_setup(b, j, in);
     j->work.data = j;
     if (rc == 0)
         rc = uv_queue_work(b->loop, &j->work, prepare_work, prepare_done);
@@ -543,8 +557,7 @@ int fl_builder_build(struct fl_builder *b, const struct fl_build_input *in, fl_b
     }
     uv_timer_init(b->loop, &j->timer);
     j->timer.data = j;
-    j->next = b->jobs;
-    b->jobs = j;
+    fl_queue_insert_head(&b->jobs, &j->node);
     b->jobs_running++;
     fl_log(FL_LOG_INFO, "build", "building", "key=%.12s runtime=%s", key,
            fl_runtime_name(in->runtime));
@@ -560,12 +573,17 @@ void fl_builder_config_init(struct fl_builder_config *cfg)
 
 int fl_builder_new(uv_loop_t *loop, const struct fl_builder_config *cfg, struct fl_builder **out)
 {
+    /* DIR/<key>/out/deploy and the files beside it must fit PATH_MAX */
+    if (strlen(cfg->dir) + FL_SHA256_HEX + 32 >= PATH_MAX)
+        return -ENAMETOOLONG;
     if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)
         return -errno;
     struct fl_builder *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return FL_ENOMEM;
     b->loop = loop;
+    fl_queue_init(&b->jobs);
+    fl_queue_init(&b->ready);
     fl_strlcpy(b->dir, cfg->dir, sizeof(b->dir));
     b->mode = *cfg->mode;
     b->output.max_entries = cfg->max_output_files ? cfg->max_output_files : FL_BUILD_MAX_FILES;
@@ -597,7 +615,10 @@ void fl_builder_close(struct fl_builder *b, void (*done)(void *data), void *data
     b->closing = true;
     b->done = done;
     b->done_data = data;
-    for (struct job *j = b->jobs; j != NULL; j = j->next) {
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &b->jobs)
+    {
+        struct job *j = JOB_OF(q);
         j->canceled = true;
         if (j->sb != NULL)
             fl_sandbox_stop(j->sb, 200);

@@ -94,7 +94,8 @@ struct fl_build_result {
 typedef void (*fl_build_cb)(int err, const struct fl_build_result *res, void *data);
 
 /* A builder keeping its cache in cfg->dir; 0 fields of cfg take their
- * defaults. 0 or a negative error. */
+ * defaults. 0 or a negative error (-ENAMETOOLONG: cfg->dir is too long for
+ * the paths made under it). */
 int fl_builder_new(uv_loop_t *loop, const struct fl_builder_config *cfg, struct fl_builder **out);
 
 /* Stop running builds (their callbacks get FL_ECANCELED) and free the

@@ -27,10 +27,12 @@
 #include "base/fs.h"
 #include "base/id.h"
 #include "base/log.h"
+#include "base/queue.h"
 #include "base/str.h"
 #include "exec/build.h"
 #include "exec/sweep.h"
 #include "http/client.h"
+#include "http/parse.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -72,11 +74,11 @@ struct env {
     int64_t revision;
     struct fl_env_spec spec;
     char runtime_dir[PATH_MAX];
-    struct instance *pool; /* generic instances: STARTING or IDLE */
+    struct fl_queue pool; /* generic instances (struct instance): STARTING or IDLE */
     int pool_starting, pool_idle;
     int failures; /* consecutive generic instances that never became healthy */
     uv_timer_t refill_timer;
-    struct env *next;
+    struct fl_queue node; /* in ex->envs; in none once removed */
 };
 
 struct fl_invocation {
@@ -95,7 +97,9 @@ struct fl_invocation {
     bool canceled;
     bool instance_died; /* its instance exited under it */
     bool head;          /* a HEAD request: the answer's Content-Length goes on */
-    struct fl_invocation *prev, *next;
+    /* in one of: its function's queue (queued), its instance's inflight
+     * (inst set, sent or waiting for the instance's exit), ex->early */
+    struct fl_queue node;
 };
 
 struct instance {
@@ -121,10 +125,10 @@ struct instance {
     uint64_t started_ns, deadline_ns, last_used_ns;
     unsigned probe_delay_ms;
     unsigned active;
-    struct fl_invocation *inflight; /* doubly linked */
+    struct fl_queue inflight; /* struct fl_invocation sent to it */
     char last_err[LAST_ERR_MAX];
     char exit_reason[160];
-    struct instance *next;
+    struct fl_queue node; /* in fn->instances once taken, else in env->pool */
 };
 
 struct function {
@@ -140,14 +144,14 @@ struct function {
     char build_key[FL_SHA256_HEX]; /* the current revision's build ("" if none yet) */
     char entry[256];
     char *build_log;
-    char *load_error; /* the current revision failed to load: every call gets it */
-    struct instance *instances;
-    struct fl_invocation *queue_head, *queue_tail;
+    char *load_error;          /* the current revision failed to load: every call gets it */
+    struct fl_queue instances; /* struct instance, newest first */
+    struct fl_queue queue;     /* struct fl_invocation waiting, oldest first */
     size_t queued;
     bool room_wanted; /* reported full by fl_executor_capacity(): say when it has room */
     uv_timer_t queue_timer;
     uint64_t invocations, errors, cold_starts;
-    struct function *next;
+    struct fl_queue node; /* in ex->fns */
 };
 
 struct fl_executor {
@@ -159,12 +163,12 @@ struct fl_executor {
     struct fl_sandbox_mode mode;
     struct fl_builder *builder;
     struct fl_http_client *client;
-    struct env *envs;
-    struct function *fns;
+    struct fl_queue envs; /* struct env, newest first */
+    struct fl_queue fns;  /* struct function, newest first */
     unsigned next_serial;
     uv_timer_t tick;
     uv_timer_t early_timer; /* answers errors found inside fl_executor_invoke() */
-    struct fl_invocation *early;
+    struct fl_queue early;  /* struct fl_invocation answered from early_timer */
     int instances_alive;
     int handles_open;
     int work_pending; /* file-tree work on the thread pool */
@@ -176,6 +180,18 @@ struct fl_executor {
     void (*room)(void *data, const char *function);
     void *room_data;
 };
+
+#define ENV_OF(q)  FL_QUEUE_DATA(q, struct env, node)
+#define FN_OF(q)   FL_QUEUE_DATA(q, struct function, node)
+#define INST_OF(q) FL_QUEUE_DATA(q, struct instance, node)
+#define INV_OF(q)  FL_QUEUE_DATA(q, struct fl_invocation, node)
+
+/* The invocation waiting longest for fn, or NULL. */
+static struct fl_invocation *queue_first(const struct function *fn)
+{
+    struct fl_queue *q = fl_queue_first(&fn->queue);
+    return q != NULL ? INV_OF(q) : NULL;
+}
 
 static void dispatch(struct function *fn);
 static void instance_stop(struct instance *inst, const char *why);
@@ -206,17 +222,24 @@ void fl_executor_config_init(struct fl_executor_config *cfg)
 
 static struct env *env_find(struct fl_executor *ex, const char *name)
 {
-    for (struct env *e = ex->envs; e != NULL; e = e->next)
-        if (strcmp(e->name, name) == 0)
-            return e;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->envs)
+    {
+        if (strcmp(ENV_OF(q)->name, name) == 0)
+            return ENV_OF(q);
+    }
     return NULL;
 }
 
 static struct function *fn_find(struct fl_executor *ex, const char *name)
 {
-    for (struct function *f = ex->fns; f != NULL; f = f->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
+        struct function *f = FN_OF(q);
         if (!f->removed && strcmp(f->name, name) == 0)
             return f;
+    }
     return NULL;
 }
 
@@ -294,15 +317,7 @@ static void inv_free(struct fl_invocation *inv)
 static void queue_unlink(struct fl_invocation *inv)
 {
     struct function *fn = inv->fn;
-    if (inv->prev)
-        inv->prev->next = inv->next;
-    else
-        fn->queue_head = inv->next;
-    if (inv->next)
-        inv->next->prev = inv->prev;
-    else
-        fn->queue_tail = inv->prev;
-    inv->prev = inv->next = NULL;
+    fl_queue_remove(&inv->node);
     inv->queued = false;
     fn->queued--;
 }
@@ -374,10 +389,10 @@ static void respond_instance_gone(struct fl_invocation *inv, const struct instan
 static void on_early_timer(uv_timer_t *t)
 {
     struct fl_executor *ex = t->data;
-    while (ex->early != NULL) {
-        struct fl_invocation *inv = ex->early;
-        ex->early = inv->next;
-        inv->next = NULL;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&ex->early)) != NULL) {
+        struct fl_invocation *inv = INV_OF(q);
+        fl_queue_remove(q);
         if (ex->closing)
             respond_error(inv, 503, "stopping", "flintd is stopping");
         else if (inv->too_many_extra)
@@ -480,23 +495,6 @@ static void instance_closed(uv_handle_t *h)
         instance_free(inst);
 }
 
-/* Take inst out of whichever list holds it. */
-static void instance_unlink(struct instance *inst)
-{
-    struct instance **head = NULL;
-    if (inst->fn != NULL)
-        head = &inst->fn->instances;
-    else if (inst->env != NULL)
-        head = &inst->env->pool;
-    for (struct instance **p = head; p != NULL && *p != NULL; p = &(*p)->next) {
-        if (*p == inst) {
-            *p = inst->next;
-            break;
-        }
-    }
-    inst->next = NULL;
-}
-
 static void describe_exit(struct instance *inst, enum fl_sandbox_exit how, int status,
                           const struct fl_limits *limits)
 {
@@ -550,8 +548,9 @@ static void on_instance_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, in
 
     /* its requests fail, each with the reason */
     inst->state = INST_STOPPING;
-    while (inst->inflight != NULL) {
-        struct fl_invocation *inv = inst->inflight;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&inst->inflight)) != NULL) {
+        struct fl_invocation *inv = INV_OF(q);
         inv->instance_died = true;
         if (inv->call != NULL) {
             fl_http_client_cancel(inv->call); /* on_response unlinks and answers */
@@ -569,7 +568,7 @@ static void on_instance_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, in
             e->failures++;
     }
     bool never_ready = fn != NULL && !inst->was_healthy && !was_stopping;
-    instance_unlink(inst);
+    fl_queue_remove(&inst->node); /* from fn->instances or env->pool */
     inst->state = INST_STOPPING;
     uv_close((uv_handle_t *)&inst->timer, instance_closed);
 
@@ -578,10 +577,10 @@ static void on_instance_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, in
     if (e != NULL && fn == NULL)
         pool_refill(e);
     if (fn != NULL) {
-        if (never_ready && fn->queued > 0 && fn->instances == NULL) {
+        if (never_ready && fn->queued > 0 && fl_queue_empty(&fn->instances)) {
             /* nothing else is coming for the waiting requests */
-            while (fn->queue_head != NULL) {
-                struct fl_invocation *inv = fn->queue_head;
+            struct fl_invocation *inv;
+            while ((inv = queue_first(fn)) != NULL) {
                 queue_unlink(inv);
                 respond_error(inv, 502, "instance_failed",
                               "function '%s' could not start an instance: %s%s%s", fn->name,
@@ -667,9 +666,13 @@ static void on_probe(int err, const struct fl_http_client_response *resp, void *
                    "environment=%s instance=%s ms=%llu", e->name, inst->id,
                    (unsigned long long)took);
             /* a function may be waiting for exactly this */
-            for (struct function *fn = inst->ex->fns; fn != NULL; fn = fn->next)
+            struct fl_queue *q, *tmp;
+            FL_QUEUE_FOREACH(q, tmp, &inst->ex->fns)
+            {
+                struct function *fn = FN_OF(q);
                 if (!fn->removed && fn->queued > 0 && strcmp(fn->spec.environment, e->name) == 0)
                     dispatch(fn);
+            }
         } else {
             instance_specialize(inst);
         }
@@ -744,11 +747,19 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     inst->env_revision = e->revision;
     inst->generic = fn == NULL;
     inst->state = INST_STARTING;
-    snprintf(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
+    fl_queue_init(&inst->inflight);
+    fl_queue_init(&inst->node);
     char code[PATH_MAX + 8], sock[PATH_MAX + 8];
-    snprintf(code, sizeof(code), "%s/code", inst->dir);
-    snprintf(sock, sizeof(sock), "%s/s", inst->dir);
-    snprintf(inst->target, sizeof(inst->target), "unix:%s", sock);
+    int path_rc = fl_path_fmt(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
+    path_rc = path_rc ? path_rc : fl_path_join(code, sizeof(code), inst->dir, "code");
+    path_rc = path_rc ? path_rc : fl_path_join(sock, sizeof(sock), inst->dir, "s");
+    path_rc = path_rc ? path_rc : fl_path_fmt(inst->target, sizeof(inst->target), "unix:%s", sock);
+    if (path_rc < 0) {
+        fl_log(FL_LOG_ERROR, "exec", "cannot name an instance directory", "run_dir=%s err=\"%s\"",
+               ex->run_dir, fl_strerror(path_rc));
+        free(inst);
+        return NULL;
+    }
     fl_remove_tree(inst->dir);
     /* the instance directory is flintd's alone: the sandbox gets code/ as
      * a descriptor and its listening socket bound here, never a path in it */
@@ -860,15 +871,13 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     inst->probe_delay_ms = 1;
     probe_schedule(inst);
     if (fn != NULL) {
-        inst->next = fn->instances;
-        fn->instances = inst;
+        fl_queue_insert_head(&fn->instances, &inst->node);
         fn->cold_starts++;
         count(ex, "flint_instance_starts_total",
               "Instances given to functions: taken from a warm pool, or started new.", "from",
               "new");
     } else {
-        inst->next = e->pool;
-        e->pool = inst;
+        fl_queue_insert_head(&e->pool, &inst->node);
         e->pool_starting++;
     }
     return inst;
@@ -942,12 +951,7 @@ static void env_maybe_free(struct env *e)
 {
     if (!e->removed || e->refs > 0 || uv_is_closing((uv_handle_t *)&e->refill_timer))
         return;
-    for (struct env **p = &e->ex->envs; *p != NULL; p = &(*p)->next) {
-        if (*p == e) {
-            *p = e->next;
-            break;
-        }
-    }
+    fl_queue_remove(&e->node);
     uv_close((uv_handle_t *)&e->refill_timer, env_timer_closed);
 }
 
@@ -955,8 +959,8 @@ static void env_maybe_free(struct env *e)
 
 static void fail_queue(struct function *fn, int status, const char *code, const char *message)
 {
-    while (fn->queue_head != NULL) {
-        struct fl_invocation *inv = fn->queue_head;
+    struct fl_invocation *inv;
+    while ((inv = queue_first(fn)) != NULL) {
         queue_unlink(inv);
         respond_error(inv, status, code, "%s", message);
     }
@@ -1107,15 +1111,17 @@ static bool is_current(const struct instance *inst, const struct function *fn, c
 static bool start_for(struct function *fn, struct env *e)
 {
     if (uses_pool(fn)) {
-        for (struct instance *inst = e->pool; inst != NULL; inst = inst->next) {
+        struct fl_queue *q, *tmp;
+        FL_QUEUE_FOREACH(q, tmp, &e->pool)
+        {
+            struct instance *inst = INST_OF(q);
             if (inst->state != INST_IDLE || inst->env_revision != e->revision)
                 continue;
-            instance_unlink(inst);
+            fl_queue_remove(&inst->node);
             e->pool_idle--;
             inst->fn = fn;
             inst->fn_revision = fn->revision;
-            inst->next = fn->instances;
-            fn->instances = inst;
+            fl_queue_insert_head(&fn->instances, &inst->node);
             inst->started_ns = now_ns();
             fn->cold_starts++;
             count(fn->ex, "flint_instance_starts_total",
@@ -1143,7 +1149,10 @@ static void scale_up(struct function *fn)
         return;
     }
     size_t live = 0, coming = 0;
-    for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+    {
+        struct instance *inst = INST_OF(q);
         if (!is_current(inst, fn, e))
             continue;
         live++;
@@ -1163,29 +1172,11 @@ static void scale_up(struct function *fn)
 
 /* ---- invocations ---- */
 
-static bool hop_by_hop(const char *name, size_t len)
-{
-    static const char *const names[] = {
-        "connection", "keep-alive", "transfer-encoding", "content-length", "te",
-        "trailer",    "upgrade",    "proxy-connection",  "expect"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (fl_str_ieq(name, len, names[i]))
-            return true;
-    return false;
-}
-
 static void on_response(int err, const struct fl_http_client_response *resp, void *data);
 
 static void inflight_unlink(struct fl_invocation *inv)
 {
-    struct instance *inst = inv->inst;
-    if (inv->prev)
-        inv->prev->next = inv->next;
-    else
-        inst->inflight = inv->next;
-    if (inv->next)
-        inv->next->prev = inv->prev;
-    inv->prev = inv->next = NULL;
+    fl_queue_remove(&inv->node);
 }
 
 static void send_to(struct instance *inst, struct fl_invocation *inv)
@@ -1201,7 +1192,7 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
     size_t room = MAX_HEADERS - FLINT_HEADERS - nextra;
     for (size_t i = 0; i < r->nheaders && n < room; i++) {
         const struct fl_http_header *h = &r->headers[i];
-        if (hop_by_hop(h->name, h->name_len) ||
+        if (fl_http_is_hop_by_hop(h->name, h->name_len) ||
             (h->name_len >= 8 && strncasecmp(h->name, "x-flint-", 8) == 0))
             continue;
         bool replaced = false; /* by an extra of the same name */
@@ -1231,10 +1222,7 @@ static void send_to(struct instance *inst, struct fl_invocation *inv)
                                          .pipeline = inst->pipelining};
     inv->head = strcmp(r->method, "HEAD") == 0;
     inv->inst = inst;
-    inv->next = inst->inflight;
-    if (inst->inflight)
-        inst->inflight->prev = inv;
-    inst->inflight = inv;
+    fl_queue_insert_head(&inst->inflight, &inv->node);
     inst->active++;
     int rc = fl_http_client_request(inst->ex->client, &req, on_response, inv, &inv->call);
     if (rc < 0) {
@@ -1279,7 +1267,7 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         bool head = inv->head;
         for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++) {
             const struct fl_http_header *h = &resp->headers[i];
-            if ((!hop_by_hop(h->name, h->name_len) ||
+            if ((!fl_http_is_hop_by_hop(h->name, h->name_len) ||
                  (head && fl_str_ieq(h->name, h->name_len, "content-length"))) &&
                 !fl_str_ieq(h->name, h->name_len, "date") &&
                 !fl_str_ieq(h->name, h->name_len, "x-flint-invocation-id")) /* respond() says */
@@ -1312,10 +1300,7 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
     } else {
         /* the connection broke: most likely the instance is dying; answer
          * when its exit tells why */
-        inv->next = inst->inflight;
-        if (inst->inflight)
-            inst->inflight->prev = inv;
-        inst->inflight = inv;
+        fl_queue_insert_head(&inst->inflight, &inv->node);
         if (inst->sb != NULL && inst->state != INST_STOPPING && !inst->draining) {
             /* give a crash a moment to be reported as what it is, then stop */
             inst->draining = true;
@@ -1336,14 +1321,17 @@ static void on_queue_timer(uv_timer_t *t)
     struct function *fn = t->data;
     struct fl_executor *ex = fn->ex;
     uint64_t now = now_ns(), wait = ex->cfg.queue_wait_ms * 1000000ULL;
-    while (fn->queue_head != NULL && now - fn->queue_head->enqueued_ns >= wait) {
-        struct fl_invocation *inv = fn->queue_head;
+    struct fl_invocation *inv;
+    while ((inv = queue_first(fn)) != NULL && now - inv->enqueued_ns >= wait) {
         queue_unlink(inv);
         struct env *e = env_find(ex, fn->spec.environment);
         size_t ready = 0;
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
-            if (is_current(inst, fn, e) && inst->state == INST_READY)
+        struct fl_queue *q, *tmp;
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            if (is_current(INST_OF(q), fn, e) && INST_OF(q)->state == INST_READY)
                 ready++;
+        }
         if (ready >= (size_t)fn->spec.concurrency)
             respond_error(inv, 429, "concurrency_limit",
                           "function '%s' is at its limit of %lld instances with %lld requests "
@@ -1363,11 +1351,12 @@ static void on_queue_timer(uv_timer_t *t)
 
 static void queue_timer_update(struct function *fn)
 {
-    if (fn->queue_head == NULL) {
+    const struct fl_invocation *first = queue_first(fn);
+    if (first == NULL) {
         uv_timer_stop(&fn->queue_timer);
         return;
     }
-    uint64_t due = fn->queue_head->enqueued_ns + fn->ex->cfg.queue_wait_ms * 1000000ULL;
+    uint64_t due = first->enqueued_ns + fn->ex->cfg.queue_wait_ms * 1000000ULL;
     uint64_t now = now_ns();
     uv_timer_start(&fn->queue_timer, on_queue_timer, due > now ? (due - now) / 1000000 + 1 : 0, 0);
 }
@@ -1377,8 +1366,11 @@ static void queue_timer_update(struct function *fn)
 static uint64_t fn_running(const struct function *fn)
 {
     uint64_t running = 0;
-    for (const struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
-        running += inst->active;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+    {
+        running += INST_OF(q)->active;
+    }
     return running;
 }
 
@@ -1422,7 +1414,10 @@ static struct instance *pick(struct function *fn)
 {
     struct env *e = env_find(fn->ex, fn->spec.environment);
     struct instance *best = NULL;
-    for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+    {
+        struct instance *inst = INST_OF(q);
         if (inst->state != INST_READY || !is_current(inst, fn, e) ||
             inst->active >= (unsigned)fn->spec.requests_per_instance)
             continue;
@@ -1436,7 +1431,7 @@ static void dispatch(struct function *fn)
 {
     if (fn->ex->closing)
         return;
-    while (fn->queue_head != NULL) {
+    while (!fl_queue_empty(&fn->queue)) {
         if (fn->load_error != NULL) {
             fail_queue(fn, 500, "function_load_failed", fn->load_error);
             break;
@@ -1460,7 +1455,7 @@ static void dispatch(struct function *fn)
             scale_up(fn);
             break;
         }
-        struct fl_invocation *inv = fn->queue_head;
+        struct fl_invocation *inv = queue_first(fn);
         queue_unlink(inv);
         observe_wait(fn, inv);
         send_to(inst, inv);
@@ -1488,14 +1483,13 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_executor_request 
     inv->too_many_extra = req->nextra > MAX_EXTRA;
     struct function *fn = ex->closing ? NULL : fn_find(ex, req->function);
     if (fn == NULL || inv->too_many_extra) {
-        inv->next = ex->early;
-        ex->early = inv;
+        fl_queue_insert_head(&ex->early, &inv->node);
         uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);
         return 0;
     }
     inv->fn = fn;
     /* the hot path: a ready instance with room, nothing waiting before us */
-    if (fn->queue_head == NULL && fn->build == BUILD_OK && fn->load_error == NULL) {
+    if (fl_queue_empty(&fn->queue) && fn->build == BUILD_OK && fn->load_error == NULL) {
         struct instance *inst = pick(fn);
         if (inst != NULL) {
             send_to(inst, inv);
@@ -1504,19 +1498,13 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_executor_request 
     }
     if (fn->queued >= ex->cfg.queue_max) {
         inv->queue_full = true; /* answered from the loop */
-        inv->next = ex->early;
-        ex->early = inv;
+        fl_queue_insert_head(&ex->early, &inv->node);
         uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);
         return 0;
     }
     inv->queued = true;
     inv->enqueued_ns = now_ns();
-    inv->prev = fn->queue_tail;
-    if (fn->queue_tail)
-        fn->queue_tail->next = inv;
-    else
-        fn->queue_head = inv;
-    fn->queue_tail = inv;
+    fl_queue_insert_tail(&fn->queue, &inv->node);
     fn->queued++;
     dispatch(fn);
     return 0;
@@ -1524,7 +1512,6 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_executor_request 
 
 void fl_executor_cancel(struct fl_invocation *inv)
 {
-    struct fl_executor *ex = inv->ex;
     if (inv->queued) {
         struct function *fn = inv->fn;
         queue_unlink(inv);
@@ -1539,15 +1526,10 @@ void fl_executor_cancel(struct fl_invocation *inv)
         inv->canceled = true;
         return;
     }
-    for (struct fl_invocation **p = &ex->early; *p != NULL; p = &(*p)->next) {
-        if (*p == inv) {
-            *p = inv->next;
-            inv_free(inv);
-            return;
-        }
-    }
-    if (inv->inst != NULL) { /* waiting for its dying instance's exit */
-        inflight_unlink(inv);
+    /* in ex->early, or waiting for its dying instance's exit in its
+     * inflight (inv->inst set) */
+    if (fl_queue_linked(&inv->node)) {
+        fl_queue_remove(&inv->node);
         inv_free(inv);
     }
 }
@@ -1597,6 +1579,18 @@ static void on_built(int err, const struct fl_build_result *res, void *data)
     dispatch(fn);
 }
 
+/* fn's build could not be run: its calls get why. */
+static void function_build_failed(struct function *fn, const char *what, int err)
+{
+    fn->build = BUILD_FAILED;
+    char message[256];
+    snprintf(message, sizeof(message), "%s: %s", what, fl_strerror(err));
+    free(fn->build_log);
+    fn->build_log = fl_strndup(message, strlen(message));
+    fn_note(fn, NULL, "%s", message);
+    dispatch(fn);
+}
+
 static void function_build(struct function *fn)
 {
     struct fl_executor *ex = fn->ex;
@@ -1611,7 +1605,12 @@ static void function_build(struct function *fn)
         return;
     }
     char code_path[PATH_MAX];
-    snprintf(code_path, sizeof(code_path), "%s/code/sha256/%s", ex->data_dir, fn->spec.code_sha256);
+    int rc = fl_path_fmt(code_path, sizeof(code_path), "%s/code/sha256/%s", ex->data_dir,
+                         fn->spec.code_sha256);
+    if (rc < 0) {
+        function_build_failed(fn, "flint could not run the build", rc);
+        return;
+    }
     struct fl_build_input in = {.code_path = code_path,
                                 .code_sha256 = fn->spec.code_sha256,
                                 .code_filename = fn->spec.code_filename,
@@ -1632,16 +1631,10 @@ static void function_build(struct function *fn)
     ctx->fn = fn;
     ctx->gen = fn->build_gen;
     fn->build = BUILD_RUNNING;
-    int rc = fl_builder_build(ex->builder, &in, on_built, ctx);
+    rc = fl_builder_build(ex->builder, &in, on_built, ctx);
     if (rc < 0) {
         free(ctx);
-        fn->build = BUILD_FAILED;
-        char message[256];
-        snprintf(message, sizeof(message), "flint could not start the build: %s", fl_strerror(rc));
-        free(fn->build_log);
-        fn->build_log = fl_strndup(message, strlen(message));
-        fn_note(fn, NULL, "%s", message);
-        dispatch(fn);
+        function_build_failed(fn, "flint could not start the build", rc);
         return;
     }
     fn->builds_pending++;
@@ -1652,7 +1645,10 @@ static void function_build(struct function *fn)
 /* Every instance of fn (or of every function of env e) drains and stops. */
 static void drain_instances(struct function *fn, const char *why)
 {
-    for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+    {
+        struct instance *inst = INST_OF(q);
         inst->draining = true;
         if (inst->active == 0)
             instance_stop(inst, why);
@@ -1685,16 +1681,33 @@ static void function_timer_closed(uv_handle_t *h)
 static void function_maybe_free(struct function *fn)
 {
     bool gone = fn->removed || fn->ex->closing;
-    if (!gone || fn->instances != NULL || fn->builds_pending > 0 || fn->queue_head != NULL ||
-        uv_is_closing((uv_handle_t *)&fn->queue_timer))
+    if (!gone || !fl_queue_empty(&fn->instances) || fn->builds_pending > 0 ||
+        !fl_queue_empty(&fn->queue) || uv_is_closing((uv_handle_t *)&fn->queue_timer))
         return;
-    for (struct function **p = &fn->ex->fns; *p != NULL; p = &(*p)->next) {
-        if (*p == fn) {
-            *p = fn->next;
-            break;
-        }
-    }
+    fl_queue_remove(&fn->node);
     uv_close((uv_handle_t *)&fn->queue_timer, function_timer_closed);
+}
+
+/* Every generic instance of e's pool stops. */
+static void stop_pool(struct env *e, const char *why)
+{
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &e->pool)
+    {
+        instance_stop(INST_OF(q), why);
+    }
+}
+
+/* Every instance of every function of the environment name drains. */
+static void drain_environment(struct fl_executor *ex, const char *name, const char *why)
+{
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(q);
+        if (strcmp(fn->spec.environment, name) == 0)
+            drain_instances(fn, why);
+    }
 }
 
 int fl_executor_set_environment(struct fl_executor *ex, const char *name, int64_t revision,
@@ -1716,30 +1729,31 @@ int fl_executor_set_environment(struct fl_executor *ex, const char *name, int64_
         uv_timer_init(ex->loop, &e->refill_timer);
         e->refill_timer.data = e;
         ex->handles_open++;
-        e->next = ex->envs;
-        ex->envs = e;
+        fl_queue_init(&e->pool);
+        fl_queue_insert_head(&ex->envs, &e->node);
     } else {
         fl_env_spec_release(&e->spec);
-        for (struct instance *inst = e->pool, *next; inst != NULL; inst = next) {
-            next = inst->next;
-            instance_stop(inst, "its environment changed");
-        }
-        for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
-            if (strcmp(fn->spec.environment, name) == 0)
-                drain_instances(fn, "its environment changed");
+        stop_pool(e, "its environment changed");
+        drain_environment(ex, name, "its environment changed");
     }
     e->spec = *spec;
     e->revision = revision;
     e->failures = 0;
-    snprintf(e->runtime_dir, sizeof(e->runtime_dir), "%s/%s", ex->runtimes_dir,
-             fl_runtime_name(e->spec.runtime));
+    /* fl_executor_new() refused a runtimes directory too long for this */
+    if (fl_path_join(e->runtime_dir, sizeof(e->runtime_dir), ex->runtimes_dir,
+                     fl_runtime_name(e->spec.runtime)) < 0)
+        fl_log(FL_LOG_ERROR, "exec", "runtime directory name too long", "environment=%s", name);
     fl_log(FL_LOG_INFO, "exec", "environment", "name=%s revision=%lld runtime=%s poolsize=%lld",
            name, (long long)revision, fl_runtime_name(e->spec.runtime),
            (long long)e->spec.poolsize);
     pool_refill(e);
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(q);
         if (!fn->removed && strcmp(fn->spec.environment, name) == 0)
             function_build(fn);
+    }
     return 0;
 }
 
@@ -1750,22 +1764,11 @@ void fl_executor_remove_environment(struct fl_executor *ex, const char *name)
         return;
     e->removed = true;
     uv_timer_stop(&e->refill_timer);
-    for (struct instance *inst = e->pool, *next; inst != NULL; inst = next) {
-        next = inst->next;
-        instance_stop(inst, "its environment was deleted");
-    }
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
-        if (strcmp(fn->spec.environment, name) == 0)
-            drain_instances(fn, "its environment was deleted");
+    stop_pool(e, "its environment was deleted");
+    drain_environment(ex, name, "its environment was deleted");
     /* a new environment of this name is a new struct; this one goes with its
      * last instance */
-    for (struct env **p = &ex->envs; *p != NULL; p = &(*p)->next) {
-        if (*p == e) {
-            *p = e->next;
-            break;
-        }
-    }
-    e->next = NULL;
+    fl_queue_remove(&e->node);
     env_maybe_free(e);
 }
 
@@ -1788,8 +1791,9 @@ int fl_executor_set_function(struct fl_executor *ex, const char *name, int64_t r
         uv_timer_init(ex->loop, &fn->queue_timer);
         fn->queue_timer.data = fn;
         ex->handles_open++;
-        fn->next = ex->fns;
-        ex->fns = fn;
+        fl_queue_init(&fn->instances);
+        fl_queue_init(&fn->queue);
+        fl_queue_insert_head(&ex->fns, &fn->node);
     } else {
         drain_instances(fn, "replaced by a new revision");
         fl_fn_spec_release(&fn->spec);
@@ -1824,18 +1828,25 @@ static void on_tick(uv_timer_t *t)
 {
     struct fl_executor *ex = t->data;
     uint64_t now = now_ns();
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+    struct fl_queue *fq, *ftmp, *q, *tmp;
+    FL_QUEUE_FOREACH(fq, ftmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(fq);
         struct env *e = env_find(ex, fn->spec.environment);
         if (fn->removed || e == NULL)
             continue;
         size_t live = 0;
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
-            if (is_current(inst, fn, e))
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            if (is_current(INST_OF(q), fn, e))
                 live++;
+        }
         uint64_t idle_ns = (uint64_t)fn->spec.idle_timeout_ms * 1000000ULL;
         /* what calls started and left running (a daemon, a setsid'd child)
          * ends once no call runs on the instance any more */
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            struct instance *inst = INST_OF(q);
             int n = inst->state == INST_READY && inst->active == 0 && inst->sb != NULL
                         ? fl_sandbox_end_strays(inst->sb)
                         : 0;
@@ -1843,7 +1854,9 @@ static void on_tick(uv_timer_t *t)
                 fn_note(fn, inst, "ended %d process%s its calls left running", n,
                         n == 1 ? "" : "es");
         }
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            struct instance *inst = INST_OF(q);
             if (live <= (size_t)fn->spec.min_scale)
                 break;
             if (inst->state == INST_READY && inst->active == 0 && is_current(inst, fn, e) &&
@@ -1864,12 +1877,18 @@ static void on_tick(uv_timer_t *t)
 static size_t builds_in_use(struct fl_executor *ex, const char **out, size_t max)
 {
     size_t n = 0;
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+    struct fl_queue *fq, *ftmp, *q, *tmp;
+    FL_QUEUE_FOREACH(fq, ftmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(fq);
         if (!fn->removed && fn->build_key[0] != '\0' && n < max)
             out[n++] = fn->build_key;
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            struct instance *inst = INST_OF(q);
             if (inst->build_key[0] != '\0' && n < max)
                 out[n++] = inst->build_key;
+        }
     }
     return n;
 }
@@ -1878,9 +1897,13 @@ static size_t builds_in_use(struct fl_executor *ex, const char **out, size_t max
 static size_t code_in_use(struct fl_executor *ex, const char **out, size_t max)
 {
     size_t n = 0;
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(q);
         if (!fn->removed && n < max)
             out[n++] = fn->spec.code_sha256;
+    }
     return n;
 }
 
@@ -1891,8 +1914,11 @@ typedef size_t (*in_use_list_fn)(struct fl_executor *ex, const char **out, size_
 static size_t in_use_max(const struct fl_executor *ex)
 {
     size_t max = 2 * (size_t)ex->instances_alive + 64;
-    for (const struct function *fn = ex->fns; fn != NULL; fn = fn->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
         max += 2;
+    }
     return max;
 }
 
@@ -1968,14 +1994,18 @@ static int sweep(struct fl_executor *ex, const char *sub, in_use_list_fn list, u
     if (keep == NULL)
         return FL_ENOMEM;
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof(dir), "%s/%s", ex->data_dir, sub);
+    int rc = fl_path_join(dir, sizeof(dir), ex->data_dir, sub);
+    if (rc < 0) {
+        free(keep);
+        return rc;
+    }
     struct fl_sweep_spec spec = {.dir = dir,
                                  .keep = keep,
                                  .nkeep = list(ex, keep, max),
                                  .grace_ms = grace_ms,
                                  .in_use = in_use,
                                  .data = ex};
-    int rc = spec.nkeep == max ? FL_ETOOBIG : fl_sweep_start(ex->loop, &spec, cb, ex);
+    rc = spec.nkeep == max ? FL_ETOOBIG : fl_sweep_start(ex->loop, &spec, cb, ex);
     free(keep);
     if (rc == 0)
         ex->work_pending++;
@@ -2014,8 +2044,11 @@ static json_t *instance_json(const struct instance *inst)
 static json_t *function_json(const struct function *fn, bool with_log)
 {
     json_t *instances = json_array();
-    for (const struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
-        json_array_append_new(instances, instance_json(inst));
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+    {
+        json_array_append_new(instances, instance_json(INST_OF(q)));
+    }
     json_t *j =
         json_pack("{s:s,s:I,s:s,s:s,s:o,s:I,s:I,s:I,s:I}", "name", fn->name, "revision",
                   (json_int_t)fn->revision, "environment", fn->spec.environment, "build",
@@ -2032,15 +2065,21 @@ static json_t *function_json(const struct function *fn, bool with_log)
 json_t *fl_executor_status(struct fl_executor *ex)
 {
     json_t *envs = json_array(), *fns = json_array();
-    for (struct env *e = ex->envs; e != NULL; e = e->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->envs)
+    {
+        const struct env *e = ENV_OF(q);
         json_array_append_new(envs, json_pack("{s:s,s:I,s:s,s:{s:I,s:i,s:i}}", "name", e->name,
                                               "revision", (json_int_t)e->revision, "runtime",
                                               fl_runtime_name(e->spec.runtime), "pool", "size",
                                               (json_int_t)e->spec.poolsize, "ready", e->pool_idle,
                                               "starting", e->pool_starting));
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next)
-        if (!fn->removed)
-            json_array_append_new(fns, function_json(fn, false));
+    }
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
+        if (!FN_OF(q)->removed)
+            json_array_append_new(fns, function_json(FN_OF(q), false));
+    }
     return json_pack("{s:o,s:o}", "environments", envs, "functions", fns);
 }
 
@@ -2059,12 +2098,17 @@ void fl_executor_update_metrics(struct fl_executor *ex)
     struct fl_metric *pool =
         fl_metrics_gauge(metrics, "flint_pool_instances",
                          "Generic instances of each environment's warm pool.", 2, env_labels);
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+    struct fl_queue *fq, *ftmp, *q, *tmp;
+    FL_QUEUE_FOREACH(fq, ftmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(fq);
         if (fn->removed)
             continue;
         int counts[INST_STOPPING + 1] = {0};
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next)
-            counts[inst->state]++;
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            counts[INST_OF(q)->state]++;
+        }
         for (int st = INST_STARTING; st <= INST_STOPPING; st++) {
             if (st == INST_IDLE)
                 continue; /* a function's instances are never idle generics */
@@ -2074,7 +2118,9 @@ void fl_executor_update_metrics(struct fl_executor *ex)
         const char *values[] = {fn->name};
         fl_metric_set(queued, values, (double)fn->queued);
     }
-    for (struct env *e = ex->envs; e != NULL; e = e->next) {
+    FL_QUEUE_FOREACH(q, tmp, &ex->envs)
+    {
+        const struct env *e = ENV_OF(q);
         const char *ready[] = {e->name, "ready"}, *starting[] = {e->name, "starting"};
         fl_metric_set(pool, ready, e->pool_idle);
         fl_metric_set(pool, starting, e->pool_starting);
@@ -2090,11 +2136,14 @@ json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)
 /* ---- life ---- */
 
 #define TMP_RUN_PREFIX "/tmp/flint-run-"
+/* what the executor adds to the data and runtimes directories' names at
+ * most (code/sha256/<64 hex>, run-dir, a runtime's name) */
+#define DIR_ROOM 128
 
 /* DATA/run-dir: names the run directory under /tmp, while there is one. */
-static void run_dir_note(const char *data_dir, char *out, size_t size)
+static int run_dir_note(const char *data_dir, char *out, size_t size)
 {
-    snprintf(out, size, "%s/run-dir", data_dir);
+    return fl_path_join(out, size, data_dir, "run-dir");
 }
 
 /* Remove the run directory an earlier flintd of this data directory made
@@ -2103,7 +2152,8 @@ static void run_dir_note(const char *data_dir, char *out, size_t size)
 static void remove_old_tmp_run_dir(const char *data_dir)
 {
     char note[PATH_MAX];
-    run_dir_note(data_dir, note, sizeof(note));
+    if (run_dir_note(data_dir, note, sizeof(note)) < 0)
+        return;
     struct fl_buf old;
     fl_buf_init(&old, 256);
     struct stat st;
@@ -2120,7 +2170,9 @@ static void remove_old_tmp_run_dir(const char *data_dir)
 static int make_run_dir(struct fl_executor *ex)
 {
     /* a socket path must fit in sun_path (108): DIR/run/<hex>/s */
-    snprintf(ex->run_dir, sizeof(ex->run_dir), "%s/run", ex->data_dir);
+    int rc = fl_path_join(ex->run_dir, sizeof(ex->run_dir), ex->data_dir, "run");
+    if (rc < 0)
+        return rc;
     fl_remove_tree(ex->run_dir); /* left by an earlier flintd */
     remove_old_tmp_run_dir(ex->data_dir);
     if (strlen(ex->run_dir) + 24 > 100) {
@@ -2130,8 +2182,8 @@ static int make_run_dir(struct fl_executor *ex)
         fl_strlcpy(ex->run_dir, tmpl, sizeof(ex->run_dir));
         /* so that the next flintd can remove it if this one is killed */
         char note[PATH_MAX];
-        run_dir_note(ex->data_dir, note, sizeof(note));
-        return fl_file_write_atomic(note, tmpl, strlen(tmpl));
+        rc = run_dir_note(ex->data_dir, note, sizeof(note));
+        return rc < 0 ? rc : fl_file_write_atomic(note, tmpl, strlen(tmpl));
     }
     if (mkdir(ex->run_dir, 0700) != 0)
         return -errno;
@@ -2144,6 +2196,9 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     if (ex == NULL)
         return FL_ENOMEM;
     ex->loop = loop;
+    fl_queue_init(&ex->envs);
+    fl_queue_init(&ex->fns);
+    fl_queue_init(&ex->early);
     ex->cfg = *cfg;
     ex->mode = *cfg->mode;
     ex->cfg.mode = &ex->mode;
@@ -2151,9 +2206,14 @@ int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg, struc
     fl_strlcpy(ex->runtimes_dir, cfg->runtimes_dir, sizeof(ex->runtimes_dir));
     ex->cfg.data_dir = ex->data_dir;
     ex->cfg.runtimes_dir = ex->runtimes_dir;
-    int rc = make_run_dir(ex);
     char builds[PATH_MAX + 16];
-    snprintf(builds, sizeof(builds), "%s/builds", ex->data_dir);
+    /* every path the executor makes below these must fit PATH_MAX */
+    int rc = strlen(cfg->data_dir) + DIR_ROOM >= sizeof(ex->data_dir) ||
+                     strlen(cfg->runtimes_dir) + DIR_ROOM >= sizeof(ex->runtimes_dir)
+                 ? -ENAMETOOLONG
+                 : make_run_dir(ex);
+    if (rc == 0)
+        rc = fl_path_join(builds, sizeof(builds), ex->data_dir, "builds");
     struct fl_builder_config bcfg;
     fl_builder_config_init(&bcfg);
     bcfg.dir = builds;
@@ -2200,8 +2260,8 @@ static void client_closed(void *data)
     fl_remove_tree(ex->run_dir);
     if (strncmp(ex->run_dir, TMP_RUN_PREFIX, strlen(TMP_RUN_PREFIX)) == 0) {
         char note[PATH_MAX];
-        run_dir_note(ex->data_dir, note, sizeof(note));
-        unlink(note);
+        if (run_dir_note(ex->data_dir, note, sizeof(note)) == 0)
+            unlink(note);
     }
     free(ex);
     if (done)
@@ -2239,14 +2299,15 @@ static void close_step(struct fl_executor *ex)
     }
     if (ex->builder != NULL)
         return; /* its running builds are stopping */
-    for (struct function *fn = ex->fns, *next; fn != NULL; fn = next) {
-        next = fn->next;
-        function_maybe_free(fn);
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &ex->fns)
+    {
+        function_maybe_free(FN_OF(q));
     }
-    for (struct env *e = ex->envs, *next; e != NULL; e = next) {
-        next = e->next;
-        e->removed = true;
-        env_maybe_free(e);
+    FL_QUEUE_FOREACH(q, tmp, &ex->envs)
+    {
+        ENV_OF(q)->removed = true;
+        env_maybe_free(ENV_OF(q));
     }
     if (ex->handles_open > 0 || ex->client == NULL)
         return;
@@ -2260,18 +2321,24 @@ void fl_executor_close(struct fl_executor *ex, void (*done)(void *data), void *d
     ex->closing = true;
     ex->done = done;
     ex->done_data = data;
-    for (struct function *fn = ex->fns; fn != NULL; fn = fn->next) {
+    struct fl_queue *fq, *ftmp, *q, *tmp, *first;
+    FL_QUEUE_FOREACH(fq, ftmp, &ex->fns)
+    {
+        struct function *fn = FN_OF(fq);
         fail_queue(fn, 503, "stopping", "flintd is stopping");
-        for (struct instance *inst = fn->instances; inst != NULL; inst = inst->next) {
-            while (inst->inflight != NULL && inst->inflight->call != NULL)
-                fl_http_client_cancel(inst->inflight->call); /* answers 503 */
+        FL_QUEUE_FOREACH(q, tmp, &fn->instances)
+        {
+            struct instance *inst = INST_OF(q);
+            while ((first = fl_queue_first(&inst->inflight)) != NULL && INV_OF(first)->call != NULL)
+                fl_http_client_cancel(INV_OF(first)->call); /* answers 503 */
             instance_stop(inst, "flintd is stopping");
         }
     }
-    for (struct env *e = ex->envs; e != NULL; e = e->next) {
+    FL_QUEUE_FOREACH(fq, ftmp, &ex->envs)
+    {
+        struct env *e = ENV_OF(fq);
         uv_timer_stop(&e->refill_timer);
-        for (struct instance *inst = e->pool; inst != NULL; inst = inst->next)
-            instance_stop(inst, "flintd is stopping");
+        stop_pool(e, "flintd is stopping");
     }
     close_step(ex);
 }

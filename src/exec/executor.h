@@ -81,7 +81,8 @@ struct fl_executor_config {
 void fl_executor_config_init(struct fl_executor_config *cfg);
 
 /* A new executor. 0 or a negative error (the run directory could not be
- * made, FL_ENOMEM). */
+ * made, FL_ENOMEM, -ENAMETOOLONG: the data or runtimes directory's name is
+ * too long for the paths made under it). */
 int fl_executor_new(uv_loop_t *loop, const struct fl_executor_config *cfg,
                     struct fl_executor **out);
 

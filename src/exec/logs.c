@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/queue.h"
 #include "base/str.h"
 #include "exec/spec.h"
 
@@ -26,7 +27,7 @@ struct open_file {
 };
 
 struct fl_log_follower {
-    struct fl_log_follower *next;
+    struct fl_queue node; /* in lb->followers */
     char function[FL_NAME_MAX + 1];
     fl_log_follow_cb cb;
     void *data;
@@ -37,8 +38,8 @@ struct fl_logbook {
     size_t max_bytes;
     struct open_file files[MAX_OPEN_FILES];
     uint64_t clock;
-    struct fl_log_follower *followers;
-    char *scratch; /* SCRATCH_BYTES: the line being written */
+    struct fl_queue followers; /* struct fl_log_follower, newest first */
+    char *scratch;             /* SCRATCH_BYTES: the line being written */
 };
 
 static bool valid_function(const char *function)
@@ -62,6 +63,7 @@ int fl_logbook_open(const char *dir, size_t max_bytes, struct fl_logbook **out)
         return FL_EINVAL;
     }
     lb->max_bytes = max_bytes < 4096 ? 4096 : max_bytes;
+    fl_queue_init(&lb->followers);
     lb->scratch = malloc(SCRATCH_BYTES);
     if (lb->scratch == NULL) {
         free(lb);
@@ -80,19 +82,22 @@ void fl_logbook_close(struct fl_logbook *lb)
     for (int i = 0; i < MAX_OPEN_FILES; i++)
         if (lb->files[i].fd >= 0)
             close(lb->files[i].fd);
-    while (lb->followers != NULL) {
-        struct fl_log_follower *f = lb->followers;
-        lb->followers = f->next;
-        free(f);
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &lb->followers)
+    {
+        fl_queue_remove(q);
+        free(FL_QUEUE_DATA(q, struct fl_log_follower, node));
     }
     free(lb->scratch);
     free(lb);
 }
 
+/* The log file of function (fl_logbook_open() left room for the longest
+ * name; were it too long, out would be "", which names no file). */
 static void log_path(const struct fl_logbook *lb, const char *function, const char *suffix,
                      char *out, size_t size)
 {
-    snprintf(out, size, "%s/%s.log%s", lb->dir, function, suffix);
+    (void)fl_path_fmt(out, size, "%s/%s.log%s", lb->dir, function, suffix);
 }
 
 static void close_slot(struct open_file *f)
@@ -343,9 +348,13 @@ int fl_logbook_append(struct fl_logbook *lb, const struct fl_log_line *line)
     if (rc < 0)
         return rc == FL_EINVAL ? FL_ENOMEM : rc;
     const char *text = lb->scratch;
-    for (struct fl_log_follower *f = lb->followers; f != NULL; f = f->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &lb->followers)
+    {
+        struct fl_log_follower *f = FL_QUEUE_DATA(q, struct fl_log_follower, node);
         if (strcmp(f->function, line->function) == 0)
             f->cb(f->data, text, len);
+    }
 
     struct open_file *file = file_for(lb, line->function);
     if (file != NULL && file->size + len > lb->max_bytes / 2 && file->size > 0) {
@@ -414,21 +423,15 @@ int fl_logbook_follow(struct fl_logbook *lb, const char *function, fl_log_follow
     fl_strlcpy(f->function, function, sizeof(f->function));
     f->cb = cb;
     f->data = data;
-    f->next = lb->followers;
-    lb->followers = f;
+    fl_queue_insert_head(&lb->followers, &f->node);
     *out = f;
     return 0;
 }
 
 void fl_logbook_unfollow(struct fl_logbook *lb, struct fl_log_follower *f)
 {
-    for (struct fl_log_follower **p = &lb->followers; *p != NULL; p = &(*p)->next) {
-        if (*p == f) {
-            *p = f->next;
-            free(f);
-            return;
-        }
-    }
+    fl_queue_remove(&f->node);
+    free(f);
 }
 
 int fl_logbook_remove(struct fl_logbook *lb, const char *function)

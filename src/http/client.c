@@ -13,10 +13,11 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/queue.h"
 #include "base/str.h"
+#include "http/parse.h"
 
 #include <http_parser.h>
-#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +31,13 @@ enum conn_state { CONN_CONNECTING, CONN_BUSY, CONN_IDLE, CONN_CLOSING };
 struct target;
 struct conn;
 
-struct header_index {
-    size_t name_off, name_len, value_off, value_len;
-};
-
 struct fl_http_call {
     struct fl_http_client *client;
     struct target *target;
     struct conn *conn;
-    struct fl_http_call *prev, *next; /* in the target's queue */
-    struct fl_http_call *conn_next;   /* in its connection's calls, in order */
+    /* in its target's queue while CALL_QUEUED, in its connection's calls
+     * (in order) while CALL_ACTIVE */
+    struct fl_queue node;
     enum call_state state;
     struct fl_buf request; /* serialized, written whole */
     bool idempotent;
@@ -56,11 +54,9 @@ struct fl_http_call {
     void *data;
     /* the response */
     int status;
-    struct fl_buf store; /* header names and values, NUL-terminated */
-    struct header_index *index;
-    size_t nindex, index_cap;
+    struct fl_buf store;          /* header names and values, NUL-terminated */
+    struct fl_http_fields fields; /* the headers, in store */
     struct fl_http_header *headers;
-    bool in_value;
     bool headers_done;
     bool complete;
     int error; /* set by a parser callback: FL_ETOOBIG, FL_ECANCELED... */
@@ -86,15 +82,14 @@ struct conn {
     uv_timer_t timer;
     struct fl_http_client *client;
     struct target *target;
-    struct conn *idle_next;             /* in the target's idle list */
-    struct conn *all_prev, *all_next;   /* in the client's list of connections */
-    struct conn *pipe_prev, *pipe_next; /* in the target's pipelined connections */
-    struct conn *dirty_next;            /* in the client's list of connections to flush */
-    bool stream_open;                   /* the stream handle was initialized */
-    bool pipelined;                     /* in the target's pipes list */
-    bool dirty;                         /* in the client's dirty list */
+    struct fl_queue idle_link;  /* in the target's idle list */
+    struct fl_queue all_link;   /* in the client's list of connections */
+    struct fl_queue pipe_link;  /* in the target's pipelined connections (pipelined) */
+    struct fl_queue dirty_link; /* in the client's list of connections to flush */
+    bool stream_open;           /* the stream handle was initialized */
     enum conn_state state;
-    struct fl_http_call *first, *last, *unsent;
+    struct fl_queue calls;       /* struct fl_http_call, in order: the first is being answered */
+    struct fl_http_call *unsent; /* the first of calls not written yet, or NULL */
     unsigned ncalls;
     uint64_t armed; /* the deadline the timer is set for while busy; 0: none */
     http_parser parser;
@@ -106,14 +101,13 @@ struct conn {
 struct target {
     struct target *next; /* in its hash bucket */
     char *key;
-    bool is_unix;
-    struct sockaddr_storage addr;
-    struct conn *idle; /* idle connections, most recent first */
+    struct fl_http_addr addr; /* a path into key for a Unix socket */
+    struct fl_queue idle;     /* idle connections, most recent first */
     unsigned nidle;
-    unsigned nconns;    /* open or opening */
-    struct conn *pipes; /* connections carrying pipelined calls */
+    unsigned nconns;       /* open or opening */
+    struct fl_queue pipes; /* connections carrying pipelined calls */
     unsigned npipes;
-    struct fl_http_call *queue_head, *queue_tail;
+    struct fl_queue queue; /* struct fl_http_call waiting for a connection, oldest first */
     unsigned nqueued;
 };
 
@@ -123,8 +117,8 @@ struct fl_http_client {
     struct target *buckets[NBUCKETS];
     http_parser_settings settings;
     char read_buffer[READ_BUFFER_SIZE];
-    struct conn *conns; /* every connection not yet freed */
-    struct conn *dirty; /* connections with pipelined calls to write */
+    struct fl_queue conns; /* every connection not yet freed */
+    struct fl_queue dirty; /* connections with calls to write, newest first */
     uv_check_t flush_check;
     uv_prepare_t flush_prepare;
     bool closing;
@@ -147,6 +141,9 @@ void fl_http_client_config_init(struct fl_http_client_config *cfg)
     cfg->max_response_bytes = 16u << 20;
 }
 
+#define CALL_OF(q)        FL_QUEUE_DATA(q, struct fl_http_call, node)
+#define CONN_OF(q, field) FL_QUEUE_DATA(q, struct conn, field)
+
 static void call_start(struct fl_http_call *call, bool fresh_connection);
 static void pump_queue(struct target *t);
 static void conn_close(struct conn *c);
@@ -161,35 +158,6 @@ static unsigned hash_key(const char *s)
     return h % NBUCKETS;
 }
 
-static int parse_target(struct target *t, const char *key)
-{
-    if (fl_str_has_prefix(key, "unix:")) {
-        size_t n = strlen(key + 5);
-        if (n == 0 || n >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return FL_EINVAL;
-        t->is_unix = true;
-        return 0;
-    }
-    char host[256];
-    const char *colon = strrchr(key, ':');
-    int64_t port;
-    if (colon == NULL || fl_parse_i64(colon + 1, 1, 65535, &port) < 0)
-        return FL_EINVAL;
-    size_t n = (size_t)(colon - key);
-    if (n == 0 || n >= sizeof(host))
-        return FL_EINVAL;
-    if (key[0] == '[') {
-        if (n < 3 || key[n - 1] != ']')
-            return FL_EINVAL;
-        memcpy(host, key + 1, n - 2);
-        host[n - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&t->addr) == 0 ? 0 : FL_EINVAL;
-    }
-    memcpy(host, key, n);
-    host[n] = '\0';
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&t->addr) == 0 ? 0 : FL_EINVAL;
-}
-
 static struct target *target_get(struct fl_http_client *client, const char *key, int *err)
 {
     unsigned b = hash_key(key);
@@ -201,10 +169,12 @@ static struct target *target_get(struct fl_http_client *client, const char *key,
         *err = FL_ENOMEM;
         return NULL;
     }
-    *err = parse_target(t, key);
+    fl_queue_init(&t->idle);
+    fl_queue_init(&t->pipes);
+    fl_queue_init(&t->queue);
     t->key = fl_strndup(key, strlen(key));
-    if (*err < 0 || t->key == NULL) {
-        *err = *err < 0 ? *err : FL_ENOMEM;
+    *err = t->key != NULL ? fl_http_addr_parse(t->key, 0, &t->addr) : FL_ENOMEM;
+    if (*err < 0) {
         free(t->key);
         free(t);
         return NULL;
@@ -229,7 +199,7 @@ static void call_free(struct fl_http_call *call)
     fl_buf_release(&call->request);
     fl_buf_release(&call->store);
     fl_buf_release(&call->body);
-    free(call->index);
+    fl_http_fields_release(&call->fields);
     free(call->headers);
     free(call);
 }
@@ -239,10 +209,9 @@ static void response_reset(struct fl_http_call *call)
     call->status = 0;
     fl_buf_reset(&call->store);
     fl_buf_reset(&call->body);
-    call->nindex = 0;
+    fl_http_fields_reset(&call->fields);
     free(call->headers);
     call->headers = NULL;
-    call->in_value = false;
     call->headers_done = false;
     call->complete = false;
     call->error = 0;
@@ -261,18 +230,6 @@ const char *fl_http_client_header(const struct fl_http_client_response *resp, co
     return NULL;
 }
 
-static void build_headers(struct fl_http_call *call)
-{
-    const char *base = call->store.data;
-    for (size_t i = 0; i < call->nindex; i++) {
-        struct header_index *h = &call->index[i];
-        call->headers[i].name = base + h->name_off;
-        call->headers[i].name_len = h->name_len;
-        call->headers[i].value = h->value_off ? base + h->value_off : "";
-        call->headers[i].value_len = h->value_len;
-    }
-}
-
 /* Run the user's callback (unless it ran when the call was detached). */
 static void call_notify(struct fl_http_call *call, int err)
 {
@@ -281,7 +238,7 @@ static void call_notify(struct fl_http_call *call, int err)
         memset(&resp, 0, sizeof(resp));
         resp.status = call->status;
         resp.headers = call->headers;
-        resp.nheaders = call->nindex;
+        resp.nheaders = call->fields.n;
         if (call->on_body == NULL) {
             resp.body = call->body.data ? call->body.data : "";
             resp.body_len = call->body.len;
@@ -301,28 +258,14 @@ static void call_finish(struct fl_http_call *call, int err)
 
 static void queue_remove(struct target *t, struct fl_http_call *call)
 {
-    if (call->prev != NULL)
-        call->prev->next = call->next;
-    else
-        t->queue_head = call->next;
-    if (call->next != NULL)
-        call->next->prev = call->prev;
-    else
-        t->queue_tail = call->prev;
-    call->prev = call->next = NULL;
+    fl_queue_remove(&call->node);
     t->nqueued--;
 }
 
 static void queue_push(struct target *t, struct fl_http_call *call)
 {
     call->state = CALL_QUEUED;
-    call->prev = t->queue_tail;
-    call->next = NULL;
-    if (t->queue_tail != NULL)
-        t->queue_tail->next = call;
-    else
-        t->queue_head = call;
-    t->queue_tail = call;
+    fl_queue_insert_tail(&t->queue, &call->node);
     t->nqueued++;
 }
 
@@ -353,12 +296,7 @@ static void conn_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     struct fl_http_client *client = c->client;
-    if (c->all_prev != NULL)
-        c->all_prev->all_next = c->all_next;
-    else
-        client->conns = c->all_next;
-    if (c->all_next != NULL)
-        c->all_next->all_prev = c->all_prev;
+    fl_queue_remove(&c->all_link);
     free(c);
     client->handles_open--;
     client_maybe_free(client);
@@ -366,78 +304,56 @@ static void conn_handle_closed(uv_handle_t *h)
 
 static void idle_remove(struct conn *c)
 {
-    struct target *t = c->target;
-    for (struct conn **p = &t->idle; *p != NULL; p = &(*p)->idle_next) {
-        if (*p == c) {
-            *p = c->idle_next;
-            c->idle_next = NULL;
-            t->nidle--;
-            return;
-        }
-    }
+    if (!fl_queue_linked(&c->idle_link))
+        return;
+    fl_queue_remove(&c->idle_link);
+    c->target->nidle--;
+}
+
+static bool is_pipelined(const struct conn *c)
+{
+    return fl_queue_linked(&c->pipe_link);
 }
 
 static void pipe_add(struct conn *c)
 {
-    struct target *t = c->target;
-    c->pipelined = true;
-    c->pipe_prev = NULL;
-    c->pipe_next = t->pipes;
-    if (t->pipes != NULL)
-        t->pipes->pipe_prev = c;
-    t->pipes = c;
-    t->npipes++;
+    fl_queue_insert_head(&c->target->pipes, &c->pipe_link);
+    c->target->npipes++;
 }
 
 static void pipe_remove(struct conn *c)
 {
-    struct target *t = c->target;
-    if (!c->pipelined)
+    if (!is_pipelined(c))
         return;
-    if (c->pipe_prev != NULL)
-        c->pipe_prev->pipe_next = c->pipe_next;
-    else
-        t->pipes = c->pipe_next;
-    if (c->pipe_next != NULL)
-        c->pipe_next->pipe_prev = c->pipe_prev;
-    c->pipe_prev = c->pipe_next = NULL;
-    c->pipelined = false;
-    t->npipes--;
+    fl_queue_remove(&c->pipe_link);
+    c->target->npipes--;
 }
 
 static void dirty_add(struct conn *c)
 {
-    if (c->dirty)
-        return;
-    c->dirty = true;
-    c->dirty_next = c->client->dirty;
-    c->client->dirty = c;
+    if (!fl_queue_linked(&c->dirty_link))
+        fl_queue_insert_head(&c->client->dirty, &c->dirty_link);
 }
 
-static void dirty_remove(struct conn *c)
+/* The call c is answering (the first of its calls), or NULL. */
+static struct fl_http_call *conn_first(const struct conn *c)
 {
-    if (!c->dirty)
-        return;
-    for (struct conn **p = &c->client->dirty; *p != NULL; p = &(*p)->dirty_next) {
-        if (*p == c) {
-            *p = c->dirty_next;
-            break;
-        }
-    }
-    c->dirty = false;
-    c->dirty_next = NULL;
+    struct fl_queue *q = fl_queue_first(&c->calls);
+    return q != NULL ? CALL_OF(q) : NULL;
+}
+
+/* The call after call on c, or NULL. */
+static struct fl_http_call *conn_next(const struct conn *c, const struct fl_http_call *call)
+{
+    struct fl_queue *q = fl_queue_next(&c->calls, &call->node);
+    return q != NULL ? CALL_OF(q) : NULL;
 }
 
 static void conn_push(struct conn *c, struct fl_http_call *call)
 {
     call->state = CALL_ACTIVE;
     call->conn = c;
-    call->conn_next = NULL;
-    if (c->last != NULL)
-        c->last->conn_next = call;
-    else
-        c->first = call;
-    c->last = call;
+    fl_queue_insert_tail(&c->calls, &call->node);
     if (c->unsent == NULL)
         c->unsent = call;
     c->ncalls++;
@@ -445,31 +361,25 @@ static void conn_push(struct conn *c, struct fl_http_call *call)
 
 static void conn_unlink(struct conn *c, struct fl_http_call *call)
 {
-    struct fl_http_call *prev = NULL;
-    struct fl_http_call **p = &c->first;
-    while (*p != call) {
-        prev = *p;
-        p = &(*p)->conn_next;
-    }
-    *p = call->conn_next;
-    if (c->last == call)
-        c->last = prev;
     if (c->unsent == call)
-        c->unsent = call->conn_next;
-    call->conn_next = NULL;
+        c->unsent = conn_next(c, call);
+    fl_queue_remove(&call->node);
     call->conn = NULL;
     c->ncalls--;
 }
 
-/* Take c's calls off it, in order (they point to no connection). */
-static struct fl_http_call *conn_take_calls(struct conn *c)
+/* Take c's calls off it into calls (an empty head), in order; they point
+ * to no connection. */
+static void conn_take_calls(struct conn *c, struct fl_queue *calls)
 {
-    struct fl_http_call *calls = c->first;
-    for (struct fl_http_call *call = calls; call != NULL; call = call->conn_next)
-        call->conn = NULL;
-    c->first = c->last = c->unsent = NULL;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &c->calls)
+    {
+        CALL_OF(q)->conn = NULL;
+    }
+    fl_queue_append(calls, &c->calls);
+    c->unsent = NULL;
     c->ncalls = 0;
-    return calls;
 }
 
 /* Close c; its calls must have been taken off it. */
@@ -480,7 +390,7 @@ static void conn_close(struct conn *c)
     if (c->state == CONN_IDLE)
         idle_remove(c);
     pipe_remove(c);
-    dirty_remove(c);
+    fl_queue_remove(&c->dirty_link);
     c->state = CONN_CLOSING;
     c->target->nconns--;
     if (c->stream_open)
@@ -496,12 +406,15 @@ static void conn_fail(struct conn *c, int err)
     struct target *t = c->target;
     struct fl_http_client *client = c->client;
     bool reused = c->reused, got_bytes = c->got_bytes;
-    struct fl_http_call *calls = conn_take_calls(c);
+    struct fl_queue calls, *q;
+    fl_queue_init(&calls);
+    conn_take_calls(c, &calls);
     conn_close(c);
-    for (struct fl_http_call *call = calls, *next; call != NULL; call = next) {
-        next = call->conn_next;
-        call->conn_next = NULL;
-        bool first = call == calls;
+    /* each call leaves the list before anything is done with it: it may go
+     * on another connection or the queue, and callbacks run */
+    for (bool first = true; (q = fl_queue_first(&calls)) != NULL; first = false) {
+        struct fl_http_call *call = CALL_OF(q);
+        fl_queue_remove(q);
         if (call->detached) {
             call_free(call);
         } else if (client->closing) {
@@ -535,7 +448,7 @@ static void on_timer(uv_timer_t *timer);
 static void conn_arm_timer(struct conn *c)
 {
     uint64_t due = 0;
-    for (struct fl_http_call *call = c->first; call != c->unsent; call = call->conn_next)
+    for (struct fl_http_call *call = conn_first(c); call != c->unsent; call = conn_next(c, call))
         if (due == 0 || call->deadline < due)
             due = call->deadline;
     if (due == 0) {
@@ -561,8 +474,7 @@ static void conn_idle(struct conn *c)
     }
     c->state = CONN_IDLE;
     c->armed = 0;
-    c->idle_next = t->idle;
-    t->idle = c;
+    fl_queue_insert_head(&t->idle, &c->idle_link);
     t->nidle++;
     uv_timer_start(&c->timer, on_timer, c->client->cfg.idle_timeout_ms, 0);
 }
@@ -578,7 +490,8 @@ static void on_timer(uv_timer_t *timer)
         uint64_t now = uv_now(c->client->loop);
         c->armed = 0;
         bool expired = false;
-        for (struct fl_http_call *call = c->first; call != c->unsent; call = call->conn_next) {
+        for (struct fl_http_call *call = conn_first(c); call != c->unsent;
+             call = conn_next(c, call)) {
             if (call->deadline <= now) {
                 call->timed_out = true;
                 expired = true;
@@ -611,9 +524,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     struct target *t = c->target;
     if (nread == 0 || c->state == CONN_CLOSING)
         return;
-    if (c->state != CONN_BUSY || c->first == NULL || !c->first->written) {
+    struct fl_http_call *first = conn_first(c);
+    if (c->state != CONN_BUSY || first == NULL || !first->written) {
         /* an idle connection the server closed, or bytes nobody asked for */
-        if (c->first == NULL)
+        if (first == NULL)
             conn_close(c);
         else
             conn_fail(c, nread < 0 ? FL_ESENT : FL_EPROTO);
@@ -621,7 +535,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         /* EOF ends a response that runs until close; anything else fails */
-        struct fl_http_call *call = c->first;
+        struct fl_http_call *call = first;
         if (nread == UV_EOF && c->got_bytes)
             http_parser_execute(&c->parser, &c->client->settings, NULL, 0);
         if (!call->complete) {
@@ -637,7 +551,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     size_t len = (size_t)nread;
     c->got_bytes = true;
     for (;;) {
-        struct fl_http_call *call = c->first;
+        struct fl_http_call *call = conn_first(c);
         size_t done = http_parser_execute(&c->parser, &c->client->settings, data, len);
         if (!call->complete) {
             if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK)
@@ -651,18 +565,19 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_unlink(c, call);
         c->reused = true;
         c->got_bytes = len > 0;
-        bool next_written = c->first != NULL && c->first->written;
+        struct fl_http_call *next = conn_first(c);
+        bool next_written = next != NULL && next->written;
         if (!keep || (len > 0 && !next_written)) {
             /* closing, or bytes past the last response: trust nothing more */
             if (!keep) {
                 /* A server that answers "close" processes nothing after
                  * that answer (RFC 9112, 9.6): the calls behind it were
                  * not acted on, and go out again on another connection. */
-                for (struct fl_http_call *next = c->first; next != NULL; next = next->conn_next)
-                    next->written = false;
-                c->unsent = c->first;
+                for (struct fl_http_call *n = next; n != NULL; n = conn_next(c, n))
+                    n->written = false;
+                c->unsent = next;
             }
-            if (c->first != NULL)
+            if (next != NULL)
                 conn_fail(c, keep ? FL_EPROTO : FL_ESENT);
             else
                 conn_close(c);
@@ -673,14 +588,16 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         call_finish(call, 0); /* may cancel calls or close the client */
         if (c->state == CONN_CLOSING)
             return;
-        if (c->first == NULL) {
+        next = conn_first(c);
+        if (next == NULL) {
             conn_idle(c);
             pump_queue(t);
             return;
         }
         conn_arm_timer(c);
         pump_queue(t); /* there is room on c now */
-        if (len == 0 || c->state == CONN_CLOSING || c->first == NULL || !c->first->written)
+        next = conn_first(c);
+        if (len == 0 || c->state == CONN_CLOSING || next == NULL || !next->written)
             return;
     }
 }
@@ -702,7 +619,7 @@ static void conn_write_unsent(struct conn *c)
     while (c->unsent != NULL && c->state == CONN_BUSY) {
         uv_buf_t bufs[WRITE_BATCH];
         unsigned n = 0;
-        for (; c->unsent != NULL && n < WRITE_BATCH; c->unsent = c->unsent->conn_next) {
+        for (; c->unsent != NULL && n < WRITE_BATCH; c->unsent = conn_next(c, c->unsent)) {
             struct fl_http_call *call = c->unsent;
             bufs[n++] = uv_buf_init(call->request.data, (unsigned)call->request.len);
             call->written = true;
@@ -747,12 +664,10 @@ static void conn_write_unsent(struct conn *c)
  * prepare phases, so requests made during one iteration leave together. */
 static void flush_dirty(struct fl_http_client *client)
 {
-    while (client->dirty != NULL) {
-        struct conn *c = client->dirty;
-        client->dirty = c->dirty_next;
-        c->dirty = false;
-        c->dirty_next = NULL;
-        conn_write_unsent(c);
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&client->dirty)) != NULL) {
+        fl_queue_remove(q);
+        conn_write_unsent(CONN_OF(q, dirty_link));
     }
 }
 
@@ -783,7 +698,7 @@ static void on_connect(uv_connect_t *req, int status)
     }
     uv_timer_stop(&c->timer);
     c->state = CONN_BUSY;
-    if (c->first == NULL) { /* its calls were canceled while connecting */
+    if (fl_queue_empty(&c->calls)) { /* its calls were canceled while connecting */
         conn_idle(c);
         pump_queue(c->target);
         return;
@@ -798,6 +713,10 @@ static struct conn *conn_open(struct fl_http_client *client, struct target *t)
         return NULL;
     c->client = client;
     c->target = t;
+    fl_queue_init(&c->idle_link);
+    fl_queue_init(&c->pipe_link);
+    fl_queue_init(&c->dirty_link);
+    fl_queue_init(&c->calls);
     c->state = CONN_CONNECTING;
     c->h.handle.data = c;
     c->timer.data = c;
@@ -806,21 +725,18 @@ static struct conn *conn_open(struct fl_http_client *client, struct target *t)
     c->parser.data = c;
     uv_timer_init(client->loop, &c->timer);
     c->handles_open = 1;
-    int rc = t->is_unix ? uv_pipe_init(client->loop, &c->h.pipe, 0)
-                        : uv_tcp_init(client->loop, &c->h.tcp);
+    int rc = t->addr.is_unix ? uv_pipe_init(client->loop, &c->h.pipe, 0)
+                             : uv_tcp_init(client->loop, &c->h.tcp);
     if (rc == 0) {
         c->stream_open = true;
         c->handles_open++;
-        if (t->is_unix)
-            uv_pipe_connect(&c->connect_req, &c->h.pipe, t->key + 5, on_connect);
+        if (t->addr.is_unix)
+            uv_pipe_connect(&c->connect_req, &c->h.pipe, t->addr.path, on_connect);
         else
-            rc =
-                uv_tcp_connect(&c->connect_req, &c->h.tcp, (struct sockaddr *)&t->addr, on_connect);
+            rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, (struct sockaddr *)&t->addr.sa,
+                                on_connect);
     }
-    c->all_next = client->conns;
-    if (client->conns != NULL)
-        client->conns->all_prev = c;
-    client->conns = c;
+    fl_queue_insert_head(&client->conns, &c->all_link);
     client->handles_open++;
     t->nconns++;
     /* A failure to start connecting is reported from the loop, like any
@@ -832,8 +748,8 @@ static struct conn *conn_open(struct fl_http_client *client, struct target *t)
 /* An idle connection of t (unless fresh), or a new one, or NULL. */
 static struct conn *conn_take(struct fl_http_client *client, struct target *t, bool fresh)
 {
-    if (!fresh && t->idle != NULL) {
-        struct conn *c = t->idle;
+    if (!fresh && !fl_queue_empty(&t->idle)) {
+        struct conn *c = CONN_OF(fl_queue_first(&t->idle), idle_link);
         idle_remove(c);
         uv_timer_stop(&c->timer);
         c->state = CONN_BUSY;
@@ -853,9 +769,13 @@ static struct conn *conn_for(struct fl_http_call *call, bool fresh)
     if (!call->pipeline || fresh)
         return conn_take(client, t, fresh);
     struct conn *best = NULL;
-    for (struct conn *c = t->pipes; c != NULL; c = c->pipe_next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &t->pipes)
+    {
+        struct conn *c = CONN_OF(q, pipe_link);
         if (c->ncalls < client->cfg.pipeline_depth && (best == NULL || c->ncalls < best->ncalls))
             best = c;
+    }
     if (best != NULL && t->npipes >= client->cfg.pipeline_conns)
         return best;
     struct conn *c = conn_take(client, t, false);
@@ -886,8 +806,9 @@ static void call_start(struct fl_http_call *call, bool fresh)
 /* Give waiting calls, oldest first, the connections that have room. */
 static void pump_queue(struct target *t)
 {
-    while (t->queue_head != NULL) {
-        struct fl_http_call *call = t->queue_head;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&t->queue)) != NULL) {
+        struct fl_http_call *call = CALL_OF(q);
         struct conn *c = conn_for(call, false);
         if (c == NULL)
             return;
@@ -900,7 +821,7 @@ static void pump_queue(struct target *t)
 
 static struct fl_http_call *parser_call(http_parser *p)
 {
-    return ((struct conn *)p->data)->first;
+    return conn_first(p->data);
 }
 
 static int header_bytes(struct fl_http_call *call, size_t more)
@@ -919,26 +840,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         return -1;
     if (call->headers_done)
         return 0; /* trailers are not kept */
-    if (call->nindex == 0 || call->in_value) {
-        if (call->nindex > 0 && fl_buf_appendc(&call->store, '\0') < 0)
-            return -1;
-        if (call->nindex == call->index_cap) {
-            size_t cap = call->index_cap ? call->index_cap * 2 : 16;
-            struct header_index *idx = realloc(call->index, cap * sizeof(*idx));
-            if (idx == NULL)
-                return -1;
-            call->index = idx;
-            call->index_cap = cap;
-        }
-        struct header_index *h = &call->index[call->nindex++];
-        h->name_off = call->store.len;
-        h->name_len = 0;
-        h->value_off = 0;
-        h->value_len = 0;
-        call->in_value = false;
-    }
-    call->index[call->nindex - 1].name_len += len;
-    return fl_buf_append(&call->store, at, len) == 0 ? 0 : -1;
+    return fl_http_fields_add_name(&call->fields, &call->store, at, len, SIZE_MAX) == 0 ? 0 : -1;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -953,15 +855,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     }
     if (call->headers_done)
         return 0;
-    struct header_index *h = &call->index[call->nindex - 1];
-    if (!call->in_value) {
-        if (fl_buf_appendc(&call->store, '\0') < 0)
-            return -1;
-        h->value_off = call->store.len;
-        call->in_value = true;
-    }
-    h->value_len += len;
-    return fl_buf_append(&call->store, at, len) == 0 ? 0 : -1;
+    return fl_http_fields_add_value(&call->fields, &call->store, at, len) == 0 ? 0 : -1;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -971,15 +865,15 @@ static int on_headers_complete(http_parser *p)
         return -1;
     call->headers_done = true;
     call->status = p->status_code;
-    if (call->nindex > 0) {
-        call->headers = malloc(call->nindex * sizeof(*call->headers));
+    if (call->fields.n > 0) {
+        call->headers = malloc(call->fields.n * sizeof(*call->headers));
         if (call->headers == NULL)
             return -1;
-        build_headers(call);
+        fl_http_fields_expose(&call->fields, call->store.data, call->headers);
     }
     if (call->on_head != NULL) {
         struct fl_http_client_response head = {
-            .status = call->status, .headers = call->headers, .nheaders = call->nindex};
+            .status = call->status, .headers = call->headers, .nheaders = call->fields.n};
         if (call->on_head(&head, call->data) != 0) {
             call->error = FL_ECANCELED;
             return -1;
@@ -1034,6 +928,8 @@ int fl_http_client_new(uv_loop_t *loop, const struct fl_http_client_config *cfg,
     if (client == NULL)
         return FL_ENOMEM;
     client->loop = loop;
+    fl_queue_init(&client->conns);
+    fl_queue_init(&client->dirty);
     if (cfg != NULL)
         client->cfg = *cfg;
     else
@@ -1079,9 +975,7 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
     rc = rc ? rc : fl_buf_append(b, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders && rc == 0; i++) {
         const struct fl_http_header *h = &req->headers[i];
-        if (!fl_str_is_token(h->name, h->name_len) || fl_str_has_ctl(h->value, h->value_len) ||
-            fl_str_ieq(h->name, h->name_len, "content-length") ||
-            fl_str_ieq(h->name, h->name_len, "transfer-encoding"))
+        if (!fl_http_header_settable(h->name, h->name_len, h->value, h->value_len))
             return FL_EINVAL;
         has_host |= fl_str_ieq(h->name, h->name_len, "host");
         rc = fl_buf_append(b, h->name, h->name_len);
@@ -1098,13 +992,8 @@ static int serialize(struct fl_http_call *call, const struct fl_http_client_requ
     }
     bool needs_length = req->body_len > 0 || strcmp(req->method, "POST") == 0 ||
                         strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
-    if (rc == 0 && needs_length) {
-        char digits[FL_U64_CHARS];
-        size_t n = fl_fmt_u64(digits, req->body_len);
-        rc = fl_buf_append(b, "Content-Length: ", 16);
-        rc = rc ? rc : fl_buf_append(b, digits, n);
-        rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
-    }
+    if (rc == 0 && needs_length)
+        rc = fl_http_append_content_length(b, req->body_len);
     rc = rc ? rc : fl_buf_append(b, "\r\n", 2);
     if (rc == 0 && req->body_len > 0)
         rc = fl_buf_append(b, req->body, req->body_len);
@@ -1122,7 +1011,7 @@ int fl_http_client_request_stream(struct fl_http_client *client,
     struct target *t = target_get(client, req->target ? req->target : "", &rc);
     if (t == NULL)
         return rc;
-    if (t->idle == NULL && t->nconns >= client->cfg.max_conns &&
+    if (fl_queue_empty(&t->idle) && t->nconns >= client->cfg.max_conns &&
         t->nqueued >= client->cfg.max_queued)
         return FL_EAGAIN;
     struct fl_http_call *call = calloc(1, sizeof(*call));
@@ -1175,7 +1064,7 @@ void fl_http_client_cancel(struct fl_http_call *call)
         return;
     struct conn *c = call->conn;
     struct target *t = c->target;
-    if (call->written && c->pipelined) {
+    if (call->written && is_pipelined(c)) {
         /* others share the connection: its answer is dropped when it comes */
         call->detached = true;
         call_notify(call, FL_ECANCELED);
@@ -1185,7 +1074,7 @@ void fl_http_client_cancel(struct fl_http_call *call)
     if (call->written) {
         /* alone on its connection, maybe half written or answered: close it */
         conn_fail(c, FL_ESENT);
-    } else if (c->first == NULL && c->state == CONN_BUSY) {
+    } else if (fl_queue_empty(&c->calls) && c->state == CONN_BUSY) {
         conn_idle(c); /* a connecting one joins the pool once open */
     }
     call_finish(call, FL_ECANCELED);
@@ -1200,22 +1089,26 @@ void fl_http_client_close(struct fl_http_client *client, void (*done)(void *data
     client->handles_open++; /* held while callbacks run below */
     for (int b = 0; b < NBUCKETS; b++) {
         for (struct target *t = client->buckets[b]; t != NULL; t = t->next) {
-            while (t->queue_head != NULL) {
-                struct fl_http_call *call = t->queue_head;
-                queue_remove(t, call);
-                call_finish(call, FL_ECANCELED);
+            struct fl_queue *q;
+            while ((q = fl_queue_first(&t->queue)) != NULL) {
+                queue_remove(t, CALL_OF(q));
+                call_finish(CALL_OF(q), FL_ECANCELED);
             }
         }
     }
-    for (struct conn *c = client->conns; c != NULL; c = c->all_next) {
+    struct fl_queue *cq, *ctmp, *q;
+    FL_QUEUE_FOREACH(cq, ctmp, &client->conns)
+    {
+        struct conn *c = CONN_OF(cq, all_link);
         if (c->state == CONN_CLOSING)
             continue;
-        struct fl_http_call *calls = conn_take_calls(c);
+        struct fl_queue calls;
+        fl_queue_init(&calls);
+        conn_take_calls(c, &calls);
         conn_close(c);
-        for (struct fl_http_call *call = calls, *next; call != NULL; call = next) {
-            next = call->conn_next;
-            call->conn_next = NULL;
-            call_finish(call, FL_ECANCELED);
+        while ((q = fl_queue_first(&calls)) != NULL) {
+            fl_queue_remove(q);
+            call_finish(CALL_OF(q), FL_ECANCELED);
         }
     }
     uv_close((uv_handle_t *)&client->flush_check, flush_handle_closed);

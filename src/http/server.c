@@ -29,7 +29,9 @@
 #include "base/error.h"
 #include "base/id.h"
 #include "base/log.h"
+#include "base/queue.h"
 #include "base/str.h"
+#include "http/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,39 +57,6 @@
 #define BUDGET_POLL_MS    10         /* how often waiting connections look at the budget */
 #define SHED_BYTES        (1u << 20) /* unread answers that close a connection when over */
 
-/* An intrusive circular list (libuv's uv__queue): an empty head, and an
- * unlinked element, point to themselves. */
-struct link {
-    struct link *prev, *next;
-};
-
-static void link_init(struct link *l)
-{
-    l->prev = l->next = l;
-}
-
-static bool link_empty(const struct link *l)
-{
-    return l->next == l;
-}
-
-static void link_remove(struct link *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    link_init(l);
-}
-
-static void link_append(struct link *head, struct link *l)
-{
-    l->prev = head->prev;
-    l->next = head;
-    head->prev->next = l;
-    head->prev = l;
-}
-
-#define LINK_CONN(l, field) ((struct conn *)(void *)((char *)(l)-offsetof(struct conn, field)))
-
 struct fl_http_budget {
     size_t limit;
     size_t used; /* what every connection of every server using it holds */
@@ -110,26 +79,20 @@ enum req_state {
     REQ_FINISHED,   /* the response is complete in out (or sent) */
 };
 
-struct header_index {
-    size_t name_off, name_len, value_off, value_len;
-};
-
 struct conn;
 
 struct request {
     struct fl_http_request pub; /* first: handlers get &pub */
     struct conn *conn;          /* NULL once the connection is gone */
-    struct request *next;       /* in the connection's queue */
+    struct fl_queue node;       /* in the connection's queue or spares */
     enum req_state state;
-    struct fl_buf store; /* target, header names and values, path, query */
-    struct header_index *index;
-    size_t nindex, index_cap;
+    struct fl_buf store;          /* target, header names and values, path, query */
+    struct fl_http_fields fields; /* the headers, in store */
     struct fl_http_header *headers;
     size_t headers_cap;
     struct fl_buf body;
     struct fl_buf out; /* serialized response not yet handed to the socket */
     size_t header_bytes;
-    bool in_value;     /* the parser is inside a header value */
     bool headers_done; /* later header callbacks are trailers: ignored */
     bool is_head;
     bool close_after; /* close the connection once this response is out */
@@ -161,15 +124,15 @@ struct conn {
     } h;
     uv_timer_t timer;
     struct fl_http_server *srv;
-    struct conn *prev, *next;
+    struct fl_queue node; /* in srv->conns */
     const char *listener;
     char remote[64];
     http_parser parser;
-    struct request *head, *tail; /* the queue, oldest first */
+    struct fl_queue queue; /* struct request: the queue, oldest first */
     unsigned nqueue;
     unsigned writes_pending;
     struct fl_buf pending; /* input not parsed yet (parser paused) */
-    struct request *spare; /* finished requests kept for reuse, buffers and all */
+    struct fl_queue spare; /* finished requests kept for reuse, buffers and all */
     unsigned nspare;
     bool reading;
     bool stop_parsing; /* an error or a closing request: ignore further input */
@@ -185,9 +148,9 @@ struct conn {
     unsigned char peer_len;  /* 0: a peer that is not counted (Unix, adopted) */
     unsigned char peer_key[8];
     struct peer *peer;
-    struct link idle_link; /* in srv->idle while idle */
-    struct link wait_link; /* in srv->waiting while it waits for the budget */
-    size_t held;           /* bytes counted in the budget */
+    struct fl_queue idle_link; /* in srv->idle while idle */
+    struct fl_queue wait_link; /* in srv->waiting while it waits for the budget */
+    size_t held;               /* bytes counted in the budget */
 };
 
 struct fl_http_server {
@@ -196,12 +159,12 @@ struct fl_http_server {
     fl_http_handler handler;
     void *data;
     struct listener *listeners;
-    struct conn *conns;
-    unsigned nconns;     /* every connection, until its handles are closed */
-    unsigned nadmitted;  /* those served, against max_connections */
-    unsigned nrefused;   /* those being answered 503 */
-    struct link idle;    /* admitted connections with nothing in flight, oldest first */
-    struct link waiting; /* connections waiting for the budget, oldest first */
+    struct fl_queue conns;   /* struct conn, newest first */
+    unsigned nconns;         /* every connection, until its handles are closed */
+    unsigned nadmitted;      /* those served, against max_connections */
+    unsigned nrefused;       /* those being answered 503 */
+    struct fl_queue idle;    /* admitted connections with nothing in flight, oldest first */
+    struct fl_queue waiting; /* connections waiting for the budget, oldest first */
     struct peer *peers[PEER_BUCKETS];
     uint64_t peer_seed;
     size_t budget_max;       /* the budget's bytes past which this server sheds */
@@ -348,20 +311,51 @@ const char *fl_http_status_text(int status)
 
 /* ---- requests ---- */
 
+#define REQ_OF(q)         FL_QUEUE_DATA(q, struct request, node)
+#define CONN_OF(q, field) FL_QUEUE_DATA(q, struct conn, field)
+
+/* The oldest request of c's queue (the next to answer), or NULL. */
+static struct request *conn_first(const struct conn *c)
+{
+    struct fl_queue *q = fl_queue_first(&c->queue);
+    return q != NULL ? REQ_OF(q) : NULL;
+}
+
+/* The newest request of c's queue (the one the parser fills), or NULL. */
+static struct request *conn_last(const struct conn *c)
+{
+    struct fl_queue *q = fl_queue_last(&c->queue);
+    return q != NULL ? REQ_OF(q) : NULL;
+}
+
+/* The request after r in c's queue, or NULL. */
+static struct request *conn_next(const struct conn *c, const struct request *r)
+{
+    struct fl_queue *q = fl_queue_next(&c->queue, &r->node);
+    return q != NULL ? REQ_OF(q) : NULL;
+}
+
+/* A new request at the tail of c's queue. */
+static void conn_push(struct conn *c, struct request *r)
+{
+    fl_queue_insert_tail(&c->queue, &r->node);
+    c->nqueue++;
+}
+
 /* Reset r for a new request on c, keeping its buffers' memory. */
 static void request_reset(struct request *r, struct conn *c)
 {
     struct fl_buf store = r->store, body = r->body, out = r->out;
-    struct header_index *index = r->index;
+    struct fl_http_fields fields = r->fields;
     struct fl_http_header *headers = r->headers;
-    size_t index_cap = r->index_cap, headers_cap = r->headers_cap;
+    size_t headers_cap = r->headers_cap;
 
     memset(r, 0, sizeof(*r));
     r->store = store;
     r->body = body;
     r->out = out;
-    r->index = index;
-    r->index_cap = index_cap;
+    r->fields = fields;
+    fl_http_fields_reset(&r->fields);
     r->headers = headers;
     r->headers_cap = headers_cap;
     fl_buf_reset(&r->store);
@@ -377,9 +371,11 @@ static void request_reset(struct request *r, struct conn *c)
 
 static struct request *request_new(struct conn *c)
 {
-    struct request *r = c->spare;
-    if (r != NULL) {
-        c->spare = r->next;
+    struct fl_queue *q = fl_queue_first(&c->spare);
+    struct request *r;
+    if (q != NULL) {
+        r = REQ_OF(q);
+        fl_queue_remove(q);
         c->nspare--;
         request_reset(r, c);
         return r;
@@ -400,7 +396,7 @@ static void request_free(struct request *r)
     fl_buf_release(&r->store);
     fl_buf_release(&r->body);
     fl_buf_release(&r->out);
-    free(r->index);
+    fl_http_fields_release(&r->fields);
     free(r->headers);
     free(r);
 }
@@ -414,8 +410,7 @@ static void request_done(struct conn *c, struct request *r)
         request_free(r);
         return;
     }
-    r->next = c->spare;
-    c->spare = r;
+    fl_queue_insert_head(&c->spare, &r->node);
     c->nspare++;
 }
 
@@ -514,8 +509,12 @@ static void peer_release(struct fl_http_server *srv, struct conn *c)
 static size_t conn_held(const struct conn *c)
 {
     size_t n = c->pending.len + uv_stream_get_write_queue_size(&c->h.stream);
-    for (const struct request *r = c->head; r != NULL; r = r->next)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &c->queue)
+    {
+        const struct request *r = REQ_OF(q);
         n += r->store.len + r->body.len + r->out.len;
+    }
     return n;
 }
 
@@ -555,8 +554,8 @@ static void on_budget_timer(uv_timer_t *t);
 static void conn_wait(struct conn *c)
 {
     struct fl_http_server *srv = c->srv;
-    if (link_empty(&c->wait_link))
-        link_append(&srv->waiting, &c->wait_link);
+    if (!fl_queue_linked(&c->wait_link))
+        fl_queue_insert_tail(&srv->waiting, &c->wait_link);
     if (!srv->budget_timer_on) {
         srv->budget_timer_on = true;
         uv_timer_start(&srv->budget_timer, on_budget_timer, BUDGET_POLL_MS, BUDGET_POLL_MS);
@@ -576,13 +575,13 @@ static void on_budget_timer(uv_timer_t *t)
 {
     struct fl_http_server *srv = t->data;
     /* oldest first; one that must wait again means the budget is spent */
-    while (!link_empty(&srv->waiting) && !budget_over(srv)) {
-        struct conn *c = LINK_CONN(srv->waiting.next, wait_link);
-        link_remove(&c->wait_link);
+    while (!fl_queue_empty(&srv->waiting) && !budget_over(srv)) {
+        struct conn *c = CONN_OF(srv->waiting.next, wait_link);
+        fl_queue_remove(&c->wait_link);
         conn_dispatch(c);
         conn_resume_reading(c);
     }
-    if (link_empty(&srv->waiting)) {
+    if (fl_queue_empty(&srv->waiting)) {
         uv_timer_stop(t);
         srv->budget_timer_on = false;
     }
@@ -593,11 +592,11 @@ static void on_budget_timer(uv_timer_t *t)
 static void conn_idle_update(struct conn *c)
 {
     bool idle = c->admitted && !c->closing && !c->lingering && !c->stop_parsing &&
-                c->writes_pending == 0 && c->head == NULL && c->pending.len == 0;
-    if (idle && link_empty(&c->idle_link))
-        link_append(&c->srv->idle, &c->idle_link);
-    else if (!idle && !link_empty(&c->idle_link))
-        link_remove(&c->idle_link);
+                c->writes_pending == 0 && fl_queue_empty(&c->queue) && c->pending.len == 0;
+    if (idle && !fl_queue_linked(&c->idle_link))
+        fl_queue_insert_tail(&c->srv->idle, &c->idle_link);
+    else if (!idle && fl_queue_linked(&c->idle_link))
+        fl_queue_remove(&c->idle_link);
 }
 
 /* c stops counting: against the budget, the limits, the lists. */
@@ -605,8 +604,8 @@ static void conn_release(struct conn *c)
 {
     struct fl_http_server *srv = c->srv;
     conn_set_held(c, 0);
-    link_remove(&c->idle_link);
-    link_remove(&c->wait_link);
+    fl_queue_remove(&c->idle_link);
+    fl_queue_remove(&c->wait_link);
     if (c->admitted) {
         c->admitted = false;
         srv->nadmitted--;
@@ -647,10 +646,11 @@ static void conn_handle_closed(uv_handle_t *handle)
         return;
     struct fl_http_server *srv = c->srv;
     /* Requests the handler holds become orphans; the rest go now. */
-    struct request *r = c->head;
-    while (r != NULL) {
-        struct request *next = r->next;
-        r->next = NULL;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &c->queue)
+    {
+        struct request *r = REQ_OF(q);
+        fl_queue_remove(q);
         if (r->state == REQ_DISPATCHED || r->state == REQ_STREAMING) {
             r->conn = NULL;
             r->aborted = true;
@@ -659,20 +659,14 @@ static void conn_handle_closed(uv_handle_t *handle)
         } else {
             request_free(r);
         }
-        r = next;
     }
     fl_buf_release(&c->pending);
-    while (c->spare != NULL) {
-        struct request *next = c->spare->next;
-        request_free(c->spare);
-        c->spare = next;
+    FL_QUEUE_FOREACH(q, tmp, &c->spare)
+    {
+        fl_queue_remove(q);
+        request_free(REQ_OF(q));
     }
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    fl_queue_remove(&c->node);
     srv->nconns--;
     free(c);
     server_maybe_done(srv);
@@ -750,7 +744,7 @@ static void conn_set_timer(struct conn *c, uint64_t ms)
 /* After progress: pick the timer that applies now. */
 static void conn_update_timer(struct conn *c)
 {
-    struct request *t = c->tail;
+    struct request *t = conn_last(c);
     conn_idle_update(c);
     if (c->closing || c->lingering)
         return;
@@ -793,7 +787,7 @@ static void on_write(uv_write_t *w, int status)
     if (c->closing)
         return;
     conn_idle_update(c);
-    if (c->writes_pending == 0 && c->stop_parsing && c->head == NULL) {
+    if (c->writes_pending == 0 && c->stop_parsing && fl_queue_empty(&c->queue)) {
         conn_linger(c);
         return;
     }
@@ -883,10 +877,10 @@ static int conn_write_run(struct conn *c, struct request **run, size_t n)
 /* Write what the head of the queue has ready, in order. */
 static void conn_flush_queue(struct conn *c)
 {
-    while (c->head != NULL && !c->closing) {
+    while (!fl_queue_empty(&c->queue) && !c->closing) {
         struct request *run[FLUSH_MAX];
         size_t n = 0;
-        for (struct request *r = c->head; r != NULL && n < FLUSH_MAX; r = r->next) {
+        for (struct request *r = conn_first(c); r != NULL && n < FLUSH_MAX; r = conn_next(c, r)) {
             if (r->state != REQ_FINISHED && r->state != REQ_STREAMING)
                 break;
             run[n++] = r;
@@ -902,25 +896,21 @@ static void conn_flush_queue(struct conn *c)
             if (r->state == REQ_STREAMING)
                 goto done;
             /* finished and handed over: it leaves the queue */
-            c->head = r->next;
-            if (c->tail == r)
-                c->tail = NULL;
+            fl_queue_remove(&r->node);
             c->nqueue--;
             bool close_after = r->close_after;
             request_done(c, r);
             if (close_after) {
                 c->stop_parsing = true;
                 /* Nothing after a closing response is answered. */
-                while (c->head != NULL && c->head->state != REQ_DISPATCHED &&
-                       c->head->state != REQ_STREAMING) {
-                    struct request *next = c->head->next;
-                    request_free(c->head);
-                    c->head = next;
+                struct request *next;
+                while ((next = conn_first(c)) != NULL && next->state != REQ_DISPATCHED &&
+                       next->state != REQ_STREAMING) {
+                    fl_queue_remove(&next->node);
+                    request_free(next);
                     c->nqueue--;
                 }
-                if (c->head == NULL)
-                    c->tail = NULL;
-                if (c->writes_pending == 0 && c->head == NULL)
+                if (c->writes_pending == 0 && fl_queue_empty(&c->queue))
                     conn_linger(c);
                 return;
             }
@@ -929,7 +919,7 @@ static void conn_flush_queue(struct conn *c)
 done:
     if (c->closing)
         return;
-    if (c->head == NULL && c->stop_parsing && c->writes_pending == 0) {
+    if (fl_queue_empty(&c->queue) && c->stop_parsing && c->writes_pending == 0) {
         conn_linger(c);
         return;
     }
@@ -943,8 +933,8 @@ static void conn_flush(struct conn *c)
     conn_flush_queue(c);
     /* a pipelined request that waited for the budget is now the next to
      * answer: it may go (never from inside the parser) */
-    if (!c->closing && !c->dispatching && !c->parsing && c->head != NULL &&
-        c->head->state == REQ_COMPLETE)
+    if (!c->closing && !c->dispatching && !c->parsing && !fl_queue_empty(&c->queue) &&
+        conn_first(c)->state == REQ_COMPLETE)
         conn_dispatch(c);
     conn_account(c);
 }
@@ -960,15 +950,6 @@ static const char *date_header(struct fl_http_server *srv)
         srv->date_sec = now;
     }
     return srv->date;
-}
-
-static int append_content_length(struct fl_buf *out, size_t n)
-{
-    char digits[FL_U64_CHARS];
-    size_t len = fl_fmt_u64(digits, n);
-    int rc = fl_buf_append(out, "Content-Length: ", 16);
-    rc = rc ? rc : fl_buf_append(out, digits, len);
-    return rc ? rc : fl_buf_append(out, "\r\n", 2);
 }
 
 /* body_len LENGTH_UNKNOWN: a HEAD answer to be streamed, whose length is
@@ -1021,7 +1002,7 @@ static int write_head(struct request *r, struct fl_http_server *srv, int status,
         rc = rc ? rc : fl_buf_append(out, length->value, length->value_len);
         rc = rc ? rc : fl_buf_append(out, "\r\n", 2);
     } else if (rc == 0 && has_body && body_len != LENGTH_UNKNOWN) {
-        rc = append_content_length(out, body_len);
+        rc = fl_http_append_content_length(out, body_len);
     }
     if (rc == 0 && r->close_after)
         rc = fl_buf_appends(out, "Connection: close\r\n");
@@ -1138,7 +1119,7 @@ int fl_http_stream_write(struct fl_http_request *req, const void *data, size_t l
         rc = fl_buf_append(&r->out, "\r\n", 2);
     if (rc < 0)
         return rc;
-    if (r->conn->head == r && !r->conn->dispatching)
+    if (conn_first(r->conn) == r && !r->conn->dispatching)
         conn_flush(r->conn);
     else
         conn_account(r->conn);
@@ -1162,19 +1143,14 @@ int fl_http_stream_end(struct fl_http_request *req)
  * then stops reading this connection. */
 static void answer_parse_error(struct conn *c, int status, const char *code, const char *message)
 {
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     if (r == NULL || r->state != REQ_PARSING) {
         r = request_new(c);
         if (r == NULL) {
             conn_abort(c);
             return;
         }
-        if (c->tail != NULL)
-            c->tail->next = r;
-        else
-            c->head = r;
-        c->tail = r;
-        c->nqueue++;
+        conn_push(c, r);
     }
     c->stop_parsing = true;
     r->error = true;
@@ -1195,7 +1171,7 @@ static void answer_parse_error(struct conn *c, int status, const char *code, con
 static void on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     uint64_t now = uv_now(c->srv->loop);
     c->armed_deadline = 0;
     if (c->deadline == 0)
@@ -1237,13 +1213,8 @@ static int on_message_begin(http_parser *p)
     struct request *r = request_new(c);
     if (r == NULL)
         return -1;
-    if (c->tail != NULL)
-        c->tail->next = r;
-    else
-        c->head = r;
-    c->tail = r;
-    c->nqueue++;
-    link_remove(&c->idle_link); /* busy from its first byte */
+    conn_push(c, r);
+    fl_queue_remove(&c->idle_link); /* busy from its first byte */
     conn_set_timer(c, c->srv->cfg.header_timeout_ms);
     return 0;
 }
@@ -1251,7 +1222,7 @@ static int on_message_begin(http_parser *p)
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     if (header_limit(c, r, len) < 0)
         return -1;
     if (r->store.cap == 0 && fl_buf_grow(&r->store, 1024) < 0)
@@ -1262,7 +1233,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     if (header_limit(c, r, len) < 0)
         return -1;
     /* http-parser takes "Transfer-Encoding : chunked" as a header named
@@ -1274,37 +1245,18 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     }
     if (r->headers_done)
         return 0; /* a trailer: counted, not kept */
-    if (r->nindex == 0 || r->in_value) {
-        /* a new header: close the previous value (or the URL) */
-        if (fl_buf_appendc(&r->store, '\0') < 0)
-            return -1;
-        if (r->nindex == c->srv->cfg.max_headers) {
-            answer_parse_error(c, 431, "too_many_headers", "the request has too many headers");
-            return -1;
-        }
-        if (r->nindex == r->index_cap) {
-            size_t cap = r->index_cap ? r->index_cap * 2 : 16;
-            struct header_index *idx = realloc(r->index, cap * sizeof(*idx));
-            if (idx == NULL)
-                return -1;
-            r->index = idx;
-            r->index_cap = cap;
-        }
-        r->index[r->nindex].name_off = r->store.len;
-        r->index[r->nindex].name_len = 0;
-        r->index[r->nindex].value_off = 0; /* 0: no value seen (offset 0 is the target) */
-        r->index[r->nindex].value_len = 0;
-        r->nindex++;
-        r->in_value = false;
+    int rc = fl_http_fields_add_name(&r->fields, &r->store, at, len, c->srv->cfg.max_headers);
+    if (rc == FL_ERANGE) {
+        answer_parse_error(c, 431, "too_many_headers", "the request has too many headers");
+        return -1;
     }
-    r->index[r->nindex - 1].name_len += len;
-    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+    return rc == 0 ? 0 : -1;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     if (header_limit(c, r, len) < 0)
         return -1;
     /* http-parser lets a control character through as a value's first byte */
@@ -1315,15 +1267,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     }
     if (r->headers_done)
         return 0;
-    struct header_index *h = &r->index[r->nindex - 1];
-    if (!r->in_value) {
-        if (fl_buf_appendc(&r->store, '\0') < 0)
-            return -1;
-        h->value_off = r->store.len;
-        r->in_value = true;
-    }
-    h->value_len += len;
-    return fl_buf_append(&r->store, at, len) == 0 ? 0 : -1;
+    return fl_http_fields_add_value(&r->fields, &r->store, at, len) == 0 ? 0 : -1;
 }
 
 /* Where the origin form starts in an absolute-form target
@@ -1343,7 +1287,8 @@ static int finish_headers(struct conn *c, struct request *r)
 {
     /* The store holds: target \0 [name \0 value \0]... ; add path \0 query \0,
      * and for an absolute-form target, its origin form \0 first. */
-    size_t target_len = r->nindex ? r->index[0].name_off - 1 : r->store.len;
+    size_t nheaders = r->fields.n;
+    size_t target_len = nheaders ? r->fields.index[0].name_off - 1 : r->store.len;
     if (fl_buf_appendc(&r->store, '\0') < 0)
         return -1;
     size_t target_off = 0, start = origin_start(r->store.data, target_len);
@@ -1369,25 +1314,17 @@ static int finish_headers(struct conn *c, struct request *r)
     size_t query_off = r->store.len;
     fl_buf_append(&r->store, r->store.data + query_src, query_len);
     fl_buf_appendc(&r->store, '\0');
-    if (r->nindex > 0) {
-        if (r->nindex > r->headers_cap) {
-            struct fl_http_header *h = realloc(r->headers, r->index_cap * sizeof(*h));
-            if (h == NULL)
-                return -1;
-            r->headers = h;
-            r->headers_cap = r->index_cap;
-        }
+    if (nheaders > r->headers_cap) {
+        struct fl_http_header *h = realloc(r->headers, r->fields.cap * sizeof(*h));
+        if (h == NULL)
+            return -1;
+        r->headers = h;
+        r->headers_cap = r->fields.cap;
     }
     const char *base = r->store.data;
     if (target_off == 0)
         r->store.data[target_len] = '\0';
-    for (size_t i = 0; i < r->nindex; i++) {
-        struct header_index *h = &r->index[i];
-        r->headers[i].name = base + h->name_off;
-        r->headers[i].name_len = h->name_len;
-        r->headers[i].value = h->value_off ? base + h->value_off : "";
-        r->headers[i].value_len = h->value_len;
-    }
+    fl_http_fields_expose(&r->fields, base, r->headers);
     r->pub.target = base + target_off;
     r->pub.target_len = target_len;
     r->pub.path = base + path_off;
@@ -1395,14 +1332,14 @@ static int finish_headers(struct conn *c, struct request *r)
     r->pub.query = base + query_off;
     r->pub.query_len = query_len;
     r->pub.headers = r->headers;
-    r->pub.nheaders = r->nindex;
+    r->pub.nheaders = nheaders;
     return 0;
 }
 
 static int on_headers_complete(http_parser *p)
 {
     struct conn *c = parser_conn(p);
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     if (finish_headers(c, r) < 0)
         return -1;
     r->headers_done = true;
@@ -1447,7 +1384,7 @@ static int on_headers_complete(http_parser *p)
     size_t len;
     const char *expect = fl_http_request_header(&r->pub, "expect", &len);
     if (expect != NULL && fl_str_ieq(expect, len, "100-continue") && r->pub.http_minor >= 1 &&
-        c->head == r) {
+        conn_first(c) == r) {
         struct fl_buf cont;
         fl_buf_init(&cont, 64);
         fl_buf_appends(&cont, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -1464,7 +1401,7 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct conn *c = parser_conn(p);
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     if (fl_buf_append(&r->body, at, len) < 0) {
         char message[128];
         snprintf(message, sizeof(message), "the request body is larger than %zu bytes",
@@ -1478,7 +1415,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct conn *c = parser_conn(p);
-    struct request *r = c->tail;
+    struct request *r = conn_last(c);
     r->pub.body = r->body.data ? r->body.data : "";
     r->pub.body_len = r->body.len;
     r->state = REQ_COMPLETE;
@@ -1540,10 +1477,12 @@ static void conn_dispatch(struct conn *c)
     if (c->dispatching)
         return;
     c->dispatching = true;
-    for (struct request *r = c->head; r != NULL && !c->closing; r = r->next) {
+    /* the handler may answer at once, never take a request off the queue
+     * while dispatching (conn_flush waits): the walk reads on after it */
+    for (struct request *r = conn_first(c); r != NULL && !c->closing; r = conn_next(c, r)) {
         if (r->state != REQ_COMPLETE)
             continue;
-        if (r != c->head && budget_over(c->srv)) {
+        if (r != conn_first(c) && budget_over(c->srv)) {
             conn_wait(c); /* its answer would have to be held: not now */
             break;
         }
@@ -1680,8 +1619,10 @@ static struct conn *conn_new(struct fl_http_server *srv, const char *listener)
     c->h.handle.data = c;
     c->timer.data = c;
     c->parser.data = c;
-    link_init(&c->idle_link);
-    link_init(&c->wait_link);
+    fl_queue_init(&c->idle_link);
+    fl_queue_init(&c->wait_link);
+    fl_queue_init(&c->queue);
+    fl_queue_init(&c->spare);
     fl_buf_init(&c->pending, READ_BUFFER_SIZE * 2);
     http_parser_init(&c->parser, HTTP_REQUEST);
     return c;
@@ -1700,9 +1641,9 @@ static const char *conn_admit(struct fl_http_server *srv, struct conn *c)
             return "too many connections from this address";
     }
     if (srv->nadmitted >= srv->cfg.max_connections) {
-        if (link_empty(&srv->idle))
+        if (fl_queue_empty(&srv->idle))
             return "the server has too many connections";
-        struct conn *oldest = LINK_CONN(srv->idle.next, idle_link);
+        struct conn *oldest = CONN_OF(srv->idle.next, idle_link);
         FL_LOG_LIMITED(FL_LOG_DEBUG, "http", "closed an idle connection to make room",
                        "remote=%s for=%s", oldest->remote, c->remote);
         conn_close(oldest);
@@ -1718,10 +1659,7 @@ static void conn_start(struct fl_http_server *srv, struct conn *c)
 {
     uv_timer_init(srv->loop, &c->timer);
     c->handles_open = 2;
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
+    fl_queue_insert_head(&srv->conns, &c->node);
     srv->nconns++;
     const char *refusal = conn_admit(srv, c);
     if (refusal != NULL) {
@@ -1735,8 +1673,7 @@ static void conn_start(struct fl_http_server *srv, struct conn *c)
         }
         c->refused = true;
         srv->nrefused++;
-        c->head = c->tail = r;
-        c->nqueue = 1;
+        conn_push(c, r);
         c->stop_parsing = true;
         r->state = REQ_DISPATCHED;
         r->close_after = true;
@@ -1825,8 +1762,9 @@ int fl_http_server_new(uv_loop_t *loop, const struct fl_http_server_config *cfg,
         size_t limit = srv->cfg.budget->limit, pct = srv->cfg.budget_percent;
         srv->budget_max = limit / 100 * pct + limit % 100 * pct / 100;
     }
-    link_init(&srv->idle);
-    link_init(&srv->waiting);
+    fl_queue_init(&srv->idle);
+    fl_queue_init(&srv->waiting);
+    fl_queue_init(&srv->conns);
     if (fl_random_bytes(&srv->peer_seed, sizeof(srv->peer_seed)) < 0)
         srv->peer_seed = (uint64_t)(uintptr_t)srv; /* the table works all the same */
     uv_timer_init(loop, &srv->budget_timer);
@@ -1862,29 +1800,6 @@ static void listener_closed(uv_handle_t *h)
     server_maybe_done(srv);
 }
 
-/* Parse "host:port" / "[v6]:port" into a sockaddr. */
-static int parse_tcp_addr(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    int64_t port;
-    if (colon == NULL || fl_parse_i64(colon + 1, 0, 65535, &port) < 0)
-        return FL_EINVAL;
-    size_t n = (size_t)(colon - addr);
-    if (n == 0 || n >= sizeof(host))
-        return FL_EINVAL;
-    if (addr[0] == '[') {
-        if (addr[n - 1] != ']' || n < 3)
-            return FL_EINVAL;
-        memcpy(host, addr + 1, n - 2);
-        host[n - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : FL_EINVAL;
-    }
-    memcpy(host, addr, n);
-    host[n] = '\0';
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : FL_EINVAL;
-}
-
 int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bound,
                           size_t boundsize, char *err, size_t errsize)
 {
@@ -1899,7 +1814,10 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         return FL_ENOMEM;
     l->srv = srv;
     l->h.handle.data = l;
-    if (fl_str_has_prefix(addr, "fd:")) {
+    struct fl_http_addr parsed;
+    bool is_fd = fl_str_has_prefix(addr, "fd:");
+    int parse_rc = is_fd ? 0 : fl_http_addr_parse(addr, FL_HTTP_ADDR_PORT_ZERO, &parsed);
+    if (is_fd) {
         /* a listening socket made by whoever started us (flintd, for an
          * instance): kept from the programs this one may start */
         int64_t fd;
@@ -1913,8 +1831,8 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         rc = uv_pipe_open(&l->h.pipe, (uv_file)fd);
         fl_strlcpy(l->addr, addr, sizeof(l->addr));
     } else if (fl_str_has_prefix(addr, "unix:")) {
-        const char *path = addr + 5;
-        if (*path == '\0' ||
+        const char *path = parsed.path;
+        if (parse_rc < 0 ||
             fl_strlcpy(l->unix_path, path, sizeof(l->unix_path)) >= sizeof(l->unix_path) - 1) {
             snprintf(err, errsize, "bad unix socket path in '%s'", addr);
             free(l);
@@ -1928,15 +1846,13 @@ int fl_http_server_listen(struct fl_http_server *srv, const char *addr, char *bo
         if (rc == 0)
             chmod(path, 0660);
     } else {
-        struct sockaddr_storage ss;
-        memset(&ss, 0, sizeof(ss));
-        if (parse_tcp_addr(addr, &ss) < 0) {
+        if (parse_rc < 0) {
             snprintf(err, errsize, "bad address '%s': use HOST:PORT, [V6]:PORT or unix:PATH", addr);
             free(l);
             return FL_EINVAL;
         }
         uv_tcp_init(srv->loop, &l->h.tcp);
-        rc = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&ss, 0);
+        rc = uv_tcp_bind(&l->h.tcp, (const struct sockaddr *)&parsed.sa, 0);
     }
     if (rc == 0)
         rc = uv_listen(&l->h.stream, 511, on_connection);
@@ -1989,8 +1905,13 @@ static void on_drain_timeout(uv_timer_t *t)
     struct fl_http_server *srv = t->data;
     static const char *const states[] = {"parsing", "waiting", "running", "streaming", "unsent"};
     unsigned cut = 0;
-    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
-        for (struct request *r = c->head; r != NULL; r = r->next) {
+    struct fl_queue *cq, *ctmp, *q, *tmp;
+    FL_QUEUE_FOREACH(cq, ctmp, &srv->conns)
+    {
+        const struct conn *c = CONN_OF(cq, node);
+        FL_QUEUE_FOREACH(q, tmp, &c->queue)
+        {
+            const struct request *r = REQ_OF(q);
             if (r->state == REQ_PARSING)
                 continue;
             if (++cut <= 10)
@@ -2002,8 +1923,10 @@ static void on_drain_timeout(uv_timer_t *t)
     }
     if (cut > 0)
         fl_log(FL_LOG_WARN, "http", "requests cut by the end of the drain", "count=%u", cut);
-    for (struct conn *c = srv->conns; c != NULL; c = c->next)
-        conn_close(c);
+    FL_QUEUE_FOREACH(cq, ctmp, &srv->conns)
+    {
+        conn_close(CONN_OF(cq, node));
+    }
     server_maybe_done(srv); /* closes the timer once no connection is left */
 }
 
@@ -2012,9 +1935,12 @@ static bool conn_is_idle(const struct conn *c)
 {
     if (c->writes_pending > 0)
         return false;
-    for (const struct request *r = c->head; r != NULL; r = r->next)
-        if (r->state != REQ_PARSING)
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &c->queue)
+    {
+        if (REQ_OF(q)->state != REQ_PARSING)
             return false;
+    }
     return true;
 }
 
@@ -2027,7 +1953,10 @@ void fl_http_server_close(struct fl_http_server *srv, uint64_t drain_ms, void (*
     for (struct listener *l = srv->listeners; l != NULL; l = l->next)
         uv_close(&l->h.handle, listener_closed);
     srv->listeners = NULL;
-    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &srv->conns)
+    {
+        struct conn *c = CONN_OF(q, node);
         if (conn_is_idle(c)) {
             conn_close(c);
         } else {

@@ -16,6 +16,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/queue.h"
 #include "base/str.h"
 
 #include <jansson.h>
@@ -33,11 +34,9 @@ struct fl_invoke {
     void *data;
     void *state; /* the handler's */
     uint64_t start_ns;
-    bool early;                                /* on inv->early: answered from the loop */
-    bool on_deadlines;                         /* on inv->deadlines */
-    struct fl_invoke *prev, *next;             /* inv->calls */
-    struct fl_invoke *dl_prev, *dl_next;       /* inv->deadlines, by deadline */
-    struct fl_invoke *early_prev, *early_next; /* inv->early */
+    struct fl_queue node;       /* in inv->calls */
+    struct fl_queue dl_node;    /* in inv->deadlines, by deadline, if it has one */
+    struct fl_queue early_node; /* in inv->early: answered from the loop */
     _Alignas(struct fl_http_header) char storage[];
 };
 
@@ -47,7 +46,7 @@ struct fl_invoke_room {
     fl_invoke_room_cb cb;
     void *data;
     bool due;
-    struct fl_invoke_room *prev, *next;
+    struct fl_queue node; /* in inv->watches */
 };
 
 struct handler_slot {
@@ -60,17 +59,22 @@ struct fl_invoker {
     struct fl_metrics *metrics;
     struct fl_metric *calls_total, *call_seconds; /* cached families */
     struct handler_slot handlers[FL_INVOKE_NKINDS];
-    struct fl_invoke *calls;
-    struct fl_invoke *deadlines, *deadlines_tail;
-    struct fl_invoke *early, *early_tail;
-    struct fl_invoke_room *watches;
-    uv_timer_t soon;     /* early calls and due watches */
-    uv_timer_t deadline; /* the first deadline */
+    struct fl_queue calls;     /* struct fl_invoke, every live call */
+    struct fl_queue deadlines; /* struct fl_invoke with a deadline, earliest first */
+    struct fl_queue early;     /* struct fl_invoke of a kind nobody serves, oldest first */
+    struct fl_queue watches;   /* struct fl_invoke_room */
+    uv_timer_t soon;           /* early calls and due watches */
+    uv_timer_t deadline;       /* the first deadline */
     int handles_open;
     bool closing;
     void (*done)(void *data);
     void *done_data;
 };
+
+#define CALL_OF(q)     FL_QUEUE_DATA(q, struct fl_invoke, node)
+#define DEADLINE_OF(q) FL_QUEUE_DATA(q, struct fl_invoke, dl_node)
+#define EARLY_OF(q)    FL_QUEUE_DATA(q, struct fl_invoke, early_node)
+#define WATCH_OF(q)    FL_QUEUE_DATA(q, struct fl_invoke_room, node)
 
 /* ---- names and tables ---- */
 
@@ -129,40 +133,22 @@ static void soon_start(struct fl_invoker *inv)
         uv_timer_start(&inv->soon, on_soon, 0, 0);
 }
 
-static void early_unlink(struct fl_invoke *c)
+static bool is_early(const struct fl_invoke *c)
 {
-    struct fl_invoker *inv = c->inv;
-    if (c->early_prev)
-        c->early_prev->early_next = c->early_next;
-    else
-        inv->early = c->early_next;
-    if (c->early_next)
-        c->early_next->early_prev = c->early_prev;
-    else
-        inv->early_tail = c->early_prev;
-    c->early_prev = c->early_next = NULL;
-    c->early = false;
+    return fl_queue_linked(&c->early_node);
 }
 
 static int unserved_start(void *data, struct fl_invoke *c)
 {
     struct fl_invoker *inv = c->inv;
-    c->early = true;
-    c->early_prev = inv->early_tail;
-    c->early_next = NULL;
-    if (inv->early_tail)
-        inv->early_tail->early_next = c;
-    else
-        inv->early = c;
-    inv->early_tail = c;
+    fl_queue_insert_tail(&inv->early, &c->early_node);
     soon_start(inv);
     return 0;
 }
 
 static void unserved_cancel(void *data, struct fl_invoke *c)
 {
-    if (c->early)
-        early_unlink(c);
+    fl_queue_remove(&c->early_node);
 }
 
 static const struct fl_invoke_handler unserved = {.start = unserved_start,
@@ -170,34 +156,16 @@ static const struct fl_invoke_handler unserved = {.start = unserved_start,
 
 /* ---- finishing ---- */
 
-static void calls_unlink(struct fl_invoke *c)
-{
-    struct fl_invoker *inv = c->inv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        inv->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void deadline_timer_update(struct fl_invoker *inv);
 
+/* Take c off the deadlines, if it is on them. */
 static void deadlines_unlink(struct fl_invoke *c)
 {
     struct fl_invoker *inv = c->inv;
-    bool first = inv->deadlines == c;
-    if (c->dl_prev)
-        c->dl_prev->dl_next = c->dl_next;
-    else
-        inv->deadlines = c->dl_next;
-    if (c->dl_next)
-        c->dl_next->dl_prev = c->dl_prev;
-    else
-        inv->deadlines_tail = c->dl_prev;
-    c->dl_prev = c->dl_next = NULL;
-    c->on_deadlines = false;
+    if (!fl_queue_linked(&c->dl_node))
+        return;
+    bool first = fl_queue_first(&inv->deadlines) == &c->dl_node;
+    fl_queue_remove(&c->dl_node);
     if (first)
         deadline_timer_update(inv);
 }
@@ -232,11 +200,9 @@ static void observe(struct fl_invoke *c, int status)
 /* Hand o to the caller and free the call. */
 static void complete(struct fl_invoke *c, const struct fl_invoke_outcome *o)
 {
-    calls_unlink(c);
-    if (c->on_deadlines)
-        deadlines_unlink(c);
-    if (c->early)
-        early_unlink(c);
+    fl_queue_remove(&c->node);
+    deadlines_unlink(c);
+    fl_queue_remove(&c->early_node);
     observe(c, o->status);
     c->cb(o, c->data);
     free(c);
@@ -290,8 +256,8 @@ void fl_invoke_cancel(struct fl_invoke *c)
 {
     struct fl_invoker *inv = c->inv;
     struct handler_slot *s = &inv->handlers[c->req.target.kind];
-    if (c->early)
-        early_unlink(c);
+    if (is_early(c))
+        fl_queue_remove(&c->early_node);
     else
         s->h->cancel(s->data, c);
     /* nobody reads the answer: the caller is gone */
@@ -310,12 +276,14 @@ static void on_deadline(uv_timer_t *t)
 {
     struct fl_invoker *inv = t->data;
     uint64_t now = fl_clock_mono_ns();
-    while (inv->deadlines != NULL && inv->deadlines->req.deadline_ns <= now) {
-        struct fl_invoke *c = inv->deadlines;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&inv->deadlines)) != NULL &&
+           DEADLINE_OF(q)->req.deadline_ns <= now) {
+        struct fl_invoke *c = DEADLINE_OF(q);
         deadlines_unlink(c);
         struct handler_slot *s = &inv->handlers[c->req.target.kind];
-        if (c->early)
-            early_unlink(c);
+        if (is_early(c))
+            fl_queue_remove(&c->early_node);
         else
             s->h->cancel(s->data, c);
         finish_error(c, FL_INVOKE_TIMEOUT, "deadline_exceeded",
@@ -329,11 +297,12 @@ static void deadline_timer_update(struct fl_invoker *inv)
 {
     if (inv->closing)
         return;
-    if (inv->deadlines == NULL) {
+    struct fl_queue *first = fl_queue_first(&inv->deadlines);
+    if (first == NULL) {
         uv_timer_stop(&inv->deadline);
         return;
     }
-    uint64_t due = inv->deadlines->req.deadline_ns, now = fl_clock_mono_ns();
+    uint64_t due = DEADLINE_OF(first)->req.deadline_ns, now = fl_clock_mono_ns();
     uv_timer_start(&inv->deadline, on_deadline, due > now ? (due - now + 999999) / 1000000 : 0, 0);
 }
 
@@ -342,21 +311,11 @@ static void deadline_timer_update(struct fl_invoker *inv)
 static void deadlines_insert(struct fl_invoke *c)
 {
     struct fl_invoker *inv = c->inv;
-    struct fl_invoke *after = inv->deadlines_tail;
-    while (after != NULL && after->req.deadline_ns > c->req.deadline_ns)
-        after = after->dl_prev;
-    c->dl_prev = after;
-    c->dl_next = after ? after->dl_next : inv->deadlines;
-    if (c->dl_next)
-        c->dl_next->dl_prev = c;
-    else
-        inv->deadlines_tail = c;
-    if (after)
-        after->dl_next = c;
-    else
-        inv->deadlines = c;
-    c->on_deadlines = true;
-    if (inv->deadlines == c)
+    struct fl_queue *after = inv->deadlines.prev; /* the head itself: insert first */
+    while (after != &inv->deadlines && DEADLINE_OF(after)->req.deadline_ns > c->req.deadline_ns)
+        after = after->prev;
+    fl_queue_insert_head(after, &c->dl_node); /* right after `after` */
+    if (fl_queue_first(&inv->deadlines) == &c->dl_node)
         deadline_timer_update(inv);
 }
 
@@ -365,9 +324,10 @@ static void deadlines_insert(struct fl_invoke *c)
 static void on_soon(uv_timer_t *t)
 {
     struct fl_invoker *inv = t->data;
-    while (inv->early != NULL) {
-        struct fl_invoke *c = inv->early;
-        early_unlink(c);
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&inv->early)) != NULL) {
+        struct fl_invoke *c = EARLY_OF(q);
+        fl_queue_remove(q);
         const char *kind = fl_invoke_kind_name(c->req.target.kind);
         char code[48];
         snprintf(code, sizeof(code), "%s_not_found", kind);
@@ -375,9 +335,16 @@ static void on_soon(uv_timer_t *t)
                      kind, c->req.target.name, kind);
     }
     for (;;) {
-        struct fl_invoke_room *w = inv->watches;
-        while (w != NULL && !w->due)
-            w = w->next;
+        /* from the start each time: a callback may watch or unwatch */
+        struct fl_invoke_room *w = NULL;
+        struct fl_queue *tmp;
+        FL_QUEUE_FOREACH(q, tmp, &inv->watches)
+        {
+            if (WATCH_OF(q)->due) {
+                w = WATCH_OF(q);
+                break;
+            }
+        }
         if (w == NULL)
             break;
         struct fl_invoke_target target = w->target;
@@ -400,6 +367,10 @@ int fl_invoker_new(uv_loop_t *loop, struct fl_metrics *metrics, struct fl_invoke
         return FL_ENOMEM;
     inv->loop = loop;
     inv->metrics = metrics;
+    fl_queue_init(&inv->calls);
+    fl_queue_init(&inv->deadlines);
+    fl_queue_init(&inv->early);
+    fl_queue_init(&inv->watches);
     for (int k = 0; k < FL_INVOKE_NKINDS; k++)
         inv->handlers[k] = (struct handler_slot){&unserved, inv};
     uv_timer_init(loop, &inv->soon);
@@ -427,17 +398,18 @@ void fl_invoker_close(struct fl_invoker *inv, void (*done)(void *data), void *da
     inv->done = done;
     inv->done_data = data;
     inv->closing = true; /* a caller answered below cannot start another call */
-    while (inv->calls != NULL) {
-        struct fl_invoke *c = inv->calls;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&inv->calls)) != NULL) {
+        struct fl_invoke *c = CALL_OF(q);
         struct handler_slot *s = &inv->handlers[c->req.target.kind];
-        if (c->early)
-            early_unlink(c);
+        if (is_early(c))
+            fl_queue_remove(&c->early_node);
         else
             s->h->cancel(s->data, c);
         finish_error(c, FL_INVOKE_UNAVAILABLE, "stopping", "flintd is stopping");
     }
-    while (inv->watches != NULL)
-        fl_invoker_unwatch_room(inv, inv->watches);
+    while ((q = fl_queue_first(&inv->watches)) != NULL)
+        fl_invoker_unwatch_room(inv, WATCH_OF(q));
     uv_close((uv_handle_t *)&inv->soon, handle_closed);
     uv_close((uv_handle_t *)&inv->deadline, handle_closed);
 }
@@ -498,6 +470,9 @@ int fl_invoke_start(struct fl_invoker *inv, const struct fl_invoke_request *req,
     if (c == NULL)
         return FL_ENOMEM;
     memset(c, 0, sizeof(*c));
+    fl_queue_init(&c->node);
+    fl_queue_init(&c->dl_node);
+    fl_queue_init(&c->early_node);
     c->inv = inv;
     c->cb = cb;
     c->data = data;
@@ -536,18 +511,14 @@ int fl_invoke_start(struct fl_invoker *inv, const struct fl_invoke_request *req,
     else
         fl_uuid7(c->id);
     c->req.invocation_id = c->id;
-    c->next = inv->calls;
-    if (inv->calls)
-        inv->calls->prev = c;
-    inv->calls = c;
+    fl_queue_insert_head(&inv->calls, &c->node);
     if (r->deadline_ns != 0)
         deadlines_insert(c);
     struct handler_slot *s = &inv->handlers[r->target.kind];
     int rc = s->h->start(s->data, c);
     if (rc < 0) {
-        calls_unlink(c);
-        if (c->on_deadlines)
-            deadlines_unlink(c);
+        fl_queue_remove(&c->node);
+        deadlines_unlink(c);
         free(c);
         return rc;
     }
@@ -613,10 +584,7 @@ int fl_invoker_watch_room(struct fl_invoker *inv, const struct fl_invoke_target 
     struct fl_invoke_capacity cap;
     /* the handler reports room only for a target it said was full: ask it */
     w->due = fl_invoker_capacity(inv, t, &cap) < 0 || !fl_invoke_capacity_full(&cap);
-    w->next = inv->watches;
-    if (inv->watches)
-        inv->watches->prev = w;
-    inv->watches = w;
+    fl_queue_insert_head(&inv->watches, &w->node);
     if (w->due)
         soon_start(inv);
     if (out != NULL)
@@ -626,19 +594,17 @@ int fl_invoker_watch_room(struct fl_invoker *inv, const struct fl_invoke_target 
 
 void fl_invoker_unwatch_room(struct fl_invoker *inv, struct fl_invoke_room *w)
 {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        inv->watches = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    fl_queue_remove(&w->node);
     free(w);
 }
 
 void fl_invoker_room(struct fl_invoker *inv, const struct fl_invoke_target *t)
 {
     bool any = false;
-    for (struct fl_invoke_room *w = inv->watches; w != NULL; w = w->next) {
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &inv->watches)
+    {
+        struct fl_invoke_room *w = WATCH_OF(q);
         if (w->target.kind == t->kind && strcmp(w->name, t->name) == 0) {
             w->due = true;
             any = true;

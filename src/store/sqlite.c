@@ -10,6 +10,7 @@
 #include "store/sqlite_internal.h"
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/str.h"
 
@@ -541,11 +542,16 @@ int fl_store_sqlite_open(uv_loop_t *loop, const char *dir, const struct fl_store
     s->lock_fd = -1;
     s->writer.writer = true;
     s->writer.store = s->reader.store = s;
-    fl_strlcpy(s->dir, dir, sizeof(s->dir));
-    snprintf(s->path, sizeof(s->path), "%s/flint.db", dir);
+    int rc = fl_strlcpy(s->dir, dir, sizeof(s->dir)) < sizeof(s->dir)
+                 ? fl_path_join(s->path, sizeof(s->path), dir, "flint.db")
+                 : -ENAMETOOLONG;
+    if (rc < 0) {
+        snprintf(err, errsize, "the data directory's name is too long: '%.200s...'", dir);
+        goto out_free;
+    }
     snprintf(s->description, sizeof(s->description), "sqlite %s", s->path);
 
-    int rc = fl_sqlite_lock_dir(dir, &s->lock_fd, err, errsize);
+    rc = fl_sqlite_lock_dir(dir, &s->lock_fd, err, errsize);
     if (rc < 0)
         goto out_free;
     rc = open_connections(s, err, errsize);

@@ -76,6 +76,7 @@
 #include "store/sqlite_internal.h"
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/str.h"
 
 #include <errno.h>
@@ -360,7 +361,10 @@ int fl_sqlite_configure_writer(sqlite3 *db, const char *path, char *err, size_t 
 int fl_sqlite_lock_dir(const char *dir, int *fd_out, char *err, size_t errsize)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/flint.lock", dir);
+    if (fl_path_join(path, sizeof(path), dir, "flint.lock") < 0) {
+        snprintf(err, errsize, "the data directory's name is too long: '%.200s...'", dir);
+        return -ENAMETOOLONG;
+    }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;

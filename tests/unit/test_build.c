@@ -55,10 +55,10 @@ static void setup(void)
      * fn.h, from the checkout the tests run in */
     char dir[PATH_MAX + 16], cmd[3 * PATH_MAX];
     snprintf(runtime_dir, sizeof(runtime_dir), "%s/runtime-c", fl_test_tmpdir());
-    snprintf(cmd, sizeof(cmd),
-             "mkdir -p '%s/include/flint' && cp runtimes/c/build '%s/' && "
-             "cp include/flint/fn.h '%s/include/flint/' && chmod -R a+rX '%s'",
-             runtime_dir, runtime_dir, runtime_dir, runtime_dir);
+    ASSERT(snprintf(cmd, sizeof(cmd),
+                    "mkdir -p '%s/include/flint' && cp runtimes/c/build '%s/' && "
+                    "cp include/flint/fn.h '%s/include/flint/' && chmod -R a+rX '%s'",
+                    runtime_dir, runtime_dir, runtime_dir, runtime_dir) < (int)sizeof(cmd));
     ASSERT_OK(system(cmd));
     snprintf(dir, sizeof(dir), "%s/builds", fl_test_tmpdir());
     struct fl_builder_config cfg;

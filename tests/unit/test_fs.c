@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "base/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +22,7 @@
 
 static void path_in(char *out, size_t size, const char *rel)
 {
-    snprintf(out, size, "%s/%s", fl_test_tmpdir(), rel);
+    ASSERT_OK(fl_path_join(out, size, fl_test_tmpdir(), rel));
 }
 
 static void make_dir(const char *rel)
@@ -427,4 +428,42 @@ TEST(normalizing_takes_every_power_away_from_a_build_output)
     make_link("deploy", "deploy-link");
     path_in(p, sizeof(p), "deploy-link");
     ASSERT_EQ(fl_normalize_tree(p, NULL, NULL), -ELOOP);
+}
+
+TEST(path_join_and_fmt_fail_instead_of_truncating)
+{
+    char out[16];
+    ASSERT_OK(fl_path_join(out, sizeof(out), "/data", "code"));
+    ASSERT_STR_EQ(out, "/data/code");
+    ASSERT_OK(fl_path_fmt(out, sizeof(out), "%s/%x", "/run", 255u));
+    ASSERT_STR_EQ(out, "/run/ff");
+    /* exactly full: 15 characters and the NUL */
+    ASSERT_OK(fl_path_join(out, sizeof(out), "/0123456789", "abc"));
+    ASSERT_STR_EQ(out, "/0123456789/abc");
+    /* one more: refused, and out names no file rather than a shorter one */
+    ASSERT_EQ(fl_path_join(out, sizeof(out), "/0123456789", "abcd"), -ENAMETOOLONG);
+    ASSERT_STR_EQ(out, "");
+    ASSERT_EQ(fl_path_fmt(out, sizeof(out), "%s/code/sha256/%s", "/data", "0123456789abcdef"),
+              -ENAMETOOLONG);
+    ASSERT_STR_EQ(out, "");
+    /* a file operation on what a failed join left touches nothing */
+    struct fl_buf b;
+    fl_buf_init(&b, 64);
+    ASSERT_EQ(fl_file_read(out, &b), 0);
+    ASSERT_EQ(b.len, 0);
+    fl_buf_release(&b);
+    /* no room at all */
+    ASSERT_EQ(fl_path_join(out, 0, "a", "b"), -ENAMETOOLONG);
+}
+
+TEST(file_write_atomic_refuses_a_path_too_long_for_its_temporary)
+{
+    char path[PATH_MAX];
+    size_t n = fl_strlcpy(path, fl_test_tmpdir(), sizeof(path));
+    path[n++] = '/';
+    /* a name that fits PATH_MAX but not with ".tmp" after it */
+    while (n < sizeof(path) - 3)
+        path[n++] = 'x';
+    path[n] = '\0';
+    ASSERT_EQ(fl_file_write_atomic(path, "x", 1), -ENAMETOOLONG);
 }

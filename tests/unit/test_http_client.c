@@ -588,7 +588,7 @@ TEST(pipelined_requests_share_connections_and_get_their_own_answers)
     for (int i = 0; i < N; i++) {
         run_until(r[i]);
         ASSERT_OK(r[i]->err);
-        char want[64];
+        char want[700];
         if (i % 3 == 0)
             snprintf(want, sizeof(want), "late");
         else

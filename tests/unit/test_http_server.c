@@ -861,7 +861,8 @@ TEST(one_address_holds_at_most_its_share_of_connections)
     for (int i = 0; i < 5; i++) {
         unix_fds[i] = socket(AF_UNIX, SOCK_STREAM, 0);
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
-        snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.unix_addr + 5);
+        ASSERT(snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.unix_addr + 5) <
+               (int)sizeof(sun.sun_path));
         ASSERT_OK(connect(unix_fds[i], (struct sockaddr *)&sun, sizeof(sun)));
         ASSERT_EQ(ask(unix_fds[i], "GET /hello HTTP/1.1\r\n\r\n"), 200);
     }
@@ -1156,7 +1157,8 @@ TEST(unix_socket_listener)
     ASSERT(strncmp(fx.unix_addr, "unix:", 5) == 0);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.unix_addr + 5);
+    ASSERT(snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", fx.unix_addr + 5) <
+           (int)sizeof(sun.sun_path));
     ASSERT_OK(connect(fd, (struct sockaddr *)&sun, sizeof(sun)));
     struct reader *r = reader_new(fd);
     send_str(fd, "GET /echo HTTP/1.1\r\n\r\n");

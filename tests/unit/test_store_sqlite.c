@@ -417,10 +417,10 @@ static void collect(const char *out, struct acked *a)
         line[n] = '\0';
         if (line[0] == 'A') {
             a->streams = realloc(a->streams, (size_t)(a->nstreams + 1) * 64);
-            snprintf(a->streams[a->nstreams++], 64, "%s", line + 2);
+            ASSERT(snprintf(a->streams[a->nstreams++], 64, "%s", line + 2) < 64);
         } else if (line[0] == 'P') {
             a->ids = realloc(a->ids, (size_t)(a->nids + 1) * 64);
-            snprintf(a->ids[a->nids++], 64, "%s", line + 2);
+            ASSERT(snprintf(a->ids[a->nids++], 64, "%s", line + 2) < 64);
         }
         p = nl + 1;
     }
