@@ -265,8 +265,9 @@ spec: {environment: python, code: sleepy.py, entrypoint: sleepy.main, functionTi
     assert "1000 ms" in r.json()["error"]["message"]
     r = invoke(flintd, "sleepy")
     assert (r.status, r.text) == (200, "quick")
-    ids = [i["id"] for i in function_status(flintd, "sleepy")["instances"]]
-    assert first not in ids
+    # the timed-out instance is stopped: it leaves the list once it is gone
+    wait_for(lambda: first not in [i["id"] for i in function_status(flintd, "sleepy")["instances"]],
+             what="the timed-out instance to be gone")
 
 
 def test_a_memory_hog_gets_a_clear_error(flintd, tmp_path):
