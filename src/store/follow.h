@@ -1,7 +1,7 @@
 /*
  * Following one kind of resource: what is in the store now, then every
- * change, as put and remove calls. The router follows routes with it and
- * flintd follows environments and functions for the executor.
+ * change, as put and remove calls. flintd follows every resource kind
+ * with it (src/kinds/follow.c), feeding the executor and the router.
  *
  * Start: list the kind, call put for each resource, then synced once;
  * then watch from the revision the list is as of (at least the highest
