@@ -17,6 +17,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/str.h"
 
@@ -313,7 +314,8 @@ static int make_cgroups(struct fl_sandbox *sb, const struct fl_limits *limits)
 static void kill_members(const char *dir, int sig)
 {
     char path[600];
-    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    if (fl_path_join(path, sizeof(path), dir, "cgroup.procs") < 0)
+        return;
     FILE *f = fopen(path, "re");
     long pid;
     while (f != NULL && fscanf(f, "%ld", &pid) == 1)
