@@ -94,6 +94,8 @@ struct fl_invocation {
     bool queued;
     bool queue_full;     /* answered 429 from the loop */
     bool too_many_extra; /* more than MAX_EXTRA trusted headers: answered 500 from the loop */
+    bool unservable;     /* its function cannot serve (failed build or load, no environment):
+                          * queued from the loop, where dispatch() answers why */
     bool canceled;
     bool instance_died; /* its instance exited under it */
     bool head;          /* a HEAD request: the answer's Content-Length goes on */
@@ -389,6 +391,7 @@ static void respond_instance_gone(struct fl_invocation *inv, const struct instan
 static void on_early_timer(uv_timer_t *t)
 {
     struct fl_executor *ex = t->data;
+    struct function *fn;
     struct fl_queue *q;
     while ((q = fl_queue_first(&ex->early)) != NULL) {
         struct fl_invocation *inv = INV_OF(q);
@@ -400,7 +403,14 @@ static void on_early_timer(uv_timer_t *t)
                           "the call of '%s' carries %zu added headers (parameters, topics); at "
                           "most %d reach a function",
                           inv->req.function, inv->req.nextra, MAX_EXTRA);
-        else if (inv->queue_full)
+        else if (inv->unservable && (fn = fn_find(ex, inv->req.function)) != NULL) {
+            inv->fn = fn;
+            inv->queued = true;
+            inv->enqueued_ns = now_ns();
+            fl_queue_insert_tail(&fn->queue, &inv->node);
+            fn->queued++;
+            dispatch(fn);
+        } else if (inv->queue_full)
             respond_error(inv, 429, "queue_full",
                           "function '%s' has %zu requests waiting for an instance, its limit",
                           inv->req.function, ex->cfg.queue_max);
@@ -1496,8 +1506,11 @@ int fl_executor_invoke(struct fl_executor *ex, const struct fl_executor_request 
             return 0;
         }
     }
-    if (fn->queued >= ex->cfg.queue_max) {
-        inv->queue_full = true; /* answered from the loop */
+    /* what dispatch() would answer at once (never from inside this call) */
+    inv->unservable = fn->load_error != NULL || fn->build == BUILD_FAILED ||
+                      (fn->build != BUILD_OK && env_find(ex, fn->spec.environment) == NULL);
+    if (fn->queued >= ex->cfg.queue_max || inv->unservable) {
+        inv->queue_full = !inv->unservable; /* answered from the loop */
         fl_queue_insert_head(&ex->early, &inv->node);
         uv_timer_start(&ex->early_timer, on_early_timer, 0, 0);
         return 0;

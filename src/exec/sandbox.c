@@ -459,7 +459,7 @@ static void remove_cgroups(struct fl_sandbox *sb)
  */
 struct reap {
     uv_work_t work;
-    const struct fl_sandbox_mode *mode;
+    struct fl_sandbox_mode mode; /* a copy: the caller's may be gone when the work ends */
     uid_t uid;
     char dirs[3][512];
     bool left; /* a group could not be removed */
@@ -503,7 +503,7 @@ static void reap_done(uv_work_t *w, int status)
                        "a cgroup is still busy after its sandbox ended; its uid stays taken",
                        "cgroup=%s uid=%u", r->dirs[i], (unsigned)r->uid);
     if (!r->left)
-        uid_give_back(r->mode, r->uid);
+        uid_give_back(&r->mode, r->uid);
     free(r);
 }
 
@@ -514,13 +514,13 @@ static void reap(struct fl_sandbox *sb)
         remove_cgroups(sb);
         return;
     }
-    r->mode = sb->mode;
+    r->mode = *sb->mode;
     r->uid = sb->uid;
     memcpy(r->dirs, sb->cgroups, sizeof(r->dirs));
     r->work.data = r;
     if (reap_try(r) || uv_queue_work(sb->proc.loop, &r->work, reap_work, reap_done) != 0) {
         if (r->dirs[0][0] == '\0' && r->dirs[1][0] == '\0' && r->dirs[2][0] == '\0')
-            uid_give_back(r->mode, r->uid);
+            uid_give_back(&r->mode, r->uid);
         free(r);
     }
 }

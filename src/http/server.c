@@ -159,12 +159,14 @@ struct fl_http_server {
     fl_http_handler handler;
     void *data;
     struct listener *listeners;
-    struct fl_queue conns;   /* struct conn, newest first */
-    unsigned nconns;         /* every connection, until its handles are closed */
-    unsigned nadmitted;      /* those served, against max_connections */
-    unsigned nrefused;       /* those being answered 503 */
-    struct fl_queue idle;    /* admitted connections with nothing in flight, oldest first */
-    struct fl_queue waiting; /* connections waiting for the budget, oldest first */
+    struct listener *retired; /* closed by fl_http_server_close(), freed with the server:
+                               * connections still name them (c->listener) */
+    struct fl_queue conns;    /* struct conn, newest first */
+    unsigned nconns;          /* every connection, until its handles are closed */
+    unsigned nadmitted;       /* those served, against max_connections */
+    unsigned nrefused;        /* those being answered 503 */
+    struct fl_queue idle;     /* admitted connections with nothing in flight, oldest first */
+    struct fl_queue waiting;  /* connections waiting for the budget, oldest first */
     struct peer *peers[PEER_BUCKETS];
     uint64_t peer_seed;
     size_t budget_max;       /* the budget's bytes past which this server sheds */
@@ -634,6 +636,11 @@ static void server_maybe_done(struct fl_http_server *srv)
         return;
     void (*done)(void *) = srv->done;
     void *data = srv->done_data;
+    while (srv->retired != NULL) {
+        struct listener *l = srv->retired;
+        srv->retired = l->next;
+        free(l);
+    }
     free(srv);
     if (done != NULL)
         done(data);
@@ -1795,7 +1802,12 @@ static void listener_closed(uv_handle_t *h)
     struct fl_http_server *srv = l->srv;
     if (l->unix_path[0] != '\0')
         unlink(l->unix_path);
-    free(l);
+    if (srv->stopping) {
+        l->next = srv->retired;
+        srv->retired = l;
+    } else {
+        free(l); /* a listener that never listened */
+    }
     srv->handles_open--;
     server_maybe_done(srv);
 }
