@@ -54,8 +54,7 @@ int fl_file_read(const char *path, struct fl_buf *buf)
     return rc;
 }
 
-/* Write all of data to fd, through short writes and signals. */
-static int write_all(int fd, const void *data, size_t len)
+int fl_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -79,7 +78,7 @@ int fl_file_write_atomic(const char *path, const void *data, size_t len)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    rc = write_all(fd, data, len);
+    rc = fl_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     close(fd);
@@ -223,7 +222,7 @@ static int copy_to(int in, int dirfd, const char *name, mode_t mode)
             rc = n < 0 ? -errno : 0;
             break;
         }
-        rc = write_all(out, chunk, (size_t)n);
+        rc = fl_write_all(out, chunk, (size_t)n);
         if (rc < 0)
             break;
         at += n;

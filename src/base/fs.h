@@ -51,6 +51,10 @@ struct fl_tree_stats {
  * rather than the wrong one.
  */
 
+/* Write all of data (len bytes) to fd, through short writes and signals.
+ * 0, or a negative errno code (what was written before it stays written). */
+int fl_write_all(int fd, const void *data, size_t len);
+
 /* out = dir "/" name. 0 or -ENAMETOOLONG. */
 int fl_path_join(char *out, size_t size, const char *dir, const char *name);
 

@@ -171,6 +171,22 @@ static int launch_description(const struct fl_sandbox_mode *mode,
                               const struct fl_sandbox_spec *spec, uid_t uid,
                               const char *const *cgroup_procs, struct fl_buf *d);
 
+/* The description in a memfd for the launcher's fd 3 (close-on-exec here:
+ * the spawn dups it): no argument list or environment outside the sandbox
+ * holds the function's variables. The descriptor, or a negative errno. */
+static int description_memfd(const struct fl_buf *d)
+{
+    int fd = memfd_create("flint-launch", MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fl_write_all(fd, d->data, d->len);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 /* Run the whole chain once on /usr/bin/true, as an instance would run. */
 static bool launch_works(struct fl_sandbox_mode *mode)
 {
@@ -184,8 +200,8 @@ static bool launch_works(struct fl_sandbox_mode *mode)
     uid_t uid = uid_take(mode);
     if (uid == 0 || launch_description(mode, &spec, uid, NULL, &d) < 0)
         goto out;
-    fd = memfd_create("flint-launch", MFD_CLOEXEC);
-    if (fd < 0 || write(fd, d.data, d.len) != (ssize_t)d.len)
+    fd = description_memfd(&d);
+    if (fd < 0)
         goto out;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -898,22 +914,10 @@ int fl_sandbox_spawn(uv_loop_t *loop, const struct fl_sandbox_mode *mode,
     rc = launch_description(mode, spec, sb->uid, cgroup_procs, &d);
     if (rc < 0)
         goto out_fail;
-    /* the description travels in a memfd: no argument list or environment
-     * outside the sandbox holds the function's variables */
-    desc_fd = memfd_create("flint-launch", MFD_CLOEXEC);
+    desc_fd = description_memfd(&d);
     if (desc_fd < 0) {
-        rc = -errno;
+        rc = desc_fd;
         goto out_fail;
-    }
-    for (size_t done = 0; done < d.len;) {
-        ssize_t n = write(desc_fd, d.data + done, d.len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto out_fail;
-        }
-        done += (size_t)n;
     }
 
     fl_buf_init(&sb->out.line, LINE_MAX_BYTES);
