@@ -44,6 +44,25 @@ struct fl_env_spec {
     struct fl_limits limits;
 };
 
+/* How an async invocation is retried: a function's `retry`, or a route's
+ * (docs/api.md). The delay before attempt n+1 is a random time up to
+ * min(max_backoff_ms, backoff_ms * 2^(n-1)). */
+struct fl_retry_policy {
+    uint32_t max_attempts; /* 1..FL_RETRY_MAX_ATTEMPTS */
+    int64_t backoff_ms;
+    int64_t max_backoff_ms;
+};
+
+#define FL_RETRY_MAX_ATTEMPTS 100
+#define FL_RETRY_DEFAULT      ((struct fl_retry_policy){3, 1000, 300000})
+
+/* Parse a `retry` object ({"maxAttempts", "backoff", "maxBackoff"}, each
+ * optional; durations 10ms..24h, maxBackoff not below backoff) over what
+ * out holds (the defaults, or a function's policy under a route's). 0, or
+ * FL_EINVAL with "<where>.<field>: why" in err (out unchanged). */
+int fl_retry_policy_parse(json_t *v, const char *where, struct fl_retry_policy *out,
+                          struct fl_buf *err);
+
 struct fl_fn_spec {
     char environment[FL_NAME_MAX + 1];
     char code_sha256[65];
@@ -56,6 +75,7 @@ struct fl_fn_spec {
     int64_t min_scale;
     json_t *env; /* object of string values (a reference; never NULL after parse) */
     struct fl_limits limits;
+    struct fl_retry_policy retry; /* FL_RETRY_DEFAULT unless the spec says */
 };
 
 /* Defaults, documented in docs/api.md. */

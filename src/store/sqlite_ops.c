@@ -923,7 +923,7 @@ static int topic_info(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, const
     struct fl_topic_info *ti = &j->topics[j->ninfo - 1];
     ti->name = copy(name);
     ti->limits = (struct fl_topic_limits){(uint64_t)t.max_msgs, (uint64_t)t.max_bytes, t.max_age,
-                                          t.dup_window};
+                                          t.dup_window, false};
     ti->first_seq = (uint64_t)topic_first(w, name, &t);
     ti->last_seq = (uint64_t)t.last_seq;
     ti->messages = (uint64_t)t.count;
@@ -1342,6 +1342,11 @@ static int do_ack(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t n
     case FL_IN_PROGRESS:
         st = delivery_stmt(w, j, SQL_DELIVERY_NAK, seq);
         sqlite3_bind_int64(st, 4, now + c.ack_wait);
+        return step_done(st);
+    case FL_DEAD:
+        j->published = c.max_ack_pending > 0; /* no longer in flight: room */
+        st = delivery_stmt(w, j, SQL_DELIVERY_DEAD, seq);
+        bind_text(st, 4, j->s3 != NULL ? j->s3 : "given up");
         return step_done(st);
     }
     return FL_EINVAL;

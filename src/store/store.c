@@ -340,7 +340,7 @@ int fl_store_ack(struct fl_store *s, const char *topic, const char *consumer, ui
                  void *data)
 {
     if (!key_ok(topic, NAME_MAX_) || !key_ok(consumer, NAME_MAX_) || seq == 0 || kind < FL_ACK ||
-        kind > FL_IN_PROGRESS || !opt_ok(reason, REASON_MAX))
+        kind > FL_DEAD || !opt_ok(reason, REASON_MAX))
         return FL_EINVAL;
     return s->ops->ack(s, topic, consumer, seq, kind, delay_ms > 0 ? delay_ms : 0,
                        reason && *reason ? reason : NULL, cb, data);

@@ -99,6 +99,15 @@ struct fl_topic_limits {
     uint64_t max_bytes;    /* 0: no limit */
     int64_t max_age_ms;    /* 0: no limit */
     int64_t dup_window_ms; /* message ids are remembered this long; default 2 min */
+    /* interest retention: a message is removed as soon as every consumer
+     * of the topic is done with it (acked, termed or purged from its dead
+     * letters, or created past it), besides the limits above; a topic with
+     * no consumer keeps its messages under those limits alone. For work
+     * queues (the async invocations), whose messages are no use once done.
+     * sqlite: checked at each ack, term and purge. jetstream: a stream with
+     * InterestPolicy retention (it creates its consumers before publishing,
+     * so the no-consumer case does not arise). */
+    bool interest;
 };
 
 struct fl_consumer_config {
@@ -381,6 +390,9 @@ enum fl_ack_kind {
     FL_NAK,         /* failed: deliver again after delay_ms */
     FL_TERM,        /* give up on it: never delivered again, not dead-lettered */
     FL_IN_PROGRESS, /* still working: restart its ackWait */
+    FL_DEAD,        /* give up on it as a dead letter now, with reason, as if
+                     * maxDeliver had been reached: for a caller whose own
+                     * policy says how many attempts a message gets */
 };
 
 /* Acknowledge delivery seq. reason (NULL or up to 1024 bytes) says why a
@@ -403,6 +415,15 @@ int fl_store_dead(struct fl_store *s, const char *topic, const char *consumer,
  * (see FL_STORE_CAP_REDRIVE_IN_PLACE). FL_ENOENT if seq is not dead. */
 int fl_store_redrive(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
                      fl_store_cb cb, void *data);
+
+/* Remove dead message seq (0: all of them) from consumer's dead letters:
+ * it is never delivered again (and, with interest retention, removed from
+ * the topic once no consumer needs it). res->n: how many were removed.
+ * FL_ENOENT if seq is not dead.
+ * sqlite: the delivery row goes. jetstream: the message is deleted from
+ * the backend's dead-letter stream. */
+int fl_store_purge(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
+                   fl_store_cb cb, void *data);
 
 /*
  * Ask to be told when consumer may have messages to fetch: after a publish

@@ -1,0 +1,181 @@
+/*
+ * Async invocations: a call accepted now, run at least once later, retried
+ * with backoff, and ended succeeded, failed, canceled or dead (a dead
+ * letter an operator can inspect, redrive or purge). The API's
+ * `Prefer: respond-async`, async routes and the cron triggers submit here;
+ * the calls themselves go through the invoker like every other.
+ *
+ * Durable state, all in the store (store/store.h), so that a flintd killed
+ * at any moment carries on:
+ *
+ *   topic "async/<function>"   one message per accepted invocation: the
+ *                              request (headers: a JSON object with the
+ *                              method, path, query, headers, trigger,
+ *                              policy, callback; data: the body), message
+ *                              id = invocation id. Interest retention: a
+ *                              message goes once its invocation has ended
+ *                              (dead letters stay until redriven or
+ *                              purged). One durable consumer, "run".
+ *   stream "inv/<id>"          the invocation's history, one event per step:
+ *                              "queued" (at accept), "attempt" (each attempt's
+ *                              outcome, and whether it ended the invocation),
+ *                              "canceled", "redriven", "callback". Its status
+ *                              is folded from these (history.c).
+ *   stream "idem/<fn>/<hash>"  an Idempotency-Key's first invocation id,
+ *                              appended with expect 0: the one compare-and-
+ *                              set that makes a key run once.
+ *   topic "async-callbacks"    outcomes still to be POSTed to a callback URL.
+ *
+ * Accepting costs one durable write on the path of the answer: the message
+ * and the "queued" event are handed to the store together (the store's
+ * writer commits in the order it was given work, so the event is never
+ * durable without its message). An attempt: the consumer's delivery (its
+ * count is the attempt number since the last redrive, durable before the
+ * call starts), a read of the history (an invocation that ended or was
+ * canceled is not run again), the call, one "attempt" event, then the ack:
+ * ACK (succeeded), TERM (failed, canceled), NAK with the backoff
+ * (retrying) or DEAD (attempts used up). A flintd killed during an attempt
+ * gets the message back after the consumer's ack wait; the lost attempt is
+ * recorded as such and counts.
+ *
+ * Capacity: per function, at most half of its slots (at least one) run
+ * async attempts, and none is fetched while the invoker says the function
+ * is full, so an async backlog never starves synchronous calls; the
+ * invoker's room watch resumes it.
+ *
+ * Everything runs on the loop's thread.
+ */
+#ifndef FLINT_ASYNC_ASYNC_H
+#define FLINT_ASYNC_ASYNC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/metrics.h"
+#include "exec/spec.h" /* struct fl_retry_policy */
+#include "http/server.h"
+#include "invoke/invoke.h"
+#include "store/store.h"
+
+struct fl_async;
+
+/* The delay before attempt `attempt + 1` after attempt `attempt` failed:
+ * a random time in [0, min(max_backoff, backoff * 2^(attempt-1))] (full
+ * jitter), never less than 1 ms. */
+int64_t fl_retry_delay_ms(const struct fl_retry_policy *p, uint32_t attempt);
+
+struct fl_async_config {
+    struct fl_store *store;     /* borrowed */
+    struct fl_invoker *invoker; /* borrowed */
+    struct fl_metrics *metrics; /* borrowed; may be NULL */
+    int64_t retention_ms;       /* finished invocations kept; 0: 72 h */
+    size_t max_body;            /* the largest request body accepted */
+    /* The retry policy of a function (its spec's `retry`, or the
+     * defaults): 0, or FL_ENOENT when there is no such function. */
+    int (*policy_of)(void *data, const char *function, struct fl_retry_policy *out);
+    void *policy_data;
+};
+
+/* A new async module; it starts consuming the queues the store holds at
+ * once. 0 or a negative error. */
+int fl_async_new(uv_loop_t *loop, const struct fl_async_config *cfg, struct fl_async **out);
+
+/* Stop fetching, cancel the attempts under way (their messages come back
+ * after the next start's ack wait, and count), stop the sweep; done runs
+ * from the loop once nothing is left. Close it before the invoker and the
+ * store. */
+void fl_async_close(struct fl_async *a, void (*done)(void *data), void *data);
+
+/* ---- submitting ---- */
+
+struct fl_async_request {
+    struct fl_invoke_target target; /* a function (workflows: FL_ENOTSUP for now) */
+    const char *method;
+    const char *path;
+    const char *query; /* NULL: none */
+    const struct fl_http_header *headers;
+    size_t nheaders;
+    /* trusted headers that reach the function on every attempt (a cron
+     * fire's X-Flint-Scheduled-Time); counted in the invoker's budget */
+    const struct fl_http_header *added;
+    size_t nadded;
+    const void *body;
+    size_t body_len;
+    enum fl_invoke_trigger trigger;
+    const char *trigger_name;           /* "api", "route/NAME", "timetrigger/NAME" */
+    const struct fl_retry_policy *retry; /* NULL: the function's */
+    const char *idempotency_key;         /* NULL: none; at most 256 bytes */
+    const char *callback_url;            /* NULL: none; http://HOST:PORT/path */
+};
+
+/* What became of a submission: err 0 and the invocation's id (duplicate:
+ * the idempotency key's first invocation, nothing new was queued), or a
+ * negative error: FL_ENOENT (no such function), FL_EINVAL (a bad callback
+ * URL or key), FL_ETOOBIG (body over max_body), -ENOSPC, or the store's
+ * error. id is valid during the call. */
+typedef void (*fl_async_submit_cb)(int err, const char *id, bool duplicate, void *data);
+
+/* Accept r: cb runs once the invocation is durable (from the loop, never
+ * from inside this call). The request is copied. 0, or an error and cb
+ * never runs. */
+int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_async_submit_cb cb,
+                    void *data);
+
+/*
+ * The HTTP entries' half: accept req (its method, path or how's, headers
+ * but Prefer, Idempotency-Key, X-Flint-Callback-Url and those in drop,
+ * body) and answer it 202 {"invocation", "status": "queued"} with
+ * Location and Preference-Applied, or with the error. callback_url: the
+ * route's (NULL: the caller's X-Flint-Callback-Url if allow_caller_callback).
+ */
+struct fl_async_http {
+    struct fl_invoke_target target;
+    const char *path;  /* NULL: the request's own */
+    const char *query; /* with path */
+    const struct fl_http_header *added;
+    size_t nadded;
+    const char *const *drop;
+    enum fl_invoke_trigger trigger;
+    const char *trigger_name;
+    const struct fl_retry_policy *retry;
+    const char *callback_url;
+    bool allow_caller_callback;
+};
+
+void fl_async_http(struct fl_async *a, struct fl_http_request *req, const struct fl_async_http *how);
+
+/* Whether req asks to be answered asynchronously (Prefer: respond-async,
+ * as one of the preferences of any Prefer header). */
+bool fl_async_preferred(const struct fl_http_request *req);
+
+/* ---- reading and steering (the API's /v1/invocations, /v1/deadletters) ----
+ * Each answers cb once, from the loop, with err 0 and a JSON value it
+ * owns during the call, or a negative error (FL_ENOENT: no such
+ * invocation, FL_ECONFLICT: it has ended) and NULL. */
+
+typedef void (*fl_async_json_cb)(int err, json_t *value, void *data);
+
+/* One invocation as docs/api.md shows it (with_body: its request body too). */
+int fl_async_get(struct fl_async *a, const char *id, bool with_body, fl_async_json_cb cb,
+                 void *data);
+
+/* A page of invocations, newest first: {"items": [...], "next"}. function
+ * and status (NULL: any) filter; dead: only dead letters. */
+int fl_async_list(struct fl_async *a, const char *function, const char *status, bool dead,
+                  size_t limit, const char *after, fl_async_json_cb cb, void *data);
+
+/* Cancel id: {invocation}. */
+int fl_async_cancel(struct fl_async *a, const char *id, fl_async_json_cb cb, void *data);
+
+/* Redrive or purge the dead letter id, or (id NULL) every dead letter of
+ * function (NULL: of every function): {"redriven": [ids]} or
+ * {"purged": [ids]}. */
+int fl_async_redrive(struct fl_async *a, const char *id, const char *function,
+                     fl_async_json_cb cb, void *data);
+int fl_async_purge(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,
+                   void *data);
+
+#endif
