@@ -199,6 +199,26 @@ void fl_hex_encode(char *out, const void *in, size_t n)
     out[2 * n] = '\0';
 }
 
+size_t fl_base64_encode(char *out, const void *in, size_t n)
+{
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = in;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        out[o++] = digits[v >> 18];
+        out[o++] = digits[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? digits[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? digits[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
 size_t fl_fmt_u64(char *out, uint64_t v)
 {
     char digits[FL_U64_CHARS];

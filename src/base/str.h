@@ -52,6 +52,12 @@ int fl_parse_size(const char *s, uint64_t *out);
  * for 2n + 1 bytes; out is NUL-terminated. */
 void fl_hex_encode(char *out, const void *in, size_t n);
 
+/* The standard base64 form (RFC 4648, with padding) of n bytes into out,
+ * which must have room for FL_BASE64_LEN(n) + 1 bytes; out is
+ * NUL-terminated. Returns its length. */
+#define FL_BASE64_LEN(n) (((n) + 2) / 3 * 4)
+size_t fl_base64_encode(char *out, const void *in, size_t n);
+
 /* v in decimal into out, which has room for FL_U64_CHARS bytes,
  * NUL-terminated; returns its length. For hot paths that avoid printf. */
 #define FL_U64_CHARS 21

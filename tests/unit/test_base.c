@@ -171,6 +171,27 @@ TEST(string_helpers)
     ASSERT_STR_EQ(hex, "01abff00");
 }
 
+TEST(base64_matches_rfc4648_vectors)
+{
+    /* RFC 4648, section 10 */
+    static const char *const cases[][2] = {{"", ""},
+                                           {"f", "Zg=="},
+                                           {"fo", "Zm8="},
+                                           {"foo", "Zm9v"},
+                                           {"foob", "Zm9vYg=="},
+                                           {"fooba", "Zm9vYmE="},
+                                           {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[FL_BASE64_LEN(6) + 1];
+        size_t n = fl_base64_encode(out, cases[i][0], strlen(cases[i][0]));
+        ASSERT_STR_EQ(out, cases[i][1]);
+        ASSERT_EQ(n, strlen(cases[i][1]));
+    }
+    char bin[FL_BASE64_LEN(3) + 1];
+    fl_base64_encode(bin, "\xff\xfe\x00", 3);
+    ASSERT_STR_EQ(bin, "//4A");
+}
+
 TEST(uuid7_is_well_formed_and_increasing)
 {
     char prev[FL_UUID_STRLEN + 1] = "";
