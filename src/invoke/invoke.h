@@ -284,10 +284,29 @@ struct fl_invoke_http {
     const char *query;                  /* with path: the query (NULL: none) */
     const struct fl_http_header *added; /* e.g. X-Flint-Param-* (X-Forwarded-For is added) */
     size_t nadded;
-    const char *const *drop; /* the caller's headers not passed on: NULL-terminated
-                              * lower-case names, or NULL */
+    const char *const *drop;      /* the caller's headers not passed on: NULL-terminated
+                                   * lower-case names, or NULL */
+    const char *const *drop_more; /* more of them (an entry's own on top of how's) */
     enum fl_invoke_trigger trigger;
 };
+
+/* An HTTP request mapped to a typed one (fl_invoke_http_map()): req points
+ * into the arrays here and into the HTTP request, which must outlive it. */
+#define FL_INVOKE_XFF_BEFORE_MAX 1024 /* a longer X-Forwarded-For is not ours to carry */
+#define FL_INVOKE_XFF_MAX        (FL_INVOKE_XFF_BEFORE_MAX + 2 + 256)
+struct fl_invoke_http_mapped {
+    struct fl_invoke_request req;
+    struct fl_http_header headers[FL_INVOKE_MAX_HEADERS];
+    struct fl_http_header added[FL_INVOKE_MAX_ADDED];
+    char xff[FL_INVOKE_XFF_MAX + 1];
+};
+
+/* Map req as fl_invoke_http() does (its headers but the dropped ones,
+ * how's added ones and X-Forwarded-For, its body) into m, without starting
+ * anything: for entries that do something else with the call (the async
+ * queue). */
+void fl_invoke_http_map(const struct fl_http_request *req, const struct fl_invoke_http *how,
+                        struct fl_invoke_http_mapped *m);
 
 /*
  * Call how->target with req: its method, path and query (or how's), its
