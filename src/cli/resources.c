@@ -75,6 +75,7 @@ static int apply_flag(struct cli *cli, const struct fl_kind_flag *f, const char 
         return 0;
     }
     case FL_FLAG_BOOL:
+    case FL_FLAG_SWITCH:
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
             return cli_error("%s takes true or false, not '%s'", f->name, value), 2;
         json_object_set_new(parent, key, json_boolean(strcmp(value, "true") == 0));
@@ -177,7 +178,17 @@ out:
     return rc;
 }
 
-/* Parse "--flag value" / "--flag=value" pairs into spec; --name into *name. */
+/* The kind's flag of that name ("--async"), or NULL. */
+static const struct fl_kind_flag *find_flag(const struct fl_kind *kind, const char *name)
+{
+    for (size_t k = 0; k < FL_KIND_MAX_FLAGS && kind->flags[k].name != NULL; k++)
+        if (strcmp(kind->flags[k].name, name) == 0)
+            return &kind->flags[k];
+    return NULL;
+}
+
+/* Parse "--flag value" / "--flag=value" pairs (a switch: "--flag" alone)
+ * into spec; --name into *name. */
 static int parse_flags(struct cli *cli, const struct fl_kind *kind, int argc, char **argv,
                        json_t *spec, const char **name)
 {
@@ -192,8 +203,13 @@ static int parse_flags(struct cli *cli, const struct fl_kind *kind, int argc, ch
             return cli_error("unknown option '%s'", arg), 2;
         memcpy(flag_name, arg, n);
         flag_name[n] = '\0';
+        const struct fl_kind_flag *flag = find_flag(kind, flag_name);
+        if (flag == NULL && strcmp(flag_name, "--name") != 0)
+            return cli_error("'flint %s %s' has no option '%s'", word, argv[1], flag_name), 2;
         if (eq != NULL)
             value = eq + 1;
+        else if (flag != NULL && flag->type == FL_FLAG_SWITCH)
+            value = "true";
         else if (i + 1 < argc)
             value = argv[++i];
         else
@@ -202,12 +218,7 @@ static int parse_flags(struct cli *cli, const struct fl_kind *kind, int argc, ch
             *name = value;
             continue;
         }
-        size_t k;
-        for (k = 0; k < FL_KIND_MAX_FLAGS && kind->flags[k].name != NULL; k++)
-            if (strcmp(kind->flags[k].name, flag_name) == 0)
-                break;
-        if (k == FL_KIND_MAX_FLAGS || kind->flags[k].name == NULL)
-            return cli_error("'flint %s %s' has no option '%s'", word, argv[1], flag_name), 2;
+        size_t k = (size_t)(flag - kind->flags);
         int rc = apply_flag(cli, &kind->flags[k], value, spec, &reset[k]);
         if (rc != 0)
             return rc;
@@ -215,10 +226,17 @@ static int parse_flags(struct cli *cli, const struct fl_kind *kind, int argc, ch
     return 0;
 }
 
-/* Find --name; unless other options are allowed, refuse them. */
-static int find_name(const char *word, const char *verb, int argc, char **argv, bool others,
-                     const char **name)
+static bool is_switch(const struct fl_kind *kind, const char *name)
 {
+    const struct fl_kind_flag *flag = find_flag(kind, name);
+    return flag != NULL && flag->type == FL_FLAG_SWITCH;
+}
+
+/* Find --name; unless other options are allowed, refuse them. */
+static int find_name(const struct fl_kind *kind, const char *verb, int argc, char **argv,
+                     bool others, const char **name)
+{
+    const char *word = kind->word;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             *name = argv[++i];
@@ -226,7 +244,7 @@ static int find_name(const char *word, const char *verb, int argc, char **argv, 
             *name = argv[i] + 7;
         else if (!others)
             return cli_error("'flint %s %s' takes no option '%s'", word, verb, argv[i]), 2;
-        else if (strchr(argv[i], '=') == NULL)
+        else if (strchr(argv[i], '=') == NULL && !is_switch(kind, argv[i]))
             i++; /* skip the option's value */
     }
     if (*name == NULL && strcmp(verb, "list") != 0)
@@ -247,7 +265,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
     json_t *spec = json_object(), *body = NULL;
 
     bool writes = strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0;
-    rc = find_name(word, verb, argc, argv, writes, &name);
+    rc = find_name(k, verb, argc, argv, writes, &name);
     if (rc != 0)
         goto out;
     rc = 1;

@@ -4,6 +4,7 @@
 #include "base/str.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,23 @@ static int check_fields(json_t *spec, const char *const *allowed, const char *wh
     return 0;
 }
 
+/* v (present) as a whole number within [min, max] into *out; else FL_EINVAL
+ * with "<where>.<field>: must be ..." in err. */
+static int int_value(json_t *v, const char *where, const char *field, int64_t min, int64_t max,
+                     int64_t *out, struct fl_buf *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        fl_buf_reset(err);
+        fl_buf_appendf(err, "%s.%s: must be a whole number from %lld to %lld", where, field,
+                       (long long)min, (long long)max);
+        if (json_is_integer(v))
+            fl_buf_appendf(err, ", not %lld", (long long)json_integer_value(v));
+        return FL_EINVAL;
+    }
+    *out = json_integer_value(v);
+    return 0;
+}
+
 static int get_int(json_t *spec, const char *field, const char *path, int64_t min, int64_t max,
                    int64_t fallback, int64_t *out, struct fl_buf *err)
 {
@@ -67,15 +85,30 @@ static int get_int(json_t *spec, const char *field, const char *path, int64_t mi
         *out = fallback;
         return 0;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+    return int_value(v, "spec", path, min, max, out, err);
+}
+
+/* v (present) as a duration within [min_ms, max_ms]: a string such as
+ * "30s", or a whole number of seconds; else FL_EINVAL with
+ * "<where>.<field>: must be ..." in err. */
+static int duration_value(json_t *v, const char *where, const char *field, int64_t min_ms,
+                          int64_t max_ms, int64_t *out, struct fl_buf *err)
+{
+    int64_t ms = -1;
+    if (json_is_string(v))
+        fl_parse_duration_ms(json_string_value(v), &ms);
+    else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+             json_integer_value(v) <= INT64_MAX / 1000)
+        ms = json_integer_value(v) * 1000;
+    if (ms < min_ms || ms > max_ms) {
         fl_buf_reset(err);
-        fl_buf_appendf(err, "spec.%s: must be a whole number from %lld to %lld", path,
-                       (long long)min, (long long)max);
-        if (json_is_integer(v))
-            fl_buf_appendf(err, ", not %lld", (long long)json_integer_value(v));
+        fl_buf_appendf(err,
+                       "%s.%s: must be a duration like \"30s\", \"500ms\" or \"5m\" from "
+                       "%lldms to %llds",
+                       where, field, (long long)min_ms, (long long)(max_ms / 1000));
         return FL_EINVAL;
     }
-    *out = json_integer_value(v);
+    *out = ms;
     return 0;
 }
 
@@ -87,22 +120,7 @@ static int get_duration(json_t *spec, const char *field, int64_t min_ms, int64_t
         *out = fallback;
         return 0;
     }
-    int64_t ms = -1;
-    if (json_is_string(v))
-        fl_parse_duration_ms(json_string_value(v), &ms);
-    else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-             json_integer_value(v) <= INT64_MAX / 1000)
-        ms = json_integer_value(v) * 1000;
-    if (ms < min_ms || ms > max_ms) {
-        fl_buf_reset(err);
-        fl_buf_appendf(err,
-                       "spec.%s: must be a duration like \"30s\", \"500ms\" or \"5m\" from "
-                       "%lldms to %llds",
-                       field, (long long)min_ms, (long long)(max_ms / 1000));
-        return FL_EINVAL;
-    }
-    *out = ms;
-    return 0;
+    return duration_value(v, "spec", field, min_ms, max_ms, out, err);
 }
 
 static int get_string(json_t *spec, const char *field, size_t max, char **out, struct fl_buf *err)
@@ -358,6 +376,84 @@ static int parse_env_vars(json_t *spec, struct fl_fn_spec *out, struct fl_buf *e
     return 0;
 }
 
+/* ms as the shortest duration text that says it exactly ("5m", "1500ms"). */
+static void format_duration(int64_t ms, char *out, size_t size)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms > 0 && ms % units[i].ms == 0) {
+            snprintf(out, size, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, size, "%lldms", (long long)ms);
+}
+
+#define RETRY_MIN_MS 10
+#define RETRY_MAX_MS 86400000
+
+int fl_retry_policy_parse(json_t *v, const char *where, struct fl_retry_policy *out,
+                          struct fl_buf *err)
+{
+    static const char *const fields[] = {"maxAttempts", "backoff", "maxBackoff", NULL};
+    struct fl_retry_policy p = *out;
+    const char *key;
+    json_t *value;
+    int64_t n;
+
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_object(v)) {
+        fl_buf_reset(err);
+        fl_buf_appendf(err,
+                       "%s: must be an object like {maxAttempts: 3, backoff: 1s, "
+                       "maxBackoff: 5m}",
+                       where);
+        return FL_EINVAL;
+    }
+    json_object_foreach(v, key, value)
+    {
+        bool known = false;
+        for (size_t i = 0; fields[i] != NULL && !known; i++)
+            known = strcmp(key, fields[i]) == 0;
+        if (!known) {
+            fl_buf_reset(err);
+            fl_buf_appendf(err,
+                           "%s.%.80s: is not a field of retry (maxAttempts, backoff, "
+                           "maxBackoff)",
+                           where, key);
+            return FL_EINVAL;
+        }
+        if (json_is_null(value))
+            continue;
+        bool attempts = strcmp(key, "maxAttempts") == 0;
+        int rc = attempts ? int_value(value, where, key, 1, FL_RETRY_MAX_ATTEMPTS, &n, err)
+                          : duration_value(value, where, key, RETRY_MIN_MS, RETRY_MAX_MS, &n, err);
+        if (rc < 0)
+            return rc;
+        if (attempts)
+            p.max_attempts = (uint32_t)n;
+        else if (strcmp(key, "backoff") == 0)
+            p.backoff_ms = n;
+        else
+            p.max_backoff_ms = n;
+    }
+    if (p.max_backoff_ms < p.backoff_ms) {
+        char max[32], backoff[32];
+        format_duration(p.max_backoff_ms, max, sizeof(max));
+        format_duration(p.backoff_ms, backoff, sizeof(backoff));
+        fl_buf_reset(err);
+        fl_buf_appendf(err, "%s.maxBackoff: %s is below the backoff (%s); it must not be", where,
+                       max, backoff);
+        return FL_EINVAL;
+    }
+    *out = p;
+    return 0;
+}
+
 int fl_fn_spec_parse(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
 {
     static const char *const fields[] = {"environment",
@@ -370,14 +466,16 @@ int fl_fn_spec_parse(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
                                          "minScale",
                                          "env",
                                          "limits",
+                                         "retry",
                                          NULL};
     int rc;
 
     memset(out, 0, sizeof(*out));
+    out->retry = FL_RETRY_DEFAULT;
     rc = check_fields(spec, fields,
                       "a function (environment, code, entrypoint, "
                       "functionTimeout, idleTimeout, concurrency, "
-                      "requestsPerInstance, minScale, env, limits)",
+                      "requestsPerInstance, minScale, env, limits, retry)",
                       err);
     if (rc < 0)
         return rc;
@@ -415,6 +513,8 @@ int fl_fn_spec_parse(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
         rc = parse_env_vars(spec, out, err);
     if (rc == 0)
         rc = parse_limits(spec, true, &out->limits, err);
+    if (rc == 0)
+        rc = fl_retry_policy_parse(json_object_get(spec, "retry"), "spec.retry", &out->retry, err);
     if (rc < 0)
         fl_fn_spec_release(out);
     return rc;

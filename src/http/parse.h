@@ -3,7 +3,8 @@
  * share, so that each is written once: listening and target addresses,
  * the header block of a message as http-parser hands it over in pieces,
  * the checks on a header a program may set, the names a proxy does not
- * pass on, and the Content-Length line.
+ * pass on, the Content-Length line, and the http:// URLs that name where
+ * flintd itself calls out (an async invocation's callback).
  *
  * Depends only on base/ and libuv (for the socket address). Nothing here
  * keeps state between calls but what the caller passes in.
@@ -38,6 +39,43 @@ struct fl_http_addr {
  * resolved. 0, or FL_EINVAL for anything else (out is then unspecified).
  */
 int fl_http_addr_parse(const char *addr, unsigned flags, struct fl_http_addr *out);
+
+/* ---- URLs ---- */
+
+#define FL_HTTP_URL_MAX        2048 /* a whole URL, in bytes */
+#define FL_HTTP_URL_HOST_MAX   253  /* a DNS name; IP literals are shorter */
+#define FL_HTTP_URL_TARGET_MAX FL_HTTP_URL_MAX
+
+/* A parsed http:// URL, in fixed buffers (no allocation). */
+struct fl_http_url {
+    char host[FL_HTTP_URL_HOST_MAX + 1]; /* a name (lowercased), an IPv4 address, or an
+                                          * IPv6 address without its brackets */
+    bool host_is_name;                   /* a name, which must be resolved before
+                                          * connecting: fl_http_addr_parse() and the
+                                          * client take IP addresses only */
+    bool host_is_ipv6;
+    uint16_t port;                           /* 80 when the URL gives none */
+    char address[FL_HTTP_URL_HOST_MAX + 10]; /* "HOST:PORT" or "[V6]:PORT", always with
+                                              * the port: the form fl_http_addr_parse()
+                                              * and the client's target take (for an IP
+                                              * host), and a Host header's value */
+    char target[FL_HTTP_URL_TARGET_MAX + 1]; /* the request target: "/path?query", "/"
+                                              * when the URL has no path */
+};
+
+/*
+ * Parse url, strictly: "http://HOST[:PORT][/PATH][?QUERY]", the scheme in
+ * any case, HOST a DNS name (labels of letters, digits and '-'), a dotted
+ * IPv4 address or "[V6]" (no zone), PORT 1..65535 (80 when left out).
+ * Refused: another scheme ("https" with its own message: only http is
+ * supported), user information ("user:pass@"), a fragment ('#'), spaces,
+ * control characters and bytes past ASCII (percent-encode them), a '%' not
+ * followed by two hex digits, and a URL longer than FL_HTTP_URL_MAX.
+ * 0 with out filled, or FL_EINVAL with why in err (lowercase, without the
+ * URL: "only http:// URLs are supported, not https://"; err may be NULL)
+ * and out unspecified. No name is resolved.
+ */
+int fl_http_url_parse(const char *url, struct fl_http_url *out, struct fl_buf *err);
 
 /* ---- a header block being parsed ---- */
 

@@ -26,7 +26,8 @@ static int function_check(json_t *spec, const struct fl_kind_check_ctx *ctx, str
 #define FN_FLAGS                                                                                   \
     "[--entrypoint NAME] [--timeout DURATION] [--idle-timeout DURATION]"                           \
     " [--concurrency N] [--requests-per-instance N] [--min-scale N] [--env-var K=V]..."            \
-    " [--memory SIZE] [--cpus N]"
+    " [--memory SIZE] [--cpus N] [--retry-attempts N] [--retry-backoff DURATION]"                  \
+    " [--retry-max-backoff DURATION]"
 
 const struct fl_kind fl_kind_function = {
     .name = "function",
@@ -45,7 +46,10 @@ const struct fl_kind fl_kind_function = {
               {"--min-scale", "minScale", FL_FLAG_INT},
               {"--env-var", "env", FL_FLAG_ENVVAR},
               {"--memory", "limits.memory", FL_FLAG_STRING},
-              {"--cpus", "limits.cpus", FL_FLAG_NUMBER}},
+              {"--cpus", "limits.cpus", FL_FLAG_NUMBER},
+              {"--retry-attempts", "retry.maxAttempts", FL_FLAG_INT},
+              {"--retry-backoff", "retry.backoff", FL_FLAG_STRING},
+              {"--retry-max-backoff", "retry.maxBackoff", FL_FLAG_STRING}},
     .columns = {{"NAME", "name"},
                 {"ENV", "spec.environment"},
                 {"ENTRYPOINT", "spec.entrypoint"},

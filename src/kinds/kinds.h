@@ -44,7 +44,8 @@ enum fl_kind_flag_type {
     FL_FLAG_STRING,
     FL_FLAG_INT,
     FL_FLAG_NUMBER, /* a decimal number such as 0.5 */
-    FL_FLAG_BOOL,
+    FL_FLAG_BOOL,   /* takes true or false: --network false */
+    FL_FLAG_SWITCH, /* a bool set by the flag alone: --async is true, --async=false false */
     FL_FLAG_LIST,   /* repeatable; appends to an array */
     FL_FLAG_ENVVAR, /* repeatable K=V; sets a key of an object */
     FL_FLAG_CODE,   /* a file path, uploaded; the field gets {sha256, filename} */

@@ -1,5 +1,5 @@
-/* Routes (HTTP triggers): a path or prefix, methods, a target
- * (router/routes.h has the fields). */
+/* Routes (HTTP triggers): a path or prefix, methods, a target, and how
+ * they make async invocations (router/routes.h has the fields). */
 #include "kinds/kinds.h"
 
 #include "router/routes.h"
@@ -9,7 +9,9 @@ static int route_check(json_t *spec, const struct fl_kind_check_ctx *ctx, struct
     return fl_route_spec_check(spec, err);
 }
 
-#define ROUTE_FLAGS "[--method M]... [--workflow NAME]"
+#define ROUTE_FLAGS                                                                                \
+    "[--method M]... [--workflow NAME] [--async] [--allow-async] [--callback URL]"                 \
+    " [--retry-attempts N] [--retry-backoff DURATION] [--retry-max-backoff DURATION]"
 
 const struct fl_kind fl_kind_route = {
     .name = "route",
@@ -22,7 +24,13 @@ const struct fl_kind fl_kind_route = {
               {"--prefix", "prefix", FL_FLAG_PATH},
               {"--method", "methods", FL_FLAG_LIST},
               {"--function", "function", FL_FLAG_TARGET},
-              {"--workflow", "workflow", FL_FLAG_TARGET}},
+              {"--workflow", "workflow", FL_FLAG_TARGET},
+              {"--async", "async", FL_FLAG_SWITCH},
+              {"--allow-async", "allowAsync", FL_FLAG_SWITCH},
+              {"--callback", "callback", FL_FLAG_STRING},
+              {"--retry-attempts", "retry.maxAttempts", FL_FLAG_INT},
+              {"--retry-backoff", "retry.backoff", FL_FLAG_STRING},
+              {"--retry-max-backoff", "retry.maxBackoff", FL_FLAG_STRING}},
     .columns = {{"NAME", "name"},
                 {"METHODS", "spec.methods"},
                 {"PATH", "spec.path"},

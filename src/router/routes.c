@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/str.h"
+#include "http/parse.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ static void route_free(struct fl_route *r)
     free(r->name);
     free(r->path);
     free(r->target_name);
+    free(r->callback);
     free(r);
 }
 
@@ -171,18 +173,61 @@ static bool valid_name(const char *s)
     return true;
 }
 
-/* Check spec; when r is not NULL, fill it. */
+/* The fields of async invocations into r. */
+static int parse_async(json_t *spec, struct fl_route *r, struct fl_buf *err)
+{
+    const struct {
+        const char *field;
+        bool *out;
+    } flags[] = {{"async", &r->async}, {"allowAsync", &r->allow_async}};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        json_t *v = json_object_get(spec, flags[i].field);
+        if (v != NULL && !json_is_boolean(v))
+            return fail(err, flags[i].field, "must be true or false", NULL);
+        *flags[i].out = json_is_true(v);
+    }
+    json_t *retry = json_object_get(spec, "retry");
+    r->retry = FL_RETRY_DEFAULT;
+    r->has_retry = retry != NULL && !json_is_null(retry);
+    int rc = fl_retry_policy_parse(retry, "spec.retry", &r->retry, err);
+    if (rc < 0)
+        return rc;
+    json_t *callback = json_object_get(spec, "callback");
+    if (callback == NULL || json_is_null(callback))
+        return 0;
+    struct fl_http_url url;
+    struct fl_buf why;
+    fl_buf_init(&why, 256);
+    const char *text = json_string_value(callback);
+    if (text == NULL || strlen(text) != json_string_length(callback))
+        rc = fail(err, "callback", "must be a URL like http://HOST:PORT/path", NULL);
+    else if (fl_http_url_parse(text, &url, &why) < 0)
+        rc = fail(err, "callback", why.data ? why.data : "is not a usable URL", NULL);
+    else if ((r->callback = fl_strndup(text, strlen(text))) == NULL)
+        rc = FL_ENOMEM;
+    fl_buf_release(&why);
+    return rc;
+}
+
+/* Check spec and fill r. */
 static int parse_spec(json_t *spec, struct fl_route *r, struct fl_buf *err)
 {
+    static const char *const fields[] = {"path",  "prefix",     "methods", "target",
+                                         "async", "allowAsync", "retry",   "callback"};
     if (!json_is_object(spec))
         return fl_buf_reset(err), fl_buf_appends(err, "spec: must be an object"), FL_EINVAL;
     const char *key;
     json_t *value;
     json_object_foreach(spec, key, value)
     {
-        if (strcmp(key, "path") != 0 && strcmp(key, "prefix") != 0 && strcmp(key, "methods") != 0 &&
-            strcmp(key, "target") != 0)
-            return fail(err, key, "is not a route field (path, prefix, methods, target)", NULL);
+        bool known = false;
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && !known; i++)
+            known = strcmp(key, fields[i]) == 0;
+        if (!known)
+            return fail(err, key,
+                        "is not a route field (path, prefix, methods, target, async, allowAsync, "
+                        "retry, callback)",
+                        NULL);
     }
     json_t *path = json_object_get(spec, "path"), *prefix = json_object_get(spec, "prefix");
     if ((path == NULL) == (prefix == NULL))
@@ -239,7 +284,7 @@ static int parse_spec(json_t *spec, struct fl_route *r, struct fl_buf *err)
         while (r->prefix && n > 1 && r->path[n - 1] == '/')
             r->path[--n] = '\0';
     }
-    return 0;
+    return parse_async(spec, r, err);
 }
 
 int fl_route_spec_check(json_t *spec, struct fl_buf *err)
@@ -251,6 +296,7 @@ int fl_route_spec_check(json_t *spec, struct fl_buf *err)
         free(scratch.segments[i]);
     free(scratch.path);
     free(scratch.target_name);
+    free(scratch.callback);
     return rc;
 }
 

@@ -13,6 +13,11 @@
  * A path that matches routes only for other methods is reported as such
  * (the router answers 405 with an Allow header).
  *
+ * A route may also make async invocations (docs/api.md, src/async): every
+ * call (`async`), or the calls that ask with Prefer: respond-async
+ * (`allowAsync`), with the route's own retry policy and callback URL if it
+ * declares them.
+ *
  * The table is rebuilt incrementally as routes are put and removed (the
  * router follows the store's watch), and matched on every request: a match
  * does not allocate.
@@ -25,6 +30,7 @@
 #include <stddef.h>
 
 #include "base/buf.h"
+#include "exec/spec.h" /* struct fl_retry_policy */
 
 #define FL_ROUTE_MAX_SEGMENTS 32
 #define FL_ROUTE_MAX_PARAMS   16
@@ -54,6 +60,15 @@ struct fl_route {
     size_t nsegments;
     char *segments[FL_ROUTE_MAX_SEGMENTS]; /* literal text, or the name of a {param} */
     bool is_param[FL_ROUTE_MAX_SEGMENTS];
+    /* async invocations (spec fields async, allowAsync, retry, callback) */
+    bool async;       /* every call is accepted as an async invocation (202) */
+    bool allow_async; /* a caller's Prefer: respond-async makes its call async */
+    bool has_retry;   /* the spec has a retry object of its own */
+    /* has_retry: the route's fields over FL_RETRY_DEFAULT; otherwise
+     * FL_RETRY_DEFAULT, and the invocations take the function's policy */
+    struct fl_retry_policy retry;
+    char *callback; /* the URL that gets each outcome (checked with
+                     * fl_http_url_parse()), or NULL */
 };
 
 struct fl_route_param {

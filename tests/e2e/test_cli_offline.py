@@ -38,6 +38,15 @@ def test_help_for_one_command_shows_its_options():
     assert "--url PATH" in r.stdout and "--function FN" in r.stdout
 
 
+def test_help_shows_the_async_options():
+    r = flint("help", "route", "create")
+    for option in ("--async", "--allow-async", "--callback URL", "--retry-attempts N",
+                   "--retry-backoff DURATION", "--retry-max-backoff DURATION"):
+        assert option in r.stdout, option
+    r = flint("help", "fn", "update")
+    assert "--retry-attempts N" in r.stdout and "--retry-max-backoff DURATION" in r.stdout
+
+
 def test_no_command_is_a_usage_error():
     r = flint()
     assert r.returncode == 2
@@ -54,6 +63,9 @@ def test_no_command_is_a_usage_error():
         (["fn", "create", "--name", "x", "--concurrency", "many"], "takes a whole number"),
         (["-o", "xml", "env", "list"], "unknown output format 'xml'"),
         (["apply"], "needs -f"),
+        (["route", "create", "--name", "r", "--async=maybe"], "--async takes true or false"),
+        (["fn", "create", "--name", "x", "--retry-attempts", "3x"], "takes a whole number"),
+        (["fn", "create", "--name", "x", "--async"], "has no option '--async'"),
     ],
 )
 def test_usage_errors_say_what_is_wrong(args, message):

@@ -2,6 +2,7 @@
 #include "runner.h"
 
 #include "base/error.h"
+#include "base/str.h"
 #include "exec/spec.h"
 
 #define SHA  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -203,4 +204,140 @@ TEST(names_are_checked)
     long_name[63] = '\0';
     ASSERT_OK(fl_name_check(long_name, &err));
     fl_buf_release(&err);
+}
+
+/* fl_retry_policy_parse() of json over start: 0 and *out, or FL_EINVAL
+ * with message in the error and start unchanged. */
+static void retry_parse(const char *json, struct fl_retry_policy start, int want,
+                        const char *message, struct fl_retry_policy *out)
+{
+    struct fl_buf err;
+    json_t *v = json_loads(json, JSON_DECODE_ANY, NULL);
+    ASSERT(v != NULL);
+    fl_buf_init(&err, 1024);
+    *out = start;
+    ASSERT_EQ(fl_retry_policy_parse(v, "spec.retry", out, &err), want);
+    if (want < 0) {
+        if (strstr(err.data, message) == NULL)
+            fl_test_fail(__FILE__, __LINE__, "'%s' does not contain '%s'", err.data, message);
+        ASSERT_EQ(out->max_attempts, start.max_attempts);
+        ASSERT_EQ(out->backoff_ms, start.backoff_ms);
+        ASSERT_EQ(out->max_backoff_ms, start.max_backoff_ms);
+    }
+    fl_buf_release(&err);
+    json_decref(v);
+}
+
+TEST(retry_policy_whole_and_partial_over_what_was_there)
+{
+    struct fl_retry_policy p;
+    retry_parse("{\"maxAttempts\": 5, \"backoff\": \"250ms\", \"maxBackoff\": \"1h\"}",
+                FL_RETRY_DEFAULT, 0, NULL, &p);
+    ASSERT_EQ(p.max_attempts, 5);
+    ASSERT_EQ(p.backoff_ms, 250);
+    ASSERT_EQ(p.max_backoff_ms, 3600000);
+    /* a field left out keeps what was there: the defaults ... */
+    retry_parse("{\"maxAttempts\": 1}", FL_RETRY_DEFAULT, 0, NULL, &p);
+    ASSERT_EQ(p.max_attempts, 1);
+    ASSERT_EQ(p.backoff_ms, 1000);
+    ASSERT_EQ(p.max_backoff_ms, 300000);
+    /* ... or a function's policy under a route's */
+    struct fl_retry_policy fn = {7, 2000, 60000};
+    retry_parse("{\"backoff\": \"10ms\", \"maxBackoff\": null}", fn, 0, NULL, &p);
+    ASSERT_EQ(p.max_attempts, 7);
+    ASSERT_EQ(p.backoff_ms, 10);
+    ASSERT_EQ(p.max_backoff_ms, 60000);
+    /* whole seconds as numbers, like every duration of a spec; the bounds */
+    retry_parse("{\"backoff\": 2, \"maxBackoff\": \"24h\", \"maxAttempts\": 100}", FL_RETRY_DEFAULT,
+                0, NULL, &p);
+    ASSERT_EQ(p.backoff_ms, 2000);
+    ASSERT_EQ(p.max_backoff_ms, 86400000);
+    ASSERT_EQ(p.max_attempts, FL_RETRY_MAX_ATTEMPTS);
+    /* absent or null: nothing changes */
+    retry_parse("null", fn, 0, NULL, &p);
+    ASSERT_EQ(p.max_attempts, 7);
+    ASSERT_EQ(p.backoff_ms, 2000);
+    retry_parse("{}", fn, 0, NULL, &p);
+    ASSERT_EQ(p.max_backoff_ms, 60000);
+    p = fn;
+    struct fl_buf err;
+    fl_buf_init(&err, 256);
+    ASSERT_OK(fl_retry_policy_parse(NULL, "spec.retry", &p, &err));
+    ASSERT_EQ(p.max_attempts, 7);
+    fl_buf_release(&err);
+}
+
+TEST(retry_policy_errors_name_the_field_and_change_nothing)
+{
+    static const struct {
+        const char *json, *message;
+    } bad[] = {
+        {"[]", "spec.retry: must be an object"},
+        {"\"3\"", "spec.retry: must be an object"},
+        {"{\"attempts\": 3}",
+         "spec.retry.attempts: is not a field of retry (maxAttempts, backoff, maxBackoff)"},
+        {"{\"maxAttempts\": 0}",
+         "spec.retry.maxAttempts: must be a whole number from 1 to 100, not 0"},
+        {"{\"maxAttempts\": 101}", "not 101"},
+        {"{\"maxAttempts\": \"3\"}", "spec.retry.maxAttempts: must be a whole number"},
+        {"{\"maxAttempts\": 2.5}", "spec.retry.maxAttempts: must be a whole number"},
+        {"{\"backoff\": \"soon\"}", "spec.retry.backoff: must be a duration like"},
+        {"{\"backoff\": \"5ms\"}", "spec.retry.backoff: must be a duration like \"30s\", "
+                                   "\"500ms\" or \"5m\" from 10ms to 86400s"},
+        {"{\"maxBackoff\": \"25h\"}", "spec.retry.maxBackoff: must be a duration"},
+        {"{\"maxBackoff\": -1}", "spec.retry.maxBackoff: must be a duration"},
+        {"{\"maxBackoff\": true}", "spec.retry.maxBackoff: must be a duration"},
+    };
+    struct fl_retry_policy p;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        retry_parse(bad[i].json, FL_RETRY_DEFAULT, FL_EINVAL, bad[i].message, &p);
+    /* maxBackoff below backoff, given together or over what was there */
+    retry_parse("{\"backoff\": \"10s\", \"maxBackoff\": \"5s\"}", FL_RETRY_DEFAULT, FL_EINVAL,
+                "spec.retry.maxBackoff: 5s is below the backoff (10s)", &p);
+    retry_parse("{\"backoff\": \"10m\"}", FL_RETRY_DEFAULT, FL_EINVAL,
+                "spec.retry.maxBackoff: 5m is below the backoff (10m)", &p);
+    retry_parse("{\"maxBackoff\": \"1500ms\"}", (struct fl_retry_policy){3, 2000, 60000}, FL_EINVAL,
+                "spec.retry.maxBackoff: 1500ms is below the backoff (2s)", &p);
+    /* equal is fine: a constant delay */
+    retry_parse("{\"backoff\": \"5m\"}", FL_RETRY_DEFAULT, 0, NULL, &p);
+    ASSERT_EQ(p.backoff_ms, p.max_backoff_ms);
+    /* the message names where the policy is */
+    struct fl_buf err;
+    fl_buf_init(&err, 256);
+    json_t *v = json_pack("{s:i}", "maxAttempts", 0);
+    p = FL_RETRY_DEFAULT;
+    ASSERT_EQ(fl_retry_policy_parse(v, "spec.triggers[0].retry", &p, &err), FL_EINVAL);
+    ASSERT(fl_str_has_prefix(err.data, "spec.triggers[0].retry.maxAttempts: "));
+    json_decref(v);
+    fl_buf_release(&err);
+}
+
+TEST(function_retry_defaults_and_spec)
+{
+    struct fl_fn_spec s;
+    struct fl_buf err;
+    fl_buf_init(&err, 1024);
+    json_t *spec = json_loads("{\"environment\": \"py\", " CODE "}", 0, NULL);
+    ASSERT_OK(fl_fn_spec_parse(spec, &s, &err));
+    ASSERT_EQ(s.retry.max_attempts, 3);
+    ASSERT_EQ(s.retry.backoff_ms, 1000);
+    ASSERT_EQ(s.retry.max_backoff_ms, 300000);
+    fl_fn_spec_release(&s);
+    json_decref(spec);
+    spec = json_loads("{\"environment\": \"py\", " CODE
+                      ", \"retry\": {\"maxAttempts\": 10, \"backoff\": \"100ms\"}}",
+                      0, NULL);
+    ASSERT_OK(fl_fn_spec_parse(spec, &s, &err));
+    ASSERT_EQ(s.retry.max_attempts, 10);
+    ASSERT_EQ(s.retry.backoff_ms, 100);
+    ASSERT_EQ(s.retry.max_backoff_ms, 300000);
+    fl_fn_spec_release(&s);
+    json_decref(spec);
+    fl_buf_release(&err);
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"retry\": {\"maxBackoff\": \"100ms\"}}",
+               "spec.retry.maxBackoff: 100ms is below the backoff (1s)");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"retry\": {\"tries\": 2}}",
+               "spec.retry.tries: is not a field of retry");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"retry\": 3}",
+               "spec.retry: must be an object");
 }

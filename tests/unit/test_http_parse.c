@@ -251,3 +251,147 @@ TEST(content_length_line)
     ASSERT_EQ(fl_http_append_content_length(&tiny, 1), FL_ETOOBIG);
     fl_buf_release(&tiny);
 }
+
+/* ---- URLs ---- */
+
+TEST(url_parses_names_ipv4_ipv6_ports_and_targets)
+{
+    static const struct {
+        const char *url;
+        const char *host, *address, *target;
+        unsigned port;
+        bool name, v6;
+    } good[] = {
+        {"http://127.0.0.1:9000/done", "127.0.0.1", "127.0.0.1:9000", "/done", 9000, false, false},
+        {"http://127.0.0.1:9000", "127.0.0.1", "127.0.0.1:9000", "/", 9000, false, false},
+        {"http://127.0.0.1:9000/", "127.0.0.1", "127.0.0.1:9000", "/", 9000, false, false},
+        {"http://127.0.0.1/a/b?x=1&y=%2F", "127.0.0.1", "127.0.0.1:80", "/a/b?x=1&y=%2F", 80, false,
+         false},
+        {"http://127.0.0.1:1?q", "127.0.0.1", "127.0.0.1:1", "/?q", 1, false, false},
+        {"HTTP://Hooks.Example.COM:65535/in", "hooks.example.com", "hooks.example.com:65535", "/in",
+         65535, true, false},
+        {"http://localhost/x", "localhost", "localhost:80", "/x", 80, true, false},
+        {"http://a-1.b2:8080/", "a-1.b2", "a-1.b2:8080", "/", 8080, true, false},
+        {"http://[::1]:9000/cb", "::1", "[::1]:9000", "/cb", 9000, false, true},
+        {"http://[2001:db8::7]/", "2001:db8::7", "[2001:db8::7]:80", "/", 80, false, true},
+        {"http://10.0.0.1:08080/", "10.0.0.1", "10.0.0.1:8080", "/", 8080, false, false},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct fl_http_url u;
+        struct fl_buf err;
+        fl_buf_init(&err, 256);
+        int rc = fl_http_url_parse(good[i].url, &u, &err);
+        if (rc != 0)
+            fl_test_fail(__FILE__, __LINE__, "'%s' refused: %s", good[i].url, err.data);
+        ASSERT_STR_EQ(u.host, good[i].host);
+        ASSERT_STR_EQ(u.address, good[i].address);
+        ASSERT_STR_EQ(u.target, good[i].target);
+        ASSERT_EQ(u.port, good[i].port);
+        ASSERT_EQ(u.host_is_name, good[i].name);
+        ASSERT_EQ(u.host_is_ipv6, good[i].v6);
+        /* an IP host's address is what the client and fl_http_addr_parse() take */
+        struct fl_http_addr a;
+        ASSERT_EQ(fl_http_addr_parse(u.address, 0, &a), u.host_is_name ? FL_EINVAL : 0);
+        fl_buf_release(&err);
+    }
+}
+
+TEST(url_refuses_with_a_reason)
+{
+    static const struct {
+        const char *url, *message;
+    } bad[] = {
+        {"", "is empty"},
+        {"https://127.0.0.1:9000/cb", "only http:// URLs are supported, not https://"},
+        {"HTTPS://example.com/", "only http:// URLs are supported"},
+        {"ftp://example.com/", "must start with http://"},
+        {"127.0.0.1:9000/cb", "must start with http://"},
+        {"http:/127.0.0.1/", "must start with http://"},
+        {"http://", "has no host"},
+        {"http:///path", "has no host"},
+        {"http://:80/", "has no host"},
+        {"http://user:pw@127.0.0.1/", "user name or password"},
+        {"http://user@127.0.0.1/", "user name or password"},
+        {"http://127.0.0.1/a#frag", "fragment"},
+        {"http://127.0.0.1/a b", "spaces, control characters"},
+        {"http://127.0.0.1/a\r\nX-Evil: 1", "control characters"},
+        {"http://127.0.0.1/a\tb", "control characters"},
+        {"http://127.0.0.1/\x7f", "control characters"},
+        {"http://127.0.0.1/caf\xc3\xa9", "bytes past ASCII"},
+        {"http://127.0.0.1/%zz", "'%' that is not followed by two hex digits"},
+        {"http://127.0.0.1/%4", "'%' that is not followed"},
+        {"http://127.0.0.1:0/", "port that is not a number from 1 to 65535"},
+        {"http://127.0.0.1:65536/", "port"},
+        {"http://127.0.0.1:/", "port"},
+        {"http://127.0.0.1:+80/", "port"},
+        {"http://127.0.0.1:123456/", "port"},
+        {"http://127.0.0.1:80:81/", "more than one ':'"},
+        {"http://::1/", "an IPv6 address goes in [brackets]"},
+        {"http://[::1/", "closing ']'"},
+        {"http://[::1]x/", "after the IPv6 address"},
+        {"http://[1.2.3.4]/", "not an IPv6 address"},
+        {"http://[fe80::1%25eth0]/", "not an IPv6 address"},
+        {"http://256.0.0.1/", "not a valid IPv4 address"},
+        {"http://1.2.3/", "not a valid IPv4 address"},
+        {"http://-a.example/", "neither a name"},
+        {"http://a-.example/", "neither a name"},
+        {"http://a..example/", "neither a name"},
+        {"http://example.com./", "neither a name"},
+        {"http://a_b.example/", "neither a name"},
+        {"http://a~b/", "neither a name"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct fl_http_url u;
+        struct fl_buf err;
+        fl_buf_init(&err, 256);
+        int rc = fl_http_url_parse(bad[i].url, &u, &err);
+        if (rc != FL_EINVAL || strstr(err.data ? err.data : "", bad[i].message) == NULL)
+            fl_test_fail(__FILE__, __LINE__, "'%s': %d '%s', expected '%s'", bad[i].url, rc,
+                         err.data ? err.data : "", bad[i].message);
+        fl_buf_release(&err);
+    }
+    struct fl_http_url u;
+    ASSERT_EQ(fl_http_url_parse(NULL, &u, NULL), FL_EINVAL);
+    ASSERT_EQ(fl_http_url_parse("https://x/", &u, NULL), FL_EINVAL); /* err may be NULL */
+}
+
+TEST(url_lengths_are_bounded)
+{
+    struct fl_http_url u;
+    struct fl_buf err;
+    fl_buf_init(&err, 256);
+    char url[FL_HTTP_URL_MAX + 2];
+    /* the longest URL is taken whole */
+    int n = snprintf(url, sizeof(url), "http://127.0.0.1:9000/");
+    memset(url + n, 'a', FL_HTTP_URL_MAX - (size_t)n);
+    url[FL_HTTP_URL_MAX] = '\0';
+    ASSERT_OK(fl_http_url_parse(url, &u, &err));
+    ASSERT_EQ(strlen(u.target), FL_HTTP_URL_MAX - (size_t)n + 1);
+    /* one byte more is refused */
+    url[FL_HTTP_URL_MAX] = 'a';
+    url[FL_HTTP_URL_MAX + 1] = '\0';
+    ASSERT_EQ(fl_http_url_parse(url, &u, &err), FL_EINVAL);
+    ASSERT(strstr(err.data, "longer than 2048 bytes") != NULL);
+    /* names: 63 bytes a label, 253 in all */
+    char host[300];
+    memset(host, 'a', 63);
+    snprintf(url, sizeof(url), "http://%.63s.example/", host);
+    ASSERT_OK(fl_http_url_parse(url, &u, &err));
+    memset(host, 'a', 64);
+    snprintf(url, sizeof(url), "http://%.64s.example/", host);
+    ASSERT_EQ(fl_http_url_parse(url, &u, &err), FL_EINVAL);
+    /* 4 labels of 63 and a dot between: 255 bytes */
+    for (size_t i = 0; i < 4; i++) {
+        memset(host + i * 64, 'a', 63);
+        host[i * 64 + 63] = '.';
+    }
+    host[255] = '\0';
+    snprintf(url, sizeof(url), "http://%s/", host);
+    ASSERT_EQ(fl_http_url_parse(url, &u, &err), FL_EINVAL);
+    ASSERT(strstr(err.data, "host longer than 253 bytes") != NULL);
+    host[253] = '\0'; /* the last label cut to 61 */
+    snprintf(url, sizeof(url), "http://%s:65535/", host);
+    ASSERT_OK(fl_http_url_parse(url, &u, &err));
+    ASSERT_EQ(strlen(u.address), 253 + 6);
+    fl_buf_release(&err);
+}

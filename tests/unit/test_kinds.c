@@ -110,6 +110,92 @@ TEST(checks_are_the_kinds_own_parsers)
     fl_buf_release(&err);
 }
 
+/* Set the dotted path below spec to v (stolen), making objects on the way. */
+static void set_path(json_t *spec, const char *path, json_t *v)
+{
+    char part[64];
+    const char *dot = strchr(path, '.');
+    if (dot == NULL) {
+        json_object_set_new(spec, path, v);
+        return;
+    }
+    snprintf(part, sizeof(part), "%.*s", (int)(dot - path), path);
+    json_t *inner = json_object_get(spec, part);
+    if (!json_is_object(inner)) {
+        inner = json_object();
+        json_object_set_new(spec, part, inner);
+    }
+    set_path(inner, dot + 1, v);
+}
+
+TEST(every_flag_sets_a_field_its_kind_knows)
+{
+    char sha[65];
+    memset(sha, 'a', 64);
+    sha[64] = '\0';
+    struct fl_buf err;
+    fl_buf_init(&err, 1024);
+    for (size_t i = 0; i < fl_nkinds; i++) {
+        const struct fl_kind *k = fl_kinds[i];
+        for (size_t f = 0; f < FL_KIND_MAX_FLAGS && k->flags[f].name != NULL; f++) {
+            const struct fl_kind_flag *flag = &k->flags[f];
+            /* a valid spec of every kind, then the flag's field with a value of its type */
+            json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:{s:s}}", "runtime", "c",
+                                     "environment", "c", "code", "sha256", sha, "filename", "f.c",
+                                     "path", "/x", "target", "function", "f");
+            if (k == &fl_kind_environment)
+                json_object_clear(spec), json_object_set_new(spec, "runtime", json_string("c"));
+            else if (k == &fl_kind_function)
+                json_object_del(spec, "runtime"), json_object_del(spec, "path"),
+                    json_object_del(spec, "target");
+            else
+                json_object_del(spec, "runtime"), json_object_del(spec, "environment"),
+                    json_object_del(spec, "code");
+            ASSERT_OK(k->check(spec, NULL, &err));
+            json_t *v = NULL;
+            switch (flag->type) {
+            case FL_FLAG_STRING:
+                v = json_string("2s");
+                break;
+            case FL_FLAG_INT:
+                v = json_integer(2);
+                break;
+            case FL_FLAG_NUMBER:
+                v = json_real(0.5);
+                break;
+            case FL_FLAG_BOOL:
+            case FL_FLAG_SWITCH:
+                v = json_true();
+                break;
+            case FL_FLAG_LIST:
+                v = json_pack("[s]", "GET");
+                break;
+            case FL_FLAG_ENVVAR:
+                v = json_pack("{s:s}", "A", "b");
+                break;
+            case FL_FLAG_CODE:
+                v = json_pack("{s:s, s:s}", "sha256", sha, "filename", "g.c");
+                break;
+            case FL_FLAG_PATH:
+                json_object_del(spec, "path");
+                v = json_string("/y");
+                break;
+            case FL_FLAG_TARGET:
+                v = json_pack("{s:s}", flag->field, "g");
+                break;
+            }
+            set_path(spec, flag->type == FL_FLAG_TARGET ? "target" : flag->field, v);
+            fl_buf_reset(&err);
+            /* the value may be refused for its own sake ("2s" is no environment name),
+             * never the field for being unknown */
+            if (k->check(spec, NULL, &err) < 0 && strstr(err.data, "is not a") != NULL)
+                fl_test_fail(__FILE__, __LINE__, "%s %s: %s", k->word, flag->name, err.data);
+            json_decref(spec);
+        }
+    }
+    fl_buf_release(&err);
+}
+
 TEST(resource_fields_are_known)
 {
     const char *known[] = {"name", "spec", "revision", "kind", "status", "createdAt", "updatedAt"};

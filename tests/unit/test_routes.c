@@ -273,3 +273,105 @@ TEST(limits_are_enforced)
     ASSERT_STR_EQ(match(t, "GET", path, &m), "all"); /* a prefix still takes it */
     fl_route_table_free(t);
 }
+
+/* The route of name in t (it matches path), for its async fields. */
+static const struct fl_route *route_at(struct fl_route_table *t, const char *path)
+{
+    static struct fl_route_match m;
+    ASSERT_OK(fl_route_table_match(t, "POST", path, strlen(path), &m));
+    return m.route;
+}
+
+TEST(async_fields_default_off_and_are_kept)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    put(t, "plain", "{\"path\": \"/plain\", \"target\": {\"function\": \"f\"}}");
+    const struct fl_route *r = route_at(t, "/plain");
+    ASSERT(!r->async && !r->allow_async && !r->has_retry);
+    ASSERT(r->callback == NULL);
+    ASSERT_EQ(r->retry.max_attempts, FL_RETRY_DEFAULT.max_attempts);
+    ASSERT_EQ(r->retry.backoff_ms, FL_RETRY_DEFAULT.backoff_ms);
+    ASSERT_EQ(r->retry.max_backoff_ms, FL_RETRY_DEFAULT.max_backoff_ms);
+
+    put(t, "jobs",
+        "{\"path\": \"/jobs\", \"target\": {\"function\": \"f\"}, \"async\": true,"
+        " \"retry\": {\"maxAttempts\": 7, \"backoff\": \"200ms\"},"
+        " \"callback\": \"http://127.0.0.1:9000/done?x=1\"}");
+    r = route_at(t, "/jobs");
+    ASSERT(r->async && !r->allow_async && r->has_retry);
+    /* what the route leaves out is the default's, not the function's */
+    ASSERT_EQ(r->retry.max_attempts, 7);
+    ASSERT_EQ(r->retry.backoff_ms, 200);
+    ASSERT_EQ(r->retry.max_backoff_ms, FL_RETRY_DEFAULT.max_backoff_ms);
+    ASSERT_STR_EQ(r->callback, "http://127.0.0.1:9000/done?x=1");
+
+    put(t, "maybe",
+        "{\"prefix\": \"/maybe\", \"target\": {\"function\": \"f\"}, \"async\": false,"
+        " \"allowAsync\": true, \"retry\": null, \"callback\": null}");
+    r = route_at(t, "/maybe/x");
+    ASSERT(!r->async && r->allow_async && !r->has_retry);
+    ASSERT(r->callback == NULL);
+    /* replacing a route replaces its async fields (and frees the old callback) */
+    put(t, "jobs", "{\"path\": \"/jobs\", \"target\": {\"function\": \"f\"}}");
+    r = route_at(t, "/jobs");
+    ASSERT(!r->async && !r->has_retry && r->callback == NULL);
+    put(t, "jobs",
+        "{\"path\": \"/jobs\", \"target\": {\"function\": \"f\"}, \"allowAsync\": true,"
+        " \"retry\": {}, \"callback\": \"http://hooks.example:8080/\"}");
+    r = route_at(t, "/jobs");
+    ASSERT(r->allow_async && r->has_retry); /* an empty policy is the route's own: the defaults */
+    ASSERT_EQ(r->retry.max_attempts, FL_RETRY_DEFAULT.max_attempts);
+    ASSERT_STR_EQ(r->callback, "http://hooks.example:8080/");
+    fl_route_table_free(t);
+}
+
+TEST(async_fields_are_checked)
+{
+    static const struct {
+        const char *fields, *message;
+    } bad[] = {
+        {"\"async\": \"yes\"", "spec.async: must be true or false"},
+        {"\"async\": 1", "spec.async: must be true or false"},
+        {"\"allowAsync\": null", "spec.allowAsync: must be true or false"},
+        {"\"retry\": 3", "spec.retry: must be an object"},
+        {"\"retry\": {\"maxAttempts\": 0}", "spec.retry.maxAttempts: must be a whole number"},
+        {"\"retry\": {\"backoff\": \"10m\"}", "spec.retry.maxBackoff: 5m is below the backoff"},
+        {"\"retry\": {\"tries\": 1}", "spec.retry.tries: is not a field of retry"},
+        {"\"callback\": 7", "spec.callback: must be a URL like http://HOST:PORT/path"},
+        {"\"callback\": \"\"", "spec.callback: is empty"},
+        {"\"callback\": \"https://127.0.0.1/x\"",
+         "spec.callback: only http:// URLs are supported, not https://"},
+        {"\"callback\": \"http://u:p@127.0.0.1/x\"", "spec.callback: must not hold a user name"},
+        {"\"callback\": \"http://127.0.0.1/x#y\"", "spec.callback: must not hold a fragment"},
+        {"\"callback\": \"http://127.0.0.1/a b\"", "spec.callback: must not hold spaces"},
+        {"\"callBack\": \"http://127.0.0.1/\"",
+         "spec.callBack: is not a route field (path, prefix, methods, target, async, allowAsync, "
+         "retry, callback)"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char spec[512];
+        snprintf(spec, sizeof(spec), "{\"path\": \"/x\", \"target\": {\"function\": \"f\"}, %s}",
+                 bad[i].fields);
+        expect_invalid(spec, bad[i].message);
+    }
+    /* a NUL inside the text */
+    json_t *nul = json_pack("{s:s, s:{s:s}, s:s%}", "path", "/x", "target", "function", "f",
+                            "callback", "http://127.0.0.1/a\0b", (size_t)20);
+    fl_buf_init(&err, 1024);
+    ASSERT_EQ(fl_route_spec_check(nul, &err), FL_EINVAL);
+    ASSERT(strstr(err.data, "spec.callback: must be a URL") != NULL);
+    fl_buf_release(&err);
+    json_decref(nul);
+    /* a refused put leaves the table as it was */
+    struct fl_route_table *t = fl_route_table_new();
+    put(t, "jobs", "{\"path\": \"/jobs\", \"target\": {\"function\": \"f\"}, \"async\": true}");
+    json_t *spec = json_loads("{\"path\": \"/jobs\", \"target\": {\"function\": \"f\"},"
+                              " \"callback\": \"https://x/\"}",
+                              0, NULL);
+    fl_buf_init(&err, 1024);
+    ASSERT_EQ(fl_route_table_put(t, "jobs", spec, &err), FL_EINVAL);
+    fl_buf_release(&err);
+    json_decref(spec);
+    ASSERT(route_at(t, "/jobs")->async);
+    fl_route_table_free(t);
+}
