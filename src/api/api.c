@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/queue.h"
 #include "base/sha256.h"
 #include "base/str.h"
 #include "exec/spec.h"
@@ -57,8 +58,8 @@ struct fl_api {
     void *applied_data;
     bool (*ready)(void *data);
     json_t *(*status_of)(void *data, const char *kind, const char *name, bool detail);
-    struct log_stream *streams; /* logs being followed */
-    struct settle *settles;     /* writes waiting to be applied */
+    struct fl_queue streams; /* struct log_stream: logs being followed */
+    struct fl_queue settles; /* struct settle: writes waiting to be applied, oldest first */
 };
 
 struct call {
@@ -235,7 +236,7 @@ struct settle {
     char name[FL_NAME_MAX + 1];
     uint64_t revision;
     uv_timer_t timer;
-    struct settle *prev, *next; /* api->settles */
+    struct fl_queue node; /* in api->settles */
 };
 
 static void settle_closed(uv_handle_t *h)
@@ -247,13 +248,7 @@ static void settle_closed(uv_handle_t *h)
 
 static void settle_answer(struct settle *st)
 {
-    struct fl_api *api = st->api;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        api->settles = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    fl_queue_remove(&st->node);
     fl_http_respond(st->req, st->status, &content_type_json, 1, st->body, strlen(st->body));
     uv_timer_stop(&st->timer);
     uv_close((uv_handle_t *)&st->timer, settle_closed);
@@ -270,9 +265,10 @@ static void on_settle_timer(uv_timer_t *t)
 
 void fl_api_applied(struct fl_api *api, const char *kind, const char *name)
 {
-    struct settle *next;
-    for (struct settle *st = api->settles; st != NULL; st = next) {
-        next = st->next;
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &api->settles)
+    {
+        struct settle *st = FL_QUEUE_DATA(q, struct settle, node);
         if (strcmp(st->kind->name, kind) == 0 && strcmp(st->name, name) == 0 &&
             api->applied(api->applied_data, kind, name, st->revision))
             settle_answer(st);
@@ -303,10 +299,7 @@ static void respond_applied(struct fl_api *api, struct fl_http_request *req, int
     st->kind = kind;
     fl_strlcpy(st->name, name, sizeof(st->name));
     st->revision = revision;
-    st->next = api->settles;
-    if (api->settles)
-        api->settles->prev = st;
-    api->settles = st;
+    fl_queue_insert_tail(&api->settles, &st->node);
     uv_timer_init(api->loop, &st->timer);
     st->timer.data = st;
     uv_timer_start(&st->timer, on_settle_timer, SETTLE_MAX_MS, 0);
@@ -880,23 +873,13 @@ struct log_stream {
     struct fl_api *api;
     struct fl_http_request *req;
     struct fl_log_follower *follower;
-    struct log_stream *prev, *next;
+    struct fl_queue node; /* in api->streams */
 };
-
-static void stream_unlink(struct log_stream *ls)
-{
-    if (ls->prev != NULL)
-        ls->prev->next = ls->next;
-    else
-        ls->api->streams = ls->next;
-    if (ls->next != NULL)
-        ls->next->prev = ls->prev;
-}
 
 /* Stop following: the client left, or flintd is stopping. */
 static void stream_end(struct log_stream *ls)
 {
-    stream_unlink(ls);
+    fl_queue_remove(&ls->node);
     fl_logbook_unfollow(ls->api->logs, ls->follower);
     fl_http_stream_end(ls->req);
     free(ls);
@@ -904,8 +887,9 @@ static void stream_end(struct log_stream *ls)
 
 void fl_api_end_streams(struct fl_api *api)
 {
-    while (api->streams != NULL)
-        stream_end(api->streams);
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&api->streams)) != NULL)
+        stream_end(FL_QUEUE_DATA(q, struct log_stream, node));
 }
 
 static void on_log_line(void *data, const char *line, size_t len)
@@ -988,10 +972,7 @@ static void logs(struct fl_api *api, struct fl_http_request *req, const char *na
         return;
     }
     fl_http_request_on_abort(req, on_log_abort, ls);
-    ls->next = api->streams;
-    if (api->streams != NULL)
-        api->streams->prev = ls;
-    api->streams = ls;
+    fl_queue_insert_head(&api->streams, &ls->node);
 }
 
 static void metrics(struct fl_api *api, struct fl_http_request *req)
@@ -1185,6 +1166,8 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     if (api == NULL)
         return FL_ENOMEM;
     api->loop = loop;
+    fl_queue_init(&api->streams);
+    fl_queue_init(&api->settles);
     api->store = cfg->store;
     fl_strlcpy(api->data_dir, cfg->data_dir, sizeof(api->data_dir));
     fl_strlcpy(api->token, cfg->token, sizeof(api->token));

@@ -16,6 +16,7 @@
  */
 #include "cli/cli.h"
 
+#include "base/fs.h"
 #include "base/str.h"
 #include "kinds/kinds.h"
 #include "spec/spec.h"
@@ -23,13 +24,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 struct item {
-    json_t *doc;      /* the document as written */
-    char source[512]; /* the file it came from */
+    json_t *doc;           /* the document as written */
+    char source[PATH_MAX]; /* the file it came from */
 };
 
 struct plan {
@@ -93,8 +95,12 @@ static int load_file(struct plan *plan, const char *path)
                            sizeof(plan->items) / sizeof(plan->items[0]));
             goto out;
         }
+        if (fl_strlcpy(plan->items[plan->n].source, path, sizeof(plan->items[0].source)) >=
+            sizeof(plan->items[0].source)) {
+            rc = cli_error("%s: %s", path, strerror(ENAMETOOLONG));
+            goto out;
+        }
         plan->items[plan->n].doc = json_incref(doc);
-        fl_strlcpy(plan->items[plan->n].source, path, sizeof(plan->items[0].source));
         plan->n++;
     }
 out:
@@ -136,8 +142,9 @@ static int load_path(struct plan *plan, const char *path)
     closedir(dir);
     qsort(names, (size_t)n, sizeof(names[0]), compare_names);
     for (int i = 0; i < n; i++) {
-        char file[1024];
-        snprintf(file, sizeof(file), "%s/%s", path, names[i]);
+        char file[PATH_MAX];
+        if (rc == 0 && fl_path_join(file, sizeof(file), path, names[i]) < 0)
+            rc = cli_error("%s/%s: %s", path, names[i], strerror(ENAMETOOLONG));
         if (rc == 0)
             rc = load_file(plan, file);
         free(names[i]);
@@ -154,12 +161,12 @@ static int resolve_code(struct cli *cli, struct item *item, bool dry_run)
     const char *code = json_string_value(json_object_get(spec, "code"));
     if (code == NULL)
         return 0;
-    char path[1536], dir[512];
-    fl_strlcpy(dir, item->source, sizeof(dir));
-    if (code[0] == '/')
-        snprintf(path, sizeof(path), "%s", code);
-    else
-        snprintf(path, sizeof(path), "%s/%s", dirname(dir), code);
+    char path[PATH_MAX], dir[PATH_MAX];
+    fl_strlcpy(dir, item->source, sizeof(dir)); /* both PATH_MAX: it fits */
+    int rc = code[0] == '/' ? fl_path_fmt(path, sizeof(path), "%s", code)
+                            : fl_path_join(path, sizeof(path), dirname(dir), code);
+    if (rc < 0)
+        return cli_error("%s: code '%s': %s", item->source, code, strerror(-rc));
     if (dry_run) {
         json_object_set_new(spec, "code", json_pack("{s:s}", "path", path));
         return 0;
@@ -168,6 +175,17 @@ static int resolve_code(struct cli *cli, struct item *item, bool dry_run)
     if (cli_upload_code(cli, path, &digest) != 0)
         return 1;
     json_object_set_new(spec, "code", digest);
+    return 0;
+}
+
+/* The API's path of kind k's collection (name NULL) or of one resource:
+ * 0, or 1 with the error printed when the name does not fit. */
+static int api_path(char *out, size_t size, const struct fl_kind *k, const char *name)
+{
+    int rc = name ? fl_path_fmt(out, size, "/v1/%s/%s", k->plural, name)
+                  : fl_path_fmt(out, size, "/v1/%s", k->plural);
+    if (rc < 0)
+        return cli_error("%s '%.64s...': the name is too long", k->name, name ? name : "");
     return 0;
 }
 
@@ -183,8 +201,8 @@ static int apply_item(struct cli *cli, struct item *item, bool dry_run)
 
     if (k == &fl_kind_function && resolve_code(cli, item, dry_run) != 0)
         return 1;
-    snprintf(path, sizeof(path), "/v1/%s/%s", k->plural, name);
-    if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
+    if (api_path(path, sizeof(path), k, name) != 0 ||
+        cli_call_json(cli, "GET", path, NULL, &r) != 0)
         return 1;
     if (r.status == 404) {
         cli_response_release(&r);
@@ -193,15 +211,13 @@ static int apply_item(struct cli *cli, struct item *item, bool dry_run)
             return 0;
         }
         json_t *body = json_pack("{s:s, s:O}", "name", name, "spec", spec);
-        snprintf(path, sizeof(path), "/v1/%s", k->plural);
-        if (cli_call_json(cli, "POST", path, body, &r) == 0) {
+        if (api_path(path, sizeof(path), k, NULL) == 0 &&
+            cli_call_json(cli, "POST", path, body, &r) == 0) {
             if (r.status == 201 || r.status == 200) {
                 printf("%s/%s created\n", kind, name);
                 rc = 0;
             } else {
-                char what[300];
-                snprintf(what, sizeof(what), "%s: cannot create %s '%s'", item->source, kind, name);
-                rc = cli_fail_response(what, &r);
+                rc = cli_fail_response(&r, "%s: cannot create %s '%s'", item->source, kind, name);
             }
             cli_response_release(&r);
         }
@@ -209,9 +225,7 @@ static int apply_item(struct cli *cli, struct item *item, bool dry_run)
         return rc;
     }
     if (r.status != 200) {
-        char what[300];
-        snprintf(what, sizeof(what), "%s '%s'", kind, name);
-        rc = cli_fail_response(what, &r);
+        rc = cli_fail_response(&r, "%s '%s'", kind, name);
         cli_response_release(&r);
         return rc;
     }
@@ -233,9 +247,7 @@ static int apply_item(struct cli *cli, struct item *item, bool dry_run)
             printf("%s/%s updated\n", kind, name);
             rc = 0;
         } else {
-            char what[300];
-            snprintf(what, sizeof(what), "%s: cannot update %s '%s'", item->source, kind, name);
-            rc = cli_fail_response(what, &r);
+            rc = cli_fail_response(&r, "%s: cannot update %s '%s'", item->source, kind, name);
         }
         cli_response_release(&r);
     }
@@ -260,11 +272,11 @@ static int prune(struct cli *cli, const struct plan *plan, bool dry_run)
         const struct fl_kind *k = fl_kinds[i];
         char path[512];
         struct cli_response r;
-        snprintf(path, sizeof(path), "/v1/%s", k->plural);
-        if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
+        if (api_path(path, sizeof(path), k, NULL) != 0 ||
+            cli_call_json(cli, "GET", path, NULL, &r) != 0)
             return 1;
         if (r.status != 200) {
-            int rc = cli_fail_response("cannot list for --prune", &r);
+            int rc = cli_fail_response(&r, "cannot list for --prune");
             cli_response_release(&r);
             return rc;
         }
@@ -280,15 +292,13 @@ static int prune(struct cli *cli, const struct plan *plan, bool dry_run)
                 continue;
             }
             struct cli_response d;
-            snprintf(path, sizeof(path), "/v1/%s/%s", k->plural, name);
-            if (cli_call_json(cli, "DELETE", path, NULL, &d) != 0) {
+            if (api_path(path, sizeof(path), k, name) != 0 ||
+                cli_call_json(cli, "DELETE", path, NULL, &d) != 0) {
                 cli_response_release(&r);
                 return 1;
             }
             if (d.status != 200 && d.status != 404) {
-                char what[300];
-                snprintf(what, sizeof(what), "cannot delete %s '%s'", k->name, name);
-                cli_fail_response(what, &d);
+                cli_fail_response(&d, "cannot delete %s '%s'", k->name, name);
                 cli_response_release(&d);
                 cli_response_release(&r);
                 return 1;

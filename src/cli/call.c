@@ -4,6 +4,7 @@
 #include "base/error.h"
 
 #include <curl/curl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -118,7 +119,7 @@ int cli_call_json(struct cli *cli, const char *method, const char *path, json_t 
     return rc;
 }
 
-int cli_fail_response(const char *what, const struct cli_response *r)
+int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
 {
     const char *message = NULL;
     json_t *error = json_object_get(r->json, "error");
@@ -127,7 +128,12 @@ int cli_fail_response(const char *what, const struct cli_response *r)
         message = json_string_value(json_object_get(error, "message"));
     if (message == NULL)
         message = r->raw.len > 0 ? r->raw.data : "(no body)";
-    cli_error("%s: %s (HTTP %ld)", what, message, r->status);
+    va_list ap;
+    fputs("flint: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, ": %s (HTTP %ld)\n", message, r->status);
     if (r->status == 401)
         fprintf(stderr, "  the token was refused: set FLINT_TOKEN, or --data DIR where flintd "
                         "keeps its 'token' file\n");

@@ -59,8 +59,10 @@ int cli_call_json(struct cli *cli, const char *method, const char *path, json_t 
                   struct cli_response *r);
 
 /* Print the API error in r as "flint: <what>: <message>" with a hint for
- * 401/404/409 and return 1. */
-int cli_fail_response(const char *what, const struct cli_response *r);
+ * 401/404/409 and return 1; <what> is made from fmt and its arguments
+ * (printf-style), whatever their length. */
+int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Print an error (printf-style) prefixed with "flint: " and return 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -202,9 +202,7 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv)
     if (rc != 0)
         return 1;
     if (r.status != 200) {
-        char what[300];
-        snprintf(what, sizeof(what), "logs of '%s'", name);
-        rc = cli_fail_response(what, &r);
+        rc = cli_fail_response(&r, "logs of '%s'", name);
     }
     cli_response_release(&r);
     return rc;
@@ -219,7 +217,7 @@ int cmd_status(struct cli *cli, int argc, char **argv)
         return 1;
     int rc = 0;
     if (r.status != 200 || r.json == NULL)
-        rc = cli_fail_response("cannot read the daemon's status", &r);
+        rc = cli_fail_response(&r, "cannot read the daemon's status");
     else if (cli->output != CLI_OUTPUT_TABLE)
         cli_print_value(cli, r.json);
     else {

@@ -163,7 +163,7 @@ int cli_upload_code(struct cli *cli, const char *path, json_t **code)
                  "application/octet-stream", headers, NULL, NULL, &r) != 0)
         goto out;
     if (r.status != 201 && r.status != 200) {
-        cli_fail_response("cannot upload code", &r);
+        cli_fail_response(&r, "cannot upload code");
     } else if (json_string_value(json_object_get(r.json, "sha256")) == NULL) {
         cli_error("cannot upload code: the answer has no sha256");
     } else {
@@ -280,7 +280,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
         if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
             goto out;
         if (r.status != 200)
-            rc = cli_fail_response("cannot list", &r);
+            rc = cli_fail_response(&r, "cannot list");
         else {
             cli_print_resources(cli, kind, json_object_get(r.json, "items"));
             rc = 0;
@@ -293,9 +293,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
         if (cli_call_json(cli, verb[0] == 'g' ? "GET" : "DELETE", path, NULL, &r) != 0)
             goto out;
         if (r.status != 200) {
-            char what[300];
-            snprintf(what, sizeof(what), "%s '%s'", kind, name);
-            rc = cli_fail_response(what, &r);
+            rc = cli_fail_response(&r, "%s '%s'", kind, name);
         } else if (verb[0] == 'g') {
             cli_print_resources(cli, kind, r.json);
             if (cli->output == CLI_OUTPUT_TABLE && k == &fl_kind_function) {
@@ -322,9 +320,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
         if (cli_call_json(cli, "POST", path, body, &r) != 0)
             goto out;
         if (r.status != 201 && r.status != 200) {
-            char what[300];
-            snprintf(what, sizeof(what), "cannot create %s '%s'", kind, name);
-            rc = cli_fail_response(what, &r);
+            rc = cli_fail_response(&r, "cannot create %s '%s'", kind, name);
         } else {
             printf("%s '%s' created\n", kind, name);
             rc = 0;
@@ -336,9 +332,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
     if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
         goto out;
     if (r.status != 200) {
-        char what[300];
-        snprintf(what, sizeof(what), "%s '%s'", kind, name);
-        rc = cli_fail_response(what, &r);
+        rc = cli_fail_response(&r, "%s '%s'", kind, name);
         cli_response_release(&r);
         goto out;
     }
@@ -362,9 +356,7 @@ int cmd_resource(struct cli *cli, int argc, char **argv)
         goto out;
     }
     if (r.status != 200) {
-        char what[300];
-        snprintf(what, sizeof(what), "cannot update %s '%s'", kind, name);
-        rc = cli_fail_response(what, &r);
+        rc = cli_fail_response(&r, "cannot update %s '%s'", kind, name);
     } else {
         printf("%s '%s' updated\n", kind, name);
         rc = 0;

@@ -76,6 +76,8 @@ enum fl_sandbox_exit {
 /* The host uids of sandboxes: one per live sandbox, never 0. */
 #define FL_SANDBOX_UID_BASE  2000000000u
 #define FL_SANDBOX_UID_COUNT 65536u
+/* The two above as flintd's --sandbox-uids default, BASE:COUNT. */
+#define FL_SANDBOX_UIDS_DEFAULT "2000000000:65536"
 
 struct fl_sandbox_mode {
     bool bwrap;            /* isolated by bubblewrap */

@@ -1,17 +1,13 @@
 /*
  * flintd: the Flint daemon.
  *
- *   flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL] [--log-file PATH]
- *          [--drain DURATION] [--runtimes DIR] [--queue-max N] [--queue-wait DURATION]
- *          [--max-body SIZE] [--max-conns-per-addr N] [--max-inflight SIZE]
- *          [--gc-interval D] [--build-grace D] [--code-grace D] [--sandbox-uids BASE:COUNT]
- *          [--store URI]
+ *   flintd [--data DIR] [--api ADDR] [--router ADDR] [OPTION]...
  *
- * Most flags have an environment variable (FLINT_DATA, FLINT_STORE, FLINT_API,
- * FLINT_ROUTER, FLINT_LOG_LEVEL, FLINT_LOG_FILE, FLINT_RUNTIMES,
- * FLINT_MAX_BODY, FLINT_MAX_CONNS_PER_ADDR, FLINT_MAX_INFLIGHT,
- * FLINT_GC_INTERVAL, FLINT_BUILD_GRACE, FLINT_CODE_GRACE, FLINT_SANDBOX_UIDS);
- * flags win.
+ * Every option is a row of options[] below: its name, the FLINT_*
+ * variable read when it is not given (flags win), the kind of value it
+ * takes, the field of struct flintd_config it fills, its default, bounds
+ * and help. Parsing, the variables, the checks and `flintd --help` are made
+ * from the table (base/options.h); an option is added as one row.
  *
  * The two listeners are two servers with budgets of their own (4096
  * connections each, --max-conns-per-addr from one client address), so a
@@ -31,7 +27,9 @@
 #include "api/api.h"
 #include "api/token.h"
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/log.h"
+#include "base/options.h"
 #include "base/str.h"
 #include "base/metrics.h"
 #include "exec/executor.h"
@@ -49,7 +47,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,22 +57,73 @@
 
 #define FLINT_VERSION "0.1.0"
 
+/* What the options set; each field is filled by its row of options[]. */
 struct flintd_config {
     const char *data_dir;
     const char *store_uri; /* NULL: sqlite:<data_dir> */
     const char *api_addr;
     const char *router_addr;
-    const char *log_file;
-    const char *runtimes_dir;
+    enum fl_log_level log_level;
+    const char *log_file;     /* NULL: stderr */
+    const char *runtimes_dir; /* NULL: next to the binary */
     int64_t drain_ms;
     int64_t queue_max;
     int64_t queue_wait_ms;
     uint64_t max_body; /* a routed request's body */
     int64_t max_conns_per_addr;
     uint64_t max_inflight; /* bytes held by both listeners */
-    uint64_t sandbox_uid_base, sandbox_uid_count;
+    struct fl_uid_range sandbox_uids;
     int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
 };
+
+#define STRING(field)    FL_OPTION_STRING_AT(struct flintd_config, field)
+#define DURATION(field)  FL_OPTION_DURATION_AT(struct flintd_config, field)
+#define SIZE(field)      FL_OPTION_SIZE_AT(struct flintd_config, field)
+#define COUNT(field)     FL_OPTION_COUNT_AT(struct flintd_config, field)
+#define UID_RANGE(field) FL_OPTION_UID_RANGE_AT(struct flintd_config, field)
+#define LOG_LEVEL(field) FL_OPTION_LOG_LEVEL_AT(struct flintd_config, field)
+
+/* flintd's options, in the order --help lists them. A row: name (--name),
+ * variable, kind and field, default (NULL: none), the value's name in
+ * --help, min and max (durations in ms, sizes in bytes; max 0: no upper
+ * bound), help. */
+static const struct fl_option options[] = {
+    {"data", "FLINT_DATA", STRING(data_dir), ".flint-data", "DIR", 0, 0, "data directory"},
+    {"store", "FLINT_STORE", STRING(store_uri), NULL, "URI", 0, 0,
+     "the store, by default sqlite:<data directory>"},
+    {"api", "FLINT_API", STRING(api_addr), "127.0.0.1:7070", "ADDR", 0, 0, "control API listener"},
+    {"router", "FLINT_ROUTER", STRING(router_addr), "127.0.0.1:8080", "ADDR", 0, 0,
+     "public router listener; several addresses separated by commas, e.g. HOST:PORT,unix:PATH"},
+    {"log-level", "FLINT_LOG_LEVEL", LOG_LEVEL(log_level), "info", "LEVEL", 0, 0,
+     "debug, info, warn or error"},
+    {"log-file", "FLINT_LOG_FILE", STRING(log_file), NULL, "PATH", 0, 0,
+     "log to PATH instead of stderr"},
+    {"drain", "FLINT_DRAIN", DURATION(drain_ms), "10s", "DURATION", 0, 0,
+     "how long SIGTERM waits for requests in flight"},
+    {"runtimes", "FLINT_RUNTIMES", STRING(runtimes_dir), NULL, "DIR", 0, 0,
+     "the runtime tree, by default <flintd's dir>/../share/flint/runtimes"},
+    {"queue-max", "FLINT_QUEUE_MAX", COUNT(queue_max), "1000", "N", 0, 1000000,
+     "requests a function may have waiting"},
+    {"queue-wait", "FLINT_QUEUE_WAIT", DURATION(queue_wait_ms), "10s", "DURATION", 1, 0,
+     "how long a request waits for an instance"},
+    {"max-body", "FLINT_MAX_BODY", SIZE(max_body), "1MiB", "SIZE", 1024, 64 << 20,
+     "largest request body the router takes; the runtimes take 64MiB at most"},
+    {"max-conns-per-addr", "FLINT_MAX_CONNS_PER_ADDR", COUNT(max_conns_per_addr), "64", "N", 0,
+     1000000, "connections one client address may hold on each listener, 0 for no cap"},
+    {"sandbox-uids", "FLINT_SANDBOX_UIDS", UID_RANGE(sandbox_uids), FL_SANDBOX_UIDS_DEFAULT,
+     "BASE:COUNT", 16, FL_SANDBOX_UID_COUNT,
+     "the host uids instances and builds run as, one each, that no account uses; give each "
+     "flintd on a host its own range"},
+    {"max-inflight", "FLINT_MAX_INFLIGHT", SIZE(max_inflight), "128MiB", "SIZE", 1 << 20, 0,
+     "request bodies and unsent answers both listeners may hold"},
+    {"gc-interval", "FLINT_GC_INTERVAL", DURATION(gc_interval_ms), "5m", "DURATION", 0, 0,
+     "how often unused builds and code are collected, 0 for never"},
+    {"build-grace", "FLINT_BUILD_GRACE", DURATION(build_grace_ms), "1h", "DURATION", 0, 0,
+     "a build unused this long is removed"},
+    {"code-grace", "FLINT_CODE_GRACE", DURATION(code_grace_ms), "1h", "DURATION", 0, 0,
+     "uploaded code no function names is removed after this"},
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
 /* The share of the in-flight budget past which the router sheds: the rest
  * is the API's, so that the operator gets in when the router is flooded. */
@@ -106,239 +154,31 @@ struct flintd {
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: flintd [--data DIR] [--api ADDR] [--router ADDR] [--log-level LEVEL]\n"
-            "              [--log-file PATH] [--drain DURATION]\n"
-            "\n"
-            "  --data DIR        data directory (FLINT_DATA; default ./.flint-data)\n"
-            "  --store URI       the store (FLINT_STORE; default sqlite:<data directory>)\n"
-            "  --api ADDR        control API listener (FLINT_API; default 127.0.0.1:7070)\n"
-            "  --router ADDR     public router listener (FLINT_ROUTER; default 127.0.0.1:8080);\n"
-            "                    several addresses separated by commas, e.g. HOST:PORT,unix:PATH\n"
-            "  --log-level L     debug, info, warn or error (FLINT_LOG_LEVEL; default info)\n"
-            "  --log-file PATH   log to PATH instead of stderr (FLINT_LOG_FILE)\n"
-            "  --drain DURATION  how long SIGTERM waits for requests in flight (default 10s)\n"
-            "  --runtimes DIR    the runtime tree (FLINT_RUNTIMES; default\n"
-            "                    <flintd's dir>/../share/flint/runtimes)\n"
-            "  --queue-max N     requests a function may have waiting (default 1000)\n"
-            "  --queue-wait D    how long a request waits for an instance (default 10s)\n"
-            "  --max-body SIZE   largest request body the router takes (FLINT_MAX_BODY;\n"
-            "                    default 1MiB, at most 64MiB, what the runtimes take)\n"
-            "  --max-conns-per-addr N  connections one client address may hold on each\n"
-            "                    listener (FLINT_MAX_CONNS_PER_ADDR; default 64, 0: no cap)\n"
-            "  --sandbox-uids BASE:COUNT  the host uids instances and builds run as, one each\n"
-            "                    (FLINT_SANDBOX_UIDS; default 2000000000:65536; give each\n"
-            "                    flintd on a host its own range)\n"
-            "  --max-inflight SIZE  request bodies and unsent answers both listeners may\n"
-            "                    hold (FLINT_MAX_INFLIGHT; default 128MiB, at least 1MiB)\n"
-            "  --gc-interval D   how often unused builds and code are collected\n"
-            "                    (FLINT_GC_INTERVAL; default 5m, 0 never)\n"
-            "  --build-grace D   a build unused this long is removed (FLINT_BUILD_GRACE;\n"
-            "                    default 1h)\n"
-            "  --code-grace D    uploaded code no function names is removed after this\n"
-            "                    (FLINT_CODE_GRACE; default 1h)\n"
-            "\n"
-            "An ADDR is HOST:PORT, [V6]:PORT or unix:PATH.\n");
+    fl_options_usage(options, NOPTIONS, "flintd", to);
+    fprintf(to, "\nAn ADDR is HOST:PORT, [V6]:PORT or unix:PATH. A flag wins over its variable.\n");
 }
 
-static const char *env_or(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v != NULL && *v != '\0' ? v : fallback;
-}
-
+/* Fill cfg from the command line, the environment and the defaults; may
+ * exit (--help, --version). 0, or FL_EINVAL with the reason printed. */
 static int parse_args(int argc, char **argv, struct flintd_config *cfg)
 {
-    static const struct option options[] = {
-        {"data", required_argument, NULL, 'd'},
-        {"store", required_argument, NULL, 'S'},
-        {"api", required_argument, NULL, 'a'},
-        {"router", required_argument, NULL, 'r'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"log-file", required_argument, NULL, 'f'},
-        {"drain", required_argument, NULL, 'D'},
-        {"runtimes", required_argument, NULL, 'R'},
-        {"queue-max", required_argument, NULL, 'q'},
-        {"queue-wait", required_argument, NULL, 'w'},
-        {"max-body", required_argument, NULL, 'b'},
-        {"max-conns-per-addr", required_argument, NULL, 'C'},
-        {"max-inflight", required_argument, NULL, 'I'},
-        {"gc-interval", required_argument, NULL, 'g'},
-        {"build-grace", required_argument, NULL, 'G'},
-        {"code-grace", required_argument, NULL, 'k'},
-        {"sandbox-uids", required_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *level = env_or("FLINT_LOG_LEVEL", NULL);
-    const char *drain = "10s";
-    const char *queue_max = "1000", *queue_wait = "10s";
-    const char *max_body = env_or("FLINT_MAX_BODY", "1MiB");
-    const char *max_conns_per_addr = env_or("FLINT_MAX_CONNS_PER_ADDR", "64");
-    const char *max_inflight = env_or("FLINT_MAX_INFLIGHT", "128MiB");
-    const char *gc_interval = env_or("FLINT_GC_INTERVAL", "5m");
-    const char *build_grace = env_or("FLINT_BUILD_GRACE", "1h");
-    const char *code_grace = env_or("FLINT_CODE_GRACE", "1h");
-    const char *sandbox_uids = env_or("FLINT_SANDBOX_UIDS", NULL);
-
-    cfg->data_dir = env_or("FLINT_DATA", ".flint-data");
-    cfg->store_uri = env_or("FLINT_STORE", NULL);
-    cfg->api_addr = env_or("FLINT_API", "127.0.0.1:7070");
-    cfg->router_addr = env_or("FLINT_ROUTER", "127.0.0.1:8080");
-    cfg->log_file = env_or("FLINT_LOG_FILE", NULL);
-    cfg->runtimes_dir = env_or("FLINT_RUNTIMES", NULL);
-    for (;;) {
-        int c = getopt_long(argc, argv, "", options, NULL);
-        if (c == -1)
-            break;
-        switch (c) {
-        case 'd':
-            cfg->data_dir = optarg;
-            break;
-        case 'S':
-            cfg->store_uri = optarg;
-            break;
-        case 'a':
-            cfg->api_addr = optarg;
-            break;
-        case 'r':
-            cfg->router_addr = optarg;
-            break;
-        case 'l':
-            level = optarg;
-            break;
-        case 'f':
-            cfg->log_file = optarg;
-            break;
-        case 'D':
-            drain = optarg;
-            break;
-        case 'R':
-            cfg->runtimes_dir = optarg;
-            break;
-        case 'q':
-            queue_max = optarg;
-            break;
-        case 'w':
-            queue_wait = optarg;
-            break;
-        case 'b':
-            max_body = optarg;
-            break;
-        case 'C':
-            max_conns_per_addr = optarg;
-            break;
-        case 'I':
-            max_inflight = optarg;
-            break;
-        case 'g':
-            gc_interval = optarg;
-            break;
-        case 'G':
-            build_grace = optarg;
-            break;
-        case 'U':
-            sandbox_uids = optarg;
-            break;
-        case 'k':
-            code_grace = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("flintd %s\n", FLINT_VERSION);
-            exit(0);
-        default:
+    char err[512];
+    int rc = fl_options_parse(options, NOPTIONS, argc, argv, cfg, err, sizeof(err));
+    if (rc == FL_OPTIONS_HELP) {
+        usage(stdout);
+        exit(0);
+    }
+    if (rc == FL_OPTIONS_VERSION) {
+        printf("flintd %s\n", FLINT_VERSION);
+        exit(0);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "flintd: %s\n", err);
+        if (rc == FL_EPARSE)
             usage(stderr);
-            return FL_EINVAL;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "flintd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
         return FL_EINVAL;
     }
-    if (level != NULL) {
-        enum fl_log_level l;
-        if (fl_log_parse_level(level, &l) < 0) {
-            fprintf(stderr, "flintd: unknown log level '%s': use debug, info, warn or error\n",
-                    level);
-            return FL_EINVAL;
-        }
-        fl_log_set_level(l);
-    }
-    if (fl_parse_duration_ms(drain, &cfg->drain_ms) < 0) {
-        fprintf(stderr, "flintd: --drain takes a duration like 10s or 500ms, not '%s'\n", drain);
-        return FL_EINVAL;
-    }
-    if (fl_parse_i64(queue_max, 0, 1000000, &cfg->queue_max) < 0) {
-        fprintf(stderr, "flintd: --queue-max takes a number from 0 to 1000000, not '%s'\n",
-                queue_max);
-        return FL_EINVAL;
-    }
-    if (fl_parse_size(max_body, &cfg->max_body) < 0 || cfg->max_body < 1024 ||
-        cfg->max_body > (64u << 20)) {
-        fprintf(stderr, "flintd: --max-body takes a size from 1KiB to 64MiB, like 6MiB, not '%s'\n",
-                max_body);
-        return FL_EINVAL;
-    }
-    if (fl_parse_i64(max_conns_per_addr, 0, 1000000, &cfg->max_conns_per_addr) < 0) {
-        fprintf(stderr,
-                "flintd: --max-conns-per-addr takes a number from 0 (no cap) to 1000000, not "
-                "'%s'\n",
-                max_conns_per_addr);
-        return FL_EINVAL;
-    }
-    cfg->sandbox_uid_base = FL_SANDBOX_UID_BASE;
-    cfg->sandbox_uid_count = FL_SANDBOX_UID_COUNT;
-    if (sandbox_uids != NULL) {
-        /* BASE:COUNT, a range of host uids no account uses */
-        char base[32];
-        const char *colon = strchr(sandbox_uids, ':');
-        bool ok = colon != NULL && (size_t)(colon - sandbox_uids) < sizeof(base);
-        if (ok) {
-            memcpy(base, sandbox_uids, (size_t)(colon - sandbox_uids));
-            base[colon - sandbox_uids] = '\0';
-            ok = fl_parse_u64(base, 4294901759ULL, &cfg->sandbox_uid_base) == 0 &&
-                 fl_parse_u64(colon + 1, FL_SANDBOX_UID_COUNT, &cfg->sandbox_uid_count) == 0 &&
-                 cfg->sandbox_uid_base >= 1000 && cfg->sandbox_uid_count >= 16 &&
-                 cfg->sandbox_uid_base + cfg->sandbox_uid_count <= 4294967294ULL;
-        }
-        if (!ok) {
-            fprintf(stderr,
-                    "flintd: --sandbox-uids takes BASE:COUNT, host uids no account uses (BASE "
-                    "at least 1000, COUNT 16 to 65536), like 2000000000:65536, not '%s'\n",
-                    sandbox_uids);
-            return FL_EINVAL;
-        }
-    }
-    if (fl_parse_size(max_inflight, &cfg->max_inflight) < 0 || cfg->max_inflight < (1u << 20)) {
-        fprintf(stderr,
-                "flintd: --max-inflight takes a size of at least 1MiB, like 256MiB, not "
-                "'%s'\n",
-                max_inflight);
-        return FL_EINVAL;
-    }
-    if (fl_parse_duration_ms(queue_wait, &cfg->queue_wait_ms) < 0 || cfg->queue_wait_ms < 1) {
-        fprintf(stderr, "flintd: --queue-wait takes a duration like 10s or 500ms, not '%s'\n",
-                queue_wait);
-        return FL_EINVAL;
-    }
-    const struct {
-        const char *flag, *value;
-        int64_t *out;
-    } durations[] = {{"--gc-interval", gc_interval, &cfg->gc_interval_ms},
-                     {"--build-grace", build_grace, &cfg->build_grace_ms},
-                     {"--code-grace", code_grace, &cfg->code_grace_ms}};
-    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
-        if (fl_parse_duration_ms(durations[i].value, durations[i].out) < 0) {
-            fprintf(stderr, "flintd: %s takes a duration like 5m or 1h, not '%s'\n",
-                    durations[i].flag, durations[i].value);
-            return FL_EINVAL;
-        }
-    }
+    fl_log_set_level(cfg->log_level);
     return 0;
 }
 
@@ -376,20 +216,21 @@ static json_t *status_of(void *data, const char *kind, const char *name, bool de
     return d->followers ? fl_kind_followers_status(d->followers, kind, name, detail) : NULL;
 }
 
-/* The runtime tree next to the binary: <bin>/../share/flint/runtimes. */
-static void default_runtimes_dir(char *out, size_t size)
+/* The runtime tree: --runtimes, or next to the binary,
+ * <bin>/../share/flint/runtimes. 0 or -ENAMETOOLONG. */
+static int runtimes_dir(const struct flintd_config *cfg, char *out, size_t size)
 {
+    if (cfg->runtimes_dir != NULL)
+        return fl_path_fmt(out, size, "%s", cfg->runtimes_dir);
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) {
-        fl_strlcpy(out, "share/flint/runtimes", size);
-        return;
-    }
+    if (n <= 0)
+        return fl_path_fmt(out, size, "%s", "share/flint/runtimes");
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash != NULL)
         *slash = '\0';
-    snprintf(out, size, "%s/../share/flint/runtimes", exe);
+    return fl_path_join(out, size, exe, "../share/flint/runtimes");
 }
 
 /* ---- life cycle ---- */
@@ -493,7 +334,10 @@ static int prepare_data_dir(const char *dir)
     static const char *const store_files[] = {"flint.db", "flint.db-wal", "flint.db-shm"};
     for (size_t i = 0; i < sizeof(store_files) / sizeof(store_files[0]); i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/%s", dir, store_files[i]);
+        if (fl_path_join(path, sizeof(path), dir, store_files[i]) < 0) {
+            fl_log(FL_LOG_ERROR, "flintd", "the data directory's path is too long", "dir=%s", dir);
+            return -ENAMETOOLONG;
+        }
         int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (i == 0 ? O_CREAT : 0), 0600);
         if (fd < 0 && errno == ENOENT)
             continue;
@@ -513,8 +357,7 @@ static int prepare_data_dir(const char *dir)
 static int count_code_blobs(const char *data_dir)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/code/sha256", data_dir);
-    DIR *d = opendir(path);
+    DIR *d = fl_path_join(path, sizeof(path), data_dir, "code/sha256") == 0 ? opendir(path) : NULL;
     int n = 0;
     for (struct dirent *e = d ? readdir(d) : NULL; e != NULL; e = readdir(d))
         n += e->d_name[0] != '.';
@@ -591,9 +434,17 @@ int main(int argc, char **argv)
     }
     if (prepare_data_dir(d.cfg.data_dir) < 0)
         return 1;
-    char err[1200], token_path[PATH_MAX], db_path[PATH_MAX];
-    snprintf(token_path, sizeof(token_path), "%s/token", d.cfg.data_dir);
-    snprintf(db_path, sizeof(db_path), "%s/flint.db", d.cfg.data_dir);
+    /* every path under the data directory fits: prepare_data_dir() made
+     * the longest, "flint.db-wal" */
+    char err[1200], token_path[PATH_MAX], db_path[PATH_MAX], logs_dir[PATH_MAX];
+    fl_path_join(token_path, sizeof(token_path), d.cfg.data_dir, "token");
+    fl_path_join(db_path, sizeof(db_path), d.cfg.data_dir, "flint.db");
+    fl_path_join(logs_dir, sizeof(logs_dir), d.cfg.data_dir, "logs");
+    char runtimes[PATH_MAX];
+    if (runtimes_dir(&d.cfg, runtimes, sizeof(runtimes)) < 0) {
+        fl_log(FL_LOG_ERROR, "flintd", "the runtime tree's path is too long", NULL);
+        return 1;
+    }
     struct stat db_st;
     /* a store with content but no token: the token was deleted */
     bool token_lost = access(token_path, F_OK) != 0 && errno == ENOENT &&
@@ -613,10 +464,13 @@ int main(int argc, char **argv)
     uv_loop_init(&d.loop);
     char store_uri[PATH_MAX + 16];
     if (d.cfg.store_uri != NULL)
-        fl_strlcpy(store_uri, d.cfg.store_uri, sizeof(store_uri));
+        rc = fl_path_fmt(store_uri, sizeof(store_uri), "%s", d.cfg.store_uri);
     else
-        snprintf(store_uri, sizeof(store_uri), "sqlite:%s", d.cfg.data_dir);
-    rc = fl_store_open(&d.loop, store_uri, NULL, &d.store, err, sizeof(err));
+        rc = fl_path_fmt(store_uri, sizeof(store_uri), "sqlite:%s", d.cfg.data_dir);
+    if (rc < 0)
+        snprintf(err, sizeof(err), "the store's URI is too long");
+    else
+        rc = fl_store_open(&d.loop, store_uri, NULL, &d.store, err, sizeof(err));
     if (rc < 0) {
         char q[1400];
         fl_log(FL_LOG_ERROR, "flintd", "cannot open the store", "err=%s",
@@ -629,7 +483,7 @@ int main(int argc, char **argv)
     struct fl_page one = {1, NULL};
     fl_store_list_page(d.store, "function", "", &one, on_store_checked, &d);
     struct fl_sandbox_mode sandbox;
-    fl_sandbox_use_uids((unsigned)d.cfg.sandbox_uid_base, (unsigned)d.cfg.sandbox_uid_count);
+    fl_sandbox_use_uids((unsigned)d.cfg.sandbox_uids.base, (unsigned)d.cfg.sandbox_uids.count);
     fl_sandbox_probe(&sandbox, false);
     fl_sandbox_cleanup_stale();
     if (sandbox.bwrap)
@@ -639,12 +493,6 @@ int main(int argc, char **argv)
                "INSTANCES ARE NOT ISOLATED: bubblewrap is missing or unusable; only resource "
                "limits apply",
                "mode=\"%s\"", sandbox.description);
-    char runtimes[PATH_MAX], logs_dir[PATH_MAX];
-    if (d.cfg.runtimes_dir != NULL)
-        fl_strlcpy(runtimes, d.cfg.runtimes_dir, sizeof(runtimes));
-    else
-        default_runtimes_dir(runtimes, sizeof(runtimes));
-    snprintf(logs_dir, sizeof(logs_dir), "%s/logs", d.cfg.data_dir);
     d.metrics = fl_metrics_new();
     if (d.metrics != NULL && fl_loop_lag_new(&d.loop, d.metrics, &d.lag) < 0)
         fl_log(FL_LOG_WARN, "flintd", "the loop's stalls are not measured", NULL);

@@ -5,9 +5,16 @@ default: the checkout's build/) started in its own temporary data directory on
 free loopback ports; it is always stopped at teardown, and its log is printed
 when the test fails. `flintd_factory` starts more than one, or with extra
 arguments.
+
+Every flintd the harness starts (through those fixtures, or a `Flintd` a test
+makes itself, subclasses included) is checked once stopped: a sanitizer report
+in its log (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer, as
+`make SANITIZE=address,undefined test` builds it) fails the test at teardown,
+whatever the test itself asserted. `test_harness.py` shows the check can fail.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +23,9 @@ import urllib.error
 import urllib.request
 
 import pytest
+
+# pytester: test_harness.py runs pytest on tests of the harness itself
+pytest_plugins = ["pytester"]
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.abspath(os.environ.get("FLINT_BUILD", os.path.join(ROOT, "build")))
@@ -75,6 +85,28 @@ def http(method, url, body=None, headers=None, timeout=30):
         return Response(e.code, dict(e.headers), e.read())
 
 
+# What a sanitizer writes to stderr (flintd's log here) when it finds a bug:
+# "==42==ERROR: AddressSanitizer: heap-use-after-free ...", "==42==ERROR:
+# LeakSanitizer: detected memory leaks", "src/x.c:10:5: runtime error: ...".
+# flintd's own lines start with "ts=" and may quote any text, so they are
+# never taken for a report.
+SANITIZER_MARKS = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
+
+
+def sanitizer_report(log, max_lines=80):
+    """The sanitizer report in a log's text, from its first line (at most
+    max_lines), or "" when there is none."""
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("ts=") and SANITIZER_MARKS.search(line):
+            return "\n".join(lines[i:i + max_lines])
+    return ""
+
+
+# Every Flintd made since the current test began, checked at its teardown.
+_made = []
+
+
 class Flintd:
     """A running flintd and how to talk to it."""
 
@@ -85,6 +117,8 @@ class Flintd:
         self.env = dict(os.environ, **(env or {}))
         self.api_port, self.router_port = free_ports(2)
         self.proc = None
+        self.sanitizers_checked = False
+        _made.append(self)
         self.start()
 
     @property
@@ -163,6 +197,23 @@ class Flintd:
         except OSError:
             return "(no log)"
 
+    def check_sanitizers(self):
+        """Stop flintd if it still runs (a sanitizer writes leaks at exit),
+        then fail the current test if its log holds a sanitizer report."""
+        if self.sanitizers_checked:
+            return
+        self.sanitizers_checked = True
+        try:
+            self.stop(timeout=10)
+        except Exception:
+            pass
+        if self.proc is not None:
+            self._kill_group()
+        report = sanitizer_report(self.log())
+        if report:
+            pytest.fail(f"flintd ({self.data_dir}) wrote a sanitizer report to its log "
+                        f"{self.log_path}:\n{report}", pytrace=False)
+
     def cli(self, *args, check=False, input=None, timeout=60):
         """Run the flint CLI against this daemon."""
         env = dict(os.environ, FLINT_URL=self.api_url, FLINT_DATA=self.data_dir)
@@ -212,10 +263,37 @@ def flintd_factory(tmp_path, request):
         except Exception:
             pass
         f._kill_group()
-        if failed:
+        if failed or sanitizer_report(f.log()):
             print(f"\n----- log of {f.data_dir} -----\n{f.log()}")
+    check_sanitizers(started)
 
 
 @pytest.fixture
 def flintd(flintd_factory):
     return flintd_factory()
+
+
+def check_sanitizers(flintds):
+    """Check each flintd's log (see Flintd.check_sanitizers), all of them
+    even when one fails; fail with every report found."""
+    reports = []
+    for f in flintds:
+        try:
+            f.check_sanitizers()
+        except pytest.fail.Exception as e:
+            reports.append(str(e))
+    if reports:
+        pytest.fail("\n\n".join(reports), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _flintd_sanitizer_check():
+    """Check, at the end of every test, each flintd made during it that no
+    fixture checked (one a test made itself, through Flintd or a subclass).
+    Autouse fixtures are torn down last, after the fixtures that stop their
+    flintd."""
+    first = len(_made)
+    yield
+    mine = _made[first:]
+    del _made[first:]
+    check_sanitizers(mine)

@@ -90,6 +90,8 @@ def test_apply_refuses_invalid_specs_with_the_reason(tmp_path):
         "syntax.yaml": ("kind: route\nname: [unclosed\n", "syntax.yaml:"),
         "typo.yaml": ("kind: route\nname: r\nspec: {}\nlabel: {a: b}\n",
                       "route 'r': 'label' is not a field (kind, name, spec)"),
+        # refused before any call, never sent as a path cut short
+        "long.yaml": ("kind: route\nname: " + "r" * 600 + "\nspec: {}\n", "the name is too long"),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name

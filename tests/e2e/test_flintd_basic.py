@@ -106,6 +106,26 @@ def test_bad_flags_and_busy_ports_are_clear_errors(tmp_path, flintd):
     assert "cannot create the data directory" in r.stderr
 
 
+def test_help_lists_every_option_with_its_variable(tmp_path):
+    r = subprocess.run([os.path.join(BIN, "flintd"), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("usage: flintd")
+    for flag in ("data", "store", "api", "router", "log-level", "log-file", "drain", "runtimes",
+                 "queue-max", "queue-wait", "max-body", "max-conns-per-addr", "sandbox-uids",
+                 "max-inflight", "gc-interval", "build-grace", "code-grace"):
+        assert f"--{flag} " in r.stdout, flag
+        assert "FLINT_" + flag.upper().replace("-", "_") in r.stdout, flag
+    # a variable is checked like its flag, and the message says which one it was
+    env = dict(os.environ, FLINT_MAX_BODY="1TiB", FLINT_DATA=str(tmp_path / "d"))
+    r = subprocess.run([os.path.join(BIN, "flintd")], capture_output=True, text=True, env=env,
+                       timeout=30)
+    assert r.returncode == 2
+    assert "FLINT_MAX_BODY (for --max-body) takes a size from 1KiB to 64MiB" in r.stderr
+    # and the flag wins over it (--max-inflight is checked after --max-body)
+    r = subprocess.run([os.path.join(BIN, "flintd"), "--max-body", "2MiB", "--max-inflight", "x"],
+                       capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 2 and "--max-inflight takes a size" in r.stderr, r.stderr
+
+
 def test_metrics_show_how_long_the_loop_stalls(flintd):
     # the loop's busy time per iteration: a histogram and the longest
     text = flintd.api("GET", "/metrics").text

@@ -22,8 +22,9 @@ struct world {
     struct fl_api *api;
     struct fl_http_server *srv;
     int client;
-    bool applied; /* what the daemon holds */
-    int asked;    /* times the API asked */
+    bool applied;             /* what the daemon holds: everything */
+    const char *applied_name; /* or this one resource */
+    int asked;                /* times the API asked */
     char answer[8192];
     size_t answer_len;
 };
@@ -32,7 +33,7 @@ static bool applied(void *data, const char *kind, const char *name, uint64_t rev
 {
     struct world *w = data;
     w->asked++;
-    return w->applied;
+    return w->applied || (w->applied_name != NULL && strcmp(name, w->applied_name) == 0);
 }
 
 /* What the daemon says of a resource's status. */
@@ -156,6 +157,67 @@ TEST(a_write_never_applied_is_answered_after_two_seconds)
     ASSERT(strncmp(w.answer, "HTTP/1.1 201", 12) == 0);
     ASSERT(fl_clock_mono_ns() - start >= 2000000000ULL); /* not before the settle time */
     ASSERT_EQ(w.asked, 1);
+    world_release(&w);
+}
+
+/* A client of its own on the API's server (the answers of one connection
+ * leave in order; those of several do not wait for each other). */
+static int connect_client(struct world *w)
+{
+    int sv[2];
+    ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    ASSERT_OK(fl_http_server_adopt(w->srv, sv[0]));
+    return sv[1];
+}
+
+static bool client_answered(int fd)
+{
+    char buf[4096];
+    ssize_t r = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT | MSG_PEEK);
+    if (r <= 0)
+        return false;
+    buf[r] = '\0';
+    return strncmp(buf, "HTTP/1.1 201", 12) == 0 && strstr(buf, "\r\n\r\n") != NULL;
+}
+
+TEST(writes_waiting_together_are_each_answered_when_their_own_is_applied)
+{
+    struct world w;
+    world_init(&w);
+    static const char *const names[] = {"a", "b", "c"};
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = connect_client(&w);
+        char raw[512], body[128];
+        int blen = snprintf(body, sizeof(body),
+                            "{\"name\":\"%s\",\"spec\":{\"runtime\":\"binary\"}}", names[i]);
+        int n = snprintf(raw, sizeof(raw),
+                         "POST /v1/environments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                         "Content-Length: %d\r\n\r\n%s",
+                         token, blen, body);
+        ASSERT_EQ(write(fds[i], raw, (size_t)n), n);
+    }
+    /* all three durable and waiting */
+    uint64_t deadline = fl_clock_mono_ns() + 20000000000ULL;
+    while (w.asked < 3 && fl_clock_mono_ns() < deadline)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    ASSERT_EQ(w.asked, 3);
+    /* the middle one, then the newest, then the oldest: each answered
+     * alone, the others still waiting */
+    static const int order[] = {1, 2, 0};
+    bool done_by[3] = {false, false, false};
+    for (int k = 0; k < 3; k++) {
+        int i = order[k];
+        w.applied_name = names[i];
+        fl_api_applied(w.api, "environment", names[i]);
+        done_by[i] = true;
+        while (!client_answered(fds[i]) && fl_clock_mono_ns() < deadline)
+            uv_run(&w.loop, UV_RUN_NOWAIT);
+        for (int j = 0; j < 3; j++)
+            ASSERT_EQ(client_answered(fds[j]), done_by[j]);
+    }
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
     world_release(&w);
 }
 

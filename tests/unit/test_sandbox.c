@@ -5,6 +5,8 @@
 #include "runner.h"
 
 #include "base/error.h"
+#include "base/fs.h"
+#include "base/str.h"
 #include "exec/sandbox.h"
 
 #include <poll.h>
@@ -92,31 +94,32 @@ TEST(the_sandbox_hides_the_host_and_drops_privileges)
 {
     setup(false);
     char data[4200], code[4200], secret[4300], script[8192];
-    snprintf(data, sizeof(data), "%s/data", fl_test_tmpdir());
-    snprintf(code, sizeof(code), "%s/code", fl_test_tmpdir());
+    ASSERT_OK(fl_path_join(data, sizeof(data), fl_test_tmpdir(), "data"));
+    ASSERT_OK(fl_path_join(code, sizeof(code), fl_test_tmpdir(), "code"));
     mkdir(data, 0755);
     mkdir(code, 0755);
-    snprintf(secret, sizeof(secret), "%s/token", data);
+    ASSERT_OK(fl_path_join(secret, sizeof(secret), data, "token"));
     FILE *f = fopen(secret, "w");
     fputs("s3cret\n", f);
     fclose(f);
     chmod(secret, 0644);
-    snprintf(secret, sizeof(secret), "%s/fn.py", code);
+    ASSERT_OK(fl_path_join(secret, sizeof(secret), code, "fn.py"));
     f = fopen(secret, "w");
     fputs("print('code')\n", f);
     fclose(f);
-    snprintf(script, sizeof(script),
-             "cat %s/token >/dev/null 2>&1 && echo read-data || echo no-data\n"
-             "ls %s >/dev/null 2>&1 && echo see-data || echo no-data-dir\n"
-             "cat /code/fn.py\n"
-             "touch /code/x 2>/dev/null && echo write-code || echo ro-code\n"
-             "touch /usr/x 2>/dev/null && echo write-usr || echo ro-usr\n"
-             "touch /x 2>/dev/null && echo write-root || echo ro-root\n"
-             "touch /tmp/x && echo write-tmp\n"
-             "id -u\n"
-             "grep CapEff /proc/self/status\n"
-             "echo to-stderr >&2\n",
-             data, data);
+    int len = snprintf(script, sizeof(script),
+                       "cat %s/token >/dev/null 2>&1 && echo read-data || echo no-data\n"
+                       "ls %s >/dev/null 2>&1 && echo see-data || echo no-data-dir\n"
+                       "cat /code/fn.py\n"
+                       "touch /code/x 2>/dev/null && echo write-code || echo ro-code\n"
+                       "touch /usr/x 2>/dev/null && echo write-usr || echo ro-usr\n"
+                       "touch /x 2>/dev/null && echo write-root || echo ro-root\n"
+                       "touch /tmp/x && echo write-tmp\n"
+                       "id -u\n"
+                       "grep CapEff /proc/self/status\n"
+                       "echo to-stderr >&2\n",
+                       data, data);
+    ASSERT(len > 0 && (size_t)len < sizeof(script));
     struct outcome *o = run(script, limits(256 << 20, 10, 64), code, NULL, NULL);
     ASSERT_EQ(o->how, FL_EXIT_NORMAL);
     if (o->status != 0)
@@ -133,10 +136,10 @@ TEST(the_listening_socket_is_handed_over_as_fd_3)
 {
     setup(false);
     char path[4300];
-    snprintf(path, sizeof(path), "%s/s.sock", fl_test_tmpdir());
+    ASSERT_OK(fl_path_join(path, sizeof(path), fl_test_tmpdir(), "s.sock"));
     int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    ASSERT(fl_strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) < sizeof(sun.sun_path));
     ASSERT_OK(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)));
     ASSERT_OK(listen(lfd, 8));
     struct fl_sandbox *sb;
@@ -278,7 +281,7 @@ TEST(an_infinite_loop_hits_the_cpu_limit)
 static int group_pids(const char *group, pid_t *pids, int max)
 {
     char path[700];
-    snprintf(path, sizeof(path), "%s/cgroup.procs", group);
+    ASSERT_OK(fl_path_join(path, sizeof(path), group, "cgroup.procs"));
     FILE *f = fopen(path, "re");
     if (f == NULL)
         return -1;
@@ -299,7 +302,7 @@ static int group_pids(const char *group, pid_t *pids, int max)
 static long group_value(const char *group, const char *file, const char *key)
 {
     char path[700], line[256];
-    snprintf(path, sizeof(path), "%s/%s", group, file);
+    ASSERT_OK(fl_path_join(path, sizeof(path), group, file));
     FILE *f = fopen(path, "re");
     long value = -1;
     size_t klen = key != NULL ? strlen(key) : 0;
@@ -347,7 +350,7 @@ TEST_TIMEOUT(a_fork_bomb_is_contained_and_cleaned_up, 120)
     struct outcome *o = run("bomb() { bomb | bomb & }; bomb; exec sleep 300",
                             limits(256 << 20, 30, 32), NULL, NULL, &sb);
     char group[512];
-    snprintf(group, sizeof(group), "%s", fl_sandbox_cgroup(sb));
+    ASSERT(fl_strlcpy(group, fl_sandbox_cgroup(sb), sizeof(group)) < sizeof(group));
     ASSERT(group[0] != '\0');
     ASSERT_EQ(group_value(group, "pids.max", NULL), 32);
     int most = 0;
@@ -379,7 +382,7 @@ TEST(stop_ends_the_whole_tree)
     while (strstr(o->out, "started") == NULL)
         uv_run(&loop, UV_RUN_ONCE);
     char group[512];
-    snprintf(group, sizeof(group), "%s", fl_sandbox_cgroup(sb));
+    ASSERT(fl_strlcpy(group, fl_sandbox_cgroup(sb), sizeof(group)) < sizeof(group));
     pid_t pids[16];
     int n = group_pids(group, pids, 16);
     ASSERT(n >= 3 && n <= 16); /* the shell, its two sleeps, and bwrap's own */
@@ -442,12 +445,13 @@ TEST(stale_cgroups_of_a_dead_flintd_are_cleaned_up)
         stale[i][0] = mine[i][0] = '\0';
         if (access(parents[i], W_OK) != 0)
             continue;
-        snprintf(stale[i], sizeof(stale[i]), "%s/i%d-1", parents[i], (int)dead);
-        snprintf(mine[i], sizeof(mine[i]), "%s/i%d-999999", parents[i], (int)getpid());
+        ASSERT_OK(fl_path_fmt(stale[i], sizeof(stale[i]), "%s/i%d-1", parents[i], (int)dead));
+        ASSERT_OK(
+            fl_path_fmt(mine[i], sizeof(mine[i]), "%s/i%d-999999", parents[i], (int)getpid()));
         ASSERT_OK(mkdir(stale[i], 0755));
         ASSERT_OK(mkdir(mine[i], 0755));
         char procs[400], pid[32];
-        snprintf(procs, sizeof(procs), "%s/cgroup.procs", stale[i]);
+        ASSERT_OK(fl_path_join(procs, sizeof(procs), stale[i], "cgroup.procs"));
         snprintf(pid, sizeof(pid), "%d", (int)sleeper);
         FILE *f = fopen(procs, "w");
         ASSERT(f != NULL);
@@ -542,7 +546,7 @@ TEST(stale_cgroups_of_a_zombie_flintd_are_cleaned_up)
                              ? "/sys/fs/cgroup/pids/flint"
                              : "/sys/fs/cgroup/flint";
     char group[300];
-    snprintf(group, sizeof(group), "%s/i%d-1", parent, (int)zombie);
+    ASSERT_OK(fl_path_fmt(group, sizeof(group), "%s/i%d-1", parent, (int)zombie));
     ASSERT_OK(mkdir(group, 0755));
     ASSERT(fl_sandbox_cleanup_stale() >= 1);
     ASSERT(access(group, F_OK) != 0);
