@@ -127,7 +127,10 @@ int cli_fail_response(const char *what, const struct cli_response *r)
         message = json_string_value(json_object_get(error, "message"));
     if (message == NULL)
         message = r->raw.len > 0 ? r->raw.data : "(no body)";
-    cli_error("%s: %s (HTTP %ld)", what, message, r->status);
+    if (code != NULL)
+        cli_error("%s: %s (%s, HTTP %ld)", what, message, code, r->status);
+    else
+        cli_error("%s: %s (HTTP %ld)", what, message, r->status);
     if (r->status == 401)
         fprintf(stderr, "  the token was refused: set FLINT_TOKEN, or --data DIR where flintd "
                         "keeps its 'token' file\n");
