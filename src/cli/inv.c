@@ -218,10 +218,12 @@ static void print_invocation(json_t *inv)
     json_t *a;
     json_array_foreach(attempts, i, a)
     {
+        /* a lost attempt has no duration: "-" */
+        json_t *d = json_object_get(a, "durationMs");
         char ms[32];
-        snprintf(ms, sizeof(ms), "%" JSON_INTEGER_FORMAT "ms",
-                 json_integer_value(json_object_get(a, "durationMs")));
-        json_object_set_new(a, "duration", json_string(ms));
+        snprintf(ms, sizeof(ms), "%" JSON_INTEGER_FORMAT "ms", json_integer_value(d));
+        if (json_is_integer(d))
+            json_object_set_new(a, "duration", json_string(ms));
     }
     printf("\n");
     if (json_array_size(attempts) == 0)

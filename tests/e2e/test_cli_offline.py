@@ -127,8 +127,8 @@ def test_apply_of_an_empty_directory_is_an_error(tmp_path):
 # docs/api.md gives them; test_async.py runs the same commands against flintd.
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from conftest import RecordingServer
 
 INV_ID = "0193a0c4-0000-7000-8000-000000000001"
 INVOCATION = {
@@ -139,7 +139,9 @@ INVOCATION = {
     "attempts": [
         {"attempt": 1, "startedAt": "2026-12-03T10:00:00.100Z", "durationMs": 12, "status": 503,
          "error": "instance_crashed: \x1b[31mred\x1b[0m"},
-        {"attempt": 2, "startedAt": "2026-12-03T10:00:03.200Z", "durationMs": 9, "status": 200},
+        {"attempt": 2, "startedAt": None, "durationMs": None, "status": 0,
+         "error": "lost: flintd stopped"},
+        {"attempt": 3, "startedAt": "2026-12-03T10:00:03.200Z", "durationMs": 9, "status": 200},
     ],
     "nextAttemptAt": None,
     "result": {"status": 200, "headers": {}, "body": "done\nand \x07dusted\n", "bodyEncoding": "text",
@@ -148,57 +150,21 @@ INVOCATION = {
 }
 
 
-class StandIn:
-    """An HTTP server on 127.0.0.1 answering from a table of
-    (method, path) -> (status, body), recording every request."""
+class StandIn(RecordingServer):
+    """The API, answering from a table of (method, path) -> (status, JSON)."""
 
     def __init__(self, answers):
-        self.answers = answers
-        self.requests = []
-        outer = self
+        not_found = (404, {"error": {"code": "not_found", "message": "no such thing"}})
 
-        class Handler(BaseHTTPRequestHandler):
-            def handle_one(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                outer.requests.append((self.command, self.path, dict(self.headers), body))
-                status, answer = outer.answers.get((self.command, self.path),
-                                                   (404, {"error": {"code": "not_found",
-                                                                    "message": "no such thing"}}))
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = handle_one
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        def answer(method, path, body):
+            status, value = answers.get((method, path), not_found)
+            return status, json.dumps(value).encode()
+        super().__init__(answer)
 
 
 @pytest.fixture
-def stand_in():
-    servers = []
-
-    def make(answers):
-        s = StandIn(answers)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
+def stand_in(closer):
+    return lambda answers: closer(StandIn(answers))
 
 
 def test_fn_invoke_async_prints_the_id_and_sends_the_headers(stand_in):
@@ -253,6 +219,8 @@ def test_inv_get_shows_the_attempts_result_and_callback_inertly(stand_in):
                  "callback:  http://127.0.0.1:9000/done: delivered (1 attempt)"):
         assert line in out, (line, out)
     assert "ATTEMPT  STARTED" in out and "12ms" in out and "503" in out
+    lost = [line for line in out.splitlines() if line.startswith("2 ")]
+    assert lost and lost[0].split()[:4] == ["2", "-", "-", "0"], out
     assert "\x1b" not in out and "\\x1b[31mred" in out  # a function's text cannot steer the terminal
     r = flint("--url", api.url, "-o", "json", "inv", "get", INV_ID)
     assert json.loads(r.stdout) == INVOCATION
