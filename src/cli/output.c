@@ -207,7 +207,7 @@ void cli_print_function_details(json_t *fn, json_t *routes)
                path ? "" : "...", json_string_value(json_object_get(route, "name")));
         nroutes++;
     }
-    printf("%s\n", nroutes == 0 ? " none (flint fn test, or the API's invoke)" : "");
+    printf("%s\n", nroutes == 0 ? " none (flint fn invoke, or the API's invoke)" : "");
     cell_text(json_object_get(st, "build"), cell, sizeof(cell));
     printf("build:      %s\n", cell);
     printf("calls:      %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT
