@@ -133,7 +133,10 @@ int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, ": %s (HTTP %ld)\n", message, r->status);
+    if (code != NULL)
+        fprintf(stderr, ": %s (%s, HTTP %ld)\n", message, code, r->status);
+    else
+        fprintf(stderr, ": %s (HTTP %ld)\n", message, r->status);
     if (r->status == 401)
         fprintf(stderr, "  the token was refused: set FLINT_TOKEN, or --data DIR where flintd "
                         "keeps its 'token' file\n");

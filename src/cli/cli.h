@@ -67,6 +67,24 @@ int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
 /* Print an error (printf-style) prefixed with "flint: " and return 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* If argv[*i] is flag ("--name VALUE", or "--name=VALUE"), its value
+ * (*i moved past it); else NULL. A flag that ends the line has no value:
+ * NULL too. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *flag);
+
+/* Print text for a terminal: control characters (C0 but HTAB, DEL and C1,
+ * raw or UTF-8 encoded) and bytes that are not UTF-8 are shown as \xNN,
+ * never sent as they are, so what a function wrote cannot move the cursor,
+ * retitle the window or worse. */
+void cli_print_inert(const char *text);
+
+/* Print items (an array of objects) as a table: a column per entry of
+ * columns (up to CLI_TABLE_MAX_COLUMNS, ending at a NULL title), each cell
+ * the value at the column's dotted path, made inert. */
+#define CLI_TABLE_MAX_COLUMNS 8
+struct fl_kind_column;
+void cli_print_table(const struct fl_kind_column *columns, json_t *items);
+
 /* Print a resource list (an array of resources of one kind) or one
  * resource in the chosen output format. */
 void cli_print_resources(const struct cli *cli, const char *kind, json_t *items);
@@ -77,7 +95,9 @@ void cli_print_function_details(json_t *fn, json_t *routes);
 
 /* Subcommands, one file per family. */
 int cmd_resource(struct cli *cli, int argc, char **argv);
-int cmd_fn_test(struct cli *cli, int argc, char **argv);
+/* fn invoke (fn test), inv get|list|cancel, dlq list|get|redrive|purge:
+ * one entry, by argv[0] and argv[1] (inv.c's table). */
+int cmd_inv(struct cli *cli, int argc, char **argv);
 int cmd_fn_logs(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);

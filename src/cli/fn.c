@@ -1,4 +1,4 @@
-/* flint fn test, flint fn logs, flint status. */
+/* flint fn logs, flint status. */
 #include "cli/cli.h"
 
 #include "base/str.h"
@@ -8,119 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *option_value(int argc, char **argv, int *i, const char *flag)
-{
-    size_t n = strlen(flag);
-    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
-}
-
-int cmd_fn_test(struct cli *cli, int argc, char **argv)
-{
-    const char *name = NULL, *method = NULL, *body = NULL, *body_file = NULL, *subpath = "";
-    const char *headers[33] = {NULL};
-    int nheaders = 0, rc = 1;
-    struct fl_buf file;
-
-    fl_buf_init(&file, 64u << 20);
-    for (int i = 2; i < argc; i++) {
-        const char *v;
-        if ((v = option_value(argc, argv, &i, "--name")) != NULL)
-            name = v;
-        else if ((v = option_value(argc, argv, &i, "--method")) != NULL)
-            method = v;
-        else if ((v = option_value(argc, argv, &i, "--body")) != NULL)
-            body = v;
-        else if ((v = option_value(argc, argv, &i, "--body-file")) != NULL)
-            body_file = v;
-        else if ((v = option_value(argc, argv, &i, "--path")) != NULL)
-            subpath = v;
-        else if ((v = option_value(argc, argv, &i, "-H")) != NULL) {
-            if (nheaders == 32)
-                return cli_error("at most 32 -H headers"), 2;
-            headers[nheaders++] = v;
-        } else
-            return cli_error("'flint fn test' has no option '%s'", argv[i]), 2;
-    }
-    if (name == NULL)
-        return cli_error("'flint fn test' needs --name"), 2;
-    if (body_file != NULL) {
-        FILE *f = fopen(body_file, "rb");
-        char chunk[65536];
-        size_t n;
-        if (f == NULL)
-            return cli_error("cannot open '%s': %s", body_file, strerror(errno));
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            if (fl_buf_append(&file, chunk, n) < 0) {
-                fclose(f);
-                fl_buf_release(&file);
-                return cli_error("'%s' is larger than %zu bytes", body_file, file.max);
-            }
-        fclose(f);
-        body = file.data ? file.data : "";
-    }
-    if (method == NULL)
-        method = body != NULL ? "POST" : "GET";
-    if (*subpath != '\0' && *subpath != '/')
-        return cli_error("--path must start with '/'"), 2;
-    char path[1024];
-    snprintf(path, sizeof(path), "/v1/functions/%s/invoke%s", name, subpath);
-    struct cli_response r;
-    if (cli_call(cli, method, path, body, body ? (body_file ? file.len : strlen(body)) : 0,
-                 "application/octet-stream", headers, NULL, NULL, &r) == 0) {
-        fwrite(r.raw.data ? r.raw.data : "", 1, r.raw.len, stdout);
-        if (r.raw.len > 0 && r.raw.data[r.raw.len - 1] != '\n')
-            putchar('\n');
-        if (r.status >= 400)
-            cli_error("function '%s' answered HTTP %ld", name, r.status);
-        else
-            rc = 0;
-        cli_response_release(&r);
-    }
-    fl_buf_release(&file);
-    return rc;
-}
-
 /* Log lines arrive as JSON lines, split anywhere; -o json and -o yaml print
  * them as they are, a table as "TIME  INSTANCE  STREAM  LINE". */
 struct log_printer {
     bool raw;
     struct fl_buf partial;
 };
-
-/* Print a function's text for a terminal: control characters (C0, DEL and
- * C1, raw or UTF-8 encoded) are shown as \xNN, never sent as they are, so a
- * function's output cannot move the cursor, retitle the window or worse. */
-static void print_inert(const char *text)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    while (*p != '\0') {
-        size_t n = *p >= 0xc2 && *p <= 0xdf   ? 2
-                   : *p >= 0xe0 && *p <= 0xef ? 3
-                   : *p >= 0xf0 && *p <= 0xf4 ? 4
-                                              : 1;
-        for (size_t i = 1; i < n; i++)
-            if (p[i] < 0x80 || p[i] > 0xbf)
-                n = 0; /* not UTF-8: the lead byte alone, escaped */
-        bool c1 = n == 2 && p[0] == 0xc2 && p[1] <= 0x9f;
-        if (n > 1 && !c1) {
-            fwrite(p, 1, n, stdout);
-            p += n;
-            continue;
-        }
-        if (c1) {
-            printf("\\xc2\\x%02x", p[1]);
-            p += 2;
-        } else if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
-            printf("\\x%02x", *p++);
-        } else {
-            putchar(*p++);
-        }
-    }
-}
 
 static void print_log_line(const char *line, size_t len)
 {
@@ -132,7 +25,7 @@ static void print_log_line(const char *line, size_t len)
     if (ts == NULL || stream == NULL || text == NULL) {
         /* not a log line: as it came, made inert */
         char *copy = fl_strndup(line, len);
-        print_inert(copy ? copy : "");
+        cli_print_inert(copy ? copy : "");
         putchar('\n');
         free(copy);
     } else {
@@ -141,7 +34,7 @@ static void print_log_line(const char *line, size_t len)
                : strlen(inst) > 8            ? inst + strlen(inst) - 8
                                              : inst,
                stream);
-        print_inert(text);
+        cli_print_inert(text);
         printf("%s\n", json_is_true(json_object_get(j, "truncated")) ? " [truncated]" : "");
     }
     json_decref(j);
@@ -175,9 +68,9 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv)
     bool follow = false;
     for (int i = 2; i < argc; i++) {
         const char *v;
-        if ((v = option_value(argc, argv, &i, "--name")) != NULL)
+        if ((v = cli_option_value(argc, argv, &i, "--name")) != NULL)
             name = v;
-        else if ((v = option_value(argc, argv, &i, "--tail")) != NULL)
+        else if ((v = cli_option_value(argc, argv, &i, "--tail")) != NULL)
             tail = v;
         else if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--follow") == 0)
             follow = true;

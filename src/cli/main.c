@@ -42,15 +42,29 @@ static const struct {
 };
 #define NVERBS (sizeof(resource_verbs) / sizeof(resource_verbs[0]))
 
-/* The other commands; those of a kind's word ("fn test") are listed after
+#define FN_INVOKE_USAGE                                                                            \
+    "--name NAME [--async [--idempotency-key K] [--callback URL]] [--method M]"                    \
+    " [--body TEXT | --body-file FILE] [-H 'Name: value']... [--path /sub/path]"
+
+/* The other commands; those of a kind's word ("fn invoke") are listed after
  * that kind's own. */
 static const struct cli_command other_commands[] = {
-    {"fn test", "invoke a function and print its answer",
-     "--name NAME [--method M] [--body TEXT | --body-file FILE] [-H 'Name: value']... [--path "
-     "/sub/path]",
-     cmd_fn_test},
+    {"fn invoke", "invoke a function: print its answer, or with --async its invocation's id",
+     FN_INVOKE_USAGE, cmd_inv},
+    {"fn test", "the same as fn invoke (its older name)", FN_INVOKE_USAGE, cmd_inv},
     {"fn logs", "print a function's log lines (-o json: as the API's JSON lines)",
      "--name NAME [-f|--follow] [--tail N] [-o table|json]", cmd_fn_logs},
+    {"inv get", "show an async invocation: status, attempts, result, callback",
+     "ID [-o table|json|yaml]", cmd_inv},
+    {"inv list", "list async invocations, newest first",
+     "[--function F] [--status S] [--limit N] [--all] [-o table|json|yaml]", cmd_inv},
+    {"inv cancel", "cancel an async invocation that has not ended", "ID", cmd_inv},
+    {"dlq list", "list the dead letters (invocations that used up their attempts)",
+     "[--function F] [--limit N] [--all] [-o table|json|yaml]", cmd_inv},
+    {"dlq get", "show a dead letter with its request", "ID [-o table|json|yaml]", cmd_inv},
+    {"dlq redrive", "queue dead letters again (same id, history kept)", "ID | --function F | --all",
+     cmd_inv},
+    {"dlq purge", "remove dead letters for good", "ID | --function F --yes | --all --yes", cmd_inv},
     {"apply", "create or update everything the spec files declare",
      "-f FILE|DIR [--prune] [--dry-run]", cmd_apply},
     {"status", "show the daemon, store, sandbox, pools and instances", "[-o table|json|yaml]",
@@ -101,6 +115,16 @@ static void build_commands(void)
             commands[n++] = other_commands[i];
     }
     ncommands = n;
+}
+
+const char *cli_option_value(int argc, char **argv, int *i, const char *flag)
+{
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
 }
 
 int cli_error(const char *fmt, ...)

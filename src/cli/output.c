@@ -46,6 +46,69 @@ static void cell_text(json_t *v, char *out, size_t size)
     }
 }
 
+/* One step of making text inert: the character at p (a UTF-8 sequence, or
+ * one byte) into out as it is, or as \xNN escapes when it is a control
+ * character (C0 but HTAB, DEL, C1) or not UTF-8. Returns the bytes of p
+ * used; *n gets the bytes written to out (at most 8). */
+static size_t inert_step(const unsigned char *p, char out[9], size_t *n)
+{
+    size_t len = *p >= 0xc2 && *p <= 0xdf   ? 2
+                 : *p >= 0xe0 && *p <= 0xef ? 3
+                 : *p >= 0xf0 && *p <= 0xf4 ? 4
+                                            : 1;
+    for (size_t i = 1; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            len = 0; /* not UTF-8: the lead byte alone, escaped */
+    bool c1 = len == 2 && p[0] == 0xc2 && p[1] <= 0x9f;
+    if (len > 1 && !c1) {
+        memcpy(out, p, len);
+        *n = len;
+        return len;
+    }
+    if (c1) {
+        snprintf(out, 9, "\\xc2\\x%02x", p[1]);
+        *n = 8;
+        return 2;
+    }
+    if ((*p < 0x20 && *p != '\t') || *p >= 0x7f) {
+        snprintf(out, 9, "\\x%02x", *p);
+        *n = 4;
+    } else {
+        out[0] = (char)*p;
+        *n = 1;
+    }
+    return 1;
+}
+
+void cli_print_inert(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p != '\0') {
+        char out[9];
+        size_t n;
+        p += inert_step(p, out, &n);
+        fwrite(out, 1, n, stdout);
+    }
+}
+
+/* text made inert into out (size bytes), cut short where it does not fit. */
+static void inert_copy(const char *text, char *out, size_t size)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t used = 0;
+    while (*p != '\0') {
+        char step[9];
+        size_t n;
+        size_t len = inert_step(p, step, &n);
+        if (used + n >= size)
+            break;
+        memcpy(out + used, step, n);
+        used += n;
+        p += len;
+    }
+    out[used] = '\0';
+}
+
 void cli_print_value(const struct cli *cli, json_t *v)
 {
     if (cli->output == CLI_OUTPUT_YAML) {
@@ -75,9 +138,22 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
         json_decref(one);
         return;
     }
-    size_t ncols = 0, widths[FL_KIND_MAX_COLUMNS] = {0};
-    while (ncols < FL_KIND_MAX_COLUMNS && t->columns[ncols].title != NULL) {
-        widths[ncols] = strlen(t->columns[ncols].title);
+    cli_print_table(t->columns, items);
+}
+
+/* The text of the cell at path in item, made inert, into out. */
+static void table_cell(json_t *item, const char *path, char *out, size_t size)
+{
+    char raw[256];
+    cell_text(fl_kind_lookup(item, path), raw, sizeof(raw));
+    inert_copy(raw, out, size);
+}
+
+void cli_print_table(const struct fl_kind_column *columns, json_t *items)
+{
+    size_t ncols = 0, widths[CLI_TABLE_MAX_COLUMNS] = {0};
+    while (ncols < CLI_TABLE_MAX_COLUMNS && columns[ncols].title != NULL) {
+        widths[ncols] = strlen(columns[ncols].title);
         ncols++;
     }
     size_t i;
@@ -86,18 +162,18 @@ void cli_print_resources(const struct cli *cli, const char *kind, json_t *items)
     json_array_foreach(items, i, item)
     {
         for (size_t c = 0; c < ncols; c++) {
-            cell_text(fl_kind_lookup(item, t->columns[c].path), cell, sizeof(cell));
+            table_cell(item, columns[c].path, cell, sizeof(cell));
             if (strlen(cell) > widths[c])
                 widths[c] = strlen(cell);
         }
     }
     for (size_t c = 0; c < ncols; c++)
-        printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, t->columns[c].title,
+        printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, columns[c].title,
                c + 1 < ncols ? "  " : "\n");
     json_array_foreach(items, i, item)
     {
         for (size_t c = 0; c < ncols; c++) {
-            cell_text(fl_kind_lookup(item, t->columns[c].path), cell, sizeof(cell));
+            table_cell(item, columns[c].path, cell, sizeof(cell));
             printf("%-*s%s", c + 1 < ncols ? (int)widths[c] : 0, cell, c + 1 < ncols ? "  " : "\n");
         }
     }
@@ -131,7 +207,7 @@ void cli_print_function_details(json_t *fn, json_t *routes)
                path ? "" : "...", json_string_value(json_object_get(route, "name")));
         nroutes++;
     }
-    printf("%s\n", nroutes == 0 ? " none (flint fn test, or the API's invoke)" : "");
+    printf("%s\n", nroutes == 0 ? " none (flint fn invoke, or the API's invoke)" : "");
     cell_text(json_object_get(st, "build"), cell, sizeof(cell));
     printf("build:      %s\n", cell);
     printf("calls:      %" JSON_INTEGER_FORMAT " (%" JSON_INTEGER_FORMAT

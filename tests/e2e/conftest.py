@@ -18,9 +18,11 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -105,6 +107,43 @@ def sanitizer_report(log, max_lines=80):
 
 # Every Flintd made since the current test began, checked at its teardown.
 _made = []
+
+
+class RecordingServer:
+    """An HTTP server of the test on 127.0.0.1 (a free port): it records
+    every request as (method, path, headers, body) in .requests and answers
+    what answer(method, path, body) returns: (status, bytes). close() it."""
+
+    def __init__(self, answer):
+        self.requests = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with outer.lock:
+                    outer.requests.append((self.command, self.path, dict(self.headers), body))
+                    status, data = answer(self.command, self.path, body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Flintd:
@@ -297,3 +336,17 @@ def _flintd_sanitizer_check():
     mine = _made[first:]
     del _made[first:]
     check_sanitizers(mine)
+
+
+@pytest.fixture
+def closer():
+    """closer(x) returns x and calls x.close() at teardown (test servers)."""
+    things = []
+
+    def keep(thing):
+        things.append(thing)
+        return thing
+
+    yield keep
+    for thing in things:
+        thing.close()

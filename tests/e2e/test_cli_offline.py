@@ -122,3 +122,176 @@ def test_apply_of_an_empty_directory_is_an_error(tmp_path):
     r = flint("apply", "-f", str(tmp_path))
     assert r.returncode == 1
     assert "holds no .yaml" in r.stderr
+
+
+# ---- the invocation commands against a stand-in for the API ----
+# What the CLI sends and prints, checked against canned answers in the form
+# docs/api.md gives them; test_async.py runs the same commands against flintd.
+
+import json
+
+from conftest import RecordingServer
+
+INV_ID = "0193a0c4-0000-7000-8000-000000000001"
+INVOCATION = {
+    "id": INV_ID, "function": "report", "trigger": "api", "status": "succeeded",
+    "createdAt": "2026-12-03T10:00:00.000Z", "updatedAt": "2026-12-03T10:00:03.250Z",
+    "request": {"method": "POST", "path": "/", "query": "", "headers": {"content-type": "text/plain"}},
+    "retry": {"maxAttempts": 3, "backoff": "1s", "maxBackoff": "5m"},
+    "attempts": [
+        {"attempt": 1, "startedAt": "2026-12-03T10:00:00.100Z", "durationMs": 12, "status": 503,
+         "error": "instance_crashed: \x1b[31mred\x1b[0m"},
+        {"attempt": 2, "startedAt": None, "durationMs": None, "status": 0,
+         "error": "lost: flintd stopped"},
+        {"attempt": 3, "startedAt": "2026-12-03T10:00:03.200Z", "durationMs": 9, "status": 200},
+    ],
+    "nextAttemptAt": None,
+    "result": {"status": 200, "headers": {}, "body": "done\nand \x07dusted\n", "bodyEncoding": "text",
+               "truncated": False},
+    "callback": {"url": "http://127.0.0.1:9000/done", "status": "delivered", "attempts": 1},
+}
+
+
+class StandIn(RecordingServer):
+    """The API, answering from a table of (method, path) -> (status, JSON)."""
+
+    def __init__(self, answers):
+        not_found = (404, {"error": {"code": "not_found", "message": "no such thing"}})
+
+        def answer(method, path, body):
+            status, value = answers.get((method, path), not_found)
+            return status, json.dumps(value).encode()
+        super().__init__(answer)
+
+
+@pytest.fixture
+def stand_in(closer):
+    return lambda answers: closer(StandIn(answers))
+
+
+def test_fn_invoke_async_prints_the_id_and_sends_the_headers(stand_in):
+    accepted = {"invocation": INV_ID, "status": "queued"}
+    api = stand_in({("POST", "/v1/functions/report/invoke/sub?x=1"): (202, accepted),
+                    ("POST", "/v1/functions/dup/invoke"): (202, dict(accepted, duplicate=True)),
+                    ("POST", "/v1/functions/sync/invoke"): (200, {"ran": True})})
+    r = flint("--url", api.url, "--token", "t", "fn", "invoke", "--name", "report", "--async",
+              "--idempotency-key", "k-1", "--callback", "http://127.0.0.1:9/cb", "--body", "hi",
+              "-H", "X-Mine: 1", "--path", "/sub?x=1")
+    assert (r.returncode, r.stdout) == (0, INV_ID + "\n"), r.stderr
+    method, path, headers, body = api.requests[-1]
+    assert (method, body) == ("POST", b"hi")
+    assert headers["Prefer"] == "respond-async"
+    assert headers["Idempotency-Key"] == "k-1"
+    assert headers["X-Flint-Callback-Url"] == "http://127.0.0.1:9/cb"
+    assert headers["X-Mine"] == "1"
+    # -o json: the whole answer; a duplicate says so on stderr, the id alone on stdout
+    r = flint("--url", api.url, "--token", "t", "-o", "json", "fn", "invoke", "--name", "report",
+              "--async", "--path", "/sub?x=1", "--method", "POST")
+    assert json.loads(r.stdout) == accepted
+    r = flint("--url", api.url, "--token", "t", "fn", "test", "--name", "dup", "--async",
+              "--body", "")
+    assert r.stdout == INV_ID + "\n" and "nothing new was queued" in r.stderr
+    # a daemon that ran the call instead is an error, not an id
+    r = flint("--url", api.url, "--token", "t", "fn", "invoke", "--name", "sync", "--async",
+              "--method", "POST")
+    assert r.returncode == 1 and "does not take async invocations" in r.stderr
+    # without --async: no Prefer, and the async options are a usage error
+    r = flint("--url", api.url, "--token", "t", "fn", "invoke", "--name", "sync", "--method",
+              "POST")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ran": True}
+    assert "Prefer" not in api.requests[-1][2]
+    r = flint("--url", api.url, "fn", "invoke", "--name", "sync", "--idempotency-key", "k")
+    assert r.returncode == 2 and "add --async" in r.stderr
+    # an API error: its code and message, and a failing exit
+    r = flint("--url", api.url, "--token", "t", "fn", "invoke", "--name", "nope", "--async",
+              "--method", "POST")
+    assert r.returncode == 1
+    assert "cannot invoke 'nope' asynchronously: no such thing (not_found, HTTP 404)" in r.stderr
+
+
+def test_inv_get_shows_the_attempts_result_and_callback_inertly(stand_in):
+    api = stand_in({("GET", f"/v1/invocations/{INV_ID}"): (200, INVOCATION)})
+    r = flint("--url", api.url, "inv", "get", INV_ID)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for line in (f"id:        {INV_ID}", "function:  report", "trigger:   api",
+                 "status:    succeeded", "created:   2026-12-03T10:00:00.000Z",
+                 "retry:     3 attempts, backoff 1s, max 5m", "result:    200", "  done",
+                 "  and \\x07dusted",
+                 "callback:  http://127.0.0.1:9000/done: delivered (1 attempt)"):
+        assert line in out, (line, out)
+    assert "ATTEMPT  STARTED" in out and "12ms" in out and "503" in out
+    lost = [line for line in out.splitlines() if line.startswith("2 ")]
+    assert lost and lost[0].split()[:4] == ["2", "-", "-", "0"], out
+    assert "\x1b" not in out and "\\x1b[31mred" in out  # a function's text cannot steer the terminal
+    r = flint("--url", api.url, "-o", "json", "inv", "get", INV_ID)
+    assert json.loads(r.stdout) == INVOCATION
+    r = flint("--url", api.url, "inv", "get", "no-such")
+    assert r.returncode == 1 and "invocation 'no-such': no such thing (not_found, HTTP 404)" in r.stderr
+    for bad in (["inv", "get"], ["inv", "get", "a/b"], ["inv", "get", INV_ID, "--all"],
+                ["inv", "get", INV_ID, INV_ID]):
+        assert flint("--url", api.url, *bad).returncode == 2, bad
+
+
+def test_inv_list_follows_pages_with_all(stand_in):
+    item = {k: v for k, v in INVOCATION.items() if k not in ("attempts", "result")}
+    second = dict(item, id="0193a0c4-0000-7000-8000-000000000002", status="dead", attempts=3)
+    api = stand_in({
+        ("GET", "/v1/invocations?function=report&status=dead&limit=1"): (200, {"items": [item], "next": "c 1"}),
+        ("GET", "/v1/invocations?function=report&status=dead&limit=1&after=c%201"): (200, {"items": [second], "next": None}),
+        ("GET", "/v1/deadletters?function=report"): (200, {"items": [second], "next": None}),
+    })
+    args = ["--url", api.url, "inv", "list", "--function", "report", "--status", "dead", "--limit", "1"]
+    r = flint(*args)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["ID", "FUNCTION", "TRIGGER", "STATUS", "ATTEMPTS", "CREATED"]
+    assert len(lines) == 2 and INV_ID in lines[1] and "--all" in r.stderr
+    r = flint(*args, "--all")
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and lines[2].split()[3:5] == ["dead", "3"], r.stdout
+    r = flint(*args, "--all", "-o", "json")
+    assert [i["id"] for i in json.loads(r.stdout)["items"]] == [INV_ID, second["id"]]
+    r = flint("--url", api.url, "dlq", "list", "--function", "report")
+    assert r.returncode == 0 and second["id"] in r.stdout
+    assert flint("--url", api.url, "dlq", "list", "--status", "dead").returncode == 2
+    assert flint("--url", api.url, "inv", "list", "--limit", "0").returncode == 2
+
+
+def test_dlq_get_redrive_purge_and_cancel(stand_in):
+    dead = dict(INVOCATION, status="dead", result=None,
+                request=dict(INVOCATION["request"], body="AAEC/w==", bodyEncoding="base64"))
+    api = stand_in({
+        ("GET", f"/v1/deadletters/{INV_ID}"): (200, dead),
+        ("POST", f"/v1/deadletters/{INV_ID}/redrive"): (200, {"redriven": [INV_ID]}),
+        ("POST", "/v1/deadletters/redrive?function=report"): (200, {"redriven": [INV_ID, "x-2"]}),
+        ("POST", "/v1/deadletters/redrive?all=true"): (200, {"redriven": []}),
+        ("DELETE", f"/v1/deadletters/{INV_ID}"): (200, {"purged": [INV_ID]}),
+        ("POST", "/v1/deadletters/purge?all=true"): (200, {"purged": ["x-3"]}),
+        ("POST", f"/v1/invocations/{INV_ID}/cancel"): (200, dict(INVOCATION, status="canceled")),
+        ("POST", "/v1/invocations/x-9/cancel"): (409, {"error": {"code": "ended", "message": "it has ended"}}),
+    })
+    r = flint("--url", api.url, "dlq", "get", INV_ID)
+    assert r.returncode == 0, r.stderr
+    assert "request:   POST /" in r.stdout and "content-type: text/plain" in r.stdout
+    assert "(4 bytes, binary)" in r.stdout
+    r = flint("--url", api.url, "dlq", "redrive", INV_ID)
+    assert (r.returncode, r.stdout) == (0, f"redriven {INV_ID}\n")
+    r = flint("--url", api.url, "dlq", "redrive", "--function", "report")
+    assert r.stdout.split() == ["redriven", INV_ID, "redriven", "x-2"]
+    r = flint("--url", api.url, "dlq", "redrive", "--all")
+    assert "no dead letters to redrive" in r.stdout
+    assert flint("--url", api.url, "dlq", "redrive").returncode == 2
+    assert flint("--url", api.url, "dlq", "redrive", INV_ID, "--all").returncode == 2
+    r = flint("--url", api.url, "dlq", "purge", INV_ID)
+    assert r.stdout == f"purged {INV_ID}\n"
+    # purging many asks for --yes, and nothing is sent without it
+    n = len(api.requests)
+    r = flint("--url", api.url, "dlq", "purge", "--all")
+    assert r.returncode == 2 and "--yes" in r.stderr and len(api.requests) == n
+    r = flint("--url", api.url, "dlq", "purge", "--all", "--yes")
+    assert r.stdout == "purged x-3\n"
+    r = flint("--url", api.url, "inv", "cancel", INV_ID)
+    assert (r.returncode, r.stdout) == (0, f"invocation {INV_ID} canceled\n")
+    r = flint("--url", api.url, "inv", "cancel", "x-9")
+    assert r.returncode == 1 and "it has ended (ended, HTTP 409)" in r.stderr
