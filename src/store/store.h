@@ -137,7 +137,7 @@ struct fl_consumer_info {
     uint64_t next_seq; /* the first message never delivered to it */
     uint64_t pending;  /* delivered, neither acked nor dead (JetStream's ack pending) */
     uint64_t lag;      /* messages kept that it has never been delivered (num_pending) */
-    uint64_t dead;     /* parked as dead (maxDeliver reached) */
+    uint64_t dead;     /* parked as dead (maxDeliver reached, or FL_DEAD) */
 };
 
 struct fl_store_result {
@@ -396,18 +396,24 @@ enum fl_ack_kind {
 };
 
 /* Acknowledge delivery seq. reason (NULL or up to 1024 bytes) says why a
- * FL_NAK or FL_TERM failed; a message parked as dead after maxDeliver
- * keeps the reason of its last nak. FL_ENOENT if seq is not pending.
+ * FL_NAK, FL_TERM or FL_DEAD failed; a message parked as dead after
+ * maxDeliver keeps the reason of its last nak, one given up with FL_DEAD
+ * the reason given ("given up" if none). FL_DEAD frees its place under
+ * max_ack_pending as an ack does. With interest retention, FL_ACK and
+ * FL_TERM remove the message once no consumer needs it. FL_ENOENT if seq
+ * is not pending (a dead letter is not).
  * sqlite: the reason is stored with the delivery. jetstream: +TERM
- * carries it; a nak's is kept by the backend with its dead letter. */
+ * carries it; a nak's is kept by the backend with its dead letter; FL_DEAD
+ * writes the message and the reason to the backend's dead-letter stream,
+ * then sends +TERM. */
 int fl_store_ack(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
                  enum fl_ack_kind kind, int64_t delay_ms, const char *reason, fl_store_cb cb,
                  void *data);
 
-/* Messages parked as dead for consumer (maxDeliver reached), by sequence,
- * a page at a time; each record's reason says why.
+/* Messages parked as dead for consumer (maxDeliver reached, or FL_DEAD),
+ * by sequence, a page at a time; each record's reason says why.
  * sqlite: parked in place. jetstream: the backend's dead-letter stream,
- * written when a delivery reaches maxDeliver. */
+ * written when a delivery reaches maxDeliver or is acked FL_DEAD. */
 int fl_store_dead(struct fl_store *s, const char *topic, const char *consumer,
                   const struct fl_page *page, fl_store_cb cb, void *data);
 
