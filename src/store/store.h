@@ -104,9 +104,14 @@ struct fl_topic_limits {
      * letters, or created past it), besides the limits above; a topic with
      * no consumer keeps its messages under those limits alone. For work
      * queues (the async invocations), whose messages are no use once done.
-     * sqlite: checked at each ack, term and purge. jetstream: a stream with
-     * InterestPolicy retention (it creates its consumers before publishing,
-     * so the no-consumer case does not arise). */
+     * sqlite: checked for the message at each ack, term and purge, and
+     * over the whole topic when a consumer is created or deleted or the
+     * limits are set. jetstream: a stream with InterestPolicy retention
+     * (it creates its consumers before publishing, so the no-consumer case
+     * does not arise); a dead letter's message is termed into the
+     * backend's dead-letter stream, so the topic's depth stops counting it
+     * when it is parked, not when it is purged (see
+     * FL_STORE_CAP_REDRIVE_IN_PLACE). */
     bool interest;
 };
 
@@ -424,7 +429,8 @@ int fl_store_redrive(struct fl_store *s, const char *topic, const char *consumer
 
 /* Remove dead message seq (0: all of them) from consumer's dead letters:
  * it is never delivered again (and, with interest retention, removed from
- * the topic once no consumer needs it). res->n: how many were removed.
+ * the topic once no consumer needs it). res->n: how many were removed
+ * (res->records is NULL).
  * FL_ENOENT if seq is not dead.
  * sqlite: the delivery row goes. jetstream: the message is deleted from
  * the backend's dead-letter stream. */
