@@ -75,6 +75,8 @@ struct fl_store_ops {
                 const struct fl_page *page, fl_store_cb cb, void *data);
     int (*redrive)(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
                    fl_store_cb cb, void *data);
+    int (*purge)(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
+                 fl_store_cb cb, void *data);
     int (*notify)(struct fl_store *s, const char *topic, const char *consumer, fl_store_cb cb,
                   void *data, struct fl_store_watch **out);
 

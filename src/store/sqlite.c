@@ -246,6 +246,7 @@ static int sq_topic_create(struct fl_store *s, const char *topic,
         j->i2 = (int64_t)limits->max_bytes;
         j->i3 = limits->max_age_ms;
         j->i4 = limits->dup_window_ms;
+        j->u1 = limits->interest;
     }
     return queue(s, j, true, true);
 }
@@ -342,6 +343,12 @@ static int sq_redrive(struct fl_store *s, const char *topic, const char *consume
                       fl_store_cb cb, void *data)
 {
     return with_number(s, OP_REDRIVE, topic, consumer, seq, cb, data);
+}
+
+static int sq_purge(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
+                    fl_store_cb cb, void *data)
+{
+    return with_number(s, OP_PURGE, topic, consumer, seq, cb, data);
 }
 
 static int sq_notify(struct fl_store *s, const char *topic, const char *consumer, fl_store_cb cb,
@@ -494,6 +501,7 @@ static const struct fl_store_ops sqlite_ops = {
     .ack = sq_ack,
     .dead = sq_dead,
     .redrive = sq_redrive,
+    .purge = sq_purge,
     .notify = sq_notify,
     .lease_acquire = sq_lease_acquire,
     .lease_renew = sq_lease_renew,

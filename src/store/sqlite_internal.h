@@ -49,6 +49,7 @@ enum fl_sqlite_op {
     OP_ACK,
     OP_DEAD,
     OP_REDRIVE,
+    OP_PURGE,
     OP_LEASE_ACQUIRE,
     OP_LEASE_RENEW,
     OP_LEASE_RELEASE,

@@ -84,12 +84,28 @@ enum sql {
     SQL_DEAD_LIST,
     SQL_REDRIVE_ONE,
     SQL_REDRIVE_ALL,
+    SQL_PURGE_ONE,
+    SQL_PURGE_ALL,
+    SQL_DEAD_RANGE,
+    SQL_INTEREST_TAKE,
+    SQL_INTEREST_COUNT,
+    SQL_INTEREST_DEL,
+    SQL_TOPIC_SHRINK,
     SQL_NEXT_DUE,
     SQL_LEASE_GET,
     SQL_LEASE_PUT,
     SQL_LEASE_DEL,
     SQL_COUNT,
 };
+
+/* Whether every consumer of topic ?1 (there is one at least) is done with
+ * message seq: past it (next_seq), without a delivery of it (pending or
+ * dead). A walk of the topic's consumers, each a lookup by primary key. */
+#define DONE_WITH(seq)                                                                             \
+    "EXISTS (SELECT 1 FROM consumers WHERE topic = ?1) "                                           \
+    "AND NOT EXISTS (SELECT 1 FROM consumers c WHERE c.topic = ?1 AND (c.next_seq <= " seq " "     \
+    "OR EXISTS (SELECT 1 FROM deliveries d WHERE d.topic = ?1 AND d.consumer = c.name "            \
+    "AND d.seq = " seq ")))"
 
 static const char *const sql_text[SQL_COUNT] = {
     [SQL_BEGIN] = "BEGIN IMMEDIATE",
@@ -134,13 +150,13 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_RECENT_MOVE] = "INSERT INTO events(gseq, stream, seq, ts, type, data) "
                         "SELECT gseq, stream, seq, ts, type, data FROM recent ORDER BY stream, seq",
     [SQL_RECENT_CLEAR] = "DELETE FROM recent",
-    [SQL_TOPIC_GET] = "SELECT max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count "
-                      "FROM topics WHERE name = ?1",
+    [SQL_TOPIC_GET] = "SELECT max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count, "
+                      "interest FROM topics WHERE name = ?1",
     [SQL_TOPIC_PUT] = "INSERT INTO topics(name, max_msgs, max_bytes, max_age, dup_window, "
-                      "last_seq, bytes, count) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0) "
+                      "last_seq, bytes, count, interest) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, ?6) "
                       "ON CONFLICT(name) DO UPDATE SET max_msgs = excluded.max_msgs, "
                       "max_bytes = excluded.max_bytes, max_age = excluded.max_age, "
-                      "dup_window = excluded.dup_window",
+                      "dup_window = excluded.dup_window, interest = excluded.interest",
     [SQL_TOPIC_UPDATE] = "UPDATE topics SET last_seq = ?2, bytes = ?3, count = ?4 "
                          "WHERE name = ?1",
     [SQL_TOPIC_DEL] = "DELETE FROM topics WHERE name = ?1",
@@ -160,8 +176,10 @@ static const char *const sql_text[SQL_COUNT] = {
                       "ON CONFLICT(topic, msg_id) DO UPDATE SET seq = excluded.seq, "
                       "ts = excluded.ts",
     [SQL_DEDUP_PRUNE] = "DELETE FROM dedup WHERE topic = ?1 AND ts < ?2",
-    [SQL_CONSUMER_GET] = "SELECT ack_wait, max_deliver, next_seq, max_ack_pending, deliver, "
-                         "start_seq FROM consumers WHERE topic = ?1 AND name = ?2",
+    /* with the topic's interest flag, so that an ack needs no statement more to know it */
+    [SQL_CONSUMER_GET] = "SELECT c.ack_wait, c.max_deliver, c.next_seq, c.max_ack_pending, "
+                         "c.deliver, c.start_seq, t.interest FROM consumers c "
+                         "JOIN topics t ON t.name = c.topic WHERE c.topic = ?1 AND c.name = ?2",
     [SQL_CONSUMER_INSERT] = "INSERT INTO consumers(topic, name, ack_wait, max_deliver, next_seq, "
                             "max_ack_pending, deliver, start_seq) "
                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -199,6 +217,29 @@ static const char *const sql_text[SQL_COUNT] = {
                         "WHERE topic = ?1 AND consumer = ?2 AND seq = ?3 AND dead = 1",
     [SQL_REDRIVE_ALL] = "UPDATE deliveries SET dead = 0, count = 0, deadline = 0, reason = NULL "
                         "WHERE topic = ?1 AND consumer = ?2 AND dead = 1",
+    [SQL_PURGE_ONE] = "DELETE FROM deliveries WHERE topic = ?1 AND consumer = ?2 AND seq = ?3 "
+                      "AND dead = 1",
+    /* +dead: by the consumer's key, not through the index of every dead letter */
+    [SQL_PURGE_ALL] = "DELETE FROM deliveries WHERE topic = ?1 AND consumer = ?2 AND +dead = 1",
+    [SQL_DEAD_RANGE] = "SELECT min(seq), max(seq) FROM deliveries WHERE topic = ?1 "
+                       "AND consumer = ?2 AND +dead = 1",
+    /* Interest retention. One message ?2 of topic ?1 that every consumer is
+     * done with leaves the topic's count and bytes (if the topic row changed,
+     * SQL_MSG_DEL removes it); a range [?2, ?3] of them is counted, removed,
+     * then taken off with SQL_TOPIC_SHRINK. No RETURNING: SQLite gives each
+     * run of such a statement a temporary table of its own, which cost an
+     * ack ten times what the statement itself did. */
+    [SQL_INTEREST_TAKE] = "UPDATE topics SET count = count - 1, bytes = bytes - "
+                          "(SELECT length(data) FROM messages WHERE topic = ?1 AND seq = ?2) "
+                          "WHERE name = ?1 AND EXISTS (SELECT 1 FROM messages "
+                          "WHERE topic = ?1 AND seq = ?2) AND " DONE_WITH("?2"),
+    [SQL_INTEREST_COUNT] = "SELECT count(*), coalesce(sum(length(data)), 0) FROM messages "
+                           "WHERE topic = ?1 AND seq >= ?2 AND seq <= ?3 "
+                           "AND " DONE_WITH("messages.seq"),
+    [SQL_INTEREST_DEL] = "DELETE FROM messages WHERE topic = ?1 AND seq >= ?2 AND seq <= ?3 "
+                         "AND " DONE_WITH("messages.seq"),
+    [SQL_TOPIC_SHRINK] = "UPDATE topics SET count = count - ?2, bytes = bytes - ?3 "
+                         "WHERE name = ?1",
     [SQL_NEXT_DUE] = "SELECT min(deadline) FROM deliveries WHERE dead = 0",
     [SQL_LEASE_GET] = "SELECT owner, revision, expires FROM leases WHERE name = ?1",
     [SQL_LEASE_PUT] = "INSERT INTO leases(name, owner, revision, expires) VALUES (?1, ?2, ?3, ?4) "
@@ -811,7 +852,7 @@ static int move_recent(struct fl_sqlite_worker *w)
 /* ---- topics ---- */
 
 struct topic_row {
-    int64_t max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count;
+    int64_t max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count, interest;
 };
 
 static int topic_get(struct fl_sqlite_worker *w, const char *topic, struct topic_row *t)
@@ -820,8 +861,8 @@ static int topic_get(struct fl_sqlite_worker *w, const char *topic, struct topic
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         int64_t *cols[] = {&t->max_msgs, &t->max_bytes, &t->max_age, &t->dup_window,
-                           &t->last_seq, &t->bytes,     &t->count};
-        for (int i = 0; i < 7; i++)
+                           &t->last_seq, &t->bytes,     &t->count,   &t->interest};
+        for (int i = 0; i < 8; i++)
             *cols[i] = sqlite3_column_int64(st, i);
     }
     sqlite3_reset(st);
@@ -874,6 +915,55 @@ static int enforce_limits(struct fl_sqlite_worker *w, const char *topic, struct 
     }
 }
 
+/* Interest retention: remove message seq of topic if every consumer is
+ * done with it. One statement if it stays, two if it goes. */
+static int interest_take(struct fl_sqlite_worker *w, const char *topic, int64_t seq)
+{
+    sqlite3_stmt *st = stmt2(w, SQL_INTEREST_TAKE, topic, NULL);
+    sqlite3_bind_int64(st, 2, seq);
+    int rc = step_done(st);
+    if (rc < 0 || sqlite3_changes(w->db) == 0)
+        return rc;
+    st = stmt2(w, SQL_MSG_DEL, topic, NULL);
+    sqlite3_bind_int64(st, 2, seq);
+    return step_done(st);
+}
+
+/* Interest retention: remove the messages of topic with sequences in
+ * [from, to] that every consumer is done with (none if it has no
+ * consumer), and count them out of the topic. */
+static int interest_remove(struct fl_sqlite_worker *w, const char *topic, int64_t from, int64_t to)
+{
+    sqlite3_stmt *st = stmt2(w, SQL_INTEREST_COUNT, topic, NULL);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int64_t bytes = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return fl_sqlite_err(rc) ? fl_sqlite_err(rc) : FL_EIO;
+    if (n == 0)
+        return 0;
+    st = stmt2(w, SQL_INTEREST_DEL, topic, NULL);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    rc = step_done(st);
+    if (rc < 0)
+        return rc;
+    st = stmt2(w, SQL_TOPIC_SHRINK, topic, NULL);
+    sqlite3_bind_int64(st, 2, n);
+    sqlite3_bind_int64(st, 3, bytes);
+    return step_done(st);
+}
+
+/* Every message of an interest topic that no consumer needs any more (after
+ * a change of its consumers or of its limits): a walk of the whole topic. */
+static int interest_sweep(struct fl_sqlite_worker *w, const char *topic)
+{
+    return interest_remove(w, topic, 0, INT64_MAX);
+}
+
 static int do_topic_create(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
 {
     sqlite3_stmt *st = stmt2(w, SQL_TOPIC_PUT, j->s1, NULL);
@@ -881,7 +971,9 @@ static int do_topic_create(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
     sqlite3_bind_int64(st, 3, j->i2);
     sqlite3_bind_int64(st, 4, j->i3);
     sqlite3_bind_int64(st, 5, j->i4);
-    return step_done(st);
+    sqlite3_bind_int64(st, 6, j->u1 ? 1 : 0);
+    int rc = step_done(st);
+    return rc < 0 || !j->u1 ? rc : interest_sweep(w, j->s1);
 }
 
 static int do_topic_delete(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
@@ -923,7 +1015,7 @@ static int topic_info(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, const
     struct fl_topic_info *ti = &j->topics[j->ninfo - 1];
     ti->name = copy(name);
     ti->limits = (struct fl_topic_limits){(uint64_t)t.max_msgs, (uint64_t)t.max_bytes, t.max_age,
-                                          t.dup_window, false};
+                                          t.dup_window, t.interest != 0};
     ti->first_seq = (uint64_t)topic_first(w, name, &t);
     ti->last_seq = (uint64_t)t.last_seq;
     ti->messages = (uint64_t)t.count;
@@ -1050,6 +1142,7 @@ static int do_publish(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64
 
 struct consumer_row {
     int64_t ack_wait, max_deliver, next_seq, max_ack_pending, deliver, start_seq;
+    int64_t interest; /* the topic's */
 };
 
 static int consumer_get(struct fl_sqlite_worker *w, const char *topic, const char *name,
@@ -1058,9 +1151,9 @@ static int consumer_get(struct fl_sqlite_worker *w, const char *topic, const cha
     sqlite3_stmt *st = stmt2(w, SQL_CONSUMER_GET, topic, name);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        int64_t *cols[] = {&c->ack_wait,        &c->max_deliver, &c->next_seq,
-                           &c->max_ack_pending, &c->deliver,     &c->start_seq};
-        for (int i = 0; i < 6; i++)
+        int64_t *cols[] = {&c->ack_wait, &c->max_deliver, &c->next_seq, &c->max_ack_pending,
+                           &c->deliver,  &c->start_seq,   &c->interest};
+        for (int i = 0; i < 7; i++)
             *cols[i] = sqlite3_column_int64(st, i);
     }
     sqlite3_reset(st);
@@ -1110,12 +1203,15 @@ static int do_consumer_create(struct fl_sqlite_worker *w, struct fl_sqlite_job *
     } else {
         return rc;
     }
+    bool created = rc == FL_ENOENT;
     sqlite3_bind_int64(st, 3, j->i1);
     sqlite3_bind_int64(st, 4, j->i2);
-    if (rc == 0)
+    if (!created)
         sqlite3_bind_int64(st, 5, j->i3);
     j->published = true; /* messages may be waiting for it already */
-    return step_done(st);
+    rc = step_done(st);
+    /* created past some messages: it may be the last one they waited for */
+    return rc < 0 || !created || !t.interest ? rc : interest_sweep(w, j->s1);
 }
 
 static int do_consumer_delete(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
@@ -1124,7 +1220,12 @@ static int do_consumer_delete(struct fl_sqlite_worker *w, struct fl_sqlite_job *
     int rc = step_done(stmt2(w, steps[0], j->s1, j->s2));
     if (rc == 0 && sqlite3_changes(w->db) == 0)
         return FL_ENOENT;
-    return rc < 0 ? rc : delete_all(w, steps + 1, 1, j->s1, j->s2);
+    rc = rc < 0 ? rc : delete_all(w, steps + 1, 1, j->s1, j->s2);
+    struct topic_row t;
+    if (rc == 0)
+        rc = topic_get(w, j->s1, &t);
+    /* what only this consumer still needed is needed no more */
+    return rc < 0 || !t.interest ? rc : interest_sweep(w, j->s1);
 }
 
 static int consumer_info(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, const char *topic,
@@ -1150,7 +1251,8 @@ static int consumer_info(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, co
     consumer_counts(w, topic, name, &pending, &dead);
     ci->pending = (uint64_t)pending;
     ci->dead = (uint64_t)dead;
-    /* the messages kept are a contiguous range: those from next_seq on */
+    /* the messages kept from next_seq on are a contiguous range (interest
+     * retention removes only what every consumer is past) */
     int64_t first = topic_first(w, topic, &t);
     int64_t from = c.next_seq > first ? c.next_seq : first;
     ci->lag = t.last_seq >= from ? (uint64_t)(t.last_seq - from + 1) : 0;
@@ -1331,7 +1433,8 @@ static int do_ack(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t n
     case FL_ACK:
     case FL_TERM:
         j->published = c.max_ack_pending > 0; /* room in flight: tell the consumer */
-        return step_done(delivery_stmt(w, j, SQL_DELIVERY_DEL, seq));
+        rc = step_done(delivery_stmt(w, j, SQL_DELIVERY_DEL, seq));
+        return rc < 0 || !c.interest ? rc : interest_take(w, j->s1, seq);
     case FL_NAK:
         j->published = j->i2 <= 0; /* due now: tell the consumer */
         st = delivery_stmt(w, j, SQL_DELIVERY_NAK, seq);
@@ -1399,6 +1502,37 @@ static int do_redrive(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
     return 0;
 }
 
+static int do_purge(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
+{
+    struct consumer_row c;
+    int rc = consumer_get(w, j->s1, j->s2, &c);
+    if (rc < 0)
+        return rc;
+    int64_t seq = (int64_t)j->u1, low = seq, high = seq;
+    sqlite3_stmt *st;
+    if (seq == 0 && c.interest) { /* where the dead letters are, to look there after */
+        st = stmt2(w, SQL_DEAD_RANGE, j->s1, j->s2);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            low = sqlite3_column_int64(st, 0);
+            high = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+    }
+    st = stmt2(w, seq ? SQL_PURGE_ONE : SQL_PURGE_ALL, j->s1, j->s2);
+    if (seq)
+        sqlite3_bind_int64(st, 3, seq);
+    rc = step_done(st);
+    if (rc < 0)
+        return rc;
+    int n = sqlite3_changes(w->db);
+    if (seq && n == 0)
+        return FL_ENOENT;
+    j->res.n = (size_t)n;
+    if (n == 0 || !c.interest)
+        return 0;
+    return seq ? interest_take(w, j->s1, seq) : interest_remove(w, j->s1, low, high);
+}
+
 static int do_nothing(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
 {
     return 0;
@@ -1431,6 +1565,7 @@ static const struct {
     [OP_ACK] = {NULL, do_ack},
     [OP_DEAD] = {do_dead, NULL},
     [OP_REDRIVE] = {do_redrive, NULL},
+    [OP_PURGE] = {do_purge, NULL},
     [OP_LEASE_ACQUIRE] = {NULL, do_lease_acquire},
     [OP_LEASE_RENEW] = {NULL, do_lease_renew},
     [OP_LEASE_RELEASE] = {do_lease_release, NULL},

@@ -6,7 +6,7 @@
  * directory is refused instead of sharing the database.
  *
  * Format (PRAGMA application_id = 0x464c4e54 "FLNT", PRAGMA user_version =
- * the schema version, now 3; journal_mode=WAL, synchronous=FULL):
+ * the schema version, now 4; journal_mode=WAL, synchronous=FULL):
  *
  *   meta(key, value)        'revision': the last resource revision given;
  *                           'compacted': changes at or below it are gone;
@@ -36,11 +36,17 @@
  *                           A stream's events are those of events with
  *                           seq <= some k, then those of recent after k
  *   topics(name, max_msgs, max_bytes, max_age, dup_window, last_seq,
- *          bytes, count)    bytes and count describe the messages kept
+ *          bytes, count, interest)
+ *                           bytes and count describe the messages kept;
+ *                           interest = 1: interest retention (a message
+ *                           goes once every consumer is done with it)
  *   messages(topic, seq, ts, msg_id, headers, data)
  *                           seq increasing per topic; the oldest are
  *                           removed past the topic's limits, so the kept
- *                           ones are a contiguous range of sequences
+ *                           ones are a contiguous range of sequences,
+ *                           except in a topic with interest = 1, where
+ *                           a message every consumer is done with goes
+ *                           from wherever it is
  *   dedup(topic, msg_id, seq, ts)
  *                           ids seen within the topic's window
  *   consumers(topic, name, ack_wait, max_deliver, next_seq,
@@ -51,8 +57,9 @@
  *   deliveries(topic, consumer, seq, count, deadline, dead, reason)
  *                           a delivered, unacknowledged message: count
  *                           deliveries so far, due again at deadline (ms);
- *                           dead = 1 once parked after max_deliver;
- *                           reason: the last nak's or the parking's
+ *                           dead = 1 once parked (after max_deliver, or
+ *                           given up as dead by an ack); reason: the last
+ *                           nak's or the parking's
  *   leases(name, owner, revision, expires)
  *                           one row per lease held (expired or not):
  *                           revision from meta.lease_rev, expires in ms
@@ -64,7 +71,8 @@
  *
  * Versions: 1 had no streams and recent tables (2 builds streams from
  * events); 2 had no leases, deliver policies, max_ack_pending or reasons
- * (3 adds them with their defaults). Each upgrade is one transaction with
+ * (3 adds them with their defaults); 3 had no topics.interest (4 adds it,
+ * 0 for every topic). Each upgrade is one transaction with
  * its user_version. A newer version and a foreign database are refused
  * untouched, and so is a damaged one: at every open, PRAGMA quick_check
  * reads every page of the tables flintd reads to start (all but events,
@@ -88,7 +96,7 @@
 #include <unistd.h>
 
 #define APPLICATION_ID 0x464c4e54
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 #define STREAMS_SCHEMA                                                                             \
     "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"        \
@@ -114,6 +122,10 @@ static const char migrate_3[] =
                   "ALTER TABLE deliveries ADD COLUMN reason TEXT;"
                   "PRAGMA user_version = 3;";
 
+/* From schema 3: interest retention. */
+static const char migrate_4[] = "ALTER TABLE topics ADD COLUMN interest INTEGER NOT NULL DEFAULT 0;"
+                                "PRAGMA user_version = 4;";
+
 static const char schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
@@ -127,7 +139,8 @@ static const char schema[] =
     "CREATE UNIQUE INDEX events_stream ON events(stream, seq);" STREAMS_SCHEMA
     "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"
     " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"
-    " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;"
+    " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " interest INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
     "CREATE TABLE messages(topic TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"
     " msg_id TEXT, headers TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(topic, seq))"
     " WITHOUT ROWID;"
@@ -151,6 +164,7 @@ static const struct migration {
 } migrations[] = {
     {2, migrate_2},
     {3, migrate_3},
+    {4, migrate_4},
 };
 
 int fl_sqlite_err(int rc)

@@ -381,7 +381,8 @@ void fl_sqlite_process_done(struct fl_sqlite_store *s)
         j->res.records = j->records;
         j->res.topics = j->topics;
         j->res.consumers = j->consumers;
-        j->res.n = j->topics || j->consumers ? j->ninfo : j->nrecords;
+        /* n: infos, records, or a count the job gave itself (a purge's) */
+        j->res.n = j->topics || j->consumers ? j->ninfo : j->records ? j->nrecords : j->res.n;
         j->res.next = j->cursor;
         if (j->cb != NULL)
             j->cb(j->err, &j->res, j->data);

@@ -363,6 +363,14 @@ int fl_store_redrive(struct fl_store *s, const char *topic, const char *consumer
     return s->ops->redrive(s, topic, consumer, seq, cb, data);
 }
 
+int fl_store_purge(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
+                   fl_store_cb cb, void *data)
+{
+    if (!key_ok(topic, NAME_MAX_) || !key_ok(consumer, NAME_MAX_))
+        return FL_EINVAL;
+    return s->ops->purge(s, topic, consumer, seq, cb, data);
+}
+
 int fl_store_notify(struct fl_store *s, const char *topic, const char *consumer, fl_store_cb cb,
                     void *data, struct fl_store_watch **out)
 {

@@ -104,9 +104,14 @@ struct fl_topic_limits {
      * letters, or created past it), besides the limits above; a topic with
      * no consumer keeps its messages under those limits alone. For work
      * queues (the async invocations), whose messages are no use once done.
-     * sqlite: checked at each ack, term and purge. jetstream: a stream with
-     * InterestPolicy retention (it creates its consumers before publishing,
-     * so the no-consumer case does not arise). */
+     * sqlite: checked for the message at each ack, term and purge, and
+     * over the whole topic when a consumer is created or deleted or the
+     * limits are set. jetstream: a stream with InterestPolicy retention
+     * (it creates its consumers before publishing, so the no-consumer case
+     * does not arise); a dead letter's message is termed into the
+     * backend's dead-letter stream, so the topic's depth stops counting it
+     * when it is parked, not when it is purged (see
+     * FL_STORE_CAP_REDRIVE_IN_PLACE). */
     bool interest;
 };
 
@@ -137,7 +142,7 @@ struct fl_consumer_info {
     uint64_t next_seq; /* the first message never delivered to it */
     uint64_t pending;  /* delivered, neither acked nor dead (JetStream's ack pending) */
     uint64_t lag;      /* messages kept that it has never been delivered (num_pending) */
-    uint64_t dead;     /* parked as dead (maxDeliver reached) */
+    uint64_t dead;     /* parked as dead (maxDeliver reached, or FL_DEAD) */
 };
 
 struct fl_store_result {
@@ -396,18 +401,24 @@ enum fl_ack_kind {
 };
 
 /* Acknowledge delivery seq. reason (NULL or up to 1024 bytes) says why a
- * FL_NAK or FL_TERM failed; a message parked as dead after maxDeliver
- * keeps the reason of its last nak. FL_ENOENT if seq is not pending.
+ * FL_NAK, FL_TERM or FL_DEAD failed; a message parked as dead after
+ * maxDeliver keeps the reason of its last nak, one given up with FL_DEAD
+ * the reason given ("given up" if none). FL_DEAD frees its place under
+ * max_ack_pending as an ack does. With interest retention, FL_ACK and
+ * FL_TERM remove the message once no consumer needs it. FL_ENOENT if seq
+ * is not pending (a dead letter is not).
  * sqlite: the reason is stored with the delivery. jetstream: +TERM
- * carries it; a nak's is kept by the backend with its dead letter. */
+ * carries it; a nak's is kept by the backend with its dead letter; FL_DEAD
+ * writes the message and the reason to the backend's dead-letter stream,
+ * then sends +TERM. */
 int fl_store_ack(struct fl_store *s, const char *topic, const char *consumer, uint64_t seq,
                  enum fl_ack_kind kind, int64_t delay_ms, const char *reason, fl_store_cb cb,
                  void *data);
 
-/* Messages parked as dead for consumer (maxDeliver reached), by sequence,
- * a page at a time; each record's reason says why.
+/* Messages parked as dead for consumer (maxDeliver reached, or FL_DEAD),
+ * by sequence, a page at a time; each record's reason says why.
  * sqlite: parked in place. jetstream: the backend's dead-letter stream,
- * written when a delivery reaches maxDeliver. */
+ * written when a delivery reaches maxDeliver or is acked FL_DEAD. */
 int fl_store_dead(struct fl_store *s, const char *topic, const char *consumer,
                   const struct fl_page *page, fl_store_cb cb, void *data);
 
@@ -418,7 +429,8 @@ int fl_store_redrive(struct fl_store *s, const char *topic, const char *consumer
 
 /* Remove dead message seq (0: all of them) from consumer's dead letters:
  * it is never delivered again (and, with interest retention, removed from
- * the topic once no consumer needs it). res->n: how many were removed.
+ * the topic once no consumer needs it). res->n: how many were removed
+ * (res->records is NULL).
  * FL_ENOENT if seq is not dead.
  * sqlite: the delivery row goes. jetstream: the message is deleted from
  * the backend's dead-letter stream. */

@@ -290,55 +290,83 @@ TEST(damage_in_the_event_tables_fails_the_reads_that_meet_it_and_is_said_loudly)
         fl_test_fail(__FILE__, __LINE__, "the damage was not said loudly:\n%s", log);
 }
 
+/* What every old schema shares: the tables schema 1 had that no upgrade
+ * up to 3 changed (4 adds topics.interest), and meta's counters. */
+#define OLD_TABLES                                                                                 \
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"               \
+    "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"          \
+    " revision INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"              \
+    " PRIMARY KEY(kind, name)) WITHOUT ROWID;"                                                     \
+    "CREATE TABLE changes(rev INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,"        \
+    " op INTEGER NOT NULL, value BLOB, ts INTEGER NOT NULL);"                                      \
+    "CREATE INDEX changes_kind ON changes(kind, rev);"                                             \
+    "CREATE TABLE events(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"    \
+    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"                               \
+    "CREATE UNIQUE INDEX events_stream ON events(stream, seq);"                                    \
+    "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"                        \
+    " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"          \
+    " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;"   \
+    "CREATE TABLE messages(topic TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"        \
+    " msg_id TEXT, headers TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(topic, seq))"            \
+    " WITHOUT ROWID;"                                                                              \
+    "CREATE TABLE dedup(topic TEXT NOT NULL, msg_id TEXT NOT NULL, seq INTEGER NOT NULL,"          \
+    " ts INTEGER NOT NULL, PRIMARY KEY(topic, msg_id)) WITHOUT ROWID;"                             \
+    "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0), ('gseq', 0);"
+
 /* The first on-disk format (schema 1), as flintd wrote it: events only,
  * no streams table. */
-static const char schema_v1[] =
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
-    " revision INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
-    " PRIMARY KEY(kind, name)) WITHOUT ROWID;"
-    "CREATE TABLE changes(rev INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,"
-    " op INTEGER NOT NULL, value BLOB, ts INTEGER NOT NULL);"
-    "CREATE INDEX changes_kind ON changes(kind, rev);"
-    "CREATE TABLE events(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"
-    "CREATE UNIQUE INDEX events_stream ON events(stream, seq);"
-    "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"
-    " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"
-    " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE messages(topic TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"
-    " msg_id TEXT, headers TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(topic, seq))"
-    " WITHOUT ROWID;"
-    "CREATE TABLE dedup(topic TEXT NOT NULL, msg_id TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " ts INTEGER NOT NULL, PRIMARY KEY(topic, msg_id)) WITHOUT ROWID;"
+static const char schema_v1[] = OLD_TABLES
     "CREATE TABLE consumers(topic TEXT NOT NULL, name TEXT NOT NULL, ack_wait INTEGER NOT NULL,"
     " max_deliver INTEGER NOT NULL, next_seq INTEGER NOT NULL, PRIMARY KEY(topic, name))"
     " WITHOUT ROWID;"
     "CREATE TABLE deliveries(topic TEXT NOT NULL, consumer TEXT NOT NULL, seq INTEGER NOT NULL,"
     " count INTEGER NOT NULL, deadline INTEGER NOT NULL, dead INTEGER NOT NULL,"
     " PRIMARY KEY(topic, consumer, seq)) WITHOUT ROWID;"
-    "CREATE INDEX deliveries_due ON deliveries(dead, deadline);"
-    "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0), ('gseq', 0);";
+    "CREATE INDEX deliveries_due ON deliveries(dead, deadline);";
 
-TEST(a_schema_1_store_is_upgraded_in_place)
+/* Write a store of an older schema into the test's directory, as flintd
+ * wrote it: the tables, then rows, at version. */
+static void make_old_store(const char *tables, int version, const char *rows)
+{
+    char path[4200], pragmas[128];
+    snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA application_id = 1179405908; PRAGMA user_version = %d;", version);
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, tables, NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, pragmas, NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* The schema version of the (closed) store in the test's directory. */
+static int schema_version(void)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
     sqlite3 *db;
+    sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, schema_v1, NULL, NULL, NULL), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db,
-                           "PRAGMA application_id = 1179405908; PRAGMA user_version = 1;"
-                           "INSERT INTO events(gseq, stream, seq, ts, type, data) VALUES"
-                           " (1, 'wf/1', 1, 1, 'A', '{\"i\":1}'),"
-                           " (2, 'wf/2', 1, 1, 'A', '{\"i\":1}'),"
-                           " (3, 'wf/1', 2, 1, 'B', '{\"i\":2}');"
-                           "UPDATE meta SET value = 3 WHERE key = 'gseq';",
-                           NULL, NULL, NULL),
-              SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
     sqlite3_close(db);
+    return version;
+}
 
+#define SCHEMA_NOW 4
+
+TEST(a_schema_1_store_is_upgraded_in_place)
+{
+    make_old_store(schema_v1, 1,
+                   "INSERT INTO events(gseq, stream, seq, ts, type, data) VALUES"
+                   " (1, 'wf/1', 1, 1, 'A', '{\"i\":1}'),"
+                   " (2, 'wf/2', 1, 1, 'A', '{\"i\":1}'),"
+                   " (3, 'wf/1', 2, 1, 'B', '{\"i\":2}');"
+                   "UPDATE meta SET value = 3 WHERE key = 'gseq';");
     start(NULL);
     struct got *g = got_new();
     ASSERT_OK(fl_store_streams(store, "wf/", NULL, got_cb, g));
@@ -357,13 +385,70 @@ TEST(a_schema_1_store_is_upgraded_in_place)
     got_free(g);
     ASSERT_EQ(check_stream("wf/1", 1), 3);
     stop();
-    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_stmt *st;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    ASSERT_EQ(sqlite3_column_int(st, 0), 3);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    ASSERT_EQ(schema_version(), SCHEMA_NOW);
+}
+
+/* Schema 3, as flintd wrote it: topics without interest. */
+static const char schema_v3[] = OLD_TABLES
+    "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE recent(gseq INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, type TEXT NOT NULL, data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX recent_stream ON recent(stream, seq);"
+    "CREATE TABLE consumers(topic TEXT NOT NULL, name TEXT NOT NULL, ack_wait INTEGER NOT NULL,"
+    " max_deliver INTEGER NOT NULL, next_seq INTEGER NOT NULL,"
+    " max_ack_pending INTEGER NOT NULL DEFAULT 0, deliver INTEGER NOT NULL DEFAULT 0,"
+    " start_seq INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(topic, name)) WITHOUT ROWID;"
+    "CREATE TABLE deliveries(topic TEXT NOT NULL, consumer TEXT NOT NULL, seq INTEGER NOT NULL,"
+    " count INTEGER NOT NULL, deadline INTEGER NOT NULL, dead INTEGER NOT NULL, reason TEXT,"
+    " PRIMARY KEY(topic, consumer, seq)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_due ON deliveries(dead, deadline);"
+    "CREATE TABLE leases(name TEXT PRIMARY KEY, owner TEXT NOT NULL, revision INTEGER NOT NULL,"
+    " expires INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta(key, value) VALUES ('lease_rev', 0);";
+
+TEST(a_schema_3_store_is_upgraded_in_place)
+{
+    /* three messages: 1 a dead letter, 2 pending, 3 never delivered */
+    make_old_store(schema_v3, 3,
+                   "INSERT INTO topics VALUES ('jobs', 0, 0, 0, 120000, 3, 6, 3);"
+                   "INSERT INTO messages VALUES ('jobs', 1, 1, NULL, '{}', 'j1'),"
+                   " ('jobs', 2, 1, NULL, '{}', 'j2'), ('jobs', 3, 1, NULL, '{}', 'j3');"
+                   "INSERT INTO consumers VALUES ('jobs', 'c', 3600000, 5, 3, 0, 0, 0);"
+                   "INSERT INTO deliveries VALUES ('jobs', 'c', 1, 5, 0, 1, 'old'),"
+                   " ('jobs', 'c', 2, 1, 9000000000000, 0, NULL);");
+    start(NULL);
+    struct got *g = topic_info("jobs");
+    ASSERT_OK(g->err);
+    ASSERT(!g->topics[0].limits.interest); /* as it was: limits alone */
+    ASSERT_EQ(g->topics[0].messages, 3);
+    ASSERT_EQ(g->topics[0].limits.dup_window_ms, 120000);
+    got_free(g);
+    g = consumer_info("jobs", "c");
+    ASSERT_EQ(g->consumers[0].dead, 1);
+    ASSERT_EQ(g->consumers[0].pending, 1);
+    ASSERT_EQ(g->consumers[0].lag, 1);
+    got_free(g);
+    g = dead("jobs", "c");
+    ASSERT_EQ(g->n, 1);
+    ASSERT_STR_EQ(g->rec[0].reason, "old");
+    got_free(g);
+
+    /* the upgraded topic takes interest retention: each goes when done */
+    interest_topic("jobs");
+    ASSERT_EQ(depth("jobs"), 3); /* every one still needed */
+    g = purge("jobs", "c", 1);
+    ASSERT_EQ(g->n, 1);
+    got_free(g);
+    ASSERT_EQ(depth("jobs"), 2);
+    ASSERT_OK(ack("jobs", "c", 2, FL_ACK, 0));
+    ASSERT_EQ(fetch_all_and("jobs", "c", FL_ACK), 1);
+    g = topic_info("jobs");
+    ASSERT_EQ(g->topics[0].messages, 0);
+    ASSERT_EQ(g->topics[0].bytes, 0);
+    ASSERT_EQ(g->topics[0].last_seq, 3);
+    got_free(g);
+    stop();
+    ASSERT_EQ(schema_version(), SCHEMA_NOW);
 }
 
 TEST(an_unusable_directory_is_a_clear_error)
