@@ -15,6 +15,7 @@
  * writes nothing: no new revision, nothing restarted.
  */
 #include "api/api.h"
+#include "api/internal.h"
 
 #include "api/token.h"
 #include "base/buf.h"
@@ -25,6 +26,7 @@
 #include "base/sha256.h"
 #include "base/str.h"
 #include "exec/spec.h"
+#include "http/parse.h"
 #include "invoke/invoke.h"
 #include "kinds/kinds.h"
 
@@ -52,6 +54,7 @@ struct fl_api {
     int64_t started_ms;
     struct fl_executor *executor;
     struct fl_invoker *invoker;
+    struct fl_async *async;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
@@ -76,7 +79,7 @@ struct call {
 
 static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
 
-static void respond_json(struct fl_http_request *req, int status, json_t *body)
+void api_respond_json(struct fl_http_request *req, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (text == NULL) {
@@ -171,7 +174,7 @@ static void on_get(int err, const struct fl_store_result *res, void *data)
         respond_store_error(ctx->req, err, ctx->kind, ctx->name);
     } else {
         json_t *body = envelope(ctx->api, &res->records[0], ctx->kind, true);
-        respond_json(ctx->req, 200, body);
+        api_respond_json(ctx->req, 200, body);
         json_decref(body);
     }
     free(ctx);
@@ -187,7 +190,7 @@ static void on_list(int err, const struct fl_store_result *res, void *data)
         for (size_t i = 0; i < res->n; i++)
             json_array_append_new(items, envelope(ctx->api, &res->records[i], ctx->kind, false));
         json_t *body = json_pack("{s:o}", "items", items);
-        respond_json(ctx->req, 200, body);
+        api_respond_json(ctx->req, 200, body);
         json_decref(body);
     }
     free(ctx);
@@ -282,14 +285,14 @@ static void respond_applied(struct fl_api *api, struct fl_http_request *req, int
                             uint64_t revision)
 {
     if (api->applied == NULL || api->applied(api->applied_data, kind->name, name, revision)) {
-        respond_json(req, status, body);
+        api_respond_json(req, status, body);
         return;
     }
     struct settle *st = calloc(1, sizeof(*st));
     char *text = st ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (text == NULL) {
         free(st);
-        respond_json(req, status, body);
+        api_respond_json(req, status, body);
         return;
     }
     st->api = api;
@@ -571,26 +574,6 @@ out:
 
 /* ---- delete ---- */
 
-/* The value of key in a query string, copied to out; false if absent. */
-static bool query_value(const char *query, const char *key, char *out, size_t size)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p != NULL && *p != '\0';) {
-        const char *end = strchr(p, '&');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len >= klen && strncmp(p, key, klen) == 0 && (len == klen || p[klen] == '=')) {
-            size_t vlen = len > klen ? len - klen - 1 : 0;
-            if (vlen >= size)
-                vlen = size - 1;
-            memcpy(out, p + klen + (len > klen ? 1 : 0), vlen);
-            out[vlen] = '\0';
-            return true;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return false;
-}
-
 struct delete_ctx {
     struct fl_api *api;
     struct fl_http_request *req;
@@ -704,7 +687,7 @@ static void delete_resource(struct fl_api *api, struct fl_http_request *req,
     d->expect = FL_REV_ANY;
     fl_strlcpy(d->name, name, sizeof(d->name));
     char value[32];
-    if (query_value(req->query, "revision", value, sizeof(value))) {
+    if (fl_http_query_value(req->query, "revision", value, sizeof(value))) {
         uint64_t rev;
         if (fl_parse_u64(value, UINT64_MAX - 1, &rev) < 0) {
             fl_http_respond_error(req, 400, "bad_request", "revision: must be a number");
@@ -797,7 +780,7 @@ static void upload_done(uv_work_t *w, int status)
     } else {
         json_t *body = json_pack("{s:s, s:I, s:s}", "sha256", u->sha, "size",
                                  (json_int_t)u->req->body_len, "filename", u->filename);
-        respond_json(u->req, 201, body);
+        api_respond_json(u->req, 201, body);
         json_decref(body);
     }
     free(u);
@@ -846,7 +829,7 @@ static void status(struct fl_api *api, struct fl_http_request *req)
         fl_store_describe(api->store), "sandbox", "mode", api->sandbox);
     if (body != NULL && api->executor != NULL)
         json_object_set_new(body, "executor", fl_executor_status(api->executor));
-    respond_json(req, 200, body);
+    api_respond_json(req, 200, body);
     json_decref(body);
 }
 
@@ -866,6 +849,12 @@ static void invoke(struct fl_api *api, struct fl_http_request *req, const char *
                                        .query = req->query_len ? query : NULL,
                                        .drop = invoke_dropped_headers,
                                        .trigger = FL_TRIGGER_API};
+    if (api->async != NULL && fl_async_preferred(req)) {
+        const struct fl_async_http async = {
+            .call = how, .trigger_name = "api", .allow_caller_callback = true};
+        fl_async_http(api->async, req, &async);
+        return;
+    }
     fl_invoke_http(api->invoker, req, &how);
 }
 
@@ -908,14 +897,14 @@ static void logs(struct fl_api *api, struct fl_http_request *req, const char *na
 {
     char value[32];
     int64_t tail = 100;
-    if (query_value(req->query, "tail", value, sizeof(value)) &&
+    if (fl_http_query_value(req->query, "tail", value, sizeof(value)) &&
         fl_parse_i64(value, 0, 100000, &tail) < 0) {
         fl_http_respond_error(req, 400, "bad_request",
                               "tail: a number of lines from 0 (all) to 100000, not '%s'", value);
         return;
     }
     bool follow = false;
-    if (query_value(req->query, "follow", value, sizeof(value))) {
+    if (fl_http_query_value(req->query, "follow", value, sizeof(value))) {
         follow = value[0] == '\0' || strcmp(value, "1") == 0 || strcmp(value, "true") == 0;
         if (!follow && strcmp(value, "0") != 0 && strcmp(value, "false") != 0) {
             fl_http_respond_error(req, 400, "bad_request", "follow: true, false, 1 or 0, not '%s'",
@@ -1098,6 +1087,8 @@ void fl_api_handle(struct fl_http_request *req, void *data)
     }
     if (strncmp(req->path, "/v1/functions/", 14) == 0 && function_action(api, req, req->path + 14))
         return;
+    if (api_async_handle(api->async, req))
+        return;
     if (strcmp(req->path, "/v1/code") == 0 && strcmp(m, "POST") == 0) {
         upload_code(api, req);
         return;
@@ -1179,6 +1170,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     fl_strlcpy(api->sandbox, cfg->sandbox ? cfg->sandbox : "unknown", sizeof(api->sandbox));
     api->executor = cfg->executor;
     api->invoker = cfg->invoker;
+    api->async = cfg->async;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

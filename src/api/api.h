@@ -7,7 +7,9 @@
  *   GET|POST        /v1/{plural}         list, create
  *   GET|PUT|DELETE  /v1/{plural}/{name}  get, update (with the revision read), delete
  *   ANY  /v1/functions/{name}/invoke    call the function with this request
+ *                                       (Prefer: respond-async: accepted, 202)
  *   GET  /v1/functions/{name}/logs      ?tail=N (default 100, 0: all) &follow=1
+ *   /v1/invocations, /v1/deadletters    async invocations (invocations.c)
  *   GET  /metrics                       Prometheus text format
  *
  * for every kind of the registry (kinds/kinds.h: environments, functions,
@@ -30,6 +32,7 @@
 #include <uv.h>
 
 #include "base/metrics.h"
+#include "async/async.h"
 #include "exec/executor.h"
 #include "exec/logs.h"
 #include "http/server.h"
@@ -49,6 +52,7 @@ struct fl_api_config {
     const char *sandbox;          /* the sandbox mode, for /v1/status */
     struct fl_executor *executor; /* function status; may be NULL */
     struct fl_invoker *invoker;   /* invocations; may be NULL */
+    struct fl_async *async;       /* async invocations and dead letters; may be NULL */
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
     /* Whether the daemon has applied kind/name at revision (0: its

@@ -105,7 +105,7 @@ struct fl_async_request {
     const void *body;
     size_t body_len;
     enum fl_invoke_trigger trigger;
-    const char *trigger_name;           /* "api", "route/NAME", "timetrigger/NAME" */
+    const char *trigger_name;            /* "api", "route/NAME", "timetrigger/NAME" */
     const struct fl_retry_policy *retry; /* NULL: the function's */
     const char *idempotency_key;         /* NULL: none; at most 256 bytes */
     const char *callback_url;            /* NULL: none; http://HOST:PORT/path */
@@ -125,27 +125,25 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
                     void *data);
 
 /*
- * The HTTP entries' half: accept req (its method, path or how's, headers
- * but Prefer, Idempotency-Key, X-Flint-Callback-Url and those in drop,
- * body) and answer it 202 {"invocation", "status": "queued"} with
- * Location and Preference-Applied, or with the error. callback_url: the
- * route's (NULL: the caller's X-Flint-Callback-Url if allow_caller_callback).
+ * The HTTP entries' half: accept req as fl_invoke_http() would call it
+ * (how->call: its target, path, added and dropped headers), without the
+ * headers that steer an async call (Prefer, Idempotency-Key,
+ * X-Flint-Callback-Url), and answer it 202 {"invocation", "status":
+ * "queued"} with Location and Preference-Applied once durable, or with
+ * the error. The callback is how->callback_url, else (if
+ * allow_caller_callback: the API, never a public route) the caller's
+ * X-Flint-Callback-Url.
  */
 struct fl_async_http {
-    struct fl_invoke_target target;
-    const char *path;  /* NULL: the request's own */
-    const char *query; /* with path */
-    const struct fl_http_header *added;
-    size_t nadded;
-    const char *const *drop;
-    enum fl_invoke_trigger trigger;
-    const char *trigger_name;
-    const struct fl_retry_policy *retry;
+    struct fl_invoke_http call;
+    const char *trigger_name;            /* "api", "route/NAME" */
+    const struct fl_retry_policy *retry; /* NULL: the function's */
     const char *callback_url;
     bool allow_caller_callback;
 };
 
-void fl_async_http(struct fl_async *a, struct fl_http_request *req, const struct fl_async_http *how);
+void fl_async_http(struct fl_async *a, struct fl_http_request *req,
+                   const struct fl_async_http *how);
 
 /* Whether req asks to be answered asynchronously (Prefer: respond-async,
  * as one of the preferences of any Prefer header). */
@@ -173,8 +171,8 @@ int fl_async_cancel(struct fl_async *a, const char *id, fl_async_json_cb cb, voi
 /* Redrive or purge the dead letter id, or (id NULL) every dead letter of
  * function (NULL: of every function): {"redriven": [ids]} or
  * {"purged": [ids]}. */
-int fl_async_redrive(struct fl_async *a, const char *id, const char *function,
-                     fl_async_json_cb cb, void *data);
+int fl_async_redrive(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,
+                     void *data);
 int fl_async_purge(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,
                    void *data);
 

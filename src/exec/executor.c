@@ -2140,6 +2140,16 @@ void fl_executor_update_metrics(struct fl_executor *ex)
     }
 }
 
+int fl_executor_function_retry(struct fl_executor *ex, const char *name,
+                               struct fl_retry_policy *out)
+{
+    struct function *f = fn_find(ex, name);
+    if (f == NULL)
+        return FL_ENOENT;
+    *out = f->spec.retry;
+    return 0;
+}
+
 json_t *fl_executor_function_status(struct fl_executor *ex, const char *name)
 {
     struct function *fn = fn_find(ex, name);

@@ -199,6 +199,11 @@ json_t *fl_executor_status(struct fl_executor *ex);
  * {environment,state}. Called before /metrics is rendered. */
 void fl_executor_update_metrics(struct fl_executor *ex);
 
+/* The retry policy of function name's current revision (its spec's
+ * `retry`, or the defaults): 0, or FL_ENOENT. */
+int fl_executor_function_retry(struct fl_executor *ex, const char *name,
+                               struct fl_retry_policy *out);
+
 /* One function's state, with its build log (NULL if unknown). The caller
  * owns it. */
 json_t *fl_executor_function_status(struct fl_executor *ex, const char *name);

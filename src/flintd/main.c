@@ -26,6 +26,7 @@
  */
 #include "api/api.h"
 #include "api/token.h"
+#include "async/async.h"
 #include "base/error.h"
 #include "base/fs.h"
 #include "base/log.h"
@@ -74,6 +75,7 @@ struct flintd_config {
     uint64_t max_inflight; /* bytes held by both listeners */
     struct fl_uid_range sandbox_uids;
     int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
+    int64_t retention_ms; /* finished async invocations are kept this long */
 };
 
 #define STRING(field)    FL_OPTION_STRING_AT(struct flintd_config, field)
@@ -122,6 +124,8 @@ static const struct fl_option options[] = {
      "a build unused this long is removed"},
     {"code-grace", "FLINT_CODE_GRACE", DURATION(code_grace_ms), "1h", "DURATION", 0, 0,
      "uploaded code no function names is removed after this"},
+    {"retention", "FLINT_RETENTION", DURATION(retention_ms), "72h", "DURATION", 1000, 0,
+     "finished async invocations (and dead letters) are kept this long"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -139,6 +143,7 @@ struct flintd {
     struct fl_logbook *logs;
     struct fl_executor *executor;
     struct fl_invoker *invoker;
+    struct fl_async *async;
     struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
@@ -233,6 +238,13 @@ static int runtimes_dir(const struct flintd_config *cfg, char *out, size_t size)
     return fl_path_join(out, size, exe, "../share/flint/runtimes");
 }
 
+/* The retry policy of a function, for the async queue. */
+static int function_retry(void *data, const char *function, struct fl_retry_policy *out)
+{
+    struct flintd *d = data;
+    return fl_executor_function_retry(d->executor, function, out);
+}
+
 /* ---- life cycle ---- */
 
 static void store_closed(void *data)
@@ -264,7 +276,18 @@ static void executor_closed(void *data)
         invoker_closed(d);
 }
 
-/* Listeners first (requests in flight finish), then the followers and the
+static void async_closed(void *data)
+{
+    struct flintd *d = data;
+    d->async = NULL;
+    if (d->executor != NULL)
+        fl_executor_close(d->executor, executor_closed, d);
+    else
+        executor_closed(d);
+}
+
+/* Listeners first (requests in flight finish), then the followers, the
+ * async queue (attempts under way are given back to the store), the
  * executor (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
 {
@@ -272,10 +295,10 @@ static void after_servers(struct flintd *d)
     d->followers = NULL;
     fl_router_free(d->routing);
     d->routing = NULL;
-    if (d->executor != NULL)
-        fl_executor_close(d->executor, executor_closed, d);
+    if (d->async != NULL)
+        fl_async_close(d->async, async_closed, d);
     else
-        executor_closed(d);
+        async_closed(d);
 }
 
 static void server_closed(void *data)
@@ -525,6 +548,20 @@ int main(int argc, char **argv)
         rc = fl_invoker_serve_functions(d.invoker, d.executor);
     if (rc == 0)
         rc = fl_router_new(d.invoker, d.metrics, &d.routing);
+    /* async invocations: their queues in the store, their calls through
+     * the invoker, their policy from the functions the executor has */
+    const struct fl_async_config async_cfg = {.store = d.store,
+                                              .invoker = d.invoker,
+                                              .metrics = d.metrics,
+                                              .retention_ms = d.cfg.retention_ms,
+                                              .max_body = (size_t)d.cfg.max_body,
+                                              .policy_of = function_retry,
+                                              .policy_data = &d};
+    if (rc == 0 && (rc = fl_async_new(&d.loop, &async_cfg, &d.async)) < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "cannot start async invocations", "err=\"%s\"",
+               fl_strerror(rc));
+    if (rc == 0)
+        fl_router_use_async(d.routing, d.async);
     /* every kind of resource, followed into the part that runs it */
     const struct fl_kind_parts parts = {.executor = d.executor, .router = d.routing};
     if (rc == 0)
@@ -554,6 +591,7 @@ int main(int argc, char **argv)
                                     .sandbox = sandbox.description,
                                     .executor = d.executor,
                                     .invoker = d.invoker,
+                                    .async = d.async,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .applied = applied,

@@ -287,3 +287,39 @@ int fl_http_append_content_length(struct fl_buf *out, uint64_t n)
     rc = rc ? rc : fl_buf_append(out, digits, len);
     return rc ? rc : fl_buf_append(out, "\r\n", 2);
 }
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+bool fl_http_query_value(const char *query, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= klen && strncmp(p, key, klen) == 0 && (len == klen || p[klen] == '=')) {
+            const char *v = p + klen + (len > klen ? 1 : 0), *vend = p + len;
+            size_t n = 0;
+            while (v < vend && n + 1 < size) {
+                int hi, lo;
+                if (*v == '%' && vend - v >= 3 && (hi = hex_value(v[1])) >= 0 &&
+                    (lo = hex_value(v[2])) >= 0) {
+                    out[n++] = (char)(hi * 16 + lo);
+                    v += 3;
+                } else {
+                    out[n++] = *v == '+' ? ' ' : *v;
+                    v++;
+                }
+            }
+            out[n] = '\0';
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}

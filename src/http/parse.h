@@ -77,6 +77,12 @@ struct fl_http_url {
  */
 int fl_http_url_parse(const char *url, struct fl_http_url *out, struct fl_buf *err);
 
+/* The value of key in a query string ("a=1&b=2"; NULL for none), decoded
+ * (%XX, and '+' as a space) into out, cut to size - 1 bytes: true, or
+ * false if key is absent. A key without '=' has the value "". A decoded
+ * value may hold any byte, NUL included (it then ends there): check it. */
+bool fl_http_query_value(const char *query, const char *key, char *out, size_t size);
+
 /* ---- a header block being parsed ---- */
 
 /* Where one header's name and value are in the caller's store, by offset

@@ -1,6 +1,8 @@
 /* The router (see router.h). */
 #include "router/router.h"
 
+#include "async/async.h"
+
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -16,6 +18,7 @@ struct fl_router {
     struct fl_invoker *invoker;
     struct fl_metrics *metrics;
     struct fl_route_table *table;
+    struct fl_async *async; /* NULL: every call is synchronous */
 };
 
 /* A request the router answered itself, no function called: counted by
@@ -95,7 +98,23 @@ void fl_router_handle(struct fl_http_request *req, void *data)
                                        .added = params,
                                        .nadded = m.nparams,
                                        .trigger = FL_TRIGGER_HTTP};
+    const struct fl_route *route = m.route;
+    if (r->async != NULL && (route->async || (route->allow_async && fl_async_preferred(req)))) {
+        char trigger[8 + FL_NAME_MAX];
+        snprintf(trigger, sizeof(trigger), "route/%s", route->name);
+        const struct fl_async_http async = {.call = how,
+                                            .trigger_name = trigger,
+                                            .retry = route->has_retry ? &route->retry : NULL,
+                                            .callback_url = route->callback};
+        fl_async_http(r->async, req, &async);
+        return;
+    }
     fl_invoke_http(r->invoker, req, &how);
+}
+
+void fl_router_use_async(struct fl_router *r, struct fl_async *async)
+{
+    r->async = async;
 }
 
 /* ---- the routes, as the store has them ---- */

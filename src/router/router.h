@@ -32,6 +32,12 @@ struct fl_router;
 int fl_router_new(struct fl_invoker *inv, struct fl_metrics *metrics, struct fl_router **out);
 void fl_router_free(struct fl_router *r);
 
+/* Make the calls of async routes (and of routes that allow it, when the
+ * caller asks with Prefer: respond-async) async invocations through async
+ * (borrowed). Without it every call is synchronous. */
+struct fl_async;
+void fl_router_use_async(struct fl_router *r, struct fl_async *async);
+
 /* The router listener's handler; data is the struct fl_router. */
 void fl_router_handle(struct fl_http_request *req, void *data);
 

@@ -395,3 +395,19 @@ TEST(url_lengths_are_bounded)
     ASSERT_EQ(strlen(u.address), 253 + 6);
     fl_buf_release(&err);
 }
+
+TEST(query_values_are_found_and_decoded)
+{
+    char v[32];
+    ASSERT(fl_http_query_value("a=1&after=inv%2F01a2&b", "after", v, sizeof(v)));
+    ASSERT_STR_EQ(v, "inv/01a2");
+    ASSERT(fl_http_query_value("a=1&after=inv%2F01a2&b", "b", v, sizeof(v)));
+    ASSERT_STR_EQ(v, "");
+    ASSERT(fl_http_query_value("q=a+b%20c%zz%4", "q", v, sizeof(v)));
+    ASSERT_STR_EQ(v, "a b c%zz%4"); /* malformed escapes stay as they are */
+    ASSERT(!fl_http_query_value("ab=1", "a", v, sizeof(v)));
+    ASSERT(!fl_http_query_value(NULL, "a", v, sizeof(v)));
+    char small[4];
+    ASSERT(fl_http_query_value("k=%41%42%43%44%45", "k", small, sizeof(small)));
+    ASSERT_STR_EQ(small, "ABC");
+}

@@ -1,0 +1,206 @@
+/*
+ * The API's async invocations and dead letters (docs/api.md):
+ *
+ *   GET  /v1/invocations?function=F&status=S&limit=N&after=CURSOR
+ *   GET  /v1/invocations/{id}
+ *   POST /v1/invocations/{id}/cancel
+ *   GET  /v1/deadletters?function=F&limit=N&after=CURSOR
+ *   GET  /v1/deadletters/{id}
+ *   POST /v1/deadletters/{id}/redrive, POST /v1/deadletters/redrive?function=F|all=true
+ *   DELETE /v1/deadletters/{id},       POST /v1/deadletters/purge?function=F|all=true
+ *
+ * Thin: the async module reads and steers; this maps paths, queries and
+ * errors.
+ */
+#include "api/internal.h"
+
+#include "base/error.h"
+#include "base/id.h"
+#include "base/str.h"
+#include "exec/spec.h"
+#include "http/parse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_json(int err, json_t *value, void *data)
+{
+    struct fl_http_request *req = data;
+    if (err == 0)
+        api_respond_json(req, 200, value);
+    else if (err == FL_ENOENT)
+        fl_http_respond_error(req, 404, "not_found", "no such invocation");
+    else if (err == FL_ECONFLICT)
+        fl_http_respond_error(req, 409, "conflict",
+                              "the invocation is not in a state that allows this (see its status)");
+    else if (err == FL_EINVAL)
+        fl_http_respond_error(req, 400, "invalid", "invalid query");
+    else
+        fl_http_respond_error(req, 503, "store_unavailable", "the store failed: %s",
+                              fl_errname(err));
+}
+
+/* The outcome of starting an operation: answered now if it failed. */
+static void started(struct fl_http_request *req, int rc)
+{
+    if (rc < 0)
+        on_json(rc, NULL, req);
+}
+
+/* An id in a path: a UUID's length and characters, or answered 404. */
+static bool id_ok(struct fl_http_request *req, const char *id, size_t len)
+{
+    bool ok = len == FL_UUID_STRLEN;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f') || id[i] == '-';
+    if (!ok)
+        fl_http_respond_error(req, 404, "not_found", "no invocation '%.*s'",
+                              (int)(len < 80 ? len : 80), id);
+    return ok;
+}
+
+struct list_query {
+    char function[FL_NAME_MAX + 2];
+    char status[16];
+    char after[FL_CURSOR_MAX];
+    size_t limit;
+    bool all;
+};
+
+/* Read function, status, limit, after and all; false if answered 400. */
+static bool list_query(struct fl_http_request *req, struct list_query *q)
+{
+    memset(q, 0, sizeof(*q));
+    char limit[16] = "", all[8] = "";
+    bool has_fn = fl_http_query_value(req->query, "function", q->function, sizeof(q->function));
+    bool has_status = fl_http_query_value(req->query, "status", q->status, sizeof(q->status));
+    fl_http_query_value(req->query, "after", q->after, sizeof(q->after));
+    fl_http_query_value(req->query, "all", all, sizeof(all));
+    q->all = strcmp(all, "true") == 0 || strcmp(all, "1") == 0;
+    int64_t n = 100;
+    if (fl_http_query_value(req->query, "limit", limit, sizeof(limit)) &&
+        fl_parse_i64(limit, 1, 1000, &n) < 0) {
+        fl_http_respond_error(req, 400, "invalid", "limit must be a whole number from 1 to 1000");
+        return false;
+    }
+    q->limit = (size_t)n;
+    if (has_fn && (q->function[0] == '\0' || strlen(q->function) > FL_NAME_MAX)) {
+        fl_http_respond_error(req, 400, "invalid", "function: not a function name");
+        return false;
+    }
+    if (has_status && q->status[0] == '\0') {
+        fl_http_respond_error(req, 400, "invalid", "status: empty");
+        return false;
+    }
+    return true;
+}
+
+/* The id in "/ID" or "/ID/action" (answered 404 if it is none): the action
+ * ("" for none) through action. */
+static bool path_id(struct fl_http_request *req, const char *rest, char key[FL_UUID_STRLEN + 1],
+                    const char **action)
+{
+    const char *id = rest + 1, *slash = strchr(id, '/');
+    size_t len = slash ? (size_t)(slash - id) : strlen(id);
+    if (!id_ok(req, id, len))
+        return false;
+    memcpy(key, id, len);
+    key[len] = '\0';
+    *action = slash ? slash : "";
+    return true;
+}
+
+/* GET of the list itself: invocations, or dead letters only. */
+static void list(struct fl_async *a, struct fl_http_request *req, bool dead)
+{
+    struct list_query q;
+    if (strcmp(req->method, "GET") != 0) {
+        fl_http_respond_error(req, 405, "method_not_allowed", "use GET");
+        return;
+    }
+    if (!list_query(req, &q))
+        return;
+    int rc = fl_async_list(a, q.function[0] ? q.function : NULL, q.status[0] ? q.status : NULL,
+                           dead, q.limit, q.after[0] ? q.after : NULL, on_json, req);
+    if (rc == FL_EINVAL)
+        fl_http_respond_error(req, 400, "invalid",
+                              "status must be queued, running, retrying, succeeded, failed, "
+                              "dead or canceled");
+    else
+        started(req, rc);
+}
+
+static void invocations(struct fl_async *a, struct fl_http_request *req, const char *rest)
+{
+    const char *m = req->method, *action;
+    char key[FL_UUID_STRLEN + 1];
+    if (*rest == '\0')
+        list(a, req, false);
+    else if (!path_id(req, rest, key, &action))
+        return;
+    else if (*action == '\0' && strcmp(m, "GET") == 0)
+        started(req, fl_async_get(a, key, false, on_json, req));
+    else if (strcmp(action, "/cancel") == 0 && strcmp(m, "POST") == 0)
+        started(req, fl_async_cancel(a, key, on_json, req));
+    else
+        fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);
+}
+
+/* redrive or purge of many: ?function=F or ?all=true */
+static void steer_many(struct fl_async *a, struct fl_http_request *req, bool redrive)
+{
+    struct list_query q;
+    if (!list_query(req, &q))
+        return;
+    if (q.function[0] == '\0' && !q.all) {
+        fl_http_respond_error(req, 400, "invalid", "say which: ?function=NAME or ?all=true");
+        return;
+    }
+    const char *fn = q.function[0] ? q.function : NULL;
+    started(req, redrive ? fl_async_redrive(a, NULL, fn, on_json, req)
+                         : fl_async_purge(a, NULL, fn, on_json, req));
+}
+
+static void deadletters(struct fl_async *a, struct fl_http_request *req, const char *rest)
+{
+    const char *m = req->method, *action;
+    char key[FL_UUID_STRLEN + 1];
+    if (*rest == '\0')
+        list(a, req, true);
+    else if (strcmp(m, "POST") == 0 &&
+             (strcmp(rest, "/redrive") == 0 || strcmp(rest, "/purge") == 0))
+        steer_many(a, req, rest[1] == 'r');
+    else if (!path_id(req, rest, key, &action))
+        return;
+    else if (*action == '\0' && strcmp(m, "GET") == 0)
+        started(req, fl_async_get(a, key, true, on_json, req));
+    else if (*action == '\0' && strcmp(m, "DELETE") == 0)
+        started(req, fl_async_purge(a, key, NULL, on_json, req));
+    else if (strcmp(action, "/redrive") == 0 && strcmp(m, "POST") == 0)
+        started(req, fl_async_redrive(a, key, NULL, on_json, req));
+    else
+        fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);
+}
+
+bool api_async_handle(struct fl_async *a, struct fl_http_request *req)
+{
+    static const struct {
+        const char *prefix;
+        void (*serve)(struct fl_async *a, struct fl_http_request *req, const char *rest);
+    } paths[] = {{"/v1/invocations", invocations}, {"/v1/deadletters", deadletters}};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        size_t n = strlen(paths[i].prefix);
+        const char *rest = req->path + n;
+        if (strncmp(req->path, paths[i].prefix, n) != 0 || (*rest != '\0' && *rest != '/'))
+            continue;
+        if (a == NULL)
+            fl_http_respond_error(req, 503, "unavailable", "async invocations are not served");
+        else if (*rest == '/' && rest[1] == '\0')
+            fl_http_respond_error(req, 404, "not_found", "no API endpoint %.200s", req->path);
+        else
+            paths[i].serve(a, req, rest);
+        return true;
+    }
+    return false;
+}

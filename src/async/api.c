@@ -1,0 +1,715 @@
+/*
+ * Reading and steering async invocations (async.h: fl_async_get, list,
+ * cancel, redrive, purge) and the HTTP entries' half (fl_async_http).
+ * Everything is read from the store and folded (history.h); what only
+ * this flintd knows, an attempt under way, is laid over it ("running").
+ */
+#include "async/internal.h"
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/str.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The invocation's JSON with what runs now laid over it. A new reference. */
+static json_t *shown(struct fl_async *a, struct fl_inv *inv, bool summary)
+{
+    struct attempt *at = async_running(a, inv->id);
+    json_t *v = summary ? fl_inv_summary(inv) : json_incref(inv->json);
+    if (at != NULL && !inv->ended) {
+        json_object_set_new(v, "status", json_string("running"));
+        json_object_set_new(v, "runningAttempt", json_integer(async_attempt_number(at)));
+    }
+    return v;
+}
+
+/* ---- get ---- */
+
+struct get_ctx {
+    struct fl_async *a;
+    bool with_body;
+    json_t *value;
+    char topic[ASYNC_TOPIC_MAX];
+    char id[FL_UUID_STRLEN + 1];
+    char after[FL_CURSOR_MAX];
+    fl_async_json_cb cb;
+    void *data;
+};
+
+static void get_answer(struct get_ctx *c, int err)
+{
+    c->cb(err, err == 0 ? c->value : NULL, c->data);
+    json_decref(c->value);
+    free(c);
+}
+
+static void on_dead_body(int err, const struct fl_store_result *res, void *data);
+
+static int dead_page(struct get_ctx *c)
+{
+    struct fl_page page = {0, c->after};
+    int rc = fl_store_dead(c->a->store, c->topic, ASYNC_CONSUMER, &page, on_dead_body, c);
+    if (rc == 0)
+        async_op(c->a);
+    return rc;
+}
+
+/* The request's body, from the dead letter that holds it. */
+static void on_dead_body(int err, const struct fl_store_result *res, void *data)
+{
+    struct get_ctx *c = data;
+    struct fl_async *a = c->a;
+    for (size_t i = 0; err == 0 && i < res->n; i++) {
+        const struct fl_record *r = &res->records[i];
+        if (strcmp(r->key, c->id) != 0)
+            continue;
+        json_t *req = json_object_get(c->value, "request");
+        const char *encoding;
+        json_t *body = async_body_json(r->data, r->len, &encoding);
+        if (json_is_object(req) && body != NULL) {
+            json_object_set_new(req, "body", body);
+            json_object_set_new(req, "bodyEncoding", json_string(encoding));
+        }
+        json_object_set_new(c->value, "reason", json_string(r->reason));
+        get_answer(c, 0);
+        async_op_done(a);
+        return;
+    }
+    if (err == 0 && res->next != NULL) {
+        fl_strlcpy(c->after, res->next, sizeof(c->after));
+        if (dead_page(c) == 0) {
+            async_op_done(a);
+            return;
+        }
+    }
+    get_answer(c, 0); /* no body to show: the letter is gone */
+    async_op_done(a);
+}
+
+static void on_get(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
+{
+    struct get_ctx *c = data;
+    if (err < 0) {
+        get_answer(c, err);
+        return;
+    }
+    c->value = shown(c->a, inv, false);
+    if (c->with_body && inv->status == FL_INV_DEAD && !inv->purged && inv->function[0]) {
+        snprintf(c->topic, sizeof(c->topic), ASYNC_TOPIC_PREFIX "%s", inv->function);
+        if (dead_page(c) == 0)
+            return;
+    }
+    get_answer(c, 0);
+}
+
+int fl_async_get(struct fl_async *a, const char *id, bool with_body, fl_async_json_cb cb,
+                 void *data)
+{
+    struct get_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return FL_ENOMEM;
+    *c = (struct get_ctx){.a = a, .with_body = with_body, .cb = cb, .data = data};
+    fl_strlcpy(c->id, id, sizeof(c->id));
+    int rc = async_read(a, id, on_get, c);
+    if (rc < 0)
+        free(c);
+    return rc;
+}
+
+/* ---- lists ---- */
+
+#define LIST_SCAN_MAX 2000 /* invocations read for one page at most */
+
+struct list_ctx {
+    struct fl_async *a;
+    char function[FL_NAME_MAX + 1];
+    int status; /* -1: any */
+    bool dead;
+    size_t limit;
+    size_t scanned;
+    json_t *items;
+    char after[FL_CURSOR_MAX];
+    /* a page of names being read: */
+    char (*ids)[FL_UUID_STRLEN + 1];
+    json_t **found; /* per id, what it folded to (or NULL) */
+    size_t n, left;
+    char next[FL_CURSOR_MAX];
+    bool last_page;
+    fl_async_json_cb cb;
+    void *data;
+};
+
+static void list_answer(struct list_ctx *c, int err)
+{
+    json_t *v = NULL;
+    if (err == 0)
+        v = json_pack("{s:O,s:o}", "items", c->items, "next",
+                      c->after[0] != '\0' ? json_string(c->after) : json_null());
+    c->cb(err, v, c->data);
+    json_decref(v);
+    json_decref(c->items);
+    free(c->ids);
+    free(c->found);
+    free(c);
+}
+
+static int list_page(struct list_ctx *c);
+
+/* The page's invocations are read: keep those that pass, in order (a page
+ * never holds more than the list still needs, so none is left over). */
+static void list_page_done(struct list_ctx *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->found[i] != NULL)
+            json_array_append(c->items, c->found[i]);
+        json_decref(c->found[i]);
+        c->found[i] = NULL;
+    }
+    fl_strlcpy(c->after, c->last_page ? "" : c->next, sizeof(c->after));
+    if (json_array_size(c->items) >= c->limit || c->after[0] == '\0' ||
+        c->scanned >= LIST_SCAN_MAX) {
+        list_answer(c, 0);
+        return;
+    }
+    int rc = list_page(c);
+    if (rc < 0)
+        list_answer(c, rc);
+}
+
+struct list_item {
+    struct list_ctx *c;
+    size_t i;
+};
+
+static void on_list_item(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
+{
+    struct list_item *it = data;
+    struct list_ctx *c = it->c;
+    if (err == 0 && (c->function[0] == '\0' || strcmp(inv->function, c->function) == 0)) {
+        json_t *v = shown(c->a, inv, true);
+        const char *st = json_string_value(json_object_get(v, "status"));
+        bool dead_shown = !c->dead || (inv->status == FL_INV_DEAD && !inv->purged);
+        if (dead_shown && (c->status < 0 || (st && strcmp(st, fl_inv_status_name(c->status)) == 0)))
+            c->found[it->i] = v;
+        else
+            json_decref(v);
+    }
+    free(it);
+    if (--c->left == 0)
+        list_page_done(c);
+}
+
+/* Read the invocations of the page's names. */
+static void list_read(struct list_ctx *c)
+{
+    c->left = 1;
+    for (size_t i = 0; i < c->n; i++) {
+        struct list_item *it = malloc(sizeof(*it));
+        if (it == NULL)
+            break;
+        *it = (struct list_item){c, i};
+        c->left++;
+        if (async_read(c->a, c->ids[i], on_list_item, it) < 0) {
+            c->left--;
+            free(it);
+        }
+    }
+    if (--c->left == 0)
+        list_page_done(c);
+}
+
+static int list_names(struct list_ctx *c, size_t n)
+{
+    free(c->ids);
+    free(c->found);
+    c->ids = calloc(n > 0 ? n : 1, sizeof(*c->ids));
+    c->found = calloc(n > 0 ? n : 1, sizeof(*c->found));
+    c->n = 0;
+    return c->ids != NULL && c->found != NULL ? 0 : FL_ENOMEM;
+}
+
+static void on_streams(int err, const struct fl_store_result *res, void *data)
+{
+    struct list_ctx *c = data;
+    struct fl_async *a = c->a;
+    if (err == 0)
+        err = list_names(c, res->n);
+    if (err < 0) {
+        list_answer(c, err);
+        async_op_done(a);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++)
+        if (strlen(res->records[i].key) == 4 + FL_UUID_STRLEN)
+            fl_strlcpy(c->ids[c->n++], res->records[i].key + 4, sizeof(c->ids[0]));
+    c->scanned += res->n;
+    c->last_page = res->next == NULL;
+    /* the cursor given out is the last id (the store's is "inv/<id>") */
+    fl_strlcpy(c->next, res->next && strlen(res->next) > 4 ? res->next + 4 : "", sizeof(c->next));
+    list_read(c);
+    async_op_done(a);
+}
+
+static void on_dead_list(int err, const struct fl_store_result *res, void *data)
+{
+    struct list_ctx *c = data;
+    struct fl_async *a = c->a;
+    if (err == 0)
+        err = list_names(c, res->n);
+    if (err == FL_ENOENT) {
+        list_answer(c, 0); /* no queue yet: no dead letters */
+        async_op_done(a);
+        return;
+    }
+    if (err < 0) {
+        list_answer(c, err);
+        async_op_done(a);
+        return;
+    }
+    for (size_t i = 0; i < res->n; i++)
+        if (strlen(res->records[i].key) == FL_UUID_STRLEN)
+            fl_strlcpy(c->ids[c->n++], res->records[i].key, sizeof(c->ids[0]));
+    c->scanned += res->n;
+    c->last_page = res->next == NULL;
+    fl_strlcpy(c->next, res->next ? res->next : "", sizeof(c->next));
+    list_read(c);
+    async_op_done(a);
+}
+
+static int list_page(struct list_ctx *c)
+{
+    struct fl_async *a = c->a;
+    size_t want = c->limit - json_array_size(c->items);
+    char after[FL_CURSOR_MAX + 4];
+    bool streams = !(c->dead && c->function[0] != '\0');
+    snprintf(after, sizeof(after), "%s%s", streams && c->after[0] ? "inv/" : "", c->after);
+    if (strlen(after) >= FL_CURSOR_MAX)
+        return FL_EINVAL;
+    struct fl_page page = {want < 200 ? want : 200, after};
+    int rc;
+    if (c->dead && c->function[0] != '\0') {
+        char topic[ASYNC_TOPIC_MAX];
+        snprintf(topic, sizeof(topic), ASYNC_TOPIC_PREFIX "%s", c->function);
+        rc = fl_store_dead(a->store, topic, ASYNC_CONSUMER, &page, on_dead_list, c);
+    } else {
+        /* dead letters of every function: read the invocations and keep
+         * the dead ones (the store keeps dead letters per queue) */
+        rc = fl_store_streams(a->store, "inv/", &page, on_streams, c);
+    }
+    if (rc == 0)
+        async_op(a);
+    return rc;
+}
+
+int fl_async_list(struct fl_async *a, const char *function, const char *status, bool dead,
+                  size_t limit, const char *after, fl_async_json_cb cb, void *data)
+{
+    int st = -1;
+    if (status != NULL && (st = fl_inv_status_parse(status)) < 0)
+        return FL_EINVAL;
+    if ((function != NULL && strlen(function) > FL_NAME_MAX) ||
+        (after != NULL && strlen(after) >= FL_CURSOR_MAX))
+        return FL_EINVAL;
+    struct list_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->items = json_array()) == NULL) {
+        free(c);
+        return FL_ENOMEM;
+    }
+    c->a = a;
+    fl_strlcpy(c->function, function ? function : "", sizeof(c->function));
+    c->status = st;
+    c->dead = dead;
+    c->limit = limit == 0 ? 100 : limit > 1000 ? 1000 : limit;
+    fl_strlcpy(c->after, after ? after : "", sizeof(c->after));
+    c->cb = cb;
+    c->data = data;
+    int rc = list_page(c);
+    if (rc < 0) {
+        json_decref(c->items);
+        free(c);
+    }
+    return rc;
+}
+
+/* ---- cancel ---- */
+
+struct cancel_ctx {
+    struct fl_async *a;
+    char id[FL_UUID_STRLEN + 1];
+    unsigned tries;
+    fl_async_json_cb cb;
+    void *data;
+};
+
+static void on_cancel_read(int err, struct fl_inv *inv, uint64_t last_seq, void *data);
+
+static void cancel_answer(struct cancel_ctx *c, int err, json_t *v)
+{
+    c->cb(err, v, c->data);
+    free(c);
+}
+
+static void on_canceled_read(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
+{
+    struct cancel_ctx *c = data;
+    json_t *v = err == 0 ? shown(c->a, inv, false) : NULL;
+    cancel_answer(c, err, v);
+    json_decref(v);
+}
+
+static void on_cancel_appended(int err, const struct fl_store_result *res, void *data)
+{
+    struct cancel_ctx *c = data;
+    if (err == FL_ECONFLICT && ++c->tries < 10) {
+        /* an attempt recorded itself meanwhile: look again */
+        err = async_read(c->a, c->id, on_cancel_read, c);
+    } else if (err == 0) {
+        struct attempt *at = async_running(c->a, c->id);
+        if (at != NULL)
+            async_attempt_cancel(at);
+        err = async_read(c->a, c->id, on_canceled_read, c);
+    }
+    if (err < 0)
+        cancel_answer(c, err, NULL);
+}
+
+static void on_cancel_read(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
+{
+    struct cancel_ctx *c = data;
+    if (err == 0 && inv->ended)
+        err = FL_ECONFLICT;
+    if (err == 0) {
+        json_t *d = json_object();
+        err = d != NULL ? async_append(c->a, c->id, "canceled", d, last_seq, on_cancel_appended, c)
+                        : FL_ENOMEM;
+        json_decref(d);
+    }
+    if (err < 0)
+        cancel_answer(c, err, NULL);
+}
+
+int fl_async_cancel(struct fl_async *a, const char *id, fl_async_json_cb cb, void *data)
+{
+    struct cancel_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return FL_ENOMEM;
+    *c = (struct cancel_ctx){.a = a, .cb = cb, .data = data};
+    fl_strlcpy(c->id, id, sizeof(c->id));
+    int rc = async_read(a, id, on_cancel_read, c);
+    if (rc < 0)
+        free(c);
+    return rc;
+}
+
+/* ---- redrive and purge ---- */
+
+/*
+ * One dead letter at a time: read its history (it must be dead and not
+ * purged), then for a redrive record "redriven" before the store delivers
+ * it again (an attempt that found it still dead would not run), or for a
+ * purge remove it from the store, then record "purged". For a function or
+ * every one, the dead letters are listed first (fl_async_list) and done in
+ * turn.
+ */
+struct steer {
+    struct fl_async *a;
+    bool redrive;
+    json_t *ids;  /* to do */
+    size_t next;  /* index into ids */
+    json_t *done; /* ids done */
+    struct fl_inv cur;
+    bool single; /* one id: its errors are the answer */
+    fl_async_json_cb cb;
+    void *data;
+};
+
+static void steer_next(struct steer *s);
+
+static void steer_answer(struct steer *s, int err)
+{
+    json_t *v = err == 0 ? json_pack("{s:O}", s->redrive ? "redriven" : "purged", s->done) : NULL;
+    s->cb(err, v, s->data);
+    json_decref(v);
+    json_decref(s->ids);
+    json_decref(s->done);
+    free(s);
+}
+
+static void steer_one_done(struct steer *s, int err)
+{
+    if (err == 0)
+        json_array_append(s->done, json_array_get(s->ids, s->next));
+    fl_inv_release(&s->cur);
+    if (err < 0 && s->single) {
+        steer_answer(s, err);
+        return;
+    }
+    if (err < 0)
+        fl_log(FL_LOG_WARN, "async", s->redrive ? "could not redrive" : "could not purge",
+               "invocation=%s error=%s", json_string_value(json_array_get(s->ids, s->next)),
+               fl_errname(err));
+    s->next++;
+    steer_next(s);
+}
+
+static void on_steer_recorded(int err, const struct fl_store_result *res, void *data)
+{
+    steer_one_done(data, err);
+}
+
+static void on_store_steered(int err, const struct fl_store_result *res, void *data)
+{
+    struct steer *s = data;
+    const char *id = json_string_value(json_array_get(s->ids, s->next));
+    if (s->redrive) {
+        if (err < 0) {
+            /* recorded as redriven, but still dead in the store: say so */
+            json_t *d = json_pack("{s:s}", "error", fl_errname(err));
+            if (d != NULL)
+                async_append(s->a, id, "undriven", d, FL_SEQ_ANY, NULL, NULL);
+            json_decref(d);
+        }
+        steer_one_done(s, err);
+        return;
+    }
+    json_t *d = err == 0 ? json_object() : NULL;
+    if (d != NULL)
+        err = async_append(s->a, id, "purged", d, FL_SEQ_ANY, on_steer_recorded, s);
+    json_decref(d);
+    if (d == NULL || err < 0)
+        steer_one_done(s, err < 0 ? err : FL_ENOMEM);
+}
+
+static int steer_store(struct steer *s)
+{
+    char topic[ASYNC_TOPIC_MAX];
+    snprintf(topic, sizeof(topic), ASYNC_TOPIC_PREFIX "%s", s->cur.function);
+    return s->redrive ? fl_store_redrive(s->a->store, topic, ASYNC_CONSUMER, s->cur.seq,
+                                         on_store_steered, s)
+                      : fl_store_purge(s->a->store, topic, ASYNC_CONSUMER, s->cur.seq,
+                                       on_store_steered, s);
+}
+
+static void on_redriven_recorded(int err, const struct fl_store_result *res, void *data)
+{
+    struct steer *s = data;
+    if (err == 0)
+        err = steer_store(s);
+    if (err < 0)
+        steer_one_done(s, err);
+}
+
+static void on_steer_read(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
+{
+    struct steer *s = data;
+    if (err == 0 && (inv->status != FL_INV_DEAD || inv->purged || inv->seq == 0))
+        err = FL_ECONFLICT;
+    if (err < 0) {
+        steer_one_done(s, err);
+        return;
+    }
+    s->cur = *inv;
+    /* keep what the release would free: the fold gave them to us */
+    memset(inv, 0, sizeof(*inv));
+    inv->json = NULL;
+    if (s->redrive) {
+        json_t *d = json_pack("{s:i}", "attempts", (int)s->cur.attempts);
+        err = d != NULL
+                  ? async_append(s->a, s->cur.id, "redriven", d, last_seq, on_redriven_recorded, s)
+                  : FL_ENOMEM;
+        json_decref(d);
+    } else {
+        err = steer_store(s);
+    }
+    if (err < 0)
+        steer_one_done(s, err);
+}
+
+static void steer_next(struct steer *s)
+{
+    while (s->next < json_array_size(s->ids)) {
+        const char *id = json_string_value(json_array_get(s->ids, s->next));
+        if (async_read(s->a, id, on_steer_read, s) == 0)
+            return;
+        if (s->single) {
+            steer_answer(s, FL_ENOMEM);
+            return;
+        }
+        s->next++;
+    }
+    steer_answer(s, 0);
+}
+
+static void on_dead_listed(int err, json_t *value, void *data)
+{
+    struct steer *s = data;
+    if (err < 0) {
+        steer_answer(s, err);
+        return;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(value, "items"), i, item)
+        json_array_append(s->ids, json_object_get(item, "id"));
+    steer_next(s);
+}
+
+static int steer(struct fl_async *a, bool redrive, const char *id, const char *function,
+                 fl_async_json_cb cb, void *data)
+{
+    struct steer *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return FL_ENOMEM;
+    *s = (struct steer){.a = a, .redrive = redrive, .single = id != NULL, .cb = cb, .data = data};
+    s->ids = json_array();
+    s->done = json_array();
+    int rc = FL_ENOMEM;
+    if (s->ids != NULL && s->done != NULL) {
+        if (id != NULL) {
+            json_array_append_new(s->ids, json_string(id));
+            const char *first = json_string_value(json_array_get(s->ids, 0));
+            rc = first != NULL ? async_read(a, first, on_steer_read, s) : FL_EINVAL;
+        } else {
+            rc = fl_async_list(a, function, NULL, true, 1000, NULL, on_dead_listed, s);
+        }
+    }
+    if (rc < 0) {
+        json_decref(s->ids);
+        json_decref(s->done);
+        free(s);
+    }
+    return rc;
+}
+
+int fl_async_redrive(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,
+                     void *data)
+{
+    return steer(a, true, id, function, cb, data);
+}
+
+int fl_async_purge(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,
+                   void *data)
+{
+    return steer(a, false, id, function, cb, data);
+}
+
+/* ---- the HTTP entries' half ---- */
+
+bool fl_async_preferred(const struct fl_http_request *req)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct fl_http_header *h = &req->headers[i];
+        if (!fl_str_ieq(h->name, h->name_len, "prefer"))
+            continue;
+        /* preferences are separated by commas; each is token[=value][;params] */
+        const char *p = h->value, *end = h->value + h->value_len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *start = p;
+            while (p < end && *p != ',' && *p != ';' && *p != ' ' && *p != '\t' && *p != '=')
+                p++;
+            if (fl_str_ieq(start, (size_t)(p - start), "respond-async"))
+                return true;
+            while (p < end && *p != ',')
+                p++;
+        }
+    }
+    return false;
+}
+
+static const char *const async_dropped[] = {"prefer", "idempotency-key", "x-flint-callback-url",
+                                            NULL};
+
+static void on_accepted(int err, const char *id, bool duplicate, void *data)
+{
+    struct fl_http_request *req = data;
+    if (err == -ENOSPC) {
+        fl_http_respond_error(req, 507, "no_space",
+                              "the data directory's disk is full: the invocation was not accepted");
+        return;
+    }
+    if (err < 0) {
+        fl_http_respond_error(req, 503, "store_unavailable",
+                              "the invocation could not be made durable: %s", fl_errname(err));
+        return;
+    }
+    char location[64], body[160];
+    snprintf(location, sizeof(location), "/v1/invocations/%s", id);
+    int n = snprintf(body, sizeof(body), "{\"invocation\":\"%s\",\"status\":\"queued\"%s}", id,
+                     duplicate ? ",\"duplicate\":true" : "");
+    const struct fl_http_header headers[] = {
+        {"Content-Type", 12, "application/json", 16},
+        {"Location", 8, location, strlen(location)},
+        {"Preference-Applied", 18, "respond-async", 13},
+        {"X-Flint-Invocation-Id", 21, id, strlen(id)},
+    };
+    fl_http_respond(req, 202, headers, 4, body, (size_t)n);
+}
+
+void fl_async_http(struct fl_async *a, struct fl_http_request *req, const struct fl_async_http *how)
+{
+    struct fl_invoke_http call = how->call;
+    call.drop_more = async_dropped;
+    struct fl_invoke_http_mapped m;
+    fl_invoke_http_map(req, &call, &m);
+    size_t len;
+    char key[IDEM_KEY_MAX + 1], callback[2048];
+    const char *v = fl_http_request_header(req, "idempotency-key", &len);
+    if (v != NULL && (len == 0 || len > IDEM_KEY_MAX)) {
+        fl_http_respond_error(req, 400, "bad_idempotency_key",
+                              "Idempotency-Key must be 1 to %d bytes", IDEM_KEY_MAX);
+        return;
+    }
+    if (v != NULL) {
+        memcpy(key, v, len);
+        key[len] = '\0';
+    }
+    const char *cb_url = how->callback_url;
+    const char *cv = fl_http_request_header(req, "x-flint-callback-url", &len);
+    if (cb_url == NULL && cv != NULL && how->allow_caller_callback) {
+        if (len >= sizeof(callback) || async_callback_check(cv, len) < 0) {
+            fl_http_respond_error(req, 400, "bad_callback_url",
+                                  "X-Flint-Callback-Url must be an http://HOST:PORT/path URL");
+            return;
+        }
+        memcpy(callback, cv, len);
+        callback[len] = '\0';
+        cb_url = callback;
+    }
+    struct fl_async_request r = {.target = m.req.target,
+                                 .method = m.req.method,
+                                 .path = m.req.path,
+                                 .query = m.req.query,
+                                 .headers = m.req.headers,
+                                 .nheaders = m.req.nheaders,
+                                 .added = m.req.added,
+                                 .nadded = m.req.nadded,
+                                 .body = m.req.body,
+                                 .body_len = m.req.body_len,
+                                 .trigger = how->call.trigger,
+                                 .trigger_name = how->trigger_name,
+                                 .retry = how->retry,
+                                 .idempotency_key = v != NULL ? key : NULL,
+                                 .callback_url = cb_url};
+    int rc = fl_async_submit(a, &r, on_accepted, req);
+    if (rc == 0)
+        return;
+    if (rc == FL_ENOENT)
+        fl_http_respond_error(req, 404, "function_not_found", "no function '%.80s'",
+                              how->call.target.name);
+    else if (rc == FL_ETOOBIG)
+        fl_http_respond_error(req, 413, "body_too_large",
+                              "an async invocation's body may be %zu bytes at most", a->max_body);
+    else if (rc == FL_ENOTSUP)
+        fl_http_respond_error(req, 501, "not_supported", "async calls of workflows come later");
+    else if (rc == FL_ECANCELED)
+        fl_http_respond_error(req, 503, "stopping", "flintd is stopping");
+    else
+        fl_http_respond_error(req, 503, "unavailable", "the invocation could not be accepted: %s",
+                              fl_errname(rc));
+}

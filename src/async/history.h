@@ -1,0 +1,87 @@
+/*
+ * An async invocation's history: the events of its stream "inv/<id>" and
+ * what they fold into (its status, attempts, result), for the engine
+ * (async.c: may it run? which attempt is this?) and for the API (the JSON
+ * of docs/api.md). Pure: no loop, no store.
+ *
+ * Events (type: data):
+ *
+ *   queued    {"function", "trigger", "method", "path", "query", "headers",
+ *              "retry": {"maxAttempts", "backoff", "maxBackoff"} (ms),
+ *              "callback", "idem"}: accepted
+ *   attempt   {"attempt", "seq", "startedAt", "durationMs", "status", "error",
+ *              "lost": [numbers], "end", "nextAt", "result"}: one attempt's
+ *              outcome; "end" (succeeded, failed, dead, canceled) when it
+ *              ended the invocation, "nextAt" when another is due; "lost"
+ *              names earlier attempts that left no outcome (flintd stopped)
+ *   canceled  {}: an operator canceled it
+ *   redriven  {"attempts"}: a dead letter queued again; attempt numbers go on
+ *              from "attempts"
+ *   undriven  {"error"}: the redrive that was recorded could not be made;
+ *              dead again
+ *   purged    {}: its dead letter was removed
+ *   callback  {"status", "attempts", "httpStatus", "error"}: the callback's
+ *              delivery (delivered, retrying, failed)
+ *
+ * The first event that ends an invocation decides its status; only a
+ * redrive opens it again.
+ */
+#ifndef FLINT_ASYNC_HISTORY_H
+#define FLINT_ASYNC_HISTORY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/id.h"
+#include "exec/spec.h"
+#include "store/store.h"
+
+enum fl_inv_status {
+    FL_INV_QUEUED,
+    FL_INV_RUNNING, /* only the engine knows: never folded from events */
+    FL_INV_RETRYING,
+    FL_INV_SUCCEEDED,
+    FL_INV_FAILED,
+    FL_INV_DEAD,
+    FL_INV_CANCELED,
+    FL_INV_NSTATUS
+};
+
+/* "queued", ... */
+const char *fl_inv_status_name(enum fl_inv_status s);
+
+/* The status of that name, or -1. */
+int fl_inv_status_parse(const char *name);
+
+struct fl_inv {
+    char id[FL_UUID_STRLEN + 1];
+    char function[FL_NAME_MAX + 1]; /* "" if the queued event was never written */
+    enum fl_inv_status status;
+    bool ended;        /* succeeded, failed, dead or canceled */
+    bool cancel_asked; /* a canceled event, whatever came after */
+    bool purged;
+    uint32_t attempts; /* the highest attempt number recorded */
+    uint32_t base;     /* attempt numbers before the last redrive */
+    uint64_t seq;      /* the message's sequence in its topic (0: unknown) */
+    int64_t created_ms;
+    int64_t updated_ms;
+    int64_t ended_ms; /* when it ended (0: it has not) */
+    struct fl_retry_policy retry;
+    bool has_retry;
+    char *callback; /* owned; NULL: none */
+    char *idem;     /* owned: the idempotency key's stream, or NULL */
+    json_t *json;   /* owned: the API's form, without running overlays */
+};
+
+/* Fold n events (records of a read of "inv/<id>") into out. 0, FL_ENOENT
+ * (no events: no such invocation), FL_ECORRUPT (an event that is not what
+ * this file says; the rest are still folded), or FL_ENOMEM. */
+int fl_inv_fold(const char *id, const struct fl_record *events, size_t n, struct fl_inv *out);
+void fl_inv_release(struct fl_inv *inv);
+
+/* The API's form for a list (no attempts, result or request). A new
+ * value. */
+json_t *fl_inv_summary(const struct fl_inv *inv);
+
+#endif

@@ -1,0 +1,210 @@
+/* Unit tests for src/async/history.h (an invocation's events folded into
+ * its state) and the retry policy's delays. */
+#include "runner.h"
+
+#include "async/async.h"
+#include "async/history.h"
+#include "base/error.h"
+
+#include <string.h>
+
+#define ID "0193a0c4-0000-7000-8000-000000000001"
+
+/* Events of one invocation: {type, data} pairs, ts 1000, 2000, ... */
+static int fold(const char *const (*ev)[2], size_t n, struct fl_inv *out)
+{
+    struct fl_record r[16];
+    ASSERT(n <= 16);
+    for (size_t i = 0; i < n; i++)
+        r[i] = (struct fl_record){.key = "",
+                                  .type = ev[i][0],
+                                  .data = ev[i][1],
+                                  .len = strlen(ev[i][1]),
+                                  .headers = "",
+                                  .reason = "",
+                                  .seq = i + 1,
+                                  .ts_ms = (int64_t)(i + 1) * 1000};
+    return fl_inv_fold(ID, r, n, out);
+}
+
+static const char *status_of(const struct fl_inv *inv)
+{
+    return json_string_value(json_object_get(inv->json, "status"));
+}
+
+#define QUEUED                                                                                     \
+    "{\"function\":\"report\",\"trigger\":\"api\",\"method\":\"POST\",\"path\":\"/\","             \
+    "\"query\":null,\"headers\":{\"content-type\":\"text/plain\"},\"retry\":{\"maxAttempts\":3,"   \
+    "\"backoff\":1000,\"maxBackoff\":300000},\"callback\":null,\"idem\":null}"
+
+TEST(no_events_is_no_invocation)
+{
+    struct fl_inv inv;
+    ASSERT_EQ(fold(NULL, 0, &inv), FL_ENOENT);
+}
+
+TEST(queued_then_retrying_then_succeeded)
+{
+    static const char *const ev[][2] = {
+        {"queued", QUEUED},
+        {"attempt", "{\"attempt\":1,\"seq\":7,\"startedAt\":1500,\"durationMs\":3,\"status\":503,"
+                    "\"error\":\"the function answered 503\",\"nextAt\":2500}"},
+        {"attempt", "{\"attempt\":2,\"seq\":7,\"startedAt\":2600,\"durationMs\":4,\"status\":200,"
+                    "\"end\":\"succeeded\",\"result\":{\"status\":200,\"body\":\"ok\"}}"},
+    };
+    struct fl_inv inv;
+    ASSERT_OK(fold(ev, 1, &inv));
+    ASSERT_EQ(inv.status, FL_INV_QUEUED);
+    ASSERT_STR_EQ(inv.function, "report");
+    ASSERT(!inv.ended);
+    ASSERT_EQ(inv.retry.max_attempts, 3);
+    fl_inv_release(&inv);
+
+    ASSERT_OK(fold(ev, 2, &inv));
+    ASSERT_EQ(inv.status, FL_INV_RETRYING);
+    ASSERT_STR_EQ(status_of(&inv), "retrying");
+    ASSERT(json_is_string(json_object_get(inv.json, "nextAttemptAt")));
+    ASSERT_EQ(inv.attempts, 1);
+    ASSERT_EQ(inv.seq, 7);
+    fl_inv_release(&inv);
+
+    ASSERT_OK(fold(ev, 3, &inv));
+    ASSERT_EQ(inv.status, FL_INV_SUCCEEDED);
+    ASSERT(inv.ended);
+    ASSERT_EQ(inv.ended_ms, 3000);
+    ASSERT_EQ(json_array_size(json_object_get(inv.json, "attempts")), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(inv.json, "result"), "body")),
+                  "ok");
+    ASSERT(json_is_null(json_object_get(inv.json, "nextAttemptAt")));
+    json_t *sum = fl_inv_summary(&inv);
+    ASSERT_EQ(json_integer_value(json_object_get(sum, "attempts")), 2);
+    ASSERT(json_object_get(sum, "result") == NULL);
+    json_decref(sum);
+    fl_inv_release(&inv);
+}
+
+TEST(the_first_end_decides_and_only_a_redrive_reopens)
+{
+    static const char *const ev[][2] = {
+        {"queued", QUEUED},
+        {"canceled", "{}"},
+        /* the attempt under way when it was canceled records its own end */
+        {"attempt", "{\"attempt\":1,\"startedAt\":1,\"durationMs\":1,\"status\":200,"
+                    "\"end\":\"succeeded\"}"},
+    };
+    struct fl_inv inv;
+    ASSERT_OK(fold(ev, 3, &inv));
+    ASSERT_EQ(inv.status, FL_INV_CANCELED);
+    ASSERT(inv.cancel_asked);
+    fl_inv_release(&inv);
+
+    static const char *const dead[][2] = {
+        {"queued", QUEUED},
+        {"attempt", "{\"attempt\":1,\"seq\":9,\"status\":500,\"end\":\"dead\"}"},
+        {"redriven", "{\"attempts\":1}"},
+        {"attempt", "{\"attempt\":2,\"seq\":9,\"status\":500,\"nextAt\":9000}"},
+        {"attempt", "{\"attempt\":3,\"seq\":9,\"status\":500,\"end\":\"dead\"}"},
+        {"purged", "{}"},
+    };
+    ASSERT_OK(fold(dead, 2, &inv));
+    ASSERT_EQ(inv.status, FL_INV_DEAD);
+    fl_inv_release(&inv);
+    ASSERT_OK(fold(dead, 3, &inv));
+    ASSERT_EQ(inv.status, FL_INV_QUEUED);
+    ASSERT(!inv.ended);
+    ASSERT_EQ(inv.base, 1);
+    fl_inv_release(&inv);
+    ASSERT_OK(fold(dead, 6, &inv));
+    ASSERT_EQ(inv.status, FL_INV_DEAD);
+    ASSERT(inv.purged);
+    ASSERT_EQ(inv.attempts, 3);
+    ASSERT_EQ(inv.ended_ms, 5000);
+    fl_inv_release(&inv);
+
+    static const char *const undriven[][2] = {
+        {"queued", QUEUED},
+        {"attempt", "{\"attempt\":1,\"status\":500,\"end\":\"dead\"}"},
+        {"redriven", "{\"attempts\":1}"},
+        {"undriven", "{\"error\":\"ENOENT\"}"},
+    };
+    ASSERT_OK(fold(undriven, 4, &inv));
+    ASSERT_EQ(inv.status, FL_INV_DEAD);
+    fl_inv_release(&inv);
+}
+
+TEST(lost_attempts_are_listed_and_counted)
+{
+    static const char *const ev[][2] = {
+        {"queued", QUEUED},
+        {"attempt", "{\"attempt\":3,\"lost\":[1,2],\"status\":200,\"end\":\"succeeded\"}"},
+    };
+    struct fl_inv inv;
+    ASSERT_OK(fold(ev, 2, &inv));
+    json_t *attempts = json_object_get(inv.json, "attempts");
+    ASSERT_EQ(json_array_size(attempts), 3);
+    json_t *first = json_array_get(attempts, 0);
+    ASSERT_EQ(json_integer_value(json_object_get(first, "attempt")), 1);
+    ASSERT_EQ(json_integer_value(json_object_get(first, "status")), 0);
+    ASSERT(strncmp(json_string_value(json_object_get(first, "error")), "lost", 4) == 0);
+    ASSERT_EQ(inv.attempts, 3);
+    fl_inv_release(&inv);
+}
+
+TEST(events_not_understood_are_skipped_not_fatal)
+{
+    static const char *const ev[][2] = {
+        {"queued", QUEUED},
+        {"attempt", "not json"},
+        {"mystery", "{}"},
+        {"attempt", "{\"attempt\":0}"},
+        {"callback", "{\"status\":\"delivered\",\"attempts\":1,\"httpStatus\":204}"},
+    };
+    struct fl_inv inv;
+    ASSERT_EQ(fold(ev, 5, &inv), FL_ECORRUPT);
+    ASSERT_EQ(inv.status, FL_INV_QUEUED);
+    ASSERT_STR_EQ(status_of(&inv), "queued");
+    fl_inv_release(&inv);
+}
+
+TEST(a_callback_is_shown_with_its_last_delivery)
+{
+    static const char *const ev[][2] = {
+        {"queued", "{\"function\":\"f\",\"callback\":\"http://127.0.0.1:9/done\"}"},
+        {"callback", "{\"status\":\"retrying\",\"attempts\":1,\"error\":\"refused\"}"},
+        {"callback", "{\"status\":\"delivered\",\"attempts\":2,\"httpStatus\":200}"},
+    };
+    struct fl_inv inv;
+    ASSERT_OK(fold(ev, 3, &inv));
+    json_t *cb = json_object_get(inv.json, "callback");
+    ASSERT_STR_EQ(json_string_value(json_object_get(cb, "url")), "http://127.0.0.1:9/done");
+    ASSERT_STR_EQ(json_string_value(json_object_get(cb, "status")), "delivered");
+    ASSERT_EQ(json_integer_value(json_object_get(cb, "attempts")), 2);
+    ASSERT(json_object_get(cb, "error") == NULL);
+    ASSERT_STR_EQ(inv.callback, "http://127.0.0.1:9/done");
+    fl_inv_release(&inv);
+}
+
+TEST(statuses_have_names_both_ways)
+{
+    for (int s = 0; s < FL_INV_NSTATUS; s++)
+        ASSERT_EQ(fl_inv_status_parse(fl_inv_status_name((enum fl_inv_status)s)), s);
+    ASSERT_EQ(fl_inv_status_parse("sleeping"), -1);
+}
+
+TEST(retry_delays_grow_exponentially_within_their_bound)
+{
+    struct fl_retry_policy p = {5, 100, 1000};
+    static const int64_t bounds[] = {100, 200, 400, 800, 1000, 1000};
+    for (uint32_t attempt = 1; attempt <= 6; attempt++) {
+        int64_t lo = INT64_MAX, hi = 0;
+        for (int i = 0; i < 2000; i++) {
+            int64_t d = fl_retry_delay_ms(&p, attempt);
+            ASSERT(d >= 1 && d <= bounds[attempt - 1]);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+        }
+        /* full jitter: spread over the whole range, not a fixed step */
+        ASSERT(lo < bounds[attempt - 1] / 4);
+        ASSERT(hi > bounds[attempt - 1] * 3 / 4);
+    }
+}
