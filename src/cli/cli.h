@@ -62,6 +62,11 @@ int cli_call_json(struct cli *cli, const char *method, const char *path, json_t 
  * 401/404/409 and return 1. */
 int cli_fail_response(const char *what, const struct cli_response *r);
 
+/* The value of option flag at argv[*i], as "--flag VALUE" (then *i moves
+ * to VALUE) or "--flag=VALUE"; NULL if argv[*i] is not flag or has no
+ * value. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *flag);
+
 /* Print an error (printf-style) prefixed with "flint: " and return 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -79,6 +84,7 @@ int cmd_fn_test(struct cli *cli, int argc, char **argv);
 int cmd_fn_logs(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
+int cmd_tt_showschedule(struct cli *cli, int argc, char **argv);
 
 /* Upload the file at path with POST /v1/code; on success store a new
  * {"sha256", "filename"} object in *code and return 0, else print why and

@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *option_value(int argc, char **argv, int *i, const char *flag)
-{
-    size_t n = strlen(flag);
-    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
-}
-
 int cmd_fn_test(struct cli *cli, int argc, char **argv)
 {
     const char *name = NULL, *method = NULL, *body = NULL, *body_file = NULL, *subpath = "";
@@ -28,17 +18,17 @@ int cmd_fn_test(struct cli *cli, int argc, char **argv)
     fl_buf_init(&file, 64u << 20);
     for (int i = 2; i < argc; i++) {
         const char *v;
-        if ((v = option_value(argc, argv, &i, "--name")) != NULL)
+        if ((v = cli_option_value(argc, argv, &i, "--name")) != NULL)
             name = v;
-        else if ((v = option_value(argc, argv, &i, "--method")) != NULL)
+        else if ((v = cli_option_value(argc, argv, &i, "--method")) != NULL)
             method = v;
-        else if ((v = option_value(argc, argv, &i, "--body")) != NULL)
+        else if ((v = cli_option_value(argc, argv, &i, "--body")) != NULL)
             body = v;
-        else if ((v = option_value(argc, argv, &i, "--body-file")) != NULL)
+        else if ((v = cli_option_value(argc, argv, &i, "--body-file")) != NULL)
             body_file = v;
-        else if ((v = option_value(argc, argv, &i, "--path")) != NULL)
+        else if ((v = cli_option_value(argc, argv, &i, "--path")) != NULL)
             subpath = v;
-        else if ((v = option_value(argc, argv, &i, "-H")) != NULL) {
+        else if ((v = cli_option_value(argc, argv, &i, "-H")) != NULL) {
             if (nheaders == 32)
                 return cli_error("at most 32 -H headers"), 2;
             headers[nheaders++] = v;
@@ -175,9 +165,9 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv)
     bool follow = false;
     for (int i = 2; i < argc; i++) {
         const char *v;
-        if ((v = option_value(argc, argv, &i, "--name")) != NULL)
+        if ((v = cli_option_value(argc, argv, &i, "--name")) != NULL)
             name = v;
-        else if ((v = option_value(argc, argv, &i, "--tail")) != NULL)
+        else if ((v = cli_option_value(argc, argv, &i, "--tail")) != NULL)
             tail = v;
         else if (strcmp(argv[i], "-f") == 0 || strcmp(argv[i], "--follow") == 0)
             follow = true;

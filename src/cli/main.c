@@ -51,6 +51,8 @@ static const struct cli_command other_commands[] = {
      cmd_fn_test},
     {"fn logs", "print a function's log lines (-o json: as the API's JSON lines)",
      "--name NAME [-f|--follow] [--tail N] [-o table|json]", cmd_fn_logs},
+    {"tt showschedule", "print the next fire times of a cron expression (needs no daemon)",
+     "--cron EXPR [--tz ZONE] [-n N] [--after TIME]", cmd_tt_showschedule},
     {"apply", "create or update everything the spec files declare",
      "-f FILE|DIR [--prune] [--dry-run]", cmd_apply},
     {"status", "show the daemon, store, sandbox, pools and instances", "[-o table|json|yaml]",
@@ -112,6 +114,16 @@ int cli_error(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     return 1;
+}
+
+const char *cli_option_value(int argc, char **argv, int *i, const char *flag)
+{
+    size_t n = strlen(flag);
+    if (strncmp(argv[*i], flag, n) == 0 && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
 }
 
 static int cmd_version(struct cli *cli, int argc, char **argv)
