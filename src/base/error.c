@@ -1,5 +1,7 @@
 #include "base/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -23,10 +25,12 @@ static const struct {
     int code;
     const char *name;
 } errno_names[] = {
-    {FL_ENOMEM, "ENOMEM"},       {FL_EINVAL, "EINVAL"},   {FL_ENOENT, "ENOENT"},
-    {FL_EEXIST, "EEXIST"},       {FL_EIO, "EIO"},         {FL_ETIMEDOUT, "ETIMEDOUT"},
-    {FL_EAGAIN, "EAGAIN"},       {FL_ECANCELED, "ECANCELED"}, {FL_EACCES, "EACCES"},
-    {FL_ENOSPC, "ENOSPC"},       {FL_EPIPE, "EPIPE"},     {FL_ERANGE, "ERANGE"},
+    {FL_ENOMEM, "ENOMEM"},   {FL_EINVAL, "EINVAL"},
+    {FL_ENOENT, "ENOENT"},   {FL_EEXIST, "EEXIST"},
+    {FL_EIO, "EIO"},         {FL_ETIMEDOUT, "ETIMEDOUT"},
+    {FL_EAGAIN, "EAGAIN"},   {FL_ECANCELED, "ECANCELED"},
+    {FL_EACCES, "EACCES"},   {FL_ENOSPC, "ENOSPC"},
+    {FL_EPIPE, "EPIPE"},     {FL_ERANGE, "ERANGE"},
     {FL_ENOTSUP, "ENOTSUP"},
 };
 
@@ -53,4 +57,14 @@ const char *fl_errname(int err)
         if (errno_names[i].code == err)
             return errno_names[i].name;
     return "EUNKNOWN";
+}
+
+void fl_error_format(char *err, size_t errsize, const char *fmt, ...)
+{
+    if (err == NULL || errsize == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsize, fmt, ap);
+    va_end(ap);
 }

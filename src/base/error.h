@@ -42,4 +42,12 @@ const char *fl_strerror(int err);
  * bodies and logs. Never NULL; static. */
 const char *fl_errname(int err);
 
+#include <stddef.h>
+
+/* Write a message (printf-style) into a caller's error buffer of errsize
+ * bytes, truncated to fit and NUL-terminated; nothing when err is NULL or
+ * errsize is 0. For functions whose callers may not want the message. */
+void fl_error_format(char *err, size_t errsize, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -64,13 +64,13 @@ int cli_call_json(struct cli *cli, const char *method, const char *path, json_t 
 int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The value of option flag at argv[*i], as "--flag VALUE" (then *i moves
+ * to VALUE) or "--flag=VALUE"; NULL if argv[*i] is not flag or has no
+ * value. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *flag);
+
 /* Print an error (printf-style) prefixed with "flint: " and return 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* If argv[*i] is flag ("--name VALUE", or "--name=VALUE"), its value
- * (*i moved past it); else NULL. A flag that ends the line has no value:
- * NULL too. */
-const char *cli_option_value(int argc, char **argv, int *i, const char *flag);
 
 /* Print text for a terminal: control characters (C0 but HTAB, DEL and C1,
  * raw or UTF-8 encoded) and bytes that are not UTF-8 are shown as \xNN,
@@ -101,6 +101,7 @@ int cmd_inv(struct cli *cli, int argc, char **argv);
 int cmd_fn_logs(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
+int cmd_tt_showschedule(struct cli *cli, int argc, char **argv);
 
 /* Upload the file at path with POST /v1/code; on success store a new
  * {"sha256", "filename"} object in *code and return 0, else print why and
