@@ -1075,6 +1075,8 @@ void async_pump(struct aq *q)
     struct fl_async *a = q->a;
     if (a->closing || q->state != AQ_READY || q->fetching || q->room != NULL)
         return;
+    if (a->ready != NULL && !a->ready(a->ready_data))
+        return; /* the tick tries again */
     struct fl_invoke_target t = {FL_INVOKE_FUNCTION, q->fn};
     struct fl_invoke_capacity cap;
     uint64_t limit = 1;
@@ -1271,6 +1273,8 @@ int fl_async_new(uv_loop_t *loop, const struct fl_async_config *cfg, struct fl_a
     a->max_body = cfg->max_body > 0 ? cfg->max_body : 1u << 20;
     a->policy_of = cfg->policy_of;
     a->policy_data = cfg->policy_data;
+    a->ready = cfg->ready;
+    a->ready_data = cfg->ready_data;
     fl_queue_init(&a->queues);
     fl_queue_init(&a->attempts);
     a->next_sweep_ms = fl_clock_wall_ms();

@@ -47,6 +47,8 @@ struct fl_async {
     size_t max_body;
     int (*policy_of)(void *data, const char *function, struct fl_retry_policy *out);
     void *policy_data;
+    bool (*ready)(void *data);
+    void *ready_data;
     struct fl_queue queues;   /* struct aq */
     struct fl_queue attempts; /* struct attempt, under way */
     uv_timer_t tick;
