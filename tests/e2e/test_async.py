@@ -596,7 +596,9 @@ def test_kill_with_invocations_queued_and_retrying(flintd, tmp_path):
     for n, inv in enumerate(invocations):
         assert inv["attempts"][-1]["status"] == 200
         if n % 2:
-            assert 503 in [a["status"] for a in inv["attempts"]]
+            # its first attempt answered 503, or was the one the kill cut
+            # short (recorded as lost, status 0)
+            assert inv["attempts"][0]["status"] in (503, 0)
     check_runs(flintd, "steady", invocations, ended, restarted_at)
 
 
