@@ -928,9 +928,22 @@ static void attempt_start(struct attempt *at)
     at->progress_ms = at->start_ms;
     struct fl_invoke *call;
     int rc = fl_invoke_start(a->invoker, &req, on_outcome, at, &call);
-    if (rc < 0) {
+    if (rc == FL_ECANCELED || rc == FL_ENOMEM) {
         /* cannot start now (closing, out of memory): it comes back */
         attempt_ack(at, FL_NAK, rc == FL_ECANCELED ? 0 : 1000, NULL);
+        return;
+    }
+    if (rc < 0) {
+        /* a request the invoker refuses (over its header budget): an
+         * attempt that failed, retried by the policy, then a dead letter */
+        char message[128];
+        snprintf(message, sizeof(message), "the invoker refused the request: %s", fl_errname(rc));
+        const struct fl_invoke_outcome o = {.error = FL_INVOKE_FAILED,
+                                            .status = 500,
+                                            .code = "cannot_start",
+                                            .message = message,
+                                            .invocation_id = at->id};
+        on_outcome(&o, at);
         return;
     }
     at->call = call;
