@@ -34,13 +34,15 @@ BUILD = os.path.abspath(os.environ.get("FLINT_BUILD", os.path.join(ROOT, "build"
 BIN = os.path.join(BUILD, "bin")
 
 
-def wait_for(predicate, timeout=20, what="condition"):
+def wait_for(predicate, timeout=20, what="condition", interval=0.05):
+    """predicate()'s first true value, asked every interval seconds until
+    timeout; a predicate that costs the daemon much asks less often."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
 
 
