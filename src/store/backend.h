@@ -58,6 +58,10 @@ struct fl_store_ops {
                   fl_store_cb cb, void *data);
     int (*publish)(struct fl_store *s, const char *topic, const char *headers, const char *msg_id,
                    const void *payload, size_t len, fl_store_cb cb, void *data);
+    int (*topic_read)(struct fl_store *s, const char *topic, uint64_t from, size_t max,
+                      fl_store_cb cb, void *data);
+    int (*topic_watch)(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
+                       struct fl_store_watch **out);
     int (*consumer_create)(struct fl_store *s, const char *topic, const char *consumer,
                            const struct fl_consumer_config *cfg, fl_store_cb cb, void *data);
     int (*consumer_delete)(struct fl_store *s, const char *topic, const char *consumer,

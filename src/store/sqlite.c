@@ -201,15 +201,22 @@ static int sq_append(struct fl_store *s, const char *stream, const struct fl_eve
     return queue(s, j, true, ok);
 }
 
-static int sq_read(struct fl_store *s, const char *stream, uint64_t from_seq, size_t max,
-                   fl_store_cb cb, void *data)
+/* A read of name (a stream, a topic) from a sequence, at most max. */
+static int read_from(struct fl_store *s, enum fl_sqlite_op op, const char *name, uint64_t from_seq,
+                     size_t max, fl_store_cb cb, void *data)
 {
-    struct fl_sqlite_job *j = job_new(OP_READ, stream, NULL, NULL, cb, data);
+    struct fl_sqlite_job *j = job_new(op, name, NULL, NULL, cb, data);
     if (j != NULL) {
         j->u1 = from_seq;
         j->i1 = (int64_t)max;
     }
     return queue(s, j, false, true);
+}
+
+static int sq_read(struct fl_store *s, const char *stream, uint64_t from_seq, size_t max,
+                   fl_store_cb cb, void *data)
+{
+    return read_from(s, OP_READ, stream, from_seq, max, cb, data);
 }
 
 static int sq_streams(struct fl_store *s, const char *prefix, const struct fl_page *page,
@@ -277,6 +284,22 @@ static int sq_publish(struct fl_store *s, const char *topic, const char *headers
         j->blob_len = len;
     }
     return queue(s, j, true, j && j->blob);
+}
+
+static int sq_topic_read(struct fl_store *s, const char *topic, uint64_t from_seq, size_t max,
+                         fl_store_cb cb, void *data)
+{
+    return read_from(s, OP_TOPIC_READ, topic, from_seq, max, cb, data);
+}
+
+static int sq_topic_watch(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
+                          struct fl_store_watch **out)
+{
+    struct fl_sqlite_watch *w;
+    int rc = watch_new(s, WATCH_TOPIC, topic, NULL, cb, data, &w);
+    if (rc == 0)
+        *out = &w->base;
+    return rc;
 }
 
 static int sq_consumer_create(struct fl_store *s, const char *topic, const char *consumer,
@@ -493,6 +516,8 @@ static const struct fl_store_ops sqlite_ops = {
     .topic_info = sq_topic_info,
     .topics = sq_topics,
     .publish = sq_publish,
+    .topic_read = sq_topic_read,
+    .topic_watch = sq_topic_watch,
     .consumer_create = sq_consumer_create,
     .consumer_delete = sq_consumer_delete,
     .consumer_info = sq_consumer_info,

@@ -40,6 +40,7 @@ enum fl_sqlite_op {
     OP_TOPIC_DELETE,
     OP_TOPIC_INFO,
     OP_TOPICS,
+    OP_TOPIC_READ,
     OP_PUBLISH,
     OP_CONSUMER_CREATE,
     OP_CONSUMER_DELETE,
@@ -93,13 +94,15 @@ enum fl_sqlite_watch_kind {
     WATCH_CHANGES, /* fl_store_watch */
     WATCH_NOTIFY,  /* fl_store_notify */
     WATCH_STREAMS, /* fl_store_subscribe */
+    WATCH_TOPIC,   /* fl_store_topic_watch */
 };
 
 struct fl_sqlite_watch {
     struct fl_store_watch base;
     struct fl_sqlite_watch *next;
     enum fl_sqlite_watch_kind kind;
-    char *name;     /* changes: the kind (NULL: all); notify: the topic; streams: name or prefix */
+    char *name;     /* changes: the kind (NULL: all); notify, topic: the topic; streams: name or
+                     * prefix */
     char *consumer; /* notify */
     bool prefix;    /* streams */
     uint64_t last;  /* changes: the last revision delivered */

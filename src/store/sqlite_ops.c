@@ -1138,6 +1138,54 @@ static int do_publish(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64
     return rc;
 }
 
+/* A message into j's records: seq, its delivery count, and the columns
+ * ts, msg_id, headers, data of st's row from col on. */
+static int add_message(struct fl_sqlite_job *j, sqlite3_stmt *st, int col, int64_t seq,
+                       uint32_t deliveries)
+{
+    struct fl_record *r = add_record(j);
+    if (r == NULL)
+        return FL_ENOMEM;
+    r->seq = (uint64_t)seq;
+    r->ts_ms = sqlite3_column_int64(st, col);
+    r->key = dup_column_or_null(st, col + 1);
+    r->headers = dup_column(st, col + 2, NULL);
+    r->data = dup_column(st, col + 3, &r->len);
+    r->deliveries = deliveries;
+    return finish_record(r);
+}
+
+/* Messages of a topic from a sequence on, without a consumer: records as
+ * a fetch gives them (deliveries 0). Rows past the topic's max age that
+ * publishes and fetches have not removed yet are looked at, not given. */
+static int do_topic_read(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
+{
+    struct topic_row t;
+    int rc = topic_get(w, j->s1, &t);
+    if (rc < 0)
+        return rc;
+    int64_t oldest = t.max_age > 0 ? now - t.max_age : INT64_MIN, looked = 0, last = 0;
+    sqlite3_stmt *st = stmt2(w, SQL_MSGS_FROM, j->s1, NULL);
+    sqlite3_bind_int64(st, 2, (int64_t)j->u1);
+    sqlite3_bind_int64(st, 3, j->i1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        looked++;
+        last = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_int64(st, 1) < oldest)
+            continue;
+        if (add_message(j, st, 1, last, 0) < 0) {
+            sqlite3_reset(st);
+            return FL_ENOMEM;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return fl_sqlite_err(rc);
+    /* a full page: where to go on from */
+    j->res.seq = looked == j->i1 ? (uint64_t)last + 1 : 0;
+    return 0;
+}
+
 /* ---- consumers ---- */
 
 struct consumer_row {
@@ -1283,19 +1331,9 @@ static int message_record(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, i
         sqlite3_reset(st);
         return rc == SQLITE_DONE ? 0 : fl_sqlite_err(rc);
     }
-    struct fl_record *r = add_record(j);
-    if (r == NULL) {
-        sqlite3_reset(st);
-        return FL_ENOMEM;
-    }
-    r->seq = (uint64_t)seq;
-    r->ts_ms = sqlite3_column_int64(st, 0);
-    r->key = dup_column_or_null(st, 1);
-    r->headers = dup_column(st, 2, NULL);
-    r->data = dup_column(st, 3, &r->len);
-    r->deliveries = count;
+    rc = add_message(j, st, 0, seq, count);
     sqlite3_reset(st);
-    return finish_record(r);
+    return rc;
 }
 
 static sqlite3_stmt *delivery_stmt(struct fl_sqlite_worker *w, struct fl_sqlite_job *j,
@@ -1556,6 +1594,7 @@ static const struct {
     [OP_TOPIC_DELETE] = {do_topic_delete, NULL},
     [OP_TOPIC_INFO] = {do_topic_info, NULL},
     [OP_TOPICS] = {do_topics, NULL},
+    [OP_TOPIC_READ] = {NULL, do_topic_read},
     [OP_PUBLISH] = {NULL, do_publish},
     [OP_CONSUMER_CREATE] = {do_consumer_create, NULL},
     [OP_CONSUMER_DELETE] = {do_consumer_delete, NULL},

@@ -323,6 +323,17 @@ static void tell_subscribers(struct fl_sqlite_store *s, const struct fl_sqlite_j
     }
 }
 
+/* Tell the topic's watchers of a publish that is now durable. */
+static void tell_topic_watchers(struct fl_sqlite_store *s, const struct fl_sqlite_job *j)
+{
+    struct fl_record rec = {
+        .key = j->s1, .type = "", .data = "", .headers = "{}", .reason = "", .seq = j->res.seq};
+    struct fl_store_result res = {.seq = rec.seq, .records = &rec, .n = 1};
+    for (struct fl_sqlite_watch *w = s->watches; w != NULL; w = w->next)
+        if (w->kind == WATCH_TOPIC && !w->dead && strcmp(w->name, j->s1) == 0)
+            w->cb(0, &res, w->data);
+}
+
 static void arm_due_timer(struct fl_sqlite_store *s);
 
 void fl_sqlite_on_due(uv_timer_t *t)
@@ -392,6 +403,8 @@ void fl_sqlite_process_done(struct fl_sqlite_store *s)
             tell_subscribers(s, j);
         if (j->published)
             notify_consumers(s, j->s1);
+        if (j->op == OP_PUBLISH && j->err == 0 && !j->res.duplicate)
+            tell_topic_watchers(s, j);
         fl_sqlite_job_free(j);
     }
     if (changed && !s->closing) {

@@ -282,6 +282,22 @@ int fl_store_publish(struct fl_store *s, const char *topic, const char *headers,
                            payload ? payload : "", len, cb, data);
 }
 
+int fl_store_topic_read(struct fl_store *s, const char *topic, uint64_t from_seq, size_t max,
+                        fl_store_cb cb, void *data)
+{
+    if (!key_ok(topic, NAME_MAX_) || max > FL_PAGE_MAX)
+        return FL_EINVAL;
+    return s->ops->topic_read(s, topic, from_seq, max ? max : FL_PAGE_DEFAULT, cb, data);
+}
+
+int fl_store_topic_watch(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
+                         struct fl_store_watch **out)
+{
+    if (!key_ok(topic, NAME_MAX_) || cb == NULL || out == NULL)
+        return FL_EINVAL;
+    return s->ops->topic_watch(s, topic, cb, data, out);
+}
+
 int fl_store_consumer_create(struct fl_store *s, const char *topic, const char *consumer,
                              const struct fl_consumer_config *cfg, fl_store_cb cb, void *data)
 {

@@ -360,6 +360,41 @@ int fl_store_topics(struct fl_store *s, const char *prefix, const struct fl_page
 int fl_store_publish(struct fl_store *s, const char *topic, const char *headers, const char *msg_id,
                      const void *payload, size_t len, fl_store_cb cb, void *data);
 
+/* Messages of topic with sequence >= from_seq, in order, at most max (0:
+ * FL_PAGE_DEFAULT; more than FL_PAGE_MAX is FL_EINVAL), read without
+ * consuming them: no consumer's position, delivery or ack changes, and
+ * interest retention does not count the reader. Records: key = the
+ * message id ("" for none), headers, data and len, seq, ts_ms (when it was
+ * published); deliveries is 0. A sequence the topic no longer keeps (past
+ * its limits, or done with under interest retention) is skipped, and so
+ * is a message past its max age that is not removed yet. res->seq is
+ * where to read on from (the last sequence looked at + 1) when the page
+ * was full, 0 when the read reached the topic's end: a reader that
+ * follows goes on from its last record's seq + 1 (from_seq if it got
+ * none). FL_ENOENT if the topic does not exist.
+ * sqlite: one read transaction on the reader connection.
+ * jetstream: direct gets (the stream's allow_direct; next message by
+ * subject from from_seq), or an ordered consumer with DeliverByStartSequence:
+ * both leave the topic's durable consumers alone. */
+int fl_store_topic_read(struct fl_store *s, const char *topic, uint64_t from_seq, size_t max,
+                        fl_store_cb cb, void *data);
+
+/*
+ * Be told of publishes to topic (which need not exist yet): cb runs on the
+ * loop once a new message is durable, with one record of key = topic and
+ * seq = the topic's last sequence after it; it carries no message (read
+ * it with fl_store_topic_read from where you were). Every publish that
+ * becomes durable after this returns is told; several may be told in one
+ * record (the latest sequence); a duplicate (de-duplicated by id) is not a
+ * new message and is not told. For readers that follow a topic without
+ * being one of its consumers. Lives until fl_store_unwatch().
+ * sqlite: after the commit, in commit order.
+ * jetstream: an ordered consumer on the topic's subject, deliver new,
+ * headers only.
+ */
+int fl_store_topic_watch(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
+                         struct fl_store_watch **out);
+
 /* Create (or update) a durable consumer. cfg NULL: the defaults. On
  * update, ack_wait, max_deliver and max_ack_pending change; the deliver
  * policy is fixed at creation (a different one is FL_ECONFLICT, as
