@@ -562,8 +562,10 @@ int main(int argc, char **argv)
     if (rc == 0 && (rc = fl_async_new(&d.loop, &async_cfg, &d.async)) < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start async invocations", "err=\"%s\"",
                fl_strerror(rc));
-    if (rc == 0)
+    if (rc == 0) {
         fl_router_use_async(d.routing, d.async);
+        fl_router_use_topics(d.routing, d.store);
+    }
     /* every kind of resource, followed into the part that runs it */
     const struct fl_kind_parts parts = {.executor = d.executor, .router = d.routing};
     if (rc == 0)

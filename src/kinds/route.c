@@ -1,4 +1,5 @@
-/* Routes (HTTP triggers): a path or prefix, methods, a target, and how
+/* Routes (HTTP triggers): a path or prefix, methods, a target (a
+ * function, a workflow, or a topic the calls are published to), and how
  * they make async invocations (router/routes.h has the fields). */
 #include "kinds/kinds.h"
 
@@ -18,13 +19,16 @@ const struct fl_kind fl_kind_route = {
     .plural = "routes",
     .word = "route",
     .noun = "a route (HTTP trigger)",
-    .create_usage = "--name NAME (--url PATH | --prefix PATH) --function FN " ROUTE_FLAGS,
-    .update_usage = "--name NAME [--url PATH | --prefix PATH] [--function FN] " ROUTE_FLAGS,
+    .create_usage =
+        "--name NAME (--url PATH | --prefix PATH) (--function FN | --topic T) " ROUTE_FLAGS,
+    .update_usage =
+        "--name NAME [--url PATH | --prefix PATH] [--function FN | --topic T] " ROUTE_FLAGS,
     .flags = {{"--url", "path", FL_FLAG_PATH},
               {"--prefix", "prefix", FL_FLAG_PATH},
               {"--method", "methods", FL_FLAG_LIST},
               {"--function", "function", FL_FLAG_TARGET},
               {"--workflow", "workflow", FL_FLAG_TARGET},
+              {"--topic", "topic", FL_FLAG_TARGET},
               {"--async", "async", FL_FLAG_SWITCH},
               {"--allow-async", "allowAsync", FL_FLAG_SWITCH},
               {"--callback", "callback", FL_FLAG_STRING},

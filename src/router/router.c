@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "router/routes.h"
+#include "topics/topics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ struct fl_router {
     struct fl_metrics *metrics;
     struct fl_route_table *table;
     struct fl_async *async; /* NULL: every call is synchronous */
+    struct fl_store *store; /* routes to topics publish here; NULL: not served */
 };
 
 /* A request the router answered itself, no function called: counted by
@@ -32,6 +34,26 @@ static void count_unrouted(struct fl_router *r, const char *status)
         r->metrics, "flint_router_unrouted_total",
         "Requests the router answered without a function, by HTTP status.", 1, labels);
     fl_metric_add(m, (const char *[]){status}, 1);
+}
+
+/* A route to a topic: the request becomes a message, with the method, the
+ * target as requested, the route and its parameters as headers of Flint's. */
+static void publish(struct fl_router *r, struct fl_http_request *req, const struct fl_route *route,
+                    const struct fl_http_header *params, size_t nparams)
+{
+    if (r->store == NULL) {
+        count_unrouted(r, "503");
+        fl_http_respond_error(req, 503, "unavailable", "routes to topics are not served");
+        return;
+    }
+    struct fl_http_header added[FL_ROUTE_MAX_PARAMS + 3] = {
+        {"X-Flint-Method", 14, req->method, strlen(req->method)},
+        {"X-Flint-Path", 12, req->target, req->target_len},
+        {"X-Flint-Route", 13, route->name, strlen(route->name)},
+    };
+    memcpy(&added[3], params, nparams * sizeof(params[0]));
+    const struct fl_topic_http how = {route->target_name, added, nparams + 3};
+    fl_topic_publish_http(r->store, req, &how);
 }
 
 void fl_router_handle(struct fl_http_request *req, void *data)
@@ -74,7 +96,7 @@ void fl_router_handle(struct fl_http_request *req, void *data)
                               "can take");
         return;
     }
-    if (m.route->target_kind != FL_TARGET_FUNCTION) {
+    if (m.route->target_kind == FL_TARGET_WORKFLOW) {
         count_unrouted(r, "501");
         fl_http_respond_error(req, 501, "not_implemented",
                               "route '%s' targets workflow '%s': "
@@ -93,6 +115,10 @@ void fl_router_handle(struct fl_http_request *req, void *data)
         names[i][14 + len] = '\0';
         params[i] = (struct fl_http_header){names[i], 14 + len, m.params[i].value,
                                             strlen(m.params[i].value)};
+    }
+    if (m.route->target_kind == FL_TARGET_TOPIC) {
+        publish(r, req, m.route, params, m.nparams);
+        return;
     }
     const struct fl_invoke_http how = {.target = {FL_INVOKE_FUNCTION, m.route->target_name},
                                        .added = params,
@@ -115,6 +141,11 @@ void fl_router_handle(struct fl_http_request *req, void *data)
 void fl_router_use_async(struct fl_router *r, struct fl_async *async)
 {
     r->async = async;
+}
+
+void fl_router_use_topics(struct fl_router *r, struct fl_store *store)
+{
+    r->store = store;
 }
 
 /* ---- the routes, as the store has them ---- */

@@ -11,7 +11,8 @@
  * {param} segments reach the function as X-Flint-Param-<name> headers.
  * No route: 404; a route for other methods only: 405 with Allow; a route
  * to a workflow: 501 until the workflow engine serves workflows. A client
- * that goes away cancels its invocation.
+ * that goes away cancels its invocation. A route to a topic publishes the
+ * request as a message instead (fl_router_use_topics()).
  */
 #ifndef FLINT_ROUTER_ROUTER_H
 #define FLINT_ROUTER_ROUTER_H
@@ -37,6 +38,13 @@ void fl_router_free(struct fl_router *r);
  * (borrowed). Without it every call is synchronous. */
 struct fl_async;
 void fl_router_use_async(struct fl_router *r, struct fl_async *async);
+
+/* Publish the calls of routes to topics to store's topics (borrowed;
+ * topics/topics.h says how a request becomes a message): 202 once durable,
+ * 404 topic_not_found for a topic that does not exist. Without it such
+ * routes answer 503. */
+struct fl_store;
+void fl_router_use_topics(struct fl_router *r, struct fl_store *store);
 
 /* The router listener's handler; data is the struct fl_router. */
 void fl_router_handle(struct fl_http_request *req, void *data);

@@ -3,6 +3,7 @@
 #include "base/error.h"
 #include "base/str.h"
 #include "http/parse.h"
+#include "topics/topics.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -209,6 +210,63 @@ static int parse_async(json_t *spec, struct fl_route *r, struct fl_buf *err)
     return rc;
 }
 
+/* The target: {function: NAME}, {workflow: NAME} or {topic: NAME}. */
+static int parse_target(json_t *target, enum fl_target_kind *kind, json_t **name,
+                        struct fl_buf *err)
+{
+    static const struct {
+        const char *field;
+        enum fl_target_kind kind;
+    } kinds[] = {{"function", FL_TARGET_FUNCTION},
+                 {"workflow", FL_TARGET_WORKFLOW},
+                 {"topic", FL_TARGET_TOPIC}};
+    size_t k = sizeof(kinds) / sizeof(kinds[0]);
+    if (json_is_object(target) && json_object_size(target) == 1)
+        for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+            if (json_object_get(target, kinds[k].field) != NULL)
+                break;
+    if (k == sizeof(kinds) / sizeof(kinds[0]))
+        return fail(err, "target", "must be {function: NAME}, {workflow: NAME} or {topic: NAME}",
+                    NULL);
+    *kind = kinds[k].kind;
+    *name = json_object_get(target, kinds[k].field);
+    const char *text = json_string_value(*name);
+    char field[32];
+    snprintf(field, sizeof(field), "target.%s", kinds[k].field);
+    if (*kind == FL_TARGET_TOPIC) {
+        if (text != NULL && strlen(text) == json_string_length(*name) &&
+            fl_topic_name_check(text, err) == 0)
+            return 0;
+        if (text == NULL)
+            return fail(err, field, "must be a topic name", NULL);
+        char why[400];
+        fl_strlcpy(why, err->data ? err->data + strlen("topic: ") : "is not a topic name",
+                   sizeof(why));
+        return fail(err, field, why, NULL);
+    }
+    if (text == NULL || !valid_name(text))
+        return fail(err, field, "must be a name of 1 to 63 lowercase letters, digits and '-'",
+                    NULL);
+    return 0;
+}
+
+/* A route to a topic publishes every call: the fields of async
+ * invocations mean nothing there, and are refused rather than ignored
+ * (but for false and null, what they are when not given). */
+static int topic_takes_no_async(json_t *spec, struct fl_buf *err)
+{
+    static const char *const fields[] = {"async", "allowAsync", "retry", "callback"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        json_t *v = json_object_get(spec, fields[i]);
+        if (v != NULL && !json_is_null(v) && !json_is_false(v))
+            return fail(err, fields[i],
+                        "is for routes to functions: a route to a topic publishes every call "
+                        "(202 once the message is durable)",
+                        NULL);
+    }
+    return 0;
+}
+
 /* Check spec and fill r. */
 static int parse_spec(json_t *spec, struct fl_route *r, struct fl_buf *err)
 {
@@ -261,20 +319,15 @@ static int parse_spec(json_t *spec, struct fl_route *r, struct fl_buf *err)
         set |= bit;
     }
 
-    json_t *target = json_object_get(spec, "target");
-    if (!json_is_object(target) || json_object_size(target) != 1)
-        return fail(err, "target", "must be {function: NAME} or {workflow: NAME}", NULL);
-    json_t *fn = json_object_get(target, "function"), *wf = json_object_get(target, "workflow");
-    json_t *tname = fn ? fn : wf;
-    if (tname == NULL)
-        return fail(err, "target", "must be {function: NAME} or {workflow: NAME}", NULL);
-    if (!json_is_string(tname) || !valid_name(json_string_value(tname)))
-        return fail(err, fn ? "target.function" : "target.workflow",
-                    "must be a name of 1 to 63 lowercase letters, digits and '-'", NULL);
+    enum fl_target_kind kind;
+    json_t *tname;
+    rc = parse_target(json_object_get(spec, "target"), &kind, &tname, err);
+    if (rc < 0)
+        return rc;
     if (r != NULL) {
         r->methods = set;
         r->prefix = prefix != NULL;
-        r->target_kind = fn ? FL_TARGET_FUNCTION : FL_TARGET_WORKFLOW;
+        r->target_kind = kind;
         r->path = fl_strndup(json_string_value(which), strlen(json_string_value(which)));
         r->target_name = fl_strndup(json_string_value(tname), strlen(json_string_value(tname)));
         if (r->path == NULL || r->target_name == NULL)
@@ -284,6 +337,8 @@ static int parse_spec(json_t *spec, struct fl_route *r, struct fl_buf *err)
         while (r->prefix && n > 1 && r->path[n - 1] == '/')
             r->path[--n] = '\0';
     }
+    if (kind == FL_TARGET_TOPIC)
+        return topic_takes_no_async(spec, err);
     return parse_async(spec, r, err);
 }
 

@@ -16,7 +16,8 @@
  * A route may also make async invocations (docs/api.md, src/async): every
  * call (`async`), or the calls that ask with Prefer: respond-async
  * (`allowAsync`), with the route's own retry policy and callback URL if it
- * declares them.
+ * declares them. A route to a topic publishes every call (and takes none
+ * of those fields).
  *
  * The table is rebuilt incrementally as routes are put and removed (the
  * router follows the store's watch), and matched on every request: a match
@@ -36,7 +37,9 @@
 #define FL_ROUTE_MAX_PARAMS   16
 #define FL_ROUTE_MAX_PATH     1024
 
-enum fl_target_kind { FL_TARGET_FUNCTION, FL_TARGET_WORKFLOW };
+/* What a route calls: a function, a workflow, or a topic, which the
+ * request is published to (topics/topics.h: a webhook into a queue). */
+enum fl_target_kind { FL_TARGET_FUNCTION, FL_TARGET_WORKFLOW, FL_TARGET_TOPIC };
 
 /* HTTP methods a route accepts, as a bit set; 0 means every method. */
 enum {
@@ -54,7 +57,7 @@ struct fl_route {
     unsigned methods;
     bool prefix;
     char *path;        /* as declared */
-    char *target_name; /* the function or workflow */
+    char *target_name; /* the function, workflow or topic */
     enum fl_target_kind target_kind;
     /* parsed form of path */
     size_t nsegments;

@@ -249,6 +249,52 @@ TEST(invalid_specs_name_the_field)
                    "spec.target.function");
     expect_invalid("{\"path\": \"/a\", \"target\": {\"function\": \"f\"}, \"url\": \"/x\"}",
                    "spec.url: is not a route field");
+    expect_invalid("{\"path\": \"/a\", \"target\": {\"queue\": \"q\"}}",
+                   "{function: NAME}, {workflow: NAME} or {topic: NAME}");
+}
+
+TEST(routes_to_topics_take_a_topic_name_and_no_async_fields)
+{
+    struct fl_route_table *t = fl_route_table_new();
+    struct fl_route_match m;
+    put(t, "hook",
+        "{\"path\": \"/hooks/{src}\", \"methods\": [\"POST\"], "
+        "\"target\": {\"topic\": \"orders.in_2\"}, \"async\": false}");
+    ASSERT_STR_EQ(match(t, "POST", "/hooks/github", &m), "hook");
+    ASSERT_EQ(m.route->target_kind, FL_TARGET_TOPIC);
+    ASSERT_STR_EQ(m.route->target_name, "orders.in_2");
+    ASSERT_STR_EQ(m.params[0].value, "github");
+    fl_route_table_free(t);
+    static const char *const bad_names[] = {
+        "", ".x", "a..b", "a.", "a/b", "a b", "async-callbacks", "\\u00e9t\\u00e9"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        char spec[200];
+        snprintf(spec, sizeof(spec), "{\"path\": \"/a\", \"target\": {\"topic\": \"%s\"}}",
+                 bad_names[i]);
+        expect_invalid(spec, "spec.target.topic: ");
+    }
+    char spec[400], name[300];
+    memset(name, 'n', 257);
+    name[257] = '\0';
+    snprintf(spec, sizeof(spec), "{\"path\": \"/a\", \"target\": {\"topic\": \"%s\"}}", name);
+    expect_invalid(spec, "1 to 256 letters");
+    name[256] = '\0';
+    snprintf(spec, sizeof(spec), "{\"path\": \"/a\", \"target\": {\"topic\": \"%s\"}}", name);
+    json_t *ok = json_loads(spec, 0, NULL);
+    fl_buf_init(&err, 1024);
+    ASSERT_OK(fl_route_spec_check(ok, &err));
+    fl_buf_release(&err);
+    json_decref(ok);
+    expect_invalid("{\"path\": \"/a\", \"target\": {\"topic\": 7}}",
+                   "spec.target.topic: must be a topic name");
+    static const char *const async_fields[] = {"\"async\": true", "\"allowAsync\": true",
+                                               "\"retry\": {\"maxAttempts\": 2}",
+                                               "\"callback\": \"http://127.0.0.1:9/x\""};
+    for (size_t i = 0; i < sizeof(async_fields) / sizeof(async_fields[0]); i++) {
+        snprintf(spec, sizeof(spec), "{\"path\": \"/a\", \"target\": {\"topic\": \"t\"}, %s}",
+                 async_fields[i]);
+        expect_invalid(spec, "is for routes to functions");
+    }
 }
 
 TEST(limits_are_enforced)
