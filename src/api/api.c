@@ -61,8 +61,9 @@ struct fl_api {
     void *applied_data;
     bool (*ready)(void *data);
     json_t *(*status_of)(void *data, const char *kind, const char *name, bool detail);
-    struct fl_queue streams; /* struct log_stream: logs being followed */
-    struct fl_queue settles; /* struct settle: writes waiting to be applied, oldest first */
+    struct fl_queue streams;   /* struct log_stream: logs being followed */
+    struct fl_queue settles;   /* struct settle: writes waiting to be applied, oldest first */
+    struct api_topics *topics; /* /v1/topics */
 };
 
 struct call {
@@ -78,7 +79,6 @@ struct call {
 };
 
 static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
-
 
 /* The one answer to a write that found the data directory's disk full,
  * whatever was written (a resource, code): nothing was stored. */
@@ -869,6 +869,7 @@ void fl_api_end_streams(struct fl_api *api)
     struct fl_queue *q;
     while ((q = fl_queue_first(&api->streams)) != NULL)
         stream_end(FL_QUEUE_DATA(q, struct log_stream, node));
+    api_topics_end_streams(api->topics);
 }
 
 static void on_log_line(void *data, const char *line, size_t len)
@@ -1079,6 +1080,8 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         return;
     if (api_async_handle(api->async, req))
         return;
+    if (api_topics_handle(api->topics, req))
+        return;
     if (strcmp(req->path, "/v1/code") == 0 && strcmp(m, "POST") == 0) {
         upload_code(api, req);
         return;
@@ -1178,11 +1181,18 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
         return rc;
     }
     remove_partial_uploads(api->code_dir);
+    int rc = api_topics_new(loop, api->store, &api->topics);
+    if (rc < 0) {
+        free(api);
+        return rc;
+    }
     *out = api;
     return 0;
 }
 
 void fl_api_free(struct fl_api *api)
 {
+    if (api != NULL)
+        api_topics_free(api->topics);
     free(api);
 }

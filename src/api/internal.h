@@ -18,4 +18,16 @@ void api_respond_json(struct fl_http_request *req, int status, json_t *body);
  * was one of them, and is answered (or will be). async may be NULL: 503. */
 bool api_async_handle(struct fl_async *async, struct fl_http_request *req);
 
+/* The built-in topics (topics.c): /v1/topics... */
+struct api_topics;
+struct fl_store;
+int api_topics_new(uv_loop_t *loop, struct fl_store *store, struct api_topics **out);
+/* After api_topics_end_streams() and once the loop has run what that
+ * closed (flintd frees the API after its loop ends). */
+void api_topics_free(struct api_topics *t);
+/* True if req was a /v1/topics request, and is answered (or will be). */
+bool api_topics_handle(struct api_topics *t, struct fl_http_request *req);
+/* End every follow of a topic (they never end by themselves). */
+void api_topics_end_streams(struct api_topics *t);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,4 +232,20 @@ size_t fl_fmt_u64(char *out, uint64_t v)
     memcpy(out, digits + i, n);
     out[n] = '\0';
     return n;
+}
+
+char *fl_fmt_duration_ms(int64_t ms, char *out, size_t size)
+{
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms > 0 && ms % units[i].ms == 0) {
+            snprintf(out, size, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return out;
+        }
+    }
+    snprintf(out, size, "%lldms", (long long)ms);
+    return out;
 }

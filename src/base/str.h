@@ -44,6 +44,10 @@ int fl_parse_u64(const char *s, uint64_t max, uint64_t *out);
  * 0, FL_EINVAL or FL_ERANGE. */
 int fl_parse_duration_ms(const char *s, int64_t *out_ms);
 
+/* ms as the largest unit that divides it ("2h", "90s", "1500ms"; "0ms"),
+ * the form fl_parse_duration_ms() reads back. Returns out. */
+char *fl_fmt_duration_ms(int64_t ms, char *out, size_t size);
+
 /* Parse a size: an integer with an optional suffix K, M, G (powers of
  * 1024; "Ki", "KiB", "KB" are accepted alike). 0, FL_EINVAL or FL_ERANGE. */
 int fl_parse_size(const char *s, uint64_t *out);

@@ -4,9 +4,11 @@
 #include "base/error.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_RESPONSE_BYTES (64u << 20)
 
@@ -56,7 +58,10 @@ int cli_call(struct cli *cli, const char *method, const char *path, const void *
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cli->token);
         list = curl_slist_append(list, auth);
     }
-    if (body != NULL) {
+    bool own_type = false; /* the caller's -H Content-Type wins over the default */
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        own_type |= strncasecmp(headers[i], "content-type:", 13) == 0;
+    if (body != NULL && !own_type) {
         snprintf(ctype, sizeof(ctype), "Content-Type: %s",
                  content_type ? content_type : "application/json");
         list = curl_slist_append(list, ctype);
@@ -145,4 +150,38 @@ int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
     else if (r->status == 409)
         fprintf(stderr, "  it changed since you read it: get it again and retry\n");
     return 1;
+}
+
+int cli_read_file(const char *path, struct fl_buf *out)
+{
+    FILE *f = fopen(path, "rb");
+    char chunk[65536];
+    size_t n;
+    if (f == NULL)
+        return cli_error("cannot open '%s': %s", path, strerror(errno));
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (fl_buf_append(out, chunk, n) < 0) {
+            fclose(f);
+            return cli_error("'%s' is larger than %zu bytes", path, out->max);
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+int cli_act(struct cli *cli, const char *method, const char *path, json_t *body, long want,
+            const char *what, const char *done)
+{
+    struct cli_response r;
+    if (cli_call_json(cli, method, path, body, &r) != 0)
+        return 1;
+    int rc = 0;
+    if (r.status != want)
+        rc = cli_fail_response(&r, "%s", what);
+    else if (cli->output != CLI_OUTPUT_TABLE)
+        cli_print_value(cli, r.json);
+    else
+        printf("%s\n", done);
+    cli_response_release(&r);
+    return rc;
 }

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "base/buf.h"
 
@@ -42,8 +43,9 @@ void cli_response_release(struct cli_response *r);
 
 /*
  * Send method path (e.g. "/v1/functions") to the API with the token. body
- * may be NULL; content_type applies to it (NULL: application/json); extra
- * headers are "Name: value" strings, NULL-terminated or NULL. When stream
+ * may be NULL; content_type applies to it (NULL: application/json) unless
+ * the extra headers name one; extra headers are "Name: value" strings,
+ * NULL-terminated or NULL. When stream
  * is not NULL, a successful answer's body goes to it as it arrives instead
  * of being kept (an error's body is kept, for cli_fail_response()).
  * Returns 0 once an answer of any status came back (r filled), or -1 after
@@ -58,6 +60,12 @@ int cli_call(struct cli *cli, const char *method, const char *path, const void *
 int cli_call_json(struct cli *cli, const char *method, const char *path, json_t *body,
                   struct cli_response *r);
 
+/* A call whose answer is printed as -o asks (the API's JSON), or as done
+ * (one line) in a table: method path with body (JSON, may be NULL); an
+ * answer other than want is the API's error printed under what. 0 or 1. */
+int cli_act(struct cli *cli, const char *method, const char *path, json_t *body, long want,
+            const char *what, const char *done);
+
 /* Print the API error in r as "flint: <what>: <message>" with a hint for
  * 401/404/409 and return 1; <what> is made from fmt and its arguments
  * (printf-style), whatever their length. */
@@ -69,6 +77,37 @@ int cli_fail_response(const struct cli_response *r, const char *fmt, ...)
  * value. */
 const char *cli_option_value(int argc, char **argv, int *i, const char *flag);
 
+/* Append the file at path to out (bounded by out's maximum): 0, or 1
+ * after printing why not. */
+int cli_read_file(const char *path, struct fl_buf *out);
+
+/*
+ * A command's options as a table (inv.c, topic.c): each row names a flag
+ * (and an alias, or NULL), how it takes its value and where in the
+ * command's own struct of options it goes (offsetof): a const char * for
+ * CLI_OPT_VALUE, a bool for CLI_OPT_SWITCH (--x=V is refused), a struct
+ * cli_headers for CLI_OPT_HEADER (-H 'Name: value', repeatable).
+ */
+enum cli_opt_kind { CLI_OPT_VALUE, CLI_OPT_SWITCH, CLI_OPT_HEADER };
+struct cli_opt {
+    const char *flag, *alias;
+    enum cli_opt_kind kind;
+    size_t offset;
+};
+#define CLI_MAX_HEADERS 32
+struct cli_headers {
+    const char *lines[CLI_MAX_HEADERS + 4]; /* room for a command's own, and a NULL */
+    int n;
+};
+
+/* Parse argv[2..] (after the command's two words) by the rows of table
+ * (nrows) whose flag is in takes (space-separated) into opts. An argument
+ * that is no option goes to positional (NULL: refused), which returns 0 or
+ * an exit status. 0, or 2 after printing the usage error. */
+int cli_parse_options(const char *cmd, const struct cli_opt *table, size_t nrows, const char *takes,
+                      int argc, char **argv, void *opts,
+                      int (*positional)(void *opts, const char *arg));
+
 /* Print an error (printf-style) prefixed with "flint: " and return 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -77,6 +116,20 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * never sent as they are, so what a function wrote cannot move the cursor,
  * retitle the window or worse. */
 void cli_print_inert(const char *text);
+
+/* A stream of JSON lines from the API (logs, a topic's messages), split
+ * anywhere: each whole line goes to line(), or with raw the bytes go to
+ * stdout as they come (-o json). A line longer than partial's bound is
+ * dropped, not the rest. */
+struct cli_lines {
+    bool raw;
+    void (*line)(const char *line, size_t len);
+    struct fl_buf partial; /* fl_buf_init() it; cli_lines_finish() releases it */
+};
+/* A cli_stream_fn; arg is the struct cli_lines. */
+void cli_lines_feed(const char *data, size_t len, void *arg);
+/* The last line if it had no newline; then release. */
+void cli_lines_finish(struct cli_lines *l);
 
 /* Print items (an array of objects) as a table: a column per entry of
  * columns (up to CLI_TABLE_MAX_COLUMNS, ending at a NULL title), each cell
@@ -102,6 +155,8 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
 int cmd_tt_showschedule(struct cli *cli, int argc, char **argv);
+/* topic create|list|get|delete|publish|tail: one entry (topic.c's table). */
+int cmd_topic(struct cli *cli, int argc, char **argv);
 
 /* Upload the file at path with POST /v1/code; on success store a new
  * {"sha256", "filename"} object in *code and return 0, else print why and

@@ -8,13 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Log lines arrive as JSON lines, split anywhere; -o json and -o yaml print
- * them as they are, a table as "TIME  INSTANCE  STREAM  LINE". */
-struct log_printer {
-    bool raw;
-    struct fl_buf partial;
-};
-
+/* A log line (a JSON line of the API) as "TIME  INSTANCE  STREAM  LINE". */
 static void print_log_line(const char *line, size_t len)
 {
     json_t *j = json_loadb(line, len, 0, NULL);
@@ -38,28 +32,6 @@ static void print_log_line(const char *line, size_t len)
         printf("%s\n", json_is_true(json_object_get(j, "truncated")) ? " [truncated]" : "");
     }
     json_decref(j);
-}
-
-static void on_log_data(const char *data, size_t len, void *arg)
-{
-    struct log_printer *p = arg;
-    if (p->raw) {
-        fwrite(data, 1, len, stdout);
-        fflush(stdout);
-        return;
-    }
-    if (fl_buf_append(&p->partial, data, len) < 0)
-        fl_buf_reset(&p->partial); /* a line past the bound is dropped, not the rest */
-    char *start = p->partial.data;
-    char *nl;
-    while (start != NULL &&
-           (nl = memchr(start, '\n', p->partial.len - (size_t)(start - p->partial.data))) != NULL) {
-        print_log_line(start, (size_t)(nl - start));
-        start = nl + 1;
-    }
-    if (start != NULL)
-        fl_buf_consume(&p->partial, (size_t)(start - p->partial.data));
-    fflush(stdout);
 }
 
 int cmd_fn_logs(struct cli *cli, int argc, char **argv)
@@ -86,12 +58,10 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv)
     snprintf(path, sizeof(path), "/v1/functions/%s/logs?follow=%d%s%s", name, follow ? 1 : 0,
              tail ? "&tail=" : "", tail ? tail : "");
     struct cli_response r;
-    struct log_printer printer = {.raw = cli->output != CLI_OUTPUT_TABLE};
+    struct cli_lines printer = {.raw = cli->output != CLI_OUTPUT_TABLE, .line = print_log_line};
     fl_buf_init(&printer.partial, 1u << 20);
-    int rc = cli_call(cli, "GET", path, NULL, 0, NULL, NULL, on_log_data, &printer, &r);
-    if (printer.partial.len > 0)
-        print_log_line(printer.partial.data, printer.partial.len);
-    fl_buf_release(&printer.partial);
+    int rc = cli_call(cli, "GET", path, NULL, 0, NULL, NULL, cli_lines_feed, &printer, &r);
+    cli_lines_finish(&printer);
     if (rc != 0)
         return 1;
     if (r.status != 200) {

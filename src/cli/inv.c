@@ -19,50 +19,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADERS 32
+enum takes_id { NO_ID, ID_REQUIRED, ID_OPTIONAL };
 
 struct opts {
     const char *id; /* the invocation named on the line */
     const char *name, *function, *status, *limit, *key, *callback, *method, *body, *body_file,
         *path;
-    const char *headers[MAX_HEADERS + 4]; /* -H ones, room for the async ones, NULL */
-    int nheaders;
+    struct cli_headers headers; /* -H ones, and the async ones */
     bool async, all, yes;
+    enum takes_id takes_id; /* the command's */
 };
 
-enum opt_kind { OPT_VALUE, OPT_SWITCH, OPT_HEADER };
-
-static const struct {
-    const char *flag;
-    enum opt_kind kind;
-    size_t offset; /* of the const char * or bool it sets */
-} options[] = {
-    {"--name", OPT_VALUE, offsetof(struct opts, name)},
-    {"--function", OPT_VALUE, offsetof(struct opts, function)},
-    {"--status", OPT_VALUE, offsetof(struct opts, status)},
-    {"--limit", OPT_VALUE, offsetof(struct opts, limit)},
-    {"--idempotency-key", OPT_VALUE, offsetof(struct opts, key)},
-    {"--callback", OPT_VALUE, offsetof(struct opts, callback)},
-    {"--method", OPT_VALUE, offsetof(struct opts, method)},
-    {"--body", OPT_VALUE, offsetof(struct opts, body)},
-    {"--body-file", OPT_VALUE, offsetof(struct opts, body_file)},
-    {"--path", OPT_VALUE, offsetof(struct opts, path)},
-    {"-H", OPT_HEADER, 0},
-    {"--async", OPT_SWITCH, offsetof(struct opts, async)},
-    {"--all", OPT_SWITCH, offsetof(struct opts, all)},
-    {"--yes", OPT_SWITCH, offsetof(struct opts, yes)},
+static const struct cli_opt options[] = {
+    {"--name", NULL, CLI_OPT_VALUE, offsetof(struct opts, name)},
+    {"--function", NULL, CLI_OPT_VALUE, offsetof(struct opts, function)},
+    {"--status", NULL, CLI_OPT_VALUE, offsetof(struct opts, status)},
+    {"--limit", NULL, CLI_OPT_VALUE, offsetof(struct opts, limit)},
+    {"--idempotency-key", NULL, CLI_OPT_VALUE, offsetof(struct opts, key)},
+    {"--callback", NULL, CLI_OPT_VALUE, offsetof(struct opts, callback)},
+    {"--method", NULL, CLI_OPT_VALUE, offsetof(struct opts, method)},
+    {"--body", NULL, CLI_OPT_VALUE, offsetof(struct opts, body)},
+    {"--body-file", NULL, CLI_OPT_VALUE, offsetof(struct opts, body_file)},
+    {"--path", NULL, CLI_OPT_VALUE, offsetof(struct opts, path)},
+    {"-H", NULL, CLI_OPT_HEADER, offsetof(struct opts, headers)},
+    {"--async", NULL, CLI_OPT_SWITCH, offsetof(struct opts, async)},
+    {"--all", NULL, CLI_OPT_SWITCH, offsetof(struct opts, all)},
+    {"--yes", NULL, CLI_OPT_SWITCH, offsetof(struct opts, yes)},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
-
-/* Whether flag is a word of the space-separated list. */
-static bool listed(const char *list, const char *flag)
-{
-    size_t n = strlen(flag);
-    for (const char *p = list; (p = strstr(p, flag)) != NULL; p += n)
-        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
-            return true;
-    return false;
-}
 
 /* Whether id can name an invocation in a path: 1 to 64 letters, digits,
  * '-' or '_' (ids are UUIDs; nothing that changes the path). */
@@ -308,7 +292,7 @@ static int run_invoke(struct cli *cli, struct opts *o, const char *cmd)
     } async_headers[] = {{"Idempotency-Key", o->key}, {"X-Flint-Callback-Url", o->callback}};
     char lines[2][2200];
     if (o->async)
-        o->headers[o->nheaders++] = "Prefer: respond-async";
+        o->headers.lines[o->headers.n++] = "Prefer: respond-async";
     for (size_t i = 0; o->async && i < 2; i++) {
         const char *v = async_headers[i].value;
         if (v == NULL)
@@ -318,27 +302,15 @@ static int run_invoke(struct cli *cli, struct opts *o, const char *cmd)
                              async_headers[i].header),
                    2;
         snprintf(lines[i], sizeof(lines[i]), "%s: %s", async_headers[i].header, v);
-        o->headers[o->nheaders++] = lines[i];
+        o->headers.lines[o->headers.n++] = lines[i];
     }
-    o->headers[o->nheaders] = NULL;
+    o->headers.lines[o->headers.n] = NULL;
 
     fl_buf_init(&file, 64u << 20);
     size_t body_len = o->body ? strlen(o->body) : 0;
     if (o->body_file != NULL) {
-        FILE *f = fopen(o->body_file, "rb");
-        char chunk[65536];
-        size_t n;
-        if (f == NULL) {
-            rc = cli_error("cannot open '%s': %s", o->body_file, strerror(errno));
+        if (cli_read_file(o->body_file, &file) != 0)
             goto out;
-        }
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-            if (fl_buf_append(&file, chunk, n) < 0) {
-                fclose(f);
-                rc = cli_error("'%s' is larger than %zu bytes", o->body_file, file.max);
-                goto out;
-            }
-        fclose(f);
         o->body = file.data ? file.data : "";
         body_len = file.len;
     }
@@ -346,8 +318,8 @@ static int run_invoke(struct cli *cli, struct opts *o, const char *cmd)
     char path[1024];
     snprintf(path, sizeof(path), "/v1/functions/%s/invoke%s", o->name, subpath);
     struct cli_response r;
-    if (cli_call(cli, method, path, o->body, body_len, "application/octet-stream", o->headers, NULL,
-                 NULL, &r) != 0)
+    if (cli_call(cli, method, path, o->body, body_len, "application/octet-stream", o->headers.lines,
+                 NULL, NULL, &r) != 0)
         goto out;
     if (!o->async) {
         fwrite(r.raw.data ? r.raw.data : "", 1, r.raw.len, stdout);
@@ -498,20 +470,11 @@ static int run_dlq_list(struct cli *cli, struct opts *o)
 
 static int run_inv_cancel(struct cli *cli, struct opts *o)
 {
-    char path[256];
-    struct cli_response r;
+    char path[256], what[200], done[200];
     snprintf(path, sizeof(path), "/v1/invocations/%s/cancel", o->id);
-    if (cli_call_json(cli, "POST", path, NULL, &r) != 0)
-        return 1;
-    int rc = 0;
-    if (r.status != 200)
-        rc = fail_call("cannot cancel invocation", o->id, &r);
-    else if (cli->output != CLI_OUTPUT_TABLE)
-        cli_print_value(cli, r.json);
-    else
-        printf("invocation %s canceled\n", o->id);
-    cli_response_release(&r);
-    return rc;
+    snprintf(what, sizeof(what), "cannot cancel invocation '%s'", o->id);
+    snprintf(done, sizeof(done), "invocation %s canceled", o->id);
+    return cli_act(cli, "POST", path, NULL, 200, what, done);
 }
 
 /* Redrive or purge (verb) the dead letter o->id, those of --function, or
@@ -573,8 +536,6 @@ static int run_dlq_purge(struct cli *cli, struct opts *o)
     return redrive_or_purge(cli, o, "purge");
 }
 
-enum takes_id { NO_ID, ID_REQUIRED, ID_OPTIONAL };
-
 static const struct {
     const char *name;    /* as in main.c's table */
     const char *options; /* the options it takes */
@@ -596,51 +557,15 @@ static const struct {
     {"dlq purge", "--function --all --yes", ID_OPTIONAL, run_dlq_purge},
 };
 
-/* Parse argv (from argv[2]) by the options the command takes. */
-static int parse(const char *cmd, const char *takes, enum takes_id id, int argc, char **argv,
-                 struct opts *o)
+/* An argument that is no option: the invocation's id, where one is taken. */
+static int take_id(void *opts, const char *arg)
 {
-    for (int i = 2; i < argc; i++) {
-        const char *arg = argv[i];
-        if (arg[0] != '-' || strcmp(arg, "-") == 0) {
-            if (id == NO_ID || o->id != NULL)
-                return cli_error("'flint %s' takes no argument '%s'", cmd, arg), 2;
-            if (!valid_id(arg))
-                return cli_error("'%s' is not an invocation id", arg), 2;
-            o->id = arg;
-            continue;
-        }
-        size_t k, n = strcspn(arg, "=");
-        const char *v = NULL;
-        char flag[32];
-        if (n >= sizeof(flag))
-            return cli_error("'flint %s' has no option '%s'", cmd, arg), 2;
-        memcpy(flag, arg, n);
-        flag[n] = '\0';
-        for (k = 0; k < NOPTIONS; k++)
-            if (strcmp(options[k].flag, flag) == 0 && listed(takes, flag))
-                break;
-        if (k == NOPTIONS)
-            return cli_error("'flint %s' has no option '%s'", cmd, arg), 2;
-        if (options[k].kind == OPT_SWITCH) {
-            if (strcmp(arg, flag) != 0)
-                return cli_error("%s takes no value", flag), 2;
-            *(bool *)((char *)o + options[k].offset) = true;
-            continue;
-        }
-        v = cli_option_value(argc, argv, &i, flag);
-        if (v == NULL)
-            return cli_error("%s needs a value", flag), 2;
-        if (options[k].kind == OPT_HEADER) {
-            if (o->nheaders == MAX_HEADERS)
-                return cli_error("at most %d -H headers", MAX_HEADERS), 2;
-            o->headers[o->nheaders++] = v;
-        } else {
-            *(const char **)((char *)o + options[k].offset) = v;
-        }
-    }
-    if (id == ID_REQUIRED && o->id == NULL)
-        return cli_error("'flint %s' needs an invocation id", cmd), 2;
+    struct opts *o = opts;
+    if (o->takes_id == NO_ID || o->id != NULL)
+        return cli_error("this command takes no argument '%s'", arg), 2;
+    if (!valid_id(arg))
+        return cli_error("'%s' is not an invocation id", arg), 2;
+    o->id = arg;
     return 0;
 }
 
@@ -653,7 +578,13 @@ int cmd_inv(struct cli *cli, int argc, char **argv)
             continue;
         struct opts o;
         memset(&o, 0, sizeof(o));
-        int rc = parse(cmd, inv_commands[i].options, inv_commands[i].id, argc, argv, &o);
+        o.takes_id = inv_commands[i].id;
+        int rc = cli_parse_options(cmd, options, NOPTIONS, inv_commands[i].options, argc, argv, &o,
+                                   take_id);
+        if (rc == 0 && o.takes_id == ID_REQUIRED && o.id == NULL) {
+            cli_error("'flint %s' needs an invocation id", cmd);
+            rc = 2;
+        }
         return rc != 0 ? rc : inv_commands[i].run(cli, &o);
     }
     return cli_error("internal: '%s' is not a command of inv.c", cmd);

@@ -109,6 +109,33 @@ static void inert_copy(const char *text, char *out, size_t size)
     out[used] = '\0';
 }
 
+void cli_lines_feed(const char *data, size_t len, void *arg)
+{
+    struct cli_lines *l = arg;
+    if (l->raw) {
+        fwrite(data, 1, len, stdout);
+        fflush(stdout);
+        return;
+    }
+    if (fl_buf_append(&l->partial, data, len) < 0)
+        fl_buf_reset(&l->partial); /* a line past the bound is dropped, not the rest */
+    size_t start = 0;
+    const char *nl;
+    while ((nl = memchr(l->partial.data + start, '\n', l->partial.len - start)) != NULL) {
+        l->line(l->partial.data + start, (size_t)(nl - (l->partial.data + start)));
+        start = (size_t)(nl - l->partial.data) + 1;
+    }
+    fl_buf_consume(&l->partial, start);
+    fflush(stdout);
+}
+
+void cli_lines_finish(struct cli_lines *l)
+{
+    if (l->partial.len > 0)
+        l->line(l->partial.data, l->partial.len);
+    fl_buf_release(&l->partial);
+}
+
 void cli_print_value(const struct cli *cli, json_t *v)
 {
     if (cli->output == CLI_OUTPUT_YAML) {

@@ -377,21 +377,6 @@ static int parse_env_vars(json_t *spec, struct fl_fn_spec *out, struct fl_buf *e
 }
 
 /* ms as the shortest duration text that says it exactly ("5m", "1500ms"). */
-static void format_duration(int64_t ms, char *out, size_t size)
-{
-    static const struct {
-        const char *unit;
-        int64_t ms;
-    } units[] = {{"h", 3600000}, {"m", 60000}, {"s", 1000}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (ms > 0 && ms % units[i].ms == 0) {
-            snprintf(out, size, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
-            return;
-        }
-    }
-    snprintf(out, size, "%lldms", (long long)ms);
-}
-
 #define RETRY_MIN_MS 10
 #define RETRY_MAX_MS 86400000
 
@@ -443,8 +428,8 @@ int fl_retry_policy_parse(json_t *v, const char *where, struct fl_retry_policy *
     }
     if (p.max_backoff_ms < p.backoff_ms) {
         char max[32], backoff[32];
-        format_duration(p.max_backoff_ms, max, sizeof(max));
-        format_duration(p.backoff_ms, backoff, sizeof(backoff));
+        fl_fmt_duration_ms(p.max_backoff_ms, max, sizeof(max));
+        fl_fmt_duration_ms(p.backoff_ms, backoff, sizeof(backoff));
         fl_buf_reset(err);
         fl_buf_appendf(err, "%s.maxBackoff: %s is below the backoff (%s); it must not be", where,
                        max, backoff);

@@ -126,6 +126,17 @@ TEST(parse_durations_and_sizes)
     ASSERT_EQ(n, 512);
     ASSERT_EQ(fl_parse_size("1X", &n), FL_EINVAL);
     ASSERT_EQ(fl_parse_size("99999999999G", &n), FL_ERANGE);
+    /* durations written back in the largest unit that divides them, and read again */
+    static const struct {
+        int64_t ms;
+        const char *text;
+    } forms[] = {{7200000, "2h"}, {90000, "90s"}, {1500, "1500ms"}, {0, "0ms"}, {60000, "1m"}};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char text[32];
+        ASSERT_STR_EQ(fl_fmt_duration_ms(forms[i].ms, text, sizeof(text)), forms[i].text);
+        ASSERT_OK(fl_parse_duration_ms(text, &ms));
+        ASSERT_EQ(ms, forms[i].ms);
+    }
 }
 
 TEST(string_helpers)
