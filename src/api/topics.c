@@ -454,8 +454,8 @@ static void on_page(int err, const struct fl_store_result *res, void *data)
         o->from = res->records[i].seq + 1;
     }
     bool full = res->seq != 0;
-    if (full && res->n == 0)
-        o->from = res->seq; /* all skipped (past their age): on from there */
+    if (full)
+        o->from = res->seq; /* past what was looked at, given or skipped */
     if (full && json_array_size(o->messages) < o->limit && o->bytes < READ_BODY_MAX)
         read_on(o);
     else
@@ -570,10 +570,9 @@ static void on_follow_read(int err, const struct fl_store_result *res, void *dat
         }
         f->next = res->records[i].seq + 1;
     }
-    if (res->seq != 0) {
+    if (res->seq != 0) { /* a full read: on from past what it looked at */
         f->more = true;
-        if (res->n == 0)
-            f->next = res->seq;
+        f->next = res->seq;
     }
     follow_write(f);
 }
