@@ -15,11 +15,12 @@ nothing asserts how long anything took.
 """
 import datetime
 import json
+import os
 import re
 import time
 from collections import defaultdict
 
-from conftest import deploy, list_all, log_lines, wait_for
+from conftest import ROOT, deploy, list_all, log_lines, wait_for
 
 RECORD_PY = """
 import json
@@ -159,16 +160,21 @@ def test_create_get_list_update_delete_and_bad_specs(flintd, tmp_path):
     assert "tt showschedule" in flintd.cli("help", check=True).stdout
 
 
-def test_apply_takes_timetrigger_documents(flintd, tmp_path):
-    deploy(flintd, tmp_path, RECORD_FN.format(name="rec") + """
----
-kind: timetrigger
-name: nightly
-spec: {cron: "0 3 * * *", target: {function: rec}, tz: Europe/Berlin, catchup: all}
-""", {"record.py": RECORD_PY})
-    tt = tt_get(flintd, "nightly")
-    assert tt["spec"]["catchup"] == "all"
-    assert re.match(r"^\d{4}-\d\d-\d\dT03:00:00\+0[12]:00$", tt["status"]["nextFire"])
+def test_apply_takes_the_cron_example(flintd):
+    example = os.path.join(ROOT, "examples", "cron")
+    flintd.cli("apply", "-f", example, check=True)
+    nightly = tt_get(flintd, "tick-weekday-night")
+    assert nightly["spec"]["tz"] == "Europe/Berlin" and nightly["spec"]["catchup"] == "last"
+    assert nightly["status"]["nextFire"] in \
+        showschedule(flintd, "0 30 2 * * MON-FRI", "Europe/Berlin", 2)
+    # @every counts from the trigger's creation
+    minutely = tt_get(flintd, "tick-every-minute")
+    created = epoch(minutely["createdAt"])
+    assert (epoch(minutely["status"]["nextFire"]) - created) % 60 == 0
+    # applied again, nothing changes
+    out = flintd.cli("apply", "-f", example, check=True).stdout
+    assert "created" not in out and "updated" not in out, out
+    assert tt_get(flintd, "tick-every-minute")["revision"] == minutely["revision"]
 
 
 # ---- firing ----
