@@ -79,16 +79,6 @@ struct call {
 
 static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
 
-void api_respond_json(struct fl_http_request *req, int status, json_t *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (text == NULL) {
-        fl_http_respond_error(req, 500, "internal", "out of memory");
-        return;
-    }
-    fl_http_respond(req, status, &content_type_json, 1, text, strlen(text));
-    free(text);
-}
 
 /* The one answer to a write that found the data directory's disk full,
  * whatever was written (a resource, code): nothing was stored. */

@@ -28,145 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void maybe_done(struct fl_async *a);
-
-void async_op(struct fl_async *a)
-{
-    a->ops++;
-}
-
-void async_op_done(struct fl_async *a)
-{
-    a->ops--;
-    maybe_done(a);
-}
-
-void async_stream_name(char out[ASYNC_STREAM_MAX], const char *id)
-{
-    snprintf(out, ASYNC_STREAM_MAX, "inv/%s", id);
-}
-
-/* ---- the retry policy ---- */
-
-static uint64_t next_random(uint64_t *s)
-{
-    /* xorshift64*: jitter needs spread, not secrecy */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ULL;
-}
-
-static uint64_t rng_state;
-
-int64_t fl_retry_delay_ms(const struct fl_retry_policy *p, uint32_t attempt)
-{
-    if (rng_state == 0 && (fl_random_bytes(&rng_state, sizeof(rng_state)) < 0 || rng_state == 0))
-        rng_state = (uint64_t)fl_clock_mono_ns() | 1;
-    int64_t cap = p->backoff_ms > 0 ? p->backoff_ms : 1;
-    for (uint32_t i = 1; i < attempt && cap < p->max_backoff_ms; i++)
-        cap *= 2;
-    if (cap > p->max_backoff_ms && p->max_backoff_ms > 0)
-        cap = p->max_backoff_ms;
-    int64_t d = (int64_t)(next_random(&rng_state) % (uint64_t)(cap + 1));
-    return d > 0 ? d : 1;
-}
-
-/* ---- events ---- */
-
-struct append_ctx {
-    struct fl_async *a;
-    fl_store_cb cb;
-    void *data;
-};
-
-static void on_append(int err, const struct fl_store_result *res, void *data)
-{
-    struct append_ctx *c = data;
-    struct fl_async *a = c->a;
-    if (c->cb != NULL)
-        c->cb(err, res, c->data);
-    else if (err < 0)
-        fl_log(FL_LOG_ERROR, "async", "could not record an invocation's event", "error=%s",
-               fl_errname(err));
-    free(c);
-    async_op_done(a);
-}
-
-int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
-                 uint64_t expect, fl_store_cb cb, void *cbdata)
-{
-    char stream[ASYNC_STREAM_MAX];
-    async_stream_name(stream, id);
-    char *text = json_dumps(data, JSON_COMPACT);
-    struct append_ctx *c = malloc(sizeof(*c));
-    if (text == NULL || c == NULL) {
-        free(text);
-        free(c);
-        return FL_ENOMEM;
-    }
-    *c = (struct append_ctx){a, cb, cbdata};
-    struct fl_event_in ev = {type, text, strlen(text)};
-    int rc = fl_store_append(a->store, stream, &ev, 1, expect, on_append, c);
-    free(text);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    async_op(a);
-    return 0;
-}
-
-struct read_ctx {
-    struct fl_async *a;
-    char id[FL_UUID_STRLEN + 1];
-    async_fold_cb cb;
-    void *data;
-};
-
-static void on_read(int err, const struct fl_store_result *res, void *data)
-{
-    struct read_ctx *c = data;
-    struct fl_async *a = c->a;
-    struct fl_inv inv;
-    if (err == 0) {
-        err = fl_inv_fold(c->id, res->records, res->n, &inv);
-        if (err == FL_ECORRUPT) {
-            fl_log(FL_LOG_WARN, "async", "an invocation's history has events not understood",
-                   "invocation=%s", c->id);
-            err = 0;
-        }
-    }
-    uint64_t last = err == 0 && res->n > 0 ? res->records[res->n - 1].seq : 0;
-    c->cb(err, err == 0 ? &inv : NULL, last, c->data);
-    if (err == 0)
-        fl_inv_release(&inv);
-    free(c);
-    async_op_done(a);
-}
-
-int async_read(struct fl_async *a, const char *id, async_fold_cb cb, void *data)
-{
-    if (strlen(id) != FL_UUID_STRLEN)
-        return FL_ENOENT;
-    struct read_ctx *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return FL_ENOMEM;
-    c->a = a;
-    fl_strlcpy(c->id, id, sizeof(c->id));
-    c->cb = cb;
-    c->data = data;
-    char stream[ASYNC_STREAM_MAX];
-    async_stream_name(stream, id);
-    int rc = fl_store_read(a->store, stream, 1, FL_PAGE_MAX, on_read, c);
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
-    async_op(a);
-    return 0;
-}
-
 /* ---- submitting ---- */
 
 struct sub {
@@ -629,7 +490,7 @@ static void attempt_free(struct attempt *at)
     free(at);
     q->inflight--;
     if (a->closing)
-        maybe_done(a);
+        async_maybe_done(a);
     else
         async_pump(q);
 }
@@ -722,22 +583,6 @@ static void on_recorded(int err, const struct fl_store_result *res, void *data)
         return;
     }
     ending_go(e);
-}
-
-json_t *async_body_json(const void *body, size_t len, const char **encoding)
-{
-    json_t *v = json_stringn(body, len);
-    *encoding = "text";
-    if (v != NULL)
-        return v;
-    *encoding = "base64";
-    char *b = malloc(FL_BASE64_LEN(len) + 1);
-    if (b == NULL)
-        return NULL;
-    fl_base64_encode(b, body, len);
-    v = json_string(b);
-    free(b);
-    return v;
 }
 
 /* The API's form of a final answer. */
@@ -930,9 +775,22 @@ static void attempt_start(struct attempt *at)
     at->progress_ms = at->start_ms;
     struct fl_invoke *call;
     int rc = fl_invoke_start(a->invoker, &req, on_outcome, at, &call);
-    if (rc < 0) {
+    if (rc == FL_ECANCELED || rc == FL_ENOMEM) {
         /* cannot start now (closing, out of memory): it comes back */
         attempt_ack(at, FL_NAK, rc == FL_ECANCELED ? 0 : 1000, NULL);
+        return;
+    }
+    if (rc < 0) {
+        /* a request the invoker refuses (over its header budget): an
+         * attempt that failed, retried by the policy, then a dead letter */
+        char message[128];
+        snprintf(message, sizeof(message), "the invoker refused the request: %s", fl_errname(rc));
+        const struct fl_invoke_outcome o = {.error = FL_INVOKE_FAILED,
+                                            .status = 500,
+                                            .code = "cannot_start",
+                                            .message = message,
+                                            .invocation_id = at->id};
+        on_outcome(&o, at);
         return;
     }
     at->call = call;
@@ -1077,6 +935,8 @@ void async_pump(struct aq *q)
     struct fl_async *a = q->a;
     if (a->closing || q->state != AQ_READY || q->fetching || q->room != NULL)
         return;
+    if (a->ready != NULL && !a->ready(a->ready_data))
+        return; /* the tick tries again */
     struct fl_invoke_target t = {FL_INVOKE_FUNCTION, q->fn};
     struct fl_invoke_capacity cap;
     uint64_t limit = 1;
@@ -1186,7 +1046,7 @@ static void sweep_page_done(struct fl_async *a)
     if (a->sweep_after[0] == '\0')
         a->next_sweep_ms =
             fl_clock_wall_ms() + (a->retention_ms / 4 < 60000 ? a->retention_ms / 4 : 60000);
-    maybe_done(a);
+    async_maybe_done(a);
 }
 
 static void on_sweep_page(int err, const struct fl_store_result *res, void *data)
@@ -1273,6 +1133,8 @@ int fl_async_new(uv_loop_t *loop, const struct fl_async_config *cfg, struct fl_a
     a->max_body = cfg->max_body > 0 ? cfg->max_body : 1u << 20;
     a->policy_of = cfg->policy_of;
     a->policy_data = cfg->policy_data;
+    a->ready = cfg->ready;
+    a->ready_data = cfg->ready_data;
     fl_queue_init(&a->queues);
     fl_queue_init(&a->attempts);
     a->next_sweep_ms = fl_clock_wall_ms();
@@ -1290,30 +1152,6 @@ int fl_async_new(uv_loop_t *loop, const struct fl_async_config *cfg, struct fl_a
     async_callbacks_start(a);
     *out = a;
     return 0;
-}
-
-static void on_http_closed(void *data)
-{
-    struct fl_async *a = data;
-    void (*done)(void *) = a->done;
-    void *done_data = a->done_data;
-    free(a);
-    if (done != NULL)
-        done(done_data);
-}
-
-static void maybe_done(struct fl_async *a)
-{
-    if (!a->closing || a->ops > 0 || !fl_queue_empty(&a->attempts) || a->http == NULL)
-        return;
-    while (!fl_queue_empty(&a->queues)) {
-        struct aq *q = FL_QUEUE_DATA(fl_queue_first(&a->queues), struct aq, link);
-        fl_queue_remove(&q->link);
-        free(q);
-    }
-    struct fl_http_client *http = a->http;
-    a->http = NULL;
-    fl_http_client_close(http, on_http_closed, a);
 }
 
 static void on_tick_closed(uv_handle_t *h)

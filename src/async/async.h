@@ -77,6 +77,11 @@ struct fl_async_config {
      * defaults): 0, or FL_ENOENT when there is no such function. */
     int (*policy_of)(void *data, const char *function, struct fl_retry_policy *out);
     void *policy_data;
+    /* Whether the functions the store holds are loaded (may be NULL):
+     * until then nothing is fetched, so that an invocation queued before
+     * a restart never meets a function the executor does not know yet. */
+    bool (*ready)(void *data);
+    void *ready_data;
 };
 
 /* A new async module; it starts consuming the queues the store holds at

@@ -47,6 +47,8 @@ struct fl_async {
     size_t max_body;
     int (*policy_of)(void *data, const char *function, struct fl_retry_policy *out);
     void *policy_data;
+    bool (*ready)(void *data);
+    void *ready_data;
     struct fl_queue queues;   /* struct aq */
     struct fl_queue attempts; /* struct attempt, under way */
     uv_timer_t tick;
@@ -65,9 +67,14 @@ struct fl_async {
     uint64_t rng;
 };
 
+/* ops.c: what the other files stand on. */
+
 /* Count an operation in flight; its end calls async_op_done(). */
 void async_op(struct fl_async *a);
 void async_op_done(struct fl_async *a);
+
+/* A closing module with nothing left in flight: free it and call done. */
+void async_maybe_done(struct fl_async *a);
 
 /* The queue of function fn, created (and its topic ensured) if need be;
  * NULL when out of memory. */

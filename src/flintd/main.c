@@ -570,7 +570,9 @@ int main(int argc, char **argv)
                                               .retention_ms = d.cfg.retention_ms,
                                               .max_body = (size_t)d.cfg.max_body,
                                               .policy_of = function_retry,
-                                              .policy_data = &d};
+                                              .policy_data = &d,
+                                              .ready = ready,
+                                              .ready_data = &d};
     if (rc == 0 && (rc = fl_async_new(&d.loop, &async_cfg, &d.async)) < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start async invocations", "err=\"%s\"",
                fl_strerror(rc));

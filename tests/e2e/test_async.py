@@ -610,7 +610,9 @@ spec: {environment: c, code: count.c, entrypoint: handler, concurrency: 4,
     for t in threads:
         t.start()
     try:
-        wait_for(lambda: len(accepted) >= kill_at, timeout=240, what=f"{kill_at} accepted")
+        wait_for(lambda: len(accepted) >= kill_at or refused or
+                 not any(t.is_alive() for t in threads), timeout=240, what=f"{kill_at} accepted")
+        assert refused == [], refused[:5]
         # what had ended just before the kill must not run again
         ended = {i["id"] for i in list_all(flintd, function="count", status="succeeded")}
         flintd.kill()

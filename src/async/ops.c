@@ -1,0 +1,193 @@
+/*
+ * What every part of the async module stands on (internal.h): counting
+ * the store operations in flight and ending a close once none is left,
+ * the history's events written and read, bodies as JSON, and the retry
+ * policy's delays. It calls nothing of the module's other files.
+ */
+#include "async/internal.h"
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/str.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void async_op(struct fl_async *a)
+{
+    a->ops++;
+}
+
+void async_op_done(struct fl_async *a)
+{
+    a->ops--;
+    async_maybe_done(a);
+}
+
+void async_stream_name(char out[ASYNC_STREAM_MAX], const char *id)
+{
+    snprintf(out, ASYNC_STREAM_MAX, "inv/%s", id);
+}
+
+/* ---- the retry policy ---- */
+
+static uint64_t next_random(uint64_t *s)
+{
+    /* xorshift64*: jitter needs spread, not secrecy */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static uint64_t rng_state;
+
+int64_t fl_retry_delay_ms(const struct fl_retry_policy *p, uint32_t attempt)
+{
+    if (rng_state == 0 && (fl_random_bytes(&rng_state, sizeof(rng_state)) < 0 || rng_state == 0))
+        rng_state = (uint64_t)fl_clock_mono_ns() | 1;
+    int64_t cap = p->backoff_ms > 0 ? p->backoff_ms : 1;
+    for (uint32_t i = 1; i < attempt && cap < p->max_backoff_ms; i++)
+        cap *= 2;
+    if (cap > p->max_backoff_ms && p->max_backoff_ms > 0)
+        cap = p->max_backoff_ms;
+    int64_t d = (int64_t)(next_random(&rng_state) % (uint64_t)(cap + 1));
+    return d > 0 ? d : 1;
+}
+
+/* ---- events ---- */
+
+struct append_ctx {
+    struct fl_async *a;
+    fl_store_cb cb;
+    void *data;
+};
+
+static void on_append(int err, const struct fl_store_result *res, void *data)
+{
+    struct append_ctx *c = data;
+    struct fl_async *a = c->a;
+    if (c->cb != NULL)
+        c->cb(err, res, c->data);
+    else if (err < 0)
+        fl_log(FL_LOG_ERROR, "async", "could not record an invocation's event", "error=%s",
+               fl_errname(err));
+    free(c);
+    async_op_done(a);
+}
+
+int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
+                 uint64_t expect, fl_store_cb cb, void *cbdata)
+{
+    char stream[ASYNC_STREAM_MAX];
+    async_stream_name(stream, id);
+    char *text = json_dumps(data, JSON_COMPACT);
+    struct append_ctx *c = malloc(sizeof(*c));
+    if (text == NULL || c == NULL) {
+        free(text);
+        free(c);
+        return FL_ENOMEM;
+    }
+    *c = (struct append_ctx){a, cb, cbdata};
+    struct fl_event_in ev = {type, text, strlen(text)};
+    int rc = fl_store_append(a->store, stream, &ev, 1, expect, on_append, c);
+    free(text);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    async_op(a);
+    return 0;
+}
+
+struct read_ctx {
+    struct fl_async *a;
+    char id[FL_UUID_STRLEN + 1];
+    async_fold_cb cb;
+    void *data;
+};
+
+static void on_read(int err, const struct fl_store_result *res, void *data)
+{
+    struct read_ctx *c = data;
+    struct fl_async *a = c->a;
+    struct fl_inv inv;
+    if (err == 0) {
+        err = fl_inv_fold(c->id, res->records, res->n, &inv);
+        if (err == FL_ECORRUPT) {
+            fl_log(FL_LOG_WARN, "async", "an invocation's history has events not understood",
+                   "invocation=%s", c->id);
+            err = 0;
+        }
+    }
+    uint64_t last = err == 0 && res->n > 0 ? res->records[res->n - 1].seq : 0;
+    c->cb(err, err == 0 ? &inv : NULL, last, c->data);
+    if (err == 0)
+        fl_inv_release(&inv);
+    free(c);
+    async_op_done(a);
+}
+
+int async_read(struct fl_async *a, const char *id, async_fold_cb cb, void *data)
+{
+    if (strlen(id) != FL_UUID_STRLEN)
+        return FL_ENOENT;
+    struct read_ctx *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return FL_ENOMEM;
+    c->a = a;
+    fl_strlcpy(c->id, id, sizeof(c->id));
+    c->cb = cb;
+    c->data = data;
+    char stream[ASYNC_STREAM_MAX];
+    async_stream_name(stream, id);
+    int rc = fl_store_read(a->store, stream, 1, FL_PAGE_MAX, on_read, c);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    async_op(a);
+    return 0;
+}
+
+json_t *async_body_json(const void *body, size_t len, const char **encoding)
+{
+    json_t *v = json_stringn(body, len);
+    *encoding = "text";
+    if (v != NULL)
+        return v;
+    *encoding = "base64";
+    char *b = malloc(FL_BASE64_LEN(len) + 1);
+    if (b == NULL)
+        return NULL;
+    fl_base64_encode(b, body, len);
+    v = json_string(b);
+    free(b);
+    return v;
+}
+
+static void on_http_closed(void *data)
+{
+    struct fl_async *a = data;
+    void (*done)(void *) = a->done;
+    void *done_data = a->done_data;
+    free(a);
+    if (done != NULL)
+        done(done_data);
+}
+
+void async_maybe_done(struct fl_async *a)
+{
+    if (!a->closing || a->ops > 0 || !fl_queue_empty(&a->attempts) || a->http == NULL)
+        return;
+    while (!fl_queue_empty(&a->queues)) {
+        struct aq *q = FL_QUEUE_DATA(fl_queue_first(&a->queues), struct aq, link);
+        fl_queue_remove(&q->link);
+        free(q);
+    }
+    struct fl_http_client *http = a->http;
+    a->http = NULL;
+    fl_http_client_close(http, on_http_closed, a);
+}
