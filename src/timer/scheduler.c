@@ -225,6 +225,8 @@ static int64_t next_after(const struct trigger *tr, int64_t at)
 /* Owe the times in (from, now] that the trigger's catchup fires. */
 static void owe_missed(struct trigger *tr, int64_t from, int64_t now)
 {
+    if (now <= from || tr->spec.catchup == FL_CATCHUP_NONE)
+        return; /* nothing can be owed (the common case: a fire on time) */
     int64_t *times = malloc(FL_TIMER_CATCHUP_MAX * sizeof(*times));
     size_t n = 0;
     bool dropped = false;
