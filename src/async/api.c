@@ -33,7 +33,8 @@ struct get_ctx {
     struct fl_async *a;
     bool with_body;
     json_t *value;
-    char topic[ASYNC_TOPIC_MAX];
+    char topic[FL_INV_TOPIC_MAX];
+    char consumer[FL_INV_TOPIC_MAX];
     char id[FL_UUID_STRLEN + 1];
     char after[FL_CURSOR_MAX];
     fl_async_json_cb cb;
@@ -52,7 +53,7 @@ static void on_dead_body(int err, const struct fl_store_result *res, void *data)
 static int dead_page(struct get_ctx *c)
 {
     struct fl_page page = {0, c->after};
-    int rc = fl_store_dead(c->a->store, c->topic, ASYNC_CONSUMER, &page, on_dead_body, c);
+    int rc = fl_store_dead(c->a->store, c->topic, c->consumer, &page, on_dead_body, c);
     if (rc == 0)
         async_op(c->a);
     return rc;
@@ -99,7 +100,8 @@ static void on_get(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
     }
     c->value = shown(c->a, inv, false);
     if (c->with_body && inv->status == FL_INV_DEAD && !inv->purged && inv->function[0]) {
-        snprintf(c->topic, sizeof(c->topic), ASYNC_TOPIC_PREFIX "%s", inv->function);
+        fl_strlcpy(c->topic, inv->topic, sizeof(c->topic));
+        fl_strlcpy(c->consumer, inv->consumer, sizeof(c->consumer));
         if (dead_page(c) == 0)
             return;
     }
@@ -486,12 +488,10 @@ static void on_store_steered(int err, const struct fl_store_result *res, void *d
 
 static int steer_store(struct steer *s)
 {
-    char topic[ASYNC_TOPIC_MAX];
-    snprintf(topic, sizeof(topic), ASYNC_TOPIC_PREFIX "%s", s->cur.function);
-    return s->redrive ? fl_store_redrive(s->a->store, topic, ASYNC_CONSUMER, s->cur.seq,
-                                         on_store_steered, s)
-                      : fl_store_purge(s->a->store, topic, ASYNC_CONSUMER, s->cur.seq,
-                                       on_store_steered, s);
+    const char *topic = s->cur.topic, *consumer = s->cur.consumer;
+    return s->redrive
+               ? fl_store_redrive(s->a->store, topic, consumer, s->cur.seq, on_store_steered, s)
+               : fl_store_purge(s->a->store, topic, consumer, s->cur.seq, on_store_steered, s);
 }
 
 static void on_redriven_recorded(int err, const struct fl_store_result *res, void *data)

@@ -1023,11 +1023,8 @@ static void on_swept_one(int err, struct fl_inv *inv, uint64_t last_seq, void *d
     if (err == 0 && inv->ended && inv->ended_ms < horizon) {
         char stream[ASYNC_STREAM_MAX];
         async_stream_name(stream, inv->id);
-        if (inv->status == FL_INV_DEAD && !inv->purged && inv->seq > 0 && inv->function[0]) {
-            char topic[ASYNC_TOPIC_MAX];
-            snprintf(topic, sizeof(topic), ASYNC_TOPIC_PREFIX "%s", inv->function);
-            fl_store_purge(a->store, topic, ASYNC_CONSUMER, inv->seq, NULL, NULL);
-        }
+        if (inv->status == FL_INV_DEAD && !inv->purged && inv->seq > 0 && inv->topic[0])
+            fl_store_purge(a->store, inv->topic, inv->consumer, inv->seq, NULL, NULL);
         if (inv->idem != NULL)
             fl_store_stream_delete(a->store, inv->idem, NULL, NULL);
         fl_store_stream_delete(a->store, stream, NULL, NULL);

@@ -106,6 +106,15 @@ static int on_queued(struct fl_inv *inv, json_t *d, int64_t ts)
                                       duration(inv->retry.backoff_ms), "maxBackoff",
                                       duration(inv->retry.max_backoff_ms)));
     }
+    const char *topic = str_of(d, "topic"), *consumer = str_of(d, "consumer");
+    if (topic != NULL && consumer != NULL && strlen(topic) < sizeof(inv->topic) &&
+        strlen(consumer) < sizeof(inv->consumer)) {
+        fl_strlcpy(inv->topic, topic, sizeof(inv->topic));
+        fl_strlcpy(inv->consumer, consumer, sizeof(inv->consumer));
+    } else {
+        snprintf(inv->topic, sizeof(inv->topic), "async/%s", fn);
+        fl_strlcpy(inv->consumer, "run", sizeof(inv->consumer));
+    }
     const char *cb = str_of(d, "callback"), *idem = str_of(d, "idem");
     if (cb != NULL && (inv->callback = strdup(cb)) == NULL)
         return FL_ENOMEM;

@@ -8,7 +8,9 @@
  *
  *   queued    {"function", "trigger", "method", "path", "query", "headers",
  *              "retry": {"maxAttempts", "backoff", "maxBackoff"} (ms),
- *              "callback", "idem"}: accepted
+ *              "callback", "idem", "topic", "consumer"}: accepted; topic and
+ *              consumer name where its message is (default: "async/<function>"
+ *              and "run"; an MQ trigger's invocations are its topic's)
  *   attempt   {"attempt", "seq", "startedAt", "durationMs", "status", "error",
  *              "lost": [numbers], "end", "nextAt", "result"}: one attempt's
  *              outcome; "end" (succeeded, failed, dead, canceled) when it
@@ -54,6 +56,8 @@ const char *fl_inv_status_name(enum fl_inv_status s);
 /* The status of that name, or -1. */
 int fl_inv_status_parse(const char *name);
 
+#define FL_INV_TOPIC_MAX 257 /* a topic's or consumer's name, NUL included */
+
 struct fl_inv {
     char id[FL_UUID_STRLEN + 1];
     char function[FL_NAME_MAX + 1]; /* "" if the queued event was never written */
@@ -61,9 +65,11 @@ struct fl_inv {
     bool ended;        /* succeeded, failed, dead or canceled */
     bool cancel_asked; /* a canceled event, whatever came after */
     bool purged;
-    uint32_t attempts; /* the highest attempt number recorded */
-    uint32_t base;     /* attempt numbers before the last redrive */
-    uint64_t seq;      /* the message's sequence in its topic (0: unknown) */
+    uint32_t attempts;               /* the highest attempt number recorded */
+    uint32_t base;                   /* attempt numbers before the last redrive */
+    uint64_t seq;                    /* the message's sequence in its topic (0: unknown) */
+    char topic[FL_INV_TOPIC_MAX];    /* where the message is: "async/<function>" ... */
+    char consumer[FL_INV_TOPIC_MAX]; /* ... and the consumer it is delivered to: "run" */
     int64_t created_ms;
     int64_t updated_ms;
     int64_t ended_ms; /* when it ended (0: it has not) */

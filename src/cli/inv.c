@@ -452,6 +452,12 @@ static int list(struct cli *cli, const char *base, struct opts *o)
         next = json_incref(json_object_get(r.json, "next"));
         const char *n = json_string_value(next);
         bool more = o->all && n != NULL && *n != '\0' && strlen(n) < sizeof(cursor);
+        if (more && after != NULL && strcmp(n, after) == 0) {
+            /* a cursor that does not move on would list the same page forever */
+            rc = cli_error("the API answered the same page again (next '%s'): stopping", n);
+            cli_response_release(&r);
+            break;
+        }
         if (more) {
             fl_strlcpy(cursor, n, sizeof(cursor));
             after = cursor;

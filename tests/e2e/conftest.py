@@ -35,13 +35,15 @@ BUILD = os.path.abspath(os.environ.get("FLINT_BUILD", os.path.join(ROOT, "build"
 BIN = os.path.join(BUILD, "bin")
 
 
-def wait_for(predicate, timeout=20, what="condition"):
+def wait_for(predicate, timeout=20, what="condition", interval=0.05):
+    """predicate()'s first true value, asked every interval seconds until
+    timeout; a predicate that costs the daemon much asks less often."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -391,7 +393,8 @@ def inv_get(flintd, inv_id):
 
 
 def list_all(flintd, path="/v1/invocations", **query):
-    """Every item of a paged list of the API."""
+    """Every item of a paged list of the API (1000 a page)."""
+    query.setdefault("limit", 1000)
     items, after = [], None
     for _ in range(100000):
         q = dict(query, **({"after": after} if after else {}))
@@ -400,6 +403,8 @@ def list_all(flintd, path="/v1/invocations", **query):
         assert r.status == 200, r.text
         page = r.json()
         items += page["items"]
+        if page.get("next") and page["next"] == after:
+            raise AssertionError(f"the list's next cursor does not move on from {after!r}")
         after = page.get("next")
         if not after:
             return items

@@ -613,8 +613,6 @@ spec: {environment: c, code: count.c, entrypoint: handler, concurrency: 4,
         wait_for(lambda: len(accepted) >= kill_at or refused or
                  not any(t.is_alive() for t in threads), timeout=240, what=f"{kill_at} accepted")
         assert refused == [], refused[:5]
-        # what had ended just before the kill must not run again
-        ended = {i["id"] for i in list_all(flintd, function="count", status="succeeded")}
         flintd.kill()
         with lock:
             before_kill = set(accepted)
@@ -627,20 +625,25 @@ spec: {environment: c, code: count.c, entrypoint: handler, concurrency: 4,
     assert len(accepted) >= total, f"only {len(accepted)} accepted"
     assert len(set(accepted)) == len(accepted)
 
-    def all_succeeded():
-        done = {i["id"] for i in list_all(flintd, function="count", status="succeeded")}
-        return done if done >= set(accepted) else None
-    wait_for(all_succeeded, timeout=300, what="every accepted invocation succeeded")
-    # nothing accepted ended otherwise
-    for status in ("failed", "dead", "canceled"):
-        assert list_all(flintd, function="count", status=status) == []
+    # every accepted invocation ends succeeded (listing 5,000 costs the
+    # daemon something: once a second)
+    def all_ended():
+        statuses = {i["id"]: i["status"] for i in list_all(flintd, function="count")}
+        if all(statuses.get(i) in ENDED for i in accepted):
+            return statuses
+        return None
+    statuses = wait_for(all_ended, timeout=300, interval=1,
+                        what="every accepted invocation ended")
+    assert Counter(statuses[i] for i in accepted) == {"succeeded": len(accepted)}
+    assert set(statuses.values()) == {"succeeded"}  # those of unknown fate included
     # the runs of those accepted before the kill that ran after the restart:
-    # every one an attempt its invocation records, none twice, one success each
-    assert before_kill - ended, "everything had ended before the kill: it showed nothing"
+    # every one an attempt its invocation records, none twice, one success
+    # each; an invocation that had ended before the kill and ran again would
+    # show as a second success, a run its record lacks, or an attempt twice
     logged = runs(flintd, "count")
     around = {i for ts, i, _ in logged if ms(ts) >= restarted_at} & before_kill
     invocations = [inv_get_api(flintd, i) for i in sorted(around)]
-    check_runs(flintd, "count", invocations, ended, restarted_at)
+    check_runs(flintd, "count", invocations, set(), restarted_at)
 
 
 def inv_get_api(flintd, inv_id):

@@ -240,6 +240,8 @@ def test_inv_list_follows_pages_with_all(stand_in):
         ("GET", "/v1/invocations?function=report&status=dead&limit=1"): (200, {"items": [item], "next": "c 1"}),
         ("GET", "/v1/invocations?function=report&status=dead&limit=1&after=c%201"): (200, {"items": [second], "next": None}),
         ("GET", "/v1/deadletters?function=report"): (200, {"items": [second], "next": None}),
+        ("GET", "/v1/deadletters?function=stuck"): (200, {"items": [second], "next": "c"}),
+        ("GET", "/v1/deadletters?function=stuck&after=c"): (200, {"items": [second], "next": "c"}),
     })
     args = ["--url", api.url, "inv", "list", "--function", "report", "--status", "dead", "--limit", "1"]
     r = flint(*args)
@@ -254,6 +256,9 @@ def test_inv_list_follows_pages_with_all(stand_in):
     assert [i["id"] for i in json.loads(r.stdout)["items"]] == [INV_ID, second["id"]]
     r = flint("--url", api.url, "dlq", "list", "--function", "report")
     assert r.returncode == 0 and second["id"] in r.stdout
+    # a cursor that does not move on is an error, not an endless listing
+    r = flint("--url", api.url, "dlq", "list", "--function", "stuck", "--all")
+    assert r.returncode == 1 and "the same page again" in r.stderr
     assert flint("--url", api.url, "dlq", "list", "--status", "dead").returncode == 2
     assert flint("--url", api.url, "inv", "list", "--limit", "0").returncode == 2
 

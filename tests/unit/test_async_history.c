@@ -58,6 +58,8 @@ TEST(queued_then_retrying_then_succeeded)
     ASSERT_STR_EQ(inv.function, "report");
     ASSERT(!inv.ended);
     ASSERT_EQ(inv.retry.max_attempts, 3);
+    ASSERT_STR_EQ(inv.topic, "async/report"); /* where an async invocation's message is */
+    ASSERT_STR_EQ(inv.consumer, "run");
     fl_inv_release(&inv);
 
     ASSERT_OK(fold(ev, 2, &inv));
@@ -163,6 +165,18 @@ TEST(events_not_understood_are_skipped_not_fatal)
     ASSERT_EQ(fold(ev, 5, &inv), FL_ECORRUPT);
     ASSERT_EQ(inv.status, FL_INV_QUEUED);
     ASSERT_STR_EQ(status_of(&inv), "queued");
+    fl_inv_release(&inv);
+}
+
+TEST(an_invocation_names_the_topic_and_consumer_of_its_message)
+{
+    static const char *const ev[][2] = {
+        {"queued", "{\"function\":\"f\",\"topic\":\"orders\",\"consumer\":\"mqt/bill\"}"},
+    };
+    struct fl_inv inv;
+    ASSERT_OK(fold(ev, 1, &inv));
+    ASSERT_STR_EQ(inv.topic, "orders");
+    ASSERT_STR_EQ(inv.consumer, "mqt/bill");
     fl_inv_release(&inv);
 }
 
