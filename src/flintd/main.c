@@ -18,9 +18,10 @@
  * reading its body. One process, one libuv loop for all networking and
  * processes.
  *
- * What runs: the store; the executor and the router, kept in step with the
- * store by a follower per kind of resource (kinds/follow.h: environments
- * and functions feed the executor, routes the router); the API. SIGTERM
+ * What runs: the store; the executor, the router and the scheduler of time
+ * triggers, kept in step with the store by a follower per kind of resource
+ * (kinds/follow.h: environments and functions feed the executor, routes
+ * the router, time triggers the scheduler); async invocations; the API. SIGTERM
  * and SIGINT stop accepting, let requests in flight finish (up to
  * --drain), stop every instance, close the store and exit 0.
  */
@@ -41,6 +42,7 @@
 #include "kinds/follow.h"
 #include "loop/lag.h"
 #include "router/router.h"
+#include "timer/scheduler.h"
 #include "store/store.h"
 
 #include <limits.h>
@@ -144,6 +146,7 @@ struct flintd {
     struct fl_executor *executor;
     struct fl_invoker *invoker;
     struct fl_async *async;
+    struct fl_timer *timer;              /* time triggers, fired through async */
     struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
@@ -286,19 +289,30 @@ static void async_closed(void *data)
         executor_closed(d);
 }
 
+static void timer_closed(void *data)
+{
+    struct flintd *d = data;
+    d->timer = NULL;
+    if (d->async != NULL)
+        fl_async_close(d->async, async_closed, d);
+    else
+        async_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers, the
- * async queue (attempts under way are given back to the store), the
- * executor (instances stop), the invoker, then the store. */
+ * time triggers (fires under way are answered), the async queue (attempts
+ * under way are given back to the store), the executor (instances stop),
+ * the invoker, then the store. */
 static void after_servers(struct flintd *d)
 {
     fl_kind_followers_free(d->followers);
     d->followers = NULL;
     fl_router_free(d->routing);
     d->routing = NULL;
-    if (d->async != NULL)
-        fl_async_close(d->async, async_closed, d);
+    if (d->timer != NULL)
+        fl_timer_close(d->timer, timer_closed, d);
     else
-        async_closed(d);
+        timer_closed(d);
 }
 
 static void server_closed(void *data)
@@ -566,8 +580,13 @@ int main(int argc, char **argv)
         fl_router_use_async(d.routing, d.async);
         fl_router_use_topics(d.routing, d.store);
     }
+    /* time triggers: each fire an async invocation */
+    const struct fl_timer_config timer_cfg = {.store = d.store, .async = d.async};
+    if (rc == 0 && (rc = fl_timer_new(&d.loop, &timer_cfg, &d.timer)) < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "cannot start time triggers", "err=\"%s\"", fl_strerror(rc));
     /* every kind of resource, followed into the part that runs it */
-    const struct fl_kind_parts parts = {.executor = d.executor, .router = d.routing};
+    const struct fl_kind_parts parts = {
+        .executor = d.executor, .router = d.routing, .timer = d.timer};
     if (rc == 0)
         rc = fl_kind_followers_new(d.store, &parts, kind_applied, &d, &d.followers);
     if (rc == 0)
