@@ -93,28 +93,35 @@ static void on_append(int err, const struct fl_store_result *res, void *data)
     async_op_done(a);
 }
 
-int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
-                 uint64_t expect, fl_store_cb cb, void *cbdata)
+/* async_append with the event's data as JSON text already */
+static int append_text(struct fl_async *a, const char *id, const char *type, const char *text,
+                       uint64_t expect, fl_store_cb cb, void *cbdata)
 {
     char stream[ASYNC_STREAM_MAX];
     async_stream_name(stream, id);
-    char *text = json_dumps(data, JSON_COMPACT);
     struct append_ctx *c = malloc(sizeof(*c));
-    if (text == NULL || c == NULL) {
-        free(text);
-        free(c);
+    if (c == NULL)
         return FL_ENOMEM;
-    }
     *c = (struct append_ctx){a, cb, cbdata};
     struct fl_event_in ev = {type, text, strlen(text)};
     int rc = fl_store_append(a->store, stream, &ev, 1, expect, on_append, c);
-    free(text);
     if (rc < 0) {
         free(c);
         return rc;
     }
     async_op(a);
     return 0;
+}
+
+int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
+                 uint64_t expect, fl_store_cb cb, void *cbdata)
+{
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (text == NULL)
+        return FL_ENOMEM;
+    int rc = append_text(a, id, type, text, expect, cb, cbdata);
+    free(text);
+    return rc;
 }
 
 struct read_ctx {
@@ -302,24 +309,20 @@ static void on_queued_event(int err, const struct fl_store_result *res, void *da
 }
 
 /* The topic is there: hand the message and the queued event to the store
- * together (its writer commits them in this order). 0, or an error and
- * nothing was handed over. */
+ * together (its writer commits them in this order), one right after the
+ * other, so that the writer, which takes whatever is queued when it is
+ * free, seldom takes one without the other: the answer then waits for one
+ * commit, not two. 0, or an error and nothing was handed over. */
 static int sub_go(struct sub *s)
 {
     struct fl_async *a = s->a;
-    json_t *d = json_loads(s->queued, 0, NULL);
-    if (d == NULL)
-        return FL_ENOMEM;
     s->pending = 2;
     int rc = fl_store_publish(a->store, s->q->topic, s->headers, s->id, s->body, s->body_len,
                               on_published, s);
-    if (rc < 0) {
-        json_decref(d);
+    if (rc < 0)
         return rc;
-    }
     async_op(a);
-    rc = async_append(a, s->id, "queued", d, 0, on_queued_event, s);
-    json_decref(d);
+    rc = append_text(a, s->id, "queued", s->queued, 0, on_queued_event, s);
     if (rc < 0)
         s->event_err = rc;
     if (rc < 0)
