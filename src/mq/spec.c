@@ -25,11 +25,11 @@ const char *fl_mqt_connector_name(enum fl_mqt_connector c)
 int fl_mqt_topic_check(const char *field, const char *name, struct fl_buf *err)
 {
     size_t n = strlen(name);
-    bool ok = n >= 1 && n <= FL_MQT_TOPIC_MAX && name[0] != '.';
+    bool ok = n >= 1 && n <= FL_MQT_TOPIC_MAX && name[n - 1] != '.' && strstr(name, "..") == NULL;
     for (size_t i = 0; ok && i < n; i++) {
         char c = name[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '.' || c == '_' || c == '-';
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        ok = alnum || (i > 0 && (c == '.' || c == '_' || c == '-'));
     }
     if (ok && strcmp(name, "async-callbacks") == 0) {
         fl_buf_reset(err);
@@ -40,8 +40,8 @@ int fl_mqt_topic_check(const char *field, const char *name, struct fl_buf *err)
         return 0;
     fl_buf_reset(err);
     fl_buf_appendf(err,
-                   "%s: a topic is 1 to 256 letters, digits, '.', '_' or '-', not starting "
-                   "with '.', not '%.80s'",
+                   "%s: a topic is 1 to 256 letters, digits, '.', '_' or '-', starting with a "
+                   "letter or digit, without '..' and not ending with '.', not '%.80s'",
                    field, name);
     return FL_EINVAL;
 }

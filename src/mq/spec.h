@@ -59,10 +59,12 @@ struct fl_mqt_spec {
  * FL_EINVAL with "spec.<field>: why" in err (out is then undefined). */
 int fl_mqt_spec_parse(json_t *spec, struct fl_mqt_spec *out, struct fl_buf *err);
 
-/* Whether name can be a topic a trigger names: 1 to 256 letters, digits,
- * '.', '_' or '-', not starting with '.'. The topics of Flint's own
- * queues ("async/<function>", "async-callbacks") are not. 0 or FL_EINVAL
- * with "<field>: why" in err. */
+/* Whether name can be a topic a trigger names, a user's topic: 1 to 256
+ * letters, digits, '.', '_' or '-', starting with a letter or digit,
+ * without ".." and not ending with '.' (a path segment of the API as it
+ * is, and a NATS subject). The topics of Flint's own queues
+ * ("async/<function>", "async-callbacks") are not. 0 or FL_EINVAL with
+ * "<field>: why" in err. */
 int fl_mqt_topic_check(const char *field, const char *name, struct fl_buf *err);
 
 /* "builtin", "nats". */
