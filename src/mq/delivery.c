@@ -229,13 +229,18 @@ static void on_recorded(int err, const struct fl_store_result *res, void *data)
     mq_op_done(mq);
 }
 
+static void unpublishable(struct delivery *d, const char *topic, int err);
+
 /* A message published (the response, or to the error topic): record what
  * ended, then ACK. */
 static void on_published(int err, const struct fl_store_result *res, void *data)
 {
     struct delivery *d = data;
     struct fl_mq *mq = d->t->mq;
-    if (err < 0) {
+    if (err == FL_ETOOBIG || err == FL_EINVAL) {
+        unpublishable(d, d->action == FL_MQ_RESPOND ? d->spec.resp_topic : d->spec.error_topic,
+                      err);
+    } else if (err < 0) {
         later(d,
               d->action == FL_MQ_RESPOND ? "could not publish a response"
                                          : "could not publish to an error topic",
@@ -310,7 +315,9 @@ static void publish(struct delivery *d, const char *topic, json_t *headers, cons
                  ? FL_ENOMEM
                  : t->conn->publish(t->self, topic, d->out_headers, d->out_id,
                                     d->out_body ? d->out_body : "", d->out_len, on_published, d);
-    if (rc < 0)
+    if (rc == FL_ETOOBIG || rc == FL_EINVAL)
+        unpublishable(d, topic, rc);
+    else if (rc < 0)
         later(d, "could not publish", rc);
     else
         mq_op(t->mq);
@@ -340,16 +347,10 @@ static void describe_failure(struct delivery *d, const struct fl_invoke_outcome 
     }
 }
 
-static void on_outcome(const struct fl_invoke_outcome *o, void *data)
+/* Do what d->action says (o: the answer, for a response to publish). */
+static void act(struct delivery *d, const struct fl_invoke_outcome *o)
 {
-    struct delivery *d = data;
     struct trigger *t = d->t;
-    d->call = NULL;
-    enum fl_mq_outcome what = fl_mq_outcome_of(o);
-    d->action = fl_mq_decide(what, d->deliveries, d->spec.max_retries, d->spec.error_topic[0]);
-    d->status = o->status;
-    if (what == FL_MQ_FAILED)
-        describe_failure(d, o);
     mq_count(t, fl_mq_action_name(d->action));
     switch (d->action) {
     case FL_MQ_RESPOND:
@@ -379,9 +380,16 @@ static void on_outcome(const struct fl_invoke_outcome *o, void *data)
             set_header(h, "X-Flint-Error", d->error);
             set_header(h, "X-Flint-Attempts", attempts);
         }
-        d->out_body = d->body; /* the message as it came */
+        free(d->out_body);
+        d->out_body = NULL;
+        if (d->len > 0 && (d->out_body = malloc(d->len)) == NULL) {
+            json_decref(h);
+            later(d, "could not keep a message", FL_ENOMEM);
+            return;
+        }
+        if (d->len > 0)
+            memcpy(d->out_body, d->body, d->len); /* the message as it came */
         d->out_len = d->len;
-        d->body = NULL;
         publish(d, d->spec.error_topic, h, "error");
         return;
     }
@@ -402,6 +410,37 @@ static void on_outcome(const struct fl_invoke_outcome *o, void *data)
         ack(d, FL_NAK, 0, NULL);
         return;
     }
+}
+
+static void on_outcome(const struct fl_invoke_outcome *o, void *data)
+{
+    struct delivery *d = data;
+    d->call = NULL;
+    enum fl_mq_outcome what = fl_mq_outcome_of(o);
+    d->action = fl_mq_decide(what, d->deliveries, d->spec.max_retries, d->spec.error_topic[0]);
+    d->status = o->status;
+    if (what == FL_MQ_FAILED)
+        describe_failure(d, o);
+    act(d, o);
+}
+
+/* A publish the broker can never take (too large, refused): a response is
+ * a failed attempt, decided as such; a message for the error topic becomes
+ * a dead letter. Never a message given back to fail the same way forever. */
+static void unpublishable(struct delivery *d, const char *topic, int err)
+{
+    size_t n = d->action == FL_MQ_RESPOND ? 0 : strlen(d->error);
+    snprintf(d->error + n, sizeof(d->error) - n, "%scannot publish %s to '%s': %s",
+             n > 0 ? "; " : "", d->action == FL_MQ_RESPOND ? "the answer" : "the message", topic,
+             fl_errname(err));
+    d->action =
+        d->action == FL_MQ_RESPOND
+            ? fl_mq_decide(FL_MQ_FAILED, d->deliveries, d->spec.max_retries, d->spec.error_topic[0])
+            : FL_MQ_DEAD;
+    free(d->out_headers);
+    free(d->out_body);
+    d->out_headers = d->out_body = NULL;
+    act(d, NULL);
 }
 
 /* ---- the call ---- */

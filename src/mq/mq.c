@@ -118,8 +118,9 @@ void mq_count(struct trigger *t, const char *what)
         return;
     static const char *const labels[] = {"trigger", "outcome"};
     fl_metric_add(fl_metrics_counter(mq->metrics, "flint_mq_deliveries_total",
-                                     "Deliveries of message-queue triggers, by how they ended "
-                                     "(respond, retry, error_topic, dead, give_back).",
+                                     "Deliveries of message-queue triggers, by what was done "
+                                     "after the call (respond, retry, error_topic, dead, "
+                                     "give_back).",
                                      2, labels),
                   (const char *[]){t->name, what}, 1);
 }

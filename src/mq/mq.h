@@ -46,6 +46,11 @@
  *   flintd stopping     NAK at once: the message comes back at the next
  *                       start (the delivery counts)
  *
+ * A response the broker can never take (larger than a message may be) is a
+ * failed attempt, decided as any other; a message the error topic cannot
+ * take becomes a dead letter. A publish or record that fails for a while
+ * (the store) gives the message back to come again after a second.
+ *
  * History. The fast path (a first delivery that succeeds) writes nothing
  * but the response and the ack. A failure is recorded as an invocation of
  * the async module's kind (async/history.h: stream "inv/<invocation>"): a

@@ -278,15 +278,18 @@ static void answer(struct world *w)
             continue;
         static const struct fl_http_header h[] = {{"X-Answer", 8, "yes", 3},
                                                   {"Content-Type", 12, "text/plain", 10}};
-        char out[160];
-        bool fail = strncmp(c->body, "fail", 4) == 0;
-        snprintf(out, sizeof(out), "%s%s", fail ? "boom\n\x01" : "re:", fail ? "" : c->body);
+        static char out[(2u << 20) + 1];
+        bool fail = strncmp(c->body, "fail", 4) == 0, big = strncmp(c->body, "big", 3) == 0;
+        snprintf(out, 160, "%s%s", fail ? "boom\n\x01" : "re:", fail ? "" : c->body);
+        size_t len = strlen(out);
+        if (big) /* more than the store takes in a message */
+            memset(out, 'x', len = sizeof(out) - 1);
         struct fl_invoke_outcome o = {.error = FL_INVOKE_OK,
                                       .status = fail ? 500 : 200,
                                       .headers = h,
                                       .nheaders = 2,
                                       .body = out,
-                                      .body_len = strlen(out)};
+                                      .body_len = len};
         struct fl_invoke *call = c->call;
         c->call = NULL;
         fl_invoke_finish(call, &o);
@@ -554,6 +557,30 @@ TEST(engine_poison_reaches_the_error_topic_after_exactly_its_attempts)
     publish(&w, "in", "ok-last", NULL); /* behind it: once this is through, nothing came back */
     WAIT_UNTIL(topic_count(&w, "out") == 2, 10, step(&w));
     ASSERT_EQ(w.ncalls, calls + 1);
+    world_release(&w);
+}
+
+TEST(engine_an_answer_too_large_to_publish_is_a_failed_attempt)
+{
+    struct world w;
+    world_init(&w);
+    put_trigger(&w, "t",
+                "{\"topic\":\"in\",\"target\":{\"function\":\"f\"},\"respTopic\":\"out\","
+                "\"errorTopic\":\"err\",\"maxRetries\":1,\"backoff\":\"10ms\","
+                "\"maxBackoff\":\"20ms\"}");
+    WAIT_UNTIL(state_is(&w, "t", "running"), 10, step(&w));
+    publish(&w, "in", "big", NULL);
+    WAIT_UNTIL(topic_count(&w, "err") == 1, 20, step(&w));
+    ASSERT_EQ(calls_with(&w, "big"), 2); /* its attempts, then no more */
+    ASSERT_EQ(topic_count(&w, "out"), 0);
+    struct read *r = calloc(1, sizeof(*r));
+    read_topic(&w, "err", r);
+    json_t *h = json_loads(r->headers[0], 0, NULL);
+    ASSERT(strstr(json_string_value(json_object_get(h, "X-Flint-Error")),
+                  "cannot publish the answer to 'out'") != NULL);
+    json_decref(h);
+    free(r);
+    ASSERT_EQ(consumer(&w, "in", "mqt/t").pending, 0);
     world_release(&w);
 }
 
