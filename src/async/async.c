@@ -767,6 +767,8 @@ static void attempt_start(struct attempt *at)
         .attempt = at->number,
         .trigger = trigger > 0 && trigger < FL_TRIGGER_COUNT ? (enum fl_invoke_trigger)trigger
                                                              : FL_TRIGGER_ASYNC,
+        /* "api", "route/NAME", "timetrigger/NAME": what X-Flint-Trigger says */
+        .trigger_name = json_string_value(json_object_get(m, "triggerName")),
     };
     at->start_ns = fl_clock_mono_ns();
     at->start_ms = fl_clock_wall_ms();

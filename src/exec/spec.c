@@ -39,8 +39,8 @@ int fl_name_check(const char *name, struct fl_buf *err)
     return FL_EINVAL;
 }
 
-static int check_fields(json_t *spec, const char *const *allowed, const char *what,
-                        struct fl_buf *err)
+int fl_spec_check_fields(json_t *spec, const char *const *allowed, const char *what,
+                         struct fl_buf *err)
 {
     const char *key;
     json_t *value;
@@ -225,7 +225,7 @@ int fl_env_spec_parse(json_t *spec, struct fl_env_spec *out, struct fl_buf *err)
     int rc;
 
     memset(out, 0, sizeof(*out));
-    rc = check_fields(spec, fields,
+    rc = fl_spec_check_fields(spec, fields,
                       "an environment (runtime, command, builder, poolsize, "
                       "network, limits)",
                       err);
@@ -472,7 +472,7 @@ int fl_fn_spec_parse(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
 
     memset(out, 0, sizeof(*out));
     out->retry = FL_RETRY_DEFAULT;
-    rc = check_fields(spec, fields,
+    rc = fl_spec_check_fields(spec, fields,
                       "a function (environment, code, entrypoint, "
                       "functionTimeout, idleTimeout, concurrency, "
                       "requestsPerInstance, minScale, env, limits, retry)",

@@ -92,6 +92,12 @@ struct fl_fn_spec {
  * with a letter or digit. 0 or FL_EINVAL with a message in err. */
 int fl_name_check(const char *name, struct fl_buf *err);
 
+/* Whether spec is an object whose fields are all in allowed (ends at a
+ * NULL): 0, or FL_EINVAL with "spec: must be an object" or "spec.<key>: is
+ * not a field of <what>" in err. */
+int fl_spec_check_fields(json_t *spec, const char *const *allowed, const char *what,
+                         struct fl_buf *err);
+
 /* Parse spec into out (caller-owned; release with fl_env_spec_release()).
  * 0, or FL_EINVAL with the field and reason in err (out left empty), or
  * FL_ENOMEM. */

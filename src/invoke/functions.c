@@ -62,18 +62,19 @@ static void on_result(const struct fl_executor_result *res, void *data)
 static int start(void *data, struct fl_invoke *call)
 {
     const struct fl_invoke_request *r = fl_invoke_request_of(call);
-    struct fl_executor_request req = {.function = r->target.name,
-                                      .method = r->method,
-                                      .target = fl_invoke_uri(call),
-                                      .headers = r->headers,
-                                      .nheaders = r->nheaders,
-                                      .extra = r->added,
-                                      .nextra = r->nadded,
-                                      .body = r->body,
-                                      .body_len = r->body_len,
-                                      .trigger = fl_invoke_trigger_name(r->trigger),
-                                      .invocation_id = fl_invoke_id(call),
-                                      .attempt = (int)r->attempt};
+    struct fl_executor_request req = {
+        .function = r->target.name,
+        .method = r->method,
+        .target = fl_invoke_uri(call),
+        .headers = r->headers,
+        .nheaders = r->nheaders,
+        .extra = r->added,
+        .nextra = r->nadded,
+        .body = r->body,
+        .body_len = r->body_len,
+        .trigger = r->trigger_name != NULL ? r->trigger_name : fl_invoke_trigger_name(r->trigger),
+        .invocation_id = fl_invoke_id(call),
+        .attempt = (int)r->attempt};
     struct fl_invocation *handle;
     int rc = fl_executor_invoke(data, &req, on_result, call, &handle);
     if (rc < 0)

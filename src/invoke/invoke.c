@@ -461,11 +461,14 @@ int fl_invoke_start(struct fl_invoker *inv, const struct fl_invoke_request *req,
     if (extra_bytes > FL_INVOKE_ADDED_BYTES)
         return FL_ETOOBIG;
     size_t nheaders = r->nheaders < FL_INVOKE_MAX_HEADERS ? r->nheaders : FL_INVOKE_MAX_HEADERS;
+    size_t trigger_len = r->trigger_name != NULL ? strlen(r->trigger_name) : 0;
+    if (trigger_len > FL_INVOKE_TRIGGER_MAX)
+        return FL_EINVAL;
     size_t method_len = strlen(r->method), path_len = strlen(r->path);
     size_t query_len = r->query ? strlen(r->query) : 0;
     size_t uri_len = path_len + (r->query ? 1 + query_len : 0);
     size_t bytes = (nheaders + r->nadded) * sizeof(struct fl_http_header) + name_len + 1 +
-                   method_len + 1 + path_len + 1 + uri_len + 1 + extra_bytes;
+                   method_len + 1 + path_len + 1 + uri_len + 1 + extra_bytes + trigger_len + 1;
     struct fl_invoke *c = malloc(sizeof(*c) + bytes);
     if (c == NULL)
         return FL_ENOMEM;
@@ -495,6 +498,8 @@ int fl_invoke_start(struct fl_invoker *inv, const struct fl_invoke_request *req,
     c->req.target.name = copy_string(&p, r->target.name, name_len);
     c->req.method = copy_string(&p, r->method, method_len);
     c->req.path = copy_string(&p, r->path, path_len);
+    c->req.trigger_name =
+        r->trigger_name != NULL ? copy_string(&p, r->trigger_name, trigger_len) : NULL;
     char *uri = p;
     memcpy(p, r->path, path_len);
     p += path_len;

@@ -108,7 +108,13 @@ struct fl_invoke_request {
                                 * "deadline_exceeded") and the target's call is
                                 * canceled; 0: none but the target's own timeout */
     enum fl_invoke_trigger trigger;
+    /* what X-Flint-Trigger says ("route/NAME", "timetrigger/NAME"; at most
+     * FL_INVOKE_TRIGGER_MAX bytes, else FL_EINVAL); NULL: the trigger's
+     * name ("http") */
+    const char *trigger_name;
 };
+
+#define FL_INVOKE_TRIGGER_MAX 300
 
 /* What became of a call. */
 enum fl_invoke_error {

@@ -5,6 +5,7 @@
  *
  *   store --watch--> follower of "function" --put/remove--> hooks --> executor
  *                    follower of "route"    --put/remove--> hooks --> router
+ *                    follower of "timetrigger" -put/remove-> hooks --> timer
  *
  * A follower gets only its kind's puts and removes, so anything stored
  * under another kind (such as "<kind>.status") never reaches the part, and
@@ -32,6 +33,7 @@
 struct fl_kind_parts {
     struct fl_executor *executor; /* environments, functions */
     struct fl_router *router;     /* routes */
+    struct fl_timer *timer;       /* time triggers */
     struct fl_mq *mq;             /* message-queue triggers */
 };
 

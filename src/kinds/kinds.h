@@ -115,7 +115,8 @@ const struct fl_kind *fl_kind_by_word(const char *word);
 /* The kind's position in fl_kinds[] (its order), or -1 for NULL. */
 int fl_kind_index(const struct fl_kind *k);
 
-/* The names of every kind as prose: "environment, function or route". */
+/* The names of every kind as prose: "environment, function, timetrigger or
+ * route". */
 const char *fl_kind_names(void);
 
 /* Whether key is a top-level field of a resource document: name, spec and

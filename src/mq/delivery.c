@@ -477,6 +477,7 @@ static void call_start(struct delivery *d)
         .invocation_id = d->id,
         .attempt = number(d),
         .trigger = FL_TRIGGER_MQ,
+        .trigger_name = t->label,
     };
     d->start_ns = fl_clock_mono_ns();
     d->start_ms = fl_clock_wall_ms();

@@ -27,7 +27,8 @@
  * none), and X-Flint-Topic, X-Flint-Resp-Topic, X-Flint-Error-Topic (when
  * set), X-Flint-Message-Id (the publisher's id, or the sequence),
  * X-Flint-Invocation-Id (fl_mq_invocation_id(): the same on every
- * redelivery of that message) and X-Flint-Attempt (the delivery count).
+ * redelivery of that message), X-Flint-Attempt (the delivery count) and
+ * X-Flint-Trigger ("messagequeuetrigger/NAME").
  * Then fl_mq_decide() says what to do:
  *
  *   2xx                 publish the response (body; headers, with

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -352,3 +353,59 @@ def closer():
     yield keep
     for thing in things:
         thing.close()
+
+
+# ---- deploying and reading invocations (test_async.py, test_timetrigger.py) ----
+
+PYTHON_ENV = """
+kind: environment
+name: python
+spec: {runtime: python, poolsize: 1}
+"""
+
+
+def deploy(flintd, tmp_path, documents, files, envs=PYTHON_ENV):
+    """Write files next to a spec of envs and documents, and `flint apply` it."""
+    d = tmp_path / "app"
+    d.mkdir(exist_ok=True)
+    for name, content in files.items():
+        (d / name).write_text(content)
+    (d / "app.yaml").write_text(envs + documents)
+    flintd.cli("apply", "-f", str(d / "app.yaml"), check=True)
+    return d
+
+
+def log_lines(flintd, fn):
+    """[(ts, line)] of everything the function's log holds ([] before it
+    has one)."""
+    r = flintd.api("GET", f"/v1/functions/{fn}/logs?tail=0")
+    if r.status == 404:
+        return []
+    assert r.status == 200, r.text
+    entries = [json.loads(line) for line in r.text.splitlines()]
+    return [(e.get("ts"), e.get("line", "")) for e in entries]
+
+
+def inv_get(flintd, inv_id):
+    """`flint inv get ID` as JSON."""
+    r = flintd.cli("-o", "json", "inv", "get", inv_id, check=True)
+    return json.loads(r.stdout)
+
+
+def list_all(flintd, path="/v1/invocations", **query):
+    """Every item of a paged list of the API (1000 a page)."""
+    query.setdefault("limit", 1000)
+    items, after = [], None
+    for _ in range(100000):
+        q = dict(query, **({"after": after} if after else {}))
+        qs = "&".join(f"{k}={urllib.parse.quote(str(v), safe='')}" for k, v in q.items())
+        r = flintd.api("GET", path + (f"?{qs}" if qs else ""))
+        assert r.status == 200, r.text
+        page = r.json()
+        items += page["items"]
+        if page.get("next") and page["next"] == after:
+            raise AssertionError(f"the list's next cursor does not move on from {after!r}")
+        after = page.get("next")
+        if not after:
+            return items
+    raise AssertionError("too many pages")

@@ -23,12 +23,12 @@ import json
 import re
 import threading
 import time
-import urllib.parse
 from collections import Counter
 
 import pytest
 
-from conftest import RecordingServer, http as http_call, wait_for
+from conftest import (RecordingServer, deploy, http as http_call, inv_get, list_all, log_lines,
+                      wait_for)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ENDED = {"succeeded", "failed", "dead", "canceled"}
@@ -90,27 +90,11 @@ int handler(const struct flint_request *req, struct flint_response *resp)
 }
 """
 
-PYTHON_ENV = """
-kind: environment
-name: python
-spec: {runtime: python, poolsize: 1}
-"""
 C_ENV = """
 kind: environment
 name: c
 spec: {runtime: c, poolsize: 1}
 """
-
-
-def deploy(flintd, tmp_path, documents, files, envs=PYTHON_ENV):
-    """Write files next to a spec of envs and documents, and `flint apply` it."""
-    d = tmp_path / "app"
-    d.mkdir(exist_ok=True)
-    for name, content in files.items():
-        (d / name).write_text(content)
-    (d / "app.yaml").write_text(envs + documents)
-    flintd.cli("apply", "-f", str(d / "app.yaml"), check=True)
-    return d
 
 
 def behave(name, retry="{maxAttempts: 5, backoff: 10ms, maxBackoff: 20ms}", concurrency=5):
@@ -132,11 +116,6 @@ def invoke_async(flintd, fn, plan=None, *extra):
     return inv_id
 
 
-def inv_get(flintd, inv_id):
-    r = flintd.cli("-o", "json", "inv", "get", inv_id, check=True)
-    return json.loads(r.stdout)
-
-
 def wait_ended(flintd, inv_id, timeout=120, seen=None):
     """Poll `flint inv get` until the invocation has ended; every status seen
     on the way is appended to seen (with the invocation as it was)."""
@@ -150,16 +129,11 @@ def wait_ended(flintd, inv_id, timeout=120, seen=None):
 
 def runs(flintd, fn):
     """[(ts, invocation id, attempt)] of every run the function's log holds."""
-    r = flintd.api("GET", f"/v1/functions/{fn}/logs?tail=0")
-    if r.status == 404:
-        return []
-    assert r.status == 200, r.text
     out = []
-    for line in r.text.splitlines():
-        entry = json.loads(line)
-        words = entry.get("line", "").split()
+    for ts, line in log_lines(flintd, fn):
+        words = line.split()
         if len(words) == 3 and words[0] == "run":
-            out.append((entry["ts"], words[1], int(words[2])))
+            out.append((ts, words[1], int(words[2])))
     return out
 
 
@@ -170,25 +144,6 @@ def runs_of(flintd, fn, inv_id):
 def ms(ts):
     """Milliseconds since the epoch of an RFC 3339 time with milliseconds."""
     return int(datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def list_all(flintd, path="/v1/invocations", **query):
-    """Every item of a paged list of the API (1000 a page)."""
-    query.setdefault("limit", 1000)
-    items, after = [], None
-    for _ in range(100000):
-        q = dict(query, **({"after": after} if after else {}))
-        qs = "&".join(f"{k}={urllib.parse.quote(str(v), safe='')}" for k, v in q.items())
-        r = flintd.api("GET", path + (f"?{qs}" if qs else ""))
-        assert r.status == 200, r.text
-        page = r.json()
-        items += page["items"]
-        if page.get("next") and page["next"] == after:
-            raise AssertionError(f"the list's next cursor does not move on from {after!r}")
-        after = page.get("next")
-        if not after:
-            return items
-    raise AssertionError("too many pages")
 
 
 class CallbackServer(RecordingServer):
@@ -279,9 +234,9 @@ def test_an_async_call_is_accepted_then_runs_to_its_result(flintd, tmp_path):
     assert inv["request"]["method"] == "POST"
     assert [a["attempt"] for a in inv["attempts"]] == [1]
     assert inv["attempts"][0]["status"] == 200
+    # the function saw who asked in X-Flint-Trigger: the invocation's trigger
     result = json.loads(inv["result"]["body"])
-    assert result == {"invocation": inv_id, "attempt": 1, "trigger": result["trigger"],
-                      "body": {"n": 2}}
+    assert result == {"invocation": inv_id, "attempt": 1, "trigger": "api", "body": {"n": 2}}
     assert inv["result"]["status"] == 200 and inv["result"]["bodyEncoding"] == "text"
     # the table form shows the same
     table = flintd.cli("inv", "get", inv_id, check=True).stdout
@@ -537,7 +492,9 @@ spec: {{path: /never, target: {{function: echo}}}}
     assert r.status == 200 and json.loads(r.text)["body"] == {"sync": True}
     r = http_call("POST", flintd.router_url + "/maybe", "{}", headers={"Prefer": "respond-async"})
     assert r.status == 202
-    assert wait_ended(flintd, r.json()["invocation"])["trigger"] == "route/maybe"
+    inv = wait_ended(flintd, r.json()["invocation"])
+    assert inv["trigger"] == "route/maybe"
+    assert json.loads(inv["result"]["body"])["trigger"] == "route/maybe"  # X-Flint-Trigger
     # a route that does not allow it ignores the preference
     r = http_call("POST", flintd.router_url + "/never", "{}", headers={"Prefer": "respond-async"})
     assert r.status == 200

@@ -24,8 +24,8 @@ from collections import defaultdict
 
 import pytest
 
-from conftest import wait_for
-from test_async import C_ENV, PYTHON_ENV, deploy, runs, runs_of
+from conftest import deploy, wait_for
+from test_async import C_ENV, runs, runs_of
 
 # Answers what the body asks ({"fail": [S1, S2...]}: S1 to attempt 1...,
 # then 200; "sleep": seconds first), with what it was sent.
@@ -178,7 +178,7 @@ def test_responses_and_errors_reach_their_topics(flintd, tmp_path, topics_api):
     assert seen["x-flint-error-topic"] == "orders-failed"
     assert seen["x-flint-message-id"] == "m-1"
     assert seen["x-flint-attempt"] == "1"
-    assert seen["x-flint-trigger"] == "mq"
+    assert seen["x-flint-trigger"] == "messagequeuetrigger/orders"
     assert header(resp, "X-Answer") == "yes"
     assert header(resp, "X-Flint-Invocation-Id") == seen["x-flint-invocation-id"]
     assert header(resp, "X-Flint-Status") == "200"

@@ -5,28 +5,12 @@
  * years, dates that never come, year rollover, and fl_cron_prev(). Needs
  * the tz database (tzdata). */
 #include "runner.h"
+#include "timer_util.h"
 
 #include "base/error.h"
 #include "timer/cron.h"
 
 #include <stdint.h>
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t t;
-    if (fl_tz_parse_rfc3339(rfc3339, &t) != 0)
-        fl_test_fail(__FILE__, __LINE__, "bad time in the test: %s", rfc3339);
-    return t;
-}
-
-static struct fl_tz *load(const char *name)
-{
-    struct fl_tz *tz = NULL;
-    char err[256] = "";
-    if (fl_tz_new(name, &tz, err, sizeof(err)) != 0)
-        fl_test_fail(__FILE__, __LINE__, "zone %s: %s", name, err);
-    return tz;
-}
 
 static void parse(const char *expr, struct fl_cron *c)
 {

@@ -25,7 +25,7 @@ struct fake {
     struct fl_invoke_capacity cap;
     bool cap_known;
     /* what the last call carried */
-    char name[64], method[16], path[64], uri[128], id[64], trigger[16];
+    char name[64], method[16], path[64], uri[128], id[64], trigger[16], trigger_name[64];
     bool has_query;
     unsigned attempt;
     size_t nheaders, nadded;
@@ -54,6 +54,8 @@ static int fake_start(void *data, struct fl_invoke *call)
     snprintf(f->uri, sizeof(f->uri), "%s", fl_invoke_uri(call));
     snprintf(f->id, sizeof(f->id), "%s", fl_invoke_id(call));
     snprintf(f->trigger, sizeof(f->trigger), "%s", fl_invoke_trigger_name(r->trigger));
+    snprintf(f->trigger_name, sizeof(f->trigger_name), "%s",
+             r->trigger_name ? r->trigger_name : "(none)");
     f->has_query = r->query != NULL;
     f->attempt = r->attempt;
     f->nheaders = r->nheaders;
@@ -175,7 +177,7 @@ TEST(a_call_reaches_its_handler_with_copies_and_comes_back)
     struct world w;
     world_init(&w);
     char name[] = "f", path[] = "/users/7", query[] = "a=1";
-    char added_name[] = "X-Flint-Param-id", added_value[] = "7";
+    char added_name[] = "X-Flint-Param-id", added_value[] = "7", trigger[] = "timetrigger/t";
     struct fl_http_header added = {added_name, strlen(added_name), added_value, 1};
     struct fl_invoke_request req = {.target = {FL_INVOKE_FUNCTION, name},
                                     .method = "POST",
@@ -187,11 +189,13 @@ TEST(a_call_reaches_its_handler_with_copies_and_comes_back)
                                     .nadded = 1,
                                     .body = "hi",
                                     .body_len = 2,
-                                    .trigger = FL_TRIGGER_MQ};
+                                    .trigger = FL_TRIGGER_MQ,
+                                    .trigger_name = trigger};
     struct got g = {0};
     struct fl_invoke *call;
     ASSERT_OK(fl_invoke_start(w.inv, &req, on_outcome, &g, &call));
     /* the invoker copied what the caller's stack held */
+    memset(trigger, 'x', sizeof(trigger) - 1);
     memset(name, 'x', sizeof(name) - 1);
     memset(path, 'x', sizeof(path) - 1);
     memset(added_name, 'x', sizeof(added_name) - 1);
@@ -201,6 +205,8 @@ TEST(a_call_reaches_its_handler_with_copies_and_comes_back)
     ASSERT_STR_EQ(w.fake.path, "/users/7");
     ASSERT_STR_EQ(w.fake.uri, "/users/7?a=1");
     ASSERT_STR_EQ(w.fake.trigger, "mq");
+    ASSERT_STR_EQ(w.fake.trigger_name, "timetrigger/t");
+    ASSERT_STR_EQ(fl_invoke_request_of(call)->trigger_name, "timetrigger/t");
     ASSERT_EQ(w.fake.attempt, 1);
     ASSERT_EQ(strlen(w.fake.id), 36); /* a UUID made for it */
     ASSERT_STR_EQ(fl_invoke_id(call), w.fake.id);
@@ -220,6 +226,15 @@ TEST(a_call_reaches_its_handler_with_copies_and_comes_back)
     ASSERT(strstr(out.data, "flint_invocations_total{function=\"f\",code=\"201\"} 1") != NULL);
     ASSERT(strstr(out.data, "flint_invocation_seconds_count{function=\"f\"} 1") != NULL);
     fl_buf_release(&out);
+    /* a trigger name past its bound is refused, and nothing starts */
+    char long_trigger[FL_INVOKE_TRIGGER_MAX + 2];
+    memset(long_trigger, 't', sizeof(long_trigger) - 1);
+    long_trigger[sizeof(long_trigger) - 1] = '\0';
+    req.target.name = "f";
+    req.path = "/";
+    req.trigger_name = long_trigger;
+    ASSERT_EQ(fl_invoke_start(w.inv, &req, on_outcome, &g, NULL), FL_EINVAL);
+    ASSERT_EQ(w.fake.started, 1);
     world_release(&w);
 }
 
@@ -581,6 +596,7 @@ TEST(an_http_request_becomes_a_typed_call_and_its_outcome_the_answer)
     ASSERT(strstr(answer, "X-Answer: yes") != NULL);
     ASSERT_STR_EQ(hw.w.fake.uri, "/hello/ada?");
     ASSERT_STR_EQ(hw.w.fake.trigger, "http");
+    ASSERT_STR_EQ(hw.w.fake.trigger_name, "(none)"); /* X-Flint-Trigger: the trigger's name */
     ASSERT(strstr(hw.w.fake.headers, "Authorization: Bearer mine\n") != NULL);
     ASSERT(strstr(hw.w.fake.headers, "X-Flint-Param-who: ada\n") != NULL);
     /* a socketpair peer has no address: no X-Forwarded-For of ours */

@@ -38,7 +38,8 @@ TEST(every_kind_has_a_whole_row)
     }
     ASSERT(fl_kind_find("gadget") == NULL && fl_kind_find(NULL) == NULL);
     ASSERT(fl_kind_by_word("function") == NULL); /* the CLI's word is "fn" */
-    ASSERT_STR_EQ(fl_kind_names(), "environment, function, route or messagequeuetrigger");
+    ASSERT_STR_EQ(fl_kind_names(),
+                  "environment, function, timetrigger, route or messagequeuetrigger");
 }
 
 TEST(a_kind_comes_after_every_kind_it_refers_to)
@@ -148,6 +149,9 @@ TEST(every_flag_sets_a_field_its_kind_knows)
             else if (k == &fl_kind_function)
                 json_object_del(spec, "runtime"), json_object_del(spec, "path"),
                     json_object_del(spec, "target");
+            else if (k == &fl_kind_timetrigger)
+                json_object_clear(spec), json_object_set_new(spec, "cron", json_string("@hourly")),
+                    set_path(spec, "target", json_pack("{s:s}", "function", "f"));
             else
                 json_object_del(spec, "runtime"), json_object_del(spec, "environment"),
                     json_object_del(spec, "code");

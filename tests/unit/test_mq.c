@@ -251,8 +251,8 @@ static int fake_start(void *data, struct fl_invoke *call)
                      sets[s][i].value);
         }
     size_t len = strlen(c->headers);
-    snprintf(c->headers + len, sizeof(c->headers) - len, "trigger: %s\n",
-             fl_invoke_trigger_name(r->trigger));
+    snprintf(c->headers + len, sizeof(c->headers) - len, "trigger: %s %s\n",
+             fl_invoke_trigger_name(r->trigger), r->trigger_name ? r->trigger_name : "-");
     return 0;
 }
 
@@ -500,7 +500,7 @@ TEST(engine_responds_then_acks_and_writes_no_history)
         ASSERT(strstr(c->headers, "X-Flint-Topic: in\n") != NULL);
         ASSERT(strstr(c->headers, "X-Flint-Resp-Topic: out\n") != NULL);
         ASSERT(strstr(c->headers, "X-Flint-Error-Topic") == NULL);
-        ASSERT(strstr(c->headers, "trigger: mq\n") != NULL);
+        ASSERT(strstr(c->headers, "trigger: mq messagequeuetrigger/t\n") != NULL);
         char seq[40];
         snprintf(seq, sizeof(seq), "X-Flint-Message-Id: %zu\n", i + 1);
         ASSERT(strstr(c->headers, seq) != NULL);

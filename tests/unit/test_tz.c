@@ -4,6 +4,7 @@
  * repeats, the civil calendar and RFC 3339. Needs the tz database
  * (tzdata). */
 #include "runner.h"
+#include "timer_util.h"
 
 #include "base/buf.h"
 #include "base/error.h"
@@ -12,24 +13,6 @@
 
 #include <pthread.h>
 #include <stdint.h>
-
-static struct fl_tz *load(const char *name)
-{
-    struct fl_tz *tz = NULL;
-    char err[256] = "";
-    int rc = fl_tz_new(name, &tz, err, sizeof(err));
-    if (rc != 0)
-        fl_test_fail(__FILE__, __LINE__, "fl_tz_new(%s): %d %s", name, rc, err);
-    return tz;
-}
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t t;
-    if (fl_tz_parse_rfc3339(rfc3339, &t) != 0)
-        fl_test_fail(__FILE__, __LINE__, "bad time in the test: %s", rfc3339);
-    return t;
-}
 
 static int64_t local(int64_t y, int mo, int d, int h, int mi)
 {
