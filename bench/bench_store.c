@@ -10,9 +10,22 @@
  *      ack also removes the message).
  *
  *   bench_store DIR [SECONDS]
+ *
+ * With --publishers N, only durable publishes for SECONDS: N publishers,
+ * each publishing its next message once the store said its last one is
+ * durable, to a topic shaped like an async invocation queue (interest
+ * retention, one consumer that fetches nothing) with messages shaped like
+ * an async invocation's (a message id, the request as JSON headers, a
+ * small body). With --event too, each publish goes with the invocation's
+ * "queued" event, appended to a new stream right after it: the store's
+ * writes for one accepted async invocation. The baselines of
+ * bench/async.py; prints one JSON line.
+ *
+ *   bench_store --publishers N [--event] DIR [SECONDS]
  */
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/id.h"
 #include "store/store.h"
 
 #include <fcntl.h>
@@ -205,11 +218,105 @@ static double topic_throughput(const char *name, bool interest)
     return acked / elapsed;
 }
 
+/* ---- publishers alone (--publishers) ---- */
+
+/* what the async module publishes for POST /v1/functions/F/invoke with a
+ * small JSON body (async.c, sub_go) */
+static const char async_headers[] =
+    "{\"method\":\"POST\",\"path\":\"/\",\"query\":null,\"headers\":[[\"Content-Type\","
+    "\"application/json\"],[\"Host\",\"127.0.0.1:40000\"],[\"Content-Length\",\"12\"]],"
+    "\"added\":[[\"X-Forwarded-For\",\"127.0.0.1\"]],\"trigger\":1,\"triggerName\":\"api\","
+    "\"retry\":{\"maxAttempts\":3,\"backoff\":1000,\"maxBackoff\":300000},\"callback\":null}";
+static const char async_body[] = "{\"order\":42}";
+
+static const char async_queued[] =
+    "{\"function\":\"bench\",\"trigger\":\"api\",\"method\":\"POST\",\"path\":\"/\",\"query\":"
+    "null,\"headers\":{\"content-type\":\"application/json\",\"host\":\"127.0.0.1:40000\","
+    "\"content-length\":\"12\"},\"retry\":{\"maxAttempts\":3,\"backoff\":1000,\"maxBackoff\":"
+    "300000},\"callback\":null,\"idem\":null}";
+static bool with_event; /* --event: each publish with the queued event too */
+
+/* one publisher's message in flight: the publish, and the event if any */
+struct pending {
+    int parts;
+};
+
+static void publish_one(void);
+
+static void on_one_part(int err, const struct fl_store_result *res, void *data)
+{
+    struct pending *p = data;
+    if (err != 0) {
+        fprintf(stderr, "publish: %s\n", fl_strerror(err));
+        exit(1);
+    }
+    if (--p->parts > 0)
+        return;
+    free(p);
+    publishing--;
+    published++;
+    if (fl_clock_mono_ns() < deadline_ns)
+        publish_one();
+}
+
+static void publish_one(void)
+{
+    char id[FL_UUID_STRLEN + 1], stream[64];
+    struct pending *p = malloc(sizeof(*p));
+    if (p == NULL || fl_uuid7(id) < 0)
+        exit(1);
+    p->parts = with_event ? 2 : 1;
+    if (fl_store_publish(store, "async/bench", async_headers, id, async_body,
+                         sizeof(async_body) - 1, on_one_part, p))
+        exit(1);
+    snprintf(stream, sizeof(stream), "inv/%s", id);
+    struct fl_event_in ev = {"queued", async_queued, sizeof(async_queued) - 1};
+    if (with_event && fl_store_append(store, stream, &ev, 1, 0, on_one_part, p) != 0)
+        exit(1);
+    publishing++;
+}
+
+static void publishers(int n)
+{
+    int ready = 0;
+    struct fl_topic_limits limits = {.interest = true};
+    struct fl_consumer_config cfg = {.ack_wait_ms = 30000, .max_deliver = 10};
+    fl_store_topic_create(store, "async/bench", &limits, on_setup, &ready);
+    fl_store_consumer_create(store, "async/bench", "run", &cfg, on_setup, &ready);
+    while (ready < 2)
+        uv_run(loop, UV_RUN_ONCE);
+    deadline_ns = fl_clock_mono_ns() + (uint64_t)(seconds * 1e9);
+    double start = now_s();
+    for (int i = 0; i < n; i++)
+        publish_one();
+    while (publishing > 0)
+        uv_run(loop, UV_RUN_ONCE);
+    double elapsed = now_s() - start;
+    printf("{\"rps\": %.0f, \"requests\": %ld, \"seconds\": %.3f}\n", published / elapsed,
+           published, elapsed);
+}
+
 int main(int argc, char **argv)
 {
     char err[512];
+    long npublishers = 0;
+    if (argc > 2 && strcmp(argv[1], "--publishers") == 0) {
+        char *end;
+        npublishers = strtol(argv[2], &end, 10);
+        if (*end != '\0' || npublishers < 1 || npublishers > 4096) {
+            fprintf(stderr, "bench_store: --publishers from 1 to 4096\n");
+            return 2;
+        }
+        argc -= 2;
+        argv += 2;
+        if (argc > 1 && strcmp(argv[1], "--event") == 0) {
+            with_event = true;
+            argc--;
+            argv++;
+        }
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_store DIR [SECONDS]\n");
+        fprintf(stderr, "usage: bench_store [--publishers N [--event]] DIR [SECONDS]\n");
         return 2;
     }
     if (argc > 2)
@@ -220,6 +327,12 @@ int main(int argc, char **argv)
     if (fl_store_open(loop, uri, NULL, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench_store: %s\n", err);
         return 1;
+    }
+    if (npublishers > 0) {
+        publishers((int)npublishers);
+        fl_store_close(store, NULL, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        return 0;
     }
     double base = baseline(argv[1]);
     printf("durable writes, %.0f s each, on the same disk\n", seconds);

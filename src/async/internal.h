@@ -97,6 +97,9 @@ json_t *async_body_json(const void *body, size_t len, const char **encoding);
 /* Append one event to inv/<id>; cb may be NULL (logged on failure). */
 int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
                  uint64_t expect, fl_store_cb cb, void *cbdata);
+/* The same with the event's data as JSON text already. */
+int async_append_text(struct fl_async *a, const char *id, const char *type, const char *text,
+                      uint64_t expect, fl_store_cb cb, void *cbdata);
 
 /* Read and fold inv/<id>: cb gets 0 and the folded invocation (valid
  * during the call), or an error and NULL. */

@@ -78,28 +78,34 @@ static void on_append(int err, const struct fl_store_result *res, void *data)
     async_op_done(a);
 }
 
-int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
-                 uint64_t expect, fl_store_cb cb, void *cbdata)
+int async_append_text(struct fl_async *a, const char *id, const char *type, const char *text,
+                      uint64_t expect, fl_store_cb cb, void *cbdata)
 {
     char stream[ASYNC_STREAM_MAX];
     async_stream_name(stream, id);
-    char *text = json_dumps(data, JSON_COMPACT);
     struct append_ctx *c = malloc(sizeof(*c));
-    if (text == NULL || c == NULL) {
-        free(text);
-        free(c);
+    if (c == NULL)
         return FL_ENOMEM;
-    }
     *c = (struct append_ctx){a, cb, cbdata};
     struct fl_event_in ev = {type, text, strlen(text)};
     int rc = fl_store_append(a->store, stream, &ev, 1, expect, on_append, c);
-    free(text);
     if (rc < 0) {
         free(c);
         return rc;
     }
     async_op(a);
     return 0;
+}
+
+int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
+                 uint64_t expect, fl_store_cb cb, void *cbdata)
+{
+    char *text = json_dumps(data, JSON_COMPACT);
+    if (text == NULL)
+        return FL_ENOMEM;
+    int rc = async_append_text(a, id, type, text, expect, cb, cbdata);
+    free(text);
+    return rc;
 }
 
 struct read_ctx {

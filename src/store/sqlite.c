@@ -422,7 +422,8 @@ static void handle_closed(uv_handle_t *h)
         fl_sqlite_watch_free(w);
     }
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->writer.wake);
+    pthread_cond_destroy(&s->reader.wake);
     close(s->lock_fd);
     void (*done)(void *) = s->close_done;
     void *data = s->close_data;
@@ -436,7 +437,8 @@ static void stop_threads(struct fl_sqlite_store *s, int started)
     struct fl_sqlite_worker *workers[2] = {&s->writer, &s->reader};
     pthread_mutex_lock(&s->lock);
     s->writer.stop = s->reader.stop = true;
-    pthread_cond_broadcast(&s->cond);
+    pthread_cond_signal(&s->writer.wake);
+    pthread_cond_signal(&s->reader.wake);
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < started; i++)
         pthread_join(workers[i]->thread, NULL);
@@ -566,7 +568,8 @@ int fl_store_sqlite_open(uv_loop_t *loop, const char *dir, const struct fl_store
     if (rc < 0)
         goto out_close;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_cond_init(&s->cond, NULL);
+    pthread_cond_init(&s->writer.wake, NULL);
+    pthread_cond_init(&s->reader.wake, NULL);
     /* the threads wait for jobs (none yet: the loop's handles come after
      * them, so that a thread that cannot start leaves none to close) */
     struct fl_sqlite_worker *workers[2] = {&s->writer, &s->reader};
@@ -598,7 +601,8 @@ out_stop_threads:
     /* the threads started so far stop before their databases close */
     stop_threads(s, started);
     pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->cond);
+    pthread_cond_destroy(&s->writer.wake);
+    pthread_cond_destroy(&s->reader.wake);
 out_close:
     if (s->reader.db != NULL)
         close_worker_db(&s->reader);

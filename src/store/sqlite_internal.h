@@ -117,6 +117,7 @@ struct fl_sqlite_worker {
     sqlite3 *db;
     sqlite3_stmt *stmts[FL_SQLITE_STMTS];
     struct fl_sqlite_job *head, *tail;
+    pthread_cond_t wake; /* signalled when head turns non-NULL, or stop */
     bool writer;
     bool stop;
     uint64_t gseq;   /* writer: the last global event sequence given */
@@ -132,8 +133,7 @@ struct fl_sqlite_store {
     char path[4200];
     char description[4300];
     int lock_fd;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
+    pthread_mutex_t lock; /* the workers' queues, the done list, next_due */
     struct fl_sqlite_worker writer, reader;
     struct fl_sqlite_job *done_head, *done_tail; /* finished, waiting for the loop */
     int64_t next_due;                            /* earliest redelivery deadline (ms), 0: none */

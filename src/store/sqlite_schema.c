@@ -6,7 +6,7 @@
  * directory is refused instead of sharing the database.
  *
  * Format (PRAGMA application_id = 0x464c4e54 "FLNT", PRAGMA user_version =
- * the schema version, now 4; journal_mode=WAL, synchronous=FULL):
+ * the schema version, now 5; journal_mode=WAL, synchronous=FULL):
  *
  *   meta(key, value)        'revision': the last resource revision given;
  *                           'compacted': changes at or below it are gone;
@@ -48,7 +48,9 @@
  *                           a message every consumer is done with goes
  *                           from wherever it is
  *   dedup(topic, msg_id, seq, ts)
- *                           ids seen within the topic's window
+ *                           ids seen within the topic's window; the index
+ *                           on (topic, ts) lets the prune of ids past the
+ *                           window read only those
  *   consumers(topic, name, ack_wait, max_deliver, next_seq,
  *             max_ack_pending, deliver, start_seq)
  *                           next_seq: the first message never delivered;
@@ -72,7 +74,9 @@
  * Versions: 1 had no streams and recent tables (2 builds streams from
  * events); 2 had no leases, deliver policies, max_ack_pending or reasons
  * (3 adds them with their defaults); 3 had no topics.interest (4 adds it,
- * 0 for every topic). Each upgrade is one transaction with
+ * 0 for every topic); 4 had no index on dedup's times (5 adds it: without
+ * it every prune read every id a topic remembered, and a topic taking a
+ * steady stream of ids slowed down as they built up). Each upgrade is one transaction with
  * its user_version. A newer version and a foreign database are refused
  * untouched, and so is a damaged one: at every open, PRAGMA quick_check
  * reads every page of the tables flintd reads to start (all but events,
@@ -96,7 +100,7 @@
 #include <unistd.h>
 
 #define APPLICATION_ID 0x464c4e54
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 #define STREAMS_SCHEMA                                                                             \
     "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"        \
@@ -126,6 +130,10 @@ static const char migrate_3[] =
 static const char migrate_4[] = "ALTER TABLE topics ADD COLUMN interest INTEGER NOT NULL DEFAULT 0;"
                                 "PRAGMA user_version = 4;";
 
+/* From schema 4: the prune of de-duplication ids by time. */
+static const char migrate_5[] = "CREATE INDEX dedup_ts ON dedup(topic, ts);"
+                                "PRAGMA user_version = 5;";
+
 static const char schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
@@ -154,6 +162,7 @@ static const char schema[] =
     " count INTEGER NOT NULL, deadline INTEGER NOT NULL, dead INTEGER NOT NULL, reason TEXT,"
     " PRIMARY KEY(topic, consumer, seq)) WITHOUT ROWID;"
     "CREATE INDEX deliveries_due ON deliveries(dead, deadline);"
+    "CREATE INDEX dedup_ts ON dedup(topic, ts);"
     "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0), ('gseq', "
     "0);" LEASES_SCHEMA;
 
@@ -165,6 +174,7 @@ static const struct migration {
     {2, migrate_2},
     {3, migrate_3},
     {4, migrate_4},
+    {5, migrate_5},
 };
 
 int fl_sqlite_err(int rc)

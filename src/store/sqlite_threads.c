@@ -197,7 +197,7 @@ void *fl_sqlite_worker_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&s->lock);
         while (w->head == NULL && !w->stop)
-            pthread_cond_wait(&s->cond, &s->lock);
+            pthread_cond_wait(&w->wake, &s->lock);
         struct fl_sqlite_job *batch = w->head;
         w->head = w->tail = NULL;
         bool stop = w->stop;
@@ -424,12 +424,16 @@ int fl_sqlite_submit(struct fl_sqlite_store *s, struct fl_sqlite_job *j, bool wr
     j->on_writer = write;
     struct fl_sqlite_worker *w = write ? &s->writer : &s->reader;
     pthread_mutex_lock(&s->lock);
+    bool idle = w->head == NULL; /* else it has been woken already */
     if (w->tail != NULL)
         w->tail->next = j;
     else
         w->head = j;
     w->tail = j;
-    pthread_cond_broadcast(&s->cond);
+    /* only this worker: waking the other for nothing cost a futex wake-up
+     * per write and a thread scheduled to find no work */
+    if (idle)
+        pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

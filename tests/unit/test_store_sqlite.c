@@ -357,7 +357,38 @@ static int schema_version(void)
     return version;
 }
 
-#define SCHEMA_NOW 4
+#define SCHEMA_NOW 5
+
+/* The plan SQLite makes for the prune of a topic's de-duplication ids past
+ * its window: it must reach them by the (topic, ts) index, not read every
+ * id the topic remembers (schema 5). */
+static bool dedup_prune_uses_its_index(void)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
+    sqlite3 *db;
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    ASSERT_EQ(
+        sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN DELETE FROM dedup WHERE topic = ?1 AND ts < ?2",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        indexed |= detail != NULL && strstr(detail, "dedup_ts") != NULL;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return indexed;
+}
+
+TEST(the_prune_of_old_message_ids_reads_only_those)
+{
+    start(NULL);
+    stop();
+    ASSERT(dedup_prune_uses_its_index());
+}
 
 TEST(a_schema_1_store_is_upgraded_in_place)
 {
@@ -386,6 +417,7 @@ TEST(a_schema_1_store_is_upgraded_in_place)
     ASSERT_EQ(check_stream("wf/1", 1), 3);
     stop();
     ASSERT_EQ(schema_version(), SCHEMA_NOW);
+    ASSERT(dedup_prune_uses_its_index());
 }
 
 /* Schema 3, as flintd wrote it: topics without interest. */
