@@ -36,6 +36,7 @@ struct get_ctx {
     char topic[FL_INV_TOPIC_MAX];
     char consumer[FL_INV_TOPIC_MAX];
     char id[FL_UUID_STRLEN + 1];
+    uint64_t seq; /* the message's sequence, as its history says (0: unknown) */
     char after[FL_CURSOR_MAX];
     fl_async_json_cb cb;
     void *data;
@@ -66,7 +67,9 @@ static void on_dead_body(int err, const struct fl_store_result *res, void *data)
     struct fl_async *a = c->a;
     for (size_t i = 0; err == 0 && i < res->n; i++) {
         const struct fl_record *r = &res->records[i];
-        if (strcmp(r->key, c->id) != 0)
+        /* an async message's id is its invocation's; a trigger's message
+         * has its publisher's id (or none): found by its sequence */
+        if (strcmp(r->key, c->id) != 0 && (c->seq == 0 || r->seq != c->seq))
             continue;
         json_t *req = json_object_get(c->value, "request");
         const char *encoding;
@@ -102,6 +105,7 @@ static void on_get(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
     if (c->with_body && inv->status == FL_INV_DEAD && !inv->purged && inv->function[0]) {
         fl_strlcpy(c->topic, inv->topic, sizeof(c->topic));
         fl_strlcpy(c->consumer, inv->consumer, sizeof(c->consumer));
+        c->seq = inv->seq;
         if (dead_page(c) == 0)
             return;
     }

@@ -18,10 +18,11 @@
  * reading its body. One process, one libuv loop for all networking and
  * processes.
  *
- * What runs: the store; the executor, the router and the scheduler of time
- * triggers, kept in step with the store by a follower per kind of resource
- * (kinds/follow.h: environments and functions feed the executor, routes
- * the router, time triggers the scheduler); async invocations; the API. SIGTERM
+ * What runs: the store; the executor, the router, the scheduler of time
+ * triggers and the message-queue triggers, kept in step with the store by a
+ * follower per kind of resource (kinds/follow.h: environments and functions
+ * feed the executor, routes the router, time triggers the scheduler,
+ * messagequeuetriggers src/mq); async invocations; the API. SIGTERM
  * and SIGINT stop accepting, let requests in flight finish (up to
  * --drain), stop every instance, close the store and exit 0.
  */
@@ -41,6 +42,7 @@
 #include "invoke/invoke.h"
 #include "kinds/follow.h"
 #include "loop/lag.h"
+#include "mq/mq.h"
 #include "router/router.h"
 #include "timer/scheduler.h"
 #include "store/store.h"
@@ -147,6 +149,7 @@ struct flintd {
     struct fl_invoker *invoker;
     struct fl_async *async;
     struct fl_timer *timer;              /* time triggers, fired through async */
+    struct fl_mq *mq;                    /* message-queue triggers */
     struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
@@ -299,20 +302,31 @@ static void timer_closed(void *data)
         async_closed(d);
 }
 
+static void mq_closed(void *data)
+{
+    struct flintd *d = data;
+    d->mq = NULL;
+    if (d->timer != NULL)
+        fl_timer_close(d->timer, timer_closed, d);
+    else
+        timer_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers, the
- * time triggers (fires under way are answered), the async queue (attempts
- * under way are given back to the store), the executor (instances stop),
- * the invoker, then the store. */
+ * message-queue triggers (deliveries under way are given back to the
+ * store), the time triggers (fires under way are answered), the async
+ * queue (attempts under way are given back to the store), the executor
+ * (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
 {
     fl_kind_followers_free(d->followers);
     d->followers = NULL;
     fl_router_free(d->routing);
     d->routing = NULL;
-    if (d->timer != NULL)
-        fl_timer_close(d->timer, timer_closed, d);
+    if (d->mq != NULL)
+        fl_mq_close(d->mq, mq_closed, d);
     else
-        timer_closed(d);
+        mq_closed(d);
 }
 
 static void server_closed(void *data)
@@ -584,9 +598,19 @@ int main(int argc, char **argv)
     const struct fl_timer_config timer_cfg = {.store = d.store, .async = d.async};
     if (rc == 0 && (rc = fl_timer_new(&d.loop, &timer_cfg, &d.timer)) < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start time triggers", "err=\"%s\"", fl_strerror(rc));
+    /* message-queue triggers: their consumers in the store (builtin
+     * topics), their calls through the invoker */
+    const struct fl_mq_config mq_cfg = {.store = d.store,
+                                        .invoker = d.invoker,
+                                        .metrics = d.metrics,
+                                        .ready = ready,
+                                        .ready_data = &d};
+    if (rc == 0 && (rc = fl_mq_new(&d.loop, &mq_cfg, &d.mq)) < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "cannot start message-queue triggers", "err=\"%s\"",
+               fl_strerror(rc));
     /* every kind of resource, followed into the part that runs it */
     const struct fl_kind_parts parts = {
-        .executor = d.executor, .router = d.routing, .timer = d.timer};
+        .executor = d.executor, .router = d.routing, .timer = d.timer, .mq = d.mq};
     if (rc == 0)
         rc = fl_kind_followers_new(d.store, &parts, kind_applied, &d, &d.followers);
     if (rc == 0)

@@ -34,6 +34,7 @@ struct fl_kind_parts {
     struct fl_executor *executor; /* environments, functions */
     struct fl_router *router;     /* routes */
     struct fl_timer *timer;       /* time triggers */
+    struct fl_mq *mq;             /* message-queue triggers */
 };
 
 struct fl_kind_followers;

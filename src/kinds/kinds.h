@@ -81,7 +81,7 @@ struct fl_kind_check_ctx {
 };
 
 #define FL_KIND_MAX_FLAGS   24
-#define FL_KIND_MAX_COLUMNS 6
+#define FL_KIND_MAX_COLUMNS 7
 #define FL_KIND_MAX_REFS    4
 
 struct fl_kind {

@@ -84,7 +84,9 @@ def test_unreachable_daemon_says_what_to_do():
 def test_apply_refuses_invalid_specs_with_the_reason(tmp_path):
     cases = {
         "dup.yaml": ("kind: function\nname: a\nname: b\n", "dup.yaml:3:1: duplicate key 'name'"),
-        "kind.yaml": ("kind: gadget\nname: a\nspec: {}\n", "'kind' must be environment, function, timetrigger or route"),
+        "kind.yaml": ("kind: gadget\nname: a\nspec: {}\n",
+                      "'kind' must be environment, function, timetrigger, route or "
+                      "messagequeuetrigger"),
         "noname.yaml": ("kind: route\nspec: {}\n", "'name' is missing"),
         "spec.yaml": ("kind: route\nname: r\nspec: [1]\n", "'spec' must be a mapping"),
         "syntax.yaml": ("kind: route\nname: [unclosed\n", "syntax.yaml:"),

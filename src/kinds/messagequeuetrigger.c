@@ -1,0 +1,48 @@
+/* Message-queue triggers: a topic, a function, where responses and
+ * failures go, and how messages are retried (mq/spec.h has the fields). */
+#include "kinds/kinds.h"
+
+#include "mq/spec.h"
+
+static int mqt_check(json_t *spec, const struct fl_kind_check_ctx *ctx, struct fl_buf *err)
+{
+    struct fl_mqt_spec s;
+    return fl_mqt_spec_parse(spec, &s, err);
+}
+
+#define MQT_FLAGS                                                                                  \
+    "[--connector builtin] [--resp-topic TOPIC] [--error-topic TOPIC] [--max-retries N]"           \
+    " [--backoff DURATION] [--max-backoff DURATION] [--ack-wait DURATION] [--concurrency N]"       \
+    " [--content-type TYPE] [--paused]"
+
+const struct fl_kind fl_kind_messagequeuetrigger = {
+    .name = "messagequeuetrigger",
+    .plural = "messagequeuetriggers",
+    .word = "mqt",
+    .noun = "a message-queue trigger",
+    .create_usage = "--name NAME --topic TOPIC --function FN " MQT_FLAGS,
+    .update_usage = "--name NAME [--topic TOPIC] [--function FN] " MQT_FLAGS,
+    .flags = {{"--topic", "topic", FL_FLAG_STRING},
+              {"--function", "function", FL_FLAG_TARGET},
+              {"--connector", "connector", FL_FLAG_STRING},
+              {"--resp-topic", "respTopic", FL_FLAG_STRING},
+              {"--error-topic", "errorTopic", FL_FLAG_STRING},
+              {"--max-retries", "maxRetries", FL_FLAG_INT},
+              {"--backoff", "backoff", FL_FLAG_STRING},
+              {"--max-backoff", "maxBackoff", FL_FLAG_STRING},
+              {"--ack-wait", "ackWait", FL_FLAG_STRING},
+              {"--concurrency", "concurrency", FL_FLAG_INT},
+              {"--content-type", "contentType", FL_FLAG_STRING},
+              {"--paused", "paused", FL_FLAG_SWITCH}},
+    .columns = {{"NAME", "name"},
+                {"TOPIC", "spec.topic"},
+                {"FUNCTION", "spec.target.function"},
+                {"RESP", "spec.respTopic"},
+                {"ERROR", "spec.errorTopic"},
+                {"LAG", "status.consumer.lag"},
+                {"PENDING", "status.consumer.pending"}},
+    .refs = {{"target.function", "function", false}},
+    .check = mqt_check,
+    .status = "the MQ module's: connector, state (starting, running, paused, failed), error, "
+              "calls in flight, and its consumer's pending, lag and dead letters",
+};
