@@ -2,6 +2,8 @@
  * its parser. */
 #include "mq/spec.h"
 
+#include "topics/topics.h"
+
 #include "base/error.h"
 #include "base/str.h"
 
@@ -24,25 +26,13 @@ const char *fl_mqt_connector_name(enum fl_mqt_connector c)
 
 int fl_mqt_topic_check(const char *field, const char *name, struct fl_buf *err)
 {
-    size_t n = strlen(name);
-    bool ok = n >= 1 && n <= FL_MQT_TOPIC_MAX && name[n - 1] != '.' && strstr(name, "..") == NULL;
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = name[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        ok = alnum || (i > 0 && (c == '.' || c == '_' || c == '-'));
-    }
-    if (ok && strcmp(name, "async-callbacks") == 0) {
-        fl_buf_reset(err);
-        fl_buf_appendf(err, "%s: 'async-callbacks' is the topic of Flint's own callbacks", field);
-        return FL_EINVAL;
-    }
-    if (ok)
+    if (fl_topic_name_check(name, err) == 0)
         return 0;
+    /* the rule's own message, under the field's name */
+    char why[512];
+    fl_strlcpy(why, err->data != NULL ? err->data : "", sizeof(why));
     fl_buf_reset(err);
-    fl_buf_appendf(err,
-                   "%s: a topic is 1 to 256 letters, digits, '.', '_' or '-', starting with a "
-                   "letter or digit, without '..' and not ending with '.', not '%.80s'",
-                   field, name);
+    fl_buf_appendf(err, "%s: %s", field, fl_str_has_prefix(why, "topic: ") ? why + 7 : why);
     return FL_EINVAL;
 }
 
