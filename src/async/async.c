@@ -83,23 +83,6 @@ static json_t *headers_json(const struct fl_http_header *h, size_t n)
     return arr;
 }
 
-/* The request's headers for people: {lower-case name: value}, text only. */
-static json_t *headers_shown(const struct fl_http_header *h, size_t n)
-{
-    json_t *o = json_object();
-    for (size_t i = 0; o != NULL && i < n; i++) {
-        char name[256];
-        size_t len = h[i].name_len < sizeof(name) - 1 ? h[i].name_len : sizeof(name) - 1;
-        for (size_t k = 0; k < len; k++)
-            name[k] = (char)(h[i].name[k] >= 'A' && h[i].name[k] <= 'Z' ? h[i].name[k] + 32
-                                                                        : h[i].name[k]);
-        name[len] = '\0';
-        json_t *v = json_stringn(h[i].value, h[i].value_len);
-        json_object_set_new(o, name, v != NULL ? v : json_string("(not text)"));
-    }
-    return o;
-}
-
 static json_t *retry_json(const struct fl_retry_policy *p)
 {
     return json_pack("{s:i,s:I,s:I}", "maxAttempts", (json_int_t)p->max_attempts, "backoff",
@@ -288,13 +271,13 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
         fl_sha256_final_hex(&h, hex);
         snprintf(s->idem, sizeof(s->idem), "idem/%s/%s", r->target.name, hex);
     }
-    json_t *queued =
-        json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "function", r->target.name, "trigger",
-                  trigger, "method", r->method, "path", r->path, "query",
-                  r->query != NULL ? json_string(r->query) : json_null(), "headers",
-                  headers_shown(r->headers, r->nheaders), "retry", retry_json(&policy), "callback",
-                  r->callback_url != NULL ? json_string(r->callback_url) : json_null(), "idem",
-                  s->idem[0] != '\0' ? json_string(s->idem) : json_null());
+    json_t *queued = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "function", r->target.name,
+                               "trigger", trigger, "method", r->method, "path", r->path, "query",
+                               r->query != NULL ? json_string(r->query) : json_null(), "headers",
+                               fl_inv_headers_json(r->headers, r->nheaders, "(not text)"), "retry",
+                               retry_json(&policy), "callback",
+                               r->callback_url != NULL ? json_string(r->callback_url) : json_null(),
+                               "idem", s->idem[0] != '\0' ? json_string(s->idem) : json_null());
     s->queued = queued != NULL ? json_dumps(queued, JSON_COMPACT) : NULL;
     json_decref(queued);
     if (s->headers == NULL || s->queued == NULL)
@@ -584,20 +567,7 @@ static void on_recorded(int err, const struct fl_store_result *res, void *data)
 /* The API's form of a final answer. */
 static json_t *result_json(const struct fl_invoke_outcome *o)
 {
-    json_t *headers = json_object();
-    for (size_t i = 0; i < o->nheaders; i++) {
-        char name[128];
-        size_t n =
-            o->headers[i].name_len < sizeof(name) - 1 ? o->headers[i].name_len : sizeof(name) - 1;
-        for (size_t k = 0; k < n; k++) {
-            char c = o->headers[i].name[k];
-            name[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        }
-        name[n] = '\0';
-        json_t *v = json_stringn(o->headers[i].value, o->headers[i].value_len);
-        if (v != NULL)
-            json_object_set_new(headers, name, v);
-    }
+    json_t *headers = fl_inv_headers_json(o->headers, o->nheaders, NULL);
     size_t len = o->body_len < ASYNC_RESULT_MAX ? o->body_len : ASYNC_RESULT_MAX;
     const char *encoding;
     json_t *body = async_body_json(o->body != NULL ? o->body : "", len, &encoding);

@@ -278,6 +278,26 @@ void fl_inv_release(struct fl_inv *inv)
     memset(inv, 0, sizeof(*inv));
 }
 
+json_t *fl_inv_headers_json(const struct fl_http_header *h, size_t n, const char *not_text)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < n; i++) {
+        char name[256];
+        size_t len = h[i].name_len < sizeof(name) - 1 ? h[i].name_len : sizeof(name) - 1;
+        for (size_t k = 0; k < len; k++) {
+            char c = h[i].name[k];
+            name[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        name[len] = '\0';
+        json_t *v = json_stringn(h[i].value, h[i].value_len);
+        if (v == NULL && not_text != NULL)
+            v = json_string(not_text);
+        if (v != NULL)
+            json_object_set_new(o, name, v);
+    }
+    return o;
+}
+
 json_t *fl_inv_summary(const struct fl_inv *inv)
 {
     json_t *s = json_object();

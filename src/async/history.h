@@ -37,6 +37,7 @@
 
 #include "base/id.h"
 #include "exec/spec.h"
+#include "http/server.h" /* struct fl_http_header */
 #include "store/store.h"
 
 enum fl_inv_status {
@@ -85,6 +86,11 @@ struct fl_inv {
  * this file says; the rest are still folded), or FL_ENOMEM. */
 int fl_inv_fold(const char *id, const struct fl_record *events, size_t n, struct fl_inv *out);
 void fl_inv_release(struct fl_inv *inv);
+
+/* Headers as an invocation shows them: {lower-case name: value}, names
+ * cut at 255 bytes. A value that is not UTF-8 text is not_text instead, or
+ * left out when not_text is NULL. A new value, or NULL. */
+json_t *fl_inv_headers_json(const struct fl_http_header *h, size_t n, const char *not_text);
 
 /* The API's form for a list (no attempts, result or request). A new
  * value. */

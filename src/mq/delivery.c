@@ -134,23 +134,6 @@ static json_t *retry_json(const struct fl_mqt_spec *s)
                      (json_int_t)s->backoff_ms, "maxBackoff", (json_int_t)s->max_backoff_ms);
 }
 
-/* The message's headers for people: {lower-case name: value}. */
-static json_t *headers_shown(const struct delivery *d)
-{
-    json_t *o = json_object();
-    for (size_t i = 0; o != NULL && i < d->nh; i++) {
-        char name[256];
-        size_t n = d->hdrs[i].name_len < sizeof(name) - 1 ? d->hdrs[i].name_len : sizeof(name) - 1;
-        for (size_t k = 0; k < n; k++) {
-            char c = d->hdrs[i].name[k];
-            name[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        }
-        name[n] = '\0';
-        json_object_set_new(o, name, json_stringn(d->hdrs[i].value, d->hdrs[i].value_len));
-    }
-    return o;
-}
-
 static int append(struct delivery *d, const char *type, json_t *event, uint64_t expect,
                   fl_store_cb cb)
 {
@@ -175,10 +158,11 @@ static int record(struct delivery *d, const char *end, int64_t next_ms, fl_store
 {
     struct trigger *t = d->t;
     if (!d->history) {
-        json_t *q = json_pack("{s:s,s:s,s:s,s:s,s:n,s:o,s:o,s:n,s:n,s:s,s:s}", "function",
-                              d->spec.function, "trigger", t->label, "method", "POST", "path", "/",
-                              "query", "headers", headers_shown(d), "retry", retry_json(&d->spec),
-                              "callback", "idem", "topic", d->topic, "consumer", t->consumer);
+        json_t *q =
+            json_pack("{s:s,s:s,s:s,s:s,s:n,s:o,s:o,s:n,s:n,s:s,s:s}", "function", d->spec.function,
+                      "trigger", t->label, "method", "POST", "path", "/", "query", "headers",
+                      fl_inv_headers_json(d->hdrs, d->nh, NULL), "retry", retry_json(&d->spec),
+                      "callback", "idem", "topic", d->topic, "consumer", t->consumer);
         /* expect 0: written once, whoever writes it first */
         int rc = append(d, "queued", q, 0, NULL);
         if (rc < 0)

@@ -222,3 +222,17 @@ TEST(retry_delays_grow_exponentially_within_their_bound)
         ASSERT(hi > bounds[attempt - 1] * 3 / 4);
     }
 }
+
+TEST(headers_are_shown_by_lower_case_name_text_only)
+{
+    const struct fl_http_header h[] = {{"Content-Type", 12, "text/plain", 10},
+                                       {"X-Bin", 5, "\xff\xfe", 2}};
+    json_t *shown = fl_inv_headers_json(h, 2, "(not text)");
+    ASSERT_STR_EQ(json_string_value(json_object_get(shown, "content-type")), "text/plain");
+    ASSERT_STR_EQ(json_string_value(json_object_get(shown, "x-bin")), "(not text)");
+    json_decref(shown);
+    shown = fl_inv_headers_json(h, 2, NULL);
+    ASSERT_EQ(json_object_size(shown), 1);
+    ASSERT(json_object_get(shown, "x-bin") == NULL);
+    json_decref(shown);
+}
