@@ -216,12 +216,16 @@ spec: {environment: python, code: g.py, entrypoint: g.main}
     def builds():
         """What each build on disk deploys: v1, v2, v3 or gone."""
         found = {}
+        # the collector may remove a build while this looks at it: a file
+        # gone between the listing and the open was collected, not found
         for key in os.listdir(os.path.join(flintd.data_dir, "builds")):
             for name in ("k.py", "g.py"):
                 path = os.path.join(flintd.data_dir, "builds", key, "out", "deploy", name)
-                if os.path.exists(path):
+                try:
                     with open(path) as f:
                         found[f.read().split("'")[1]] = key
+                except FileNotFoundError:
+                    pass
         return found
 
     for v in ("v1", "v2", "v3"):
