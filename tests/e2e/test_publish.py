@@ -276,6 +276,8 @@ def main(req):
     out = {"found": sorted(set(found)), "env": os.environ.get("FLINT_PUBLISH")}
     out["own"] = post(os.environ["FLINT_PUBLISH"][5:], plan["topic"],
                       "X-Flint-Function: victim\\r\\n")
+    out["forged"] = post(os.environ["FLINT_PUBLISH"][5:], "hostile-out",
+                         "X-Flint-Function: victim\\r\\n")
     out["others"] = {p: post(p, plan["topic"]) for p in plan.get("paths", [])}
     return out
 """
@@ -288,12 +290,12 @@ def main(req):
 
 
 def test_a_hostile_function_cannot_publish_as_another(flintd, tmp_path, closer):
-    make_topics(flintd, "victims-topic")
+    make_topics(flintd, "victims-topic", "hostile-out")
     deploy(flintd, tmp_path, """
 ---
 kind: function
 name: hostile
-spec: {environment: python, code: hostile.py, entrypoint: hostile.main}
+spec: {environment: python, code: hostile.py, entrypoint: hostile.main, publishes: [hostile-out]}
 ---
 kind: function
 name: victim
@@ -306,6 +308,10 @@ spec: {environment: python, code: victim.py, entrypoint: victim.main, publishes:
     out = invoke(flintd, "hostile", {"topic": "victims-topic", "paths": run_dirs})
     # its own socket: refused, whatever it claims to be
     assert out["own"] == "403", out
+    # and what it may publish carries its own name, not the one it claims
+    assert out["forged"] == "202", out
+    got = messages(flintd, "hostile-out")
+    assert [m["headers"].get("X-Flint-Function") for m in got] == ["hostile"], got
     # it sees its own socket and no other instance's
     sockets = [p for p in out["found"] if p.endswith("/publish")]
     assert sockets == ["/run/flint/publish"], out["found"]
