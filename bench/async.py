@@ -142,6 +142,16 @@ def in_turn(names, i):
     return names[i % len(names):] + names[:i % len(names)]
 
 
+def alternate(configs, rounds, call):
+    """{name: [call(run, i) for each round i]} for each of configs' {name:
+    run}, each first in turn."""
+    runs = {name: [] for name in configs}
+    for i in range(rounds):
+        for name in in_turn(list(configs), i):
+            runs[name].append(call(configs[name], i))
+    return runs
+
+
 def accepting(d, tmp):
     print(f"accepting async invocations vs durable store publishes, same clients, "
           f"{os.cpu_count()} cores, {REPEAT} x {SECONDS}s each, alternating, medians")
@@ -239,10 +249,7 @@ def end_to_end(d):
           "medians")
     configs = {"sync, POST .../invoke": sync_calls, "async, submitted to last succeeded":
                async_calls}
-    runs = {name: [] for name in configs}
-    for i in range(E2E_REPEAT):
-        for name in in_turn(list(configs), i):
-            runs[name].append(configs[name](d, conns))
+    runs = alternate(configs, E2E_REPEAT, lambda run, i: run(d, conns))
     for name, results in runs.items():
         rate = statistics.median(r["rate"] for r in results)
         took = statistics.median(r["seconds"] for r in results)
@@ -260,19 +267,29 @@ def end_to_end(d):
     print(f"  ratio async/sync: {asyn / sync:.2f} (rounds {pairs[0]:.2f} to {pairs[-1]:.2f})")
 
 
+def hello_daemon(tmp, slots):
+    """A flintd (up to 64 clients and a poller from one address) with the C
+    hello function, one instance taking slots requests at once, called once."""
+    d = Daemon(tmp, ["--max-conns-per-addr", "0"])
+    try:
+        d.request("POST", "/v1/environments", {"name": "c", "spec": {"runtime": "c",
+                                                                    "poolsize": 1}})
+        deploy(d, "hello", upload(d, "hello.c"), concurrency=1, requestsPerInstance=slots,
+               minScale=1)
+        status, body = d.request("POST", "/v1/functions/hello/invoke", b"")
+        assert status == 200, body
+    except BaseException:
+        d.stop()
+        raise
+    return d
+
+
 def main():
     exit_on_signals()
     tmp = tempfile.mkdtemp(prefix="flint-bench-async.")
     d = None
     try:
-        # up to 64 clients and the poller from one address
-        d = Daemon(tmp, ["--max-conns-per-addr", "0"])
-        d.request("POST", "/v1/environments", {"name": "c", "spec": {"runtime": "c",
-                                                                    "poolsize": 1}})
-        deploy(d, "hello", upload(d, "hello.c"), concurrency=1, requestsPerInstance=SLOTS,
-               minScale=1)
-        status, body = d.request("POST", "/v1/functions/hello/invoke", b"")
-        assert status == 200, body
+        d = hello_daemon(tmp, SLOTS)
         accepting(d, tmp)
         if E2E_REPEAT > 0:
             end_to_end(d)

@@ -20,14 +20,14 @@
  *
  * Versioning: FLINT_FN_API_VERSION grows when this interface grows; a
  * function built against version N runs on runtimes of version N or later.
- * Everything below exists since version 1.
+ * Everything below exists since version 1 but flint_publish() (version 2).
  */
 #ifndef FLINT_FN_H
 #define FLINT_FN_H
 
 #include <stddef.h>
 
-#define FLINT_FN_API_VERSION 1
+#define FLINT_FN_API_VERSION 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,6 +70,22 @@ int flint_response_header(struct flint_response *resp, const char *name, const c
 int flint_response_write(struct flint_response *resp, const void *data, size_t len);
 int flint_response_printf(struct flint_response *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/*
+ * Publish a message (len bytes of body, and the headers given, which may be
+ * NULL when nheaders is 0; X-Flint-Message-Id names it for de-duplication)
+ * to topic, one of those the function's spec lists under `publishes`,
+ * through flintd's socket in the sandbox (FLINT_PUBLISH). It blocks until
+ * flintd answers (30 s at most) and returns the answer's status: 202 once
+ * the message is durable; 403 for a topic the spec does not list, 404 for
+ * one that does not exist, 413 for a body over flintd's bound, 400 for a
+ * bad message id, 503/507 when the store failed. -1 if it could not ask:
+ * no FLINT_PUBLISH, a header that cannot be sent (as for
+ * flint_response_header()), the socket unreachable, or no HTTP answer in
+ * time. Since version 2.
+ */
+int flint_publish(const char *topic, const void *body, size_t len,
+                  const struct flint_header *headers, size_t nheaders);
 
 /* Every function carries the version it was built against. */
 #ifndef FLINT_RUNTIME

@@ -20,12 +20,16 @@
 #include "http/serve.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_RESPONSE_HEADERS 32
@@ -96,6 +100,101 @@ int flint_response_printf(struct flint_response *resp, const char *fmt, ...)
     int rc = fl_buf_vappendf(&resp->body, fmt, ap);
     va_end(ap);
     return rc == 0 ? 0 : -1;
+}
+
+/* Publishing (fn.h): one blocking HTTP/1.1 request over FLINT_PUBLISH, with
+ * Connection: close, its answer read to the end (bounded) for its status. */
+#define PUBLISH_TIMEOUT_S   30
+#define PUBLISH_ANSWER_MAX  (64u << 10)
+#define PUBLISH_HEADERS_MAX (64u << 10)
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The request line and headers of a publish into head; -1 if a header
+ * cannot be sent or they do not fit. */
+static int publish_head(struct fl_buf *head, const char *topic, size_t len,
+                        const struct flint_header *headers, size_t nheaders)
+{
+    int rc = fl_buf_appends(head, "POST /topics/");
+    for (const char *c = topic; rc == 0 && *c != '\0'; c++) {
+        bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                     (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-';
+        rc = plain ? fl_buf_appendc(head, *c) : fl_buf_appendf(head, "%%%02X", (unsigned char)*c);
+    }
+    rc = rc ? rc
+            : fl_buf_appendf(head,
+                             "/messages HTTP/1.1\r\nHost: flint\r\nConnection: close\r\n"
+                             "Content-Length: %zu\r\n",
+                             len);
+    for (size_t i = 0; rc == 0 && i < nheaders; i++) {
+        const char *n = headers[i].name, *v = headers[i].value;
+        if (n == NULL || v == NULL || !fl_http_header_settable(n, strlen(n), v, strlen(v)) ||
+            fl_str_ieq(n, strlen(n), "connection") || fl_str_ieq(n, strlen(n), "host"))
+            return -1;
+        rc = fl_buf_appendf(head, "%s: %s\r\n", n, v);
+    }
+    rc = rc ? rc : fl_buf_appends(head, "\r\n");
+    return rc == 0 ? 0 : -1;
+}
+
+int flint_publish(const char *topic, const void *body, size_t len,
+                  const struct flint_header *headers, size_t nheaders)
+{
+    const char *where = getenv("FLINT_PUBLISH");
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (topic == NULL || where == NULL || strncmp(where, "unix:", 5) != 0 ||
+        strlen(where + 5) >= sizeof(sun.sun_path) || (body == NULL && len > 0))
+        return -1;
+    memcpy(sun.sun_path, where + 5, strlen(where + 5) + 1);
+    struct fl_buf head, answer;
+    fl_buf_init(&head, PUBLISH_HEADERS_MAX);
+    fl_buf_init(&answer, PUBLISH_ANSWER_MAX);
+    int status = -1, fd = -1;
+    if (publish_head(&head, topic, len, headers, nheaders) < 0)
+        goto out;
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = PUBLISH_TIMEOUT_S};
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+        connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0)
+        goto out;
+    if (write_all(fd, head.data, head.len) < 0 || write_all(fd, body, len) < 0)
+        goto out;
+    char chunk[4096];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || fl_buf_append(&answer, chunk, (size_t)r) < 0)
+            break; /* the end, a timeout, or more than a status needs */
+    }
+    /* "HTTP/1.1 202 Accepted" */
+    int64_t code;
+    char digits[4] = "";
+    if (answer.len >= 12 && strncmp(answer.data, "HTTP/1.", 7) == 0 &&
+        (answer.data[12] == ' ' || answer.data[12] == '\r')) {
+        memcpy(digits, answer.data + 9, 3);
+        if (fl_parse_i64(digits, 100, 599, &code) == 0)
+            status = (int)code;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    fl_buf_release(&head);
+    fl_buf_release(&answer);
+    return status;
 }
 
 /* ---- the contract ---- */

@@ -9,7 +9,7 @@
 //
 // functionName is "file.func" ("main" in the file given, by default). The
 // function gets a context {request: {method, path, query, headers, body,
-// text(), json(), params}} and returns, or resolves to, an object of only
+// text(), json(), params}, publish(topic, body, {headers, msgId})} and returns, or resolves to, an object of only
 // {status, headers, body}, or a body (a string, a Buffer, or anything else,
 // sent as JSON). A status outside 200-599, a header name that is not a
 // token, a value with a control character, or a Content-Length or
@@ -25,6 +25,48 @@ const MAX_BODY = Number(process.env.FLINT_MAX_BODY || 64 * 1024 * 1024);
 
 let fn = null;
 let fnName = null;
+
+// Publish body to topic through flintd's socket in the sandbox
+// (FLINT_PUBLISH; docs/runtime-contract.md, "Publishing to topics"): a
+// promise of the answer {topic, seq, duplicate} once the message is
+// durable, rejected with an Error carrying status, code and error (403
+// topic_not_allowed: a topic the spec's publishes does not list).
+function publish(topic, body, options = {}) {
+  return new Promise((resolve, reject) => {
+    const where = process.env.FLINT_PUBLISH || '';
+    if (!where.startsWith('unix:')) {
+      const e = new Error('FLINT_PUBLISH is not set: this instance cannot publish');
+      e.status = 0;
+      e.code = 'no_publish_socket';
+      return reject(e);
+    }
+    const data = Buffer.isBuffer(body) ? body : Buffer.from(body === undefined ? '' : String(body));
+    const headers = Object.assign({}, options.headers || {}, { 'Content-Length': data.length });
+    if (options.msgId !== undefined) headers['X-Flint-Message-Id'] = String(options.msgId);
+    const req = http.request({
+      socketPath: where.slice(5),
+      method: 'POST',
+      path: `/topics/${encodeURIComponent(String(topic))}/messages`,
+      headers,
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        let answer = null;
+        try { answer = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'); } catch (e) { /* not JSON */ }
+        if (res.statusCode === 202) return resolve(answer);
+        const error = (answer && answer.error) || {};
+        const e = new Error(`publish failed: ${res.statusCode} ${error.code || ''}: ${error.message || ''}`);
+        e.status = res.statusCode;
+        e.code = error.code;
+        e.error = error;
+        reject(e);
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
 
 function send(res, status, headers, body) {
   res.writeHead(status, Object.assign({ 'Content-Length': Buffer.byteLength(body) }, headers));
@@ -136,7 +178,7 @@ async function invoke(req, res, body) {
   };
   let out;
   try {
-    out = toResponse(await fn({ request }));
+    out = toResponse(await fn({ request, publish }));
   } catch (e) {
     if (e instanceof InvalidResponse) {
       console.error(`${fnName} returned an invalid response: ${e.message}`);

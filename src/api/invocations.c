@@ -34,6 +34,11 @@ static void on_json(int err, json_t *value, void *data)
     else if (err == FL_ECONFLICT)
         fl_http_respond_error(req, 409, "conflict",
                               "the invocation is not in a state that allows this (see its status)");
+    else if (err == FL_ENOTSUP)
+        fl_http_respond_error(req, 409, "consumer_gone",
+                              "the dead letter's message-queue trigger is gone (deleted, or "
+                              "moved to another topic) and its consumer with it: nothing can "
+                              "deliver it again; purge it, or publish its body anew");
     else if (err == FL_EINVAL)
         fl_http_respond_error(req, 400, "invalid", "invalid query");
     else

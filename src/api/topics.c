@@ -700,15 +700,7 @@ static void one_topic(struct api_topics *t, struct fl_http_request *req, const c
     const char *m = req->method, *slash = strchr(rest, '/');
     size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
     char name[FL_TOPIC_NAME_MAX + 1];
-    struct fl_buf why;
-    fl_buf_init(&why, 512);
-    bool valid = len <= FL_TOPIC_NAME_MAX;
-    if (valid) {
-        memcpy(name, rest, len);
-        name[len] = '\0';
-        valid = fl_topic_name_check(name, &why) == 0;
-    }
-    fl_buf_release(&why);
+    bool valid = fl_topic_name_from(rest, len, name) == 0;
     bool is_messages = slash != NULL && strcmp(slash, "/messages") == 0;
     if (slash != NULL && !is_messages) {
         fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);

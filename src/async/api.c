@@ -260,52 +260,23 @@ static void on_streams(int err, const struct fl_store_result *res, void *data)
     async_op_done(a);
 }
 
-static void on_dead_list(int err, const struct fl_store_result *res, void *data)
-{
-    struct list_ctx *c = data;
-    struct fl_async *a = c->a;
-    if (err == 0)
-        err = list_names(c, res->n);
-    if (err == FL_ENOENT) {
-        list_answer(c, 0); /* no queue yet: no dead letters */
-        async_op_done(a);
-        return;
-    }
-    if (err < 0) {
-        list_answer(c, err);
-        async_op_done(a);
-        return;
-    }
-    for (size_t i = 0; i < res->n; i++)
-        if (strlen(res->records[i].key) == FL_UUID_STRLEN)
-            fl_strlcpy(c->ids[c->n++], res->records[i].key, sizeof(c->ids[0]));
-    c->scanned += res->n;
-    c->last_page = res->next == NULL;
-    fl_strlcpy(c->next, res->next ? res->next : "", sizeof(c->next));
-    list_read(c);
-    async_op_done(a);
-}
-
+/*
+ * A page of the invocations' streams, each read and kept if it passes. Dead
+ * letters too are found this way, for one function as for all: those of
+ * its async queue and those its message-queue triggers parked (each in its
+ * trigger's consumer, under a message id of its publisher's), which only
+ * the invocations' histories tie to the function.
+ */
 static int list_page(struct list_ctx *c)
 {
     struct fl_async *a = c->a;
     size_t want = c->limit - json_array_size(c->items);
     char after[FL_CURSOR_MAX + 4];
-    bool streams = !(c->dead && c->function[0] != '\0');
-    snprintf(after, sizeof(after), "%s%s", streams && c->after[0] ? "inv/" : "", c->after);
+    snprintf(after, sizeof(after), "%s%s", c->after[0] ? "inv/" : "", c->after);
     if (strlen(after) >= FL_CURSOR_MAX)
         return FL_EINVAL;
     struct fl_page page = {want < 200 ? want : 200, after};
-    int rc;
-    if (c->dead && c->function[0] != '\0') {
-        char topic[ASYNC_TOPIC_MAX];
-        snprintf(topic, sizeof(topic), ASYNC_TOPIC_PREFIX "%s", c->function);
-        rc = fl_store_dead(a->store, topic, ASYNC_CONSUMER, &page, on_dead_list, c);
-    } else {
-        /* dead letters of every function: read the invocations and keep
-         * the dead ones (the store keeps dead letters per queue) */
-        rc = fl_store_streams(a->store, "inv/", &page, on_streams, c);
-    }
+    int rc = fl_store_streams(a->store, "inv/", &page, on_streams, c);
     if (rc == 0)
         async_op(a);
     return rc;
@@ -421,14 +392,18 @@ int fl_async_cancel(struct fl_async *a, const char *id, fl_async_json_cb cb, voi
  * every one, the dead letters are listed first (fl_async_list) and done in
  * turn.
  */
+#define STEER_MAX 100000 /* dead letters one call steers at most */
+
 struct steer {
     struct fl_async *a;
     bool redrive;
-    json_t *ids;  /* to do */
-    size_t next;  /* index into ids */
-    json_t *done; /* ids done */
+    char function[FL_NAME_MAX + 1]; /* "": every function's */
+    json_t *ids;                    /* to do */
+    size_t next;                    /* index into ids */
+    json_t *done;                   /* ids done */
     struct fl_inv cur;
-    bool single; /* one id: its errors are the answer */
+    uint64_t last_seq; /* cur's history's, for the redriven event's fence */
+    bool single;       /* one id: its errors are the answer */
     fl_async_json_cb cb;
     void *data;
 };
@@ -507,6 +482,8 @@ static void on_redriven_recorded(int err, const struct fl_store_result *res, voi
         steer_one_done(s, err);
 }
 
+static void on_steer_consumer(int err, const struct fl_store_result *res, void *data);
+
 static void on_steer_read(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
 {
     struct steer *s = data;
@@ -517,20 +494,48 @@ static void on_steer_read(int err, struct fl_inv *inv, uint64_t last_seq, void *
         return;
     }
     s->cur = *inv;
+    s->last_seq = last_seq;
     /* keep what the release would free: the fold gave them to us */
     memset(inv, 0, sizeof(*inv));
     inv->json = NULL;
-    if (s->redrive) {
-        json_t *d = json_pack("{s:i}", "attempts", (int)s->cur.attempts);
-        err = d != NULL
-                  ? async_append(s->a, s->cur.id, "redriven", d, last_seq, on_redriven_recorded, s)
-                  : FL_ENOMEM;
-        json_decref(d);
-    } else {
+    /* the consumer that holds the letter first: a trigger's goes with the
+     * trigger (deleted, or moved to another topic) */
+    err = fl_store_consumer_info(s->a->store, s->cur.topic, s->cur.consumer, on_steer_consumer, s);
+    if (err == 0)
+        async_op(s->a);
+    else
+        steer_one_done(s, err);
+}
+
+/* Steer the letter, its consumer found (or not). */
+static int steer_found(struct steer *s, int err)
+{
+    if (err == FL_ENOENT && s->redrive)
+        return FL_ENOTSUP; /* nothing can deliver it again */
+    json_t *d = NULL;
+    if (err == FL_ENOENT) { /* purged with its consumer: record it */
+        d = json_pack("{s:s}", "reason", "its consumer is gone");
+        err = d ? async_append(s->a, s->cur.id, "purged", d, FL_SEQ_ANY, on_steer_recorded, s)
+                : FL_ENOMEM;
+    } else if (err == 0 && s->redrive) {
+        d = json_pack("{s:i}", "attempts", (int)s->cur.attempts);
+        err = d ? async_append(s->a, s->cur.id, "redriven", d, s->last_seq, on_redriven_recorded, s)
+                : FL_ENOMEM;
+    } else if (err == 0) {
         err = steer_store(s);
     }
+    json_decref(d);
+    return err;
+}
+
+static void on_steer_consumer(int err, const struct fl_store_result *res, void *data)
+{
+    struct steer *s = data;
+    struct fl_async *a = s->a;
+    err = steer_found(s, err);
     if (err < 0)
         steer_one_done(s, err);
+    async_op_done(a);
 }
 
 static void steer_next(struct steer *s)
@@ -559,6 +564,15 @@ static void on_dead_listed(int err, json_t *value, void *data)
     json_t *item;
     json_array_foreach(json_object_get(value, "items"), i, item)
         json_array_append(s->ids, json_object_get(item, "id"));
+    /* a page may stop at the scan's bound: read on to the end */
+    const char *next = json_string_value(json_object_get(value, "next"));
+    if (next != NULL && json_array_size(s->ids) < STEER_MAX) {
+        err = fl_async_list(s->a, s->function[0] ? s->function : NULL, NULL, true, 1000, next,
+                            on_dead_listed, s);
+        if (err < 0)
+            steer_answer(s, err);
+        return;
+    }
     steer_next(s);
 }
 
@@ -568,7 +582,12 @@ static int steer(struct fl_async *a, bool redrive, const char *id, const char *f
     struct steer *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return FL_ENOMEM;
+    if (function != NULL && strlen(function) > FL_NAME_MAX) {
+        free(s);
+        return FL_EINVAL;
+    }
     *s = (struct steer){.a = a, .redrive = redrive, .single = id != NULL, .cb = cb, .data = data};
+    fl_strlcpy(s->function, function ? function : "", sizeof(s->function));
     s->ids = json_array();
     s->done = json_array();
     int rc = FL_ENOMEM;

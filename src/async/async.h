@@ -166,7 +166,9 @@ int fl_async_get(struct fl_async *a, const char *id, bool with_body, fl_async_js
                  void *data);
 
 /* A page of invocations, newest first: {"items": [...], "next"}. function
- * and status (NULL: any) filter; dead: only dead letters. */
+ * and status (NULL: any) filter; dead: only dead letters (async ones and
+ * message-queue triggers' alike). At most 2000 invocations are read for one
+ * page: a page may hold fewer items than asked for, and "next" goes on. */
 int fl_async_list(struct fl_async *a, const char *function, const char *status, bool dead,
                   size_t limit, const char *after, fl_async_json_cb cb, void *data);
 
@@ -175,7 +177,12 @@ int fl_async_cancel(struct fl_async *a, const char *id, fl_async_json_cb cb, voi
 
 /* Redrive or purge the dead letter id, or (id NULL) every dead letter of
  * function (NULL: of every function): {"redriven": [ids]} or
- * {"purged": [ids]}. */
+ * {"purged": [ids]}. A message-queue trigger's dead letter is redriven in
+ * place, in its trigger's consumer (the same invocation id, its attempts
+ * going on; publishing it anew would hand it to the topic's other
+ * consumers too); one whose consumer is gone (the trigger deleted or moved
+ * to another topic) cannot be: FL_ENOTSUP, and a purge records it purged.
+ * With id NULL, a letter that fails is logged and skipped. */
 int fl_async_redrive(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,
                      void *data);
 int fl_async_purge(struct fl_async *a, const char *id, const char *function, fl_async_json_cb cb,

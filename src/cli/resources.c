@@ -80,14 +80,26 @@ static int apply_flag(struct cli *cli, const struct fl_kind_flag *f, const char 
             return cli_error("%s takes true or false, not '%s'", f->name, value), 2;
         json_object_set_new(parent, key, json_boolean(strcmp(value, "true") == 0));
         return 0;
-    case FL_FLAG_LIST: {
+    case FL_FLAG_LIST:
+    case FL_FLAG_NAMES: {
         json_t *list = json_object_get(parent, key);
         if (!*lists_reset || !json_is_array(list)) {
             list = json_array();
             json_object_set_new(parent, key, list);
             *lists_reset = true;
         }
-        json_array_append_new(list, json_string(value));
+        if (f->type == FL_FLAG_LIST)
+            return json_array_append_new(list, json_string(value)) < 0 ? cli_error("out of memory")
+                                                                       : 0;
+        /* a comma list; empty items (a trailing comma, '' alone) are no names */
+        for (const char *p = value; *p != '\0';) {
+            size_t n = strcspn(p, ",");
+            if (n > 0 && json_array_append_new(list, json_stringn(p, n)) < 0)
+                return cli_error("out of memory");
+            p += n + (p[n] == ',');
+        }
+        if (json_array_size(list) == 0) /* none: the field goes (a table shows "-") */
+            json_object_del(parent, key);
         return 0;
     }
     case FL_FLAG_ENVVAR: {

@@ -122,6 +122,7 @@ struct instance {
     char dir[PATH_MAX];
     char target[PATH_MAX + 16];
     struct fl_sandbox *sb;
+    void *publish; /* its publish socket (cfg.publish), or NULL */
     struct fl_http_call *probe;
     uv_timer_t timer; /* health probes, then nothing */
     uint64_t started_ns, deadline_ns, last_used_ns;
@@ -206,6 +207,7 @@ static void instance_specialize(struct instance *inst);
 static void env_maybe_free(struct env *e);
 static void inflight_unlink(struct fl_invocation *inv);
 static void room_check(struct function *fn);
+static void publish_close(struct instance *inst);
 
 void fl_executor_config_init(struct fl_executor_config *cfg)
 {
@@ -541,6 +543,7 @@ static void on_instance_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, in
     struct fl_limits limits;
     bool was_stopping = inst->state == INST_STOPPING;
     inst->sb = NULL;
+    publish_close(inst);
     describe_exit(inst, how, status, instance_limits(inst, &limits));
     if (inst->probe != NULL)
         fl_http_client_cancel(inst->probe);
@@ -741,6 +744,41 @@ static int listen_unix(const char *path)
     return fd;
 }
 
+/* Its publish socket, if publishing is on: p/publish in its directory
+ * (executor.h). On failure the instance starts without one. */
+static void publish_open(struct instance *inst, char *dir, size_t dir_size)
+{
+    const struct fl_executor_publish *p = inst->ex->cfg.publish;
+    char path[PATH_MAX + 16];
+    dir[0] = '\0';
+    if (p == NULL)
+        return;
+    int rc = fl_path_join(dir, dir_size, inst->dir, "p");
+    rc = rc ? rc : fl_path_join(path, sizeof(path), dir, "publish");
+    if (rc == 0 && mkdir(dir, 0755) != 0)
+        rc = -errno;
+    rc = rc ? rc : p->open(p->data, path, &inst->publish);
+    if (rc < 0) {
+        fl_log(FL_LOG_WARN, "exec", "an instance starts without its publish socket",
+               "dir=%s err=\"%s\"", inst->dir, fl_strerror(rc));
+        inst->publish = NULL;
+        dir[0] = '\0';
+    }
+}
+
+static void publish_assign(struct instance *inst)
+{
+    if (inst->publish != NULL && inst->fn != NULL)
+        inst->ex->cfg.publish->assign(inst->publish, inst->fn->name);
+}
+
+static void publish_close(struct instance *inst)
+{
+    if (inst->publish != NULL)
+        inst->ex->cfg.publish->close(inst->publish);
+    inst->publish = NULL;
+}
+
 /*
  * Start an instance: generic for env's pool (fn NULL), or for fn with its
  * own settings. Its directory gets code/ (-> /code) and sock/ (-> /run/flint).
@@ -759,7 +797,7 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     inst->state = INST_STARTING;
     fl_queue_init(&inst->inflight);
     fl_queue_init(&inst->node);
-    char code[PATH_MAX + 8], sock[PATH_MAX + 8];
+    char code[PATH_MAX + 8], sock[PATH_MAX + 8], pub_dir[PATH_MAX + 8];
     int path_rc = fl_path_fmt(inst->dir, sizeof(inst->dir), "%s/%x", ex->run_dir, inst->serial);
     path_rc = path_rc ? path_rc : fl_path_join(code, sizeof(code), inst->dir, "code");
     path_rc = path_rc ? path_rc : fl_path_join(sock, sizeof(sock), inst->dir, "s");
@@ -783,6 +821,8 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
         free(inst);
         return NULL;
     }
+
+    publish_open(inst, pub_dir, sizeof(pub_dir));
 
     bool inside = ex->mode.bwrap;
     const char *rt = inside ? "/runtime" : e->runtime_dir;
@@ -826,6 +866,14 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     env_vars[n++] = listen;
     snprintf(id_var, sizeof(id_var), "FLINT_INSTANCE=%s", inst->id);
     env_vars[n++] = id_var;
+    char publish_var[PATH_MAX + 64];
+    if (inst->publish != NULL) {
+        if (inside)
+            snprintf(publish_var, sizeof(publish_var), "FLINT_PUBLISH=unix:/run/flint/publish");
+        else
+            snprintf(publish_var, sizeof(publish_var), "FLINT_PUBLISH=unix:%s/publish", pub_dir);
+        env_vars[n++] = publish_var;
+    }
     char *owned[260];
     size_t nowned = 0;
     if (fn != NULL) {
@@ -847,6 +895,7 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
         }
         inst->fn = fn;
         inst->fn_revision = fn->revision;
+        publish_assign(inst);
     }
     env_vars[n] = NULL;
 
@@ -857,6 +906,7 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
                                    .runtime_dir =
                                        e->spec.runtime == FL_RUNTIME_CUSTOM ? NULL : e->runtime_dir,
                                    .listen_fd = listen_fd,
+                                   .publish_dir = inst->publish != NULL ? pub_dir : NULL,
                                    .limits = *instance_limits(inst, &limits),
                                    .network = e->spec.network};
     int rc = fl_sandbox_spawn(ex->loop, &ex->mode, &spec, on_instance_line, on_instance_exit, inst,
@@ -867,6 +917,7 @@ static struct instance *instance_start(struct fl_executor *ex, struct env *e, st
     if (rc < 0) {
         if (fn != NULL)
             fn_note(fn, inst, "cannot start an instance: %s", fl_strerror(rc));
+        publish_close(inst);
         fl_remove_tree(inst->dir);
         free(inst);
         return NULL;
@@ -1131,6 +1182,7 @@ static bool start_for(struct function *fn, struct env *e)
             e->pool_idle--;
             inst->fn = fn;
             inst->fn_revision = fn->revision;
+            publish_assign(inst);
             fl_queue_insert_head(&fn->instances, &inst->node);
             inst->started_ns = now_ns();
             fn->cold_starts++;
@@ -2147,6 +2199,17 @@ int fl_executor_function_retry(struct fl_executor *ex, const char *name,
     if (f == NULL)
         return FL_ENOENT;
     *out = f->spec.retry;
+    return 0;
+}
+
+int fl_executor_function_publishes(struct fl_executor *ex, const char *name, char *const **topics,
+                                   size_t *n)
+{
+    struct function *f = fn_find(ex, name);
+    if (f == NULL || f->removed)
+        return FL_ENOENT;
+    *topics = f->spec.publishes;
+    *n = f->spec.npublishes;
     return 0;
 }
 

@@ -27,11 +27,11 @@
  *    a function (build failures, crashes, load errors) go there too, as
  *    stream "flint".
  *
- * Instances live under DIR/run/<n>/ (code/ bound at /code, sock/ at
- * /run/flint) which is emptied at start; their cgroups are removed by the
- * sandbox. Linking a build into code/ and removing an instance's directory
- * run on libuv's thread pool (an instance is never picked before its link
- * is done); everything else runs on the loop's thread.
+ * Instances live under DIR/run/<n>/ (code/ bound at /code, p/ read-only
+ * at /run/flint when publishing is on, s the listening socket) which is
+ * emptied at start; their cgroups are removed by the sandbox. Linking a build into code/ and
+ * removing an instance's directory run on libuv's thread pool (an instance is never picked before
+ * its link is done); everything else runs on the loop's thread.
  *
  * Collection (every gc_interval_ms, once fl_executor_functions_loaded()
  * said the function list is whole, file work on the thread pool, see
@@ -60,6 +60,24 @@
 struct fl_executor;
 struct fl_invocation;
 
+/*
+ * Publishing from instances (topics/publish.h serves it). With these set,
+ * every instance gets a directory DIR/run/<n>/p (0755, in the instance's
+ * 0700 directory: no other sandbox and no host user can reach it), bound
+ * read-only at /run/flint inside its sandbox; open() is asked to listen on
+ * p/publish, which the instance sees as FLINT_PUBLISH=unix:/run/flint/publish
+ * (without bubblewrap, the host path: unreachable by the unprivileged uid, so
+ * publishing needs the sandbox). assign() names the function the instance is
+ * given (once: a started-for or taken warm instance); close() runs when the
+ * instance is gone. An open() that fails starts the instance without it.
+ */
+struct fl_executor_publish {
+    int (*open)(void *data, const char *path, void **handle);
+    void (*assign)(void *handle, const char *function);
+    void (*close)(void *handle);
+    void *data;
+};
+
 struct fl_executor_config {
     const char *data_dir;     /* builds/ and run/ are made here */
     const char *runtimes_dir; /* <dir>/<runtime>/: the runtime tree (share/flint/runtimes) */
@@ -76,6 +94,7 @@ struct fl_executor_config {
     uint64_t gc_interval_ms;    /* collection period (see below); default 5 min, 0: never */
     uint64_t build_grace_ms;    /* a build unused this long is removed; default 1 h */
     uint64_t code_grace_ms;     /* a code blob unnamed this long is removed; default 1 h */
+    const struct fl_executor_publish *publish; /* borrowed; NULL: instances cannot publish */
 };
 
 void fl_executor_config_init(struct fl_executor_config *cfg);
@@ -203,6 +222,12 @@ void fl_executor_update_metrics(struct fl_executor *ex);
  * `retry`, or the defaults): 0, or FL_ENOENT. */
 int fl_executor_function_retry(struct fl_executor *ex, const char *name,
                                struct fl_retry_policy *out);
+
+/* The topics function name's current revision may publish to (its spec's
+ * `publishes`): 0 with *topics (n names) valid until the function changes
+ * (use them at once, on the loop), or FL_ENOENT. */
+int fl_executor_function_publishes(struct fl_executor *ex, const char *name, char *const **topics,
+                                   size_t *n);
 
 /* One function's state, with its build log (NULL if unknown). The caller
  * owns it. */

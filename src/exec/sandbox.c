@@ -830,6 +830,8 @@ static int bwrap_items(const struct fl_sandbox_spec *spec, struct fl_buf *d)
         rc = bind_item(d, "bind-ro", "/runtime", spec->runtime_dir);
     if (rc == 0 && spec->out_dir != NULL)
         rc = bind_item(d, "bind-rw", "/run/flint", spec->out_dir);
+    if (rc == 0 && spec->publish_dir != NULL)
+        rc = bind_item(d, "bind-ro", "/run/flint", spec->publish_dir);
     return rc;
 }
 

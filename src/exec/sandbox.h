@@ -14,7 +14,8 @@
  * directory stays invisible), /proc with /proc/sys read-only, a minimal
  * /dev, a private /tmp of tmp_bytes (a tmpfs: nothing reaches the host's
  * disk), the code read-only at /code, the runtime read-only at /runtime, a
- * build's output directory writable at /run/flint, and a read-only root.
+ * build's output directory writable at /run/flint (an instance's publish
+ * socket's directory read-only there), and a read-only root.
  * The environment is exactly the spec's, set by bwrap inside: it is in no
  * argument list and no environment outside the sandbox.
  *
@@ -105,6 +106,8 @@ struct fl_sandbox_spec {
     const char *runtime_dir; /* -> /runtime, read-only; may be NULL */
     const char *out_dir;     /* -> /run/flint, writable (a build's output; given to
                               * the sandbox's uid); may be NULL */
+    const char *publish_dir; /* -> /run/flint, read-only (an instance's: the directory of
+                              * its publish socket, which stays connectable); may be NULL */
     int listen_fd;           /* a listening socket the program gets as fd 3; -1: none */
     uint64_t tmp_bytes;      /* the size of the private /tmp; 0: 64 MiB */
     struct fl_limits limits;

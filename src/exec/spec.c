@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/str.h"
+#include "topics/topics.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -226,9 +227,9 @@ int fl_env_spec_parse(json_t *spec, struct fl_env_spec *out, struct fl_buf *err)
 
     memset(out, 0, sizeof(*out));
     rc = fl_spec_check_fields(spec, fields,
-                      "an environment (runtime, command, builder, poolsize, "
-                      "network, limits)",
-                      err);
+                              "an environment (runtime, command, builder, poolsize, "
+                              "network, limits)",
+                              err);
     if (rc < 0)
         return rc;
     const char *runtime = json_string_value(json_object_get(spec, "runtime"));
@@ -287,6 +288,9 @@ void fl_fn_spec_release(struct fl_fn_spec *s)
     free(s->code_filename);
     free(s->entrypoint);
     json_decref(s->env);
+    for (size_t i = 0; i < s->npublishes; i++)
+        free(s->publishes[i]);
+    free(s->publishes);
     memset(s, 0, sizeof(*s));
 }
 
@@ -376,6 +380,54 @@ static int parse_env_vars(json_t *spec, struct fl_fn_spec *out, struct fl_buf *e
     return 0;
 }
 
+/* `publishes`: a list of users' topic names (src/topics' one rule), each
+ * once. */
+static int parse_publishes(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
+{
+    json_t *list = json_object_get(spec, "publishes");
+    if (list == NULL || json_is_null(list))
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > FL_PUBLISHES_MAX) {
+        fl_buf_reset(err);
+        fl_buf_appendf(err, "spec.publishes: must be a list of at most %d topic names",
+                       FL_PUBLISHES_MAX);
+        return FL_EINVAL;
+    }
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return 0;
+    out->publishes = calloc(n, sizeof(*out->publishes));
+    if (out->publishes == NULL)
+        return FL_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(json_array_get(list, i));
+        if (name == NULL || strlen(name) != json_string_length(json_array_get(list, i))) {
+            fl_buf_reset(err);
+            fl_buf_appendf(err, "spec.publishes[%zu]: must be a topic name", i);
+            return FL_EINVAL;
+        }
+        int rc = fl_topic_name_check(name, err);
+        if (rc < 0) {
+            char why[512];
+            fl_strlcpy(why, err->data ? err->data : "", sizeof(why));
+            fl_buf_reset(err);
+            fl_buf_appendf(err, "spec.publishes[%zu]: %s", i, why);
+            return rc;
+        }
+        for (size_t j = 0; j < out->npublishes; j++)
+            if (strcmp(out->publishes[j], name) == 0) {
+                fl_buf_reset(err);
+                fl_buf_appendf(err, "spec.publishes[%zu]: '%s' is listed twice", i, name);
+                return FL_EINVAL;
+            }
+        out->publishes[i] = fl_strndup(name, strlen(name));
+        if (out->publishes[i] == NULL)
+            return FL_ENOMEM;
+        out->npublishes++;
+    }
+    return 0;
+}
+
 /* ms as the shortest duration text that says it exactly ("5m", "1500ms"). */
 #define RETRY_MIN_MS 10
 #define RETRY_MAX_MS 86400000
@@ -452,16 +504,18 @@ int fl_fn_spec_parse(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
                                          "env",
                                          "limits",
                                          "retry",
+                                         "publishes",
                                          NULL};
     int rc;
 
     memset(out, 0, sizeof(*out));
     out->retry = FL_RETRY_DEFAULT;
     rc = fl_spec_check_fields(spec, fields,
-                      "a function (environment, code, entrypoint, "
-                      "functionTimeout, idleTimeout, concurrency, "
-                      "requestsPerInstance, minScale, env, limits, retry)",
-                      err);
+                              "a function (environment, code, entrypoint, "
+                              "functionTimeout, idleTimeout, concurrency, "
+                              "requestsPerInstance, minScale, env, limits, retry, "
+                              "publishes)",
+                              err);
     if (rc < 0)
         return rc;
     const char *env = json_string_value(json_object_get(spec, "environment"));
@@ -500,6 +554,8 @@ int fl_fn_spec_parse(json_t *spec, struct fl_fn_spec *out, struct fl_buf *err)
         rc = parse_limits(spec, true, &out->limits, err);
     if (rc == 0)
         rc = fl_retry_policy_parse(json_object_get(spec, "retry"), "spec.retry", &out->retry, err);
+    if (rc == 0)
+        rc = parse_publishes(spec, out, err);
     if (rc < 0)
         fl_fn_spec_release(out);
     return rc;

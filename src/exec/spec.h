@@ -76,7 +76,13 @@ struct fl_fn_spec {
     json_t *env; /* object of string values (a reference; never NULL after parse) */
     struct fl_limits limits;
     struct fl_retry_policy retry; /* FL_RETRY_DEFAULT unless the spec says */
+    char **publishes;             /* the topics its instances may publish to (topics/publish.h):
+                                   * npublishes names checked with fl_topic_name_check(), no
+                                   * duplicates, in the spec's order; NULL when none */
+    size_t npublishes;
 };
+
+#define FL_PUBLISHES_MAX 64 /* topics one function may publish to */
 
 /* Defaults, documented in docs/api.md. */
 #define FL_DEFAULT_POOLSIZE    2

@@ -45,6 +45,7 @@
 #include "mq/mq.h"
 #include "router/router.h"
 #include "timer/scheduler.h"
+#include "topics/publish.h"
 #include "store/store.h"
 
 #include <limits.h>
@@ -156,6 +157,7 @@ struct flintd {
     struct fl_http_server *api;
     struct fl_http_server *router;
     struct fl_http_budget *inflight;
+    struct fl_topic_publisher *publisher; /* instances' publish sockets */
     char api_bound[300];
     char router_bound[300];
     uv_signal_t sigterm, sigint;
@@ -191,6 +193,37 @@ static int parse_args(int argc, char **argv, struct flintd_config *cfg)
     }
     fl_log_set_level(cfg->log_level);
     return 0;
+}
+
+/* ---- instances' publish sockets (topics/publish.h) ---- */
+
+/* Connections one instance may hold on its publish socket. */
+#define PUBLISH_MAX_CONNS 64
+
+static int publish_open(void *data, const char *path, void **handle)
+{
+    struct flintd *d = data;
+    struct fl_topic_socket *sock = NULL;
+    int rc = fl_topic_socket_open(d->publisher, path, &sock);
+    *handle = sock;
+    return rc;
+}
+
+static void publish_assign(void *handle, const char *function)
+{
+    fl_topic_socket_assign(handle, function);
+}
+
+static void publish_close(void *handle)
+{
+    fl_topic_socket_close(handle);
+}
+
+static int function_publishes(void *data, const char *function, char *const **topics, size_t *n)
+{
+    struct flintd *d = data;
+    return d->executor ? fl_executor_function_publishes(d->executor, function, topics, n)
+                       : FL_ENOENT;
 }
 
 /* ---- the executor and the router, in step with the store ---- */
@@ -551,8 +584,28 @@ int main(int argc, char **argv)
     if (rc < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot open the function logs", "dir=%s err=\"%s\"",
                logs_dir, fl_strerror(rc));
+    if (rc == 0) {
+        rc = fl_http_budget_new((size_t)d.cfg.max_inflight, &d.inflight);
+        if (rc < 0)
+            fl_log(FL_LOG_ERROR, "flintd", "cannot make the in-flight budget", "err=\"%s\"",
+                   fl_strerror(rc));
+    }
+    /* functions publish through a socket per instance, bounded as the
+     * router's clients are */
+    struct fl_topic_publisher_config pub_cfg = {
+        .store = d.store, .publishes = function_publishes, .data = &d};
+    fl_http_server_config_init(&pub_cfg.server);
+    pub_cfg.server.max_body_bytes = (size_t)d.cfg.max_body;
+    pub_cfg.server.max_connections = PUBLISH_MAX_CONNS;
+    pub_cfg.server.budget = d.inflight;
+    pub_cfg.server.budget_percent = ROUTER_BUDGET_PERCENT;
+    if (rc == 0)
+        rc = fl_topic_publisher_new(&d.loop, &pub_cfg, &d.publisher);
+    const struct fl_executor_publish publish = {
+        .open = publish_open, .assign = publish_assign, .close = publish_close, .data = &d};
     struct fl_executor_config exec_cfg;
     fl_executor_config_init(&exec_cfg);
+    exec_cfg.publish = &publish;
     exec_cfg.data_dir = d.cfg.data_dir;
     exec_cfg.runtimes_dir = runtimes;
     exec_cfg.mode = &sandbox;
@@ -615,12 +668,6 @@ int main(int argc, char **argv)
         rc = fl_kind_followers_new(d.store, &parts, kind_applied, &d, &d.followers);
     if (rc == 0)
         fl_log(FL_LOG_INFO, "flintd", "executor", "runtimes=%s", runtimes);
-    if (rc == 0) {
-        rc = fl_http_budget_new((size_t)d.cfg.max_inflight, &d.inflight);
-        if (rc < 0)
-            fl_log(FL_LOG_ERROR, "flintd", "cannot make the in-flight budget", "err=\"%s\"",
-                   fl_strerror(rc));
-    }
     struct fl_http_server_config api_cfg;
     fl_http_server_config_init(&api_cfg);
     api_cfg.max_body_bytes = 64u << 20; /* code uploads */
@@ -675,6 +722,7 @@ int main(int argc, char **argv)
             fl_logbook_close(d.logs);
         fl_metrics_free(d.metrics);
         uv_loop_close(&d.loop);
+        fl_topic_publisher_free(d.publisher);
         fl_http_budget_free(d.inflight);
         return 1;
     }
@@ -687,6 +735,8 @@ int main(int argc, char **argv)
     fl_logbook_close(d.logs);
     fl_metrics_free(d.metrics);
     rc = uv_loop_close(&d.loop);
+    if (fl_topic_publisher_free(d.publisher) < 0)
+        fl_log(FL_LOG_WARN, "flintd", "publish sockets still open at exit", NULL);
     fl_http_budget_free(d.inflight);
     fl_log(FL_LOG_INFO, "flintd", "stopped", NULL);
     return rc == 0 ? 0 : 1;

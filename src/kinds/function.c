@@ -27,7 +27,7 @@ static int function_check(json_t *spec, const struct fl_kind_check_ctx *ctx, str
     "[--entrypoint NAME] [--timeout DURATION] [--idle-timeout DURATION]"                           \
     " [--concurrency N] [--requests-per-instance N] [--min-scale N] [--env-var K=V]..."            \
     " [--memory SIZE] [--cpus N] [--retry-attempts N] [--retry-backoff DURATION]"                  \
-    " [--retry-max-backoff DURATION]"
+    " [--retry-max-backoff DURATION] [--publishes TOPIC[,TOPIC]...]..."
 
 const struct fl_kind fl_kind_function = {
     .name = "function",
@@ -49,12 +49,14 @@ const struct fl_kind fl_kind_function = {
               {"--cpus", "limits.cpus", FL_FLAG_NUMBER},
               {"--retry-attempts", "retry.maxAttempts", FL_FLAG_INT},
               {"--retry-backoff", "retry.backoff", FL_FLAG_STRING},
-              {"--retry-max-backoff", "retry.maxBackoff", FL_FLAG_STRING}},
+              {"--retry-max-backoff", "retry.maxBackoff", FL_FLAG_STRING},
+              {"--publishes", "publishes", FL_FLAG_NAMES}},
     .columns = {{"NAME", "name"},
                 {"ENV", "spec.environment"},
                 {"ENTRYPOINT", "spec.entrypoint"},
                 {"CODE", "spec.code.filename"},
                 {"BUILD", "status.build"},
+                {"PUBLISHES", "spec.publishes"},
                 {"REVISION", "revision"}},
     .refs = {{"environment", "environment", true}},
     .check = function_check,

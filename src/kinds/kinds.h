@@ -47,6 +47,8 @@ enum fl_kind_flag_type {
     FL_FLAG_BOOL,   /* takes true or false: --network false */
     FL_FLAG_SWITCH, /* a bool set by the flag alone: --async is true, --async=false false */
     FL_FLAG_LIST,   /* repeatable; appends to an array */
+    FL_FLAG_NAMES,  /* repeatable, each a comma list (names hold no comma); appends each
+                     * name to an array: --publishes a,b --publishes c; '' alone: [] */
     FL_FLAG_ENVVAR, /* repeatable K=V; sets a key of an object */
     FL_FLAG_CODE,   /* a file path, uploaded; the field gets {sha256, filename} */
     FL_FLAG_PATH,   /* a route's path or prefix: setting one clears the other */

@@ -35,3 +35,19 @@ int fl_topic_name_check(const char *name, struct fl_buf *err)
     }
     return 0;
 }
+
+int fl_topic_name_from(const char *text, size_t len, char *out)
+{
+    out[0] = '\0';
+    if (len > FL_TOPIC_NAME_MAX)
+        return FL_EINVAL;
+    memcpy(out, text, len);
+    out[len] = '\0';
+    struct fl_buf why;
+    fl_buf_init(&why, 512);
+    int rc = fl_topic_name_check(out, &why);
+    fl_buf_release(&why);
+    if (rc < 0)
+        out[0] = '\0';
+    return rc;
+}

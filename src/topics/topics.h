@@ -44,6 +44,11 @@
  * ..."), naming the rule. */
 int fl_topic_name_check(const char *name, struct fl_buf *err);
 
+/* The first len bytes of text as a user's topic name in out (which holds
+ * FL_TOPIC_NAME_MAX + 1 bytes): 0, or FL_EINVAL when they are none (out
+ * then empty). For a name taken from a path segment. */
+int fl_topic_name_from(const char *text, size_t len, char *out);
+
 /* How an entry publishes a request. */
 struct fl_topic_http {
     const char *topic;                  /* a checked name */

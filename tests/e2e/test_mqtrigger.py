@@ -267,6 +267,64 @@ spec: {environment: python, code: broken.py, entrypoint: broken.main}
     assert inv not in flintd.cli("dlq", "list", check=True).stdout
 
 
+def test_dlq_of_a_function_shows_its_triggers_dead_letters_with_its_async_ones(
+        flintd, tmp_path, topics_api):
+    d = deploy(flintd, tmp_path, """
+---
+kind: function
+name: broken
+spec: {environment: python, code: broken.py, entrypoint: broken.main, retry: {maxAttempts: 1}}
+---
+kind: function
+name: other
+spec: {environment: python, code: broken.py, entrypoint: broken.main, retry: {maxAttempts: 1}}
+""", {"broken.py": BROKEN_PY, "fixed.py": FIXED_PY})
+    for name, fn in (("jobs", "broken"), ("gone", "broken"), ("others", "other")):
+        flintd.cli("mqt", "create", "--name", name, "--topic", name, "--function", fn,
+                   "--resp-topic", f"{name}-done", "--max-retries", "0", check=True)
+        wait_running(flintd, name)
+        publish(flintd, name, f"{name}-1")
+    r = flintd.cli("fn", "invoke", "--name", "broken", "--async", "--body", "async-1", check=True)
+    async_id = r.stdout.strip()
+
+    def dead_of(fn):
+        out = json.loads(flintd.cli("-o", "json", "dlq", "list", "--function", fn, "--all",
+                                    check=True).stdout)
+        return {i["id"]: i["trigger"] for i in (out["items"] if isinstance(out, dict) else out)}
+    want = {"api", "messagequeuetrigger/jobs", "messagequeuetrigger/gone"}
+    mine = wait_for(lambda: (lambda m: m if set(m.values()) == want else None)(dead_of("broken")),
+                    what="the function's three dead letters")
+    assert mine[async_id] == "api"
+    theirs = wait_for(lambda: dead_of("other") or None, what="the other's dead letter")
+    assert list(theirs.values()) == ["messagequeuetrigger/others"]
+    assert not set(theirs) & set(mine)
+    by_trigger = {t: i for i, t in mine.items()}
+
+    # a deleted trigger takes its consumer and its letters: no redrive, a purge
+    flintd.cli("mqt", "delete", "--name", "gone", check=True)
+    gone = by_trigger["messagequeuetrigger/gone"]
+    r = flintd.cli("dlq", "redrive", gone)
+    assert r.returncode != 0 and "trigger is gone" in r.stderr, r.stdout + r.stderr
+    r = flintd.cli("dlq", "purge", gone, check=True)
+    assert gone not in dead_of("broken")
+
+    # fixed, then every dead letter of the function redriven: the trigger's
+    # is delivered again by its trigger (same invocation), the async one runs again
+    flintd.cli("fn", "update", "--name", "broken", "--code", str(d / "fixed.py"), "--entrypoint",
+               "fixed.main", check=True)
+    r = flintd.cli("-o", "json", "dlq", "redrive", "--function", "broken", check=True)
+    jobs = by_trigger["messagequeuetrigger/jobs"]
+    done = wait_for(lambda: messages(flintd, "jobs-done") or None, what="the response")
+    assert body_of(done[0]) == "fixed jobs-1"
+    assert header(done[0], "X-Flint-Invocation-Id") == jobs
+    for inv in (jobs, async_id):
+        wait_for(lambda: flintd.api("GET", f"/v1/invocations/{inv}").json()["status"] ==
+                 "succeeded", what=f"{inv} succeeded")
+    assert dead_of("broken") == {}
+    # the other function's letter was left alone
+    assert dead_of("other") == theirs
+
+
 def test_a_call_longer_than_ack_wait_is_not_redelivered(flintd, tmp_path, topics_api):
     deploy(flintd, tmp_path, mq_function("slow"), {"mq.py": MQ_PY})
     flintd.cli("mqt", "create", "--name", "slow", "--topic", "slow", "--function", "slow",

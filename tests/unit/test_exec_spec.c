@@ -341,3 +341,40 @@ TEST(function_retry_defaults_and_spec)
     fn_invalid("{\"environment\": \"py\", " CODE ", \"retry\": 3}",
                "spec.retry: must be an object");
 }
+
+TEST(function_publishes_are_topic_names_each_once)
+{
+    struct fl_fn_spec s;
+    struct fl_buf err;
+    fl_buf_init(&err, 1024);
+    json_t *spec = json_loads("{\"environment\": \"py\", " CODE "}", 0, NULL);
+    ASSERT_OK(fl_fn_spec_parse(spec, &s, &err));
+    ASSERT_EQ(s.npublishes, 0);
+    ASSERT(s.publishes == NULL);
+    fl_fn_spec_release(&s);
+    json_decref(spec);
+    spec = json_loads(
+        "{\"environment\": \"py\", " CODE ", \"publishes\": [\"orders\", \"a.b-c_d\"]}", 0, NULL);
+    ASSERT_OK(fl_fn_spec_parse(spec, &s, &err));
+    ASSERT_EQ(s.npublishes, 2);
+    ASSERT_STR_EQ(s.publishes[0], "orders");
+    ASSERT_STR_EQ(s.publishes[1], "a.b-c_d");
+    fl_fn_spec_release(&s);
+    json_decref(spec);
+    fl_buf_release(&err);
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"publishes\": \"orders\"}",
+               "spec.publishes: must be a list of at most 64 topic names");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"publishes\": [\"ok\", 7]}",
+               "spec.publishes[1]: must be a topic name");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"publishes\": [\"async/f\"]}",
+               "spec.publishes[0]: topic: a name is 1 to 256");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"publishes\": [\"async-callbacks\"]}",
+               "spec.publishes[0]: topic: 'async-callbacks' is Flint's own topic");
+    fn_invalid("{\"environment\": \"py\", " CODE ", \"publishes\": [\"a\", \"b\", \"a\"]}",
+               "spec.publishes[2]: 'a' is listed twice");
+    char big[4096] = "{\"environment\": \"py\", " CODE ", \"publishes\": [";
+    for (int i = 0; i <= FL_PUBLISHES_MAX; i++)
+        snprintf(big + strlen(big), sizeof(big) - strlen(big), "%s\"t%d\"", i ? ", " : "", i);
+    fl_strlcpy(big + strlen(big), "]}", sizeof(big) - strlen(big));
+    fn_invalid(big, "spec.publishes: must be a list of at most 64");
+}

@@ -176,6 +176,9 @@ TEST(every_flag_sets_a_field_its_kind_knows)
             case FL_FLAG_LIST:
                 v = json_pack("[s]", "GET");
                 break;
+            case FL_FLAG_NAMES:
+                v = json_pack("[s]", "orders");
+                break;
             case FL_FLAG_ENVVAR:
                 v = json_pack("{s:s}", "A", "b");
                 break;
