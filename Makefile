@@ -28,6 +28,9 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-para
 	-Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing -pthread \
 	-Isrc -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lhttp_parser -lnats -lcurl -lpthread -ldl -lm
+# JavaScript (src/wf/js.h): the CLI, the expression evaluator and the tests
+# link it; flintd never does (no workflow expression runs inside it).
+JS_LIBS = -lmujs
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -96,7 +99,7 @@ $(BUILD)/bin/flintd: $(FLINTD_OBJS) $(LIB)
 
 $(BUILD)/bin/flint: $(CLI_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
 
 # The launcher links nothing of Flint's: it is the small trusted step that
 # drops to the sandbox's uid (see src/launcher/main.c).
@@ -130,7 +133,7 @@ $(foreach r,$(RUNTIMES),$(eval $(call runtime_tree_rule,$(r))))
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB) | $(BUILD)/bin/flint-sandbox
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
 
 $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
 	@mkdir -p $(dir $@)
