@@ -8,6 +8,7 @@
 #   src/flintd/*.c          -> bin/flintd
 #   src/cli/*.c             -> bin/flint
 #   src/launcher/*.c        -> bin/flint-sandbox (the sandbox launcher)
+#   src/wf/exprd/*.c        -> bin/flint-expr (the workflow expression evaluator)
 #   runtimes/<name>/*.c     -> bin/flint-runtime-<name> (if any .c exists)
 #   tests/unit/test_<m>.c   -> tests/test_<m>, run by `make test`
 #   bench/bench_<x>.c       -> bench/bench_<x>; bench/*.sh run by `make bench`
@@ -49,11 +50,13 @@ LIB := $(BUILD)/libflint.a
 FLINTD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/flintd/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c))
 LAUNCHER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/launcher/*.c))
+EXPRD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/wf/exprd/*.c))
 RUNTIMES := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard runtimes/*/*.c)))))
 RUNTIME_BINS := $(RUNTIMES:%=$(BUILD)/bin/flint-runtime-%)
 
 BINS := $(if $(FLINTD_OBJS),$(BUILD)/bin/flintd) $(if $(CLI_OBJS),$(BUILD)/bin/flint) \
-	$(if $(LAUNCHER_OBJS),$(BUILD)/bin/flint-sandbox) $(RUNTIME_BINS)
+	$(if $(LAUNCHER_OBJS),$(BUILD)/bin/flint-sandbox) $(if $(EXPRD_OBJS),$(BUILD)/bin/flint-expr) \
+	$(RUNTIME_BINS)
 
 # The runtime tree flintd starts instances from (bin/../share/flint/runtimes): one
 # directory per runtime with its scripts, builder and binary, bound
@@ -107,6 +110,12 @@ $(BUILD)/bin/flint-sandbox: $(LAUNCHER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp
 
+# The workflow expression evaluator (src/wf/exprd, wf/expr.h): the one
+# program that runs users' JavaScript, apart from flintd.
+$(BUILD)/bin/flint-expr: $(EXPRD_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
+
 # One rule per runtime with C sources; -rdynamic exports the runtime's own
 # functions (fn.h) to the functions it loads.
 define runtime_rule
@@ -131,7 +140,7 @@ $(RTREE)/runtimes/$(1)/flint-runtime-$(1): $(BUILD)/bin/flint-runtime-$(1)
 endef
 $(foreach r,$(RUNTIMES),$(eval $(call runtime_tree_rule,$(r))))
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB) | $(BUILD)/bin/flint-sandbox
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB) | $(BUILD)/bin/flint-sandbox $(BUILD)/bin/flint-expr
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
 

@@ -46,10 +46,7 @@ static void quiet(js_State *J, const char *message)
 {
 }
 
-/* Append mujs's message without the file name and line it puts in
- * ("SyntaxError: expression:1: unexpected token" -> "SyntaxError:
- * unexpected token"): an expression is one line. */
-static void append_message(struct fl_buf *why, const char *msg)
+void fl_wf_js_message(struct fl_buf *why, const char *msg)
 {
     static const char name[] = "expression:";
     const char *at = strstr(msg, name);
@@ -82,7 +79,7 @@ int fl_wf_js_check(void *data, const char *src, struct fl_buf *why)
     int rc = 0;
     if (js_ploadstring(J, "expression", src) != 0) {
         const char *msg = js_trystring(J, -1, "is not valid JavaScript");
-        append_message(why, msg);
+        fl_wf_js_message(why, msg);
         rc = strstr(msg, "out of memory") != NULL ? FL_ENOMEM : FL_EINVAL;
     }
     js_freestate(J);

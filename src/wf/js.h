@@ -45,4 +45,9 @@ void *fl_wf_js_alloc(void *heap, void *ptr, int size);
  */
 int fl_wf_js_check(void *data, const char *src, struct fl_buf *why);
 
+/* Append mujs's error message msg to why without the file name and line
+ * it puts in ("SyntaxError: expression:1: unexpected token" ->
+ * "SyntaxError: unexpected token"): an expression is one line. */
+void fl_wf_js_message(struct fl_buf *why, const char *msg);
+
 #endif
