@@ -8,6 +8,7 @@
 #   src/flintd/*.c          -> bin/flintd
 #   src/cli/*.c             -> bin/flint
 #   src/launcher/*.c        -> bin/flint-sandbox (the sandbox launcher)
+#   src/wf/exprd/*.c        -> bin/flint-expr (the workflow expression evaluator)
 #   runtimes/<name>/*.c     -> bin/flint-runtime-<name> (if any .c exists)
 #   tests/unit/test_<m>.c   -> tests/test_<m>, run by `make test`
 #   bench/bench_<x>.c       -> bench/bench_<x>; bench/*.sh run by `make bench`
@@ -28,6 +29,9 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-para
 	-Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing -pthread \
 	-Isrc -Iinclude $(PKG_CFLAGS)
 LDLIBS = $(PKG_LIBS) -lhttp_parser -lnats -lcurl -lpthread -ldl -lm
+# JavaScript (src/wf/js.h): the CLI, the expression evaluator and the tests
+# link it; flintd never does (no workflow expression runs inside it).
+JS_LIBS = -lmujs
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZE)
@@ -46,11 +50,13 @@ LIB := $(BUILD)/libflint.a
 FLINTD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/flintd/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/cli/*.c))
 LAUNCHER_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/launcher/*.c))
+EXPRD_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/wf/exprd/*.c))
 RUNTIMES := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard runtimes/*/*.c)))))
 RUNTIME_BINS := $(RUNTIMES:%=$(BUILD)/bin/flint-runtime-%)
 
 BINS := $(if $(FLINTD_OBJS),$(BUILD)/bin/flintd) $(if $(CLI_OBJS),$(BUILD)/bin/flint) \
-	$(if $(LAUNCHER_OBJS),$(BUILD)/bin/flint-sandbox) $(RUNTIME_BINS)
+	$(if $(LAUNCHER_OBJS),$(BUILD)/bin/flint-sandbox) $(if $(EXPRD_OBJS),$(BUILD)/bin/flint-expr) \
+	$(RUNTIME_BINS)
 
 # The runtime tree flintd starts instances from (bin/../share/flint/runtimes): one
 # directory per runtime with its scripts, builder and binary, bound
@@ -96,13 +102,19 @@ $(BUILD)/bin/flintd: $(FLINTD_OBJS) $(LIB)
 
 $(BUILD)/bin/flint: $(CLI_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
 
 # The launcher links nothing of Flint's: it is the small trusted step that
 # drops to the sandbox's uid (see src/launcher/main.c).
 $(BUILD)/bin/flint-sandbox: $(LAUNCHER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp
+
+# The workflow expression evaluator (src/wf/exprd, wf/expr.h): the one
+# program that runs users' JavaScript, apart from flintd.
+$(BUILD)/bin/flint-expr: $(EXPRD_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
 
 # One rule per runtime with C sources; -rdynamic exports the runtime's own
 # functions (fn.h) to the functions it loads.
@@ -128,9 +140,9 @@ $(RTREE)/runtimes/$(1)/flint-runtime-$(1): $(BUILD)/bin/flint-runtime-$(1)
 endef
 $(foreach r,$(RUNTIMES),$(eval $(call runtime_tree_rule,$(r))))
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB) | $(BUILD)/bin/flint-sandbox
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(RUNNER_OBJ) $(LIB) | $(BUILD)/bin/flint-sandbox $(BUILD)/bin/flint-expr
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(JS_LIBS)
 
 $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
 	@mkdir -p $(dir $@)

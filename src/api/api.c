@@ -76,6 +76,15 @@ struct call {
     json_t *spec;    /* what will be stored as spec */
     json_t *value;   /* {"spec"}: what is stored */
     size_t ref;      /* the next of kind->refs to check */
+    /* kind->names: each distinct name, and the kind that holds it (NULL:
+     * none), found before the check */
+    struct name_found {
+        char *name;
+        const char *kind;
+    } * names;
+    size_t nnames;
+    size_t next_name; /* the next to look up */
+    size_t name_kind; /* the next of kind->names.kinds to try */
 };
 
 static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
@@ -143,6 +152,9 @@ static json_t *envelope(struct fl_api *api, const struct fl_record *r, const str
 
 static void call_free(struct call *c)
 {
+    for (size_t i = 0; i < c->nnames; i++)
+        free(c->names[i].name);
+    free(c->names);
     json_decref(c->spec);
     json_decref(c->value);
     free(c);
@@ -446,12 +458,136 @@ static void check_refs(struct call *c)
     do_put(c);
 }
 
+/* data: the struct call */
 static bool code_exists(void *data, const char *sha)
 {
-    struct fl_api *api = data;
+    struct fl_api *api = ((struct call *)data)->api;
     char path[4400];
     snprintf(path, sizeof(path), "%s/%s", api->code_dir, sha);
     return access(path, R_OK) == 0;
+}
+
+/* What the lookups before the check found (struct fl_kind_check_ctx). */
+static const char *resolve_name(void *data, const char *name)
+{
+    const struct call *c = data;
+    for (size_t i = 0; i < c->nnames; i++)
+        if (strcmp(c->names[i].name, name) == 0)
+            return c->names[i].kind;
+    return NULL;
+}
+
+/* Check the spec with what the API found: bad_spec, or on to the
+ * references. */
+static void check_spec(struct call *c)
+{
+    struct fl_buf msg;
+    fl_buf_init(&msg, 16384);
+    const struct fl_kind_check_ctx ctx = {
+        .has_code = code_exists,
+        .resolve = c->kind->names.each != NULL ? resolve_name : NULL,
+        .data = c,
+    };
+    int rc = c->kind->check(c->spec, &ctx, &msg);
+    if (rc == FL_ENOMEM) {
+        fl_http_respond_error(c->req, 500, "internal", "out of memory");
+        call_free(c);
+    } else if (rc < 0) {
+        /* not fl_http_respond_error(): a workflow's list of errors may be
+         * longer than its 1 KiB message */
+        json_t *body = json_pack("{s:{s:s, s:s}}", "error", "code", "bad_spec", "message",
+                                 msg.data != NULL ? msg.data : "the spec is not valid");
+        if (body != NULL)
+            api_respond_json(c->req, 400, body);
+        else
+            fl_http_respond_error(c->req, 500, "internal", "out of memory");
+        json_decref(body);
+        call_free(c);
+    } else {
+        check_refs(c);
+    }
+    fl_buf_release(&msg);
+}
+
+static void next_name(struct call *c);
+
+static void on_name(int err, const struct fl_store_result *res, void *data)
+{
+    struct call *c = data;
+    if (err == 0) {
+        c->names[c->next_name].kind = c->kind->names.kinds[c->name_kind];
+        c->next_name++;
+        c->name_kind = 0;
+    } else if (err == FL_ENOENT) {
+        c->name_kind++;
+    } else {
+        respond_store_error(c->req, err, c->kind, c->name);
+        call_free(c);
+        return;
+    }
+    next_name(c);
+}
+
+/* Look up the next name as each of kind->names.kinds in turn (a function,
+ * else a workflow); when all are known, check the spec. */
+static void next_name(struct call *c)
+{
+    while (c->next_name < c->nnames) {
+        const char *kind = c->kind->names.kinds[c->name_kind];
+        if (kind == NULL || fl_kind_find(kind) == NULL) { /* none holds it */
+            c->next_name++;
+            c->name_kind = 0;
+            continue;
+        }
+        int rc = fl_store_get(c->api->store, kind, c->names[c->next_name].name, on_name, c);
+        if (rc < 0) {
+            respond_store_error(c->req, rc, c->kind, c->name);
+            call_free(c);
+        }
+        return;
+    }
+    check_spec(c);
+}
+
+static int add_name(void *arg, const char *name)
+{
+    struct call *c = arg;
+    if (resolve_name(c, name) != NULL)
+        return 0;
+    for (size_t i = 0; i < c->nnames; i++)
+        if (strcmp(c->names[i].name, name) == 0)
+            return 0;
+    if (c->nnames == FL_KIND_MAX_NAMES)
+        return FL_ETOOBIG;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return FL_ENOMEM;
+    c->names[c->nnames++] = (struct name_found){copy, NULL};
+    return 0;
+}
+
+/* The names the spec gives (kind->names), each looked up, then the check. */
+static void find_names(struct call *c)
+{
+    if (c->kind->names.each == NULL) {
+        check_spec(c);
+        return;
+    }
+    c->names = calloc(FL_KIND_MAX_NAMES, sizeof(*c->names));
+    int rc = c->names == NULL ? FL_ENOMEM : c->kind->names.each(c->spec, add_name, c);
+    if (rc == FL_ETOOBIG) {
+        fl_http_respond_error(c->req, 400, "bad_spec",
+                              "spec: names more than %d distinct functions and workflows",
+                              FL_KIND_MAX_NAMES);
+        call_free(c);
+        return;
+    }
+    if (rc < 0) {
+        fl_http_respond_error(c->req, 500, "internal", "out of memory");
+        call_free(c);
+        return;
+    }
+    next_name(c);
 }
 
 /* Check the body's spec for kind; on success start the reference check
@@ -527,16 +663,6 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req,
         }
         expect = (uint64_t)json_integer_value(rev);
     }
-    const struct fl_kind_check_ctx ctx = {.has_code = code_exists, .data = api};
-    int rc = kind->check(spec, &ctx, &msg);
-    if (rc == FL_ENOMEM) {
-        fl_http_respond_error(req, 500, "internal", "out of memory");
-        goto out;
-    }
-    if (rc < 0) {
-        fl_http_respond_error(req, 400, "bad_spec", "%s", msg.data);
-        goto out;
-    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         fl_http_respond_error(req, 500, "internal", "out of memory");
@@ -555,7 +681,7 @@ static void write_resource(struct fl_api *api, struct fl_http_request *req,
         call_free(c);
         goto out;
     }
-    check_refs(c);
+    find_names(c);
 out:
     (void)errbuf;
     json_decref(body);
@@ -603,7 +729,8 @@ static bool blocks_delete(const struct fl_kind *kind, const struct delete_ctx *d
     for (const struct fl_kind_ref *ref = kind->refs; ref->field != NULL; ref++)
         if (ref->blocks_delete && strcmp(ref->kind, d->kind->name) == 0)
             return true;
-    return false;
+    return kind->names.blocks_delete != NULL &&
+           strcmp(kind->names.blocks_delete, d->kind->name) == 0;
 }
 
 static void on_users(int err, const struct fl_store_result *res, void *data);
@@ -646,6 +773,7 @@ static void on_users(int err, const struct fl_store_result *res, void *data)
             uses |= ref->blocks_delete && strcmp(ref->kind, d->kind->name) == 0 && named != NULL &&
                     strcmp(named, d->name) == 0;
         }
+        uses |= fl_kind_names_block(user, spec, d->kind->name, d->name);
         if (uses && ++n <= 5)
             fl_buf_appendf(&users, "%s'%s'", n > 1 ? ", " : "", res->records[i].key);
         json_decref(v);

@@ -7,6 +7,10 @@
  *   name: hello
  *   spec: { ... }             # as in docs/api.md
  *
+ * except a workflow file, NAME.wf.yaml (.wf.yml, .wf.json), which holds a
+ * bare workflow definition, the spec of the workflow NAME (Fission
+ * Workflows' files apply as they are).
+ *
  * where a function's `code` may be a path, relative to the spec file, that
  * is uploaded first. Each resource is created if missing, updated if its
  * spec differs, and left alone otherwise, so applying twice changes
@@ -39,6 +43,41 @@ struct plan {
     int n;
 };
 
+/* A workflow file (NAME.wf.yaml, .wf.yml, .wf.json) holds one bare
+ * definition, in Fission Workflows' way: it is the spec of the workflow
+ * named after the file. Its one document becomes {kind: workflow, name,
+ * spec}; a document that has a `kind` is a resource as anywhere else. 0,
+ * or 1 with the error printed. */
+static int wrap_workflow(const char *path, json_t *docs)
+{
+    static const char *const suffixes[] = {".wf.yaml", ".wf.yml", ".wf.json"};
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        if (!fl_str_has_suffix(base, suffixes[i]))
+            continue;
+        json_t *doc = json_array_get(docs, 0);
+        if (json_array_size(docs) == 1 && json_is_object(doc) &&
+            json_object_get(doc, "kind") != NULL)
+            return 0;
+        if (json_array_size(docs) != 1 || !json_is_object(doc))
+            return cli_error("%s: a workflow file must hold one definition, a mapping", path);
+        size_t n = strlen(base) - strlen(suffixes[i]);
+        char name[256];
+        if (n == 0 || n >= sizeof(name))
+            return cli_error("%s: the file's name must be the workflow's name", path);
+        memcpy(name, base, n);
+        name[n] = '\0';
+        json_t *wrapped =
+            json_pack("{s:s, s:s, s:O}", "kind", "workflow", "name", name, "spec", doc);
+        if (wrapped == NULL)
+            return cli_error("out of memory");
+        json_array_set_new(docs, 0, wrapped);
+        return 0;
+    }
+    return 0;
+}
+
 static int load_file(struct plan *plan, const char *path)
 {
     struct fl_buf err;
@@ -52,6 +91,9 @@ static int load_file(struct plan *plan, const char *path)
         rc = cli_error("%s", err.data);
         goto out;
     }
+    rc = wrap_workflow(path, docs);
+    if (rc != 0)
+        goto out;
     json_array_foreach(docs, i, doc)
     {
         if (json_is_null(doc))

@@ -155,6 +155,7 @@ int cmd_fn_logs(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_apply(struct cli *cli, int argc, char **argv);
 int cmd_tt_showschedule(struct cli *cli, int argc, char **argv);
+int cmd_wf_validate(struct cli *cli, int argc, char **argv);
 /* topic create|list|get|delete|publish|tail: one entry (topic.c's table). */
 int cmd_topic(struct cli *cli, int argc, char **argv);
 

@@ -80,6 +80,10 @@ static const struct cli_command other_commands[] = {
      "--topic T [--body TEXT | --body-file FILE] [-H 'Name: value']... [--id MSGID]", cmd_topic},
     {"topic tail", "print a topic's last messages, and with -f the new ones as they come",
      "--topic T [-f|--follow] [-n N] [-o table|json]", cmd_topic},
+    {"wf validate",
+     "check a workflow definition: structure, dependencies, expressions' syntax (needs no "
+     "daemon; exit 1 with every error)",
+     "--spec FILE", cmd_wf_validate},
     {"tt showschedule", "print the next fire times of a cron expression (needs no daemon)",
      "--cron EXPR [--tz ZONE] [-n N] [--after TIME]", cmd_tt_showschedule},
     {"apply", "create or update everything the spec files declare",

@@ -12,6 +12,7 @@
 
 #include "base/str.h"
 #include "kinds/kinds.h"
+#include "spec/spec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,26 @@ static json_t *parent_of(json_t *root, const char *path, char *last, size_t size
         cur = next;
         path += n + 1;
     }
+}
+
+/* The one document of a spec file (YAML or JSON) becomes the whole spec. */
+static int read_spec_file(const char *path, const char *flag, json_t *spec)
+{
+    struct fl_buf err;
+    json_t *docs = NULL;
+    int rc = 0;
+    fl_buf_init(&err, 4096);
+    if (fl_spec_parse_file(path, &docs, &err) != 0) {
+        rc = cli_error("%s %s: %s", flag, path, err.data);
+    } else if (json_array_size(docs) != 1 || !json_is_object(json_array_get(docs, 0))) {
+        rc = cli_error("%s %s: must hold one document, a mapping", flag, path);
+    } else {
+        json_object_clear(spec);
+        json_object_update(spec, json_array_get(docs, 0));
+    }
+    json_decref(docs);
+    fl_buf_release(&err);
+    return rc;
 }
 
 static int apply_flag(struct cli *cli, const struct fl_kind_flag *f, const char *value,
@@ -130,6 +151,8 @@ static int apply_flag(struct cli *cli, const struct fl_kind_flag *f, const char 
     case FL_FLAG_TARGET:
         json_object_set_new(parent, "target", json_pack("{s:s}", key, value));
         return 0;
+    case FL_FLAG_SPEC:
+        return read_spec_file(value, f->name, spec);
     }
     return 1;
 }

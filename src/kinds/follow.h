@@ -31,10 +31,11 @@
  * known, so writes are answered) but nothing is fed and their status is
  * {}. */
 struct fl_kind_parts {
-    struct fl_executor *executor; /* environments, functions */
-    struct fl_router *router;     /* routes */
-    struct fl_timer *timer;       /* time triggers */
-    struct fl_mq *mq;             /* message-queue triggers */
+    struct fl_executor *executor;   /* environments, functions */
+    struct fl_router *router;       /* routes */
+    struct fl_timer *timer;         /* time triggers */
+    struct fl_mq *mq;               /* message-queue triggers */
+    struct fl_wf_engine *workflows; /* workflows: the engine (NULL until it exists) */
 };
 
 struct fl_kind_followers;

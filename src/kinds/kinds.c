@@ -92,3 +92,22 @@ const char *fl_kind_ref_name(const struct fl_kind_ref *ref, json_t *spec)
 {
     return json_string_value(fl_kind_lookup(spec, ref->field));
 }
+
+struct name_match {
+    const char *name;
+};
+
+static int match_name(void *arg, const char *name)
+{
+    const struct name_match *m = arg;
+    return strcmp(name, m->name) == 0;
+}
+
+bool fl_kind_names_block(const struct fl_kind *k, json_t *spec, const char *kind, const char *name)
+{
+    if (k->names.each == NULL || k->names.blocks_delete == NULL ||
+        strcmp(k->names.blocks_delete, kind) != 0)
+        return false;
+    struct name_match m = {name};
+    return k->names.each(spec, match_name, &m) == 1;
+}

@@ -53,6 +53,7 @@ enum fl_kind_flag_type {
     FL_FLAG_CODE,   /* a file path, uploaded; the field gets {sha256, filename} */
     FL_FLAG_PATH,   /* a route's path or prefix: setting one clears the other */
     FL_FLAG_TARGET, /* a target: the field becomes target: {"<field>": value} */
+    FL_FLAG_SPEC,   /* a file (YAML or JSON, one document): the whole spec */
 };
 
 struct fl_kind_flag {
@@ -75,10 +76,34 @@ struct fl_kind_ref {
     bool blocks_delete;
 };
 
-/* What a check may look up besides the spec: whether uploaded code exists
- * (NULL in the CLI and where nothing is uploaded: not checked). */
+/*
+ * Names a spec gives where no field path can say, any number of them (a
+ * workflow's tasks' `run`, at every level). Each is looked up before the
+ * check, as a resource of the first of kinds that has it (a function, else
+ * a workflow), and the check is told what it found (ctx->resolve).
+ */
+struct fl_kind_names {
+    /* Call fn for each name in spec (names may repeat; spec may be
+     * malformed: what is not shaped right is skipped); stop and return
+     * what fn returns when it is not 0. NULL: the kind has none. */
+    int (*each)(json_t *spec, int (*fn)(void *arg, const char *name), void *arg);
+    const char *kinds[3]; /* the kinds a name may be, tried in order; NULL-ended */
+    /* the kind whose resources may not be deleted while a spec names them
+     * this way (the API refuses with 409), or NULL */
+    const char *blocks_delete;
+};
+
+/* The most distinct names a spec may give (struct fl_kind_names). */
+#define FL_KIND_MAX_NAMES 256
+
+/* What a check may look up besides the spec. Each callback may be NULL
+ * (the CLI, offline): that lookup is not made. */
 struct fl_kind_check_ctx {
+    /* whether uploaded code exists */
     bool (*has_code)(void *data, const char *sha256);
+    /* the kind of resource a name of the kind's names is (one of
+     * names.kinds), or NULL when none holds it */
+    const char *(*resolve)(void *data, const char *name);
     void *data;
 };
 
@@ -97,6 +122,7 @@ struct fl_kind {
     struct fl_kind_flag flags[FL_KIND_MAX_FLAGS];           /* ends at a NULL name */
     struct fl_kind_column columns[FL_KIND_MAX_COLUMNS + 1]; /* ends at a NULL title */
     struct fl_kind_ref refs[FL_KIND_MAX_REFS + 1];          /* ends at a NULL field */
+    struct fl_kind_names names; /* names no field path can say (a workflow's tasks) */
     /* Check spec: 0, FL_EINVAL with the field and reason in err ("spec.
      * poolsize: must be ..."), or FL_ENOMEM. ctx may be NULL. Never
      * looks at other resources (refs do that). */
@@ -132,6 +158,10 @@ json_t *fl_kind_lookup(json_t *v, const char *path);
 
 /* The name ref makes in spec, or NULL when the spec names none there. */
 const char *fl_kind_ref_name(const struct fl_kind_ref *ref, json_t *spec);
+
+/* Whether spec, of kind k, names name among its names (k->names) in a way
+ * that blocks deleting a resource of kind `kind`. */
+bool fl_kind_names_block(const struct fl_kind *k, json_t *spec, const char *kind, const char *name);
 
 /*
  * The hooks through which flintd's part that runs a kind is kept in step

@@ -41,8 +41,7 @@ const struct fl_kind fl_kind_route = {
                 {"PREFIX", "spec.prefix"},
                 {"TARGET", "spec.target"},
                 {"REVISION", "revision"}},
-    /* a workflow target is checked once workflows are a kind */
-    .refs = {{"target.function", "function", false}},
+    .refs = {{"target.function", "function", false}, {"target.workflow", "workflow", false}},
     .check = route_check,
     .status = "none yet: {}",
 };

@@ -85,7 +85,7 @@ def test_apply_refuses_invalid_specs_with_the_reason(tmp_path):
     cases = {
         "dup.yaml": ("kind: function\nname: a\nname: b\n", "dup.yaml:3:1: duplicate key 'name'"),
         "kind.yaml": ("kind: gadget\nname: a\nspec: {}\n",
-                      "'kind' must be environment, function, timetrigger, route or "
+                      "'kind' must be environment, function, workflow, timetrigger, route or "
                       "messagequeuetrigger"),
         "noname.yaml": ("kind: route\nspec: {}\n", "'name' is missing"),
         "spec.yaml": ("kind: route\nname: r\nspec: [1]\n", "'spec' must be a mapping"),

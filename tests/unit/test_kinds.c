@@ -38,8 +38,8 @@ TEST(every_kind_has_a_whole_row)
     }
     ASSERT(fl_kind_find("gadget") == NULL && fl_kind_find(NULL) == NULL);
     ASSERT(fl_kind_by_word("function") == NULL); /* the CLI's word is "fn" */
-    ASSERT_STR_EQ(fl_kind_names(),
-                  "environment, function, timetrigger, route or messagequeuetrigger");
+    ASSERT_STR_EQ(fl_kind_names(), "environment, function, workflow, timetrigger, route or "
+                                   "messagequeuetrigger");
 }
 
 TEST(a_kind_comes_after_every_kind_it_refers_to)
@@ -66,10 +66,45 @@ TEST(references_are_read_from_the_spec)
     ASSERT_STR_EQ(fl_kind_ref_name(&fl_kind_route.refs[0], route), "hello");
     ASSERT(!fl_kind_route.refs[0].blocks_delete);
     ASSERT(fl_kind_ref_name(&fl_kind_route.refs[0], to_workflow) == NULL);
+    ASSERT_STR_EQ(fl_kind_ref_name(&fl_kind_route.refs[1], to_workflow), "w");
     ASSERT(fl_kind_environment.refs[0].field == NULL);
     json_decref(fn);
     json_decref(route);
     json_decref(to_workflow);
+}
+
+/* A function "fortune" and a workflow "echowhale" exist. */
+static const char *resolve_name(void *data, const char *name)
+{
+    ++*(int *)data;
+    if (strcmp(name, "fortune") == 0)
+        return "function";
+    return strcmp(name, "echowhale") == 0 ? "workflow" : NULL;
+}
+
+TEST(a_workflow_names_its_tasks_functions_and_workflows)
+{
+    json_t *wf = json_pack("{s:s, s:{s:{s:s}, s:{s:s, s:[s]}, s:{s:s, s:{s:{s:s}}}}}", "output",
+                           "B", "tasks", "A", "run", "fortune", "B", "run", "echowhale", "requires",
+                           "A", "C", "run", "if", "inputs", "then", "run", "whalesay");
+    struct fl_buf err;
+    fl_buf_init(&err, 4096);
+    /* offline: names are not looked up */
+    ASSERT_OK(fl_kind_workflow.check(wf, NULL, &err));
+    int asked = 0;
+    const struct fl_kind_check_ctx ctx = {.resolve = resolve_name, .data = &asked};
+    ASSERT_EQ(fl_kind_workflow.check(wf, &ctx, &err), FL_EINVAL);
+    ASSERT_EQ(asked, 3);
+    ASSERT_STR_EQ(err.data, "spec: 1 error: tasks.C.inputs.then.run: 'whalesay' is not a "
+                            "built-in, a function or a workflow");
+    /* the functions it runs may not be deleted; workflows and others are not held */
+    ASSERT(fl_kind_names_block(&fl_kind_workflow, wf, "function", "fortune"));
+    ASSERT(fl_kind_names_block(&fl_kind_workflow, wf, "function", "whalesay"));
+    ASSERT(!fl_kind_names_block(&fl_kind_workflow, wf, "function", "if"));
+    ASSERT(!fl_kind_names_block(&fl_kind_workflow, wf, "workflow", "echowhale"));
+    ASSERT(!fl_kind_names_block(&fl_kind_route, wf, "function", "fortune"));
+    fl_buf_release(&err);
+    json_decref(wf);
 }
 
 static bool no_code(void *data, const char *sha)
@@ -155,6 +190,8 @@ TEST(every_flag_sets_a_field_its_kind_knows)
             else
                 json_object_del(spec, "runtime"), json_object_del(spec, "environment"),
                     json_object_del(spec, "code");
+            if (k == &fl_kind_workflow)
+                json_decref(spec), spec = json_pack("{s:s, s:{s:{}}}", "output", "A", "tasks", "A");
             if (k == &fl_kind_messagequeuetrigger) /* a topic where a route has its path */
                 json_object_del(spec, "path"), json_object_set_new(spec, "topic", json_string("t"));
             ASSERT_OK(k->check(spec, NULL, &err));
@@ -192,8 +229,11 @@ TEST(every_flag_sets_a_field_its_kind_knows)
             case FL_FLAG_TARGET:
                 v = json_pack("{s:s}", flag->field, "g");
                 break;
+            case FL_FLAG_SPEC: /* the whole spec: the valid one above */
+                break;
             }
-            set_path(spec, flag->type == FL_FLAG_TARGET ? "target" : flag->field, v);
+            if (v != NULL)
+                set_path(spec, flag->type == FL_FLAG_TARGET ? "target" : flag->field, v);
             fl_buf_reset(&err);
             /* the value may be refused for its own sake ("2s" is no environment name),
              * never the field for being unknown */

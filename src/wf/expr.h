@@ -1,0 +1,47 @@
+/*
+ * The expression evaluator's protocol: how flintd (or a test) asks
+ * flint-expr (src/wf/exprd) to evaluate a batch of workflow expressions.
+ *
+ * Why a process. mujs cannot interrupt a running script, and expressions
+ * are the users' untrusted JavaScript: they never run inside flintd. The
+ * evaluator is a small program linked with mujs, kept warm, that answers
+ * one batch (all the expressions of one task's inputs) per round trip; the
+ * client bounds each round trip by a deadline (FL_WF_EXPR_DEADLINE_MS by
+ * default) and the process by a memory limit (an rlimit, and mujs's heap
+ * bounded inside it), and kills and replaces it when it misses the
+ * deadline. Each batch gets a fresh interpreter, so nothing one invocation
+ * leaves (a global, a changed prototype) reaches another.
+ *
+ * Framing (version 1), both ways on one byte stream (the evaluator's stdin
+ * and stdout): a 4-byte big-endian length N (1..FL_WF_EXPR_FRAME_MAX), then
+ * N bytes of JSON. A frame that is too long, cut short or not JSON ends the
+ * evaluator (exit 2): the client replaces it.
+ *
+ * Request:
+ *   {"task": "A",                      the current task (input(), output()...)
+ *    "scope": {"Workflow": {...}, "Invocation": {"Inputs": {...}, ...},
+ *              "Tasks": {"A": {"Inputs", "Output", "OutputHeaders", ...}}},
+ *    "exprs": ["output('A')", ...],     each the text between the braces
+ *    "check": false}                    true: compile only, never run
+ * Answer, one result per expression, in order:
+ *   {"results": [{"value": V} | {"error": "ReferenceError: 'x' is not defined"}]}
+ * A value is what JSON.stringify makes of the result (undefined, a
+ * function: null).
+ *
+ * In an expression, `$` is the scope and the helpers are Fission
+ * Workflows': uid() a new unique id; input(task?, key?) a task's input
+ * (default: the current task, key "default"); output(task?) a task's
+ * output; outputHeaders(task?, key?) its output headers, or one of them;
+ * param(key?) the invocation's input (key "default"); task(id?) a task's
+ * scope. A lookup that fails (no such task) is undefined, never an error.
+ */
+#ifndef FLINT_WF_EXPR_H
+#define FLINT_WF_EXPR_H
+
+#define FL_WF_EXPR_PROTOCOL    1
+#define FL_WF_EXPR_FRAME_MAX   (16u << 20) /* bytes of one frame's JSON */
+#define FL_WF_EXPR_DEADLINE_MS 100         /* one batch's bound, by default */
+#define FL_WF_EXPR_HEAP        (64u << 20) /* mujs's heap per batch, by default */
+#define FL_WF_EXPR_MAX_EXPRS   1024        /* expressions in one batch */
+
+#endif

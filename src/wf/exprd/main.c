@@ -1,0 +1,278 @@
+/*
+ * flint-expr: the workflow expression evaluator (the protocol is in
+ * wf/expr.h). Reads one request frame at a time from stdin, evaluates its
+ * expressions in a fresh mujs interpreter whose heap is bounded, writes
+ * one answer frame to stdout, and goes on until stdin ends.
+ *
+ *   flint-expr [--heap BYTES]
+ *
+ * It trusts nothing it reads and holds nothing between batches. It cannot
+ * stop a script that loops: its client does, by killing it at the
+ * deadline. Exit: 0 at the end of stdin, 2 on a bad frame, 1 when out of
+ * memory outside a script.
+ */
+#include "base/buf.h"
+#include "base/str.h"
+#include "wf/expr.h"
+#include "wf/js.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <mujs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* The helpers, Fission Workflows' semantics: a lookup that throws (no such
+ * task) is undefined. taskId is the current task. */
+static const char prelude[] =
+    "var $ = JSON.parse(__flint_scope);\n"
+    "var taskId = __flint_task;\n"
+    "function __flint_get(f) { try { return f(); } catch (e) { return undefined; } }\n"
+    "function input(t, k) {\n"
+    "  var id = arguments.length > 0 ? String(t) : taskId;\n"
+    "  var key = arguments.length > 1 ? String(k) : 'default';\n"
+    "  return __flint_get(function () { return $.Tasks[id].Inputs[key]; });\n"
+    "}\n"
+    "function output(t) {\n"
+    "  var id = arguments.length > 0 ? String(t) : taskId;\n"
+    "  return __flint_get(function () { return $.Tasks[id].Output; });\n"
+    "}\n"
+    "function outputHeaders(t, k) {\n"
+    "  var id = arguments.length > 0 ? String(t) : taskId;\n"
+    "  var key = arguments.length > 1 ? String(k) : '';\n"
+    "  return __flint_get(function () {\n"
+    "    return key.length > 0 ? $.Tasks[id].OutputHeaders[key] : $.Tasks[id].OutputHeaders;\n"
+    "  });\n"
+    "}\n"
+    "function param(k) {\n"
+    "  var key = arguments.length > 0 ? String(k) : 'default';\n"
+    "  return __flint_get(function () { return $.Invocation.Inputs[key]; });\n"
+    "}\n"
+    "function task(t) {\n"
+    "  var id = arguments.length > 0 ? String(t) : taskId;\n"
+    "  return __flint_get(function () { return $.Tasks[id]; });\n"
+    "}\n"
+    "delete __flint_scope;\n";
+
+static void quiet(js_State *J, const char *message)
+{
+}
+
+/* uid(): 16 random bytes as 32 hex characters. */
+static void js_uid(js_State *J)
+{
+    unsigned char bytes[16];
+    char hex[33];
+    size_t got = 0;
+    while (got < sizeof(bytes)) {
+        ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            js_error(J, "uid: no random bytes");
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+    js_pushstring(J, hex);
+}
+
+/* The message of the error on the top of the stack, popped, into a new
+ * JSON string. */
+static json_t *take_error(js_State *J)
+{
+    struct fl_buf text;
+    fl_buf_init(&text, 4096);
+    fl_wf_js_message(&text, js_trystring(J, -1, "error"));
+    js_pop(J, 1);
+    json_t *msg = json_string(text.data != NULL ? text.data : "error");
+    fl_buf_release(&text);
+    return msg != NULL ? msg : json_string("error (not text)");
+}
+
+/* Evaluate (or compile only) one expression in J: {"value"} or {"error"}. */
+static json_t *eval_one(js_State *J, const char *src, bool check)
+{
+    if (js_ploadstring(J, "expression", src) != 0)
+        return json_pack("{s:o}", "error", take_error(J));
+    if (check) {
+        js_pop(J, 1);
+        return json_pack("{s:n}", "value");
+    }
+    js_pushundefined(J);
+    if (js_pcall(J, 0) != 0)
+        return json_pack("{s:o}", "error", take_error(J));
+    js_setglobal(J, "__flint_result");
+    if (js_ploadstring(J, "result", "JSON.stringify(__flint_result)") != 0)
+        return json_pack("{s:o}", "error", take_error(J));
+    js_pushundefined(J);
+    if (js_pcall(J, 0) != 0)
+        return json_pack("{s:o}", "error", take_error(J));
+    json_t *value = NULL;
+    if (!js_isundefined(J, -1)) {
+        const char *text = js_trystring(J, -1, NULL);
+        value = text != NULL ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+        if (value == NULL) {
+            js_pop(J, 1);
+            return json_pack("{s:s}", "error", "the result cannot be written as JSON");
+        }
+    }
+    js_pop(J, 1);
+    return json_pack("{s:o}", "value", value != NULL ? value : json_null());
+}
+
+/* Every expression of one request, in a fresh interpreter. */
+static json_t *evaluate(json_t *req, size_t heap_max)
+{
+    json_t *exprs = json_object_get(req, "exprs");
+    const char *task = json_string_value(json_object_get(req, "task"));
+    bool check = json_is_true(json_object_get(req, "check"));
+    if (!json_is_array(exprs) || json_array_size(exprs) > FL_WF_EXPR_MAX_EXPRS)
+        return json_pack("{s:s}", "error", "exprs: must be a list of at most 1024 expressions");
+    json_t *scope_value = json_object_get(req, "scope");
+    char *scope = scope_value != NULL ? json_dumps(scope_value, JSON_COMPACT | JSON_ENCODE_ANY)
+                                      : strdup("{}");
+    json_t *results = json_array();
+    struct fl_wf_js_heap heap = {0, heap_max};
+    js_State *J = js_newstate(fl_wf_js_alloc, &heap, 0);
+    json_t *failed = NULL;
+    if (J == NULL || scope == NULL || results == NULL) {
+        failed = json_pack("{s:s}", "error", "out of memory");
+        goto out;
+    }
+    js_setreport(J, quiet);
+    js_newcfunction(J, js_uid, "uid", 0);
+    js_setglobal(J, "uid");
+    js_pushstring(J, scope);
+    js_setglobal(J, "__flint_scope");
+    js_pushstring(J, task != NULL ? task : "");
+    js_setglobal(J, "__flint_task");
+    if (js_ploadstring(J, "prelude", prelude) != 0) {
+        failed = json_pack("{s:o}", "error", take_error(J));
+        goto out;
+    }
+    js_pushundefined(J);
+    if (js_pcall(J, 0) != 0) {
+        /* the scope is no JSON, or the heap is too small for it */
+        failed = json_pack("{s:o}", "error", take_error(J));
+        goto out;
+    }
+    js_pop(J, 1);
+    size_t i;
+    json_t *e;
+    json_array_foreach(exprs, i, e)
+    {
+        const char *src = json_string_value(e);
+        json_t *r = src == NULL ? json_pack("{s:s}", "error", "an expression must be text")
+                    : strlen(src) > FL_WF_JS_SRC_MAX
+                        ? json_pack("{s:s}", "error", "the expression is too long")
+                        : eval_one(J, src, check);
+        json_array_append_new(results, r != NULL ? r : json_pack("{s:s}", "error", "no memory"));
+    }
+out:
+    if (J != NULL)
+        js_freestate(J);
+    free(scope);
+    if (failed != NULL) {
+        json_decref(results);
+        return failed;
+    }
+    return json_pack("{s:o}", "results", results);
+}
+
+/* Read exactly n bytes: 1, 0 at the end of input before any byte, -1 on a
+ * cut or an error. */
+static int read_full(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r == 0 && got == 0 ? 0 : -1;
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t w = write(fd, (const char *)buf + put, n - put);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        put += (size_t)w;
+    }
+    return 0;
+}
+
+static int write_frame(json_t *answer)
+{
+    char *text = json_dumps(answer, JSON_COMPACT);
+    if (text == NULL)
+        return -1;
+    size_t n = strlen(text);
+    unsigned char len[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                            (unsigned char)(n >> 8), (unsigned char)n};
+    int rc = n > FL_WF_EXPR_FRAME_MAX ? -1 : write_full(1, len, 4);
+    if (rc == 0)
+        rc = write_full(1, text, n);
+    free(text);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t heap = FL_WF_EXPR_HEAP;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--heap") == 0 && i + 1 < argc &&
+            fl_parse_size(argv[i + 1], &heap) == 0 && heap >= (1u << 20) && heap <= (1ull << 32)) {
+            i++;
+        } else {
+            fprintf(stderr, "usage: flint-expr [--heap BYTES] (1MiB..4GiB)\n");
+            return 2;
+        }
+    }
+    char *frame = malloc(FL_WF_EXPR_FRAME_MAX + 1);
+    if (frame == NULL)
+        return 1;
+    for (;;) {
+        unsigned char len[4];
+        int rc = read_full(0, len, 4);
+        if (rc == 0)
+            break;
+        uint32_t n = (uint32_t)len[0] << 24 | (uint32_t)len[1] << 16 | (uint32_t)len[2] << 8 |
+                     (uint32_t)len[3];
+        if (rc < 0 || n == 0 || n > FL_WF_EXPR_FRAME_MAX || read_full(0, frame, n) != 1) {
+            fprintf(stderr, "flint-expr: a frame cut short or longer than %u bytes\n",
+                    FL_WF_EXPR_FRAME_MAX);
+            free(frame);
+            return 2;
+        }
+        json_t *req = json_loadb(frame, n, 0, NULL);
+        if (!json_is_object(req)) {
+            fprintf(stderr, "flint-expr: a frame that is no JSON object\n");
+            json_decref(req);
+            free(frame);
+            return 2;
+        }
+        json_t *answer = evaluate(req, (size_t)heap);
+        json_decref(req);
+        rc = answer != NULL ? write_frame(answer) : -1;
+        json_decref(answer);
+        if (rc < 0) {
+            free(frame);
+            return 1;
+        }
+    }
+    free(frame);
+    return 0;
+}
