@@ -716,7 +716,7 @@ static int steer(struct fl_async *a, bool redrive, const char *id, const char *f
         if (id != NULL) {
             json_array_append_new(s->ids, json_string(id));
             const char *first = json_string_value(json_array_get(s->ids, 0));
-            rc = first != NULL ? async_read(a, first, on_steer_read, s) : FL_EINVAL;
+            rc = first != NULL ? async_read_any(a, first, on_steer_read, s) : FL_EINVAL;
         } else {
             rc = fl_async_list(a, function, NULL, true, 1000, NULL, on_dead_listed, s);
         }

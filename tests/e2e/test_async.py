@@ -469,6 +469,10 @@ def test_invocations_not_taken_yet_are_read_listed_and_canceled(flintd, tmp_path
         assert inv["request"]["method"] == "POST" and inv["request"]["query"] == f"n={n}"
         assert inv["request"]["headers"]["x-order"] == f"o-{n}"
         assert inv["retry"]["maxAttempts"] == 5 and inv["createdAt"]
+    # not a dead letter: nothing to redrive or purge
+    for verb in ("redrive", "purge"):
+        r = flintd.cli("dlq", verb, waiting[0])
+        assert r.returncode == 1 and "HTTP 409" in r.stderr, r.stderr
     # an idempotency key still names its first invocation
     r = flintd.api("POST", "/v1/functions/held/invoke", "{}",
                    headers={"Prefer": "respond-async", "Idempotency-Key": "key-2"})
