@@ -6,8 +6,9 @@
    against the store's own durable publishes with N publishers each
    publishing its next message once the last one is durable
    (`bench_store --publishers N`, messages and topic shaped like an async
-   invocation's), and the same publishes each with the invocation's
-   "queued" event (`--event`): what the store does for one accept. All on
+   invocation's: the one write of an accept), and the same publishes each
+   with the invocation's "queued" event (`--event`): what an accept wrote
+   before its history began at its first attempt, for reference. All on
    the same disk (one temporary directory), alternately, each first in
    turn, REPEAT times; medians. Every run starts from an empty topic (a
    store of its own for bench_store, a function of its own in flintd): a

@@ -16,10 +16,11 @@
  * durable, to a topic shaped like an async invocation queue (interest
  * retention, one consumer that fetches nothing) with messages shaped like
  * an async invocation's (a message id, the request as JSON headers, a
- * small body). With --event too, each publish goes with the invocation's
- * "queued" event, appended to a new stream right after it: the store's
- * writes for one accepted async invocation. The baselines of
- * bench/async.py; prints one JSON line.
+ * small body): the store's one write for an accepted async invocation.
+ * With --event too, each publish goes with the invocation's "queued"
+ * event, appended to a new stream right after it: the writes an accept
+ * made before its history began with its first attempt (schema 6). The
+ * baselines of bench/async.py; prints one JSON line.
  *
  *   bench_store --publishers N [--event] DIR [SECONDS]
  */
@@ -226,7 +227,8 @@ static const char async_headers[] =
     "{\"method\":\"POST\",\"path\":\"/\",\"query\":null,\"headers\":[[\"Content-Type\","
     "\"application/json\"],[\"Host\",\"127.0.0.1:40000\"],[\"Content-Length\",\"12\"]],"
     "\"added\":[[\"X-Forwarded-For\",\"127.0.0.1\"]],\"trigger\":1,\"triggerName\":\"api\","
-    "\"retry\":{\"maxAttempts\":3,\"backoff\":1000,\"maxBackoff\":300000},\"callback\":null}";
+    "\"retry\":{\"maxAttempts\":3,\"backoff\":1000,\"maxBackoff\":300000},\"callback\":null,"
+    "\"idem\":null}";
 static const char async_body[] = "{\"order\":42}";
 
 static const char async_queued[] =

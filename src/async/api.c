@@ -120,7 +120,7 @@ int fl_async_get(struct fl_async *a, const char *id, bool with_body, fl_async_js
         return FL_ENOMEM;
     *c = (struct get_ctx){.a = a, .with_body = with_body, .cb = cb, .data = data};
     fl_strlcpy(c->id, id, sizeof(c->id));
-    int rc = async_read(a, id, on_get, c);
+    int rc = async_read_any(a, id, on_get, c);
     if (rc < 0)
         free(c);
     return rc;
@@ -128,7 +128,27 @@ int fl_async_get(struct fl_async *a, const char *id, bool with_body, fl_async_js
 
 /* ---- lists ---- */
 
+/*
+ * A list pages through two sources by invocation id: the histories
+ * (streams "inv/<id>") and the messages of invocations whose history has
+ * not begun (fl_store_message_ids under "async/"). Both are read a page
+ * at a time after the same id, the messages first (an invocation taken
+ * in between has begun its history before its message goes, so it is in
+ * one of the two), and merged: ids up to the last of a source whose page
+ * was full (past it, the other source may hold ids that page did not
+ * reach), an id with a history shown from it. That id is the next cursor.
+ */
+
 #define LIST_SCAN_MAX 2000 /* invocations read for one page at most */
+
+/* An invocation not taken yet, from its message. */
+struct list_msg {
+    char id[FL_UUID_STRLEN + 1];
+    char fn[FL_NAME_MAX + 1];
+    uint64_t seq;
+    int64_t ts_ms;
+    json_t *headers; /* owned */
+};
 
 struct list_ctx {
     struct fl_async *a;
@@ -139,15 +159,30 @@ struct list_ctx {
     size_t scanned;
     json_t *items;
     char after[FL_CURSOR_MAX];
-    /* a page of names being read: */
+    /* the page's messages (messages_page) */
+    struct list_msg *msgs;
+    size_t nmsgs;
+    char msgs_bound[FL_CURSOR_MAX]; /* the last id of a full page of them, or "" */
+    /* a page of ids being read: */
     char (*ids)[FL_UUID_STRLEN + 1];
-    json_t **found; /* per id, what it folded to (or NULL) */
+    const struct list_msg **from_msg; /* per id, its message if it has no history */
+    json_t **found;                   /* per id, what it folded to (or NULL) */
     size_t n, left;
     char next[FL_CURSOR_MAX];
     bool last_page;
     fl_async_json_cb cb;
     void *data;
 };
+
+static void list_msgs_free(struct list_ctx *c)
+{
+    for (size_t i = 0; i < c->nmsgs; i++)
+        json_decref(c->msgs[i].headers);
+    free(c->msgs);
+    c->msgs = NULL;
+    c->nmsgs = 0;
+    c->msgs_bound[0] = '\0';
+}
 
 static void list_answer(struct list_ctx *c, int err)
 {
@@ -158,7 +193,9 @@ static void list_answer(struct list_ctx *c, int err)
     c->cb(err, v, c->data);
     json_decref(v);
     json_decref(c->items);
+    list_msgs_free(c);
     free(c->ids);
+    free(c->from_msg);
     free(c->found);
     free(c);
 }
@@ -175,6 +212,7 @@ static void list_page_done(struct list_ctx *c)
         json_decref(c->found[i]);
         c->found[i] = NULL;
     }
+    list_msgs_free(c);
     fl_strlcpy(c->after, c->last_page ? "" : c->next, sizeof(c->after));
     if (json_array_size(c->items) >= c->limit || c->after[0] == '\0' ||
         c->scanned >= LIST_SCAN_MAX) {
@@ -186,6 +224,20 @@ static void list_page_done(struct list_ctx *c)
         list_answer(c, rc);
 }
 
+/* Keep inv, if it passes the filters, as the page's i-th. */
+static void list_keep(struct list_ctx *c, size_t i, struct fl_inv *inv)
+{
+    if (c->function[0] != '\0' && strcmp(inv->function, c->function) != 0)
+        return;
+    json_t *v = shown(c->a, inv, true);
+    const char *st = json_string_value(json_object_get(v, "status"));
+    bool dead_shown = !c->dead || (inv->status == FL_INV_DEAD && !inv->purged);
+    if (dead_shown && (c->status < 0 || (st && strcmp(st, fl_inv_status_name(c->status)) == 0)))
+        c->found[i] = v;
+    else
+        json_decref(v);
+}
+
 struct list_item {
     struct list_ctx *c;
     size_t i;
@@ -195,25 +247,28 @@ static void on_list_item(int err, struct fl_inv *inv, uint64_t last_seq, void *d
 {
     struct list_item *it = data;
     struct list_ctx *c = it->c;
-    if (err == 0 && (c->function[0] == '\0' || strcmp(inv->function, c->function) == 0)) {
-        json_t *v = shown(c->a, inv, true);
-        const char *st = json_string_value(json_object_get(v, "status"));
-        bool dead_shown = !c->dead || (inv->status == FL_INV_DEAD && !inv->purged);
-        if (dead_shown && (c->status < 0 || (st && strcmp(st, fl_inv_status_name(c->status)) == 0)))
-            c->found[it->i] = v;
-        else
-            json_decref(v);
-    }
+    if (err == 0)
+        list_keep(c, it->i, inv);
     free(it);
     if (--c->left == 0)
         list_page_done(c);
 }
 
-/* Read the invocations of the page's names. */
+/* Read the invocations of the page's ids: their histories, or what their
+ * messages say. */
 static void list_read(struct list_ctx *c)
 {
     c->left = 1;
     for (size_t i = 0; i < c->n; i++) {
+        const struct list_msg *m = c->from_msg[i];
+        if (m != NULL) {
+            struct fl_inv inv;
+            if (fl_inv_fold_message(m->id, m->fn, m->headers, m->seq, m->ts_ms, &inv) == 0) {
+                list_keep(c, i, &inv);
+                fl_inv_release(&inv);
+            }
+            continue;
+        }
         struct list_item *it = malloc(sizeof(*it));
         if (it == NULL)
             break;
@@ -231,31 +286,55 @@ static void list_read(struct list_ctx *c)
 static int list_names(struct list_ctx *c, size_t n)
 {
     free(c->ids);
+    free(c->from_msg);
     free(c->found);
     c->ids = calloc(n > 0 ? n : 1, sizeof(*c->ids));
+    c->from_msg = calloc(n > 0 ? n : 1, sizeof(*c->from_msg));
     c->found = calloc(n > 0 ? n : 1, sizeof(*c->found));
     c->n = 0;
-    return c->ids != NULL && c->found != NULL ? 0 : FL_ENOMEM;
+    return c->ids != NULL && c->from_msg != NULL && c->found != NULL ? 0 : FL_ENOMEM;
 }
 
+/* The histories' page is in: merge it with the messages' (both by id). */
 static void on_streams(int err, const struct fl_store_result *res, void *data)
 {
     struct list_ctx *c = data;
     struct fl_async *a = c->a;
     if (err == 0)
-        err = list_names(c, res->n);
+        err = list_names(c, res->n + c->nmsgs);
     if (err < 0) {
         list_answer(c, err);
         async_op_done(a);
         return;
     }
-    for (size_t i = 0; i < res->n; i++)
-        if (strlen(res->records[i].key) == 4 + FL_UUID_STRLEN)
-            fl_strlcpy(c->ids[c->n++], res->records[i].key + 4, sizeof(c->ids[0]));
+    /* the last id both sources have listed all of: the bound */
+    const char *bound = NULL;
+    if (res->next != NULL && res->n > 0)
+        bound = res->records[res->n - 1].key + 4;
+    if (c->msgs_bound[0] != '\0' && (bound == NULL || strcmp(c->msgs_bound, bound) < 0))
+        bound = c->msgs_bound;
+    size_t i = 0, k = 0;
+    for (;;) {
+        while (i < res->n && strlen(res->records[i].key) != 4 + FL_UUID_STRLEN)
+            i++;
+        const char *s = i < res->n ? res->records[i].key + 4 : NULL;
+        const char *m = k < c->nmsgs ? c->msgs[k].id : NULL;
+        int order = s == NULL ? 1 : m == NULL ? -1 : strcmp(s, m);
+        const char *id = order <= 0 ? s : m;
+        if (id == NULL || (bound != NULL && strcmp(id, bound) > 0))
+            break;
+        if (c->n == 0 || strcmp(c->ids[c->n - 1], id) != 0) {
+            fl_strlcpy(c->ids[c->n], id, sizeof(c->ids[0]));
+            c->from_msg[c->n++] = order <= 0 ? NULL : &c->msgs[k];
+        }
+        if (order <= 0)
+            i++;
+        else
+            k++;
+    }
     c->scanned += res->n;
-    c->last_page = res->next == NULL;
-    /* the cursor given out is the last id (the store's is "inv/<id>") */
-    fl_strlcpy(c->next, res->next && strlen(res->next) > 4 ? res->next + 4 : "", sizeof(c->next));
+    c->last_page = bound == NULL;
+    fl_strlcpy(c->next, bound != NULL ? bound : "", sizeof(c->next));
     list_read(c);
     async_op_done(a);
 }
@@ -267,7 +346,7 @@ static void on_streams(int err, const struct fl_store_result *res, void *data)
  * trigger's consumer, under a message id of its publisher's), which only
  * the invocations' histories tie to the function.
  */
-static int list_page(struct list_ctx *c)
+static int streams_page(struct list_ctx *c)
 {
     struct fl_async *a = c->a;
     size_t want = c->limit - json_array_size(c->items);
@@ -277,6 +356,58 @@ static int list_page(struct list_ctx *c)
         return FL_EINVAL;
     struct fl_page page = {want < 200 ? want : 200, after};
     int rc = fl_store_streams(a->store, "inv/", &page, on_streams, c);
+    if (rc == 0)
+        async_op(a);
+    return rc;
+}
+
+/* The messages' page is in: keep those of invocations (of the function
+ * asked for), then read the histories' page. */
+static void on_message_ids(int err, const struct fl_store_result *res, void *data)
+{
+    struct list_ctx *c = data;
+    struct fl_async *a = c->a;
+    if (err == 0 && res->n > 0 && (c->msgs = calloc(res->n, sizeof(*c->msgs))) == NULL)
+        err = FL_ENOMEM;
+    if (err == 0)
+        c->scanned += res->n;
+    for (size_t i = 0; err == 0 && i < res->n; i++) {
+        const struct fl_record *r = &res->records[i];
+        const char *fn = async_topic_function(r->type);
+        if (fn == NULL || strlen(r->key) != FL_UUID_STRLEN || strlen(fn) > FL_NAME_MAX ||
+            (c->function[0] != '\0' && strcmp(fn, c->function) != 0))
+            continue;
+        struct list_msg *m = &c->msgs[c->nmsgs];
+        fl_strlcpy(m->id, r->key, sizeof(m->id));
+        fl_strlcpy(m->fn, fn, sizeof(m->fn));
+        m->seq = r->seq;
+        m->ts_ms = r->ts_ms;
+        if ((m->headers = json_loads(r->headers, 0, NULL)) != NULL)
+            c->nmsgs++;
+    }
+    /* a full page: past its last id (kept or not) the merge may not go */
+    if (err == 0 && res->next != NULL)
+        fl_strlcpy(c->msgs_bound, res->next, sizeof(c->msgs_bound));
+    if (err == 0)
+        err = streams_page(c);
+    if (err < 0)
+        list_answer(c, err);
+    async_op_done(a);
+}
+
+static int list_page(struct list_ctx *c)
+{
+    struct fl_async *a = c->a;
+    size_t want = c->limit - json_array_size(c->items);
+    struct fl_page page = {want < 200 ? want : 200, c->after};
+    /* only invocations whose history has begun can be shown, and dead
+     * letters (of queues and triggers) only by their histories */
+    if (c->dead || (c->status >= 0 && c->status != FL_INV_QUEUED && c->status != FL_INV_RUNNING))
+        return streams_page(c);
+    /* the invocations not taken yet too: their messages first */
+    char prefix[ASYNC_TOPIC_MAX];
+    snprintf(prefix, sizeof(prefix), ASYNC_TOPIC_PREFIX "%s", c->function);
+    int rc = fl_store_message_ids(a->store, prefix, &page, on_message_ids, c);
     if (rc == 0)
         async_op(a);
     return rc;
@@ -342,18 +473,22 @@ static void on_cancel_appended(int err, const struct fl_store_result *res, void 
 {
     struct cancel_ctx *c = data;
     if (err == FL_ECONFLICT && ++c->tries < 10) {
-        /* an attempt recorded itself meanwhile: look again */
-        err = async_read(c->a, c->id, on_cancel_read, c);
+        /* an attempt recorded itself meanwhile (or began the history): look again */
+        err = async_read_any(c->a, c->id, on_cancel_read, c);
     } else if (err == 0) {
         struct attempt *at = async_running(c->a, c->id);
         if (at != NULL)
             async_attempt_cancel(at);
-        err = async_read(c->a, c->id, on_canceled_read, c);
+        err = async_read_any(c->a, c->id, on_canceled_read, c);
     }
     if (err < 0)
         cancel_answer(c, err, NULL);
 }
 
+/* Cancel with the history's last sequence as the compare-and-set; an
+ * invocation whose history has not begun (not taken yet) begins it with
+ * its queued event and the cancel, so that the worker that takes its
+ * message finds it ended and never runs it. */
 static void on_cancel_read(int err, struct fl_inv *inv, uint64_t last_seq, void *data)
 {
     struct cancel_ctx *c = data;
@@ -361,8 +496,13 @@ static void on_cancel_read(int err, struct fl_inv *inv, uint64_t last_seq, void 
         err = FL_ECONFLICT;
     if (err == 0) {
         json_t *d = json_object();
-        err = d != NULL ? async_append(c->a, c->id, "canceled", d, last_seq, on_cancel_appended, c)
-                        : FL_ENOMEM;
+        if (d == NULL)
+            err = FL_ENOMEM;
+        else if (inv->queued != NULL)
+            err = async_append_first(c->a, c->id, inv->queued, "canceled", d, false,
+                                     on_cancel_appended, c);
+        else
+            err = async_append(c->a, c->id, "canceled", d, last_seq, on_cancel_appended, c);
         json_decref(d);
     }
     if (err < 0)
@@ -376,7 +516,7 @@ int fl_async_cancel(struct fl_async *a, const char *id, fl_async_json_cb cb, voi
         return FL_ENOMEM;
     *c = (struct cancel_ctx){.a = a, .cb = cb, .data = data};
     fl_strlcpy(c->id, id, sizeof(c->id));
-    int rc = async_read(a, id, on_cancel_read, c);
+    int rc = async_read_any(a, id, on_cancel_read, c);
     if (rc < 0)
         free(c);
     return rc;
@@ -595,7 +735,7 @@ static int steer(struct fl_async *a, bool redrive, const char *id, const char *f
         if (id != NULL) {
             json_array_append_new(s->ids, json_string(id));
             const char *first = json_string_value(json_array_get(s->ids, 0));
-            rc = first != NULL ? async_read(a, first, on_steer_read, s) : FL_EINVAL;
+            rc = first != NULL ? async_read_any(a, first, on_steer_read, s) : FL_EINVAL;
         } else {
             rc = fl_async_list(a, function, NULL, true, 1000, NULL, on_dead_listed, s);
         }

@@ -37,20 +37,15 @@ struct sub {
     char id[FL_UUID_STRLEN + 1];
     char idem[12 + FL_NAME_MAX + FL_SHA256_HEX];
     char *headers; /* the message's headers: the request, as JSON */
-    char *queued;  /* the queued event's data */
     void *body;
     size_t body_len;
     fl_async_submit_cb cb;
     void *data;
-    unsigned pending; /* of the publish and the queued event */
-    int err;          /* the publish's */
-    int event_err;
 };
 
 static void sub_free(struct sub *s)
 {
     free(s->headers);
-    free(s->queued);
     free(s->body);
     free(s);
 }
@@ -95,76 +90,38 @@ static void sub_answer(struct sub *s, int err, const char *id, bool duplicate)
     sub_free(s);
 }
 
-static void on_sub_part(struct sub *s)
-{
-    if (--s->pending > 0)
-        return;
-    struct fl_async *a = s->a;
-    if (s->err < 0) {
-        /* the message is not stored: no attempt will come. Say so in its
-         * history (if that was written) and free the key for a retry. */
-        if (s->event_err == 0) {
-            json_t *d =
-                json_pack("{s:i,s:I,s:i,s:i,s:s,s:s}", "attempt", 1, "startedAt",
-                          (json_int_t)fl_clock_wall_ms(), "durationMs", 0, "status", 0, "error",
-                          "not accepted: the store could not keep the request", "end", "failed");
-            if (d != NULL)
-                async_append(a, s->id, "attempt", d, FL_SEQ_ANY, NULL, NULL);
-            json_decref(d);
-        }
-        if (s->idem[0] != '\0')
-            fl_store_stream_delete(a->store, s->idem, NULL, NULL);
-        sub_answer(s, s->err, NULL, false);
-        return;
-    }
-    if (s->event_err < 0)
-        fl_log(FL_LOG_WARN, "async", "accepted an invocation whose queued event was not recorded",
-               "invocation=%s error=%s", s->id, fl_errname(s->event_err));
-    if (a->metrics != NULL) {
-        static const char *const labels[] = {"function"};
-        fl_metric_add(fl_metrics_counter(a->metrics, "flint_async_accepted_total",
-                                         "Async invocations accepted.", 1, labels),
-                      (const char *[]){s->q->fn}, 1);
-    }
-    sub_answer(s, 0, s->id, false);
-}
-
 static void on_published(int err, const struct fl_store_result *res, void *data)
 {
     struct sub *s = data;
     struct fl_async *a = s->a;
-    s->err = err;
-    on_sub_part(s);
+    if (err < 0) {
+        /* nothing of it is stored: free the key for a retry */
+        if (s->idem[0] != '\0')
+            fl_store_stream_delete(a->store, s->idem, NULL, NULL);
+        sub_answer(s, err, NULL, false);
+    } else {
+        if (a->metrics != NULL) {
+            static const char *const labels[] = {"function"};
+            fl_metric_add(fl_metrics_counter(a->metrics, "flint_async_accepted_total",
+                                             "Async invocations accepted.", 1, labels),
+                          (const char *[]){s->q->fn}, 1);
+        }
+        sub_answer(s, 0, s->id, false);
+    }
     async_op_done(a);
 }
 
-static void on_queued_event(int err, const struct fl_store_result *res, void *data)
-{
-    struct sub *s = data;
-    s->event_err = err;
-    on_sub_part(s);
-}
-
-/* The topic is there: hand the message and the queued event to the store
- * together (its writer commits them in this order), one right after the
- * other, so that the writer, which takes whatever is queued when it is
- * free, seldom takes one without the other: the answer then waits for one
- * commit, not two. 0, or an error and nothing was handed over. */
+/* The topic is there: publish the message, the one write of an accept
+ * (its history begins when a worker takes it, history.h). 0, or an error
+ * and nothing was handed over. */
 static int sub_go(struct sub *s)
 {
     struct fl_async *a = s->a;
-    s->pending = 2;
     int rc = fl_store_publish(a->store, s->q->topic, s->headers, s->id, s->body, s->body_len,
                               on_published, s);
-    if (rc < 0)
-        return rc;
-    async_op(a);
-    rc = async_append_text(a, s->id, "queued", s->queued, 0, on_queued_event, s);
-    if (rc < 0) {
-        s->event_err = rc;
-        s->pending--;
-    }
-    return 0;
+    if (rc == 0)
+        async_op(a);
+    return rc;
 }
 
 /* Answer s from the loop, with its error if it cannot go. */
@@ -255,14 +212,6 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
         s->body_len = r->body_len;
     }
     const char *trigger = r->trigger_name != NULL ? r->trigger_name : "api";
-    json_t *headers =
-        json_pack("{s:s,s:s,s:o,s:o,s:o,s:i,s:s,s:o,s:o}", "method", r->method, "path", r->path,
-                  "query", r->query != NULL ? json_string(r->query) : json_null(), "headers",
-                  headers_json(r->headers, r->nheaders), "added", headers_json(r->added, r->nadded),
-                  "trigger", (int)r->trigger, "triggerName", trigger, "retry", retry_json(&policy),
-                  "callback", r->callback_url != NULL ? json_string(r->callback_url) : json_null());
-    s->headers = headers != NULL ? json_dumps(headers, JSON_COMPACT) : NULL;
-    json_decref(headers);
     if (r->idempotency_key != NULL) {
         struct fl_sha256 h;
         char hex[FL_SHA256_HEX];
@@ -271,16 +220,17 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
         fl_sha256_final_hex(&h, hex);
         snprintf(s->idem, sizeof(s->idem), "idem/%s/%s", r->target.name, hex);
     }
-    json_t *queued = json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "function", r->target.name,
-                               "trigger", trigger, "method", r->method, "path", r->path, "query",
-                               r->query != NULL ? json_string(r->query) : json_null(), "headers",
-                               fl_inv_headers_json(r->headers, r->nheaders, "(not text)"), "retry",
-                               retry_json(&policy), "callback",
-                               r->callback_url != NULL ? json_string(r->callback_url) : json_null(),
-                               "idem", s->idem[0] != '\0' ? json_string(s->idem) : json_null());
-    s->queued = queued != NULL ? json_dumps(queued, JSON_COMPACT) : NULL;
-    json_decref(queued);
-    if (s->headers == NULL || s->queued == NULL)
+    /* the message's headers: history.h says their form */
+    json_t *headers =
+        json_pack("{s:s,s:s,s:o,s:o,s:o,s:i,s:s,s:o,s:o,s:o}", "method", r->method, "path", r->path,
+                  "query", r->query != NULL ? json_string(r->query) : json_null(), "headers",
+                  headers_json(r->headers, r->nheaders), "added", headers_json(r->added, r->nadded),
+                  "trigger", (int)r->trigger, "triggerName", trigger, "retry", retry_json(&policy),
+                  "callback", r->callback_url != NULL ? json_string(r->callback_url) : json_null(),
+                  "idem", s->idem[0] != '\0' ? json_string(s->idem) : json_null());
+    s->headers = headers != NULL ? json_dumps(headers, JSON_COMPACT) : NULL;
+    json_decref(headers);
+    if (s->headers == NULL)
         goto nomem;
     if (s->idem[0] != '\0') {
         json_t *d = json_pack("{s:s}", "invocation", s->id);
@@ -422,7 +372,9 @@ struct attempt {
     char *body;
     size_t body_len;
     struct fl_invoke *call;
-    uint32_t number; /* the attempt's number */
+    int64_t accepted_ms; /* when its message was published */
+    bool begun;          /* its history has begun (history.h) */
+    uint32_t number;     /* the attempt's number */
     uint32_t lost_from;
     struct fl_retry_policy policy;
     uint64_t start_ns;
@@ -472,6 +424,24 @@ static void attempt_free(struct attempt *at)
         async_maybe_done(a);
     else
         async_pump(q);
+}
+
+/* Record an event of at's (an attempt's outcome): after what its history
+ * holds, or as the first event after the queued one if it has not begun
+ * (should a cancel begin it meanwhile, after that). cb may be NULL. */
+static int attempt_record(struct attempt *at, const char *type, json_t *d, fl_store_cb cb,
+                          void *data)
+{
+    struct fl_async *a = at->a;
+    json_t *queued = at->begun ? NULL : fl_inv_queued_event(at->q->fn, at->msg, at->accepted_ms);
+    if (queued == NULL && !at->begun)
+        return FL_ENOMEM; /* the message is a request: attempt_start checked */
+    int rc = queued != NULL ? async_append_first(a, at->id, queued, type, d, true, cb, data)
+                            : async_append(a, at->id, type, d, FL_SEQ_ANY, cb, data);
+    json_decref(queued);
+    if (rc == 0)
+        at->begun = true;
+    return rc;
 }
 
 static void on_acked(int err, const struct fl_store_result *res, void *data)
@@ -674,7 +644,7 @@ static void on_outcome(const struct fl_invoke_outcome *o, void *data)
                                     at->q->fn, "status", end, "result", json_incref(result));
         json_decref(result);
     }
-    int rc = async_append(a, at->id, "attempt", d, FL_SEQ_ANY, on_recorded, e);
+    int rc = attempt_record(at, "attempt", d, on_recorded, e);
     json_decref(d);
     if (rc < 0) {
         json_decref(e->callback);
@@ -775,6 +745,7 @@ static void on_history(int err, struct fl_inv *inv, uint64_t last_seq, void *dat
         return;
     }
     uint32_t base = 0, recorded = 0;
+    at->begun = inv != NULL; /* not found: nothing has begun its history yet */
     if (inv != NULL) {
         if (inv->ended) {
             /* ended before (its ack was lost): never run again; make sure
@@ -812,7 +783,7 @@ static void on_history(int err, struct fl_inv *inv, uint64_t last_seq, void *dat
                               "durationMs", 0, "status", 0, "error",
                               "lost: its attempts were used up by stops of flintd", "end", "dead");
         if (d != NULL)
-            async_append(a, at->id, "attempt", d, FL_SEQ_ANY, NULL, NULL);
+            attempt_record(at, "attempt", d, NULL, NULL);
         json_decref(d);
         attempt_ack(at, FL_DEAD, 0, "its attempts were lost");
         return;
@@ -838,6 +809,7 @@ static void attempt_new(struct aq *q, const struct fl_record *r)
     at->msg = msg;
     fl_strlcpy(at->id, r->key, sizeof(at->id));
     at->seq = r->seq;
+    at->accepted_ms = r->ts_ms;
     at->deliveries = r->deliveries > 0 ? r->deliveries : 1;
     at->policy = FL_RETRY_DEFAULT;
     json_t *rp = json_object_get(msg, "retry");

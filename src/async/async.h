@@ -17,26 +17,34 @@
  *                              (dead letters stay until redriven or
  *                              purged). One durable consumer, "run".
  *   stream "inv/<id>"          the invocation's history, one event per step:
- *                              "queued" (at accept), "attempt" (each attempt's
- *                              outcome, and whether it ended the invocation),
- *                              "canceled", "redriven", "callback". Its status
- *                              is folded from these (history.c).
+ *                              "queued" (the request, made from the message
+ *                              by whoever begins the history: the worker
+ *                              that takes the message, with its first
+ *                              attempt's event, or a cancel), "attempt" (each
+ *                              attempt's outcome, and whether it ended the
+ *                              invocation), "canceled", "redriven",
+ *                              "callback". Its status is folded from these
+ *                              (history.h); until the history begins, from
+ *                              the message alone (status queued).
  *   stream "idem/<fn>/<hash>"  an Idempotency-Key's first invocation id,
  *                              appended with expect 0: the one compare-and-
  *                              set that makes a key run once.
  *   topic "async-callbacks"    outcomes still to be POSTed to a callback URL.
  *
- * Accepting costs one durable write on the path of the answer: the message
- * and the "queued" event are handed to the store together (the store's
- * writer commits in the order it was given work, so the event is never
- * durable without its message). An attempt: the consumer's delivery (its
- * count is the attempt number since the last redrive, durable before the
- * call starts), a read of the history (an invocation that ended or was
- * canceled is not run again), the call, one "attempt" event, then the ack:
- * ACK (succeeded), TERM (failed, canceled), NAK with the backoff
- * (retrying) or DEAD (attempts used up). A flintd killed during an attempt
- * gets the message back after the consumer's ack wait; the lost attempt is
- * recorded as such and counts.
+ * Accepting is one durable write on the path of the answer: the message
+ * (with an idempotency key, the key's compare-and-set append first). An
+ * attempt: the consumer's delivery (its count is the attempt number since
+ * the last redrive, durable before the call starts), a read of the
+ * history (an invocation that ended or was canceled is not run again; none
+ * yet: its first attempt), the call, one "attempt" event (the first one
+ * appended with the queued event, expecting an empty stream, so that the
+ * history begins once whoever comes first; after a cancel that began it,
+ * after that), then the ack: ACK (succeeded), TERM (failed, canceled), NAK
+ * with the backoff (retrying) or DEAD (attempts used up). A flintd killed
+ * during an attempt gets the message back after the consumer's ack wait;
+ * the lost attempt is recorded as such and counts. The history is always
+ * written before the message is acked, so an invocation is always in one
+ * of the two: its message, or its history.
  *
  * Capacity: per function, at most half of its slots (at least one) run
  * async attempts, and none is fetched while the invoker says the function

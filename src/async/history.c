@@ -94,7 +94,7 @@ static int on_queued(struct fl_inv *inv, json_t *d, int64_t ts)
     if (fn == NULL || strlen(fn) > FL_NAME_MAX)
         return FL_ECORRUPT;
     fl_strlcpy(inv->function, fn, sizeof(inv->function));
-    inv->created_ms = ts;
+    inv->created_ms = int_of(d, "acceptedAt") > 0 ? int_of(d, "acceptedAt") : ts;
     json_t *r = json_object_get(d, "retry");
     if (json_is_object(r)) {
         inv->retry = (struct fl_retry_policy){(uint32_t)int_of(r, "maxAttempts"),
@@ -273,29 +273,112 @@ int fl_inv_fold(const char *id, const struct fl_record *events, size_t n, struct
 void fl_inv_release(struct fl_inv *inv)
 {
     json_decref(inv->json);
+    json_decref(inv->queued);
     free(inv->callback);
     free(inv->idem);
     memset(inv, 0, sizeof(*inv));
 }
 
+/* Set header name (name_len bytes) in o by its lower-case name, cut at
+ * 255 bytes, to v (a new reference, or NULL: not_text, or nothing). */
+static void set_header(json_t *o, const char *name, size_t name_len, json_t *v,
+                       const char *not_text)
+{
+    char lower[256];
+    size_t len = name_len < sizeof(lower) - 1 ? name_len : sizeof(lower) - 1;
+    for (size_t k = 0; k < len; k++) {
+        char c = name[k];
+        lower[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    lower[len] = '\0';
+    if (v == NULL && not_text != NULL)
+        v = json_string(not_text);
+    if (v != NULL)
+        json_object_set_new(o, lower, v);
+}
+
 json_t *fl_inv_headers_json(const struct fl_http_header *h, size_t n, const char *not_text)
 {
     json_t *o = json_object();
-    for (size_t i = 0; o != NULL && i < n; i++) {
-        char name[256];
-        size_t len = h[i].name_len < sizeof(name) - 1 ? h[i].name_len : sizeof(name) - 1;
-        for (size_t k = 0; k < len; k++) {
-            char c = h[i].name[k];
-            name[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-        }
-        name[len] = '\0';
-        json_t *v = json_stringn(h[i].value, h[i].value_len);
-        if (v == NULL && not_text != NULL)
-            v = json_string(not_text);
-        if (v != NULL)
-            json_object_set_new(o, name, v);
+    for (size_t i = 0; o != NULL && i < n; i++)
+        set_header(o, h[i].name, h[i].name_len, json_stringn(h[i].value, h[i].value_len), not_text);
+    return o;
+}
+
+/* A message's headers ([name, value] or [name, base64, true]) as an
+ * invocation shows them, as fl_inv_headers_json(..., "(not text)"). */
+static json_t *message_headers(json_t *arr)
+{
+    json_t *o = json_object(), *h;
+    size_t i;
+    json_array_foreach(arr, i, h)
+    {
+        json_t *name = json_array_get(h, 0), *value = json_array_get(h, 1);
+        if (o == NULL || !json_is_string(name) || !json_is_string(value))
+            continue;
+        bool text = !json_is_true(json_array_get(h, 2));
+        set_header(o, json_string_value(name), json_string_length(name),
+                   text ? json_incref(value) : NULL, "(not text)");
     }
     return o;
+}
+
+json_t *fl_inv_queued_event(const char *function, json_t *msg, int64_t accepted_ms)
+{
+    json_t *method = json_object_get(msg, "method"), *path = json_object_get(msg, "path");
+    if (!json_is_string(method) || !json_is_string(path))
+        return NULL;
+    json_t *e = json_pack("{s:s,s:O,s:O}", "function", function, "method", method, "path", path);
+    const char *trigger = json_string_value(json_object_get(msg, "triggerName"));
+    if (e == NULL ||
+        json_object_set_new(e, "trigger", json_string(trigger != NULL ? trigger : "api")) < 0 ||
+        json_object_set_new(e, "headers", message_headers(json_object_get(msg, "headers"))) < 0 ||
+        json_object_set_new(e, "acceptedAt", json_integer(accepted_ms)) < 0) {
+        json_decref(e);
+        return NULL;
+    }
+    /* what the message holds as the event holds it, null when absent */
+    static const char *const same[] = {"query", "retry", "callback", "idem"};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        json_t *v = json_object_get(msg, same[i]);
+        if (json_object_set_new(e, same[i], v != NULL ? json_incref(v) : json_null()) < 0) {
+            json_decref(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+int fl_inv_fold_message(const char *id, const char *function, json_t *msg, uint64_t seq,
+                        int64_t accepted_ms, struct fl_inv *out)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *queued = fl_inv_queued_event(function, msg, accepted_ms);
+    char *text = queued != NULL ? json_dumps(queued, JSON_COMPACT) : NULL;
+    if (text == NULL) {
+        bool request = json_is_string(json_object_get(msg, "method")) &&
+                       json_is_string(json_object_get(msg, "path"));
+        json_decref(queued);
+        return request ? FL_ENOMEM : FL_ECORRUPT;
+    }
+    const struct fl_record r = {.key = "",
+                                .type = "queued",
+                                .data = text,
+                                .len = strlen(text),
+                                .headers = "{}",
+                                .reason = "",
+                                .seq = 1,
+                                .ts_ms = accepted_ms};
+    int rc = fl_inv_fold(id, &r, 1, out);
+    free(text);
+    if (rc < 0) {
+        fl_inv_release(out);
+        json_decref(queued);
+        return rc;
+    }
+    out->seq = seq;
+    out->queued = queued;
+    return 0;
 }
 
 json_t *fl_inv_summary(const struct fl_inv *inv)

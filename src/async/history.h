@@ -4,13 +4,27 @@
  * (async.c: may it run? which attempt is this?) and for the API (the JSON
  * of docs/api.md). Pure: no loop, no store.
  *
+ * Where a history begins. An async invocation is accepted with one write,
+ * its message in topic "async/<function>" (async.h); its stream is begun
+ * by the first thing that records a step of it: the worker that takes the
+ * message (with its first attempt's event, or the attempt that found its
+ * attempts used up) or a cancel. Each begins it with the queued event made
+ * from the message (fl_inv_queued_event), appended with expect 0, so that
+ * it is written once whoever comes first. Until then the invocation is its
+ * message alone, and reads fold that (fl_inv_fold_message) as if it were
+ * the history. Invocations accepted before schema 6 of the store began
+ * their history at accept; an MQ trigger's begin it at their first record.
+ *
  * Events (type: data):
  *
  *   queued    {"function", "trigger", "method", "path", "query", "headers",
  *              "retry": {"maxAttempts", "backoff", "maxBackoff"} (ms),
- *              "callback", "idem", "topic", "consumer"}: accepted; topic and
- *              consumer name where its message is (default: "async/<function>"
- *              and "run"; an MQ trigger's invocations are its topic's)
+ *              "callback", "idem", "topic", "consumer", "acceptedAt"}:
+ *              accepted; topic and consumer name where its message is
+ *              (default: "async/<function>" and "run"; an MQ trigger's
+ *              invocations are its topic's); acceptedAt (ms) when its
+ *              message was published, if the event was written later
+ *              (default: the event's own time)
  *   attempt   {"attempt", "seq", "startedAt", "durationMs", "status", "error",
  *              "lost": [numbers], "end", "nextAt", "result"}: one attempt's
  *              outcome; "end" (succeeded, failed, dead, canceled) when it
@@ -79,6 +93,9 @@ struct fl_inv {
     char *callback; /* owned; NULL: none */
     char *idem;     /* owned: the idempotency key's stream, or NULL */
     json_t *json;   /* owned: the API's form, without running overlays */
+    /* owned: folded from a message not taken yet (fl_inv_fold_message),
+     * the queued event that is to begin its history; else NULL */
+    json_t *queued;
 };
 
 /* Fold n events (records of a read of "inv/<id>") into out. 0, FL_ENOENT
@@ -86,6 +103,32 @@ struct fl_inv {
  * this file says; the rest are still folded), or FL_ENOMEM. */
 int fl_inv_fold(const char *id, const struct fl_record *events, size_t n, struct fl_inv *out);
 void fl_inv_release(struct fl_inv *inv);
+
+/*
+ * The message of an async invocation, in topic "async/<function>": its
+ * headers are a JSON object of the request, its data the body.
+ *
+ *   {"method", "path", "query" (or null), "headers": [[name, value], ...,
+ *    [name, base64 of a value that is not UTF-8, true]], "added": (the
+ *    same form: headers flintd adds on every attempt), "trigger" (enum
+ *    fl_invoke_trigger), "triggerName", "retry": {"maxAttempts",
+ *    "backoff", "maxBackoff"} (ms), "callback" (or null), "idem" (the
+ *    idempotency key's stream, or null; absent before schema 6)}
+ */
+
+/* The queued event that begins the history of the invocation whose
+ * message is msg (its headers, parsed) in function's queue, published at
+ * accepted_ms. A new value, or NULL if msg is not an async request (no
+ * method or path) or out of memory. */
+json_t *fl_inv_queued_event(const char *function, json_t *msg, int64_t accepted_ms);
+
+/* Fold the invocation id whose history has not begun, from its message
+ * (msg as above, at sequence seq of its topic, published at accepted_ms):
+ * as fl_inv_fold of its queued event alone (status queued), with
+ * out->queued the event. 0, FL_ECORRUPT (msg is not an async request:
+ * nothing to fold) or FL_ENOMEM. */
+int fl_inv_fold_message(const char *id, const char *function, json_t *msg, uint64_t seq,
+                        int64_t accepted_ms, struct fl_inv *out);
 
 /* Headers as an invocation shows them: {lower-case name: value}, names
  * cut at 255 bytes. A value that is not UTF-8 text is not_text instead, or

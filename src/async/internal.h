@@ -101,10 +101,28 @@ int async_append(struct fl_async *a, const char *id, const char *type, json_t *d
 int async_append_text(struct fl_async *a, const char *id, const char *type, const char *text,
                       uint64_t expect, fl_store_cb cb, void *cbdata);
 
+/* Begin the history of id with queued (fl_inv_queued_event) and the event
+ * type with data after it, in one append with expect 0 (on a store
+ * without atomic appends, one after the other). If the history was begun
+ * meanwhile (FL_ECONFLICT): with or_after, the event goes after what is
+ * there; without, cb gets FL_ECONFLICT. cb may be NULL (logged on
+ * failure). */
+int async_append_first(struct fl_async *a, const char *id, json_t *queued, const char *type,
+                       json_t *data, bool or_after, fl_store_cb cb, void *cbdata);
+
 /* Read and fold inv/<id>: cb gets 0 and the folded invocation (valid
- * during the call), or an error and NULL. */
+ * during the call), or an error and NULL. last_seq is the history's last
+ * sequence. */
 typedef void (*async_fold_cb)(int err, struct fl_inv *inv, uint64_t last_seq, void *data);
 int async_read(struct fl_async *a, const char *id, async_fold_cb cb, void *data);
+
+/* As async_read, and for an invocation whose history has not begun, its
+ * message (fl_inv_fold_message; last_seq 0, inv->queued the event to
+ * begin it with). FL_ENOENT only once neither is there. */
+int async_read_any(struct fl_async *a, const char *id, async_fold_cb cb, void *data);
+
+/* The function of an async queue's topic ("async/<function>"), or NULL. */
+const char *async_topic_function(const char *topic);
 
 /* The callbacks' half (callback.c). */
 /* Whether url (len bytes) is a callback URL flintd can POST to: 0 or

@@ -60,6 +60,10 @@ struct fl_store_ops {
                    const void *payload, size_t len, fl_store_cb cb, void *data);
     int (*topic_read)(struct fl_store *s, const char *topic, uint64_t from, size_t max,
                       fl_store_cb cb, void *data);
+    int (*message_find)(struct fl_store *s, const char *prefix, const char *msg_id, fl_store_cb cb,
+                        void *data);
+    int (*message_ids)(struct fl_store *s, const char *prefix, const struct fl_page *page,
+                       fl_store_cb cb, void *data);
     int (*topic_watch)(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
                        struct fl_store_watch **out);
     int (*consumer_create)(struct fl_store *s, const char *topic, const char *consumer,

@@ -292,6 +292,18 @@ static int sq_topic_read(struct fl_store *s, const char *topic, uint64_t from_se
     return read_from(s, OP_TOPIC_READ, topic, from_seq, max, cb, data);
 }
 
+static int sq_message_find(struct fl_store *s, const char *prefix, const char *msg_id,
+                           fl_store_cb cb, void *data)
+{
+    return simple(s, OP_MESSAGE_FIND, false, prefix, msg_id, cb, data);
+}
+
+static int sq_message_ids(struct fl_store *s, const char *prefix, const struct fl_page *page,
+                          fl_store_cb cb, void *data)
+{
+    return paged(s, OP_MESSAGE_IDS, prefix, NULL, page, cb, data);
+}
+
 static int sq_topic_watch(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
                           struct fl_store_watch **out)
 {
@@ -520,6 +532,8 @@ static const struct fl_store_ops sqlite_ops = {
     .publish = sq_publish,
     .topic_read = sq_topic_read,
     .topic_watch = sq_topic_watch,
+    .message_find = sq_message_find,
+    .message_ids = sq_message_ids,
     .consumer_create = sq_consumer_create,
     .consumer_delete = sq_consumer_delete,
     .consumer_info = sq_consumer_info,

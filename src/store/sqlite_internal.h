@@ -41,6 +41,8 @@ enum fl_sqlite_op {
     OP_TOPIC_INFO,
     OP_TOPICS,
     OP_TOPIC_READ,
+    OP_MESSAGE_FIND,
+    OP_MESSAGE_IDS,
     OP_PUBLISH,
     OP_CONSUMER_CREATE,
     OP_CONSUMER_DELETE,

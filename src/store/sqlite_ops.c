@@ -81,6 +81,8 @@ enum sql {
     SQL_DELIVERY_DEL,
     SQL_MSG_GET,
     SQL_MSGS_FROM,
+    SQL_MSG_FIND,
+    SQL_MSG_IDS,
     SQL_DEAD_LIST,
     SQL_REDRIVE_ONE,
     SQL_REDRIVE_ALL,
@@ -209,6 +211,17 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_MSG_GET] = "SELECT ts, msg_id, headers, data FROM messages WHERE topic = ?1 AND seq = ?2",
     [SQL_MSGS_FROM] = "SELECT seq, ts, msg_id, headers, data FROM messages WHERE topic = ?1 "
                       "AND seq >= ?2 ORDER BY seq LIMIT ?3",
+    /* by the index of ids (messages_id); ?3 is now, for the max age */
+    [SQL_MSG_FIND] = "SELECT m.topic, m.seq, m.ts, m.msg_id, m.headers, m.data FROM messages m "
+                     "JOIN topics t ON t.name = m.topic WHERE m.msg_id = ?2 "
+                     "AND substr(m.topic, 1, length(?1)) = ?1 "
+                     "AND (t.max_age = 0 OR m.ts >= ?3 - t.max_age) ORDER BY m.topic, m.seq "
+                     "LIMIT 1",
+    [SQL_MSG_IDS] = "SELECT m.topic, m.seq, m.ts, m.msg_id, m.headers, length(m.data) "
+                    "FROM messages m JOIN topics t ON t.name = m.topic WHERE m.msg_id > ?2 "
+                    "AND substr(m.topic, 1, length(?1)) = ?1 "
+                    "AND (t.max_age = 0 OR m.ts >= ?3 - t.max_age) "
+                    "ORDER BY m.msg_id, m.topic, m.seq",
     [SQL_DEAD_LIST] = "SELECT d.seq, d.count, m.ts, m.msg_id, m.headers, m.data, d.reason "
                       "FROM deliveries d JOIN messages m ON m.topic = d.topic AND m.seq = d.seq "
                       "WHERE d.topic = ?1 AND d.consumer = ?2 AND d.dead = 1 AND d.seq > ?3 "
@@ -1186,6 +1199,60 @@ static int do_topic_read(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, in
     return 0;
 }
 
+/* The message of id s2 in a topic under prefix s1 (store.h). */
+static int do_message_find(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
+{
+    sqlite3_stmt *st = stmt2(w, SQL_MSG_FIND, j->s1, j->s2);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = add_message(j, st, 2, sqlite3_column_int64(st, 1), 0);
+        if (rc == 0) {
+            struct fl_record *r = &j->records[j->nrecords - 1];
+            free((char *)r->type);
+            r->type = dup_column(st, 0, NULL);
+            rc = r->type != NULL ? 0 : FL_ENOMEM;
+        }
+    } else {
+        rc = rc == SQLITE_DONE ? FL_ENOENT : fl_sqlite_err(rc);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* A page of the messages that have an id under prefix s1, by id, after
+ * the cursor (an id); a page ends between two ids, never inside one. */
+static int do_message_ids(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
+{
+    sqlite3_stmt *st = stmt2(w, SQL_MSG_IDS, j->s1, j->after ? j->after : "");
+    sqlite3_bind_int64(st, 3, now);
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 3);
+        if (page_done(j, j->nrecords) &&
+            strcmp(id ? id : "", j->records[j->nrecords - 1].key) != 0) {
+            rc = page_next(j, j->records[j->nrecords - 1].key);
+            break;
+        }
+        struct fl_record *r = add_record(j);
+        if (r == NULL) {
+            rc = FL_ENOMEM;
+            break;
+        }
+        r->type = dup_column(st, 0, NULL);
+        r->seq = (uint64_t)sqlite3_column_int64(st, 1);
+        r->ts_ms = sqlite3_column_int64(st, 2);
+        r->key = dup_column(st, 3, NULL);
+        r->headers = dup_column(st, 4, NULL);
+        r->len = (size_t)sqlite3_column_int64(st, 5);
+        rc = r->type && r->key && r->headers ? finish_record(r) : FL_ENOMEM;
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = fl_sqlite_err(step);
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* ---- consumers ---- */
 
 struct consumer_row {
@@ -1595,6 +1662,8 @@ static const struct {
     [OP_TOPIC_INFO] = {do_topic_info, NULL},
     [OP_TOPICS] = {do_topics, NULL},
     [OP_TOPIC_READ] = {NULL, do_topic_read},
+    [OP_MESSAGE_FIND] = {NULL, do_message_find},
+    [OP_MESSAGE_IDS] = {NULL, do_message_ids},
     [OP_PUBLISH] = {NULL, do_publish},
     [OP_CONSUMER_CREATE] = {do_consumer_create, NULL},
     [OP_CONSUMER_DELETE] = {do_consumer_delete, NULL},

@@ -6,7 +6,7 @@
  * directory is refused instead of sharing the database.
  *
  * Format (PRAGMA application_id = 0x464c4e54 "FLNT", PRAGMA user_version =
- * the schema version, now 5; journal_mode=WAL, synchronous=FULL):
+ * the schema version, now 6; journal_mode=WAL, synchronous=FULL):
  *
  *   meta(key, value)        'revision': the last resource revision given;
  *                           'compacted': changes at or below it are gone;
@@ -46,7 +46,9 @@
  *                           ones are a contiguous range of sequences,
  *                           except in a topic with interest = 1, where
  *                           a message every consumer is done with goes
- *                           from wherever it is
+ *                           from wherever it is; the index messages_id
+ *                           on msg_id (of the messages that have one)
+ *                           finds a message by its id across topics
  *   dedup(topic, msg_id, seq, ts)
  *                           ids seen within the topic's window; the index
  *                           on (topic, ts) lets the prune of ids past the
@@ -76,8 +78,10 @@
  * (3 adds them with their defaults); 3 had no topics.interest (4 adds it,
  * 0 for every topic); 4 had no index on dedup's times (5 adds it: without
  * it every prune read every id a topic remembered, and a topic taking a
- * steady stream of ids slowed down as they built up). Each upgrade is one transaction with
- * its user_version. A newer version and a foreign database are refused
+ * steady stream of ids slowed down as they built up); 5 had no index on
+ * the messages' ids (6 adds it, for fl_store_message_find and _ids: an
+ * async invocation not taken yet is found by its id alone). Each upgrade
+ * is one transaction with its user_version. A newer version and a foreign database are refused
  * untouched, and so is a damaged one: at every open, PRAGMA quick_check
  * reads every page of the tables flintd reads to start (all but events,
  * messages and dedup, which grow with use: checking them would make a
@@ -100,7 +104,7 @@
 #include <unistd.h>
 
 #define APPLICATION_ID 0x464c4e54
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 #define STREAMS_SCHEMA                                                                             \
     "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"        \
@@ -134,6 +138,10 @@ static const char migrate_4[] = "ALTER TABLE topics ADD COLUMN interest INTEGER 
 static const char migrate_5[] = "CREATE INDEX dedup_ts ON dedup(topic, ts);"
                                 "PRAGMA user_version = 5;";
 
+/* From schema 5: messages by id. */
+#define MESSAGES_ID_INDEX "CREATE INDEX messages_id ON messages(msg_id) WHERE msg_id IS NOT NULL;"
+static const char migrate_6[] = MESSAGES_ID_INDEX "PRAGMA user_version = 6;";
+
 static const char schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE resources(kind TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
@@ -162,7 +170,7 @@ static const char schema[] =
     " count INTEGER NOT NULL, deadline INTEGER NOT NULL, dead INTEGER NOT NULL, reason TEXT,"
     " PRIMARY KEY(topic, consumer, seq)) WITHOUT ROWID;"
     "CREATE INDEX deliveries_due ON deliveries(dead, deadline);"
-    "CREATE INDEX dedup_ts ON dedup(topic, ts);"
+    "CREATE INDEX dedup_ts ON dedup(topic, ts);" MESSAGES_ID_INDEX
     "INSERT INTO meta(key, value) VALUES ('revision', 0), ('compacted', 0), ('gseq', "
     "0);" LEASES_SCHEMA;
 
@@ -171,10 +179,7 @@ static const struct migration {
     int version;
     const char *sql;
 } migrations[] = {
-    {2, migrate_2},
-    {3, migrate_3},
-    {4, migrate_4},
-    {5, migrate_5},
+    {2, migrate_2}, {3, migrate_3}, {4, migrate_4}, {5, migrate_5}, {6, migrate_6},
 };
 
 int fl_sqlite_err(int rc)

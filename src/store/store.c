@@ -290,6 +290,23 @@ int fl_store_topic_read(struct fl_store *s, const char *topic, uint64_t from_seq
     return s->ops->topic_read(s, topic, from_seq, max ? max : FL_PAGE_DEFAULT, cb, data);
 }
 
+int fl_store_message_find(struct fl_store *s, const char *prefix, const char *msg_id,
+                          fl_store_cb cb, void *data)
+{
+    if (!opt_ok(prefix, NAME_MAX_) || !key_ok(msg_id, NAME_MAX_))
+        return FL_EINVAL;
+    return s->ops->message_find(s, prefix ? prefix : "", msg_id, cb, data);
+}
+
+int fl_store_message_ids(struct fl_store *s, const char *prefix, const struct fl_page *page,
+                         fl_store_cb cb, void *data)
+{
+    struct fl_page p;
+    if (!opt_ok(prefix, NAME_MAX_) || !page_ok(page, &p))
+        return FL_EINVAL;
+    return s->ops->message_ids(s, prefix ? prefix : "", &p, cb, data);
+}
+
 int fl_store_topic_watch(struct fl_store *s, const char *topic, fl_store_cb cb, void *data,
                          struct fl_store_watch **out)
 {

@@ -380,6 +380,38 @@ int fl_store_topic_read(struct fl_store *s, const char *topic, uint64_t from_seq
                         fl_store_cb cb, void *data);
 
 /*
+ * Messages by id, across the topics whose name starts with prefix: for a
+ * caller that names its messages (an async invocation's id) and must find
+ * one without knowing its topic. Only messages the topics keep are found
+ * (past their limits, done with under interest retention, or past their
+ * max age: not). Records are as fl_store_topic_read gives them, with type
+ * = the message's topic.
+ * sqlite: an index on the message ids (schema 6), so a find is one lookup
+ * and a list reads only the ids it returns (and those of other topics
+ * under prefix in between). jetstream: JetStream has no index by message
+ * id; a topic that is found by id is published with the id as the last
+ * token of its subject ("<topic>.<id>"), a find is a direct get of the
+ * last message on that subject in each stream under prefix, and a list
+ * reads the streams' subjects (stream info with a subjects filter) and
+ * orders them by id.
+ */
+
+/* The message with id msg_id (1..256 bytes) in a topic under prefix:
+ * records[0] (n = 1), or FL_ENOENT. Should several topics keep one of that
+ * id, the first by topic name, then sequence. */
+int fl_store_message_find(struct fl_store *s, const char *prefix, const char *msg_id,
+                          fl_store_cb cb, void *data);
+
+/* The messages that have an id in the topics under prefix, by id (then
+ * topic and sequence), a page at a time; the cursor is the last id, so a
+ * caller may start after an id of its own. A page never splits the
+ * messages of one id: it holds them all, beyond page->limit if need be.
+ * Records carry no data (data "", len the data's size): a page of ids and
+ * headers, whatever the bodies weigh. */
+int fl_store_message_ids(struct fl_store *s, const char *prefix, const struct fl_page *page,
+                         fl_store_cb cb, void *data);
+
+/*
  * Be told of publishes to topic (which need not exist yet): cb runs on the
  * loop once a new message is durable, with one record of key = topic and
  * seq = the topic's last sequence after it; it carries no message (read

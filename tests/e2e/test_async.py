@@ -447,6 +447,75 @@ def test_cancel_a_queued_a_running_and_a_retrying_invocation(flintd, tmp_path):
     assert {i["id"] for i in listed} == {queued, running, retrying}
 
 
+def test_invocations_not_taken_yet_are_read_listed_and_canceled(flintd, tmp_path):
+    # An accept writes the message alone; the history begins when a worker
+    # takes it. One async attempt at a time, held by a sleeper: the others
+    # wait untaken, and every read must still show them.
+    deploy(flintd, tmp_path, behave("held", concurrency=1), {"behave.py": BEHAVE_PY})
+    sleeper = invoke_async(flintd, "held", {"sleep": 60})
+    wait_for(lambda: inv_get(flintd, sleeper)["status"] == "running", what="the sleeper running")
+    waiting = []
+    for n in range(5):
+        r = flintd.api("POST", f"/v1/functions/held/invoke?n={n}", json.dumps({"n": n}),
+                       headers={"Prefer": "respond-async", "X-Order": f"o-{n}",
+                                "Idempotency-Key": f"key-{n}"})
+        assert r.status == 202, r.text
+        waiting.append(r.json()["invocation"])
+    # get: queued, with its request, no attempt yet
+    for n, inv_id in enumerate(waiting):
+        inv = inv_get(flintd, inv_id)
+        assert inv["status"] == "queued" and inv["attempts"] == [], inv
+        assert inv["function"] == "held" and inv["trigger"] == "api"
+        assert inv["request"]["method"] == "POST" and inv["request"]["query"] == f"n={n}"
+        assert inv["request"]["headers"]["x-order"] == f"o-{n}"
+        assert inv["retry"]["maxAttempts"] == 5 and inv["createdAt"]
+    # not a dead letter: nothing to redrive or purge
+    for verb in ("redrive", "purge"):
+        r = flintd.cli("dlq", verb, waiting[0])
+        assert r.returncode == 1 and "HTTP 409" in r.stderr, r.stderr
+    # an idempotency key still names its first invocation
+    r = flintd.api("POST", "/v1/functions/held/invoke", "{}",
+                   headers={"Prefer": "respond-async", "Idempotency-Key": "key-2"})
+    assert r.status == 202 and r.json() == {"invocation": waiting[2], "status": "queued",
+                                            "duplicate": True}
+    # list: by status and function, in pages that lose and repeat nothing
+    queued = list_all(flintd, function="held", status="queued")
+    assert [i["id"] for i in queued] == waiting
+    assert all(i["attempts"] == 0 and i["trigger"] == "api" for i in queued)
+    paged = list_all(flintd, function="held", limit=2)
+    assert [i["id"] for i in paged] == [sleeper] + waiting
+    assert [i["status"] for i in paged] == ["running"] + ["queued"] * 5
+    assert list_all(flintd, status="running") == [paged[0]]
+    assert list_all(flintd, function="other") == []
+    assert list_all(flintd, status="succeeded", function="held") == []
+    out = flintd.cli("inv", "list", "--function", "held", "--status", "queued", check=True).stdout
+    assert all(i in out for i in waiting)
+    # cancel one before any worker took it: it never runs
+    r = flintd.cli("inv", "cancel", waiting[1], check=True)
+    assert r.stdout == f"invocation {waiting[1]} canceled\n"
+    inv = inv_get(flintd, waiting[1])
+    assert inv["status"] == "canceled" and inv["attempts"] == []
+    assert inv["request"]["headers"]["x-order"] == "o-1"
+    r = flintd.cli("inv", "cancel", waiting[1])
+    assert r.returncode == 1 and "HTTP 409" in r.stderr
+    assert [i["id"] for i in list_all(flintd, function="held", status="queued")] == \
+        [waiting[0]] + waiting[2:]
+    # free the slot: the rest run, each once, the canceled one never
+    flintd.cli("inv", "cancel", sleeper, check=True)
+    for n, inv_id in enumerate(waiting):
+        inv = wait_ended(flintd, inv_id)
+        assert inv["status"] == ("canceled" if n == 1 else "succeeded"), inv
+        if n != 1:
+            assert [a["attempt"] for a in inv["attempts"]] == [1]
+            assert inv["request"]["headers"]["x-order"] == f"o-{n}"
+            assert inv["request"]["query"] == f"n={n}"
+    assert runs_of(flintd, "held", waiting[1]) == []
+    assert sorted(runs_of(flintd, "held", waiting[0])) == [1]
+    statuses = {i["id"]: i["status"] for i in list_all(flintd, function="held")}
+    assert statuses == {sleeper: "canceled", **{i: "canceled" if n == 1 else "succeeded"
+                                                for n, i in enumerate(waiting)}}
+
+
 def test_finished_invocations_are_swept_after_the_retention(flintd_factory, tmp_path):
     flintd = flintd_factory(extra_args=["--retention", "2s"])
     deploy(flintd, tmp_path, behave("brief"), {"behave.py": BEHAVE_PY})

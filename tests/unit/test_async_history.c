@@ -236,3 +236,81 @@ TEST(headers_are_shown_by_lower_case_name_text_only)
     ASSERT(json_object_get(shown, "x-bin") == NULL);
     json_decref(shown);
 }
+
+/* An accepted invocation's message, as async.c publishes it. */
+#define MESSAGE                                                                                    \
+    "{\"method\":\"POST\",\"path\":\"/orders\",\"query\":\"a=1\",\"headers\":[[\"Content-Type\","  \
+    "\"text/plain\"],[\"X-Bin\",\"//4=\",true]],\"added\":[],\"trigger\":2,"                       \
+    "\"triggerName\":\"route/jobs\",\"retry\":{\"maxAttempts\":4,\"backoff\":1000,"                \
+    "\"maxBackoff\":60000},\"callback\":\"http://127.0.0.1:9/done\",\"idem\":\"idem/report/ab\"}"
+
+TEST(an_invocation_not_taken_yet_is_folded_from_its_message)
+{
+    json_t *msg = json_loads(MESSAGE, 0, NULL);
+    ASSERT(msg != NULL);
+    struct fl_inv inv;
+    ASSERT_OK(fl_inv_fold_message(ID, "report", msg, 42, 5000, &inv));
+    ASSERT_EQ(inv.status, FL_INV_QUEUED);
+    ASSERT_STR_EQ(status_of(&inv), "queued");
+    ASSERT(!inv.ended);
+    ASSERT_STR_EQ(inv.function, "report");
+    ASSERT_EQ(inv.seq, 42); /* where its message is */
+    ASSERT_STR_EQ(inv.topic, "async/report");
+    ASSERT_STR_EQ(inv.consumer, "run");
+    ASSERT_EQ(inv.created_ms, 5000);
+    ASSERT_EQ(inv.retry.max_attempts, 4);
+    ASSERT_STR_EQ(inv.callback, "http://127.0.0.1:9/done");
+    ASSERT_STR_EQ(inv.idem, "idem/report/ab");
+    ASSERT_EQ(inv.attempts, 0);
+    /* the request summary the API shows */
+    json_t *req = json_object_get(inv.json, "request");
+    ASSERT_STR_EQ(json_string_value(json_object_get(req, "method")), "POST");
+    ASSERT_STR_EQ(json_string_value(json_object_get(req, "path")), "/orders");
+    ASSERT_STR_EQ(json_string_value(json_object_get(req, "query")), "a=1");
+    json_t *headers = json_object_get(req, "headers");
+    ASSERT_STR_EQ(json_string_value(json_object_get(headers, "content-type")), "text/plain");
+    ASSERT_STR_EQ(json_string_value(json_object_get(headers, "x-bin")), "(not text)");
+    ASSERT_STR_EQ(json_string_value(json_object_get(inv.json, "trigger")), "route/jobs");
+    ASSERT_STR_EQ(json_string_value(json_object_get(inv.json, "function")), "report");
+
+    /* its queued event, to begin the history with, folds to the same */
+    ASSERT(inv.queued != NULL);
+    ASSERT_EQ(json_integer_value(json_object_get(inv.queued, "acceptedAt")), 5000);
+    char *text = json_dumps(inv.queued, JSON_COMPACT);
+    const char *ev[][2] = {{"queued", text}};
+    struct fl_inv begun;
+    ASSERT_OK(fold(ev, 1, &begun)); /* written at 1000: created when accepted */
+    ASSERT_EQ(begun.created_ms, 5000);
+    ASSERT(begun.queued == NULL);
+    json_t *a = json_object_get(begun.json, "request"), *b = json_object_get(inv.json, "request");
+    ASSERT(json_equal(a, b));
+    ASSERT_STR_EQ(begun.idem, "idem/report/ab");
+    fl_inv_release(&begun);
+    free(text);
+    fl_inv_release(&inv);
+    ASSERT(inv.queued == NULL);
+    json_decref(msg);
+}
+
+TEST(a_message_that_is_not_a_request_folds_to_nothing)
+{
+    static const char *const bad[] = {"{}", "{\"method\":\"GET\"}", "{\"path\":\"/\"}",
+                                      "{\"method\":1,\"path\":\"/\"}", "[]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *msg = json_loads(bad[i], 0, NULL);
+        ASSERT(msg != NULL);
+        ASSERT(fl_inv_queued_event("f", msg, 1) == NULL);
+        struct fl_inv inv;
+        ASSERT_EQ(fl_inv_fold_message(ID, "f", msg, 1, 1, &inv), FL_ECORRUPT);
+        json_decref(msg);
+    }
+    struct fl_inv inv;
+    ASSERT_EQ(fl_inv_fold_message(ID, "f", NULL, 1, 1, &inv), FL_ECORRUPT);
+    /* an old message, without idem: none */
+    json_t *msg = json_loads("{\"method\":\"GET\",\"path\":\"/\"}", 0, NULL);
+    json_t *q = fl_inv_queued_event("f", msg, 1);
+    ASSERT(json_is_null(json_object_get(q, "idem")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(q, "trigger")), "api");
+    json_decref(q);
+    json_decref(msg);
+}
