@@ -9,6 +9,8 @@
  *   columns     the table `flint fn list` prints
  *   check       the spec's fields and their checks (the kind's own parser)
  *   refs        the other kinds it names (a function its environment)
+ *   exprs       the expressions its check asks about (a workflow's), which
+ *               flintd's sandboxed evaluators compile before the check
  *   status      what its status is made of (documentation; the value
  *               comes from the part of flintd that runs it, see follow.h)
  *
