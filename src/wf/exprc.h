@@ -22,8 +22,10 @@
  * than 100 ms"). An evaluator that exits, is killed from outside, hits its
  * memory bound or sends a bad frame is replaced the same way and its batch
  * fails: FL_ETOOBIG (memory), FL_EPROTO (a bad frame), FL_EPIPE (it
- * ended). A failed batch is never retried here: an expression is the
- * user's code, and running it again could only fail again.
+ * ended). A batch the evaluator refuses as a whole (more than
+ * FL_WF_EXPR_MAX_EXPRS expressions, a scope it cannot read) fails with
+ * FL_EINVAL and its message, and the evaluator goes on. A failed batch is never retried here: an
+ * expression is the user's code, and running it again could only fail again.
  *
  * An evaluator that dies before it is warm is started again after a
  * growing pause (up to 5 s); while no evaluator is warm or starting, the

@@ -19,11 +19,12 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 static uv_loop_t loop;
 static struct fl_sandbox_mode mode;
-static char program[4096];
+static char program[8192];
 
 #define MAX_CALLS 64
 
@@ -298,4 +299,54 @@ TEST_TIMEOUT(exprc_fails_what_waits_when_no_evaluator_can_start, 60)
         fl_test_fail(__FILE__, __LINE__, "error: %s", calls.text[0]);
     pool_free(c);
     ASSERT_EQ(calls.n, 1);
+}
+
+TEST(exprc_fails_a_batch_refused_whole_and_goes_on)
+{
+    setup(false);
+    struct fl_wf_exprc *c = pool_new(1, 10000, 0);
+    json_t *many = json_array();
+    for (int i = 0; i <= FL_WF_EXPR_MAX_EXPRS; i++)
+        json_array_append_new(many, json_string("1"));
+    json_t *req = json_pack("{s:s, s:{}, s:o}", "task", "A", "scope", "exprs", many);
+    ASSERT_OK(fl_wf_exprc_eval(c, req, on_done, &tags[0]));
+    json_decref(req);
+    eval(c, "5", 1);
+    wait_calls(2);
+    ASSERT_EQ(calls.status[0], FL_EINVAL);
+    if (strstr(calls.text[0], "at most 1024 expressions") == NULL)
+        fl_test_fail(__FILE__, __LINE__, "error: %s", calls.text[0]);
+    ASSERT_STR_EQ(calls.text[1], "{\"results\":[{\"value\":5}]}");
+    pool_free(c);
+}
+
+TEST_TIMEOUT(exprc_replaces_an_evaluator_that_sends_a_bad_frame, 60)
+{
+    setup(false);
+    /* a stand-in evaluator: answers the empty batch, then garbage */
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/bin", fl_test_tmpdir());
+    ASSERT_OK(mkdir(dir, 0755));
+    ASSERT_OK(chmod(fl_test_tmpdir(), 0755));
+    snprintf(program, sizeof(program), "%s/garbage", dir);
+    FILE *f = fopen(program, "w");
+    ASSERT(f != NULL);
+    fprintf(f, "#!/bin/sh\n"
+               "head -c 29 <&3 >/dev/null\n"
+               "printf '\\000\\000\\000\\016{\"results\":[]}' >&3\n"
+               "head -c 4 <&3 >/dev/null\n"
+               "printf '\\000\\000\\000\\003abc' >&3\n"
+               "exec sleep 1000\n");
+    fclose(f);
+    ASSERT_OK(chmod(program, 0755));
+    struct fl_wf_exprc *c = pool_new(1, 30000, 0);
+    WAIT_UNTIL(fl_wf_exprc_pid(c, 0) > 0, 30, uv_run(&loop, UV_RUN_NOWAIT));
+    int pid = fl_wf_exprc_pid(c, 0);
+    eval(c, "1", 0);
+    wait_calls(1);
+    ASSERT_EQ(calls.status[0], FL_EPROTO);
+    ASSERT_STR_EQ(calls.text[0], "the expression evaluator sent a bad frame");
+    WAIT_UNTIL(fl_wf_exprc_pid(c, 0) > 0 && fl_wf_exprc_pid(c, 0) != pid, 30,
+               uv_run(&loop, UV_RUN_NOWAIT));
+    pool_free(c);
 }
