@@ -29,6 +29,8 @@
 #include "http/parse.h"
 #include "invoke/invoke.h"
 #include "kinds/kinds.h"
+#include "wf/expr.h"
+#include "wf/exprc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -57,6 +59,7 @@ struct fl_api {
     struct fl_async *async;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
+    struct fl_wf_exprc *exprc;
     bool (*applied)(void *data, const char *kind, const char *name, uint64_t revision);
     void *applied_data;
     bool (*ready)(void *data);
@@ -85,6 +88,12 @@ struct call {
     size_t nnames;
     size_t next_name; /* the next to look up */
     size_t name_kind; /* the next of kind->names.kinds to try */
+    /* kind->exprs: each distinct expression in order, and what the
+     * evaluator said of its syntax (src -> null, or the message), asked
+     * before the check a batch at a time */
+    json_t *exprs;
+    json_t *expr_errors;
+    size_t next_expr; /* the first of exprs not sent yet */
 };
 
 static const struct fl_http_header content_type_json = {"Content-Type", 12, "application/json", 16};
@@ -157,6 +166,8 @@ static void call_free(struct call *c)
     free(c->names);
     json_decref(c->spec);
     json_decref(c->value);
+    json_decref(c->exprs);
+    json_decref(c->expr_errors);
     free(c);
 }
 
@@ -477,6 +488,18 @@ static const char *resolve_name(void *data, const char *name)
     return NULL;
 }
 
+/* What the evaluator said of an expression's syntax (struct
+ * fl_kind_check_ctx). */
+static int expr_checked(void *data, const char *src, struct fl_buf *why)
+{
+    const struct call *c = data;
+    const char *error = json_string_value(json_object_get(c->expr_errors, src));
+    if (error == NULL)
+        return 0;
+    fl_buf_appends(why, error);
+    return FL_EINVAL;
+}
+
 /* Check the spec with what the API found: bad_spec, or on to the
  * references. */
 static void check_spec(struct call *c)
@@ -486,6 +509,7 @@ static void check_spec(struct call *c)
     const struct fl_kind_check_ctx ctx = {
         .has_code = code_exists,
         .resolve = c->kind->names.each != NULL ? resolve_name : NULL,
+        .expr = c->expr_errors != NULL ? expr_checked : NULL,
         .data = c,
     };
     int rc = c->kind->check(c->spec, &ctx, &msg);
@@ -507,6 +531,116 @@ static void check_spec(struct call *c)
         check_refs(c);
     }
     fl_buf_release(&msg);
+}
+
+/* ---- expressions, compiled by the sandboxed evaluator before the check ---- */
+
+/* Expressions in one batch: the evaluator's bound, and bytes of their
+ * text well within a frame. */
+#define EXPR_BATCH_BYTES (FL_WF_EXPR_FRAME_MAX / 2)
+
+static void send_exprs(struct call *c);
+
+static void on_exprs_checked(void *data, int status, json_t *answer, const char *error)
+{
+    struct call *c = data;
+    if (status == FL_EAGAIN || status == FL_ECANCELED) {
+        fl_http_respond_error(c->req, 503, "busy",
+                              "the expression evaluators cannot check this spec now (%s): try "
+                              "again",
+                              error);
+        call_free(c);
+        return;
+    }
+    if (status < 0) {
+        /* the batch is the spec's own expressions, compiled only: what
+         * stops the evaluator (a deadline, its memory) is theirs */
+        fl_http_respond_error(c->req, 400, "bad_spec",
+                              "spec: its expressions could not be checked: %s", error);
+        call_free(c);
+        return;
+    }
+    json_t *results = json_object_get(answer, "results");
+    size_t sent = json_array_size(results);
+    for (size_t i = 0; i < sent && c->next_expr < json_array_size(c->exprs); i++) {
+        const char *src = json_string_value(json_array_get(c->exprs, c->next_expr++));
+        json_t *err = json_object_get(json_array_get(results, i), "error");
+        if (json_is_string(err))
+            json_object_set(c->expr_errors, src, err);
+    }
+    send_exprs(c);
+}
+
+/* Send the next batch of the spec's expressions, compile only; when all
+ * are answered, check the spec. */
+static void send_exprs(struct call *c)
+{
+    size_t n = json_array_size(c->exprs);
+    if (c->next_expr >= n) {
+        check_spec(c);
+        return;
+    }
+    json_t *batch = json_array();
+    size_t bytes = 0;
+    for (size_t i = c->next_expr; batch != NULL && i < n; i++) {
+        json_t *src = json_array_get(c->exprs, i);
+        size_t len = json_string_length(src);
+        if (json_array_size(batch) == FL_WF_EXPR_MAX_EXPRS ||
+            (json_array_size(batch) > 0 && bytes + len > EXPR_BATCH_BYTES))
+            break;
+        bytes += len;
+        json_array_append(batch, src);
+    }
+    json_t *req = batch != NULL ? json_pack("{s:s, s:{}, s:o, s:b}", "task", "", "scope", "exprs",
+                                            batch, "check", 1)
+                                : NULL;
+    int rc = req != NULL ? fl_wf_exprc_eval(c->api->exprc, req, on_exprs_checked, c) : FL_ENOMEM;
+    json_decref(req);
+    if (rc == FL_EAGAIN || rc == FL_ECLOSED) {
+        fl_http_respond_error(c->req, 503, "busy",
+                              "the expression evaluators cannot check this spec now: try again");
+        call_free(c);
+    } else if (rc == FL_ETOOBIG) {
+        fl_http_respond_error(c->req, 400, "bad_spec", "spec: an expression is too long");
+        call_free(c);
+    } else if (rc < 0) {
+        fl_http_respond_error(c->req, 500, "internal", "cannot check the expressions: %s",
+                              fl_strerror(rc));
+        call_free(c);
+    }
+}
+
+static int add_expr(void *arg, const char *src)
+{
+    struct call *c = arg;
+    if (json_object_get(c->expr_errors, src) != NULL)
+        return 0;
+    json_t *s = json_string(src);
+    if (s == NULL || json_object_set_new(c->expr_errors, src, json_null()) < 0 ||
+        json_array_append_new(c->exprs, s) < 0)
+        return FL_ENOMEM;
+    return 0;
+}
+
+/* The spec's expressions (kind->exprs), each compiled by the evaluator,
+ * then the check. Without evaluators (a test's API) their syntax is not
+ * checked. */
+static void find_exprs(struct call *c)
+{
+    if (c->kind->exprs == NULL || c->api->exprc == NULL) {
+        check_spec(c);
+        return;
+    }
+    c->exprs = json_array();
+    c->expr_errors = json_object();
+    int rc = c->exprs != NULL && c->expr_errors != NULL ? c->kind->exprs(c->spec, add_expr, c)
+                                                        : FL_ENOMEM;
+    if (rc < 0) {
+        fl_http_respond_error(c->req, 500, "internal", "out of memory");
+        call_free(c);
+        return;
+    }
+    send_exprs(c);
 }
 
 static void next_name(struct call *c);
@@ -546,7 +680,7 @@ static void next_name(struct call *c)
         }
         return;
     }
-    check_spec(c);
+    find_exprs(c);
 }
 
 static int add_name(void *arg, const char *name)
@@ -570,7 +704,7 @@ static int add_name(void *arg, const char *name)
 static void find_names(struct call *c)
 {
     if (c->kind->names.each == NULL) {
-        check_spec(c);
+        find_exprs(c);
         return;
     }
     c->names = calloc(FL_KIND_MAX_NAMES, sizeof(*c->names));
@@ -1292,6 +1426,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->executor = cfg->executor;
     api->invoker = cfg->invoker;
     api->async = cfg->async;
+    api->exprc = cfg->exprc;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

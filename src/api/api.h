@@ -38,6 +38,7 @@
 #include "http/server.h"
 #include "invoke/invoke.h"
 #include "store/store.h"
+#include "wf/exprc.h"
 
 struct fl_api;
 
@@ -55,6 +56,10 @@ struct fl_api_config {
     struct fl_async *async;       /* async invocations and dead letters; may be NULL */
     struct fl_logbook *logs;      /* function logs; may be NULL */
     struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
+    /* the expression evaluators: a write of a kind with expressions (a
+     * workflow) sends them there, compile only, before the check; may be
+     * NULL: their syntax is not checked */
+    struct fl_wf_exprc *exprc;
     /* Whether the daemon has applied kind/name at revision (0: its
      * deletion). Writes are answered once it has (asked again at each
      * fl_api_applied()), or after 2 s, so a client can call what it just

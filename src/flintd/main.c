@@ -47,6 +47,8 @@
 #include "timer/scheduler.h"
 #include "topics/publish.h"
 #include "store/store.h"
+#include "wf/expr.h"
+#include "wf/exprc.h"
 
 #include <limits.h>
 
@@ -80,7 +82,9 @@ struct flintd_config {
     uint64_t max_inflight; /* bytes held by both listeners */
     struct fl_uid_range sandbox_uids;
     int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
-    int64_t retention_ms; /* finished async invocations are kept this long */
+    int64_t retention_ms;     /* finished async invocations are kept this long */
+    int64_t expr_deadline_ms; /* one task's expressions, at most */
+    int64_t expr_procs;       /* warm expression evaluators */
 };
 
 #define STRING(field)    FL_OPTION_STRING_AT(struct flintd_config, field)
@@ -131,6 +135,10 @@ static const struct fl_option options[] = {
      "uploaded code no function names is removed after this"},
     {"retention", "FLINT_RETENTION", DURATION(retention_ms), "72h", "DURATION", 1000, 0,
      "finished async invocations (and dead letters) are kept this long"},
+    {"expr-deadline", "FLINT_EXPR_DEADLINE", DURATION(expr_deadline_ms), "100ms", "DURATION", 1,
+     60000, "how long a workflow task's expressions may run before their evaluator is killed"},
+    {"expr-evaluators", "FLINT_EXPR_EVALUATORS", COUNT(expr_procs), "2", "N", 1, 64,
+     "workflow expression evaluators kept warm, each a sandboxed process"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -158,6 +166,7 @@ struct flintd {
     struct fl_http_server *router;
     struct fl_http_budget *inflight;
     struct fl_topic_publisher *publisher; /* instances' publish sockets */
+    struct fl_wf_exprc *exprc; /* workflow expressions' evaluators; NULL if they cannot start */
     char api_bound[300];
     char router_bound[300];
     uv_signal_t sigterm, sigint;
@@ -309,6 +318,11 @@ static void executor_closed(void *data)
 {
     struct flintd *d = data;
     d->executor = NULL;
+    /* every part that evaluates expressions has stopped: the evaluators
+     * go (answering what they still held), their processes reaped by the
+     * loop before it ends */
+    fl_wf_exprc_free(d->exprc);
+    d->exprc = NULL;
     if (d->invoker != NULL)
         fl_invoker_close(d->invoker, invoker_closed, d);
     else
@@ -385,6 +399,28 @@ static void on_signal(uv_signal_t *sig, int signum)
         fl_api_end_streams(d->control);
     if (d->api != NULL)
         fl_http_server_close(d->api, (uint64_t)d->cfg.drain_ms, server_closed, d);
+}
+
+/* The workflow expression evaluators (wf/exprc.h): flint-expr next to
+ * flintd, warm, in the instances' sandbox. Without them workflows are
+ * still stored, but their expressions are neither checked nor run. */
+static void start_evaluators(struct flintd *d, const struct fl_sandbox_mode *mode)
+{
+    char program[PATH_MAX];
+    int rc = fl_wf_exprc_find_program(program, sizeof(program));
+    if (rc == 0) {
+        const struct fl_wf_exprc_config cfg = {.program = program,
+                                               .deadline_ms = (unsigned)d->cfg.expr_deadline_ms,
+                                               .procs = (unsigned)d->cfg.expr_procs,
+                                               .mode = mode};
+        rc = fl_wf_exprc_new(&d->loop, &cfg, &d->exprc);
+    }
+    if (rc < 0)
+        fl_log(FL_LOG_ERROR, "flintd",
+               "cannot start the workflow expression evaluators: workflows' expressions are "
+               "neither checked nor run",
+               "program=\"%s\" err=\"%s\"", rc == FL_ENOENT ? "flint-expr not found" : program,
+               fl_strerror(rc));
 }
 
 static int prepare_data_dir(const char *dir)
@@ -577,6 +613,7 @@ int main(int argc, char **argv)
                "INSTANCES ARE NOT ISOLATED: bubblewrap is missing or unusable; only resource "
                "limits apply",
                "mode=\"%s\"", sandbox.description);
+    start_evaluators(&d, &sandbox);
     d.metrics = fl_metrics_new();
     if (d.metrics != NULL && fl_loop_lag_new(&d.loop, d.metrics, &d.lag) < 0)
         fl_log(FL_LOG_WARN, "flintd", "the loop's stalls are not measured", NULL);
@@ -688,6 +725,7 @@ int main(int argc, char **argv)
                                     .async = d.async,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
+                                    .exprc = d.exprc,
                                     .applied = applied,
                                     .applied_data = &d,
                                     .ready = ready,

@@ -9,6 +9,8 @@
  *   columns     the table `flint fn list` prints
  *   check       the spec's fields and their checks (the kind's own parser)
  *   refs        the other kinds it names (a function its environment)
+ *   exprs       the expressions its check asks about (a workflow's), which
+ *               flintd's sandboxed evaluators compile before the check
  *   status      what its status is made of (documentation; the value
  *               comes from the part of flintd that runs it, see follow.h)
  *
@@ -104,6 +106,11 @@ struct fl_kind_check_ctx {
     /* the kind of resource a name of the kind's names is (one of
      * names.kinds), or NULL when none holds it */
     const char *(*resolve)(void *data, const char *name);
+    /* an expression's syntax (one of those the kind's exprs hook gave): 0,
+     * or FL_EINVAL with the engine's message in why. flintd answers it
+     * from its sandboxed evaluator, asked before the check; the check
+     * itself never compiles users' code */
+    int (*expr)(void *data, const char *src, struct fl_buf *why);
     void *data;
 };
 
@@ -123,6 +130,12 @@ struct fl_kind {
     struct fl_kind_column columns[FL_KIND_MAX_COLUMNS + 1]; /* ends at a NULL title */
     struct fl_kind_ref refs[FL_KIND_MAX_REFS + 1];          /* ends at a NULL field */
     struct fl_kind_names names; /* names no field path can say (a workflow's tasks) */
+    /* Call fn for each expression of spec whose syntax the check will ask
+     * ctx->expr about (a workflow's `{...}` inputs; spec may be malformed:
+     * what is not shaped right is skipped), src NUL-terminated; stop at
+     * the first fn that fails and return it (FL_ENOMEM). NULL: the kind
+     * has none. */
+    int (*exprs)(json_t *spec, int (*fn)(void *arg, const char *src), void *arg);
     /* Check spec: 0, FL_EINVAL with the field and reason in err ("spec.
      * poolsize: must be ..."), or FL_ENOMEM. ctx may be NULL. Never
      * looks at other resources (refs do that). */

@@ -13,7 +13,7 @@
  * leaves (a global, a changed prototype) reaches another.
  *
  * Framing (version 1), both ways on one byte stream (the evaluator's stdin
- * and stdout): a 4-byte big-endian length N (1..FL_WF_EXPR_FRAME_MAX), then
+ * and stdout, or with --fd N one socket, as flintd runs it): a 4-byte big-endian length N (1..FL_WF_EXPR_FRAME_MAX), then
  * N bytes of JSON. A frame that is too long, cut short or not JSON ends the
  * evaluator (exit 2): the client replaces it.
  *

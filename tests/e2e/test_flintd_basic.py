@@ -111,7 +111,8 @@ def test_help_lists_every_option_with_its_variable(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("usage: flintd")
     for flag in ("data", "store", "api", "router", "log-level", "log-file", "drain", "runtimes",
                  "queue-max", "queue-wait", "max-body", "max-conns-per-addr", "sandbox-uids",
-                 "max-inflight", "gc-interval", "build-grace", "code-grace"):
+                 "max-inflight", "gc-interval", "build-grace", "code-grace", "expr-deadline",
+                 "expr-evaluators"):
         assert f"--{flag} " in r.stdout, flag
         assert "FLINT_" + flag.upper().replace("-", "_") in r.stdout, flag
     # a variable is checked like its flag, and the message says which one it was

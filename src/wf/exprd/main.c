@@ -4,7 +4,12 @@
  * expressions in a fresh mujs interpreter whose heap is bounded, writes
  * one answer frame to stdout, and goes on until stdin ends.
  *
- *   flint-expr [--heap BYTES]
+ *   flint-expr [--heap BYTES] [--fd N]
+ *
+ * --fd N: read and write the frames on descriptor N (a socket) instead of
+ * stdin and stdout, as flintd runs it: its sandbox's stdout and stderr are
+ * lines for the log, and the channel comes in as fd 3, as an instance's
+ * listening socket does.
  *
  * It trusts nothing it reads and holds nothing between batches. It cannot
  * stop a script that loops: its client does, by killing it at the
@@ -214,7 +219,7 @@ static int write_full(int fd, const void *buf, size_t n)
     return 0;
 }
 
-static int write_frame(json_t *answer)
+static int write_frame(int fd, json_t *answer)
 {
     char *text = json_dumps(answer, JSON_COMPACT);
     if (text == NULL)
@@ -222,9 +227,9 @@ static int write_frame(json_t *answer)
     size_t n = strlen(text);
     unsigned char len[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
                             (unsigned char)(n >> 8), (unsigned char)n};
-    int rc = n > FL_WF_EXPR_FRAME_MAX ? -1 : write_full(1, len, 4);
+    int rc = n > FL_WF_EXPR_FRAME_MAX ? -1 : write_full(fd, len, 4);
     if (rc == 0)
-        rc = write_full(1, text, n);
+        rc = write_full(fd, text, n);
     free(text);
     return rc;
 }
@@ -232,12 +237,18 @@ static int write_frame(json_t *answer)
 int main(int argc, char **argv)
 {
     uint64_t heap = FL_WF_EXPR_HEAP;
+    int in = 0, out = 1;
     for (int i = 1; i < argc; i++) {
+        int64_t fd;
         if (strcmp(argv[i], "--heap") == 0 && i + 1 < argc &&
             fl_parse_size(argv[i + 1], &heap) == 0 && heap >= (1u << 20) && heap <= (1ull << 32)) {
             i++;
+        } else if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc &&
+                   fl_parse_i64(argv[i + 1], 0, 1023, &fd) == 0) {
+            in = out = (int)fd;
+            i++;
         } else {
-            fprintf(stderr, "usage: flint-expr [--heap BYTES] (1MiB..4GiB)\n");
+            fprintf(stderr, "usage: flint-expr [--heap BYTES] (1MiB..4GiB) [--fd N]\n");
             return 2;
         }
     }
@@ -246,12 +257,12 @@ int main(int argc, char **argv)
         return 1;
     for (;;) {
         unsigned char len[4];
-        int rc = read_full(0, len, 4);
+        int rc = read_full(in, len, 4);
         if (rc == 0)
             break;
         uint32_t n = (uint32_t)len[0] << 24 | (uint32_t)len[1] << 16 | (uint32_t)len[2] << 8 |
                      (uint32_t)len[3];
-        if (rc < 0 || n == 0 || n > FL_WF_EXPR_FRAME_MAX || read_full(0, frame, n) != 1) {
+        if (rc < 0 || n == 0 || n > FL_WF_EXPR_FRAME_MAX || read_full(in, frame, n) != 1) {
             fprintf(stderr, "flint-expr: a frame cut short or longer than %u bytes\n",
                     FL_WF_EXPR_FRAME_MAX);
             free(frame);
@@ -266,7 +277,7 @@ int main(int argc, char **argv)
         }
         json_t *answer = evaluate(req, (size_t)heap);
         json_decref(req);
-        rc = answer != NULL ? write_frame(answer) : -1;
+        rc = answer != NULL ? write_frame(out, answer) : -1;
         json_decref(answer);
         if (rc < 0) {
             free(frame);
