@@ -40,6 +40,7 @@
 #include "store/store.h"
 
 struct fl_api;
+struct fl_wf_engine;
 
 struct fl_api_config {
     const char *data_dir;         /* code goes to DATA/code/sha256/ */
@@ -53,8 +54,9 @@ struct fl_api_config {
     struct fl_executor *executor; /* function status; may be NULL */
     struct fl_invoker *invoker;   /* invocations; may be NULL */
     struct fl_async *async;       /* async invocations and dead letters; may be NULL */
-    struct fl_logbook *logs;      /* function logs; may be NULL */
-    struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
+    struct fl_wf_engine *workflows; /* workflow invocations; may be NULL */
+    struct fl_logbook *logs;        /* function logs; may be NULL */
+    struct fl_metrics *metrics;     /* GET /metrics; may be NULL */
     /* Whether the daemon has applied kind/name at revision (0: its
      * deletion). Writes are answered once it has (asked again at each
      * fl_api_applied()), or after 2 s, so a client can call what it just
