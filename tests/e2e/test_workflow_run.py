@@ -284,3 +284,16 @@ def test_kill_mid_invocation(flintd, tmp_path):
     assert set(calls) == {(f"{inv_id}/{t}/1", t) for t in "ABC"}, calls
     assert calls.count((f"{inv_id}/C/1", "C")) == 1, calls
     assert all(t["attempts"] == 1 for t in i["tasks"]), i
+
+
+def test_whales_example_runs(flintd):
+    import os
+    from conftest import ROOT
+    flintd.cli("apply", "-f", os.path.join(ROOT, "examples", "whales"), check=True)
+    r = flintd.cli("wf", "run", "--name", "whales", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "< Workflows run durably. >" in r.stdout and "##" in r.stdout, r.stdout
+    # the one with expressions and `if` fails clearly, naming its task
+    r = flintd.cli("wf", "run", "--name", "fortunewhale", timeout=120)
+    assert r.returncode == 1 and "MaybeWhale" in r.stderr, r.stderr
+    assert "expressions not available" in r.stderr, r.stderr
