@@ -33,6 +33,8 @@ def main(req):
     except ValueError:
         body = {"text": req.body.decode()}
     time.sleep(body.get("sleep", 0))
+    if int(h.get("x-flint-attempt", "1")) < body.get("failUntil", 0):
+        return "not yet", 503
     if body.get("status"):
         return "step says no: " + body.get("why", "-"), body["status"]
     out = {"seen": body.get("seen", []) + [body.get("add", "?")],
@@ -75,6 +77,14 @@ FAILING = {
     "tasks": {
         "A": {"run": "step", "inputs": {"body": {"status": 500, "why": "no fortune today"}}},
         "B": {"run": "noop", "requires": ["A"]},
+    },
+}
+
+RETRYING = {
+    "output": "A",
+    "tasks": {
+        "A": {"run": "step", "inputs": {"body": {"add": "a", "failUntil": 3}},
+              "retry": {"maxAttempts": 3, "backoff": "10ms", "maxBackoff": "50ms"}},
     },
 }
 
@@ -230,6 +240,22 @@ def test_async_and_route(flintd, tmp_path):
         return resp if resp.status == 200 else None
     resp = wait_for(routed, timeout=30, what="the route to answer")
     assert json.loads(resp.body)["seen"] == ["a", "b", "c"]
+
+
+def test_task_retried_with_its_policy(flintd, tmp_path):
+    deploy_workflows(flintd, tmp_path, retrying=RETRYING)
+    r = flintd.api("POST", "/v1/workflows/retrying/invoke")
+    assert r.status == 200, r.text
+    assert r.json()["attempt"] == "3", r.text
+    inv_id = header(r, "x-flint-invocation-id")
+    a = inv(flintd, inv_id)["tasks"][0]
+    assert a["attempts"] == 3 and a["status"] == "succeeded", a
+    calls = [k for k, _ in keys(flintd) if k.startswith(inv_id)]
+    assert calls == [f"{inv_id}/A/{n}" for n in (1, 2, 3)], calls
+    events = flintd.api("GET", f"/v1/invocations/{inv_id}/events").json()["events"]
+    failed = [e["data"] for e in events if e["type"] == "TaskFailed"]
+    assert [f["retry"] for f in failed] == [True, True], failed
+    assert "answered 503" in failed[0]["error"], failed
 
 
 def test_cancel(flintd, tmp_path):
