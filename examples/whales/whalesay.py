@@ -1,5 +1,5 @@
 # A whale saying the body it was given.
-WHALE = r"""
+WHALE = r'''
     \
      \
       \
@@ -11,7 +11,7 @@ WHALE = r"""
        \______ o          __/
         \    \        __/
           \____\______/
-"""
+'''
 
 
 def main(request):

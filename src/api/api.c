@@ -28,6 +28,7 @@
 #include "exec/spec.h"
 #include "http/parse.h"
 #include "invoke/invoke.h"
+#include "wf/engine.h"
 #include "kinds/kinds.h"
 #include "wf/expr.h"
 #include "wf/exprc.h"
@@ -56,6 +57,7 @@ struct fl_api {
     int64_t started_ms;
     struct fl_executor *executor;
     struct fl_invoker *invoker;
+    struct fl_wf_engine *workflows;
     struct fl_async *async;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
@@ -1278,6 +1280,41 @@ static bool function_action(struct fl_api *api, struct fl_http_request *req, con
     return true;
 }
 
+/* POST /v1/workflows/NAME/invoke (any method: it is the input `method`):
+ * the workflow's output is the answer, or with Prefer: respond-async 202
+ * once its invocation is durable. */
+static bool workflow_action(struct fl_api *api, struct fl_http_request *req, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    if (slash == NULL || slash == rest || (size_t)(slash - rest) > FL_NAME_MAX ||
+        strcmp(slash, "/invoke") != 0)
+        return false;
+    char name[FL_NAME_MAX + 1];
+    memcpy(name, rest, (size_t)(slash - rest));
+    name[slash - rest] = '\0';
+    if (!name_is_valid(name)) {
+        fl_http_respond_error(req, 404, "workflow_not_found", "workflow '%.80s' does not exist",
+                              name);
+        return true;
+    }
+    if (api->invoker == NULL || api->workflows == NULL) {
+        fl_http_respond_error(req, 503, "unavailable", "workflows are not running");
+        return true;
+    }
+    char query[2001];
+    fl_strlcpy(query, req->query, sizeof(query));
+    const struct fl_invoke_http how = {.target = {FL_INVOKE_WORKFLOW, name},
+                                       .path = "/",
+                                       .query = req->query_len ? query : NULL,
+                                       .drop = invoke_dropped_headers,
+                                       .trigger = FL_TRIGGER_API};
+    if (fl_async_preferred(req))
+        fl_wf_engine_http_async(api->workflows, req, &how);
+    else
+        fl_invoke_http(api->invoker, req, &how);
+    return true;
+}
+
 static const char refused_message[] =
     "this API needs 'Authorization: Bearer <token>'; the token is in the data directory's "
     "'token' file";
@@ -1340,7 +1377,9 @@ void fl_api_handle(struct fl_http_request *req, void *data)
     }
     if (strncmp(req->path, "/v1/functions/", 14) == 0 && function_action(api, req, req->path + 14))
         return;
-    if (api_async_handle(api->async, req))
+    if (strncmp(req->path, "/v1/workflows/", 14) == 0 && workflow_action(api, req, req->path + 14))
+        return;
+    if (api_async_handle(api->async, api->workflows, req))
         return;
     if (api_topics_handle(api->topics, req))
         return;
@@ -1427,6 +1466,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->invoker = cfg->invoker;
     api->async = cfg->async;
     api->exprc = cfg->exprc;
+    api->workflows = cfg->workflows;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

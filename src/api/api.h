@@ -41,6 +41,7 @@
 #include "wf/exprc.h"
 
 struct fl_api;
+struct fl_wf_engine;
 
 struct fl_api_config {
     const char *data_dir;         /* code goes to DATA/code/sha256/ */
@@ -54,8 +55,9 @@ struct fl_api_config {
     struct fl_executor *executor; /* function status; may be NULL */
     struct fl_invoker *invoker;   /* invocations; may be NULL */
     struct fl_async *async;       /* async invocations and dead letters; may be NULL */
-    struct fl_logbook *logs;      /* function logs; may be NULL */
-    struct fl_metrics *metrics;   /* GET /metrics; may be NULL */
+    struct fl_wf_engine *workflows; /* workflow invocations; may be NULL */
+    struct fl_logbook *logs;        /* function logs; may be NULL */
+    struct fl_metrics *metrics;     /* GET /metrics; may be NULL */
     /* the expression evaluators: a write of a kind with expressions (a
      * workflow) sends them there, compile only, before the check; may be
      * NULL: their syntax is not checked */

@@ -15,8 +15,11 @@
 void api_respond_json(struct fl_http_request *req, int status, json_t *body);
 
 /* /v1/invocations... and /v1/deadletters... (invocations.c): true if req
- * was one of them, and is answered (or will be). async may be NULL: 503. */
-bool api_async_handle(struct fl_async *async, struct fl_http_request *req);
+ * was one of them, and is answered (or will be). async may be NULL: 503;
+ * workflows may be NULL: only async invocations are served. */
+struct fl_wf_engine;
+bool api_async_handle(struct fl_async *async, struct fl_wf_engine *workflows,
+                      struct fl_http_request *req);
 
 /* The built-in topics (topics.c): /v1/topics... */
 struct api_topics;

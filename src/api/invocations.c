@@ -2,15 +2,18 @@
  * The API's async invocations and dead letters (docs/api.md):
  *
  *   GET  /v1/invocations?function=F&status=S&limit=N&after=CURSOR
- *   GET  /v1/invocations/{id}
+ *   GET  /v1/invocations?workflow=W&status=S&limit=N&after=CURSOR (W "" for any)
+ *   GET  /v1/invocations/{id}            an async or a workflow invocation
+ *   GET  /v1/invocations/{id}/events     a workflow invocation's events
  *   POST /v1/invocations/{id}/cancel
  *   GET  /v1/deadletters?function=F&limit=N&after=CURSOR
  *   GET  /v1/deadletters/{id}
  *   POST /v1/deadletters/{id}/redrive, POST /v1/deadletters/redrive?function=F|all=true
  *   DELETE /v1/deadletters/{id},       POST /v1/deadletters/purge?function=F|all=true
  *
- * Thin: the async module reads and steers; this maps paths, queries and
- * errors.
+ * Thin: the async module and the workflow engine read and steer; this
+ * maps paths, queries and errors. An id is looked up as a workflow
+ * invocation first (its stream "wf/<id>"), then as an async one.
  */
 #include "api/internal.h"
 
@@ -19,6 +22,7 @@
 #include "base/str.h"
 #include "exec/spec.h"
 #include "http/parse.h"
+#include "wf/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,18 +140,94 @@ static void list(struct fl_async *a, struct fl_http_request *req, bool dead)
         started(req, rc);
 }
 
-static void invocations(struct fl_async *a, struct fl_http_request *req, const char *rest)
+/* A workflow invocation's read or cancel, falling back to the async
+ * module's when there is no such workflow invocation. */
+struct either {
+    struct fl_http_request *req;
+    struct fl_async *async;
+    char id[FL_UUID_STRLEN + 1];
+    bool cancel;
+};
+
+static void on_workflow_json(int err, json_t *value, void *data)
+{
+    struct either *x = data;
+    struct fl_http_request *req = x->req;
+    if (err == FL_ENOENT && x->async != NULL) {
+        int rc = x->cancel ? fl_async_cancel(x->async, x->id, on_json, req)
+                           : fl_async_get(x->async, x->id, false, on_json, req);
+        free(x);
+        started(req, rc);
+        return;
+    }
+    free(x);
+    on_json(err, value, req);
+}
+
+static void either(struct fl_async *a, struct fl_wf_engine *wf, struct fl_http_request *req,
+                   const char *id, bool cancel)
+{
+    if (wf == NULL) {
+        started(req, cancel ? fl_async_cancel(a, id, on_json, req)
+                            : fl_async_get(a, id, false, on_json, req));
+        return;
+    }
+    struct either *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        fl_http_respond_error(req, 503, "out_of_memory", "flintd is out of memory");
+        return;
+    }
+    x->req = req;
+    x->async = a;
+    x->cancel = cancel;
+    fl_strlcpy(x->id, id, sizeof(x->id));
+    int rc = cancel ? fl_wf_engine_cancel(wf, id, on_workflow_json, x)
+                    : fl_wf_engine_get(wf, id, true, on_workflow_json, x);
+    if (rc < 0) {
+        free(x);
+        started(req, rc);
+    }
+}
+
+/* ?workflow=W: a page of workflow invocations. */
+static void list_workflows(struct fl_wf_engine *wf, struct fl_http_request *req)
+{
+    struct list_query q;
+    char workflow[FL_NAME_MAX + 2] = "";
+    fl_http_query_value(req->query, "workflow", workflow, sizeof(workflow));
+    if (!list_query(req, &q))
+        return;
+    if (wf == NULL) {
+        fl_http_respond_error(req, 503, "unavailable", "workflows are not running");
+        return;
+    }
+    int rc = fl_wf_engine_list(wf, workflow[0] ? workflow : NULL, q.status[0] ? q.status : NULL,
+                               q.limit, q.after[0] ? q.after : NULL, on_json, req);
+    if (rc == FL_EINVAL)
+        fl_http_respond_error(req, 400, "invalid",
+                              "status must be running, succeeded, failed or canceled");
+    else
+        started(req, rc);
+}
+
+static void invocations(struct fl_async *a, struct fl_wf_engine *wf, struct fl_http_request *req,
+                        const char *rest)
 {
     const char *m = req->method, *action;
-    char key[FL_UUID_STRLEN + 1];
-    if (*rest == '\0')
+    char key[FL_UUID_STRLEN + 1], probe[4];
+    if (*rest == '\0' && strcmp(m, "GET") == 0 &&
+        fl_http_query_value(req->query, "workflow", probe, sizeof(probe)))
+        list_workflows(wf, req);
+    else if (*rest == '\0')
         list(a, req, false);
     else if (!path_id(req, rest, key, &action))
         return;
     else if (*action == '\0' && strcmp(m, "GET") == 0)
-        started(req, fl_async_get(a, key, false, on_json, req));
+        either(a, wf, req, key, false);
+    else if (strcmp(action, "/events") == 0 && strcmp(m, "GET") == 0 && wf != NULL)
+        started(req, fl_wf_engine_events(wf, key, on_json, req));
     else if (strcmp(action, "/cancel") == 0 && strcmp(m, "POST") == 0)
-        started(req, fl_async_cancel(a, key, on_json, req));
+        either(a, wf, req, key, true);
     else
         fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);
 }
@@ -167,7 +247,8 @@ static void steer_many(struct fl_async *a, struct fl_http_request *req, bool red
                          : fl_async_purge(a, NULL, fn, on_json, req));
 }
 
-static void deadletters(struct fl_async *a, struct fl_http_request *req, const char *rest)
+static void deadletters(struct fl_async *a, struct fl_wf_engine *wf, struct fl_http_request *req,
+                        const char *rest)
 {
     const char *m = req->method, *action;
     char key[FL_UUID_STRLEN + 1];
@@ -188,11 +269,12 @@ static void deadletters(struct fl_async *a, struct fl_http_request *req, const c
         fl_http_respond_error(req, 404, "not_found", "no API endpoint %s %.200s", m, req->path);
 }
 
-bool api_async_handle(struct fl_async *a, struct fl_http_request *req)
+bool api_async_handle(struct fl_async *a, struct fl_wf_engine *wf, struct fl_http_request *req)
 {
     static const struct {
         const char *prefix;
-        void (*serve)(struct fl_async *a, struct fl_http_request *req, const char *rest);
+        void (*serve)(struct fl_async *a, struct fl_wf_engine *wf, struct fl_http_request *req,
+                      const char *rest);
     } paths[] = {{"/v1/invocations", invocations}, {"/v1/deadletters", deadletters}};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         size_t n = strlen(paths[i].prefix);
@@ -204,7 +286,7 @@ bool api_async_handle(struct fl_async *a, struct fl_http_request *req)
         else if (*rest == '/' && rest[1] == '\0')
             fl_http_respond_error(req, 404, "not_found", "no API endpoint %.200s", req->path);
         else
-            paths[i].serve(a, req, rest);
+            paths[i].serve(a, wf, req, rest);
         return true;
     }
     return false;

@@ -86,9 +86,10 @@ int cli_read_file(const char *path, struct fl_buf *out);
  * (and an alias, or NULL), how it takes its value and where in the
  * command's own struct of options it goes (offsetof): a const char * for
  * CLI_OPT_VALUE, a bool for CLI_OPT_SWITCH (--x=V is refused), a struct
- * cli_headers for CLI_OPT_HEADER (-H 'Name: value', repeatable).
+ * cli_headers for CLI_OPT_HEADER (-H 'Name: value', repeatable) and
+ * CLI_OPT_LIST (--query 'name=value', repeatable).
  */
-enum cli_opt_kind { CLI_OPT_VALUE, CLI_OPT_SWITCH, CLI_OPT_HEADER };
+enum cli_opt_kind { CLI_OPT_VALUE, CLI_OPT_SWITCH, CLI_OPT_HEADER, CLI_OPT_LIST };
 struct cli_opt {
     const char *flag, *alias;
     enum cli_opt_kind kind;

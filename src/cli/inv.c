@@ -1,7 +1,8 @@
 /*
  * Invocations from the command line: flint fn invoke (and its older name
- * fn test), flint inv get|list|cancel, flint dlq list|get|redrive|purge,
- * over the API's /v1/functions/{name}/invoke, /v1/invocations and
+ * fn test), flint wf run, flint inv get|list|events|cancel, flint dlq
+ * list|get|redrive|purge, over the API's /v1/functions/{name}/invoke,
+ * /v1/workflows/{name}/invoke, /v1/invocations and
  * /v1/deadletters (docs/api.md, "Async invocations and dead letters").
  *
  * One table, inv_commands[], says per command which options it takes and
@@ -23,9 +24,10 @@ enum takes_id { NO_ID, ID_REQUIRED, ID_OPTIONAL };
 
 struct opts {
     const char *id; /* the invocation named on the line */
-    const char *name, *function, *status, *limit, *key, *callback, *method, *body, *body_file,
-        *path;
+    const char *name, *function, *workflow, *status, *limit, *key, *callback, *method, *body,
+        *body_file, *path;
     struct cli_headers headers; /* -H ones, and the async ones */
+    struct cli_headers query;   /* --query name=value ones */
     bool async, all, yes;
     enum takes_id takes_id; /* the command's */
 };
@@ -33,6 +35,8 @@ struct opts {
 static const struct cli_opt options[] = {
     {"--name", NULL, CLI_OPT_VALUE, offsetof(struct opts, name)},
     {"--function", NULL, CLI_OPT_VALUE, offsetof(struct opts, function)},
+    {"--workflow", NULL, CLI_OPT_VALUE, offsetof(struct opts, workflow)},
+    {"--query", NULL, CLI_OPT_LIST, offsetof(struct opts, query)},
     {"--status", NULL, CLI_OPT_VALUE, offsetof(struct opts, status)},
     {"--limit", NULL, CLI_OPT_VALUE, offsetof(struct opts, limit)},
     {"--idempotency-key", NULL, CLI_OPT_VALUE, offsetof(struct opts, key)},
@@ -135,14 +139,77 @@ static const struct fl_kind_column list_columns[] = {
     {NULL, NULL},
 };
 
+static const struct fl_kind_column workflow_list_columns[] = {
+    {"ID", "invocation"},          {"WORKFLOW", "workflow"},
+    {"TRIGGER", "trigger"},        {"STATUS", "status"},
+    {"CREATED", "createdAt"},      {"DURATION", "duration"},
+    {"FAILED TASK", "failedTask"}, {NULL, NULL},
+};
+
+static const struct fl_kind_column task_columns[] = {
+    {"TASK", "id"},           {"RUN", "run"},
+    {"STATUS", "status"},     {"ATTEMPTS", "attempts"},
+    {"STARTED", "startedAt"}, {"DURATION", "duration"},
+    {"ERROR", "error"},       {NULL, NULL},
+};
+
+static const struct fl_kind_column event_columns[] = {
+    {"SEQ", "seq"}, {"TYPE", "type"}, {"AT", "at"}, {"TASK", "task"}, {NULL, NULL}};
+
 static const struct fl_kind_column attempt_columns[] = {
     {"ATTEMPT", "attempt"}, {"STARTED", "startedAt"}, {"DURATION", "duration"},
     {"STATUS", "status"},   {"ERROR", "error"},       {NULL, NULL},
 };
 
+/* "12ms" for each item's durationMs, as its "duration". */
+static void durations(json_t *items)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(items, i, a)
+    {
+        json_t *d = json_object_get(a, "durationMs");
+        char ms[32];
+        snprintf(ms, sizeof(ms), "%" JSON_INTEGER_FORMAT "ms", json_integer_value(d));
+        if (json_is_integer(d))
+            json_object_set_new(a, "duration", json_string(ms));
+    }
+}
+
+/* A workflow invocation, for a terminal: its fields, its output or error,
+ * and a table of its tasks. */
+static void print_workflow_invocation(json_t *inv)
+{
+    static const struct {
+        const char *label, *field;
+    } fields[] = {{"id:", "invocation"},       {"workflow:", "workflow"}, {"trigger:", "trigger"},
+                  {"status:", "status"},       {"created:", "createdAt"}, {"ended:", "endedAt"},
+                  {"duration:", "durationMs"}, {"failed:", "failedTask"}, {"error:", "error"}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        print_field(fields[i].label, json_object_get(inv, fields[i].field));
+    json_t *output = json_object_get(inv, "output");
+    if (output != NULL && !json_is_null(output)) {
+        char *text = json_is_string(output) ? NULL : json_dumps(output, JSON_COMPACT);
+        json_t *line = json_string(text ? text : json_string_value(output));
+        print_field("output:", line);
+        json_decref(line);
+        free(text);
+    }
+    json_t *tasks = json_deep_copy(json_object_get(inv, "tasks"));
+    durations(tasks);
+    printf("\n");
+    cli_print_table(task_columns, tasks);
+    json_decref(tasks);
+}
+
 /* One invocation as docs/api.md shows it, for a terminal. */
 static void print_invocation(json_t *inv)
 {
+    const char *kind = json_string_value(json_object_get(inv, "kind"));
+    if (kind != NULL && strcmp(kind, "workflow") == 0) {
+        print_workflow_invocation(inv);
+        return;
+    }
     static const struct {
         const char *label, *field;
     } fields[] = {{"id:", "id"},
@@ -260,8 +327,28 @@ static void query_add(char *q, size_t size, const char *name, const char *value)
     if (value == NULL)
         return;
     query_escape(value, escaped, sizeof(escaped));
-    size_t n = strlen(q);
-    snprintf(q + n, size - n, "%s%s=%s", n ? "&" : "?", name, escaped);
+    size_t n = strlen(q), len = strlen(name) + strlen(escaped) + 2;
+    if (len >= size - n)
+        return; /* no room: left out (the callers' buffers hold what they add) */
+    memcpy(q + n, n ? "&" : "?", 1);
+    memcpy(q + n + 1, name, strlen(name));
+    q[n + 1 + strlen(name)] = '=';
+    memcpy(q + n + 2 + strlen(name), escaped, strlen(escaped) + 1);
+}
+
+static void query_add_all(char *q, size_t size, const struct cli_headers *h)
+{
+    for (int i = 0; i < h->n; i++) {
+        const char *eq = strchr(h->lines[i], '=');
+        char name[128], ename[400], evalue[600];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - h->lines[i]), h->lines[i]);
+        query_escape(name, ename, sizeof(ename));
+        query_escape(eq + 1, evalue, sizeof(evalue));
+        size_t n = strlen(q);
+        int w = snprintf(q + n, size - n, "%s%s=%s", n ? "&" : "?", ename, evalue);
+        if (w < 0 || (size_t)w >= size - n)
+            q[n] = '\0'; /* no room: the pair is left out */
+    }
 }
 
 /* cli_fail_response() with "what 'id'". */
@@ -272,8 +359,12 @@ static int fail_call(const char *what, const char *id, const struct cli_response
     return cli_fail_response(r, "%s", text);
 }
 
-static int run_invoke(struct cli *cli, struct opts *o, const char *cmd)
+/* Append each --query name=value (escaped) to the query in q. */
+static void query_add_all(char *q, size_t size, const struct cli_headers *h);
+
+static int run_invoke(struct cli *cli, struct opts *o, const char *cmd, const char *plural)
 {
+    bool workflow = strcmp(plural, "workflows") == 0;
     int rc = 1;
     struct fl_buf file;
     const char *subpath = o->path ? o->path : "";
@@ -315,13 +406,22 @@ static int run_invoke(struct cli *cli, struct opts *o, const char *cmd)
         body_len = file.len;
     }
     const char *method = o->method ? o->method : o->body != NULL ? "POST" : "GET";
-    char path[1024];
-    snprintf(path, sizeof(path), "/v1/functions/%s/invoke%s", o->name, subpath);
+    char path[1024], query[1200] = "";
+    query_add_all(query, sizeof(query), &o->query);
+    snprintf(path, sizeof(path), "/v1/%s/%s/invoke%s%s", plural, o->name, subpath, query);
     struct cli_response r;
     if (cli_call(cli, method, path, o->body, body_len, "application/octet-stream", o->headers.lines,
                  NULL, NULL, &r) != 0)
         goto out;
-    if (!o->async) {
+    if (!o->async && workflow && r.status >= 400) {
+        char what[200];
+        snprintf(what, sizeof(what), "workflow '%s' failed", o->name);
+        rc = cli_fail_response(&r, "%s", what);
+        json_t *err = json_object_get(r.json, "error");
+        const char *inv = json_string_value(json_object_get(err, "invocation"));
+        if (inv != NULL)
+            fprintf(stderr, "flint: see 'flint inv get %s'\n", inv);
+    } else if (!o->async) {
         fwrite(r.raw.data ? r.raw.data : "", 1, r.raw.len, stdout);
         if (r.raw.len > 0 && r.raw.data[r.raw.len - 1] != '\n')
             putchar('\n');
@@ -355,7 +455,14 @@ out:
 
 static int run_fn_invoke(struct cli *cli, struct opts *o)
 {
-    return run_invoke(cli, o, "fn invoke");
+    return run_invoke(cli, o, "fn invoke", "functions");
+}
+
+static int run_wf_run(struct cli *cli, struct opts *o)
+{
+    if (o->key != NULL || o->callback != NULL)
+        return cli_error("'flint wf run' takes no --idempotency-key or --callback"), 2;
+    return run_invoke(cli, o, "wf run", "workflows");
 }
 
 /* GET one invocation (base: "/v1/invocations" or "/v1/deadletters"). */
@@ -394,7 +501,10 @@ static int list(struct cli *cli, const char *base, struct opts *o)
     int64_t limit;
     if (o->limit != NULL && fl_parse_i64(o->limit, 1, 1000, &limit) < 0)
         return cli_error("--limit takes a number from 1 to 1000, not '%s'", o->limit), 2;
+    if (o->workflow != NULL && o->function != NULL)
+        return cli_error("give --function or --workflow, not both"), 2;
     query_add(query, sizeof(query), "function", o->function);
+    query_add(query, sizeof(query), "workflow", o->workflow);
     query_add(query, sizeof(query), "status", o->status);
     query_add(query, sizeof(query), "limit", o->limit);
     json_t *items = json_array(), *next = json_null();
@@ -444,6 +554,10 @@ static int list(struct cli *cli, const char *base, struct opts *o)
                 json_pack("{s:O, s:O}", "items", items, "next", next ? next : json_null());
             cli_print_value(cli, all);
             json_decref(all);
+        } else if (o->workflow != NULL) {
+            cli_print_table(workflow_list_columns, items);
+            if (json_is_string(next))
+                fprintf(stderr, "flint: there are more: --all lists them all\n");
         } else {
             count_attempts(items);
             cli_print_table(list_columns, items);
@@ -459,6 +573,36 @@ static int list(struct cli *cli, const char *base, struct opts *o)
 static int run_inv_list(struct cli *cli, struct opts *o)
 {
     return list(cli, "/v1/invocations", o);
+}
+
+static int run_inv_events(struct cli *cli, struct opts *o)
+{
+    char path[256];
+    struct cli_response r;
+    snprintf(path, sizeof(path), "/v1/invocations/%s/events", o->id);
+    if (cli_call_json(cli, "GET", path, NULL, &r) != 0)
+        return 1;
+    int rc = 0;
+    json_t *events = json_object_get(r.json, "events");
+    if (r.status != 200 || !json_is_array(events)) {
+        rc = fail_call("workflow invocation", o->id, &r);
+    } else if (cli->output != CLI_OUTPUT_TABLE) {
+        cli_print_value(cli, r.json);
+    } else {
+        json_t *rows = json_deep_copy(events);
+        size_t i;
+        json_t *ev;
+        json_array_foreach(rows, i, ev)
+        {
+            json_t *task = json_object_get(json_object_get(ev, "data"), "task");
+            if (task != NULL)
+                json_object_set(ev, "task", task);
+        }
+        cli_print_table(event_columns, rows);
+        json_decref(rows);
+    }
+    cli_response_release(&r);
+    return rc;
 }
 
 static int run_dlq_list(struct cli *cli, struct opts *o)
@@ -548,8 +692,10 @@ static const struct {
     {"fn test", /* its older name */
      "--name --async --idempotency-key --callback --method --body --body-file -H --path", NO_ID,
      run_fn_invoke},
+    {"wf run", "--name --async --method --body --body-file -H --query", NO_ID, run_wf_run},
     {"inv get", "", ID_REQUIRED, run_inv_get},
-    {"inv list", "--function --status --limit --all", NO_ID, run_inv_list},
+    {"inv list", "--function --workflow --status --limit --all", NO_ID, run_inv_list},
+    {"inv events", "", ID_REQUIRED, run_inv_events},
     {"inv cancel", "", ID_REQUIRED, run_inv_cancel},
     {"dlq list", "--function --limit --all", NO_ID, run_dlq_list},
     {"dlq get", "", ID_REQUIRED, run_dlq_get},

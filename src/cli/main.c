@@ -54,11 +54,17 @@ static const struct cli_command other_commands[] = {
     {"fn test", "the same as fn invoke (its older name)", FN_INVOKE_USAGE, cmd_inv},
     {"fn logs", "print a function's log lines (-o json: as the API's JSON lines)",
      "--name NAME [-f|--follow] [--tail N] [-o table|json]", cmd_fn_logs},
-    {"inv get", "show an async invocation: status, attempts, result, callback",
+    {"inv get",
+     "show an invocation: an async one's status, attempts, result, callback; a workflow's "
+     "status, output and tasks",
      "ID [-o table|json|yaml]", cmd_inv},
-    {"inv list", "list async invocations, in the order they were accepted",
-     "[--function F] [--status S] [--limit N] [--all] [-o table|json|yaml]", cmd_inv},
-    {"inv cancel", "cancel an async invocation that has not ended", "ID", cmd_inv},
+    {"inv list",
+     "list async invocations in the order they were accepted, or with --workflow a "
+     "workflow's (--workflow '' for every workflow's)",
+     "[--function F | --workflow W] [--status S] [--limit N] [--all] [-o table|json|yaml]",
+     cmd_inv},
+    {"inv events", "list a workflow invocation's events", "ID [-o table|json|yaml]", cmd_inv},
+    {"inv cancel", "cancel an invocation (async or workflow) that has not ended", "ID", cmd_inv},
     {"dlq list", "list the dead letters (invocations that used up their attempts)",
      "[--function F] [--limit N] [--all] [-o table|json|yaml]", cmd_inv},
     {"dlq get", "show a dead letter with its request", "ID [-o table|json|yaml]", cmd_inv},
@@ -84,6 +90,12 @@ static const struct cli_command other_commands[] = {
      "check a workflow definition: structure, dependencies, expressions' syntax (needs no "
      "daemon; exit 1 with every error)",
      "--spec FILE", cmd_wf_validate},
+    {"wf run",
+     "run a workflow: print its output (exit 1 with the error if it fails), or with --async "
+     "its invocation's id",
+     "--name N [--body TEXT | --body-file F] [-H 'Name: value']... [--query name=value]... "
+     "[--method M] [--async]",
+     cmd_inv},
     {"tt showschedule", "print the next fire times of a cron expression (needs no daemon)",
      "--cron EXPR [--tz ZONE] [-n N] [--after TIME]", cmd_tt_showschedule},
     {"apply", "create or update everything the spec files declare",

@@ -58,8 +58,10 @@ int cli_parse_options(const char *cmd, const struct cli_opt *table, size_t nrows
         }
         struct cli_headers *h = (struct cli_headers *)((char *)opts + table[k].offset);
         if (h->n == CLI_MAX_HEADERS)
-            return cli_error("at most %d -H headers", CLI_MAX_HEADERS), 2;
-        if (strchr(v, ':') == NULL)
+            return cli_error("at most %d %s", CLI_MAX_HEADERS, flag), 2;
+        if (table[k].kind == CLI_OPT_LIST && strchr(v, '=') == NULL)
+            return cli_error("%s takes 'name=value', not '%s'", flag, v), 2;
+        if (table[k].kind == CLI_OPT_HEADER && strchr(v, ':') == NULL)
             return cli_error("-H takes 'Name: value', not '%s'", v), 2;
         h->lines[h->n++] = v;
     }

@@ -46,6 +46,7 @@
 #include "router/router.h"
 #include "timer/scheduler.h"
 #include "topics/publish.h"
+#include "wf/engine.h"
 #include "store/store.h"
 #include "wf/expr.h"
 #include "wf/exprc.h"
@@ -134,7 +135,7 @@ static const struct fl_option options[] = {
     {"code-grace", "FLINT_CODE_GRACE", DURATION(code_grace_ms), "1h", "DURATION", 0, 0,
      "uploaded code no function names is removed after this"},
     {"retention", "FLINT_RETENTION", DURATION(retention_ms), "72h", "DURATION", 1000, 0,
-     "finished async invocations (and dead letters) are kept this long"},
+     "finished async and workflow invocations (and dead letters) are kept this long"},
     {"expr-deadline", "FLINT_EXPR_DEADLINE", DURATION(expr_deadline_ms), "100ms", "DURATION", 1,
      60000, "how long a workflow task's expressions may run before their evaluator is killed"},
     {"expr-evaluators", "FLINT_EXPR_EVALUATORS", COUNT(expr_procs), "2", "N", 1, 64,
@@ -159,6 +160,7 @@ struct flintd {
     struct fl_async *async;
     struct fl_timer *timer;              /* time triggers, fired through async */
     struct fl_mq *mq;                    /* message-queue triggers */
+    struct fl_wf_engine *workflows;      /* workflow invocations */
     struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
@@ -349,19 +351,30 @@ static void timer_closed(void *data)
         async_closed(d);
 }
 
-static void mq_closed(void *data)
+static void workflows_closed(void *data)
 {
     struct flintd *d = data;
-    d->mq = NULL;
+    d->workflows = NULL;
     if (d->timer != NULL)
         fl_timer_close(d->timer, timer_closed, d);
     else
         timer_closed(d);
 }
 
+static void mq_closed(void *data)
+{
+    struct flintd *d = data;
+    d->mq = NULL;
+    if (d->workflows != NULL)
+        fl_wf_engine_close(d->workflows, workflows_closed, d);
+    else
+        workflows_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers, the
  * message-queue triggers (deliveries under way are given back to the
- * store), the time triggers (fires under way are answered), the async
+ * store), the workflow engine (calls under way are canceled: the next
+ * start dispatches them again), the time triggers (fires under way are answered), the async
  * queue (attempts under way are given back to the store), the executor
  * (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
@@ -698,9 +711,25 @@ int main(int argc, char **argv)
     if (rc == 0 && (rc = fl_mq_new(&d.loop, &mq_cfg, &d.mq)) < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start message-queue triggers", "err=\"%s\"",
                fl_strerror(rc));
+    /* workflows: their invocations' events in the store, their tasks'
+     * calls through the invoker, whose handler of workflows it is */
+    const struct fl_wf_engine_config wf_cfg = {.store = d.store,
+                                               .invoker = d.invoker,
+                                               .metrics = d.metrics,
+                                               .retention_ms = d.cfg.retention_ms,
+                                               .ready = ready,
+                                               .ready_data = &d};
+    if (rc == 0 && (rc = fl_wf_engine_new(&d.loop, &wf_cfg, &d.workflows)) < 0)
+        fl_log(FL_LOG_ERROR, "flintd", "cannot start the workflow engine", "err=\"%s\"",
+               fl_strerror(rc));
+    if (rc == 0)
+        fl_router_use_workflows(d.routing, d.workflows);
     /* every kind of resource, followed into the part that runs it */
-    const struct fl_kind_parts parts = {
-        .executor = d.executor, .router = d.routing, .timer = d.timer, .mq = d.mq};
+    const struct fl_kind_parts parts = {.executor = d.executor,
+                                        .router = d.routing,
+                                        .timer = d.timer,
+                                        .mq = d.mq,
+                                        .workflows = d.workflows};
     if (rc == 0)
         rc = fl_kind_followers_new(d.store, &parts, kind_applied, &d, &d.followers);
     if (rc == 0)
@@ -723,6 +752,7 @@ int main(int argc, char **argv)
                                     .executor = d.executor,
                                     .invoker = d.invoker,
                                     .async = d.async,
+                                    .workflows = d.workflows,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .exprc = d.exprc,

@@ -10,6 +10,7 @@
 #include "base/str.h"
 #include "router/routes.h"
 #include "topics/topics.h"
+#include "wf/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,9 @@ struct fl_router {
     struct fl_invoker *invoker;
     struct fl_metrics *metrics;
     struct fl_route_table *table;
-    struct fl_async *async; /* NULL: every call is synchronous */
-    struct fl_store *store; /* routes to topics publish here; NULL: not served */
+    struct fl_async *async;         /* NULL: every call is synchronous */
+    struct fl_store *store;         /* routes to topics publish here; NULL: not served */
+    struct fl_wf_engine *workflows; /* routes to workflows; NULL: 501 */
 };
 
 /* A request the router answered itself, no function called: counted by
@@ -96,7 +98,7 @@ void fl_router_handle(struct fl_http_request *req, void *data)
                               "can take");
         return;
     }
-    if (m.route->target_kind == FL_TARGET_WORKFLOW) {
+    if (m.route->target_kind == FL_TARGET_WORKFLOW && r->workflows == NULL) {
         count_unrouted(r, "501");
         fl_http_respond_error(req, 501, "not_implemented",
                               "route '%s' targets workflow '%s': "
@@ -120,11 +122,17 @@ void fl_router_handle(struct fl_http_request *req, void *data)
         publish(r, req, m.route, params, m.nparams);
         return;
     }
-    const struct fl_invoke_http how = {.target = {FL_INVOKE_FUNCTION, m.route->target_name},
-                                       .added = params,
-                                       .nadded = m.nparams,
-                                       .trigger = FL_TRIGGER_HTTP};
+    bool workflow = m.route->target_kind == FL_TARGET_WORKFLOW;
+    const struct fl_invoke_http how = {
+        .target = {workflow ? FL_INVOKE_WORKFLOW : FL_INVOKE_FUNCTION, m.route->target_name},
+        .added = params,
+        .nadded = m.nparams,
+        .trigger = FL_TRIGGER_HTTP};
     const struct fl_route *route = m.route;
+    if (workflow && (route->async || (route->allow_async && fl_async_preferred(req)))) {
+        fl_wf_engine_http_async(r->workflows, req, &how);
+        return;
+    }
     if (r->async != NULL && (route->async || (route->allow_async && fl_async_preferred(req)))) {
         char trigger[8 + FL_NAME_MAX];
         snprintf(trigger, sizeof(trigger), "route/%s", route->name);
@@ -141,6 +149,11 @@ void fl_router_handle(struct fl_http_request *req, void *data)
 void fl_router_use_async(struct fl_router *r, struct fl_async *async)
 {
     r->async = async;
+}
+
+void fl_router_use_workflows(struct fl_router *r, struct fl_wf_engine *engine)
+{
+    r->workflows = engine;
 }
 
 void fl_router_use_topics(struct fl_router *r, struct fl_store *store)

@@ -46,6 +46,13 @@ void fl_router_use_async(struct fl_router *r, struct fl_async *async);
 struct fl_store;
 void fl_router_use_topics(struct fl_router *r, struct fl_store *store);
 
+/* Serve routes to workflows through engine (borrowed): a call through the
+ * invoker (its output is the answer), or with the route's async (or a
+ * caller's Prefer: respond-async where the route allows it) 202 once the
+ * invocation is durable. Without it such routes answer 501. */
+struct fl_wf_engine;
+void fl_router_use_workflows(struct fl_router *r, struct fl_wf_engine *engine);
+
 /* The router listener's handler; data is the struct fl_router. */
 void fl_router_handle(struct fl_http_request *req, void *data);
 

@@ -2,8 +2,8 @@
 get, list, update (a new revision), delete; every error of a definition
 listed at create with its task; the functions a workflow runs held against
 deletion; `flint wf validate` offline; `flint apply` of `*.wf.yaml` files
-(the whales example); routes to workflows checked and still answered 501
-until the engine runs them.
+(the whales example); routes to workflows checked (test_workflow_run.py
+runs them).
 """
 import json
 import os
@@ -114,7 +114,7 @@ def test_workflow_kind_create_get_update_delete(flintd, tmp_path):
     assert r.returncode == 0, r.stderr
     assert flintd.cli("wf", "get", "--name", "echowhale").returncode == 1
 
-    # routes to workflows: the workflow must exist; calls answer 501 until the engine
+    # routes to workflows: the workflow must exist
     r = flintd.cli("route", "create", "--name", "r1", "--url", "/w", "--workflow", "missing")
     assert r.returncode == 1 and "workflow 'missing' does not exist" in r.stderr, r.stderr
     flintd.cli("route", "create", "--name", "r1", "--url", "/w", "--workflow", "nested",

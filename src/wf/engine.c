@@ -1,0 +1,1337 @@
+/*
+ * The workflow engine's invocations (engine.h says what it does): each a
+ * cached fold of its stream, a single writer of it, the calls and the
+ * timer it has under way.
+ *
+ *   step(inv): fold what the outbox holds (outcomes, fired timers, a
+ *              cancel), decide what follows (tasks whose dependencies are
+ *              met, built-ins decided at once, the invocation's end), fold
+ *              those too, and append the whole batch at the sequence last
+ *              written;
+ *   act(inv):  once the batch is durable, do what it decided: call the
+ *              functions of started attempts, arm the timer for the
+ *              earliest timer, answer the callers of an ended invocation.
+ *
+ * Replay makes the same state, and act() on it re-dispatches what was
+ * started and not finished: recovery is act() after a fold.
+ */
+#include "wf/engine_internal.h"
+
+#include "async/async.h" /* fl_retry_delay_ms */
+#include "async/history.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/str.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One task's runtime: what is under way for it in this flintd. */
+struct trun {
+    struct dispatch *call; /* the function call under way, or NULL */
+    bool outcome_pending;  /* its outcome is in the outbox, not yet folded */
+    int64_t busy_until;    /* a busy function: call again at this wall ms */
+};
+
+/* A sync caller waiting for the invocation's end. */
+struct waiter {
+    struct fl_queue link;
+    struct fl_invoke *call;
+    struct inv *inv;                /* NULL: answered by the kick (not found) */
+    char workflow[FL_NAME_MAX + 1]; /* for the kick's answer */
+};
+
+struct inv {
+    struct fl_queue link; /* fl_wf_engine.invs */
+    struct fl_wf_engine *e;
+    struct fl_wf_run run;
+    uint64_t last_seq;
+    json_t *outbox; /* [[type, data], ...] decided, not yet appended */
+    struct trun *rt;
+    struct fl_queue waiters;
+    fl_wf_submit_cb submit_cb; /* told when InvocationCreated is durable */
+    void *submit_data;
+    uv_timer_t timer;
+    bool appending, created, gone, freeing;
+    unsigned ops; /* appends and calls whose callbacks are still to come */
+};
+
+/* One attempt's call of a function. */
+struct dispatch {
+    struct inv *inv;
+    size_t task;
+    uint32_t attempt;
+    bool canceled;
+    struct fl_invoke *call;
+    json_t *inputs; /* a reference: the header values and a string body point into it */
+    char *body;     /* a JSON body made of the inputs, or NULL */
+    struct fl_http_header headers[FL_INVOKE_MAX_HEADERS];
+};
+
+static void step(struct inv *inv);
+static void act(struct inv *inv);
+static void inv_release(struct inv *inv);
+
+/* ---- the engine's operations ---- */
+
+void engine_op(struct fl_wf_engine *e)
+{
+    e->ops++;
+}
+
+static void maybe_done(struct fl_wf_engine *e)
+{
+    if (!e->closing || e->ops > 0 || !fl_queue_empty(&e->invs))
+        return;
+    void (*done)(void *) = e->done;
+    void *data = e->done_data;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&e->defs)) != NULL) {
+        struct wdef *d = FL_QUEUE_DATA(q, struct wdef, link);
+        fl_queue_remove(q);
+        json_decref(d->spec);
+        free(d);
+    }
+    free(e);
+    if (done != NULL)
+        done(data);
+}
+
+void engine_op_done(struct fl_wf_engine *e)
+{
+    e->ops--;
+    maybe_done(e);
+}
+
+struct wdef *engine_def(struct fl_wf_engine *e, const char *name)
+{
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &e->defs)
+    {
+        struct wdef *d = FL_QUEUE_DATA(q, struct wdef, link);
+        if (strcmp(d->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+int fl_wf_engine_put(struct fl_wf_engine *e, const char *name, uint64_t revision, json_t *spec)
+{
+    struct wdef *d = engine_def(e, name);
+    if (d == NULL) {
+        d = calloc(1, sizeof(*d));
+        if (d == NULL)
+            return FL_ENOMEM;
+        fl_strlcpy(d->name, name, sizeof(d->name));
+        fl_queue_insert_tail(&e->defs, &d->link);
+    }
+    json_decref(d->spec);
+    d->spec = json_incref(spec);
+    d->revision = revision;
+    return 0;
+}
+
+void fl_wf_engine_remove(struct fl_wf_engine *e, const char *name)
+{
+    struct wdef *d = engine_def(e, name);
+    if (d == NULL)
+        return;
+    fl_queue_remove(&d->link);
+    json_decref(d->spec);
+    free(d);
+}
+
+struct inv *engine_find(struct fl_wf_engine *e, const char *id)
+{
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &e->invs)
+    {
+        struct inv *inv = FL_QUEUE_DATA(q, struct inv, link);
+        if (!inv->gone && strcmp(inv->run.id, id) == 0)
+            return inv;
+    }
+    return NULL;
+}
+
+size_t fl_wf_engine_running(const struct fl_wf_engine *e)
+{
+    size_t n = 0;
+    const struct fl_queue *q;
+    for (q = e->invs.next; q != &e->invs; q = q->next)
+        n++;
+    return n;
+}
+
+/* ---- events ---- */
+
+/* Fold (type, data) into inv's state and add it to batch. data is stolen.
+ * "at" is set to now unless given. */
+static void emit(struct inv *inv, json_t *batch, const char *type, json_t *data)
+{
+    if (data == NULL)
+        data = json_object();
+    if (data == NULL)
+        return;
+    if (json_object_get(data, "at") == NULL)
+        json_object_set_new(data, "at", json_integer(fl_clock_wall_ms()));
+    int rc = fl_wf_run_apply(&inv->run, type, data);
+    if (rc < 0)
+        fl_log(FL_LOG_ERROR, "wf", "an event the engine made does not fold",
+               "invocation=%s type=%s err=%s", inv->run.id, type, fl_errname(rc));
+    json_array_append_new(batch, json_pack("[s,o]", type, data));
+}
+
+/* Queue an event for the next append (an outcome, a fired timer). */
+static void post(struct inv *inv, const char *type, json_t *data)
+{
+    if (data == NULL)
+        return;
+    if (json_object_get(data, "at") == NULL)
+        json_object_set_new(data, "at", json_integer(fl_clock_wall_ms()));
+    json_array_append_new(inv->outbox, json_pack("[s,o]", type, data));
+}
+
+/* ---- the invocation's life ---- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct inv *inv = h->data;
+    struct fl_wf_engine *e = inv->e;
+    fl_wf_run_release(&inv->run);
+    json_decref(inv->outbox);
+    free(inv->rt);
+    free(inv);
+    engine_op_done(e);
+}
+
+/* Free inv once nothing of it is under way. */
+static void inv_maybe_free(struct inv *inv)
+{
+    if (!inv->gone || inv->ops > 0 || inv->freeing)
+        return;
+    inv->freeing = true;
+    fl_queue_remove(&inv->link);
+    uv_close((uv_handle_t *)&inv->timer, on_timer_closed);
+}
+
+/* Answer a sync caller with the invocation's end (or why it has none). */
+static void answer(struct fl_invoke *call, const struct fl_wf_run *r, int status, const char *code,
+                   const char *message)
+{
+    struct fl_http_header h[3];
+    size_t nh = 0;
+    if (r != NULL)
+        h[nh++] = (struct fl_http_header){"X-Flint-Invocation-Id", 21, r->id, strlen(r->id)};
+    char *body = NULL;
+    const char *text = NULL;
+    size_t len = 0;
+    enum fl_invoke_error kind = FL_INVOKE_OK;
+    if (r != NULL && r->status == FL_WF_RUN_SUCCEEDED) {
+        const char *ctype = json_string_value(json_object_get(r->headers, "content-type"));
+        if (json_is_string(r->output)) {
+            text = json_string_value(r->output);
+            len = json_string_length(r->output);
+            if (ctype == NULL)
+                ctype = "text/plain; charset=utf-8";
+        } else if (r->output != NULL && !json_is_null(r->output)) {
+            body = json_dumps(r->output, JSON_COMPACT | JSON_ENCODE_ANY);
+            text = body;
+            len = body ? strlen(body) : 0;
+            ctype = "application/json";
+        }
+        if (ctype != NULL)
+            h[nh++] = (struct fl_http_header){"Content-Type", 12, ctype, strlen(ctype)};
+        status = 200;
+    } else {
+        kind = status == 503   ? FL_INVOKE_UNAVAILABLE
+               : status == 404 ? FL_INVOKE_NOT_FOUND
+                               : FL_INVOKE_FAILED;
+        json_t *err = json_pack("{s:s,s:s}", "code", code, "message", message);
+        if (r != NULL && err != NULL) {
+            json_object_set_new(err, "invocation", json_string(r->id));
+            if (r->failed_task[0] != '\0')
+                json_object_set_new(err, "task", json_string(r->failed_task));
+        }
+        json_t *o = json_pack("{s:o}", "error", err);
+        body = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        text = body;
+        len = body ? strlen(body) : 0;
+        h[nh++] = (struct fl_http_header){"Content-Type", 12, "application/json", 16};
+    }
+    const struct fl_invoke_outcome o = {.error = kind,
+                                        .status = status,
+                                        .headers = h,
+                                        .nheaders = nh,
+                                        .body = text ? text : "",
+                                        .body_len = len,
+                                        .code = kind == FL_INVOKE_OK ? NULL : code,
+                                        .message = kind == FL_INVOKE_OK ? NULL : message,
+                                        .invocation_id = r ? r->id : NULL};
+    fl_invoke_finish(call, &o);
+    free(body);
+}
+
+/* Answer every sync caller of inv, with its end or with (status, code,
+ * message) when it has none. */
+static void answer_waiters(struct inv *inv, int status, const char *code, const char *message)
+{
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&inv->waiters)) != NULL) {
+        struct waiter *w = FL_QUEUE_DATA(q, struct waiter, link);
+        fl_queue_remove(q);
+        struct fl_invoke *call = w->call;
+        fl_invoke_set_state(call, NULL);
+        free(w);
+        if (fl_wf_run_ended(&inv->run)) {
+            const struct fl_wf_run *r = &inv->run;
+            char msg[1024];
+            if (r->status == FL_WF_RUN_FAILED && r->failed_task[0] != '\0')
+                snprintf(msg, sizeof(msg), "task '%s' failed: %s", r->failed_task,
+                         r->error ? r->error : "failed");
+            else
+                snprintf(msg, sizeof(msg), "%s", r->error ? r->error : "failed");
+            answer(call, r, 500,
+                   r->status == FL_WF_RUN_CANCELED ? "invocation_canceled" : "workflow_failed",
+                   msg);
+        } else {
+            answer(call, &inv->run, status, code, message);
+        }
+    }
+}
+
+/* Cancel the calls under way (their outcomes are dropped). */
+static void cancel_calls(struct inv *inv)
+{
+    for (size_t i = 0; i < inv->run.ntasks; i++) {
+        struct dispatch *d = inv->rt[i].call;
+        if (d == NULL)
+            continue;
+        inv->rt[i].call = NULL;
+        d->canceled = true;
+        if (d->call != NULL)
+            fl_invoke_cancel(d->call); /* its callback runs now and frees d */
+    }
+}
+
+/* The invocation leaves this engine: ended, broken, or the engine stops. */
+static void inv_release(struct inv *inv)
+{
+    if (inv->gone)
+        return;
+    inv->gone = true;
+    uv_timer_stop(&inv->timer);
+    cancel_calls(inv);
+    inv_maybe_free(inv);
+}
+
+static struct inv *inv_new(struct fl_wf_engine *e, const char *id)
+{
+    struct inv *inv = calloc(1, sizeof(*inv));
+    if (inv == NULL)
+        return NULL;
+    inv->outbox = json_array();
+    if (inv->outbox == NULL) {
+        free(inv);
+        return NULL;
+    }
+    inv->e = e;
+    fl_wf_run_init(&inv->run, id);
+    fl_queue_init(&inv->waiters);
+    uv_timer_init(e->loop, &inv->timer);
+    inv->timer.data = inv;
+    engine_op(e); /* given back when the timer is closed */
+    fl_queue_insert_tail(&e->invs, &inv->link);
+    return inv;
+}
+
+/* The task runtimes, once the run has its tasks. */
+static int inv_tasks(struct inv *inv)
+{
+    inv->rt = calloc(inv->run.ntasks ? inv->run.ntasks : 1, sizeof(*inv->rt));
+    return inv->rt ? 0 : FL_ENOMEM;
+}
+
+/* ---- appending ---- */
+
+struct append {
+    struct inv *inv;
+    size_t n;
+    bool created; /* the InvocationCreated append */
+};
+
+static void on_appended(int err, const struct fl_store_result *res, void *data)
+{
+    struct append *ap = data;
+    struct inv *inv = ap->inv;
+    struct fl_wf_engine *e = inv->e;
+    inv->ops--;
+    inv->appending = false;
+    if (err == 0)
+        inv->last_seq = res->seq + ap->n - 1;
+    if (ap->created) {
+        fl_wf_submit_cb cb = inv->submit_cb;
+        inv->submit_cb = NULL;
+        if (cb != NULL)
+            cb(err, inv->run.id, inv->submit_data);
+    }
+    free(ap);
+    if (err < 0) {
+        /* the stream is the truth: this copy of the state may be ahead of
+         * it, so it goes; a created invocation is read back from the
+         * store in a moment */
+        fl_log(FL_LOG_ERROR, "wf", "cannot record an invocation's events", "invocation=%s err=%s",
+               inv->run.id, fl_errname(err));
+        answer_waiters(inv, 503, "store_unavailable", "the store failed to record the invocation");
+        bool reload = inv->created && !e->closing;
+        char id[FL_UUID_STRLEN + 1];
+        fl_strlcpy(id, inv->run.id, sizeof(id));
+        inv_release(inv);
+        if (reload)
+            engine_recover(e, id);
+        engine_op_done(e);
+        return;
+    }
+    inv->created = true;
+    if (e->closing || inv->gone) {
+        inv_maybe_free(inv);
+        engine_op_done(e);
+        return;
+    }
+    act(inv);
+    if (!inv->gone)
+        step(inv);
+    engine_op_done(e);
+}
+
+/* Append batch (stolen) at the last sequence. */
+static int append(struct inv *inv, json_t *batch, bool created)
+{
+    struct fl_wf_engine *e = inv->e;
+    size_t n = json_array_size(batch);
+    struct fl_event_in *ev = calloc(n, sizeof(*ev));
+    char **texts = calloc(n, sizeof(*texts));
+    struct append *ap = calloc(1, sizeof(*ap));
+    int rc = ev && texts && ap ? 0 : FL_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *pair = json_array_get(batch, i);
+        texts[i] = json_dumps(json_array_get(pair, 1), JSON_COMPACT);
+        if (texts[i] == NULL) {
+            rc = FL_ENOMEM;
+            break;
+        }
+        ev[i] = (struct fl_event_in){json_string_value(json_array_get(pair, 0)), texts[i],
+                                     strlen(texts[i])};
+    }
+    char stream[FL_WF_STREAM_MAX];
+    fl_wf_stream_name(stream, inv->run.id);
+    if (rc == 0) {
+        *ap = (struct append){inv, n, created};
+        rc = fl_store_append(e->store, stream, ev, n, created ? 0 : inv->last_seq, on_appended, ap);
+    }
+    if (rc == 0) {
+        inv->appending = true;
+        inv->ops++;
+        engine_op(e);
+    } else {
+        free(ap);
+    }
+    for (size_t i = 0; texts != NULL && i < n; i++)
+        free(texts[i]);
+    free(texts);
+    free(ev);
+    json_decref(batch);
+    return rc;
+}
+
+/* ---- deciding ---- */
+
+/* A task's inputs as written: {key: value}. Inline tasks and workflows
+ * stay the maps they are. */
+static json_t *static_inputs(const struct fl_wf_task *t, bool *has_expr)
+{
+    json_t *o = json_object();
+    *has_expr = false;
+    for (size_t i = 0; o != NULL && i < t->ninputs; i++) {
+        json_object_set(o, t->inputs[i].key, t->inputs[i].value);
+        if (t->inputs[i].has_expr)
+            *has_expr = true;
+    }
+    return o;
+}
+
+/* Start attempt `attempt` of task i; a built-in decided at once gets its
+ * outcome in the same batch. */
+static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t attempt)
+{
+    struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const char *id = t->def->id;
+    emit(inv, batch, "TaskStarted", json_pack("{s:s,s:i}", "task", id, "attempt", (int)attempt));
+    const struct builtin *b = builtin_find(t->def->run);
+    if (b == NULL)
+        return; /* a function: called by act() once this is durable */
+    json_t *out = NULL;
+    char *error = NULL;
+    char why[256];
+    int64_t ms;
+    switch (b->kind) {
+    case BUILTIN_NOW:
+        if (b->run(t->inputs, &out, &error) == 0)
+            emit(inv, batch, "TaskSucceeded", json_pack("{s:s,s:o}", "task", id, "output", out));
+        else
+            emit(inv, batch, "TaskFailed",
+                 json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error",
+                           error ? error : "out of memory", "retry", 0));
+        free(error);
+        break;
+    case BUILTIN_SLEEP:
+        if (builtin_sleep_ms(t->inputs, &ms, why, sizeof(why)) == 0)
+            emit(inv, batch, "TimerStarted",
+                 json_pack("{s:s,s:s,s:I}", "task", id, "timer", "sleep", "fireAt",
+                           (json_int_t)(fl_clock_wall_ms() + ms)));
+        else
+            emit(inv, batch, "TaskFailed",
+                 json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error", why,
+                           "retry", 0));
+        break;
+    case BUILTIN_MISSING:
+        snprintf(why, sizeof(why), "the built-in '%s' is not run by this version of flintd yet",
+                 b->name);
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error", why,
+                       "retry", 0));
+        break;
+    }
+}
+
+/*
+ * Every expression of a task's inputs is evaluated here, in one batch for
+ * the task, with the scope $ = {Workflow, Invocation, Tasks}. 0 and
+ * *inputs (a new value), or FL_ENOTSUP with why when it cannot be.
+ */
+static int resolve_inputs(struct inv *inv, size_t i, json_t **inputs, char *why, size_t size)
+{
+    bool has_expr;
+    *inputs = static_inputs(inv->run.tasks[i].def, &has_expr);
+    if (*inputs == NULL)
+        return FL_ENOMEM;
+    if (!has_expr)
+        return 0;
+    json_decref(*inputs);
+    *inputs = NULL;
+    snprintf(why, size,
+             "expressions not available: this flintd has no expression evaluator, and an input of "
+             "task '%s' is an expression",
+             inv->run.tasks[i].def->id);
+    return FL_ENOTSUP;
+}
+
+/* Schedule the tasks whose dependencies are met (and what built-ins decide
+ * at once), until nothing more is ready. */
+static void schedule(struct inv *inv, json_t *batch)
+{
+    bool more = true;
+    while (more && !fl_wf_run_ended(&inv->run)) {
+        more = false;
+        for (size_t i = 0; i < inv->run.ntasks; i++) {
+            struct fl_wf_task_run *t = &inv->run.tasks[i];
+            if (t->status == FL_WF_TASK_SCHEDULED) {
+                start_attempt(inv, batch, i, t->attempt + 1);
+                more = true;
+                continue;
+            }
+            if (t->status != FL_WF_TASK_PENDING || !fl_wf_run_deps_met(&inv->run, i))
+                continue;
+            json_t *inputs = NULL;
+            char why[512];
+            int rc = resolve_inputs(inv, i, &inputs, why, sizeof(why));
+            if (rc == FL_ENOMEM)
+                return;
+            emit(inv, batch, "TaskScheduled",
+                 json_pack("{s:s,s:o}", "task", t->def->id, "inputs",
+                           inputs ? inputs : json_null()));
+            if (rc < 0)
+                emit(inv, batch, "TaskFailed",
+                     json_pack("{s:s,s:i,s:s,s:b}", "task", t->def->id, "attempt", 0, "error", why,
+                               "retry", 0));
+            else
+                start_attempt(inv, batch, i, 1);
+            more = true;
+        }
+    }
+}
+
+/* The invocation's end, if it has come. */
+static void conclude(struct inv *inv, json_t *batch)
+{
+    struct fl_wf_run *r = &inv->run;
+    if (fl_wf_run_ended(r))
+        return;
+    if (r->wf.timeout_ms > 0 && fl_clock_wall_ms() >= r->created_ms + r->wf.timeout_ms) {
+        char d[32], why[96];
+        snprintf(why, sizeof(why), "the workflow's timeout of %s passed",
+                 fl_fmt_duration_ms(r->wf.timeout_ms, d, sizeof(d)));
+        emit(inv, batch, "InvocationFailed", json_pack("{s:s,s:s}", "task", "", "error", why));
+        return;
+    }
+    bool all = true;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        const struct fl_wf_task_run *t = &r->tasks[i];
+        if (t->status == FL_WF_TASK_FAILED) {
+            emit(inv, batch, "InvocationFailed",
+                 json_pack("{s:s,s:s}", "task", t->def->id, "error", t->error ? t->error : ""));
+            return;
+        }
+        if (t->status != FL_WF_TASK_SUCCEEDED)
+            all = false;
+    }
+    if (!all)
+        return;
+    int out = fl_wf_run_task(r, r->wf.output);
+    json_t *data = json_pack("{s:O}", "output",
+                             out >= 0 && r->tasks[out].output ? r->tasks[out].output : json_null());
+    if (data != NULL && out >= 0 && r->tasks[out].headers != NULL)
+        json_object_set(data, "headers", r->tasks[out].headers);
+    emit(inv, batch, "InvocationSucceeded", data);
+}
+
+static void step(struct inv *inv)
+{
+    if (inv->appending || inv->gone || inv->e->closing)
+        return;
+    json_t *batch = json_array();
+    if (batch == NULL)
+        return;
+    size_t n = json_array_size(inv->outbox);
+    for (size_t k = 0; k < n; k++) {
+        json_t *pair = json_array_get(inv->outbox, k);
+        emit(inv, batch, json_string_value(json_array_get(pair, 0)),
+             json_incref(json_array_get(pair, 1)));
+    }
+    json_array_clear(inv->outbox);
+    for (size_t i = 0; i < inv->run.ntasks; i++)
+        inv->rt[i].outcome_pending = false;
+    schedule(inv, batch);
+    conclude(inv, batch);
+    if (json_array_size(batch) == 0) {
+        json_decref(batch);
+        act(inv);
+        return;
+    }
+    int rc = append(inv, batch, false);
+    if (rc < 0) {
+        fl_log(FL_LOG_ERROR, "wf", "cannot record an invocation's events", "invocation=%s err=%s",
+               inv->run.id, fl_errname(rc));
+        answer_waiters(inv, 503, "store_unavailable", "the store failed to record the invocation");
+        inv_release(inv);
+    }
+}
+
+/* ---- calling functions ---- */
+
+static void dispatch_free(struct dispatch *d)
+{
+    json_decref(d->inputs);
+    free(d->body);
+    free(d);
+}
+
+/* The outcome of a function attempt as events for the outbox. */
+static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
+                            const struct fl_invoke_outcome *o)
+{
+    struct fl_wf_engine *e = inv->e;
+    struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const char *id = t->def->id;
+    char error[1024] = "";
+    json_t *output = NULL;
+    if (o->error == FL_INVOKE_OK && o->status >= 200 && o->status < 300) {
+        const char *ctype = NULL;
+        for (size_t k = 0; k < o->nheaders; k++)
+            if (o->headers[k].name_len == 12 &&
+                strncasecmp(o->headers[k].name, "content-type", 12) == 0)
+                ctype = o->headers[k].value;
+        if (o->body_len > e->max_output)
+            snprintf(error, sizeof(error),
+                     "the output of function '%s' is %zu bytes, more than the %zu a task keeps",
+                     t->def->run, o->body_len, e->max_output);
+        else if (ctype != NULL && strstr(ctype, "json") != NULL)
+            output = json_loadb(o->body, o->body_len, JSON_DECODE_ANY, NULL);
+        if (error[0] == '\0' && output == NULL)
+            output = o->body_len ? json_stringn(o->body, o->body_len) : json_null();
+        if (error[0] == '\0' && output == NULL)
+            snprintf(error, sizeof(error), "the output of function '%s' is not text", t->def->run);
+    } else if (o->error == FL_INVOKE_OK) {
+        snprintf(error, sizeof(error), "function '%s' answered %d: %.*s", t->def->run, o->status,
+                 (int)(o->body_len < 600 ? o->body_len : 600), o->body ? o->body : "");
+    } else {
+        snprintf(error, sizeof(error), "function '%s': %s", t->def->run,
+                 o->message ? o->message : fl_invoke_error_name(o->error));
+    }
+    if (output != NULL) {
+        json_t *h = fl_inv_headers_json(o->headers, o->nheaders, NULL);
+        post(inv, "TaskSucceeded",
+             json_pack("{s:s,s:o,s:o}", "task", id, "output", output, "headers",
+                       h ? h : json_object()));
+        return;
+    }
+    const struct fl_retry_policy *p = &t->def->retry;
+    bool retry = attempt < p->max_attempts;
+    post(inv, "TaskFailed",
+         json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error", error,
+                   "retry", retry));
+    if (retry)
+        post(inv, "TimerStarted",
+             json_pack("{s:s,s:s,s:I}", "task", id, "timer", "retry", "fireAt",
+                       (json_int_t)(fl_clock_wall_ms() + fl_retry_delay_ms(p, attempt))));
+}
+
+static void on_call(const struct fl_invoke_outcome *o, void *data)
+{
+    struct dispatch *d = data;
+    struct inv *inv = d->inv;
+    struct fl_wf_engine *e = inv->e;
+    inv->ops--;
+    if (d->canceled || inv->gone || e->closing) {
+        dispatch_free(d);
+        inv_maybe_free(inv);
+        engine_op_done(e);
+        return;
+    }
+    struct trun *rt = &inv->rt[d->task];
+    rt->call = NULL;
+    if (o->error == FL_INVOKE_BUSY) {
+        /* full: the same attempt again in a moment, nothing recorded */
+        rt->busy_until = fl_clock_wall_ms() + ENGINE_BUSY_RETRY_MS + (int64_t)(d->task % 50);
+    } else {
+        rt->outcome_pending = true;
+        attempt_outcome(inv, d->task, d->attempt, o);
+    }
+    dispatch_free(d);
+    step(inv);
+    engine_op_done(e);
+}
+
+/* Percent-encode s into out for a query (RFC 3986 unreserved kept). */
+static int query_append(struct fl_buf *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        int rc = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                         c == '-' || c == '.' || c == '_' || c == '~'
+                     ? fl_buf_appendc(out, (char)c)
+                     : fl_buf_appendf(out, "%%%c%c", hex[c >> 4], hex[c & 15]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Call the function of task i's running attempt. */
+static void dispatch(struct inv *inv, size_t i)
+{
+    struct fl_wf_engine *e = inv->e;
+    struct fl_wf_task_run *t = &inv->run.tasks[i];
+    struct dispatch *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return;
+    d->inv = inv;
+    d->task = i;
+    d->attempt = t->attempt;
+    d->inputs = json_incref(t->inputs ? t->inputs : json_object());
+    json_t *in = d->inputs;
+    /* the body: `body`, else `default` */
+    json_t *b = json_object_get(in, "body");
+    if (b == NULL)
+        b = json_object_get(in, "default");
+    const char *body = "";
+    size_t body_len = 0;
+    bool is_json = false;
+    if (json_is_string(b)) {
+        body = json_string_value(b);
+        body_len = json_string_length(b);
+    } else if (b != NULL && !json_is_null(b)) {
+        d->body = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+        body = d->body ? d->body : "";
+        body_len = strlen(body);
+        is_json = true;
+    }
+    size_t nh = 0;
+    bool has_ctype = false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(in, "headers"), k, v)
+    {
+        if (!json_is_string(v) || nh + 1 >= FL_INVOKE_MAX_HEADERS)
+            continue;
+        if (strcasecmp(k, "content-type") == 0)
+            has_ctype = true;
+        d->headers[nh++] =
+            (struct fl_http_header){k, strlen(k), json_string_value(v), json_string_length(v)};
+    }
+    if (is_json && !has_ctype)
+        d->headers[nh++] = (struct fl_http_header){"Content-Type", 12, "application/json", 16};
+    /* the query: a map, or a string as it is */
+    struct fl_buf query;
+    fl_buf_init(&query, 16384);
+    json_t *q = json_object_get(in, "query");
+    const char *query_text = NULL;
+    if (json_is_string(q)) {
+        query_text = json_string_value(q);
+    } else if (json_is_object(q)) {
+        json_object_foreach(q, k, v)
+        {
+            char num[64];
+            const char *value = json_is_string(v) ? json_string_value(v) : NULL;
+            if (value == NULL && json_is_number(v)) {
+                snprintf(num, sizeof(num), "%g", json_number_value(v));
+                value = num;
+            }
+            if (value == NULL)
+                continue;
+            if ((query.len > 0 && fl_buf_appendc(&query, '&') < 0) || query_append(&query, k) < 0 ||
+                fl_buf_appendc(&query, '=') < 0 || query_append(&query, value) < 0)
+                break;
+        }
+        query_text = query.len > 0 ? query.data : NULL;
+    }
+    const char *method = json_string_value(json_object_get(in, "method"));
+    char key[FL_UUID_STRLEN + FL_WF_ID_MAX + 16], trigger[16 + FL_NAME_MAX];
+    snprintf(key, sizeof(key), "%s/%s/%u", inv->run.id, t->def->id, (unsigned)t->attempt);
+    snprintf(trigger, sizeof(trigger), "workflow/%s", inv->run.workflow);
+    const struct fl_http_header added[] = {
+        {"X-Flint-Workflow", 16, inv->run.workflow, strlen(inv->run.workflow)},
+        {"X-Flint-Task-Id", 15, t->def->id, strlen(t->def->id)},
+        {"X-Flint-Idempotency-Key", 23, key, strlen(key)},
+    };
+    const struct fl_invoke_request req = {
+        .target = {FL_INVOKE_FUNCTION, t->def->run},
+        .method = method && method[0] ? method : "POST",
+        .path = "/",
+        .query = query_text,
+        .headers = d->headers,
+        .nheaders = nh,
+        .added = added,
+        .nadded = sizeof(added) / sizeof(added[0]),
+        .body = body,
+        .body_len = body_len,
+        .invocation_id = inv->run.id,
+        .attempt = t->attempt,
+        .deadline_ns = t->def->timeout_ms > 0
+                           ? fl_clock_mono_ns() + (uint64_t)t->def->timeout_ms * 1000000ull
+                           : 0,
+        .trigger = FL_TRIGGER_WORKFLOW,
+        .trigger_name = trigger,
+    };
+    inv->rt[i].call = d;
+    inv->rt[i].busy_until = 0;
+    inv->ops++;
+    engine_op(e);
+    int rc = fl_invoke_start(e->invoker, &req, on_call, d, &d->call);
+    fl_buf_release(&query);
+    if (rc == 0)
+        return;
+    inv->ops--;
+    engine_op_done(e);
+    inv->rt[i].call = NULL;
+    dispatch_free(d);
+    if (rc == FL_ECANCELED || rc == FL_ENOMEM) {
+        inv->rt[i].busy_until = fl_clock_wall_ms() + 1000; /* again later */
+        return;
+    }
+    char message[128];
+    snprintf(message, sizeof(message), "the invoker refused the request: %s", fl_errname(rc));
+    const struct fl_invoke_outcome o = {
+        .error = FL_INVOKE_FAILED, .status = 500, .code = "cannot_start", .message = message};
+    inv->rt[i].outcome_pending = true;
+    attempt_outcome(inv, i, t->attempt, &o);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *h)
+{
+    struct inv *inv = h->data;
+    if (inv->appending || inv->gone || inv->e->closing)
+        return; /* act() arms it again once the append is durable */
+    int64_t now = fl_clock_wall_ms();
+    for (size_t i = 0; i < inv->run.ntasks; i++) {
+        struct fl_wf_task_run *t = &inv->run.tasks[i];
+        if (t->timer[0] == '\0' || t->fire_at > now || inv->rt[i].outcome_pending)
+            continue;
+        inv->rt[i].outcome_pending = true;
+        post(inv, "TimerFired", json_pack("{s:s,s:s}", "task", t->def->id, "timer", t->timer));
+        if (strcmp(t->timer, "sleep") == 0)
+            post(inv, "TaskSucceeded", json_pack("{s:s,s:n}", "task", t->def->id, "output"));
+        else
+            post(inv, "TaskStarted",
+                 json_pack("{s:s,s:i}", "task", t->def->id, "attempt", (int)t->attempt + 1));
+    }
+    step(inv);
+}
+
+/* Arm the timer for the earliest thing due: a task's timer, a busy
+ * function to call again, the workflow's timeout. */
+static void arm(struct inv *inv)
+{
+    int64_t next = INT64_MAX, now = fl_clock_wall_ms();
+    for (size_t i = 0; i < inv->run.ntasks; i++) {
+        const struct fl_wf_task_run *t = &inv->run.tasks[i];
+        if (t->timer[0] != '\0' && t->fire_at < next)
+            next = t->fire_at;
+        if (inv->rt[i].busy_until > 0 && inv->rt[i].busy_until < next)
+            next = inv->rt[i].busy_until;
+    }
+    if (inv->run.wf.timeout_ms > 0 && inv->run.created_ms + inv->run.wf.timeout_ms < next)
+        next = inv->run.created_ms + inv->run.wf.timeout_ms;
+    if (next == INT64_MAX) {
+        uv_timer_stop(&inv->timer);
+        return;
+    }
+    uv_timer_start(&inv->timer, on_timer, next > now ? (uint64_t)(next - now) : 0, 0);
+}
+
+static void on_timer_busy(struct inv *inv)
+{
+    int64_t now = fl_clock_wall_ms();
+    for (size_t i = 0; i < inv->run.ntasks; i++)
+        if (inv->rt[i].busy_until > 0 && inv->rt[i].busy_until <= now)
+            inv->rt[i].busy_until = 0;
+}
+
+/* Do what the durable state says is to be done. */
+static void act(struct inv *inv)
+{
+    if (inv->appending || inv->gone)
+        return;
+    if (fl_wf_run_ended(&inv->run)) {
+        answer_waiters(inv, 500, "workflow_failed", "failed");
+        inv_release(inv);
+        return;
+    }
+    on_timer_busy(inv);
+    for (size_t i = 0; i < inv->run.ntasks && !inv->gone; i++) {
+        const struct fl_wf_task_run *t = &inv->run.tasks[i];
+        const struct trun *rt = &inv->rt[i];
+        if (t->status == FL_WF_TASK_RUNNING && t->timer[0] == '\0' && rt->call == NULL &&
+            !rt->outcome_pending && rt->busy_until == 0 && builtin_find(t->def->run) == NULL)
+            dispatch(inv, i);
+    }
+    if (!inv->gone)
+        arm(inv);
+}
+
+/* ---- creating ---- */
+
+int engine_create(struct fl_wf_engine *e, struct wdef *def, const char *id, json_t *inputs,
+                  const char *trigger, struct fl_invoke *call, fl_wf_submit_cb cb, void *data)
+{
+    if (e->closing)
+        return FL_ECANCELED;
+    struct inv *inv = inv_new(e, id);
+    if (inv == NULL)
+        return FL_ENOMEM;
+    json_t *batch = json_array();
+    json_t *created =
+        json_pack("{s:s,s:I,s:O,s:O,s:s}", "workflow", def->name, "revision",
+                  (json_int_t)def->revision, "definition", def->spec, "inputs",
+                  inputs ? inputs : json_object(), "trigger", trigger ? trigger : "api");
+    struct waiter *w = call ? calloc(1, sizeof(*w)) : NULL;
+    if (batch == NULL || created == NULL || (call != NULL && w == NULL)) {
+        json_decref(batch);
+        json_decref(created);
+        free(w);
+        inv_release(inv);
+        return FL_ENOMEM;
+    }
+    emit(inv, batch, "InvocationCreated", created);
+    if (!inv->run.created || inv_tasks(inv) < 0) {
+        json_decref(batch);
+        free(w);
+        inv_release(inv);
+        return inv->run.created ? FL_ENOMEM : FL_EINVAL;
+    }
+    /* the first tasks go out with it: one durable write starts the run */
+    schedule(inv, batch);
+    conclude(inv, batch);
+    inv->submit_cb = cb;
+    inv->submit_data = data;
+    int rc = append(inv, batch, true);
+    if (rc < 0) {
+        free(w);
+        inv->submit_cb = NULL;
+        inv_release(inv);
+        return rc;
+    }
+    if (w != NULL) {
+        w->call = call;
+        w->inv = inv;
+        fl_invoke_set_state(call, w);
+        fl_queue_insert_tail(&inv->waiters, &w->link);
+    }
+    return 0;
+}
+
+int engine_cancel(struct inv *inv, const char *reason)
+{
+    if (fl_wf_run_ended(&inv->run))
+        return FL_ECONFLICT;
+    for (size_t i = 0; i < json_array_size(inv->outbox); i++)
+        if (strcmp(json_string_value(json_array_get(json_array_get(inv->outbox, i), 0)),
+                   "InvocationCanceled") == 0)
+            return 0;
+    post(inv, "InvocationCanceled", json_pack("{s:s}", "reason", reason));
+    step(inv);
+    return 0;
+}
+
+/* ---- recovery ---- */
+
+struct load {
+    struct fl_wf_engine *e;
+    struct inv *inv;
+    uint64_t from;
+};
+
+static void on_loaded(int err, const struct fl_store_result *res, void *data)
+{
+    struct load *l = data;
+    struct fl_wf_engine *e = l->e;
+    struct inv *inv = l->inv;
+    inv->ops--;
+    int rc = err;
+    if (rc == 0 && !e->closing && !inv->gone)
+        rc = fl_wf_run_fold(&inv->run, res->records, res->n);
+    if (rc == 0 && res->n > 0)
+        inv->last_seq = res->records[res->n - 1].seq;
+    if (rc == 0 && !e->closing && !inv->gone && res->seq != 0) {
+        l->from = res->seq;
+        char stream[FL_WF_STREAM_MAX];
+        fl_wf_stream_name(stream, inv->run.id);
+        rc = fl_store_read(e->store, stream, l->from, 0, on_loaded, l);
+        if (rc == 0) {
+            inv->ops++;
+            return; /* the op goes on */
+        }
+    }
+    free(l);
+    if (rc < 0 || e->closing || inv->gone || !inv->run.created || fl_wf_run_ended(&inv->run)) {
+        if (rc < 0 && rc != FL_ECANCELED)
+            fl_log(FL_LOG_ERROR, "wf", "cannot replay an invocation", "invocation=%s err=%s",
+                   inv->run.id, fl_errname(rc));
+        inv->gone = true;
+        inv_maybe_free(inv);
+        engine_op_done(e);
+        return;
+    }
+    if (inv_tasks(inv) < 0) {
+        inv->gone = true;
+        inv_maybe_free(inv);
+        engine_op_done(e);
+        return;
+    }
+    inv->created = true;
+    inv->appending = false;
+    fl_log(FL_LOG_INFO, "wf", "invocation resumed", "invocation=%s workflow=%s events=%llu",
+           inv->run.id, inv->run.workflow, (unsigned long long)inv->run.events);
+    act(inv);
+    if (!inv->gone)
+        step(inv);
+    engine_op_done(e);
+}
+
+int engine_recover(struct fl_wf_engine *e, const char *id)
+{
+    if (engine_find(e, id) != NULL)
+        return 0;
+    struct inv *inv = inv_new(e, id);
+    struct load *l = calloc(1, sizeof(*l));
+    if (inv == NULL || l == NULL) {
+        free(l);
+        if (inv != NULL)
+            inv_release(inv);
+        return FL_ENOMEM;
+    }
+    /* not findable until loaded: a cancel meanwhile reads the store */
+    inv->appending = true;
+    *l = (struct load){e, inv, 1};
+    char stream[FL_WF_STREAM_MAX];
+    fl_wf_stream_name(stream, id);
+    int rc = fl_store_read(e->store, stream, 1, 0, on_loaded, l);
+    if (rc < 0) {
+        free(l);
+        inv_release(inv);
+        return rc;
+    }
+    inv->ops++;
+    engine_op(e);
+    return 0;
+}
+
+/* ---- start-up, the tick and the sweep ---- */
+
+struct scan {
+    struct fl_wf_engine *e;
+    bool sweep;
+    char after[FL_CURSOR_MAX];
+};
+
+static int scan_page(struct scan *s);
+
+/* UUIDv7's time: its first 48 bits, ms since the epoch. */
+static int64_t uuid_ms(const char *id)
+{
+    int64_t ms = 0;
+    int digits = 0;
+    for (const char *p = id; *p != '\0' && digits < 12; p++) {
+        if (*p == '-')
+            continue;
+        int v = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (v < 0)
+            return 0;
+        ms = ms * 16 + v;
+        digits++;
+    }
+    return ms;
+}
+
+struct sweep_one {
+    struct fl_wf_engine *e;
+    char stream[FL_WF_STREAM_MAX];
+};
+
+static void on_swept(int err, const struct fl_store_result *res, void *data)
+{
+    struct sweep_one *s = data;
+    if (err < 0 && err != FL_ENOENT)
+        fl_log(FL_LOG_WARN, "wf", "cannot delete an old invocation", "stream=%s err=%s", s->stream,
+               fl_errname(err));
+    engine_op_done(s->e);
+    free(s);
+}
+
+static void on_last_event(int err, const struct fl_store_result *res, void *data)
+{
+    struct sweep_one *s = data;
+    struct fl_wf_engine *e = s->e;
+    bool old = false;
+    if (err == 0 && res->n == 1 && !e->closing) {
+        const char *t = res->records[0].type;
+        if (strcmp(t, "InvocationSucceeded") == 0 || strcmp(t, "InvocationFailed") == 0 ||
+            strcmp(t, "InvocationCanceled") == 0)
+            old = res->records[0].ts_ms + e->retention_ms < fl_clock_wall_ms();
+    }
+    if (old && fl_store_stream_delete(e->store, s->stream, on_swept, s) == 0)
+        return;
+    engine_op_done(e);
+    free(s);
+}
+
+static void on_streams(int err, const struct fl_store_result *res, void *data)
+{
+    struct scan *s = data;
+    struct fl_wf_engine *e = s->e;
+    bool more = err == 0 && res->next != NULL && !e->closing;
+    int64_t horizon = fl_clock_wall_ms() - e->retention_ms;
+    for (size_t i = 0; err == 0 && !e->closing && i < res->n; i++) {
+        const char *id = res->records[i].key + strlen(FL_WF_STREAM_PREFIX);
+        if (!s->sweep) {
+            engine_recover(e, id); /* ended ones are dropped once read */
+            continue;
+        }
+        if (uuid_ms(id) >= horizon) {
+            more = false; /* ids are in time order: the rest are younger */
+            break;
+        }
+        if (engine_find(e, id) != NULL)
+            continue;
+        struct sweep_one *one = calloc(1, sizeof(*one));
+        if (one == NULL)
+            break;
+        one->e = e;
+        fl_strlcpy(one->stream, res->records[i].key, sizeof(one->stream));
+        if (fl_store_read(e->store, one->stream, res->records[i].seq, 1, on_last_event, one) == 0)
+            engine_op(e);
+        else
+            free(one);
+    }
+    if (more) {
+        fl_strlcpy(s->after, res->next, sizeof(s->after));
+        if (scan_page(s) == 0) {
+            engine_op_done(e);
+            return;
+        }
+    }
+    if (err < 0)
+        fl_log(FL_LOG_ERROR, "wf",
+               s->sweep ? "cannot sweep old invocations" : "cannot list the invocations to resume",
+               "err=%s", fl_errname(err));
+    if (s->sweep)
+        e->sweeping = false;
+    else if (err == 0)
+        e->recovered = true;
+    e->recovering = false;
+    free(s);
+    engine_op_done(e);
+}
+
+static int scan_page(struct scan *s)
+{
+    struct fl_page page = {256, s->after[0] ? s->after : NULL};
+    int rc = fl_store_streams(s->e->store, FL_WF_STREAM_PREFIX, &page, on_streams, s);
+    if (rc == 0)
+        engine_op(s->e);
+    return rc;
+}
+
+static void scan_start(struct fl_wf_engine *e, bool sweep)
+{
+    struct scan *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return;
+    s->e = e;
+    s->sweep = sweep;
+    if (scan_page(s) < 0) {
+        free(s);
+        return;
+    }
+    if (sweep)
+        e->sweeping = true;
+    else
+        e->recovering = true;
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    struct fl_wf_engine *e = h->data;
+    if (e->closing)
+        return;
+    if (!e->recovered && !e->recovering && (e->ready == NULL || e->ready(e->ready_data)))
+        scan_start(e, false);
+    int64_t now = fl_clock_wall_ms();
+    if (e->recovered && !e->sweeping && now >= e->next_sweep_ms) {
+        e->next_sweep_ms = now + 60000;
+        scan_start(e, true);
+    }
+}
+
+/* ---- the invoker's handler of workflows ---- */
+
+static void on_kick(uv_timer_t *h)
+{
+    struct fl_wf_engine *e = h->data;
+    struct fl_queue *q;
+    while ((q = fl_queue_first(&e->failing)) != NULL) {
+        struct waiter *w = FL_QUEUE_DATA(q, struct waiter, link);
+        fl_queue_remove(q);
+        fl_invoke_set_state(w->call, NULL);
+        char msg[128 + FL_NAME_MAX];
+        snprintf(msg, sizeof(msg), "workflow '%s' does not exist", w->workflow);
+        struct fl_invoke *call = w->call;
+        free(w);
+        answer(call, NULL, e->closing ? 503 : 404, e->closing ? "stopping" : "workflow_not_found",
+               e->closing ? "flintd is stopping" : msg);
+    }
+}
+
+static int handler_start(void *data, struct fl_invoke *call)
+{
+    struct fl_wf_engine *e = data;
+    const struct fl_invoke_request *req = fl_invoke_request_of(call);
+    struct wdef *def = engine_def(e, req->target.name);
+    if (def == NULL) {
+        struct waiter *w = calloc(1, sizeof(*w));
+        if (w == NULL)
+            return FL_ENOMEM;
+        w->call = call;
+        fl_strlcpy(w->workflow, req->target.name, sizeof(w->workflow));
+        fl_invoke_set_state(call, w);
+        fl_queue_insert_tail(&e->failing, &w->link);
+        uv_timer_start(&e->kick, on_kick, 0, 0);
+        return 0;
+    }
+    json_t *inputs = fl_wf_inputs_of(req);
+    if (inputs == NULL)
+        return FL_ENOMEM;
+    char trigger[FL_INVOKE_TRIGGER_MAX + 1];
+    fl_strlcpy(trigger,
+               req->trigger_name ? req->trigger_name : fl_invoke_trigger_name(req->trigger),
+               sizeof(trigger));
+    int rc = engine_create(e, def, fl_invoke_id(call), inputs, trigger, call, NULL, NULL);
+    json_decref(inputs);
+    return rc;
+}
+
+static void handler_cancel(void *data, struct fl_invoke *call)
+{
+    struct waiter *w = fl_invoke_state(call);
+    if (w == NULL)
+        return;
+    /* the caller left: the invocation goes on without it */
+    fl_queue_remove(&w->link);
+    fl_invoke_set_state(call, NULL);
+    free(w);
+}
+
+static const struct fl_invoke_handler handler = {.start = handler_start, .cancel = handler_cancel};
+
+/* ---- the engine ---- */
+
+int fl_wf_engine_new(uv_loop_t *loop, const struct fl_wf_engine_config *cfg,
+                     struct fl_wf_engine **out)
+{
+    struct fl_wf_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return FL_ENOMEM;
+    e->loop = loop;
+    e->store = cfg->store;
+    e->invoker = cfg->invoker;
+    e->metrics = cfg->metrics;
+    e->exprc = cfg->exprc;
+    e->retention_ms = cfg->retention_ms > 0 ? cfg->retention_ms : ENGINE_RETENTION_DEF;
+    e->max_output = cfg->max_output ? cfg->max_output : ENGINE_OUTPUT_DEFAULT;
+    e->ready = cfg->ready;
+    e->ready_data = cfg->ready_data;
+    fl_queue_init(&e->defs);
+    fl_queue_init(&e->invs);
+    fl_queue_init(&e->failing);
+    int rc = fl_invoker_register(e->invoker, FL_INVOKE_WORKFLOW, &handler, e);
+    if (rc < 0) {
+        free(e);
+        return rc;
+    }
+    uv_timer_init(loop, &e->tick);
+    uv_timer_init(loop, &e->kick);
+    e->tick.data = e->kick.data = e;
+    engine_op(e);
+    engine_op(e);
+    e->next_sweep_ms = fl_clock_wall_ms() + 5000;
+    uv_timer_start(&e->tick, on_tick, 0, 200);
+    *out = e;
+    return 0;
+}
+
+static void on_engine_timer_closed(uv_handle_t *h)
+{
+    engine_op_done(h->data);
+}
+
+void fl_wf_engine_close(struct fl_wf_engine *e, void (*done)(void *data), void *data)
+{
+    e->closing = true;
+    e->done = done;
+    e->done_data = data;
+    on_kick(&e->kick); /* answers "stopping" */
+    struct fl_queue *q, *tmp;
+    FL_QUEUE_FOREACH(q, tmp, &e->invs)
+    {
+        struct inv *inv = FL_QUEUE_DATA(q, struct inv, link);
+        answer_waiters(inv, 503, "stopping", "flintd is stopping");
+        inv_release(inv);
+    }
+    uv_close((uv_handle_t *)&e->tick, on_engine_timer_closed);
+    uv_close((uv_handle_t *)&e->kick, on_engine_timer_closed);
+}

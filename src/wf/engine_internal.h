@@ -1,0 +1,94 @@
+/*
+ * What the engine's files share (engine.h says what the engine does):
+ * engine.c runs invocations, builtins.c holds the built-ins, engine_api.c
+ * reads, lists, cancels and starts them for the API.
+ */
+#ifndef FLINT_WF_ENGINE_INTERNAL_H
+#define FLINT_WF_ENGINE_INTERNAL_H
+
+#include "base/queue.h"
+#include "wf/engine.h"
+#include "wf/run.h"
+
+#define ENGINE_TICK_MS        1000
+#define ENGINE_BUSY_RETRY_MS  100 /* a busy function is called again after about this */
+#define ENGINE_OUTPUT_DEFAULT (256u * 1024)
+#define ENGINE_RETENTION_DEF  (72LL * 3600 * 1000)
+
+/* A workflow as the store holds it now. */
+struct wdef {
+    struct fl_queue link; /* fl_wf_engine.defs */
+    char name[FL_NAME_MAX + 1];
+    uint64_t revision;
+    json_t *spec;
+};
+
+struct fl_wf_engine {
+    uv_loop_t *loop;
+    struct fl_store *store;
+    struct fl_invoker *invoker;
+    struct fl_metrics *metrics;
+    struct fl_wf_exprc *exprc;
+    int64_t retention_ms;
+    size_t max_output;
+    bool (*ready)(void *data);
+    void *ready_data;
+    struct fl_queue defs;    /* struct wdef */
+    struct fl_queue invs;    /* struct inv, running here */
+    struct fl_queue failing; /* struct waiter: sync calls answered by the kick */
+    uv_timer_t tick, kick;
+    bool recovered, recovering, sweeping;
+    int64_t next_sweep_ms;
+    unsigned ops; /* store operations and handles still to come back */
+    bool closing;
+    void (*done)(void *data);
+    void *done_data;
+};
+
+/* Count an operation in flight; its end calls engine_op_done(). */
+void engine_op(struct fl_wf_engine *e);
+void engine_op_done(struct fl_wf_engine *e);
+
+/* The definition of workflow name, or NULL. */
+struct wdef *engine_def(struct fl_wf_engine *e, const char *name);
+
+/* Make and run an invocation of def with inputs (a reference taken): cb
+ * (may be NULL) once InvocationCreated is durable; call (may be NULL) a
+ * sync caller answered when it ends. id: the invocation's id. 0, or an
+ * error and neither is told. */
+int engine_create(struct fl_wf_engine *e, struct wdef *def, const char *id, json_t *inputs,
+                  const char *trigger, struct fl_invoke *call, fl_wf_submit_cb cb, void *data);
+
+/* The invocation id running here, or NULL. */
+struct inv;
+struct inv *engine_find(struct fl_wf_engine *e, const char *id);
+
+/* Ask a running invocation to cancel: 0, or FL_ECONFLICT (it has ended). */
+int engine_cancel(struct inv *inv, const char *reason);
+
+/* Load "wf/<id>" and run it if it has not ended (recovery). */
+int engine_recover(struct fl_wf_engine *e, const char *id);
+
+/* ---- built-ins (builtins.c) ---- */
+
+enum builtin_kind {
+    BUILTIN_NOW,     /* decided at once from its inputs */
+    BUILTIN_SLEEP,   /* a durable timer */
+    BUILTIN_MISSING, /* not run by this engine yet: the task fails saying so */
+};
+
+struct builtin {
+    const char *name;
+    enum builtin_kind kind;
+    /* BUILTIN_NOW: 0 and *out (a new value), or FL_EINVAL and *error (a
+     * new string) */
+    int (*run)(json_t *inputs, json_t **out, char **error);
+};
+
+/* The built-in called name, or NULL (a function). */
+const struct builtin *builtin_find(const char *name);
+
+/* sleep's duration from its inputs: 0 and *ms, or FL_EINVAL and why. */
+int builtin_sleep_ms(json_t *inputs, int64_t *ms, char *why, size_t size);
+
+#endif

@@ -1,0 +1,385 @@
+/* A workflow invocation's state folded from its events (see run.h). */
+#include "wf/run.h"
+
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/str.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const task_status_names[FL_WF_TASK_NSTATUS] = {
+    "pending", "scheduled", "running", "retrying", "succeeded", "failed"};
+static const char *const run_status_names[FL_WF_RUN_NSTATUS] = {"running", "succeeded", "failed",
+                                                                "canceled"};
+
+const char *fl_wf_task_status_name(enum fl_wf_task_status s)
+{
+    return (unsigned)s < FL_WF_TASK_NSTATUS ? task_status_names[s] : "unknown";
+}
+
+const char *fl_wf_run_status_name(enum fl_wf_run_status s)
+{
+    return (unsigned)s < FL_WF_RUN_NSTATUS ? run_status_names[s] : "unknown";
+}
+
+int fl_wf_run_status_parse(const char *name)
+{
+    for (int i = 0; name != NULL && i < FL_WF_RUN_NSTATUS; i++)
+        if (strcmp(name, run_status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void fl_wf_stream_name(char out[FL_WF_STREAM_MAX], const char *id)
+{
+    snprintf(out, FL_WF_STREAM_MAX, FL_WF_STREAM_PREFIX "%.36s", id);
+}
+
+void fl_wf_run_init(struct fl_wf_run *r, const char *id)
+{
+    memset(r, 0, sizeof(*r));
+    fl_strlcpy(r->id, id ? id : "", sizeof(r->id));
+}
+
+static void task_release(struct fl_wf_task_run *t)
+{
+    json_decref(t->inputs);
+    json_decref(t->output);
+    json_decref(t->headers);
+    free(t->error);
+}
+
+void fl_wf_run_release(struct fl_wf_run *r)
+{
+    for (size_t i = 0; i < r->ntasks; i++)
+        task_release(&r->tasks[i]);
+    free(r->tasks);
+    if (r->created)
+        fl_wf_release(&r->wf);
+    json_decref(r->definition);
+    json_decref(r->inputs);
+    json_decref(r->output);
+    json_decref(r->headers);
+    free(r->error);
+    memset(r, 0, sizeof(*r));
+}
+
+int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
+{
+    for (size_t i = 0; id != NULL && i < r->ntasks; i++)
+        if (strcmp(r->tasks[i].def->id, id) == 0)
+            return (int)i;
+    return -1;
+}
+
+bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i)
+{
+    const struct fl_wf_task *t = r->tasks[i].def;
+    for (size_t k = 0; k < t->nrequires; k++) {
+        int d = fl_wf_run_task(r, t->requires[k]);
+        if (d < 0 || r->tasks[d].status != FL_WF_TASK_SUCCEEDED)
+            return false;
+    }
+    return true;
+}
+
+/* ---- the events ---- */
+
+static int64_t at_of(json_t *data)
+{
+    return (int64_t)json_integer_value(json_object_get(data, "at"));
+}
+
+/* Replace *slot with a new reference to v (NULL stays NULL). */
+static void set_json(json_t **slot, json_t *v)
+{
+    json_t *old = *slot;
+    *slot = v ? json_incref(v) : NULL;
+    json_decref(old);
+}
+
+static int set_text(char **slot, const char *s)
+{
+    char *copy = s ? strdup(s) : NULL;
+    if (s != NULL && copy == NULL)
+        return FL_ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int on_created(struct fl_wf_run *r, json_t *data)
+{
+    if (r->created)
+        return FL_ECORRUPT;
+    const char *workflow = json_string_value(json_object_get(data, "workflow"));
+    json_t *def = json_object_get(data, "definition");
+    if (workflow == NULL || !json_is_object(def))
+        return FL_ECORRUPT;
+    struct fl_wf_errors errs;
+    fl_wf_errors_init(&errs);
+    int rc = fl_wf_parse(def, &r->wf, &errs);
+    fl_wf_errors_release(&errs);
+    if (rc < 0) {
+        fl_wf_release(&r->wf);
+        memset(&r->wf, 0, sizeof(r->wf));
+        return rc == FL_ENOMEM ? rc : FL_ECORRUPT;
+    }
+    r->tasks = calloc(r->wf.ntasks ? r->wf.ntasks : 1, sizeof(*r->tasks));
+    if (r->tasks == NULL) {
+        fl_wf_release(&r->wf);
+        memset(&r->wf, 0, sizeof(r->wf));
+        return FL_ENOMEM;
+    }
+    r->ntasks = r->wf.ntasks;
+    for (size_t i = 0; i < r->ntasks; i++)
+        r->tasks[i].def = &r->wf.tasks[i];
+    r->created = true;
+    fl_strlcpy(r->workflow, workflow, sizeof(r->workflow));
+    r->revision = (uint64_t)json_integer_value(json_object_get(data, "revision"));
+    set_json(&r->definition, def);
+    set_json(&r->inputs, json_object_get(data, "inputs"));
+    const char *trigger = json_string_value(json_object_get(data, "trigger"));
+    fl_strlcpy(r->trigger, trigger ? trigger : "api", sizeof(r->trigger));
+    r->created_ms = at_of(data);
+    r->status = FL_WF_RUN_RUNNING;
+    return 0;
+}
+
+/* The task an event names, or NULL. */
+static struct fl_wf_task_run *task_of(struct fl_wf_run *r, json_t *data)
+{
+    int i = fl_wf_run_task(r, json_string_value(json_object_get(data, "task")));
+    return i < 0 ? NULL : &r->tasks[i];
+}
+
+static int on_scheduled(struct fl_wf_run *r, json_t *data)
+{
+    struct fl_wf_task_run *t = task_of(r, data);
+    if (t == NULL)
+        return FL_ECORRUPT;
+    set_json(&t->inputs, json_object_get(data, "inputs"));
+    t->status = FL_WF_TASK_SCHEDULED;
+    t->scheduled_ms = at_of(data);
+    return 0;
+}
+
+static int on_started(struct fl_wf_run *r, json_t *data)
+{
+    struct fl_wf_task_run *t = task_of(r, data);
+    json_int_t attempt = json_integer_value(json_object_get(data, "attempt"));
+    if (t == NULL || attempt < 1)
+        return FL_ECORRUPT;
+    t->attempt = (uint32_t)attempt;
+    t->status = FL_WF_TASK_RUNNING;
+    if (t->started_ms == 0)
+        t->started_ms = at_of(data);
+    return 0;
+}
+
+static int on_succeeded(struct fl_wf_run *r, json_t *data)
+{
+    struct fl_wf_task_run *t = task_of(r, data);
+    if (t == NULL)
+        return FL_ECORRUPT;
+    json_t *out = json_object_get(data, "output");
+    set_json(&t->output, out ? out : json_null());
+    set_json(&t->headers, json_object_get(data, "headers"));
+    t->status = FL_WF_TASK_SUCCEEDED;
+    t->ended_ms = at_of(data);
+    t->timer[0] = '\0';
+    return set_text(&t->error, NULL);
+}
+
+static int on_failed(struct fl_wf_run *r, json_t *data)
+{
+    struct fl_wf_task_run *t = task_of(r, data);
+    if (t == NULL)
+        return FL_ECORRUPT;
+    const char *error = json_string_value(json_object_get(data, "error"));
+    int rc = set_text(&t->error, error ? error : "failed");
+    if (json_is_true(json_object_get(data, "retry"))) {
+        t->status = FL_WF_TASK_RETRYING;
+    } else {
+        t->status = FL_WF_TASK_FAILED;
+        t->ended_ms = at_of(data);
+        t->timer[0] = '\0';
+    }
+    return rc;
+}
+
+static int on_timer_started(struct fl_wf_run *r, json_t *data)
+{
+    struct fl_wf_task_run *t = task_of(r, data);
+    const char *timer = json_string_value(json_object_get(data, "timer"));
+    if (t == NULL || timer == NULL || (strcmp(timer, "sleep") != 0 && strcmp(timer, "retry") != 0))
+        return FL_ECORRUPT;
+    fl_strlcpy(t->timer, timer, sizeof(t->timer));
+    t->fire_at = (int64_t)json_integer_value(json_object_get(data, "fireAt"));
+    return 0;
+}
+
+static int on_timer_fired(struct fl_wf_run *r, json_t *data)
+{
+    struct fl_wf_task_run *t = task_of(r, data);
+    if (t == NULL)
+        return FL_ECORRUPT;
+    t->timer[0] = '\0';
+    return 0;
+}
+
+static int on_task_added(struct fl_wf_run *r, json_t *data)
+{
+    /* dynamic tasks are not made yet by this engine: a stream that has
+     * one was written by a newer flintd */
+    return FL_ECORRUPT;
+}
+
+static int on_inv_succeeded(struct fl_wf_run *r, json_t *data)
+{
+    if (fl_wf_run_ended(r))
+        return 0;
+    json_t *out = json_object_get(data, "output");
+    set_json(&r->output, out ? out : json_null());
+    set_json(&r->headers, json_object_get(data, "headers"));
+    r->status = FL_WF_RUN_SUCCEEDED;
+    r->ended_ms = at_of(data);
+    return 0;
+}
+
+static int on_inv_failed(struct fl_wf_run *r, json_t *data)
+{
+    if (fl_wf_run_ended(r))
+        return 0;
+    const char *task = json_string_value(json_object_get(data, "task"));
+    const char *error = json_string_value(json_object_get(data, "error"));
+    fl_strlcpy(r->failed_task, task ? task : "", sizeof(r->failed_task));
+    r->status = FL_WF_RUN_FAILED;
+    r->ended_ms = at_of(data);
+    return set_text(&r->error, error ? error : "failed");
+}
+
+static int on_inv_canceled(struct fl_wf_run *r, json_t *data)
+{
+    if (fl_wf_run_ended(r))
+        return 0;
+    const char *reason = json_string_value(json_object_get(data, "reason"));
+    r->status = FL_WF_RUN_CANCELED;
+    r->ended_ms = at_of(data);
+    return set_text(&r->error, reason ? reason : "canceled");
+}
+
+static const struct {
+    const char *type;
+    int (*apply)(struct fl_wf_run *r, json_t *data);
+} events[] = {
+    {"InvocationCreated", on_created},
+    {"TaskScheduled", on_scheduled},
+    {"TaskStarted", on_started},
+    {"TaskSucceeded", on_succeeded},
+    {"TaskFailed", on_failed},
+    {"TaskAdded", on_task_added},
+    {"TimerStarted", on_timer_started},
+    {"TimerFired", on_timer_fired},
+    {"InvocationSucceeded", on_inv_succeeded},
+    {"InvocationFailed", on_inv_failed},
+    {"InvocationCanceled", on_inv_canceled},
+};
+
+int fl_wf_run_apply(struct fl_wf_run *r, const char *type, json_t *data)
+{
+    if (type == NULL || !json_is_object(data))
+        return FL_ECORRUPT;
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        if (strcmp(type, events[i].type) != 0)
+            continue;
+        if (!r->created && i != 0)
+            return FL_ECORRUPT;
+        int rc = events[i].apply(r, data);
+        if (rc == 0)
+            r->events++;
+        return rc;
+    }
+    return FL_ECORRUPT;
+}
+
+int fl_wf_run_fold(struct fl_wf_run *r, const struct fl_record *ev, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *data = json_loadb(ev[i].data, ev[i].len, 0, NULL);
+        if (data == NULL)
+            return FL_ECORRUPT;
+        int rc = fl_wf_run_apply(r, ev[i].type, data);
+        json_decref(data);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- the API's form ---- */
+
+static void set_time(json_t *o, const char *key, int64_t ms)
+{
+    char buf[40];
+    json_object_set_new(o, key,
+                        ms > 0 ? json_string(fl_clock_format(ms, buf, sizeof(buf))) : json_null());
+}
+
+static json_t *task_json(const struct fl_wf_task_run *t, bool detail)
+{
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "id", json_string(t->def->id));
+    json_object_set_new(o, "run", json_string(t->def->run));
+    json_object_set_new(o, "status", json_string(fl_wf_task_status_name(t->status)));
+    json_object_set_new(o, "attempts", json_integer(t->attempt));
+    if (detail)
+        json_object_set(o, "inputs", t->inputs ? t->inputs : json_null());
+    json_object_set(o, "output", t->output ? t->output : json_null());
+    json_object_set_new(o, "error", t->error ? json_string(t->error) : json_null());
+    set_time(o, "scheduledAt", t->scheduled_ms);
+    set_time(o, "startedAt", t->started_ms);
+    set_time(o, "endedAt", t->ended_ms);
+    json_object_set_new(o, "durationMs",
+                        t->ended_ms && t->started_ms ? json_integer(t->ended_ms - t->started_ms)
+                                                     : json_null());
+    if (t->timer[0] != '\0') {
+        json_object_set_new(o, "timer", json_string(t->timer));
+        set_time(o, "fireAt", t->fire_at);
+    }
+    return o;
+}
+
+json_t *fl_wf_run_json(const struct fl_wf_run *r, bool detail)
+{
+    json_t *o = json_object(), *tasks = json_array();
+    if (o == NULL || tasks == NULL) {
+        json_decref(o);
+        json_decref(tasks);
+        return NULL;
+    }
+    json_object_set_new(o, "invocation", json_string(r->id));
+    json_object_set_new(o, "kind", json_string("workflow"));
+    json_object_set_new(o, "workflow", json_string(r->workflow));
+    json_object_set_new(o, "revision", json_integer((json_int_t)r->revision));
+    json_object_set_new(o, "status", json_string(fl_wf_run_status_name(r->status)));
+    json_object_set_new(o, "trigger", json_string(r->trigger));
+    set_time(o, "createdAt", r->created_ms);
+    set_time(o, "endedAt", r->ended_ms);
+    json_object_set_new(o, "durationMs",
+                        r->ended_ms ? json_integer(r->ended_ms - r->created_ms) : json_null());
+    json_object_set(o, "output", r->output ? r->output : json_null());
+    json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
+    json_object_set_new(o, "failedTask",
+                        r->failed_task[0] ? json_string(r->failed_task) : json_null());
+    if (detail)
+        json_object_set(o, "inputs", r->inputs ? r->inputs : json_null());
+    for (size_t i = 0; i < r->ntasks; i++)
+        json_array_append_new(tasks, task_json(&r->tasks[i], detail));
+    json_object_set_new(o, "tasks", tasks);
+    return o;
+}

@@ -1,0 +1,219 @@
+/* Unit tests for src/wf/run.h: a workflow invocation's events folded into
+ * its state, table-driven: each case is a list of events and the status
+ * of the invocation and of each task they fold into. */
+#include "runner.h"
+
+#include "base/error.h"
+#include "wf/run.h"
+
+#include <string.h>
+
+#define ID "0193a0c4-0000-7000-8000-000000000001"
+
+/* A definition: A, then B and C in parallel, then D (the output). */
+#define CREATED                                                                                    \
+    "{\"workflow\":\"w\",\"revision\":7,\"at\":1000,\"trigger\":\"api\","                          \
+    "\"inputs\":{\"body\":\"hi\",\"default\":\"hi\"},"                                             \
+    "\"definition\":{\"output\":\"D\",\"tasks\":{\"A\":{\"run\":\"f\"},"                           \
+    "\"B\":{\"run\":\"sleep\",\"requires\":[\"A\"]},\"C\":{\"run\":\"f\",\"requires\":[\"A\"],"    \
+    "\"retry\":{\"maxAttempts\":3}},\"D\":{\"run\":\"compose\",\"requires\":[\"B\",\"C\"]}}}}"
+
+struct event {
+    const char *type, *data;
+};
+
+struct fold_case {
+    const char *name;
+    struct event events[16];
+    int err;                      /* what the fold returns */
+    enum fl_wf_run_status status; /* the invocation's */
+    const char *tasks;            /* each task's status's first letter, A B C D */
+    const char *failed_task;
+};
+
+static const struct fold_case cases[] = {
+    {"created", {{"InvocationCreated", CREATED}}, 0, FL_WF_RUN_RUNNING, "pppp", ""},
+    {"nothing before created",
+     {{"TaskStarted", "{\"task\":\"A\",\"attempt\":1}"}},
+     FL_ECORRUPT,
+     FL_WF_RUN_RUNNING,
+     "",
+     ""},
+    {"an unknown event",
+     {{"InvocationCreated", CREATED}, {"TaskExploded", "{}"}},
+     FL_ECORRUPT,
+     FL_WF_RUN_RUNNING,
+     "pppp",
+     ""},
+    {"an unknown task",
+     {{"InvocationCreated", CREATED}, {"TaskScheduled", "{\"task\":\"Z\",\"inputs\":{}}"}},
+     FL_ECORRUPT,
+     FL_WF_RUN_RUNNING,
+     "pppp",
+     ""},
+    {"scheduled, started",
+     {{"InvocationCreated", CREATED},
+      {"TaskScheduled", "{\"task\":\"A\",\"inputs\":{},\"at\":1001}"},
+      {"TaskStarted", "{\"task\":\"A\",\"attempt\":1,\"at\":1002}"}},
+     0,
+     FL_WF_RUN_RUNNING,
+     "rppp",
+     ""},
+    {"fan-out: B sleeps, C retries",
+     {{"InvocationCreated", CREATED},
+      {"TaskScheduled", "{\"task\":\"A\",\"inputs\":{}}"},
+      {"TaskStarted", "{\"task\":\"A\",\"attempt\":1}"},
+      {"TaskSucceeded", "{\"task\":\"A\",\"output\":{\"x\":1}}"},
+      {"TaskScheduled", "{\"task\":\"B\",\"inputs\":{\"default\":\"1s\"}}"},
+      {"TaskStarted", "{\"task\":\"B\",\"attempt\":1}"},
+      {"TimerStarted", "{\"task\":\"B\",\"timer\":\"sleep\",\"fireAt\":5000}"},
+      {"TaskScheduled", "{\"task\":\"C\",\"inputs\":{}}"},
+      {"TaskStarted", "{\"task\":\"C\",\"attempt\":1}"},
+      {"TaskFailed", "{\"task\":\"C\",\"attempt\":1,\"error\":\"503\",\"retry\":true}"},
+      {"TimerStarted", "{\"task\":\"C\",\"timer\":\"retry\",\"fireAt\":3000}"}},
+     0,
+     FL_WF_RUN_RUNNING,
+     "srrp", /* A succeeded, B running (sleeping), C retrying: 'r' for both */
+     ""},
+    {"a task failed for good",
+     {{"InvocationCreated", CREATED},
+      {"TaskScheduled", "{\"task\":\"A\",\"inputs\":{}}"},
+      {"TaskStarted", "{\"task\":\"A\",\"attempt\":1}"},
+      {"TaskFailed", "{\"task\":\"A\",\"attempt\":1,\"error\":\"boom\",\"retry\":false}"},
+      {"InvocationFailed", "{\"task\":\"A\",\"error\":\"boom\",\"at\":2000}"}},
+     0,
+     FL_WF_RUN_FAILED,
+     "fppp",
+     "A"},
+    {"the first end decides",
+     {{"InvocationCreated", CREATED},
+      {"InvocationCanceled", "{\"reason\":\"operator\"}"},
+      {"InvocationSucceeded", "{\"output\":1}"},
+      {"TaskSucceeded", "{\"task\":\"A\",\"output\":2}"}},
+     0,
+     FL_WF_RUN_CANCELED,
+     "sppp",
+     ""},
+    {"succeeded",
+     {{"InvocationCreated", CREATED},
+      {"TaskScheduled", "{\"task\":\"A\",\"inputs\":{}}"},
+      {"TaskStarted", "{\"task\":\"A\",\"attempt\":1}"},
+      {"TaskSucceeded", "{\"task\":\"A\",\"output\":null}"},
+      {"TaskSucceeded", "{\"task\":\"B\",\"output\":null}"},
+      {"TaskSucceeded", "{\"task\":\"C\",\"output\":\"c\"}"},
+      {"TaskSucceeded", "{\"task\":\"D\",\"output\":\"d\"}"},
+      {"InvocationSucceeded", "{\"output\":\"d\",\"at\":9000}"}},
+     0,
+     FL_WF_RUN_SUCCEEDED,
+     "ssss",
+     ""},
+    {"created twice",
+     {{"InvocationCreated", CREATED}, {"InvocationCreated", CREATED}},
+     FL_ECORRUPT,
+     FL_WF_RUN_RUNNING,
+     "pppp",
+     ""},
+};
+
+/* Fold c's events, as a read of the stream gives them. */
+static int fold_case(const struct fold_case *c, struct fl_wf_run *r)
+{
+    struct fl_record rec[16];
+    size_t n = 0;
+    for (; n < 16 && c->events[n].type != NULL; n++)
+        rec[n] = (struct fl_record){.key = "",
+                                    .type = c->events[n].type,
+                                    .data = c->events[n].data,
+                                    .len = strlen(c->events[n].data),
+                                    .headers = "",
+                                    .reason = "",
+                                    .seq = n + 1};
+    fl_wf_run_init(r, ID);
+    return fl_wf_run_fold(r, rec, n);
+}
+
+TEST(fold_table)
+{
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const struct fold_case *c = &cases[k];
+        struct fl_wf_run r;
+        int rc = fold_case(c, &r);
+        if (rc != c->err || r.status != c->status) {
+            fl_wf_run_release(&r);
+            fprintf(stderr, "case '%s': err %d status %d\n", c->name, rc, (int)r.status);
+            ASSERT(0);
+        }
+        ASSERT_EQ(r.ntasks, strlen(c->tasks));
+        for (size_t i = 0; i < r.ntasks; i++) {
+            char got = fl_wf_task_status_name(r.tasks[i].status)[0];
+            if (got != c->tasks[i]) {
+                fprintf(stderr, "case '%s': task %s is %s\n", c->name, r.tasks[i].def->id,
+                        fl_wf_task_status_name(r.tasks[i].status));
+                ASSERT(0);
+            }
+        }
+        ASSERT_STR_EQ(r.failed_task, c->failed_task);
+        fl_wf_run_release(&r);
+    }
+}
+
+TEST(fold_keeps_what_the_api_shows)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_case(&cases[5], &r)); /* fan-out */
+    ASSERT_STR_EQ(r.workflow, "w");
+    ASSERT_EQ(r.revision, 7);
+    ASSERT_EQ(r.created_ms, 1000);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r.inputs, "body")), "hi");
+    int b = fl_wf_run_task(&r, "B"), c = fl_wf_run_task(&r, "C"), d = fl_wf_run_task(&r, "D");
+    ASSERT_STR_EQ(r.tasks[b].timer, "sleep");
+    ASSERT_EQ(r.tasks[b].fire_at, 5000);
+    ASSERT_STR_EQ(r.tasks[c].timer, "retry");
+    ASSERT_EQ(r.tasks[c].status, FL_WF_TASK_RETRYING);
+    ASSERT_EQ(r.tasks[c].attempt, 1);
+    ASSERT_EQ(r.tasks[c].def->retry.max_attempts, 3);
+    ASSERT_STR_EQ(r.tasks[c].error, "503");
+    ASSERT(!fl_wf_run_deps_met(&r, (size_t)d));
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)b));
+    json_t *j = fl_wf_run_json(&r, true);
+    ASSERT(j != NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "status")), "running");
+    json_t *tasks = json_object_get(j, "tasks");
+    ASSERT_EQ(json_array_size(tasks), 4);
+    json_t *a_out = json_object_get(json_array_get(tasks, 0), "output");
+    ASSERT_EQ(json_integer_value(json_object_get(a_out, "x")), 1);
+    json_decref(j);
+    fl_wf_run_release(&r);
+}
+
+TEST(fold_a_timer_that_fired)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_case(&cases[5], &r));
+    json_t *fired = json_pack("{s:s,s:s}", "task", "B", "timer", "sleep");
+    json_t *ok = json_pack("{s:s,s:n}", "task", "B", "output");
+    ASSERT_OK(fl_wf_run_apply(&r, "TimerFired", fired));
+    ASSERT_OK(fl_wf_run_apply(&r, "TaskSucceeded", ok));
+    int b = fl_wf_run_task(&r, "B");
+    ASSERT_STR_EQ(r.tasks[b].timer, "");
+    ASSERT_EQ(r.tasks[b].status, FL_WF_TASK_SUCCEEDED);
+    ASSERT(json_is_null(r.tasks[b].output));
+    /* a timer of a kind this file does not describe */
+    json_t *bad = json_pack("{s:s,s:s,s:i}", "task", "B", "timer", "alarm", "fireAt", 1);
+    ASSERT_EQ(fl_wf_run_apply(&r, "TimerStarted", bad), FL_ECORRUPT);
+    json_decref(fired);
+    json_decref(ok);
+    json_decref(bad);
+    fl_wf_run_release(&r);
+}
+
+TEST(fold_refuses_a_definition_that_does_not_parse)
+{
+    struct fl_wf_run r;
+    fl_wf_run_init(&r, ID);
+    json_t *created = json_loads("{\"workflow\":\"w\",\"definition\":{\"tasks\":7}}", 0, NULL);
+    ASSERT_EQ(fl_wf_run_apply(&r, "InvocationCreated", created), FL_ECORRUPT);
+    ASSERT(!r.created);
+    json_decref(created);
+    fl_wf_run_release(&r);
+}
