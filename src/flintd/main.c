@@ -43,6 +43,7 @@
 #include "kinds/follow.h"
 #include "loop/lag.h"
 #include "mq/mq.h"
+#include "mq/nats.h"
 #include "router/router.h"
 #include "timer/scheduler.h"
 #include "store/store.h"
@@ -80,6 +81,8 @@ struct flintd_config {
     struct fl_uid_range sandbox_uids;
     int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
     int64_t retention_ms; /* finished async invocations are kept this long */
+    const char *nats;     /* NULL: no NATS connector */
+    const char *nats_creds, *nats_tls_ca, *nats_tls_cert, *nats_tls_key;
 };
 
 #define STRING(field)    FL_OPTION_STRING_AT(struct flintd_config, field)
@@ -130,6 +133,17 @@ static const struct fl_option options[] = {
      "uploaded code no function names is removed after this"},
     {"retention", "FLINT_RETENTION", DURATION(retention_ms), "72h", "DURATION", 1000, 0,
      "finished async invocations (and dead letters) are kept this long"},
+    {"nats", "FLINT_NATS", STRING(nats), NULL, "URL[,URL...]", 0, 0,
+     "NATS servers with JetStream, for triggers with connector nats, e.g. nats://127.0.0.1:4222; "
+     "none: such triggers are refused"},
+    {"nats-creds", "FLINT_NATS_CREDS", STRING(nats_creds), NULL, "PATH", 0, 0,
+     "a NATS credentials file (user JWT and NKey seed)"},
+    {"nats-tls-ca", "FLINT_NATS_TLS_CA", STRING(nats_tls_ca), NULL, "PATH", 0, 0,
+     "CA certificates (PEM) the NATS servers' certificates are checked against; turns TLS on"},
+    {"nats-tls-cert", "FLINT_NATS_TLS_CERT", STRING(nats_tls_cert), NULL, "PATH", 0, 0,
+     "a client certificate chain (PEM) for NATS, with --nats-tls-key; turns TLS on"},
+    {"nats-tls-key", "FLINT_NATS_TLS_KEY", STRING(nats_tls_key), NULL, "PATH", 0, 0,
+     "the client certificate's private key (PEM)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -150,6 +164,7 @@ struct flintd {
     struct fl_async *async;
     struct fl_timer *timer;              /* time triggers, fired through async */
     struct fl_mq *mq;                    /* message-queue triggers */
+    struct fl_mq_nats *nats;             /* their NATS connector, with --nats */
     struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
@@ -302,19 +317,29 @@ static void timer_closed(void *data)
         async_closed(d);
 }
 
-static void mq_closed(void *data)
+static void nats_closed(void *data)
 {
     struct flintd *d = data;
-    d->mq = NULL;
+    d->nats = NULL;
     if (d->timer != NULL)
         fl_timer_close(d->timer, timer_closed, d);
     else
         timer_closed(d);
 }
 
+static void mq_closed(void *data)
+{
+    struct flintd *d = data;
+    d->mq = NULL;
+    if (d->nats != NULL)
+        fl_mq_nats_close(d->nats, nats_closed, d);
+    else
+        nats_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers, the
  * message-queue triggers (deliveries under way are given back to the
- * store), the time triggers (fires under way are answered), the async
+ * store) and their NATS connection, the time triggers (fires under way are answered), the async
  * queue (attempts under way are given back to the store), the executor
  * (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
@@ -599,10 +624,23 @@ int main(int argc, char **argv)
     if (rc == 0 && (rc = fl_timer_new(&d.loop, &timer_cfg, &d.timer)) < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start time triggers", "err=\"%s\"", fl_strerror(rc));
     /* message-queue triggers: their consumers in the store (builtin
-     * topics), their calls through the invoker */
+     * topics) or on NATS JetStream (--nats: connected in the background,
+     * so flintd starts without it), their calls through the invoker */
+    if (rc == 0 && d.cfg.nats != NULL) {
+        const struct fl_mq_nats_config nats_cfg = {.urls = d.cfg.nats,
+                                                   .creds = d.cfg.nats_creds,
+                                                   .tls_ca = d.cfg.nats_tls_ca,
+                                                   .tls_cert = d.cfg.nats_tls_cert,
+                                                   .tls_key = d.cfg.nats_tls_key};
+        rc = fl_mq_nats_new(&d.loop, &nats_cfg, &d.nats, err, sizeof(err));
+        if (rc < 0)
+            fl_log(FL_LOG_ERROR, "flintd", "cannot use NATS", "err=\"%s\"",
+                   rc == FL_EINVAL ? err : fl_strerror(rc));
+    }
     const struct fl_mq_config mq_cfg = {.store = d.store,
                                         .invoker = d.invoker,
                                         .metrics = d.metrics,
+                                        .nats = d.nats,
                                         .ready = ready,
                                         .ready_data = &d};
     if (rc == 0 && (rc = fl_mq_new(&d.loop, &mq_cfg, &d.mq)) < 0)
