@@ -543,13 +543,11 @@ static int do_fetch(struct fl_mq_nats *n, struct job *j)
     jsFetchRequest_Init(&req);
     req.Batch = (int)j->max;
     req.NoWait = true;
-    req.Expires = (int64_t)NATS_WAIT_MS * 1000000;
-    jsErrCode jerr = 0;
     natsStatus s = natsSubscription_FetchRequest(&list, sb->sub, &req);
-    (void)jerr;
     if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND)
         s = NATS_OK; /* nothing due */
     if (s != NATS_OK) {
+        log_failure("cannot fetch", sb->topic, s, 0);
         natsMsgList_Destroy(&list);
         return status_err(s, 0);
     }
@@ -688,6 +686,8 @@ static int do_ack(struct fl_mq_nats *n, struct job *j)
     default:
         return FL_EINVAL;
     }
+    if (s != NATS_OK)
+        log_failure("cannot acknowledge", natsMsg_GetSubject(j->msg), s, 0);
     return status_err(s, 0);
 }
 

@@ -129,3 +129,177 @@ def test_a_nats_trigger_without_nats_says_why(flintd, tmp_path):
     assert st["state"] == "failed"
     assert "connector 'nats' is not available in this flintd" in st["error"]
     assert "--nats" in st["error"]
+
+
+def test_a_call_longer_than_ack_wait_is_not_redelivered(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("slow"), {"mq.py": MQ_PY})
+    create(flintd, "slow", "slow", "slow", "--resp-topic", "slow-done", "--ack-wait", "1s",
+           "--concurrency", "2", "--create-stream")
+    wait_running(flintd, "slow")
+    nats_server.publish("slow", {"sleep": 4})
+    done = wait_for(lambda: nats_server.messages("FLINT_slow-done") or None, timeout=60,
+                    what="the response")
+    inv = header(done[0], "X-Flint-Invocation-Id")
+    assert runs_of(flintd, "slow", inv) == [1]
+    assert len(nats_server.messages("FLINT_slow-done")) == 1
+    info = nats_server.consumer_info("FLINT_slow", "mqt_slow")
+    assert info["redelivered"] == 0 and info["ackPending"] == 0
+
+
+def test_concurrency_one_keeps_order_and_n_runs_n_at_once(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "seq", "seq", "work", "--resp-topic", "seq-done", "--create-stream")
+    wait_running(flintd, "seq")
+    for i in range(6):
+        nats_server.publish("seq", {"i": i, "sleep": 0.05 * (i % 2)})
+    done = wait_for(lambda: len(nats_server.messages("FLINT_seq-done")) == 6 and
+                    nats_server.messages("FLINT_seq-done"), what="six responses")
+    assert [json.loads(m["data"])["plan"]["i"] for m in done] == list(range(6))
+
+    create(flintd, "par", "par", "work", "--resp-topic", "par-done", "--concurrency", "3",
+           "--create-stream")
+    wait_running(flintd, "par")
+    for i in range(5):
+        nats_server.publish("par", {"i": i, "sleep": 3})
+    inflight = []
+
+    def three_at_once():
+        n = mqt(flintd, "par")["status"]["inflight"]
+        inflight.append(n)
+        return n == 3
+    wait_for(three_at_once, timeout=60, what="three in flight")
+    wait_for(lambda: len(nats_server.messages("FLINT_par-done")) == 5, timeout=60,
+             what="five responses")
+    assert max(inflight) == 3
+
+
+def test_updates_take_effect_live_and_delete_removes_the_consumer(nats_flintd, nats_server,
+                                                                  tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    nats_server.add_stream("IN", "in")
+    create(flintd, "t", "in", "work", "--resp-topic", "out", "--paused", "--create-stream")
+    wait_for(lambda: state_of(flintd, "t") == "paused", what="paused")
+    nats_server.publish("in", {"i": 1})
+    nats_server.publish("in", {"i": 2})
+    wait_for(lambda: mqt(flintd, "t")["status"]["consumer"].get("lag") == 2,
+             what="two messages waiting")
+    assert runs(flintd, "work") == []
+    flintd.cli("mqt", "update", "--name", "t", "--paused=false", check=True)
+    wait_for(lambda: len(nats_server.messages("FLINT_out")) == 2,
+             what="both answered once unpaused")
+    # a new response subject, a new concurrency: the next message follows them
+    flintd.cli("mqt", "update", "--name", "t", "--resp-topic", "out2", "--concurrency", "2",
+               check=True)
+    wait_for(lambda: mqt(flintd, "t")["spec"].get("respTopic") == "out2" and
+             state_of(flintd, "t") == "running", what="updated")
+    nats_server.publish("in", {"i": 3})
+    wait_for(lambda: len(nats_server.messages("FLINT_out2")) == 1, what="the response in out2")
+    assert len(nats_server.messages("FLINT_out")) == 2
+    # deleted: its consumer goes from the server
+    assert nats_server.consumers("IN") == ["mqt_t"]
+    flintd.cli("mqt", "delete", "--name", "t", check=True)
+    wait_for(lambda: nats_server.consumers("IN") == [], what="the consumer deleted")
+    n = len(runs(flintd, "work"))
+    nats_server.publish("in", {"i": 4})
+    # a trigger made again on the subject takes every message the stream
+    # keeps; the deleted one never ran the last
+    create(flintd, "t2", "in", "work", "--resp-topic", "out3", "--create-stream")
+    wait_for(lambda: len(nats_server.messages("FLINT_out3")) == 4,
+             what="the new trigger answers all")
+    assert len(runs(flintd, "work")) == n + 4
+
+
+def test_without_nats_at_start_triggers_say_disconnected_then_recover(
+        flintd_factory, nats_server, tmp_path):
+    nats_server.stop()
+    flintd = flintd_factory(extra_args=["--nats", nats_server.url])
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "later", "work", "--resp-topic", "later-done", "--create-stream")
+    st = wait_for(lambda: state_of(flintd, "t") == "disconnected" and mqt(flintd, "t")["status"],
+                  what="disconnected")
+    assert nats_server.url in st["error"], st
+    assert "cannot connect" in st["error"] or "disconnected" in st["error"], st
+    assert flintd.api("GET", "/healthz").status == 200
+    nats_server.start()
+    wait_running(flintd, "t", timeout=60)
+    nats_server.publish("later", {"i": 1})
+    wait_for(lambda: len(nats_server.messages("FLINT_later-done")) == 1, what="the response")
+
+
+def test_a_restarted_nats_server_loses_nothing(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "flow", "work", "--resp-topic", "flow-done", "--concurrency", "4",
+           "--create-stream")
+    wait_running(flintd, "t")
+    nats_server.tool("pubn", "flow", "100", "a")
+    wait_for(lambda: len(nats_server.messages("FLINT_flow-done")) >= 20, timeout=60,
+             what="some answered")
+    nats_server.restart()
+    wait_for(lambda: state_of(flintd, "t") == "running", timeout=60, what="running again")
+    nats_server.tool("pubn", "flow", "100", "b")
+
+    def answered():
+        ids = {header(m, "X-Flint-Message-Id") for m in nats_server.messages("FLINT_flow-done")}
+        return ids if len(ids) >= 200 else None
+    ids = wait_for(answered, timeout=120, interval=0.5, what="all 200 answered")
+    assert ids == {f"a{i}" for i in range(100)} | {f"b{i}" for i in range(100)}
+
+
+def test_kill_twice_and_restart_nats_under_10000_messages_loses_none(
+        flintd_factory, nats_server, tmp_path):
+    flintd = flintd_factory(extra_args=["--nats", nats_server.url])
+    deploy(flintd, tmp_path, """
+---
+kind: function
+name: echo
+spec: {environment: c, code: echo.c, entrypoint: handler, concurrency: 4}
+""", {"echo.c": ECHO_C}, envs=C_ENV)
+    create(flintd, "load", "load", "echo", "--resp-topic", "load-done", "--concurrency", "16",
+           "--ack-wait", "2s", "--max-retries", "5", "--backoff", "10ms", "--max-backoff",
+           "100ms", "--create-stream")
+    wait_running(flintd, "load")
+    total = 10000
+    result = {}
+
+    def publisher():
+        result["run"] = nats_server.tool("pubn", "load", str(total), "m", check=False,
+                                         timeout=600)
+    pub = threading.Thread(target=publisher)
+    pub.start()
+    try:
+        def answered_count():
+            info = nats_server.tool("stream-info", "FLINT_load-done", check=False)
+            return json.loads(info.stdout)["messages"] if info.returncode == 0 else 0
+        for kill_at in (total // 4, total * 2 // 3):
+            wait_for(lambda: answered_count() >= kill_at, timeout=300, interval=0.2,
+                     what=f"{kill_at} answered")
+            flintd.kill()
+            if kill_at == total // 4:
+                nats_server.restart()  # with flintd down: it reconnects when it comes
+            flintd.start()
+        # and the server restarted under a running flintd too
+        wait_for(lambda: answered_count() >= total * 5 // 6, timeout=300, interval=0.2,
+                 what="most answered")
+        nats_server.restart()
+    finally:
+        pub.join(timeout=620)
+    assert result["run"].returncode == 0, result["run"].stderr
+
+    # every message's response, at least once; a duplicate carries the
+    # invocation id of the first
+    def answered():
+        by_msg = {}
+        for m in nats_server.messages("FLINT_load-done"):
+            by_msg.setdefault(header(m, "X-Flint-Message-Id"), set()).add(
+                header(m, "X-Flint-Invocation-Id"))
+        return by_msg if len(by_msg) >= total else None
+    by_msg = wait_for(answered, timeout=300, interval=2, what="every message answered")
+    assert set(by_msg) == {f"m{i}" for i in range(total)}
+    assert all(len(ids) == 1 for ids in by_msg.values()), \
+        [m for m, ids in by_msg.items() if len(ids) > 1][:5]
+    for m in nats_server.messages("FLINT_load-done")[:100]:
+        assert m["data"] == header(m, "X-Flint-Message-Id")
