@@ -42,6 +42,8 @@
 #define NATS_DEAD_PREFIX "flint.dead."
 #define NATS_WHY_MAX     256
 #define NATS_HINTS_MAX   32
+#define NATS_ROOM_MS     20 /* after an ack, a short fetch is tried again this long */
+#define NATS_ASYNC       1  /* a job's run: its end comes from libnats' callback */
 
 enum op {
     OP_CONNECT,
@@ -70,7 +72,8 @@ struct nsub {
     char consumer[NATS_NAME_MAX]; /* Flint's name */
     char durable[NATS_NAME_MAX];  /* the server's */
     char stream[NATS_NAME_MAX];   /* the worker's, once subscribed */
-    natsSubscription *sub;        /* the worker's */
+    natsSubscription *sub;        /* the worker's: a core subscription on inbox */
+    char inbox[NATS_NAME_MAX];    /* where the server sends its deliveries */
     struct fl_queue held;         /* struct held, the loop's */
     bool removing;                /* an unsubscribe is on its way */
     unsigned jobs;                /* jobs naming it still to come back */
@@ -83,6 +86,8 @@ struct nwatch {
     void *data;
     natsSubscription *sub; /* the worker's */
     bool kick;             /* tell it at the next wake (just made) */
+    bool room;             /* an ack made room: tell it when the room timer fires */
+    uint64_t acked_ms;     /* the loop's time of the last ack on its topic */
     bool gone;             /* unnotified: freed once its unwatch is back */
 };
 
@@ -120,7 +125,8 @@ struct job {
     int64_t delay_ms;
     char *reason;
     struct fl_queue msgs; /* drop: struct held */
-    /* publish: the caller's, valid until cb */
+    /* publish: the caller's, valid until cb; out, the message under way */
+    natsMsg *out;
     const char *headers, *msg_id;
     const void *payload;
     size_t len;
@@ -136,12 +142,15 @@ struct job {
 struct fl_mq_nats {
     uv_loop_t *loop;
     uv_async_t async;
+    uv_timer_t room; /* acks made room: watches are told a moment later */
+    int handles;     /* open: async and room */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* under lock */
     struct fl_queue jobs, done;
+    struct fl_queue publishing; /* jobs whose publish awaits the stream's ack */
     size_t njobs;
     bool connected;
     char why[NATS_WHY_MAX];
@@ -224,6 +233,11 @@ static void stream_name_of(const char *topic, char *out, size_t size)
 }
 
 /* ---- the worker's side ---- */
+
+static void post_done(struct fl_mq_nats *n, struct job *j);
+static int bind_sub(struct fl_mq_nats *n, struct nsub *sb);
+static int ack_with(struct fl_mq_nats *n, natsMsg *m, const char *what);
+static void on_published(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
 
 static void set_connected(struct fl_mq_nats *n, bool up, const char *why)
 {
@@ -349,6 +363,8 @@ static int do_connect(struct fl_mq_nats *n)
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.Wait = NATS_WAIT_MS;
+        jo.PublishAsync.AckHandler = on_published;
+        jo.PublishAsync.AckHandlerClosure = n;
         s = natsConnection_JetStream(&n->js, n->nc, &jo);
     }
     if (s != NATS_OK) {
@@ -439,11 +455,7 @@ static int do_subscribe(struct fl_mq_nats *n, struct job *j)
     int rc = find_stream(n, sb->topic, j->create, stream, sizeof(stream));
     if (rc < 0)
         return rc;
-    if (sb->sub != NULL && strcmp(sb->stream, stream) != 0) {
-        natsSubscription_Destroy(sb->sub); /* its stream went: bound anew below */
-        sb->sub = NULL;
-    }
-    fl_strlcpy(sb->stream, stream, sizeof(sb->stream));
+    fl_strlcpy(sb->stream, stream, sizeof(sb->stream)); /* pulls go to it from now on */
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = sb->durable;
@@ -469,27 +481,18 @@ static int do_subscribe(struct fl_mq_nats *n, struct job *j)
     }
     take_info(j, ci);
     jsConsumerInfo_Destroy(ci);
-    if (sb->sub == NULL) {
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = stream;
-        so.Consumer = sb->durable;
-        so.ManualAck = true;
-        s = js_PullSubscribe(&sb->sub, n->js, sb->topic, sb->durable, NULL, &so, &jerr);
-        if (s != NATS_OK) {
-            sb->sub = NULL;
-            log_failure("cannot subscribe to a consumer", sb->topic, s, jerr);
-            return status_err(s, jerr);
-        }
-    }
+    if (sb->sub == NULL)
+        return bind_sub(n, sb);
     return 0;
 }
 
 static int do_unsubscribe(struct fl_mq_nats *n, struct job *j)
 {
     struct nsub *sb = j->sub;
-    if (sb->sub != NULL)
-        natsSubscription_Destroy(sb->sub); /* bound: the consumer stays until deleted */
+    if (sb->sub != NULL) {
+        natsSubscription_Unsubscribe(sb->sub);
+        natsSubscription_Destroy(sb->sub);
+    }
     sb->sub = NULL;
     char stream[NATS_NAME_MAX];
     int rc = sb->stream[0] ? 0 : find_stream(n, sb->topic, false, stream, sizeof(stream));
@@ -533,46 +536,118 @@ static char *headers_json(natsMsg *m)
     return text;
 }
 
+/* sb's inbox and the core subscription on it that pulls are answered to
+ * (anew: the old one goes, with what it still held). */
+static int bind_sub(struct fl_mq_nats *n, struct nsub *sb)
+{
+    if (sb->sub != NULL) {
+        natsSubscription_Unsubscribe(sb->sub);
+        natsSubscription_Destroy(sb->sub);
+    }
+    sb->sub = NULL;
+    if (n->nc == NULL)
+        return FL_ECONNECT;
+    natsInbox *inbox = NULL;
+    natsStatus s = natsInbox_Create(&inbox);
+    if (s == NATS_OK) {
+        fl_strlcpy(sb->inbox, inbox, sizeof(sb->inbox));
+        natsInbox_Destroy(inbox);
+        s = natsConnection_SubscribeSync(&sb->sub, n->nc, sb->inbox);
+    }
+    if (s != NATS_OK) {
+        sb->sub = NULL;
+        log_failure("cannot subscribe to a consumer's deliveries", sb->topic, s, 0);
+    }
+    return status_err(s, 0);
+}
+
+/* What the server's ack subject of a delivery says:
+ * $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>
+ * or, from servers with domains, $JS.ACK.<domain>.<hash>.<stream>... with a
+ * token more at the end. 0, or FL_EPROTO. */
+static int parse_ack_subject(const char *reply, struct fetched *f)
+{
+    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0)
+        return FL_EPROTO;
+    const char *tok[16];
+    size_t ntok = 0;
+    for (const char *p = reply; ntok < 16;) {
+        tok[ntok++] = p;
+        p = strchr(p, '.');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    /* the index of <delivered> */
+    size_t at = ntok == 9 ? 4 : ntok >= 12 ? 6 : 0;
+    if (at == 0)
+        return FL_EPROTO;
+    f->deliveries = (uint32_t)strtoul(tok[at], NULL, 10);
+    f->seq = strtoull(tok[at + 1], NULL, 10);
+    f->ts_ms = (int64_t)(strtoull(tok[at + 3], NULL, 10) / 1000000);
+    return f->seq > 0 ? 0 : FL_EPROTO;
+}
+
+/* One delivery into j->got, or a status that ends the pull: 1 (the pull
+ * is over: 404 no messages, 408, 409), 0 (taken or dropped). */
+static int take_delivery(struct job *j, natsMsg *m)
+{
+    const char *reply = natsMsg_GetReply(m);
+    if (reply == NULL || strncmp(reply, "$JS.ACK.", 8) != 0) {
+        natsMsg_Destroy(m); /* a status: the pull is answered */
+        return 1;
+    }
+    struct fetched *f = &j->got[j->ngot];
+    memset(f, 0, sizeof(*f));
+    if (parse_ack_subject(reply, f) < 0) {
+        natsMsg_Destroy(m); /* comes back after AckWait */
+        return 0;
+    }
+    f->msg = m;
+    const char *id = NULL;
+    if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != NULL)
+        fl_strlcpy(f->key, id, sizeof(f->key));
+    f->headers = headers_json(m);
+    j->ngot++;
+    return 0;
+}
+
+/*
+ * A no-wait pull of up to j->max: first what an earlier pull's answer
+ * left queued (deliveries all the same), then a request
+ * ($JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>, {"batch", "no_wait"})
+ * answered to the trigger's inbox, read until the server says the pull is
+ * over or the batch is full. Done on a core subscription rather than
+ * libnats' pull subscriptions, whose fetch in 3.4.1 writes past its list
+ * when an earlier pull's deliveries are still queued.
+ */
 static int do_fetch(struct fl_mq_nats *n, struct job *j)
 {
     struct nsub *sb = j->sub;
-    if (sb->sub == NULL)
+    if (sb->sub == NULL || n->nc == NULL)
         return FL_ENOENT;
-    natsMsgList list = {0};
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = (int)j->max;
-    req.NoWait = true;
-    natsStatus s = natsSubscription_FetchRequest(&list, sb->sub, &req);
-    if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND)
-        s = NATS_OK; /* nothing due */
-    if (s != NATS_OK) {
+    j->got = calloc(j->max, sizeof(*j->got));
+    if (j->got == NULL)
+        return FL_ENOMEM;
+    natsMsg *m = NULL;
+    while (j->ngot < j->max && natsSubscription_NextMsg(&m, sb->sub, 0) == NATS_OK)
+        take_delivery(j, m); /* a stale status is no answer to this pull */
+    if (j->ngot == j->max)
+        return 0;
+    char subject[2 * NATS_NAME_MAX + 40], body[64];
+    snprintf(subject, sizeof(subject), "$JS.API.CONSUMER.MSG.NEXT.%s.%s", sb->stream, sb->durable);
+    snprintf(body, sizeof(body), "{\"batch\":%zu,\"no_wait\":true}", j->max - j->ngot);
+    natsStatus s = natsConnection_PublishRequestString(n->nc, subject, sb->inbox, body);
+    while (s == NATS_OK && j->ngot < j->max) {
+        s = natsSubscription_NextMsg(&m, sb->sub, NATS_WAIT_MS);
+        if (s == NATS_OK && take_delivery(j, m) == 1)
+            break;
+    }
+    if (s == NATS_TIMEOUT && j->ngot > 0)
+        s = NATS_OK; /* what came is delivered; the rest comes with the next pull */
+    if (s != NATS_OK)
         log_failure("cannot fetch", sb->topic, s, 0);
-        natsMsgList_Destroy(&list);
-        return status_err(s, 0);
-    }
-    j->got = list.Count > 0 ? calloc((size_t)list.Count, sizeof(*j->got)) : NULL;
-    for (int i = 0; i < list.Count; i++) {
-        natsMsg *m = list.Msgs[i];
-        jsMsgMetaData *meta = NULL;
-        if (j->got == NULL || natsMsg_GetMetaData(&meta, m) != NATS_OK) {
-            natsMsg_Destroy(m); /* comes back after AckWait */
-            continue;
-        }
-        struct fetched *f = &j->got[j->ngot++];
-        f->msg = m;
-        f->seq = meta->Sequence.Stream;
-        f->deliveries = (uint32_t)meta->NumDelivered;
-        f->ts_ms = meta->Timestamp / 1000000;
-        jsMsgMetaData_Destroy(meta);
-        const char *id = NULL;
-        if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != NULL)
-            fl_strlcpy(f->key, id, sizeof(f->key));
-        f->headers = headers_json(m);
-        list.Msgs[i] = NULL;
-    }
-    natsMsgList_Destroy(&list);
-    return 0;
+    return status_err(s, 0);
 }
 
 static void set_headers(natsMsg *m, const char *headers)
@@ -619,9 +694,58 @@ static int do_publish(struct fl_mq_nats *n, struct job *j)
     set_headers(m, j->headers);
     if (j->msg_id != NULL && j->msg_id[0] != '\0')
         natsMsgHeader_Set(m, "Nats-Msg-Id", j->msg_id);
-    int rc = publish_msg(n, j, m, j->topic);
+    /* asynchronous: the worker goes on while the stream acks; the
+     * callback (on_published) ends the job */
+    pthread_mutex_lock(&n->lock);
+    j->out = m;
+    fl_queue_insert_tail(&n->publishing, &j->link);
+    pthread_mutex_unlock(&n->lock);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = NATS_WAIT_MS; /* no ack by then: the callback says NATS_TIMEOUT */
+    s = js_PublishMsgAsync(n->js, &m, &po);
+    if (s == NATS_OK)
+        return NATS_ASYNC;
+    pthread_mutex_lock(&n->lock);
+    fl_queue_remove(&j->link);
+    j->out = NULL;
+    pthread_mutex_unlock(&n->lock);
     natsMsg_Destroy(m);
-    return rc;
+    log_failure("cannot publish", j->topic, s, 0);
+    return status_err(s, 0);
+}
+
+/* The stream's answer to an asynchronous publish (a libnats thread). */
+static void on_published(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    struct fl_mq_nats *n = closure;
+    struct job *j = NULL;
+    struct fl_queue *e, *tmp;
+    pthread_mutex_lock(&n->lock);
+    FL_QUEUE_FOREACH(e, tmp, &n->publishing)
+    {
+        struct job *p = FL_QUEUE_DATA(e, struct job, link);
+        if (p->out == msg) {
+            fl_queue_remove(e);
+            j = p;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (j != NULL) {
+        j->out = NULL;
+        if (pa != NULL) {
+            j->seq = pa->Sequence;
+            j->duplicate = pa->Duplicate;
+            j->err = 0;
+        } else {
+            j->err = pae != NULL ? status_err(pae->Err, pae->ErrCode) : FL_EIO;
+            if (pae != NULL)
+                log_failure("cannot publish", j->topic, pae->Err, pae->ErrCode);
+        }
+        post_done(n, j);
+    }
+    natsMsg_Destroy(msg);
 }
 
 /* FL_DEAD: the message and why to FLINT_DEAD, then +TERM. */
@@ -660,35 +784,43 @@ static int do_dead(struct fl_mq_nats *n, struct job *j)
     int rc = publish_msg(n, j, m, subject);
     natsMsg_Destroy(m);
     if (rc == 0)
-        rc = status_err(natsMsg_Term(j->msg, NULL), 0);
+        rc = ack_with(n, j->msg, "+TERM");
     return rc;
+}
+
+/* Answer a delivery on its ack subject: "+ACK", "-NAK" (with
+ * {"delay": ns}), "+TERM", "+WPI". Handed to the connection, not waited
+ * for (nats.h). */
+static int ack_with(struct fl_mq_nats *n, natsMsg *m, const char *what)
+{
+    const char *reply = natsMsg_GetReply(m);
+    if (n->nc == NULL || reply == NULL)
+        return FL_ECONNECT;
+    natsStatus s = natsConnection_PublishString(n->nc, reply, what);
+    if (s != NATS_OK)
+        log_failure("cannot acknowledge", reply, s, 0);
+    return status_err(s, 0);
 }
 
 static int do_ack(struct fl_mq_nats *n, struct job *j)
 {
-    natsStatus s;
+    char nak[64];
     switch (j->kind) {
     case FL_ACK:
-        s = natsMsg_Ack(j->msg, NULL);
-        break;
+        return ack_with(n, j->msg, "+ACK");
     case FL_NAK:
-        s = j->delay_ms > 0 ? natsMsg_NakWithDelay(j->msg, j->delay_ms, NULL)
-                            : natsMsg_Nak(j->msg, NULL);
-        break;
+        snprintf(nak, sizeof(nak), "-NAK {\"delay\":%lld}",
+                 (long long)(j->delay_ms > 0 ? j->delay_ms : 0) * 1000000);
+        return ack_with(n, j->msg, j->delay_ms > 0 ? nak : "-NAK");
     case FL_TERM:
-        s = natsMsg_Term(j->msg, NULL);
-        break;
+        return ack_with(n, j->msg, "+TERM");
     case FL_IN_PROGRESS:
-        s = natsMsg_InProgress(j->msg, NULL);
-        break;
+        return ack_with(n, j->msg, "+WPI");
     case FL_DEAD:
         return do_dead(n, j);
     default:
         return FL_EINVAL;
     }
-    if (s != NATS_OK)
-        log_failure("cannot acknowledge", natsMsg_GetSubject(j->msg), s, 0);
-    return status_err(s, 0);
 }
 
 static int do_info(struct fl_mq_nats *n, struct job *j)
@@ -767,9 +899,17 @@ static int do_unwatch(struct fl_mq_nats *n, struct job *j)
 
 static int do_close(struct fl_mq_nats *n, struct job *j)
 {
+    if (n->js != NULL) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = NATS_WAIT_MS;
+        js_PublishAsyncComplete(n->js, &po); /* their callbacks have run */
+    }
     for (size_t i = 0; i < j->nsubs; i++)
-        if (j->subs[i]->sub != NULL)
+        if (j->subs[i]->sub != NULL) {
+            natsSubscription_Unsubscribe(j->subs[i]->sub);
             natsSubscription_Destroy(j->subs[i]->sub);
+        }
     for (size_t i = 0; i < j->nwatches; i++)
         destroy_watch_sub(j->watches[i]);
     if (n->js != NULL)
@@ -796,6 +936,15 @@ static int (*const runs[])(struct fl_mq_nats *n, struct job *j) = {
     [OP_UNWATCH] = do_unwatch,     [OP_CLOSE] = do_close,
 };
 
+/* j is done: back to the loop. */
+static void post_done(struct fl_mq_nats *n, struct job *j)
+{
+    pthread_mutex_lock(&n->lock);
+    fl_queue_insert_tail(&n->done, &j->link);
+    pthread_mutex_unlock(&n->lock);
+    uv_async_send(&n->async);
+}
+
 static void *worker_main(void *arg)
 {
     struct fl_mq_nats *n = arg;
@@ -807,12 +956,12 @@ static void *worker_main(void *arg)
         fl_queue_remove(&j->link);
         n->njobs--;
         pthread_mutex_unlock(&n->lock);
-        j->err = runs[j->op](n, j);
         enum op op = j->op;
-        pthread_mutex_lock(&n->lock);
-        fl_queue_insert_tail(&n->done, &j->link);
-        pthread_mutex_unlock(&n->lock);
-        uv_async_send(&n->async);
+        int rc = runs[op](n, j);
+        if (rc == NATS_ASYNC)
+            continue; /* j is libnats' callback's now */
+        j->err = rc;
+        post_done(n, j);
         if (op == OP_CLOSE)
             return NULL;
     }
@@ -1002,9 +1151,52 @@ static void nats_free(struct fl_mq_nats *n)
     free(n);
 }
 
+/*
+ * The server takes acks asynchronously from the pull requests of the same
+ * connection: a fetch sent right after the ack that freed a place under
+ * MaxAckPending may still find the consumer full, and nothing else would
+ * tell the trigger before its next tick. So an ack (of any kind but
+ * in-progress) tells the topic's watches again, a millisecond later, as
+ * the store's notify does when acks make room; and a fetch that came back
+ * short within NATS_ROOM_MS of an ack does so too (the server may not
+ * have taken the ack yet), which stops NATS_ROOM_MS after the last ack.
+ */
+static void on_room(uv_timer_t *timer)
+{
+    struct fl_mq_nats *n = timer->data;
+    struct fl_queue *e, *tmp;
+    FL_QUEUE_FOREACH(e, tmp, &n->watches)
+    {
+        struct nwatch *w = FL_QUEUE_DATA(e, struct nwatch, link);
+        w->kick |= w->room;
+        w->room = false;
+    }
+    watches_tell(n);
+}
+
+static void made_room(struct fl_mq_nats *n, const char *topic, bool acked)
+{
+    bool any = false;
+    uint64_t now = uv_now(n->loop);
+    struct fl_queue *e, *tmp;
+    FL_QUEUE_FOREACH(e, tmp, &n->watches)
+    {
+        struct nwatch *w = FL_QUEUE_DATA(e, struct nwatch, link);
+        if (strcmp(w->topic, topic) != 0 || w->gone || (!acked && now - w->acked_ms > NATS_ROOM_MS))
+            continue;
+        if (acked)
+            w->acked_ms = now;
+        any = w->room = true;
+    }
+    if (any && !n->closing && !uv_is_active((uv_handle_t *)&n->room))
+        uv_timer_start(&n->room, on_room, 1, 0);
+}
+
 static void on_closed_handle(uv_handle_t *h)
 {
     struct fl_mq_nats *n = h->data;
+    if (--n->handles > 0)
+        return;
     void (*done)(void *) = n->closed;
     void *data = n->closed_data;
     pthread_join(n->thread, NULL);
@@ -1043,11 +1235,19 @@ static void on_async(uv_async_t *a)
         }
         switch (j->op) {
         case OP_FETCH:
+            if (j->ngot < j->max)
+                made_room(n, j->topic, false);
             fetch_done(n, j);
             break;
         case OP_UNWATCH:
             fl_queue_remove(&j->watch->link);
             free(j->watch);
+            break;
+        case OP_ACK:
+            if (j->kind != FL_IN_PROGRESS)
+                made_room(n, j->topic, true);
+            if (j->cb != NULL)
+                j->cb(j->err, &res, j->data);
             break;
         case OP_CLOSE:
             closed = true;
@@ -1084,6 +1284,7 @@ static void on_async(uv_async_t *a)
             free(w);
         }
         uv_close((uv_handle_t *)&n->async, on_closed_handle);
+        uv_close((uv_handle_t *)&n->room, on_closed_handle);
     }
 }
 
@@ -1359,6 +1560,7 @@ int fl_mq_nats_new(uv_loop_t *loop, const struct fl_mq_nats_config *cfg, struct 
     n->loop = loop;
     fl_queue_init(&n->jobs);
     fl_queue_init(&n->done);
+    fl_queue_init(&n->publishing);
     fl_queue_init(&n->subs);
     fl_queue_init(&n->watches);
     snprintf(n->why, sizeof(n->why), "connecting to NATS (%s)", n->urls);
@@ -1366,6 +1568,9 @@ int fl_mq_nats_new(uv_loop_t *loop, const struct fl_mq_nats_config *cfg, struct 
     pthread_cond_init(&n->wake, NULL);
     uv_async_init(loop, &n->async, on_async);
     n->async.data = n;
+    uv_timer_init(loop, &n->room);
+    n->room.data = n;
+    n->handles = 2;
     fl_queue_insert_tail(&n->jobs, &j->link);
     n->njobs = 1;
     if (pthread_create(&n->thread, NULL, worker_main, n) != 0) {
@@ -1373,6 +1578,7 @@ int fl_mq_nats_new(uv_loop_t *loop, const struct fl_mq_nats_config *cfg, struct 
         free(j);
         n->closed = NULL;
         uv_close((uv_handle_t *)&n->async, NULL); /* n leaks with the failed start */
+        uv_close((uv_handle_t *)&n->room, NULL);
         return FL_ENOMEM;
     }
     n->thread_started = true;
