@@ -16,12 +16,16 @@
  *                subject, named as Flint's consumer with '/' as '_'
  *                ("mqt/orders" -> "mqt_orders"): explicit ack, AckWait,
  *                MaxDeliver, MaxAckPending from the config, deliver all
- *   fetch        a no-wait pull of up to max: what is due now; a record's
- *                seq is the stream sequence, key its Nats-Msg-Id, headers
- *                its headers (other than Nats-*) as a JSON object (values
- *                of one name joined by ", "), deliveries the server's
- *                NumDelivered and ts_ms the time it was stored
- *   ack          +ACK, -NAK (with delay), +TERM, +WPI; FL_DEAD publishes
+ *   fetch        a no-wait pull of up to max (a request to the consumer's
+ *                MSG.NEXT subject answered to an inbox of the trigger's:
+ *                libnats 3.4.1's own pull fetch can write past its list):
+ *                what is due now; a record's seq is the stream sequence,
+ *                key its Nats-Msg-Id, headers its headers (other than
+ *                Nats-*) as a JSON object (values of one name joined by
+ *                ", "), deliveries the server's delivery count and ts_ms
+ *                the time it was stored (all from its ack subject)
+ *   ack          +ACK, -NAK (with delay), +TERM, +WPI published to the
+ *                delivery's ack subject; FL_DEAD publishes
  *                the message (its headers, and Flint-Reason, Flint-Topic,
  *                Flint-Seq) to "flint.dead.<consumer>" in stream
  *                FLINT_DEAD (made when first needed), waits for the
@@ -29,25 +33,30 @@
  *                handed to the connection without waiting for the
  *                server's answer: one that is lost makes the message come
  *                back after AckWait, which at least once allows
- *   publish      JetStream publish with Nats-Msg-Id = msg_id; cb once the
- *                stream acknowledged it (stored, or a duplicate within
- *                the stream's window: res->duplicate). No stream holding
- *                the subject: FL_ENOENT; larger than the server takes:
- *                FL_ETOOBIG
+ *   publish      asynchronous JetStream publish with Nats-Msg-Id =
+ *                msg_id; cb once the stream acknowledged it (stored, or a
+ *                duplicate within the stream's window: res->duplicate),
+ *                or after 5 s without an answer (FL_ETIMEDOUT). No stream
+ *                holding the subject: FL_ENOENT; larger than the server
+ *                takes: FL_ETOOBIG
  *   notify       a core NATS subscription on the subject: each publish
- *                is a hint (redeliveries come due without one: the MQ
- *                module's tick fetches anyway)
+ *                is a hint; so is an ack (a millisecond later: the server
+ *                takes acks apart from pulls, so a pull at once may still
+ *                find the consumer full), and a pull that came back short
+ *                within 20 ms of an ack. Redeliveries come due without a
+ *                hint: the MQ module's tick fetches anyway
  *   info         the consumer's NumAckPending (pending) and NumPending
  *                (lag); dead is 0 (dead letters are in FLINT_DEAD and in
  *                the invocations' history)
  *
- * Threads. libnats is synchronous (pull fetch, publish acks, the
- * JetStream API) and runs its callbacks on threads of its own; the loop
- * must never wait on it. Every operation is a job on one worker thread
- * per connector, in the order the loop gave them; results come back to
- * the loop through a queue and a uv_async, where the callbacks run.
- * libnats' own callbacks (connection state, publish hints) only set
- * fields under a lock and wake the loop. Messages a fetch delivered are
+ * Threads. libnats is synchronous (pulls, the JetStream API) and runs its
+ * callbacks on threads of its own; the loop must never wait on it. Every
+ * operation is a job on one worker thread per connector, in the order the
+ * loop gave them; results come back to the loop through a queue and a
+ * uv_async, where the callbacks run. A publish's job ends in libnats'
+ * ack callback instead (the worker goes on meanwhile). libnats' other
+ * callbacks (connection state, publish hints) only set fields under a
+ * lock and wake the loop. Messages a fetch delivered are
  * held, by (topic, consumer, stream sequence), until acked; they are
  * destroyed on the worker after every job that names them.
  *

@@ -11,12 +11,12 @@ Nothing sleeps and then samples: every wait is for a condition, with a
 deadline far above what a slow machine needs.
 """
 import json
+import os
 import threading
-import time
 
 import pytest
 
-from conftest import deploy, wait_for
+from conftest import ROOT, deploy, wait_for
 from test_async import C_ENV, runs, runs_of
 from test_mqtrigger import ECHO_C, MQ_PY, mq_function
 
@@ -303,3 +303,19 @@ spec: {environment: c, code: echo.c, entrypoint: handler, concurrency: 4}
         [m for m, ids in by_msg.items() if len(ids) > 1][:5]
     for m in nats_server.messages("FLINT_load-done")[:100]:
         assert m["data"] == header(m, "X-Flint-Message-Id")
+
+
+def test_the_example_applies_and_answers(nats_flintd, nats_server):
+    flintd = nats_flintd
+    example = os.path.join(ROOT, "examples", "nats")
+    flintd.cli("apply", "-f", example, check=True)
+    wait_running(flintd, "orders", timeout=60)
+    nats_server.publish("orders.new", {"id": 1, "qty": 2}, "order-1")
+    nats_server.publish("orders.new", {"id": 2, "qty": 0}, "order-2")
+    done = wait_for(lambda: nats_server.messages("FLINT_orders_done") or None, timeout=60,
+                    what="the answer")
+    assert json.loads(done[0]["data"]) == {"id": 1, "accepted": True}
+    failed = wait_for(lambda: nats_server.messages("FLINT_orders_failed") or None, timeout=60,
+                      what="the failure")
+    assert header(failed[0], "X-Flint-Attempts") == "3"
+    assert "422" in header(failed[0], "X-Flint-Error")
