@@ -43,6 +43,7 @@
 #include "kinds/follow.h"
 #include "loop/lag.h"
 #include "mq/mq.h"
+#include "mq/nats.h"
 #include "router/router.h"
 #include "timer/scheduler.h"
 #include "topics/publish.h"
@@ -83,9 +84,11 @@ struct flintd_config {
     uint64_t max_inflight; /* bytes held by both listeners */
     struct fl_uid_range sandbox_uids;
     int64_t gc_interval_ms, build_grace_ms, code_grace_ms;
-    int64_t retention_ms;     /* finished async invocations are kept this long */
+    int64_t retention_ms;     /* finished async and workflow invocations are kept this long */
     int64_t expr_deadline_ms; /* one task's expressions, at most */
     int64_t expr_procs;       /* warm expression evaluators */
+    const char *nats;         /* NULL: no NATS connector */
+    const char *nats_creds, *nats_tls_ca, *nats_tls_cert, *nats_tls_key;
 };
 
 #define STRING(field)    FL_OPTION_STRING_AT(struct flintd_config, field)
@@ -140,6 +143,17 @@ static const struct fl_option options[] = {
      60000, "how long a workflow task's expressions may run before their evaluator is killed"},
     {"expr-evaluators", "FLINT_EXPR_EVALUATORS", COUNT(expr_procs), "2", "N", 1, 64,
      "workflow expression evaluators kept warm, each a sandboxed process"},
+    {"nats", "FLINT_NATS", STRING(nats), NULL, "URL[,URL...]", 0, 0,
+     "NATS servers with JetStream, for triggers with connector nats, e.g. nats://127.0.0.1:4222; "
+     "none: such triggers are refused"},
+    {"nats-creds", "FLINT_NATS_CREDS", STRING(nats_creds), NULL, "PATH", 0, 0,
+     "a NATS credentials file (user JWT and NKey seed)"},
+    {"nats-tls-ca", "FLINT_NATS_TLS_CA", STRING(nats_tls_ca), NULL, "PATH", 0, 0,
+     "CA certificates (PEM) the NATS servers' certificates are checked against; turns TLS on"},
+    {"nats-tls-cert", "FLINT_NATS_TLS_CERT", STRING(nats_tls_cert), NULL, "PATH", 0, 0,
+     "a client certificate chain (PEM) for NATS, with --nats-tls-key; turns TLS on"},
+    {"nats-tls-key", "FLINT_NATS_TLS_KEY", STRING(nats_tls_key), NULL, "PATH", 0, 0,
+     "the client certificate's private key (PEM)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -161,6 +175,7 @@ struct flintd {
     struct fl_timer *timer;              /* time triggers, fired through async */
     struct fl_mq *mq;                    /* message-queue triggers */
     struct fl_wf_engine *workflows;      /* workflow invocations */
+    struct fl_mq_nats *nats;             /* their NATS connector, with --nats */
     struct fl_kind_followers *followers; /* every kind, fed to the executor and router */
     struct fl_router *routing;
     struct fl_api *control;
@@ -361,20 +376,31 @@ static void workflows_closed(void *data)
         timer_closed(d);
 }
 
-static void mq_closed(void *data)
+static void nats_closed(void *data)
 {
     struct flintd *d = data;
-    d->mq = NULL;
+    d->nats = NULL;
     if (d->workflows != NULL)
         fl_wf_engine_close(d->workflows, workflows_closed, d);
     else
         workflows_closed(d);
 }
 
+static void mq_closed(void *data)
+{
+    struct flintd *d = data;
+    d->mq = NULL;
+    if (d->nats != NULL)
+        fl_mq_nats_close(d->nats, nats_closed, d);
+    else
+        nats_closed(d);
+}
+
 /* Listeners first (requests in flight finish), then the followers, the
  * message-queue triggers (deliveries under way are given back to the
- * store), the workflow engine (calls under way are canceled: the next
- * start dispatches them again), the time triggers (fires under way are answered), the async
+ * store) and their NATS connection, the workflow engine (calls under way are
+ * canceled: the next start dispatches them again), the time triggers (fires
+ * under way are answered), the async
  * queue (attempts under way are given back to the store), the executor
  * (instances stop), the invoker, then the store. */
 static void after_servers(struct flintd *d)
@@ -702,10 +728,23 @@ int main(int argc, char **argv)
     if (rc == 0 && (rc = fl_timer_new(&d.loop, &timer_cfg, &d.timer)) < 0)
         fl_log(FL_LOG_ERROR, "flintd", "cannot start time triggers", "err=\"%s\"", fl_strerror(rc));
     /* message-queue triggers: their consumers in the store (builtin
-     * topics), their calls through the invoker */
+     * topics) or on NATS JetStream (--nats: connected in the background,
+     * so flintd starts without it), their calls through the invoker */
+    if (rc == 0 && d.cfg.nats != NULL) {
+        const struct fl_mq_nats_config nats_cfg = {.urls = d.cfg.nats,
+                                                   .creds = d.cfg.nats_creds,
+                                                   .tls_ca = d.cfg.nats_tls_ca,
+                                                   .tls_cert = d.cfg.nats_tls_cert,
+                                                   .tls_key = d.cfg.nats_tls_key};
+        rc = fl_mq_nats_new(&d.loop, &nats_cfg, &d.nats, err, sizeof(err));
+        if (rc < 0)
+            fl_log(FL_LOG_ERROR, "flintd", "cannot use NATS", "err=\"%s\"",
+                   rc == FL_EINVAL ? err : fl_strerror(rc));
+    }
     const struct fl_mq_config mq_cfg = {.store = d.store,
                                         .invoker = d.invoker,
                                         .metrics = d.metrics,
+                                        .nats = d.nats,
                                         .ready = ready,
                                         .ready_data = &d};
     if (rc == 0 && (rc = fl_mq_new(&d.loop, &mq_cfg, &d.mq)) < 0)

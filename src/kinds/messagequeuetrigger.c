@@ -11,7 +11,8 @@ static int mqt_check(json_t *spec, const struct fl_kind_check_ctx *ctx, struct f
 }
 
 #define MQT_FLAGS                                                                                  \
-    "[--connector builtin] [--resp-topic TOPIC] [--error-topic TOPIC] [--max-retries N]"           \
+    "[--connector builtin|nats] [--create-stream] [--resp-topic TOPIC] [--error-topic TOPIC] "     \
+    "[--max-retries N]"                                                                            \
     " [--backoff DURATION] [--max-backoff DURATION] [--ack-wait DURATION] [--concurrency N]"       \
     " [--content-type TYPE] [--paused]"
 
@@ -33,7 +34,8 @@ const struct fl_kind fl_kind_messagequeuetrigger = {
               {"--ack-wait", "ackWait", FL_FLAG_STRING},
               {"--concurrency", "concurrency", FL_FLAG_INT},
               {"--content-type", "contentType", FL_FLAG_STRING},
-              {"--paused", "paused", FL_FLAG_SWITCH}},
+              {"--paused", "paused", FL_FLAG_SWITCH},
+              {"--create-stream", "createStream", FL_FLAG_SWITCH}},
     .columns = {{"NAME", "name"},
                 {"TOPIC", "spec.topic"},
                 {"FUNCTION", "spec.target.function"},
@@ -43,6 +45,7 @@ const struct fl_kind fl_kind_messagequeuetrigger = {
                 {"PENDING", "status.consumer.pending"}},
     .refs = {{"target.function", "function", false}},
     .check = mqt_check,
-    .status = "the MQ module's: connector, state (starting, running, paused, failed), error, "
+    .status = "the MQ module's: connector, state (starting, running, paused, failed, "
+              "disconnected), error, "
               "calls in flight, and its consumer's pending, lag and dead letters",
 };

@@ -2,7 +2,8 @@
  * The builtin connector (connector.h): triggers on the embedded store's
  * topics. Most operations are the store's own; what it adds is making the
  * topics a trigger names when they are missing (ensure, and before a
- * subscribe or a publish that found no topic).
+ * subscribe or a publish that found no topic), whatever the trigger's
+ * createStream says: a topic of the store costs nothing until used.
  */
 #include "mq/connector.h"
 
@@ -133,7 +134,7 @@ static int go(struct steps *st, int rc)
     return rc;
 }
 
-static int builtin_ensure(void *self, const char *topic, fl_store_cb cb, void *data)
+static int builtin_ensure(void *self, const char *topic, bool create, fl_store_cb cb, void *data)
 {
     struct steps *st;
     int rc = start(self, OP_ENSURE, topic, NULL, cb, data, &st);
@@ -141,7 +142,8 @@ static int builtin_ensure(void *self, const char *topic, fl_store_cb cb, void *d
 }
 
 static int builtin_subscribe(void *self, const char *topic, const char *consumer,
-                             const struct fl_consumer_config *cfg, fl_store_cb cb, void *data)
+                             const struct fl_consumer_config *cfg, bool create, fl_store_cb cb,
+                             void *data)
 {
     struct steps *st;
     int rc = start(self, OP_SUBSCRIBE, topic, consumer, cb, data, &st);

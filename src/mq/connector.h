@@ -15,9 +15,12 @@
  * A connector's operations, each given the connector's own state (self):
  *
  *   ensure       make topic if it does not exist (default limits); an
- *                existing topic keeps its limits
- *   subscribe    ensure topic, then make (or update) the durable consumer
- *                with cfg; res->consumers[0] is its state afterwards
+ *                existing topic keeps its limits. create says whether
+ *                the trigger lets the connector make it: one that cannot
+ *                otherwise answers FL_ENOENT (builtin: always made)
+ *   subscribe    ensure topic (create as ensure's), then make (or update)
+ *                the durable consumer with cfg; res->consumers[0] is its
+ *                state afterwards
  *   unsubscribe  delete the consumer (FL_ENOENT if there is none)
  *   notify       be told when the consumer may have messages to fetch (a
  *                hint, as fl_store_notify); *handle until unnotify
@@ -32,6 +35,9 @@
  *                msg_id and payload must stay valid until cb runs (a
  *                connector may publish again after making the topic)
  *   info         res->consumers[0]: pending, lag, dead
+ *   state        (may be NULL: always reachable) synchronous, on the
+ *                loop: 0 if the broker is reachable, else a negative
+ *                error with why in reason (a trigger shows it)
  */
 #ifndef FLINT_MQ_CONNECTOR_H
 #define FLINT_MQ_CONNECTOR_H
@@ -39,10 +45,10 @@
 #include "store/store.h"
 
 struct fl_mq_connector {
-    const char *name; /* "builtin": what a trigger's spec.connector names */
-    int (*ensure)(void *self, const char *topic, fl_store_cb cb, void *data);
+    const char *name; /* "builtin", "nats": what a trigger's spec.connector names */
+    int (*ensure)(void *self, const char *topic, bool create, fl_store_cb cb, void *data);
     int (*subscribe)(void *self, const char *topic, const char *consumer,
-                     const struct fl_consumer_config *cfg, fl_store_cb cb, void *data);
+                     const struct fl_consumer_config *cfg, bool create, fl_store_cb cb, void *data);
     int (*unsubscribe)(void *self, const char *topic, const char *consumer, fl_store_cb cb,
                        void *data);
     int (*notify)(void *self, const char *topic, const char *consumer, fl_store_cb cb, void *data,
@@ -56,6 +62,7 @@ struct fl_mq_connector {
     int (*publish)(void *self, const char *topic, const char *headers, const char *msg_id,
                    const void *payload, size_t len, fl_store_cb cb, void *data);
     int (*info)(void *self, const char *topic, const char *consumer, fl_store_cb cb, void *data);
+    int (*state)(void *self, char *reason, size_t size);
 };
 
 /* The embedded store's topics (builtin.c); self is the struct fl_store. */

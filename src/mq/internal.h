@@ -53,6 +53,7 @@ struct fl_mq {
     struct fl_store *store;
     struct fl_invoker *invoker;
     struct fl_metrics *metrics;
+    struct fl_mq_nats *nats; /* NULL: no NATS connector */
     bool (*ready)(void *data);
     void *ready_data;
     struct fl_queue triggers;   /* struct trigger, removed ones until their last callback */

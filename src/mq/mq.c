@@ -16,6 +16,7 @@
  * same name meanwhile takes it back instead of racing with its deletion.
  */
 #include "mq/internal.h"
+#include "mq/nats.h"
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -269,17 +270,27 @@ static void trigger_sync(struct trigger *t)
         t->topic[0] = '\0';
     }
     /* the topics it publishes to are made now, so they can be read */
+    if (t->self == NULL) {
+        /* a connector this flintd has not: kept, failed, saying so */
+        t->state = T_FAILED;
+        t->retry_at_ms = fl_clock_wall_ms() + MQ_RETRY_MS;
+        snprintf(t->error, sizeof(t->error),
+                 "connector '%s' is not available in this flintd: start flintd with --nats URL",
+                 t->conn->name);
+        return;
+    }
     if (w->resp_topic[0] != '\0')
-        t->conn->ensure(t->self, w->resp_topic, NULL, NULL);
+        t->conn->ensure(t->self, w->resp_topic, w->create_stream, NULL, NULL);
     if (w->error_topic[0] != '\0')
-        t->conn->ensure(t->self, w->error_topic, NULL, NULL);
+        t->conn->ensure(t->self, w->error_topic, w->create_stream, NULL, NULL);
     const struct fl_consumer_config cfg = {
         .ack_wait_ms = w->ack_wait_ms,
         .max_deliver = w->max_retries + 1 + MQ_LOST_MAX,
         .max_ack_pending = w->concurrency,
         .deliver = FL_DELIVER_ALL,
     };
-    int rc = t->conn->subscribe(t->self, w->topic, t->consumer, &cfg, on_subscribed, t);
+    int rc = t->conn->subscribe(t->self, w->topic, t->consumer, &cfg, w->create_stream,
+                                on_subscribed, t);
     if (rc < 0) {
         fail_trigger(t, "cannot make its consumer", rc);
         return;
@@ -297,13 +308,22 @@ static int trigger_put(void *part, const char *name, uint64_t revision, json_t *
     int rc = fl_mqt_spec_parse(spec, &s, err);
     if (rc < 0)
         return rc;
-    if (s.connector != FL_MQT_BUILTIN) {
+    const struct fl_mq_connector *conn =
+        s.connector == FL_MQT_NATS ? &fl_mq_nats_connector : &fl_mq_builtin;
+    void *self = s.connector == FL_MQT_NATS ? (void *)mq->nats : (void *)mq->store;
+    struct trigger *t = find(mq, name);
+    if (t != NULL && t->conn != conn && (!t->removed || t->refs > 0 || t->inflight > 0)) {
         fl_buf_reset(err);
-        fl_buf_appendf(err, "spec.connector: '%s' is not available in this flintd",
-                       fl_mqt_connector_name(s.connector));
+        fl_buf_appendf(err,
+                       "spec.connector: a trigger's connector cannot change ('%s' to '%s'): "
+                       "delete the trigger and create it again",
+                       t->conn->name, conn->name);
         return FL_EINVAL;
     }
-    struct trigger *t = find(mq, name);
+    if (t != NULL && t->conn != conn) {
+        trigger_free(t); /* removed, nothing left to come: made anew */
+        t = NULL;
+    }
     if (t == NULL) {
         if (strlen(name) > FL_NAME_MAX || (t = calloc(1, sizeof(*t))) == NULL)
             return FL_ENOMEM;
@@ -311,8 +331,8 @@ static int trigger_put(void *part, const char *name, uint64_t revision, json_t *
         fl_strlcpy(t->name, name, sizeof(t->name));
         snprintf(t->consumer, sizeof(t->consumer), "mqt/%s", name);
         snprintf(t->label, sizeof(t->label), "messagequeuetrigger/%s", name);
-        t->conn = &fl_mq_builtin;
-        t->self = mq->store;
+        t->conn = conn;
+        t->self = self;
         fl_queue_insert_tail(&mq->triggers, &t->link);
     }
     t->removed = false; /* put again before its deletion was through */
@@ -349,6 +369,11 @@ static json_t *trigger_status(void *part, const char *name, bool detail)
     if (t == NULL || t->removed)
         return NULL;
     const char *state = t->state == T_READY && t->spec.paused ? "paused" : states[t->state];
+    char why[256];
+    if (t->self != NULL && t->conn->state != NULL && t->conn->state(t->self, why, sizeof(why)) < 0)
+        state = "disconnected"; /* the broker's reason, below */
+    else
+        why[0] = '\0';
     json_t *consumer = json_pack("{s:s,s:s}", "name", t->consumer, "topic",
                                  t->topic[0] ? t->topic : t->want.topic);
     if (consumer != NULL && t->have_info) {
@@ -359,8 +384,8 @@ static json_t *trigger_status(void *part, const char *name, bool detail)
     json_t *st =
         json_pack("{s:s,s:s,s:i,s:o}", "connector", t->conn->name, "state", state, "inflight",
                   (int)t->inflight, "consumer", consumer ? consumer : json_object());
-    if (st != NULL && t->error[0] != '\0')
-        json_object_set_new(st, "error", json_string(t->error));
+    if (st != NULL && (why[0] != '\0' || t->error[0] != '\0'))
+        json_object_set_new(st, "error", json_string(why[0] != '\0' ? why : t->error));
     return st;
 }
 
@@ -499,6 +524,7 @@ int fl_mq_new(uv_loop_t *loop, const struct fl_mq_config *cfg, struct fl_mq **ou
     mq->store = cfg->store;
     mq->invoker = cfg->invoker;
     mq->metrics = cfg->metrics;
+    mq->nats = cfg->nats;
     mq->ready = cfg->ready;
     mq->ready_data = cfg->ready_data;
     fl_queue_init(&mq->triggers);

@@ -11,7 +11,10 @@
  * fields): flintd's follower of the kind puts and removes triggers through
  * fl_mq_trigger_hooks, which also give a trigger's status. Brokers are
  * reached through connectors (mq/connector.h): builtin.c, the embedded
- * store's topics, is the one this flintd has.
+ * store's topics, and nats.c, NATS JetStream (mq/nats.h), when flintd
+ * was given a NATS server. A nats trigger in a flintd without one is
+ * kept, failed, with the reason in its status; a trigger whose broker is
+ * unreachable shows state "disconnected" and the broker's reason.
  *
  * Per trigger, one durable consumer "mqt/<trigger>" on its topic (made,
  * with the topics the trigger names, if missing), with the trigger's
@@ -91,11 +94,13 @@
 #include "store/store.h"
 
 struct fl_mq;
+struct fl_mq_nats;
 
 struct fl_mq_config {
     struct fl_store *store;     /* borrowed: builtin topics and the invocations' history */
     struct fl_invoker *invoker; /* borrowed */
     struct fl_metrics *metrics; /* borrowed; may be NULL */
+    struct fl_mq_nats *nats;    /* borrowed (mq/nats.h); NULL: nats triggers cannot run */
     /* Whether the functions the store holds are loaded (may be NULL):
      * nothing is fetched before. */
     bool (*ready)(void *data);
@@ -112,7 +117,8 @@ int fl_mq_new(uv_loop_t *loop, const struct fl_mq_config *cfg, struct fl_mq **ou
 void fl_mq_close(struct fl_mq *mq, void (*done)(void *data), void *data);
 
 /* The hooks of the kind messagequeuetrigger (kinds.def): put, remove,
- * status ({"connector", "state", "error", "inflight", "consumer": {"name",
+ * status ({"connector", "state" (starting, running, paused, failed,
+ * disconnected), "error", "inflight", "consumer": {"name",
  * "topic", "pending", "lag", "dead"}}, the consumer's figures as of the
  * last second). */
 extern const struct fl_kind_hooks fl_mq_trigger_hooks;

@@ -103,11 +103,11 @@ static int parse_connector(json_t *v, struct fl_mqt_spec *s, struct fl_buf *err)
         s->connector = FL_MQT_BUILTIN;
         return 0;
     }
-    if (strcmp(name, "nats") == 0)
-        return fail(err, "connector",
-                    "'nats' is not available in this flintd yet: use 'builtin' (the embedded "
-                    "store's topics)");
-    return fail(err, "connector", "must be 'builtin' (or, later, 'nats')");
+    if (strcmp(name, "nats") == 0) {
+        s->connector = FL_MQT_NATS;
+        return 0;
+    }
+    return fail(err, "connector", "must be 'builtin' or 'nats'");
 }
 
 /* v as a whole number within [min, max] into *out, or FL_EINVAL. */
@@ -168,6 +168,14 @@ static int parse_paused(json_t *v, struct fl_mqt_spec *s, struct fl_buf *err)
     return 0;
 }
 
+static int parse_create_stream(json_t *v, struct fl_mqt_spec *s, struct fl_buf *err)
+{
+    if (!json_is_boolean(v))
+        return fail(err, "createStream", "must be true or false");
+    s->create_stream = json_is_true(v);
+    return 0;
+}
+
 /* backoff and maxBackoff: the retry policy's own parser and bounds */
 static int parse_backoffs(json_t *spec, struct fl_mqt_spec *s, struct fl_buf *err)
 {
@@ -206,6 +214,7 @@ static const struct {
     {"concurrency", parse_concurrency, false},
     {"contentType", parse_content_type, false},
     {"paused", parse_paused, false},
+    {"createStream", parse_create_stream, false},
 };
 
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -237,7 +246,7 @@ int fl_mqt_spec_parse(json_t *spec, struct fl_mqt_spec *out, struct fl_buf *err)
             fl_buf_appendf(err,
                            "spec.%.80s: is not a field of a message-queue trigger (topic, "
                            "target, connector, respTopic, errorTopic, maxRetries, backoff, "
-                           "maxBackoff, ackWait, concurrency, contentType, paused)",
+                           "maxBackoff, ackWait, concurrency, contentType, paused, createStream)",
                            key);
             return FL_EINVAL;
         }

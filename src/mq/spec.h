@@ -3,7 +3,9 @@
  * triggers"), parsed from its JSON spec into a checked struct with the
  * defaults filled in. Field names follow Fission's MessageQueueTrigger
  * (topic, respTopic, errorTopic, maxRetries, contentType); Flint adds
- * connector, backoff, maxBackoff, ackWait, concurrency and paused.
+ * connector, backoff, maxBackoff, ackWait, concurrency, paused and
+ * createStream (nats: make the streams of the subjects it names when no
+ * stream holds them; builtin topics are made anyway).
  *
  * Pure (no loop, no store): the API and the CLI check specs with it, and
  * the MQ module (mq.h) runs triggers from the same struct, so the two never
@@ -37,7 +39,7 @@
 
 enum fl_mqt_connector {
     FL_MQT_BUILTIN, /* the embedded store's topics */
-    FL_MQT_NATS,    /* NATS JetStream: refused by this flintd for now */
+    FL_MQT_NATS,    /* NATS JetStream (mq/nats.h): a flintd started with --nats */
 };
 
 struct fl_mqt_spec {
@@ -53,6 +55,7 @@ struct fl_mqt_spec {
     uint32_t concurrency;                           /* messages in flight at most */
     char content_type[FL_MQT_CONTENT_TYPE_MAX + 1]; /* for messages without one */
     bool paused;                                    /* fetch nothing; messages stay */
+    bool create_stream; /* nats: make a stream of a subject no stream holds */
 };
 
 /* Parse spec into out, with the defaults for what it leaves out. 0, or

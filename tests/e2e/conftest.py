@@ -409,3 +409,15 @@ def list_all(flintd, path="/v1/invocations", **query):
         if not after:
             return items
     raise AssertionError("too many pages")
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A real `nats-server -js` of this test (nats_util.NatsServer): a free
+    loopback port, its store under tmp_path; stopped at teardown."""
+    from nats_util import NatsServer, nats_server_binary
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is not installed (scripts/install-deps installs it)")
+    server = NatsServer(tmp_path)
+    yield server
+    server.close()

@@ -406,7 +406,7 @@ def test_updates_take_effect_live_and_delete_removes_the_consumer(flintd, tmp_pa
 def test_specs_are_checked(flintd, tmp_path):
     deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
     for args, message in [
-        (["--connector", "nats"], "spec.connector: 'nats' is not available"),
+        (["--connector", "kafka"], "spec.connector: must be 'builtin' or 'nats'"),
         (["--resp-topic", "in"], "spec.respTopic: must not be the topic"),
         (["--max-retries", "100"], "spec.maxRetries: must be a whole number from 0 to 99"),
         (["--ack-wait", "10ms"], "spec.ackWait"),

@@ -69,6 +69,13 @@ TEST(spec_defaults_follow_fission)
     ASSERT_EQ(s.concurrency, 4);
     ASSERT_STR_EQ(s.content_type, "text/plain");
     ASSERT(s.paused);
+    ASSERT(!s.create_stream);
+    ASSERT_EQ(s.connector, FL_MQT_BUILTIN);
+    ASSERT_EQ(0, parse("{\"topic\":\"a.b\",\"target\":{\"function\":\"f\"},"
+                       "\"connector\":\"nats\",\"createStream\":true}",
+                       &s, why, sizeof(why)));
+    ASSERT_EQ(s.connector, FL_MQT_NATS);
+    ASSERT(s.create_stream);
 }
 
 TEST(spec_refusals_say_what_and_why)
@@ -81,8 +88,8 @@ TEST(spec_refusals_say_what_and_why)
         {"{\"topic\":\"t\"}", "spec.target: is required"},
         {"{\"topic\":\"t\",\"target\":{\"workflow\":\"w\"}}", "workflow cannot be"},
         {"{\"topic\":\"t\",\"target\":{\"function\":\"F!\"}}", "spec.target.function"},
-        {"{\"topic\":\"t\",\"target\":{\"function\":\"f\"},\"connector\":\"nats\"}",
-         "'nats' is not available"},
+        {"{\"topic\":\"t\",\"target\":{\"function\":\"f\"},\"createStream\":1}",
+         "spec.createStream: must be true or false"},
         {"{\"topic\":\"t\",\"target\":{\"function\":\"f\"},\"connector\":\"kafka\"}",
          "spec.connector"},
         {"{\"topic\":\"a b\",\"target\":{\"function\":\"f\"}}", "spec.topic: a name is"},

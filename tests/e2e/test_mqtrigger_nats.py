@@ -1,0 +1,321 @@
+"""Message-queue triggers on the NATS JetStream connector, through the real
+flintd (`--nats`) and a real `nats-server -js` (the nats_server fixture),
+with real runtimes in the real sandbox. Messages are published and streams
+read with tests/helpers/nats_tool (libnats).
+
+Runs are observed as in test_mqtrigger.py: every function writes
+`run <X-Flint-Invocation-Id> <X-Flint-Attempt>` to its log and decides its
+answer from the message's body ({"fail": [500, ...], "sleep": S}).
+
+Nothing sleeps and then samples: every wait is for a condition, with a
+deadline far above what a slow machine needs.
+"""
+import json
+import os
+import threading
+
+import pytest
+
+from conftest import ROOT, deploy, wait_for
+from test_async import C_ENV, runs, runs_of
+from test_mqtrigger import ECHO_C, MQ_PY, mq_function
+
+
+@pytest.fixture
+def nats_flintd(flintd_factory, nats_server):
+    return flintd_factory(extra_args=["--nats", nats_server.url])
+
+
+def mqt(flintd, name):
+    return json.loads(flintd.cli("-o", "json", "mqt", "get", "--name", name, check=True).stdout)
+
+
+def state_of(flintd, name):
+    return mqt(flintd, name)["status"].get("state")
+
+
+def wait_running(flintd, name, timeout=30):
+    def running():
+        t = mqt(flintd, name)
+        return t if t["status"].get("state") == "running" else None
+    return wait_for(running, timeout=timeout, what=f"trigger {name} running")
+
+
+def header(m, name):
+    for k, v in m["headers"].items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def create(flintd, name, topic, function, *args):
+    flintd.cli("mqt", "create", "--name", name, "--topic", topic, "--function", function,
+               "--connector", "nats", *args, check=True)
+
+
+def test_responses_and_errors_reach_their_subjects(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    # the input's stream is the operator's; the others Flint makes
+    nats_server.add_stream("ORDERS", "orders.>")
+    create(flintd, "orders", "orders.new", "work", "--resp-topic", "orders-done",
+           "--error-topic", "orders-failed", "--max-retries", "2", "--backoff", "10ms",
+           "--max-backoff", "20ms", "--create-stream")
+    t = wait_running(flintd, "orders")
+    assert t["spec"]["connector"] == "nats" and t["spec"]["createStream"] is True
+    assert t["status"]["connector"] == "nats"
+    assert t["status"]["consumer"]["name"] == "mqt/orders"
+    assert nats_server.consumers("ORDERS") == ["mqt_orders"]
+
+    nats_server.publish("orders.new", {"order": 1}, "m-1",
+                        [("X-Custom", "v"), ("Content-Type", "application/x")])
+    nats_server.publish("orders.new", {"order": 2, "fail": [500, 500, 500, 500]}, "m-2",
+                        [("X-Custom", "p")])
+    done = wait_for(lambda: nats_server.messages("FLINT_orders-done") or None,
+                    what="a response")
+    failed = wait_for(lambda: nats_server.messages("FLINT_orders-failed") or None,
+                      timeout=60, what="an error")
+
+    assert len(done) == 1
+    resp = done[0]
+    assert resp["subject"] == "orders-done"
+    out = json.loads(resp["data"])
+    seen = out["seen"]
+    assert out["method"] == "POST" and out["plan"] == {"order": 1}
+    assert seen["x-custom"] == "v" and seen["content-type"] == "application/x"
+    assert seen["x-flint-topic"] == "orders.new"
+    assert seen["x-flint-resp-topic"] == "orders-done"
+    assert seen["x-flint-error-topic"] == "orders-failed"
+    assert seen["x-flint-message-id"] == "m-1"
+    assert seen["x-flint-attempt"] == "1"
+    assert header(resp, "X-Answer") == "yes"
+    inv_ok = header(resp, "X-Flint-Invocation-Id")
+    assert inv_ok == seen["x-flint-invocation-id"]
+    assert header(resp, "X-Flint-Status") == "200"
+    # de-duplicated by the stream within its window
+    assert header(resp, "Nats-Msg-Id") == f"{inv_ok}:resp"
+
+    # the poison message: exactly maxRetries + 1 attempts, then the error
+    # subject with its headers and why; then acked
+    assert len(failed) == 1
+    err = failed[0]
+    assert json.loads(err["data"]) == {"order": 2, "fail": [500, 500, 500, 500]}
+    assert header(err, "X-Custom") == "p"
+    assert header(err, "X-Flint-Attempts") == "3"
+    assert header(err, "X-Flint-Status") == "500"
+    assert "the function answered 500" in header(err, "X-Flint-Error")
+    assert header(err, "X-Flint-Message-Id") == "m-2"
+    inv = header(err, "X-Flint-Invocation-Id")
+    assert runs_of(flintd, "work", inv) == [1, 2, 3]
+    # never delivered again: the next message is answered, nothing is pending
+    nats_server.publish("orders.new", {"order": 3}, "m-3")
+    wait_for(lambda: len(nats_server.messages("FLINT_orders-done")) == 2,
+             what="the next response")
+    wait_for(lambda: (nats_server.consumer_info("ORDERS", "mqt_orders") or {}).get(
+        "ackPending") == 0, what="nothing pending")
+    assert runs_of(flintd, "work", inv) == [1, 2, 3]
+    # its failed attempts are in its history, as the builtin connector's
+    r = flintd.api("GET", f"/v1/invocations/{inv}")
+    assert r.status == 200, r.text
+    assert r.json()["status"] == "failed"
+    assert [a["status"] for a in r.json()["attempts"]] == [500, 500, 500]
+
+
+def test_a_nats_trigger_without_nats_says_why(flintd, tmp_path):
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "in", "work")
+    st = wait_for(lambda: mqt(flintd, "t")["status"].get("error") and mqt(flintd, "t")["status"],
+                  what="the reason")
+    assert st["state"] == "failed"
+    assert "connector 'nats' is not available in this flintd" in st["error"]
+    assert "--nats" in st["error"]
+
+
+def test_a_call_longer_than_ack_wait_is_not_redelivered(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("slow"), {"mq.py": MQ_PY})
+    create(flintd, "slow", "slow", "slow", "--resp-topic", "slow-done", "--ack-wait", "1s",
+           "--concurrency", "2", "--create-stream")
+    wait_running(flintd, "slow")
+    nats_server.publish("slow", {"sleep": 4})
+    done = wait_for(lambda: nats_server.messages("FLINT_slow-done") or None, timeout=60,
+                    what="the response")
+    inv = header(done[0], "X-Flint-Invocation-Id")
+    assert runs_of(flintd, "slow", inv) == [1]
+    assert len(nats_server.messages("FLINT_slow-done")) == 1
+    info = nats_server.consumer_info("FLINT_slow", "mqt_slow")
+    assert info["redelivered"] == 0 and info["ackPending"] == 0
+
+
+def test_concurrency_one_keeps_order_and_n_runs_n_at_once(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "seq", "seq", "work", "--resp-topic", "seq-done", "--create-stream")
+    wait_running(flintd, "seq")
+    for i in range(6):
+        nats_server.publish("seq", {"i": i, "sleep": 0.05 * (i % 2)})
+    done = wait_for(lambda: len(nats_server.messages("FLINT_seq-done")) == 6 and
+                    nats_server.messages("FLINT_seq-done"), what="six responses")
+    assert [json.loads(m["data"])["plan"]["i"] for m in done] == list(range(6))
+
+    create(flintd, "par", "par", "work", "--resp-topic", "par-done", "--concurrency", "3",
+           "--create-stream")
+    wait_running(flintd, "par")
+    for i in range(5):
+        nats_server.publish("par", {"i": i, "sleep": 3})
+    inflight = []
+
+    def three_at_once():
+        n = mqt(flintd, "par")["status"]["inflight"]
+        inflight.append(n)
+        return n == 3
+    wait_for(three_at_once, timeout=60, what="three in flight")
+    wait_for(lambda: len(nats_server.messages("FLINT_par-done")) == 5, timeout=60,
+             what="five responses")
+    assert max(inflight) == 3
+
+
+def test_updates_take_effect_live_and_delete_removes_the_consumer(nats_flintd, nats_server,
+                                                                  tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    nats_server.add_stream("IN", "in")
+    create(flintd, "t", "in", "work", "--resp-topic", "out", "--paused", "--create-stream")
+    wait_for(lambda: state_of(flintd, "t") == "paused", what="paused")
+    nats_server.publish("in", {"i": 1})
+    nats_server.publish("in", {"i": 2})
+    wait_for(lambda: mqt(flintd, "t")["status"]["consumer"].get("lag") == 2,
+             what="two messages waiting")
+    assert runs(flintd, "work") == []
+    flintd.cli("mqt", "update", "--name", "t", "--paused=false", check=True)
+    wait_for(lambda: len(nats_server.messages("FLINT_out")) == 2,
+             what="both answered once unpaused")
+    # a new response subject, a new concurrency: the next message follows them
+    flintd.cli("mqt", "update", "--name", "t", "--resp-topic", "out2", "--concurrency", "2",
+               check=True)
+    wait_for(lambda: mqt(flintd, "t")["spec"].get("respTopic") == "out2" and
+             state_of(flintd, "t") == "running", what="updated")
+    nats_server.publish("in", {"i": 3})
+    wait_for(lambda: len(nats_server.messages("FLINT_out2")) == 1, what="the response in out2")
+    assert len(nats_server.messages("FLINT_out")) == 2
+    # deleted: its consumer goes from the server
+    assert nats_server.consumers("IN") == ["mqt_t"]
+    flintd.cli("mqt", "delete", "--name", "t", check=True)
+    wait_for(lambda: nats_server.consumers("IN") == [], what="the consumer deleted")
+    n = len(runs(flintd, "work"))
+    nats_server.publish("in", {"i": 4})
+    # a trigger made again on the subject takes every message the stream
+    # keeps; the deleted one never ran the last
+    create(flintd, "t2", "in", "work", "--resp-topic", "out3", "--create-stream")
+    wait_for(lambda: len(nats_server.messages("FLINT_out3")) == 4,
+             what="the new trigger answers all")
+    assert len(runs(flintd, "work")) == n + 4
+
+
+def test_without_nats_at_start_triggers_say_disconnected_then_recover(
+        flintd_factory, nats_server, tmp_path):
+    nats_server.stop()
+    flintd = flintd_factory(extra_args=["--nats", nats_server.url])
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "later", "work", "--resp-topic", "later-done", "--create-stream")
+    st = wait_for(lambda: state_of(flintd, "t") == "disconnected" and mqt(flintd, "t")["status"],
+                  what="disconnected")
+    assert nats_server.url in st["error"], st
+    assert "cannot connect" in st["error"] or "disconnected" in st["error"], st
+    assert flintd.api("GET", "/healthz").status == 200
+    nats_server.start()
+    wait_running(flintd, "t", timeout=60)
+    nats_server.publish("later", {"i": 1})
+    wait_for(lambda: len(nats_server.messages("FLINT_later-done")) == 1, what="the response")
+
+
+def test_a_restarted_nats_server_loses_nothing(nats_flintd, nats_server, tmp_path):
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "flow", "work", "--resp-topic", "flow-done", "--concurrency", "4",
+           "--create-stream")
+    wait_running(flintd, "t")
+    nats_server.tool("pubn", "flow", "100", "a")
+    wait_for(lambda: len(nats_server.messages("FLINT_flow-done")) >= 20, timeout=60,
+             what="some answered")
+    nats_server.restart()
+    wait_for(lambda: state_of(flintd, "t") == "running", timeout=60, what="running again")
+    nats_server.tool("pubn", "flow", "100", "b")
+
+    def answered():
+        ids = {header(m, "X-Flint-Message-Id") for m in nats_server.messages("FLINT_flow-done")}
+        return ids if len(ids) >= 200 else None
+    ids = wait_for(answered, timeout=120, interval=0.5, what="all 200 answered")
+    assert ids == {f"a{i}" for i in range(100)} | {f"b{i}" for i in range(100)}
+
+
+def test_kill_twice_and_restart_nats_under_10000_messages_loses_none(
+        flintd_factory, nats_server, tmp_path):
+    flintd = flintd_factory(extra_args=["--nats", nats_server.url])
+    deploy(flintd, tmp_path, """
+---
+kind: function
+name: echo
+spec: {environment: c, code: echo.c, entrypoint: handler, concurrency: 4}
+""", {"echo.c": ECHO_C}, envs=C_ENV)
+    create(flintd, "load", "load", "echo", "--resp-topic", "load-done", "--concurrency", "16",
+           "--ack-wait", "2s", "--max-retries", "5", "--backoff", "10ms", "--max-backoff",
+           "100ms", "--create-stream")
+    wait_running(flintd, "load")
+    total = 10000
+    result = {}
+
+    def publisher():
+        result["run"] = nats_server.tool("pubn", "load", str(total), "m", check=False,
+                                         timeout=600)
+    pub = threading.Thread(target=publisher)
+    pub.start()
+    try:
+        def answered_count():
+            info = nats_server.tool("stream-info", "FLINT_load-done", check=False)
+            return json.loads(info.stdout)["messages"] if info.returncode == 0 else 0
+        for kill_at in (total // 4, total * 2 // 3):
+            wait_for(lambda: answered_count() >= kill_at, timeout=300, interval=0.2,
+                     what=f"{kill_at} answered")
+            flintd.kill()
+            if kill_at == total // 4:
+                nats_server.restart()  # with flintd down: it reconnects when it comes
+            flintd.start()
+        # and the server restarted under a running flintd too
+        wait_for(lambda: answered_count() >= total * 5 // 6, timeout=300, interval=0.2,
+                 what="most answered")
+        nats_server.restart()
+    finally:
+        pub.join(timeout=620)
+    assert result["run"].returncode == 0, result["run"].stderr
+
+    # every message's response, at least once; a duplicate carries the
+    # invocation id of the first
+    def answered():
+        by_msg = {}
+        for m in nats_server.messages("FLINT_load-done"):
+            by_msg.setdefault(header(m, "X-Flint-Message-Id"), set()).add(
+                header(m, "X-Flint-Invocation-Id"))
+        return by_msg if len(by_msg) >= total else None
+    by_msg = wait_for(answered, timeout=300, interval=2, what="every message answered")
+    assert set(by_msg) == {f"m{i}" for i in range(total)}
+    assert all(len(ids) == 1 for ids in by_msg.values()), \
+        [m for m, ids in by_msg.items() if len(ids) > 1][:5]
+    for m in nats_server.messages("FLINT_load-done")[:100]:
+        assert m["data"] == header(m, "X-Flint-Message-Id")
+
+
+def test_the_example_applies_and_answers(nats_flintd, nats_server):
+    flintd = nats_flintd
+    example = os.path.join(ROOT, "examples", "nats")
+    flintd.cli("apply", "-f", example, check=True)
+    wait_running(flintd, "orders", timeout=60)
+    nats_server.publish("orders.new", {"id": 1, "qty": 2}, "order-1")
+    nats_server.publish("orders.new", {"id": 2, "qty": 0}, "order-2")
+    done = wait_for(lambda: nats_server.messages("FLINT_orders_done") or None, timeout=60,
+                    what="the answer")
+    assert json.loads(done[0]["data"]) == {"id": 1, "accepted": True}
+    failed = wait_for(lambda: nats_server.messages("FLINT_orders_failed") or None, timeout=60,
+                      what="the failure")
+    assert header(failed[0], "X-Flint-Attempts") == "3"
+    assert "422" in header(failed[0], "X-Flint-Error")
