@@ -755,6 +755,7 @@ int main(int argc, char **argv)
     const struct fl_wf_engine_config wf_cfg = {.store = d.store,
                                                .invoker = d.invoker,
                                                .metrics = d.metrics,
+                                               .exprc = d.exprc,
                                                .retention_ms = d.cfg.retention_ms,
                                                .ready = ready,
                                                .ready_data = &d};

@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "wf/exprc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,10 @@
 struct trun {
     struct dispatch *call; /* the function call under way, or NULL */
     bool outcome_pending;  /* its outcome is in the outbox, not yet folded */
-    int64_t busy_until;    /* a busy function: call again at this wall ms */
+    int64_t busy_until;    /* a busy function (or evaluator): again at this wall ms */
+    bool evaluating;       /* its inputs' expressions are being evaluated */
+    json_t *resolved;      /* owned: their values put in, the inputs to schedule with */
+    char *expr_error;      /* owned: or why they could not be evaluated */
 };
 
 /* A sync caller waiting for the invocation's end. */
@@ -201,6 +205,10 @@ static void on_timer_closed(uv_handle_t *h)
     struct fl_wf_engine *e = inv->e;
     fl_wf_run_release(&inv->run);
     json_decref(inv->outbox);
+    for (size_t i = 0; inv->rt != NULL && i < inv->run.ntasks; i++) {
+        json_decref(inv->rt[i].resolved);
+        free(inv->rt[i].expr_error);
+    }
     free(inv->rt);
     free(inv);
     engine_op_done(e);
@@ -506,26 +514,258 @@ static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t att
     }
 }
 
+/* ---- expressions ---- */
+
+/* One task's expressions on their way to the evaluator (exprc.h). */
+struct evaluation {
+    struct inv *inv;
+    size_t task;
+    json_t *where; /* per expression: "inputs.<key>: {<source>}", for errors */
+};
+
+struct collect {
+    json_t *exprs, *where;
+    const char *key;
+};
+
+static int collect_expr(void *arg, const char *src, size_t n)
+{
+    struct collect *c = arg;
+    int shown = n > 200 ? 200 : (int)n;
+    if (json_array_append_new(c->exprs, json_stringn(src, n)) < 0 ||
+        json_array_append_new(c->where, json_sprintf("inputs.%s: {%.*s%s}", c->key, shown, src,
+                                                     (size_t)shown < n ? "..." : "")) < 0)
+        return FL_ENOMEM;
+    return 0;
+}
+
+/* v with each expression (fl_wf_is_expr) replaced by the next of values,
+ * from *k on, in fl_wf_each_expr()'s order. A new reference, or NULL. */
+static json_t *substitute(json_t *v, json_t *values, size_t *k)
+{
+    json_t *out = NULL, *item;
+    if (json_is_string(v) && fl_wf_is_expr(json_string_value(v), json_string_length(v))) {
+        json_t *value = json_array_get(values, (*k)++);
+        return value ? json_incref(value) : json_null();
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        out = json_array();
+        json_array_foreach(v, i, item)
+        {
+            if (out != NULL && json_array_append_new(out, substitute(item, values, k)) < 0) {
+                json_decref(out);
+                out = NULL;
+            }
+        }
+        return out;
+    }
+    if (json_is_object(v)) {
+        const char *key;
+        out = json_object();
+        json_object_foreach(v, key, item)
+        {
+            if (out != NULL && json_object_set_new(out, key, substitute(item, values, k)) < 0) {
+                json_decref(out);
+                out = NULL;
+            }
+        }
+        return out;
+    }
+    return json_incref(v);
+}
+
+/* The scope $ of expressions, Fission Workflows' shape: {Workflow: {Id,
+ * Name, Revision, Status}, Invocation: {Id, CreatedAt, Inputs}, Tasks:
+ * {id: {Id, Function, Status, CreatedAt, UpdatedAt, Requires, Inputs (as
+ * scheduled, else as written), Output, OutputHeaders}}}. New, or NULL. */
+static json_t *expr_scope(const struct fl_wf_run *r)
+{
+    json_t *tasks = json_object();
+    for (size_t i = 0; tasks != NULL && i < r->ntasks; i++) {
+        const struct fl_wf_task_run *t = &r->tasks[i];
+        bool has_expr;
+        json_t *requires = json_array();
+        for (size_t k = 0; requires != NULL && k < t->def->nrequires; k++)
+            json_array_append_new(requires, json_string(t->def->requires[k]));
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:O}", "Id", t->def->id, "Function",
+                              t->def->run, "Status", fl_wf_task_status_name(t->status), "CreatedAt",
+                              (json_int_t)t->scheduled_ms, "UpdatedAt",
+                              (json_int_t)(t->ended_ms     ? t->ended_ms
+                                           : t->started_ms ? t->started_ms
+                                                           : t->scheduled_ms),
+                              "Requires", requires, "Inputs",
+                              t->inputs ? json_incref(t->inputs) : static_inputs(t->def, &has_expr),
+                              "Output", t->output ? t->output : json_null(), "OutputHeaders",
+                              t->headers ? t->headers : json_object());
+        if (o == NULL || json_object_set_new(tasks, t->def->id, o) < 0) {
+            json_decref(tasks);
+            tasks = NULL;
+        }
+    }
+    if (tasks == NULL)
+        return NULL;
+    return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:O},s:o}", "Workflow", "Id", r->workflow,
+                     "Name", r->workflow, "Revision", (json_int_t)r->revision, "Status", "ready",
+                     "Invocation", "Id", r->id, "CreatedAt", (json_int_t)r->created_ms, "Inputs",
+                     r->inputs ? r->inputs : json_object(), "Tasks", tasks);
+}
+
+/* Why an evaluation failed as a whole, naming its first expression. */
+static char *eval_failure(json_t *where, const char *error)
+{
+    size_t n = json_array_size(where);
+    json_t *s = json_sprintf("%s: %s%s", json_string_value(json_array_get(where, 0)), error,
+                             n > 1 ? " (evaluating the task's expressions together)" : "");
+    char *out = s ? strdup(json_string_value(s)) : NULL;
+    json_decref(s);
+    return out;
+}
+
+static void on_evaluated(void *data, int status, json_t *answer, const char *error)
+{
+    struct evaluation *ev = data;
+    struct inv *inv = ev->inv;
+    struct fl_wf_engine *e = inv->e;
+    inv->ops--;
+    if (inv->gone || e->closing) {
+        json_decref(ev->where);
+        free(ev);
+        inv_maybe_free(inv);
+        engine_op_done(e);
+        return;
+    }
+    struct trun *rt = &inv->rt[ev->task];
+    const struct fl_wf_task_run *t = &inv->run.tasks[ev->task];
+    rt->evaluating = false;
+    if (status == FL_EAGAIN) {
+        rt->busy_until = fl_clock_wall_ms() + ENGINE_BUSY_RETRY_MS; /* the queue is full */
+    } else if (status < 0) {
+        rt->expr_error = eval_failure(ev->where, error ? error : fl_errname(status));
+    } else {
+        json_t *results = json_object_get(answer, "results");
+        json_t *values = json_array();
+        for (size_t k = 0; values != NULL && k < json_array_size(ev->where); k++) {
+            json_t *r = json_array_get(results, k);
+            json_t *err = json_object_get(r, "error");
+            if (r == NULL || err != NULL) {
+                json_t *why =
+                    json_sprintf("%s: %s", json_string_value(json_array_get(ev->where, k)),
+                                 err ? json_string_value(err) : "the evaluator gave no result");
+                rt->expr_error = why ? strdup(json_string_value(why)) : NULL;
+                json_decref(why);
+                break;
+            }
+            json_t *v = json_object_get(r, "value");
+            json_array_append(values, v ? v : json_null());
+        }
+        if (rt->expr_error == NULL && values != NULL) {
+            bool has_expr;
+            json_t *written = static_inputs(t->def, &has_expr);
+            const char *key;
+            json_t *v;
+            size_t k = 0;
+            rt->resolved = json_object();
+            json_object_foreach(written, key, v)
+            {
+                const struct fl_wf_input *in = NULL;
+                for (size_t j = 0; j < t->def->ninputs && in == NULL; j++)
+                    if (strcmp(t->def->inputs[j].key, key) == 0)
+                        in = &t->def->inputs[j];
+                json_object_set_new(rt->resolved, key,
+                                    in && in->has_expr ? substitute(v, values, &k)
+                                                       : json_incref(v));
+            }
+            json_decref(written);
+        }
+        json_decref(values);
+        if (rt->resolved == NULL && rt->expr_error == NULL)
+            rt->expr_error = strdup("out of memory evaluating the task's expressions");
+    }
+    json_decref(ev->where);
+    free(ev);
+    step(inv);
+    engine_op_done(e);
+}
+
 /*
- * Every expression of a task's inputs is evaluated here, in one batch for
- * the task, with the scope $ = {Workflow, Invocation, Tasks}. 0 and
- * *inputs (a new value), or FL_ENOTSUP with why when it cannot be.
+ * Task i's inputs, its expressions evaluated: 0 and *inputs (a new value)
+ * when it has none or they have been evaluated; 1 while they are being
+ * evaluated (one batch for the task, sent from here: the task waits and
+ * its outcome comes through step()); a negative FL_E* with *inputs (as
+ * written) and why when they cannot be.
  */
 static int resolve_inputs(struct inv *inv, size_t i, json_t **inputs, char *why, size_t size)
 {
+    struct fl_wf_engine *e = inv->e;
+    const struct fl_wf_task *def = inv->run.tasks[i].def;
+    struct trun *rt = &inv->rt[i];
     bool has_expr;
-    *inputs = static_inputs(inv->run.tasks[i].def, &has_expr);
+    if (rt->evaluating || (rt->busy_until > 0 && rt->busy_until > fl_clock_wall_ms()))
+        return 1;
+    if (rt->resolved != NULL) {
+        *inputs = rt->resolved;
+        rt->resolved = NULL;
+        return 0;
+    }
+    *inputs = static_inputs(def, &has_expr);
     if (*inputs == NULL)
         return FL_ENOMEM;
     if (!has_expr)
         return 0;
-    json_decref(*inputs);
-    *inputs = NULL;
-    snprintf(why, size,
-             "expressions not available: this flintd has no expression evaluator, and an input of "
-             "task '%s' is an expression",
-             inv->run.tasks[i].def->id);
-    return FL_ENOTSUP;
+    if (rt->expr_error != NULL) {
+        snprintf(why, size, "%s", rt->expr_error);
+        return FL_EINVAL;
+    }
+    if (e->exprc == NULL) {
+        snprintf(why, size,
+                 "this flintd has no expression evaluator (flint-expr could not start), and an "
+                 "input of task '%s' is an expression",
+                 def->id);
+        return FL_ENOTSUP;
+    }
+    struct evaluation *ev = calloc(1, sizeof(*ev));
+    struct collect c = {json_array(), json_array(), NULL};
+    json_t *scope = expr_scope(&inv->run);
+    int rc = ev && c.exprs && c.where && scope ? 0 : FL_ENOMEM;
+    for (size_t k = 0; rc == 0 && k < def->ninputs; k++) {
+        c.key = def->inputs[k].key;
+        if (def->inputs[k].has_expr)
+            rc = fl_wf_each_expr(def->inputs[k].value, collect_expr, &c);
+    }
+    json_t *req = NULL;
+    if (rc == 0) {
+        req = json_pack("{s:s,s:o,s:O,s:b}", "task", def->id, "scope", scope, "exprs", c.exprs,
+                        "check", 0); /* takes scope, even when it fails */
+        rc = req != NULL ? 0 : FL_ENOMEM;
+    } else {
+        json_decref(scope);
+    }
+    if (rc == 0) {
+        *ev = (struct evaluation){inv, i, c.where};
+        rc = fl_wf_exprc_eval(e->exprc, req, on_evaluated, ev);
+    }
+    json_decref(req);
+    json_decref(c.exprs);
+    if (rc == 0) {
+        rt->evaluating = true;
+        inv->ops++;
+        engine_op(e);
+        json_decref(*inputs);
+        *inputs = NULL;
+        return 1;
+    }
+    json_decref(c.where);
+    free(ev);
+    if (rc == FL_EAGAIN || rc == FL_ENOMEM) {
+        rt->busy_until = fl_clock_wall_ms() + ENGINE_BUSY_RETRY_MS; /* again later */
+        json_decref(*inputs);
+        *inputs = NULL;
+        return 1;
+    }
+    snprintf(why, size, "the expressions of task '%s' cannot be evaluated: %s", def->id,
+             rc == FL_ETOOBIG ? "their scope is too big for the evaluator" : fl_strerror(rc));
+    return rc;
 }
 
 /* Schedule the tasks whose dependencies are met (and what built-ins decide
@@ -545,10 +785,12 @@ static void schedule(struct inv *inv, json_t *batch)
             if (t->status != FL_WF_TASK_PENDING || !fl_wf_run_deps_met(&inv->run, i))
                 continue;
             json_t *inputs = NULL;
-            char why[512];
+            char why[1024];
             int rc = resolve_inputs(inv, i, &inputs, why, sizeof(why));
-            if (rc == FL_ENOMEM)
+            if (rc == FL_ENOMEM && inputs == NULL)
                 return;
+            if (rc == 1)
+                continue; /* its expressions are being evaluated */
             emit(inv, batch, "TaskScheduled",
                  json_pack("{s:s,s:o}", "task", t->def->id, "inputs",
                            inputs ? inputs : json_null()));
