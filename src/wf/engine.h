@@ -28,6 +28,16 @@
  * the same append that schedules them; sleep is a durable timer
  * (TimerStarted/TimerFired) that fires after a restart at its time.
  *
+ * Expressions: a task whose inputs hold `{...}` strings (wf.h's has_expr)
+ * has them all evaluated in one batch by the evaluator pool (exprc.h) once
+ * its dependencies are met, with $ = {Workflow, Invocation, Tasks}; the task
+ * waits meanwhile (the invocation goes on with others) and is scheduled with
+ * the values put in, which TaskScheduled records, so a task once scheduled
+ * is never evaluated again. An expression that throws, a missed deadline or
+ * no evaluator fails the task: "inputs.<key>: {<source>}: <message>". A
+ * pool that stays busy holds a task back; the engine's close waits for the
+ * batches it sent (each bounded by the pool's deadline).
+ *
  * A function task is called through the invoker as any entry calls a
  * function: its inputs are the request (`body`, else `default`, as the
  * body: a string as it is, any other value as JSON; `headers`, `query`,
