@@ -272,7 +272,16 @@ static void on_nats_disconnected(natsConnection *nc, void *closure)
 static void on_nats_closed(natsConnection *nc, void *closure)
 {
     struct fl_mq_nats *n = closure;
-    set_connected(n, false, "the NATS connection is closed");
+    char why[NATS_WHY_MAX];
+    const char *last = NULL;
+    natsConnection_GetLastError(nc, &last);
+    /* closed for good (a server that refuses us, e.g. one that wants TLS):
+     * the server's word is the reason */
+    snprintf(why, sizeof(why), "the NATS connection (%s) is closed: %s", n->urls,
+             last != NULL && last[0] ? last : "closed by the client");
+    set_connected(n, false, why);
+    fl_log(FL_LOG_ERROR, "nats", "connection closed", "servers=%s err=\"%s\"", n->urls,
+           last != NULL ? last : "");
 }
 
 /* A publish seen on a watched subject (a libnats thread): remembered by

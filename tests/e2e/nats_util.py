@@ -27,10 +27,14 @@ def nats_server_binary():
 
 
 class NatsServer:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, extra_args=(), tool_env=None):
+        """extra_args go to nats-server (TLS, say); tool_env to every
+        nats_tool run (NATS_TOOL_TLS_CA, NATS_TOOL_TLS_CERT, NATS_TOOL_TLS_KEY)."""
         self.dir = tmp_path / "nats"
         self.dir.mkdir(exist_ok=True)
         self.port = free_port()
+        self.extra_args = list(extra_args)
+        self.tool_env = dict(os.environ, **(tool_env or {}))
         self.log_path = str(self.dir / "nats-server.log")
         self.proc = None
         self.start()
@@ -43,7 +47,7 @@ class NatsServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", str(self.dir / "store"), "--no_advertise"],
+             "-sd", str(self.dir / "store"), "--no_advertise", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
@@ -96,7 +100,7 @@ class NatsServer:
 
     def tool(self, *args, check=True, timeout=300):
         r = subprocess.run([NATS_TOOL, self.url, *args], capture_output=True, text=True,
-                           timeout=timeout)
+                           timeout=timeout, env=self.tool_env)
         if check and r.returncode != 0:
             raise AssertionError(f"nats_tool {' '.join(args)} failed ({r.returncode}): "
                                  f"{r.stderr}")

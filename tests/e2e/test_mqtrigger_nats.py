@@ -12,6 +12,7 @@ deadline far above what a slow machine needs.
 """
 import json
 import os
+import subprocess
 import threading
 
 import pytest
@@ -319,3 +320,68 @@ def test_the_example_applies_and_answers(nats_flintd, nats_server):
                       what="the failure")
     assert header(failed[0], "X-Flint-Attempts") == "3"
     assert "422" in header(failed[0], "X-Flint-Error")
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate,
+    made with openssl for this test only."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=flint test CA")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):
+        (d / f"{name}.ext").write_text(ext + "\n")
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+            f"{name}.csr", "-subj", f"/CN=flint test {name}")
+        ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return {n: str(d / n) for n in ("ca.pem", "server.pem", "server.key", "client.pem",
+                                     "client.key")}
+
+
+def test_tls_with_client_certificates(flintd_factory, tmp_path):
+    """A NATS server that speaks only TLS and wants a client certificate:
+    flintd with --nats-tls-ca/--nats-tls-cert/--nats-tls-key delivers through
+    it; a flintd without them never gets in, and says so."""
+    from nats_util import NatsServer, nats_server_binary
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is not installed (scripts/install-deps installs it)")
+    certs_dir = tmp_path / "certs"
+    certs_dir.mkdir()
+    c = make_certs(certs_dir)
+    server = NatsServer(tmp_path, extra_args=[
+        "--tlsverify", "--tlscert", c["server.pem"], "--tlskey", c["server.key"],
+        "--tlscacert", c["ca.pem"]], tool_env={
+        "NATS_TOOL_TLS_CA": c["ca.pem"], "NATS_TOOL_TLS_CERT": c["client.pem"],
+        "NATS_TOOL_TLS_KEY": c["client.key"]})
+    try:
+        flintd = flintd_factory(extra_args=[
+            "--nats", server.url, "--nats-tls-ca", c["ca.pem"], "--nats-tls-cert",
+            c["client.pem"], "--nats-tls-key", c["client.key"]])
+        deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+        server.add_stream("TLS", "tls.>")
+        create(flintd, "secure", "tls.in", "work", "--resp-topic", "tls-done",
+               "--create-stream")
+        wait_running(flintd, "secure")
+        server.publish("tls.in", {"order": 1}, "t-1")
+        done = wait_for(lambda: server.messages("FLINT_tls-done") or None, what="a response")
+        assert json.loads(done[0]["data"])["plan"] == {"order": 1}
+
+        # without the client certificate and CA: refused by the server,
+        # the trigger shows why and never runs
+        plain = flintd_factory("plain-flintd", extra_args=["--nats", server.url])
+        (tmp_path / "plain").mkdir()
+        deploy(plain, tmp_path / "plain", mq_function("work"), {"mq.py": MQ_PY})
+        create(plain, "insecure", "tls.in", "work", "--resp-topic", "tls-done")
+        st = wait_for(lambda: state_of(plain, "insecure") == "disconnected" and
+                      mqt(plain, "insecure")["status"],
+                      what="the trigger without TLS to show it is disconnected")
+        assert server.url in st["error"] and "closed" in st["error"], st
+        server.publish("tls.in", {"order": 2}, "t-2")
+        # the secure flintd answers it; the plain one cannot have taken it
+        wait_for(lambda: len(server.messages("FLINT_tls-done")) == 2, what="the next response")
+        assert state_of(plain, "insecure") == "disconnected"
+        assert server.consumers("TLS") == ["mqt_secure"]
+    finally:
+        server.close()

@@ -265,6 +265,16 @@ int main(int argc, char **argv)
         s = natsOptions_SetMaxReconnect(opts, -1);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(opts, 100);
+    /* a server that wants TLS: NATS_TOOL_TLS_CA, and a client certificate
+     * (NATS_TOOL_TLS_CERT, NATS_TOOL_TLS_KEY) for one that verifies clients */
+    const char *ca = getenv("NATS_TOOL_TLS_CA"), *cert = getenv("NATS_TOOL_TLS_CERT"),
+               *key = getenv("NATS_TOOL_TLS_KEY");
+    if (s == NATS_OK && ca != NULL)
+        s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK && ca != NULL)
+        s = natsOptions_LoadCATrustedCertificates(opts, ca);
+    if (s == NATS_OK && cert != NULL && key != NULL)
+        s = natsOptions_LoadCertificatesChain(opts, cert, key);
     if (s == NATS_OK)
         s = natsConnection_Connect(&nc, opts);
     if (s == NATS_OK)
