@@ -95,7 +95,8 @@ def run_json(args):
     return r
 
 
-def invoke_args(d, name, conns, *, prefer_async, count=None, seconds=SECONDS):
+def invoke_args(d, name, conns, *, prefer_async, count=None, seconds=SECONDS,
+                path=None):
     args = [os.path.join(BUILD, "bench", "bench_invoke"), "-m", "POST",
             "-H", f"Authorization: Bearer {d.token}", "-H", "Content-Type: application/json",
             "-d", BODY]
@@ -103,7 +104,7 @@ def invoke_args(d, name, conns, *, prefer_async, count=None, seconds=SECONDS):
         args += ["-H", "Prefer: respond-async"]
     if count is not None:
         args += ["-n", str(count)]
-    return args + [d.api, f"/v1/functions/{name}/invoke", str(conns), str(seconds)]
+    return args + [d.api, path or f"/v1/functions/{name}/invoke", str(conns), str(seconds)]
 
 
 def sleeper(d, code, name):
@@ -123,6 +124,20 @@ def sleeper(d, code, name):
 def accept(d, name, conns):
     before = cpu_seconds(d.proc.pid)
     r = run_json(invoke_args(d, name, conns, prefer_async=True))
+    n = max(r["requests"], 1)
+    r["us_load"] = r["cpu"] / n * 1e6
+    r["us_server"] = (cpu_seconds(d.proc.pid) - before) / n * 1e6
+    return r
+
+
+def http_publish(d, topic, conns):
+    """The same clients publishing to a topic through flintd's API: one
+    durable message per 202, the HTTP path an accept takes too."""
+    status, body = d.request("POST", "/v1/topics", {"name": topic})
+    assert status == 201, body
+    before = cpu_seconds(d.proc.pid)
+    r = run_json(invoke_args(d, None, conns, prefer_async=False,
+                             path=f"/v1/topics/{topic}/messages"))
     n = max(r["requests"], 1)
     r["us_load"] = r["cpu"] / n * 1e6
     r["us_server"] = (cpu_seconds(d.proc.pid) - before) / n * 1e6
@@ -158,8 +173,9 @@ def accepting(d, tmp):
           f"{os.cpu_count()} cores, {REPEAT} x {SECONDS}s each, alternating, medians")
     print(f"  {'':34s} {'per s':>7s} {'p50':>9s} {'p99':>9s}   CPU per op, us: "
           "load gen / flintd or bench_store")
-    publish_name, event_name, accept_name = ("store: publish", "store: publish + queued event",
-                                             "flintd: async accept (202)")
+    publish_name, event_name, http_name, accept_name = (
+        "store: publish", "store: publish + queued event", "flintd: topic publish (202)",
+        "flintd: async accept (202)")
     code = upload_source(d, "sleeper.c", SLEEPER_C)
     for conns in CLIENTS:
         # a fresh topic for every run: functions ready before, stores made by the run
@@ -167,6 +183,7 @@ def accepting(d, tmp):
         configs = {
             publish_name: lambda c, i: publish(os.path.join(tmp, f"publish-{c}-{i}"), c, False),
             event_name: lambda c, i: publish(os.path.join(tmp, f"event-{c}-{i}"), c, True),
+            http_name: lambda c, i: http_publish(d, f"bench-{c}-{i}", c),
             accept_name: lambda c, i: accept(d, sleepers[i], c),
         }
         runs = {name: [] for name in configs}
@@ -181,8 +198,9 @@ def accepting(d, tmp):
         for name in configs:
             errors = sum(r["errors"] for r in runs[name])
             latency = (f"{med(name, 'p50_us'):6.0f} us {med(name, 'p99_us'):6.0f} us"
-                       if name == accept_name else f"{'':9s} {'':9s}")
-            load = f"{med(name, 'us_load'):5.1f}" if name == accept_name else f"{'-':>5s}"
+                       if name in (accept_name, http_name) else f"{'':9s} {'':9s}")
+            load = (f"{med(name, 'us_load'):5.1f}" if name in (accept_name, http_name)
+                    else f"{'-':>5s}")
             print(f"  {name:34s} {med(name, 'rps'):7.0f} {latency}   {load} / "
                   f"{med(name, 'us_server'):5.1f}" + (f"   ERRORS {errors}" if errors else ""))
         pairs = sorted(a["rps"] / p["rps"] for a, p in zip(runs[accept_name], runs[publish_name]))
@@ -190,6 +208,10 @@ def accepting(d, tmp):
               f"{med(accept_name, 'rps') / med(publish_name, 'rps'):.2f} "
               f"(rounds {pairs[0]:.2f} to {pairs[-1]:.2f}); publish + event/publish: "
               f"{med(event_name, 'rps') / med(publish_name, 'rps'):.2f}")
+        pairs = sorted(a["rps"] / p["rps"] for a, p in zip(runs[accept_name], runs[http_name]))
+        print(f"  ratio accept/topic publish through flintd's HTTP at {conns} clients: "
+              f"{med(accept_name, 'rps') / med(http_name, 'rps'):.2f} "
+              f"(rounds {pairs[0]:.2f} to {pairs[-1]:.2f})")
 
 
 SUCCEEDED = re.compile(
