@@ -327,7 +327,10 @@ static void aq_ensure(struct aq *q)
     if (q->state == AQ_CREATING || q->state == AQ_READY)
         return;
     q->state = AQ_CREATING;
-    struct fl_topic_limits limits = {.interest = true};
+    /* a message's id is a new invocation id, unique already: the store
+     * keeps no de-duplication entry for it (an Idempotency-Key is checked
+     * by a stream of its own, fl_async_submit) */
+    struct fl_topic_limits limits = {.dup_window_ms = FL_TOPIC_DEDUP_NONE, .interest = true};
     int rc = fl_store_topic_create(a->store, q->topic, &limits, on_topic, q);
     if (rc < 0)
         aq_failed(q, rc);

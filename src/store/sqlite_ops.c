@@ -986,6 +986,9 @@ static int do_topic_create(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
     sqlite3_bind_int64(st, 5, j->i4);
     sqlite3_bind_int64(st, 6, j->u1 ? 1 : 0);
     int rc = step_done(st);
+    /* ids it remembered before it stopped de-duplicating are no use now */
+    if (rc == 0 && j->i4 == FL_TOPIC_DEDUP_NONE)
+        rc = step_done(stmt2(w, SQL_TOPIC_DEDUP_DEL, j->s1, NULL));
     return rc < 0 || !j->u1 ? rc : interest_sweep(w, j->s1);
 }
 
@@ -1104,7 +1107,8 @@ static int do_publish(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64
     if (rc < 0)
         return rc;
     const char *msg_id = j->s2;
-    if (msg_id != NULL) {
+    bool dedup = msg_id != NULL && t.dup_window != FL_TOPIC_DEDUP_NONE;
+    if (dedup) {
         sqlite3_stmt *st = stmt2(w, SQL_DEDUP_GET, j->s1, msg_id);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 1) >= now - t.dup_window) {
             j->res.seq = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1129,7 +1133,7 @@ static int do_publish(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64
         return rc;
     t.count++;
     t.bytes += (int64_t)j->blob_len;
-    if (msg_id != NULL) {
+    if (dedup) {
         st = stmt2(w, SQL_DEDUP_PUT, j->s1, msg_id);
         sqlite3_bind_int64(st, 3, t.last_seq);
         sqlite3_bind_int64(st, 4, now);

@@ -37,6 +37,8 @@
  *                           seq <= some k, then those of recent after k
  *   topics(name, max_msgs, max_bytes, max_age, dup_window, last_seq,
  *          bytes, count, interest)
+ *                           dup_window in ms, -1 (FL_TOPIC_DEDUP_NONE):
+ *                           no de-duplication, its ids never go in dedup;
  *                           bytes and count describe the messages kept;
  *                           interest = 1: interest retention (a message
  *                           goes once every consumer is done with it)

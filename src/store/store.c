@@ -241,7 +241,7 @@ int fl_store_topic_create(struct fl_store *s, const char *topic,
     struct fl_topic_limits l = {0};
     if (limits != NULL)
         l = *limits;
-    if (l.max_age_ms < 0 || l.dup_window_ms < 0)
+    if (l.max_age_ms < 0 || (l.dup_window_ms < 0 && l.dup_window_ms != FL_TOPIC_DEDUP_NONE))
         return FL_EINVAL;
     if (l.dup_window_ms == 0)
         l.dup_window_ms = 120000;

@@ -94,11 +94,21 @@ enum fl_deliver_policy {
     FL_DELIVER_FROM, /* from start_seq (or the first kept, if that is later) */
 };
 
+#define FL_TOPIC_DEDUP_NONE (-1) /* fl_topic_limits.dup_window_ms: no de-duplication */
+
 struct fl_topic_limits {
-    uint64_t max_msgs;     /* 0: no limit; past it the oldest go */
-    uint64_t max_bytes;    /* 0: no limit */
-    int64_t max_age_ms;    /* 0: no limit */
-    int64_t dup_window_ms; /* message ids are remembered this long; default 2 min */
+    uint64_t max_msgs;  /* 0: no limit; past it the oldest go */
+    uint64_t max_bytes; /* 0: no limit */
+    int64_t max_age_ms; /* 0: no limit */
+    /* message ids are remembered this long for de-duplication; 0: the
+     * default, 2 min; FL_TOPIC_DEDUP_NONE: not at all, for a topic whose
+     * publisher makes every id unique itself (the async queues: each
+     * message's id is a new invocation id), so that a publish stores no
+     * de-duplication entry and never reports a duplicate. Ids are still
+     * kept with their messages (fl_store_message_find and _ids find them).
+     * sqlite: no row in its de-duplication table. jetstream: the id is not
+     * sent as Nats-Msg-Id. */
+    int64_t dup_window_ms;
     /* interest retention: a message is removed as soon as every consumer
      * of the topic is done with it (acked, termed or purged from its dead
      * letters, or created past it), besides the limits above; a topic with
@@ -354,7 +364,8 @@ int fl_store_topics(struct fl_store *s, const char *prefix, const struct fl_page
 
 /* Publish data with headers (a JSON object, or NULL) and an optional
  * message id (NULL or ""). res->seq is its sequence; a duplicate id within
- * the window is not stored again: res->duplicate, res->seq the original.
+ * the window is not stored again: res->duplicate, res->seq the original
+ * (never in a topic created with FL_TOPIC_DEDUP_NONE).
  * FL_ENOENT if the topic does not exist.
  * sqlite, jetstream: Nats-Msg-Id de-duplication within the window. */
 int fl_store_publish(struct fl_store *s, const char *topic, const char *headers, const char *msg_id,

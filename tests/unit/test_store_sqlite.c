@@ -420,6 +420,48 @@ TEST(the_prune_of_old_message_ids_reads_only_those)
     ASSERT(dedup_prune_uses_its_index());
 }
 
+/* Rows of the closed store's table dedup for topic. */
+static int dedup_rows(const char *topic)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM dedup WHERE topic = ?1", -1, &st, NULL),
+              SQLITE_OK);
+    sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+TEST(a_topic_without_de_duplication_writes_no_dedup_rows)
+{
+    start(NULL);
+    struct fl_topic_limits none = {.dup_window_ms = FL_TOPIC_DEDUP_NONE};
+    struct got *g = got_new();
+    simple(fl_store_topic_create(store, "unique", &none, got_cb, g), g);
+    topic("remembers", 0, 0, 0, 0);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "id-%d", i);
+        got_free(publish("unique", id, "x"));
+        got_free(publish("remembers", id, "x"));
+    }
+    stop();
+    ASSERT_EQ(dedup_rows("unique"), 0);
+    ASSERT_EQ(dedup_rows("remembers"), 10);
+    /* updated to no de-duplication: what it remembered goes */
+    start(NULL);
+    g = got_new();
+    simple(fl_store_topic_create(store, "remembers", &none, got_cb, g), g);
+    stop();
+    ASSERT_EQ(dedup_rows("remembers"), 0);
+}
+
 TEST(a_schema_1_store_is_upgraded_in_place)
 {
     make_old_store(schema_v1, 1,
