@@ -50,40 +50,6 @@ static void sub_free(struct sub *s)
     free(s);
 }
 
-/* A header as JSON: [name, value], or [name, base64 of value, true] for a
- * value that is not UTF-8. */
-static json_t *header_json(const char *name, size_t name_len, const char *value, size_t len)
-{
-    json_t *v = json_stringn(value, len);
-    if (v != NULL)
-        return json_pack("[s#,o]", name, (int)name_len, v);
-    char *b = malloc(FL_BASE64_LEN(len) + 1);
-    if (b == NULL)
-        return NULL;
-    fl_base64_encode(b, value, len);
-    json_t *h = json_pack("[s#,s,b]", name, (int)name_len, b, 1);
-    free(b);
-    return h;
-}
-
-static json_t *headers_json(const struct fl_http_header *h, size_t n)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr != NULL && i < n; i++)
-        if (json_array_append_new(
-                arr, header_json(h[i].name, h[i].name_len, h[i].value, h[i].value_len)) < 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    return arr;
-}
-
-static json_t *retry_json(const struct fl_retry_policy *p)
-{
-    return json_pack("{s:i,s:I,s:I}", "maxAttempts", (json_int_t)p->max_attempts, "backoff",
-                     (json_int_t)p->backoff_ms, "maxBackoff", (json_int_t)p->max_backoff_ms);
-}
-
 static void sub_answer(struct sub *s, int err, const char *id, bool duplicate)
 {
     s->cb(err, id, duplicate, s->data);
@@ -221,16 +187,25 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
         snprintf(s->idem, sizeof(s->idem), "idem/%s/%s", r->target.name, hex);
     }
     /* the message's headers: history.h says their form */
-    json_t *headers =
-        json_pack("{s:s,s:s,s:o,s:o,s:o,s:i,s:s,s:o,s:o,s:o}", "method", r->method, "path", r->path,
-                  "query", r->query != NULL ? json_string(r->query) : json_null(), "headers",
-                  headers_json(r->headers, r->nheaders), "added", headers_json(r->added, r->nadded),
-                  "trigger", (int)r->trigger, "triggerName", trigger, "retry", retry_json(&policy),
-                  "callback", r->callback_url != NULL ? json_string(r->callback_url) : json_null(),
-                  "idem", s->idem[0] != '\0' ? json_string(s->idem) : json_null());
-    s->headers = headers != NULL ? json_dumps(headers, JSON_COMPACT) : NULL;
-    json_decref(headers);
-    if (s->headers == NULL)
+    const struct fl_inv_message m = {.method = r->method,
+                                     .path = r->path,
+                                     .query = r->query,
+                                     .headers = r->headers,
+                                     .nheaders = r->nheaders,
+                                     .added = r->added,
+                                     .nadded = r->nadded,
+                                     .trigger = (int)r->trigger,
+                                     .trigger_name = trigger,
+                                     .retry = policy,
+                                     .callback = r->callback_url,
+                                     .idem = s->idem[0] != '\0' ? s->idem : NULL};
+    struct fl_buf hb;
+    fl_buf_init(&hb, ASYNC_HEADERS_MAX);
+    if ((rc = fl_inv_message_write(&hb, &m)) < 0) {
+        fl_buf_release(&hb);
+        goto fail;
+    }
+    if ((s->headers = fl_buf_detach(&hb, NULL)) == NULL)
         goto nomem;
     if (s->idem[0] != '\0') {
         json_t *d = json_pack("{s:s}", "invocation", s->id);
@@ -656,7 +631,7 @@ static void on_outcome(const struct fl_invoke_outcome *o, void *data)
     }
 }
 
-/* The headers of a message (header_json's forms) into out: n, or -1. */
+/* The headers of a message (history.h's forms) into out: n, or -1. */
 static int headers_from(json_t *arr, struct fl_http_header *out, size_t max)
 {
     size_t i, n = 0;

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "base/str.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,91 @@ static json_t *message_headers(json_t *arr)
                    text ? json_incref(value) : NULL, "(not text)");
     }
     return o;
+}
+
+/* ,"key": */
+static int append_key(struct fl_buf *out, const char *key)
+{
+    int rc = fl_buf_appendc(out, ',');
+    if (rc == 0)
+        rc = fl_buf_append_json_string(out, key, strlen(key));
+    return rc < 0 ? rc : fl_buf_appendc(out, ':');
+}
+
+/* ,"key":"s" (null for NULL) */
+static int append_string_field(struct fl_buf *out, const char *key, const char *s)
+{
+    int rc = append_key(out, key);
+    if (rc < 0)
+        return rc;
+    return s != NULL ? fl_buf_append_json_string(out, s, strlen(s)) : fl_buf_append(out, "null", 4);
+}
+
+/* ,"key":[[name, value], ..., [name, base64 of value, true]] */
+static int append_headers_field(struct fl_buf *out, const char *key, const struct fl_http_header *h,
+                                size_t n)
+{
+    int rc = append_key(out, key);
+    if (rc == 0)
+        rc = fl_buf_appendc(out, '[');
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = fl_buf_append(out, i > 0 ? ",[" : "[", i > 0 ? 2 : 1);
+        if (rc == 0)
+            rc = fl_buf_append_json_string(out, h[i].name, h[i].name_len);
+        if (rc == 0)
+            rc = fl_buf_appendc(out, ',');
+        if (rc < 0)
+            break;
+        rc = fl_buf_append_json_string(out, h[i].value, h[i].value_len);
+        if (rc == FL_EINVAL) {
+            /* not text: base64 (plain ASCII, nothing to escape) */
+            rc = fl_buf_grow(out, FL_BASE64_LEN(h[i].value_len) + 8);
+            if (rc == 0) {
+                out->data[out->len++] = '"';
+                out->len += fl_base64_encode(out->data + out->len, h[i].value, h[i].value_len);
+                rc = fl_buf_append(out, "\",true]", 7);
+            }
+        } else if (rc == 0) {
+            rc = fl_buf_appendc(out, ']');
+        }
+    }
+    return rc < 0 ? rc : fl_buf_appendc(out, ']');
+}
+
+int fl_inv_message_write(struct fl_buf *out, const struct fl_inv_message *m)
+{
+    size_t start = out->len;
+    int rc = fl_buf_append(out, "{\"method\":", 10);
+    if (rc == 0)
+        rc = fl_buf_append_json_string(out, m->method, strlen(m->method));
+    if (rc == 0)
+        rc = append_string_field(out, "path", m->path);
+    if (rc == 0)
+        rc = append_string_field(out, "query", m->query);
+    if (rc == 0)
+        rc = append_headers_field(out, "headers", m->headers, m->nheaders);
+    if (rc == 0)
+        rc = append_headers_field(out, "added", m->added, m->nadded);
+    if (rc == 0)
+        rc = fl_buf_appendf(out, ",\"trigger\":%d", m->trigger);
+    if (rc == 0)
+        rc = append_string_field(out, "triggerName", m->trigger_name);
+    if (rc == 0)
+        rc = fl_buf_appendf(out,
+                            ",\"retry\":{\"maxAttempts\":%" PRIu32 ",\"backoff\":%" PRId64
+                            ",\"maxBackoff\":%" PRId64 "}",
+                            m->retry.max_attempts, m->retry.backoff_ms, m->retry.max_backoff_ms);
+    if (rc == 0)
+        rc = append_string_field(out, "callback", m->callback);
+    if (rc == 0)
+        rc = append_string_field(out, "idem", m->idem);
+    if (rc == 0)
+        rc = fl_buf_appendc(out, '}');
+    if (rc < 0 && out->data != NULL) {
+        out->len = start;
+        out->data[start] = '\0';
+    }
+    return rc;
 }
 
 json_t *fl_inv_queued_event(const char *function, json_t *msg, int64_t accepted_ms)

@@ -49,6 +49,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/id.h"
 #include "exec/spec.h"
 #include "http/server.h" /* struct fl_http_header */
@@ -115,6 +116,33 @@ void fl_inv_release(struct fl_inv *inv);
  *    "backoff", "maxBackoff"} (ms), "callback" (or null), "idem" (the
  *    idempotency key's stream, or null; absent before schema 6)}
  */
+
+/* What an accept puts in its message's headers (the form above). */
+struct fl_inv_message {
+    const char *method;
+    const char *path;
+    const char *query; /* NULL: none */
+    const struct fl_http_header *headers;
+    size_t nheaders;
+    const struct fl_http_header *added;
+    size_t nadded;
+    int trigger;              /* enum fl_invoke_trigger */
+    const char *trigger_name; /* "api", "route/NAME"... */
+    struct fl_retry_policy retry;
+    const char *callback; /* NULL: none */
+    const char *idem;     /* NULL: none */
+};
+
+/* Append m to out as the message's headers: JSON text, written straight
+ * into the buffer (an accept makes one per request, and building jansson
+ * values to dump them cost more than the rest of the accept's own work),
+ * byte for byte what json_dumps(JSON_COMPACT) gives for the same object.
+ * A header value that is not UTF-8 goes in as base64 (the [name, base64,
+ * true] form). 0; FL_EINVAL if the method, path, query, a header's name,
+ * the trigger's name, the callback or idem is not UTF-8 text (nothing
+ * then says what it was: the request is refused); FL_ETOOBIG past out's
+ * maximum; FL_ENOMEM. On an error out holds what it held before. */
+int fl_inv_message_write(struct fl_buf *out, const struct fl_inv_message *m);
 
 /* The queued event that begins the history of the invocation whose
  * message is msg (its headers, parsed) in function's queue, published at

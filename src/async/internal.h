@@ -23,6 +23,7 @@
 #define ASYNC_TOPIC_MAX    (sizeof(ASYNC_TOPIC_PREFIX) + FL_NAME_MAX)
 #define ASYNC_STREAM_MAX   (4 + FL_UUID_STRLEN + 1)
 #define IDEM_KEY_MAX       256
+#define ASYNC_HEADERS_MAX  (1 << 20) /* bytes of a message's headers: the request */
 
 /* A function's queue: the topic "async/<function>" and its consumer. */
 struct aq {

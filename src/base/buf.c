@@ -105,6 +105,104 @@ int fl_buf_appendf(struct fl_buf *b, const char *fmt, ...)
     return err;
 }
 
+/* The length of the UTF-8 sequence at s (n bytes left), or 0 if it is
+ * not one: the forms RFC 3629 allows, no overlong ones, no surrogates,
+ * nothing past U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t k;
+    uint32_t cp, min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        k = 2;
+        cp = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        k = 3;
+        cp = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 4;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < k)
+        return 0;
+    for (size_t i = 1; i < k; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return k;
+}
+
+int fl_buf_append_json_string(struct fl_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    size_t start = b->len;
+    int rc = fl_buf_appendc(b, '"');
+    while (rc == 0 && p < end) {
+        /* a run that needs no escape goes in at once */
+        const unsigned char *run = p;
+        size_t k = 1;
+        while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' &&
+               (*p < 0x80 || (k = utf8_len(p, (size_t)(end - p))) > 0))
+            p += *p < 0x80 ? 1 : k;
+        if (p > run)
+            rc = fl_buf_append(b, run, (size_t)(p - run));
+        if (rc < 0 || p == end)
+            break;
+        if (*p >= 0x80) {
+            rc = FL_EINVAL; /* not UTF-8 */
+            break;
+        }
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (*p) {
+        case '"':
+        case '\\':
+            esc[1] = (char)*p;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 0xf];
+            n = 6;
+        }
+        rc = fl_buf_append(b, esc, n);
+        p++;
+    }
+    if (rc == 0)
+        rc = fl_buf_appendc(b, '"');
+    if (rc < 0 && b->data != NULL) {
+        b->len = start;
+        b->data[start] = '\0';
+    }
+    return rc;
+}
+
 void fl_buf_consume(struct fl_buf *b, size_t n)
 {
     if (n >= b->len) {

@@ -45,6 +45,16 @@ int fl_buf_appendc(struct fl_buf *b, char c);
 int fl_buf_appendf(struct fl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int fl_buf_vappendf(struct fl_buf *b, const char *fmt, va_list ap);
 
+/* Append s (len bytes) as a JSON string, quotes included, escaped as
+ * jansson's json_dumps() writes it: \" \\ \b \f \n \r \t, any other
+ * byte below 0x20 (NUL included) as \u00XX (upper-case hex), everything
+ * else as it is (no \/, UTF-8 left unescaped), so that text built with it
+ * is byte for byte what dumping the same jansson string gives. 0;
+ * FL_EINVAL if s is not UTF-8 (overlong forms, surrogates and code points
+ * past U+10FFFF are not, as jansson has it); FL_ETOOBIG / FL_ENOMEM. On an
+ * error the buffer is unchanged. */
+int fl_buf_append_json_string(struct fl_buf *b, const char *s, size_t len);
+
 /* Remove the first n bytes (all if n >= len), moving the rest down. */
 void fl_buf_consume(struct fl_buf *b, size_t n);
 

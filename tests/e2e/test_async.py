@@ -21,6 +21,7 @@ import datetime
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -719,3 +720,50 @@ def inv_get_api(flintd, inv_id):
     r = flintd.api("GET", f"/v1/invocations/{inv_id}")
     assert r.status == 200, r.text
     return r.json()
+
+
+# ---- requests that are not text ----
+
+def raw_answer(port, request):
+    """Send one raw HTTP request (Connection: close); (status, parsed JSON body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body) if body else None
+
+
+def test_a_path_or_query_that_is_not_utf8_is_a_400_and_nothing_is_queued(flintd, tmp_path):
+    deploy(flintd, tmp_path, behave("echo") + """
+---
+kind: route
+name: jobs
+spec: {path: /jobs, methods: [POST], target: {function: echo}, async: true}
+""", {"behave.py": BEHAVE_PY})
+    auth = f"Authorization: Bearer {flintd.token}\r\n".encode()
+    for port, target, extra in [
+            (flintd.api_port, b"/v1/functions/echo/invoke?x=\xff\xfe", auth),
+            (flintd.api_port, b"/v1/functions/echo/invoke?x=caf\xc3(", auth),
+            (flintd.router_port, b"/jobs?x=\xed\xa0\x80", b"")]:
+        status, body = raw_answer(port, b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n" + extra +
+                                  b"Prefer: respond-async\r\nContent-Length: 2\r\n"
+                                  b"Connection: close\r\n\r\n{}")
+        assert status == 400, (target, status, body)
+        assert body["error"]["code"] == "bad_request" and "UTF-8" in body["error"]["message"]
+    assert list_all(flintd, function="echo") == []
+    # a header value that is not text is kept (as base64) and the call goes on
+    status, body = raw_answer(flintd.api_port, b"POST /v1/functions/echo/invoke?n=1 HTTP/1.1\r\n"
+                              b"Host: x\r\n" + auth + b"Prefer: respond-async\r\n"
+                              b"X-Bin: \xff\xfe\r\nX-Text: caf\xc3\xa9\r\n"
+                              b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    assert status == 202, body
+    inv = wait_ended(flintd, body["invocation"])
+    assert inv["status"] == "succeeded", inv
+    assert inv["request"]["headers"]["x-bin"] == "(not text)"
+    assert inv["request"]["headers"]["x-text"] == "caf\u00e9"
+    assert inv["request"]["query"] == "n=1"

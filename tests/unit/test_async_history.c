@@ -5,6 +5,8 @@
 #include "async/async.h"
 #include "async/history.h"
 #include "base/error.h"
+#include "base/str.h"
+#include "invoke/invoke.h"
 
 #include <string.h>
 
@@ -290,6 +292,144 @@ TEST(an_invocation_not_taken_yet_is_folded_from_its_message)
     fl_inv_release(&inv);
     ASSERT(inv.queued == NULL);
     json_decref(msg);
+}
+
+/* A header as accepts stored it with jansson: [name, value], or [name,
+ * base64 of value, true] for a value that is not UTF-8. */
+static json_t *reference_header(const struct fl_http_header *h)
+{
+    json_t *v = json_stringn(h->value, h->value_len);
+    if (v != NULL)
+        return json_pack("[s#,o]", h->name, (int)h->name_len, v);
+    char b[256];
+    ASSERT(FL_BASE64_LEN(h->value_len) < sizeof(b));
+    b[fl_base64_encode(b, h->value, h->value_len)] = '\0';
+    return json_pack("[s#,s,b]", h->name, (int)h->name_len, b, 1);
+}
+
+static json_t *reference_headers(const struct fl_http_header *h, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, reference_header(&h[i]));
+    return arr;
+}
+
+/* The message's headers as accepts built them with jansson values. */
+static char *reference_message(const struct fl_inv_message *m)
+{
+    json_t *o = json_pack(
+        "{s:s,s:s,s:o,s:o,s:o,s:i,s:s,s:{s:i,s:I,s:I},s:o,s:o}", "method", m->method, "path",
+        m->path, "query", m->query != NULL ? json_string(m->query) : json_null(), "headers",
+        reference_headers(m->headers, m->nheaders), "added", reference_headers(m->added, m->nadded),
+        "trigger", m->trigger, "triggerName", m->trigger_name, "retry", "maxAttempts",
+        (int)m->retry.max_attempts, "backoff", (json_int_t)m->retry.backoff_ms, "maxBackoff",
+        (json_int_t)m->retry.max_backoff_ms, "callback",
+        m->callback != NULL ? json_string(m->callback) : json_null(), "idem",
+        m->idem != NULL ? json_string(m->idem) : json_null());
+    ASSERT(o != NULL);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+#define HDR(n, v)                                                                                  \
+    {                                                                                              \
+        n, sizeof(n) - 1, v, sizeof(v) - 1                                                         \
+    }
+
+TEST(a_message_is_written_as_jansson_wrote_it_and_read_back)
+{
+    const struct fl_http_header headers[] = {
+        HDR("Content-Type", "application/json"), HDR("X-Quote", "say \"hi\" \\ back\tslash /"),
+        HDR("X-Ctl", "a\x01\x1f\x7f"),           HDR("X-Utf8", "caf\xc3\xa9 \xe2\x82\xac"),
+        HDR("X-Bin", "\xff\xfe not text"),       HDR("X-Empty", ""),
+    };
+    const struct fl_http_header added[] = {HDR("X-Flint-Scheduled-Time", "2026-01-01T00:00:00Z")};
+    const struct fl_inv_message cases[] = {
+        {.method = "POST",
+         .path = "/orders/\xc3\xa9t\xc3\xa9",
+         .query = "a=1&b=\"x\"",
+         .headers = headers,
+         .nheaders = sizeof(headers) / sizeof(headers[0]),
+         .added = added,
+         .nadded = 1,
+         .trigger = FL_TRIGGER_HTTP,
+         .trigger_name = "route/jobs",
+         .retry = {4, 1000, 60000},
+         .callback = "http://127.0.0.1:9/done",
+         .idem = "idem/report/ab"},
+        /* no query, no headers, no callback, no key */
+        {.method = "GET",
+         .path = "/",
+         .trigger = FL_TRIGGER_API,
+         .trigger_name = "api",
+         .retry = {1, 1, 1}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fl_buf b;
+        fl_buf_init(&b, 1 << 20);
+        ASSERT_OK(fl_buf_appends(&b, "kept"));
+        ASSERT_OK(fl_inv_message_write(&b, &cases[i]));
+        char *want = reference_message(&cases[i]);
+        ASSERT_STR_EQ(b.data + 4, want);
+        free(want);
+        /* the readers take it: the queued event and the fold */
+        json_t *msg = json_loads(b.data + 4, 0, NULL);
+        ASSERT(msg != NULL);
+        struct fl_inv inv;
+        ASSERT_OK(fl_inv_fold_message(ID, "report", msg, 1, 5000, &inv));
+        json_t *req = json_object_get(inv.json, "request");
+        ASSERT_STR_EQ(json_string_value(json_object_get(req, "method")), cases[i].method);
+        ASSERT_STR_EQ(json_string_value(json_object_get(req, "path")), cases[i].path);
+        ASSERT_EQ(inv.retry.max_attempts, cases[i].retry.max_attempts);
+        if (i == 0) {
+            json_t *h = json_object_get(req, "headers");
+            ASSERT_STR_EQ(json_string_value(json_object_get(h, "x-quote")),
+                          "say \"hi\" \\ back\tslash /");
+            ASSERT_STR_EQ(json_string_value(json_object_get(h, "x-bin")), "(not text)");
+            ASSERT_STR_EQ(json_string_value(json_object_get(req, "query")), "a=1&b=\"x\"");
+            ASSERT_STR_EQ(inv.callback, "http://127.0.0.1:9/done");
+        }
+        fl_inv_release(&inv);
+        json_decref(msg);
+        fl_buf_release(&b);
+    }
+}
+
+TEST(a_request_that_is_not_utf8_text_is_refused_and_nothing_is_written)
+{
+    const struct fl_http_header bad_name[] = {{"X-\xff", 3, "v", 1}};
+    struct fl_inv_message m = {.method = "POST",
+                               .path = "/",
+                               .trigger = FL_TRIGGER_API,
+                               .trigger_name = "api",
+                               .retry = {3, 1000, 300000}};
+    struct fl_buf b;
+    fl_buf_init(&b, 1 << 20);
+    ASSERT_OK(fl_buf_appends(&b, "kept"));
+    m.method = "P\xffST";
+    ASSERT_EQ(fl_inv_message_write(&b, &m), FL_EINVAL);
+    m.method = "POST";
+    m.path = "/x\xc3(";
+    ASSERT_EQ(fl_inv_message_write(&b, &m), FL_EINVAL);
+    m.path = "/";
+    m.query = "a=\xed\xa0\x80"; /* a surrogate */
+    ASSERT_EQ(fl_inv_message_write(&b, &m), FL_EINVAL);
+    m.query = NULL;
+    m.headers = bad_name;
+    m.nheaders = 1;
+    ASSERT_EQ(fl_inv_message_write(&b, &m), FL_EINVAL);
+    ASSERT_STR_EQ(b.data, "kept");
+    ASSERT_EQ(b.len, 4);
+    fl_buf_release(&b);
+    /* past the buffer's maximum: FL_ETOOBIG, and unchanged too */
+    m.nheaders = 0;
+    fl_buf_init(&b, 32);
+    ASSERT_OK(fl_buf_appends(&b, "kept"));
+    ASSERT_EQ(fl_inv_message_write(&b, &m), FL_ETOOBIG);
+    ASSERT_STR_EQ(b.data, "kept");
+    fl_buf_release(&b);
 }
 
 TEST(a_message_that_is_not_a_request_folds_to_nothing)

@@ -10,6 +10,7 @@
 #include "base/str.h"
 
 #include <fcntl.h>
+#include <jansson.h>
 #include <sys/stat.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -43,6 +44,94 @@ TEST(buf_refuses_to_pass_its_maximum)
     ASSERT_EQ(fl_buf_appendf(&b, "%s", "a long formatted string"), FL_ETOOBIG);
     ASSERT_EQ(b.len, 0);
     ASSERT_EQ(fl_buf_grow(&b, SIZE_MAX), FL_ETOOBIG);
+    fl_buf_release(&b);
+}
+
+/* s (len bytes) through fl_buf_append_json_string after a prefix, checked
+ * against what jansson dumps for the same string. */
+static void json_string_as_jansson(const char *s, size_t len)
+{
+    struct fl_buf b;
+    fl_buf_init(&b, 1 << 20);
+    ASSERT_OK(fl_buf_appends(&b, "x:"));
+    ASSERT_OK(fl_buf_append_json_string(&b, s, len));
+    json_t *v = json_stringn(s, len);
+    ASSERT(v != NULL);
+    char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    ASSERT(want != NULL);
+    ASSERT_EQ(b.len, 2 + strlen(want));
+    ASSERT_STR_EQ(b.data + 2, want);
+    /* and it reads back as s */
+    json_t *back = json_loadb(b.data + 2, b.len - 2, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    ASSERT(back != NULL);
+    ASSERT_EQ(json_string_length(back), len);
+    ASSERT(memcmp(json_string_value(back), s, len) == 0);
+    json_decref(back);
+    free(want);
+    json_decref(v);
+    fl_buf_release(&b);
+}
+
+TEST(buf_appends_json_strings_as_jansson_writes_them)
+{
+    static const char *const texts[] = {
+        "",
+        "plain",
+        "/v1/functions/f/invoke?a=1&b=%20",
+        "quote \" and backslash \\ and slash /",
+        "\b\f\n\r\t",
+        "\x01\x02\x1f\x7f end",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", /* 2, 3 and 4-byte UTF-8 */
+        "\xef\xbf\xbf\xf4\x8f\xbf\xbf",              /* U+FFFF, U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        json_string_as_jansson(texts[i], strlen(texts[i]));
+    json_string_as_jansson("nul\0inside", 10);
+    /* every byte below 0x80, one string */
+    char all[128];
+    for (int c = 0; c < 128; c++)
+        all[c] = (char)c;
+    json_string_as_jansson(all, sizeof(all));
+
+    struct fl_buf b;
+    fl_buf_init(&b, 64);
+    ASSERT_OK(fl_buf_append_json_string(&b, "\x1f", 1));
+    ASSERT_STR_EQ(b.data, "\"\\u001F\"");
+    fl_buf_release(&b);
+}
+
+TEST(buf_refuses_json_strings_that_are_not_utf8_and_stays_unchanged)
+{
+    static const char *const bad[] = {
+        "\xff",                 /* never in UTF-8 */
+        "ab\x80",               /* a continuation alone */
+        "\xc3",                 /* cut short */
+        "\xe2\x82",             /* cut short */
+        "\xc0\xaf",             /* overlong '/' */
+        "\xe0\x80\xaf",         /* overlong */
+        "\xed\xa0\x80",         /* a surrogate, U+D800 */
+        "\xf4\x90\x80\x80",     /* past U+10FFFF */
+        "\xf8\x88\x80\x80\x80", /* five bytes */
+        "ok \xc3\x28 then",     /* a bad continuation in the middle */
+    };
+    struct fl_buf b;
+    fl_buf_init(&b, 1024);
+    ASSERT_OK(fl_buf_appends(&b, "kept"));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ASSERT_EQ(fl_buf_append_json_string(&b, bad[i], strlen(bad[i])), FL_EINVAL);
+        ASSERT_EQ(b.len, 4);
+        ASSERT_STR_EQ(b.data, "kept");
+        /* jansson refuses the same */
+        ASSERT(json_stringn(bad[i], strlen(bad[i])) == NULL);
+    }
+    fl_buf_release(&b);
+    /* past the maximum: FL_ETOOBIG, unchanged */
+    fl_buf_init(&b, 8);
+    ASSERT_OK(fl_buf_appends(&b, "ab"));
+    ASSERT_EQ(fl_buf_append_json_string(&b, "\n\n\n", 3), FL_ETOOBIG);
+    ASSERT_STR_EQ(b.data, "ab");
+    ASSERT_OK(fl_buf_append_json_string(&b, "\n", 1));
+    ASSERT_STR_EQ(b.data, "ab\"\\n\"");
     fl_buf_release(&b);
 }
 
