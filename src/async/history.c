@@ -10,7 +10,6 @@
 #include "base/error.h"
 #include "base/str.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,33 +323,31 @@ static json_t *message_headers(json_t *arr)
     return o;
 }
 
-/* ,"key": */
-static int append_key(struct fl_buf *out, const char *key)
+/* A literal (a C string constant) into out. */
+#define APPEND_LITERAL(out, lit) fl_buf_append(out, lit, sizeof(lit) - 1)
+
+static int append_int(struct fl_buf *out, int64_t v)
 {
-    int rc = fl_buf_appendc(out, ',');
-    if (rc == 0)
-        rc = fl_buf_append_json_string(out, key, strlen(key));
-    return rc < 0 ? rc : fl_buf_appendc(out, ':');
+    char digits[FL_U64_CHARS + 1];
+    size_t n = 0;
+    if (v < 0)
+        digits[n++] = '-';
+    n += fl_fmt_u64(digits + n, v < 0 ? -(uint64_t)v : (uint64_t)v);
+    return fl_buf_append(out, digits, n);
 }
 
-/* ,"key":"s" (null for NULL) */
-static int append_string_field(struct fl_buf *out, const char *key, const char *s)
+/* s as a JSON string, or null for NULL. */
+static int append_string_or_null(struct fl_buf *out, const char *s)
 {
-    int rc = append_key(out, key);
-    if (rc < 0)
-        return rc;
-    return s != NULL ? fl_buf_append_json_string(out, s, strlen(s)) : fl_buf_append(out, "null", 4);
+    return s != NULL ? fl_buf_append_json_string(out, s, strlen(s)) : APPEND_LITERAL(out, "null");
 }
 
-/* ,"key":[[name, value], ..., [name, base64 of value, true]] */
-static int append_headers_field(struct fl_buf *out, const char *key, const struct fl_http_header *h,
-                                size_t n)
+/* [[name, value], ..., [name, base64 of value, true]] */
+static int append_headers(struct fl_buf *out, const struct fl_http_header *h, size_t n)
 {
-    int rc = append_key(out, key);
-    if (rc == 0)
-        rc = fl_buf_appendc(out, '[');
+    int rc = fl_buf_appendc(out, '[');
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = fl_buf_append(out, i > 0 ? ",[" : "[", i > 0 ? 2 : 1);
+        rc = i > 0 ? APPEND_LITERAL(out, ",[") : fl_buf_appendc(out, '[');
         if (rc == 0)
             rc = fl_buf_append_json_string(out, h[i].name, h[i].name_len);
         if (rc == 0)
@@ -364,7 +361,7 @@ static int append_headers_field(struct fl_buf *out, const char *key, const struc
             if (rc == 0) {
                 out->data[out->len++] = '"';
                 out->len += fl_base64_encode(out->data + out->len, h[i].value, h[i].value_len);
-                rc = fl_buf_append(out, "\",true]", 7);
+                rc = APPEND_LITERAL(out, "\",true]");
             }
         } else if (rc == 0) {
             rc = fl_buf_appendc(out, ']');
@@ -373,33 +370,73 @@ static int append_headers_field(struct fl_buf *out, const char *key, const struc
     return rc < 0 ? rc : fl_buf_appendc(out, ']');
 }
 
+/* What m's text will take at least (without escapes), to grow out once. */
+static size_t message_size(const struct fl_inv_message *m)
+{
+    size_t n = 200 + strlen(m->method) + strlen(m->path) + strlen(m->trigger_name);
+    n += (m->query ? strlen(m->query) : 0) + (m->callback ? strlen(m->callback) : 0) +
+         (m->idem ? strlen(m->idem) : 0);
+    for (size_t i = 0; i < m->nheaders; i++)
+        n += m->headers[i].name_len + m->headers[i].value_len + 8;
+    for (size_t i = 0; i < m->nadded; i++)
+        n += m->added[i].name_len + m->added[i].value_len + 8;
+    return n;
+}
+
 int fl_inv_message_write(struct fl_buf *out, const struct fl_inv_message *m)
 {
     size_t start = out->len;
-    int rc = fl_buf_append(out, "{\"method\":", 10);
+    int rc = fl_buf_grow(out, message_size(m));
+    if (rc == FL_ETOOBIG)
+        rc = 0; /* escapes aside, it may still fit: the appends say */
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, "{\"method\":");
     if (rc == 0)
         rc = fl_buf_append_json_string(out, m->method, strlen(m->method));
     if (rc == 0)
-        rc = append_string_field(out, "path", m->path);
+        rc = APPEND_LITERAL(out, ",\"path\":");
     if (rc == 0)
-        rc = append_string_field(out, "query", m->query);
+        rc = fl_buf_append_json_string(out, m->path, strlen(m->path));
     if (rc == 0)
-        rc = append_headers_field(out, "headers", m->headers, m->nheaders);
+        rc = APPEND_LITERAL(out, ",\"query\":");
     if (rc == 0)
-        rc = append_headers_field(out, "added", m->added, m->nadded);
+        rc = append_string_or_null(out, m->query);
     if (rc == 0)
-        rc = fl_buf_appendf(out, ",\"trigger\":%d", m->trigger);
+        rc = APPEND_LITERAL(out, ",\"headers\":");
     if (rc == 0)
-        rc = append_string_field(out, "triggerName", m->trigger_name);
+        rc = append_headers(out, m->headers, m->nheaders);
     if (rc == 0)
-        rc = fl_buf_appendf(out,
-                            ",\"retry\":{\"maxAttempts\":%" PRIu32 ",\"backoff\":%" PRId64
-                            ",\"maxBackoff\":%" PRId64 "}",
-                            m->retry.max_attempts, m->retry.backoff_ms, m->retry.max_backoff_ms);
+        rc = APPEND_LITERAL(out, ",\"added\":");
     if (rc == 0)
-        rc = append_string_field(out, "callback", m->callback);
+        rc = append_headers(out, m->added, m->nadded);
     if (rc == 0)
-        rc = append_string_field(out, "idem", m->idem);
+        rc = APPEND_LITERAL(out, ",\"trigger\":");
+    if (rc == 0)
+        rc = append_int(out, m->trigger);
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, ",\"triggerName\":");
+    if (rc == 0)
+        rc = fl_buf_append_json_string(out, m->trigger_name, strlen(m->trigger_name));
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, ",\"retry\":{\"maxAttempts\":");
+    if (rc == 0)
+        rc = append_int(out, m->retry.max_attempts);
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, ",\"backoff\":");
+    if (rc == 0)
+        rc = append_int(out, m->retry.backoff_ms);
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, ",\"maxBackoff\":");
+    if (rc == 0)
+        rc = append_int(out, m->retry.max_backoff_ms);
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, "},\"callback\":");
+    if (rc == 0)
+        rc = append_string_or_null(out, m->callback);
+    if (rc == 0)
+        rc = APPEND_LITERAL(out, ",\"idem\":");
+    if (rc == 0)
+        rc = append_string_or_null(out, m->idem);
     if (rc == 0)
         rc = fl_buf_appendc(out, '}');
     if (rc < 0 && out->data != NULL) {

@@ -1,6 +1,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,60 +148,76 @@ int fl_buf_append_json_string(struct fl_buf *b, const char *s, size_t len)
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     size_t start = b->len;
-    int rc = fl_buf_appendc(b, '"');
-    while (rc == 0 && p < end) {
+    /* room for the text as it is and its quotes: most strings need no
+     * escape, so this is the one growth; each escape makes room anew */
+    int rc = len > SIZE_MAX - 2 ? FL_ETOOBIG : fl_buf_grow(b, len + 2);
+    if (rc < 0)
+        return rc;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    while (p < end) {
         /* a run that needs no escape goes in at once */
         const unsigned char *run = p;
         size_t k = 1;
         while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' &&
                (*p < 0x80 || (k = utf8_len(p, (size_t)(end - p))) > 0))
             p += *p < 0x80 ? 1 : k;
-        if (p > run)
-            rc = fl_buf_append(b, run, (size_t)(p - run));
-        if (rc < 0 || p == end)
+        memcpy(out, run, (size_t)(p - run));
+        out += p - run;
+        if (p == end)
             break;
         if (*p >= 0x80) {
             rc = FL_EINVAL; /* not UTF-8 */
             break;
         }
-        char esc[6] = {'\\', 0};
-        size_t n = 2;
+        /* an escape (\uXXXX or \ and a letter): room for it, the rest
+         * as it is and the closing quote */
+        bool short_form = *p == '"' || *p == '\\' || *p == '\b' || *p == '\f' || *p == '\n' ||
+                          *p == '\r' || *p == '\t';
+        size_t rest = (size_t)(end - p); /* the bytes after this one, and the quote */
+        b->len = (size_t)(out - b->data);
+        rc = rest > SIZE_MAX - 6 ? FL_ETOOBIG : fl_buf_grow(b, rest + (short_form ? 2 : 6));
+        if (rc < 0)
+            break;
+        out = b->data + b->len;
+        *out++ = '\\';
         switch (*p) {
         case '"':
         case '\\':
-            esc[1] = (char)*p;
+            *out++ = (char)*p;
             break;
         case '\b':
-            esc[1] = 'b';
+            *out++ = 'b';
             break;
         case '\f':
-            esc[1] = 'f';
+            *out++ = 'f';
             break;
         case '\n':
-            esc[1] = 'n';
+            *out++ = 'n';
             break;
         case '\r':
-            esc[1] = 'r';
+            *out++ = 'r';
             break;
         case '\t':
-            esc[1] = 't';
+            *out++ = 't';
             break;
         default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 0xf];
-            n = 6;
+            memcpy(out, "u00", 3);
+            out[3] = hex[*p >> 4];
+            out[4] = hex[*p & 0xf];
+            out += 5;
         }
-        rc = fl_buf_append(b, esc, n);
         p++;
     }
-    if (rc == 0)
-        rc = fl_buf_appendc(b, '"');
-    if (rc < 0 && b->data != NULL) {
+    if (rc < 0) {
         b->len = start;
         b->data[start] = '\0';
+        return rc;
     }
-    return rc;
+    *out++ = '"';
+    b->len = (size_t)(out - b->data);
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 void fl_buf_consume(struct fl_buf *b, size_t n)
