@@ -14,9 +14,10 @@
  * With --publishers N, only durable publishes for SECONDS: N publishers,
  * each publishing its next message once the store said its last one is
  * durable, to a topic shaped like an async invocation queue (interest
- * retention, one consumer that fetches nothing) with messages shaped like
- * an async invocation's (a message id, the request as JSON headers, a
- * small body): the store's one write for an accepted async invocation.
+ * retention, no de-duplication, one consumer that fetches nothing) with
+ * messages shaped like an async invocation's (a message id, the request
+ * as JSON headers, a small body): the store's one write for an accepted
+ * async invocation.
  * With --event too, each publish goes with the invocation's "queued"
  * event, appended to a new stream right after it: the writes an accept
  * made before its history began with its first attempt (schema 6). The
@@ -224,11 +225,10 @@ static double topic_throughput(const char *name, bool interest)
 /* what the async module publishes for POST /v1/functions/F/invoke with a
  * small JSON body (async.c, sub_go) */
 static const char async_headers[] =
-    "{\"method\":\"POST\",\"path\":\"/\",\"query\":null,\"headers\":[[\"Content-Type\","
-    "\"application/json\"],[\"Host\",\"127.0.0.1:40000\"],[\"Content-Length\",\"12\"]],"
+    "{\"method\":\"POST\",\"path\":\"/\",\"headers\":[[\"Content-Type\","
+    "\"application/json\"],[\"Host\",\"127.0.0.1:40000\"]],"
     "\"added\":[[\"X-Forwarded-For\",\"127.0.0.1\"]],\"trigger\":1,\"triggerName\":\"api\","
-    "\"retry\":{\"maxAttempts\":3,\"backoff\":1000,\"maxBackoff\":300000},\"callback\":null,"
-    "\"idem\":null}";
+    "\"retry\":{\"maxAttempts\":3,\"backoff\":1000,\"maxBackoff\":300000}}";
 static const char async_body[] = "{\"order\":42}";
 
 static const char async_queued[] =
@@ -281,7 +281,7 @@ static void publish_one(void)
 static void publishers(int n)
 {
     int ready = 0;
-    struct fl_topic_limits limits = {.interest = true};
+    struct fl_topic_limits limits = {.dup_window_ms = FL_TOPIC_DEDUP_NONE, .interest = true};
     struct fl_consumer_config cfg = {.ack_wait_ms = 30000, .max_deliver = 10};
     fl_store_topic_create(store, "async/bench", &limits, on_setup, &ready);
     fl_store_consumer_create(store, "async/bench", "run", &cfg, on_setup, &ready);

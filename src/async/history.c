@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/str.h"
+#include "http/parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,18 +337,17 @@ static int append_int(struct fl_buf *out, int64_t v)
     return fl_buf_append(out, digits, n);
 }
 
-/* s as a JSON string, or null for NULL. */
-static int append_string_or_null(struct fl_buf *out, const char *s)
-{
-    return s != NULL ? fl_buf_append_json_string(out, s, strlen(s)) : APPEND_LITERAL(out, "null");
-}
-
-/* [[name, value], ..., [name, base64 of value, true]] */
+/* [[name, value], ..., [name, base64 of value, true]], hop-by-hop headers
+ * left out */
 static int append_headers(struct fl_buf *out, const struct fl_http_header *h, size_t n)
 {
     int rc = fl_buf_appendc(out, '[');
+    bool first = true;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = i > 0 ? APPEND_LITERAL(out, ",[") : fl_buf_appendc(out, '[');
+        if (fl_http_is_hop_by_hop(h[i].name, h[i].name_len))
+            continue;
+        rc = first ? fl_buf_appendc(out, '[') : APPEND_LITERAL(out, ",[");
+        first = false;
         if (rc == 0)
             rc = fl_buf_append_json_string(out, h[i].name, h[i].name_len);
         if (rc == 0)
@@ -397,17 +397,17 @@ int fl_inv_message_write(struct fl_buf *out, const struct fl_inv_message *m)
         rc = APPEND_LITERAL(out, ",\"path\":");
     if (rc == 0)
         rc = fl_buf_append_json_string(out, m->path, strlen(m->path));
-    if (rc == 0)
+    if (rc == 0 && m->query != NULL)
         rc = APPEND_LITERAL(out, ",\"query\":");
-    if (rc == 0)
-        rc = append_string_or_null(out, m->query);
+    if (rc == 0 && m->query != NULL)
+        rc = fl_buf_append_json_string(out, m->query, strlen(m->query));
     if (rc == 0)
         rc = APPEND_LITERAL(out, ",\"headers\":");
     if (rc == 0)
         rc = append_headers(out, m->headers, m->nheaders);
-    if (rc == 0)
+    if (rc == 0 && m->nadded > 0)
         rc = APPEND_LITERAL(out, ",\"added\":");
-    if (rc == 0)
+    if (rc == 0 && m->nadded > 0)
         rc = append_headers(out, m->added, m->nadded);
     if (rc == 0)
         rc = APPEND_LITERAL(out, ",\"trigger\":");
@@ -430,13 +430,15 @@ int fl_inv_message_write(struct fl_buf *out, const struct fl_inv_message *m)
     if (rc == 0)
         rc = append_int(out, m->retry.max_backoff_ms);
     if (rc == 0)
-        rc = APPEND_LITERAL(out, "},\"callback\":");
-    if (rc == 0)
-        rc = append_string_or_null(out, m->callback);
-    if (rc == 0)
+        rc = fl_buf_appendc(out, '}');
+    if (rc == 0 && m->callback != NULL)
+        rc = APPEND_LITERAL(out, ",\"callback\":");
+    if (rc == 0 && m->callback != NULL)
+        rc = fl_buf_append_json_string(out, m->callback, strlen(m->callback));
+    if (rc == 0 && m->idem != NULL)
         rc = APPEND_LITERAL(out, ",\"idem\":");
-    if (rc == 0)
-        rc = append_string_or_null(out, m->idem);
+    if (rc == 0 && m->idem != NULL)
+        rc = fl_buf_append_json_string(out, m->idem, strlen(m->idem));
     if (rc == 0)
         rc = fl_buf_appendc(out, '}');
     if (rc < 0 && out->data != NULL) {

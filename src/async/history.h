@@ -109,12 +109,18 @@ void fl_inv_release(struct fl_inv *inv);
  * The message of an async invocation, in topic "async/<function>": its
  * headers are a JSON object of the request, its data the body.
  *
- *   {"method", "path", "query" (or null), "headers": [[name, value], ...,
+ *   {"method", "path", "query", "headers": [[name, value], ...,
  *    [name, base64 of a value that is not UTF-8, true]], "added": (the
  *    same form: headers flintd adds on every attempt), "trigger" (enum
  *    fl_invoke_trigger), "triggerName", "retry": {"maxAttempts",
- *    "backoff", "maxBackoff"} (ms), "callback" (or null), "idem" (the
- *    idempotency key's stream, or null; absent before schema 6)}
+ *    "backoff", "maxBackoff"} (ms), "callback", "idem" (the idempotency
+ *    key's stream)}
+ *
+ * "query", "added", "callback" and "idem" are left out when there is
+ * none (readers take an absent one as null or empty; messages accepted
+ * before wrote null and [], and read the same). The request's hop-by-hop
+ * headers (Content-Length, Connection...: its own framing, never passed
+ * to an attempt) are not kept.
  */
 
 /* What an accept puts in its message's headers (the form above). */
@@ -136,7 +142,8 @@ struct fl_inv_message {
 /* Append m to out as the message's headers: JSON text, written straight
  * into the buffer (an accept makes one per request, and building jansson
  * values to dump them cost more than the rest of the accept's own work),
- * byte for byte what json_dumps(JSON_COMPACT) gives for the same object.
+ * byte for byte what json_dumps(JSON_COMPACT) gives for the same object
+ * (the fields above, in that order, absent ones left out).
  * A header value that is not UTF-8 goes in as base64 (the [name, base64,
  * true] form). 0; FL_EINVAL if the method, path, query, a header's name,
  * the trigger's name, the callback or idem is not UTF-8 text (nothing
