@@ -30,6 +30,7 @@
  *   javascript `expr` run with `args` (a map: each key a variable; else
  *            the variable `arg`), in the sandboxed evaluator (exprc.h),
  *            never in flintd: its value
+ *   http     a request on the engine's HTTP client (http_task.c)
  */
 #include "wf/engine_internal.h"
 
@@ -537,7 +538,7 @@ static const struct builtin builtins[] = {
     {"sleep", BUILTIN_SLEEP, NULL},        {"if", BUILTIN_NOW, run_if},
     {"switch", BUILTIN_NOW, run_switch},   {"foreach", BUILTIN_NOW, run_foreach},
     {"repeat", BUILTIN_NOW, run_repeat},   {"while", BUILTIN_NOW, run_while},
-    {"javascript", BUILTIN_EVAL, NULL},    {"http", BUILTIN_MISSING, NULL},
+    {"javascript", BUILTIN_EVAL, NULL},    {"http", BUILTIN_HTTP, NULL},
 };
 
 const struct builtin *builtin_find(const char *name)

@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "http/client.h"
 #include "wf/exprc.h"
 
 #include <stdio.h>
@@ -31,12 +32,13 @@
 
 /* One task's runtime: what is under way for it in this flintd. */
 struct trun {
-    struct dispatch *call; /* the function call under way, or NULL */
-    bool outcome_pending;  /* its outcome is in the outbox, not yet folded */
-    int64_t busy_until;    /* a busy function (or evaluator): again at this wall ms */
-    bool evaluating;       /* its inputs' expressions are being evaluated */
-    json_t *resolved;      /* owned: their values put in, the inputs to schedule with */
-    char *expr_error;      /* owned: or why they could not be evaluated */
+    struct dispatch *call;  /* the function call under way, or NULL */
+    struct http_task *http; /* the http built-in's request under way, or NULL */
+    bool outcome_pending;   /* its outcome is in the outbox, not yet folded */
+    int64_t busy_until;     /* a busy function (or evaluator): again at this wall ms */
+    bool evaluating;        /* its inputs' expressions are being evaluated */
+    json_t *resolved;       /* owned: their values put in, the inputs to schedule with */
+    char *expr_error;       /* owned: or why they could not be evaluated */
 };
 
 /* A sync caller waiting for the invocation's end. */
@@ -323,6 +325,10 @@ static void cancel_calls(struct inv *inv)
 {
     for (size_t i = 0; i < inv->run.ntasks; i++) {
         struct dispatch *d = inv->rt[i].call;
+        if (inv->rt[i].http != NULL) {
+            http_task_cancel(inv->rt[i].http);
+            inv->rt[i].http = NULL;
+        }
         if (d == NULL)
             continue;
         inv->rt[i].call = NULL;
@@ -581,7 +587,8 @@ static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t att
         free(error);
         break;
     case BUILTIN_EVAL:
-        break; /* act() sends it to the evaluator once this is durable */
+    case BUILTIN_HTTP:
+        break; /* act() runs it once this is durable */
     case BUILTIN_SLEEP:
         if (builtin_sleep_ms(t->inputs, &ms, why, sizeof(why)) == 0)
             emit(inv, batch, "TimerStarted",
@@ -1130,6 +1137,22 @@ static json_t *attempt_flow(const struct fl_wf_task_run *t, const char *ctype,
     return flow;
 }
 
+/* Attempt `attempt` of task i failed with error: TaskFailed for the
+ * outbox, and a retry timer when the task's policy allows another. */
+static void fail_attempt(struct inv *inv, size_t i, uint32_t attempt, const char *error)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const struct fl_retry_policy *p = &t->def->retry;
+    bool retry = attempt < p->max_attempts;
+    post(inv, "TaskFailed",
+         json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)attempt, "error", error,
+                   "retry", retry));
+    if (retry)
+        post(inv, "TimerStarted",
+             json_pack("{s:s,s:s,s:I}", "task", t->id, "timer", "retry", "fireAt",
+                       (json_int_t)(fl_clock_wall_ms() + fl_retry_delay_ms(p, attempt))));
+}
+
 /* The outcome of a function attempt as events for the outbox. */
 static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
                             const struct fl_invoke_outcome *o)
@@ -1177,15 +1200,59 @@ static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
                        h ? h : json_object()));
         return;
     }
-    const struct fl_retry_policy *p = &t->def->retry;
-    bool retry = attempt < p->max_attempts;
-    post(inv, "TaskFailed",
-         json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error", error,
-                   "retry", retry));
-    if (retry)
-        post(inv, "TimerStarted",
-             json_pack("{s:s,s:s,s:I}", "task", id, "timer", "retry", "fireAt",
-                       (json_int_t)(fl_clock_wall_ms() + fl_retry_delay_ms(p, attempt))));
+    fail_attempt(inv, i, attempt, error);
+}
+
+/* One http task's request: the task it runs for. */
+struct http_run {
+    struct inv *inv;
+    size_t task;
+    uint32_t attempt;
+};
+
+static void on_http(void *data, json_t *output, json_t *headers, const char *error)
+{
+    struct http_run *h = data;
+    struct inv *inv = h->inv;
+    struct fl_wf_engine *e = inv->e;
+    inv->ops--;
+    inv->rt[h->task].http = NULL;
+    if (!inv->gone && !e->closing) {
+        inv->rt[h->task].outcome_pending = true;
+        if (error != NULL)
+            fail_attempt(inv, h->task, h->attempt, error);
+        else
+            post(inv, "TaskSucceeded",
+                 json_pack("{s:s,s:O,s:O}", "task", inv->run.tasks[h->task].id, "output", output,
+                           "headers", headers ? headers : json_object()));
+    }
+    free(h);
+    if (!inv->gone && !e->closing)
+        step(inv);
+    inv_maybe_free(inv);
+}
+
+/* Run http task i's attempt: its request on the engine's HTTP client. */
+static void http_start(struct inv *inv, size_t i)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    struct http_run *h = calloc(1, sizeof(*h));
+    char why[1024];
+    int rc = FL_ENOMEM;
+    snprintf(why, sizeof(why), "out of memory");
+    if (h != NULL) {
+        *h = (struct http_run){inv, i, t->attempt};
+        rc = http_task_start(inv->e, t->inputs, t->def->timeout_ms, on_http, h, &inv->rt[i].http,
+                             why, sizeof(why));
+    }
+    if (rc == 0) {
+        inv->ops++;
+        return;
+    }
+    free(h);
+    inv->rt[i].outcome_pending = true;
+    fail_attempt(inv, i, t->attempt, why);
+    inv->rt[i].busy_until = fl_clock_wall_ms(); /* the timer steps it in at once */
 }
 
 static void on_call(const struct fl_invoke_outcome *o, void *data)
@@ -1424,6 +1491,8 @@ static void act(struct inv *inv)
             dispatch(inv, i);
         else if (b->kind == BUILTIN_EVAL)
             js_start(inv, i);
+        else if (b->kind == BUILTIN_HTTP && inv->rt[i].http == NULL)
+            http_start(inv, i);
     }
     if (!inv->gone)
         arm(inv);
@@ -1824,6 +1893,11 @@ static void on_engine_timer_closed(uv_handle_t *h)
     engine_op_done(h->data);
 }
 
+static void on_http_client_closed(void *data)
+{
+    engine_op_done(data);
+}
+
 void fl_wf_engine_close(struct fl_wf_engine *e, void (*done)(void *data), void *data)
 {
     e->closing = true;
@@ -1839,4 +1913,9 @@ void fl_wf_engine_close(struct fl_wf_engine *e, void (*done)(void *data), void *
     }
     uv_close((uv_handle_t *)&e->tick, on_engine_timer_closed);
     uv_close((uv_handle_t *)&e->kick, on_engine_timer_closed);
+    if (e->http != NULL) {
+        engine_op(e);
+        fl_http_client_close(e->http, on_http_client_closed, e);
+        e->http = NULL;
+    }
 }

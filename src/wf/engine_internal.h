@@ -20,6 +20,8 @@
 #define FL_WF_CTYPE_WORKFLOW "application/vnd.flint.workflow+json"
 #define FL_WF_JS_ARGS_MAX    (1u << 20) /* bytes of javascript's args as JSON */
 
+struct fl_http_client;
+
 /* A workflow as the store holds it now. */
 struct wdef {
     struct fl_queue link; /* fl_wf_engine.defs */
@@ -34,6 +36,7 @@ struct fl_wf_engine {
     struct fl_invoker *invoker;
     struct fl_metrics *metrics;
     struct fl_wf_exprc *exprc;
+    struct fl_http_client *http; /* the http built-in's, made at its first use */
     int64_t retention_ms;
     size_t max_output;
     bool (*ready)(void *data);
@@ -80,6 +83,7 @@ enum builtin_kind {
     BUILTIN_NOW,     /* decided at once from its inputs */
     BUILTIN_SLEEP,   /* a durable timer */
     BUILTIN_EVAL,    /* javascript: evaluated by the expression evaluator */
+    BUILTIN_HTTP,    /* http: a request on the engine's HTTP client (http_task.c) */
     BUILTIN_MISSING, /* not run by this engine yet: the task fails saying so */
 };
 
@@ -109,5 +113,23 @@ int builtin_js_exprs(json_t *inputs, json_t **exprs, char **error);
 
 /* sleep's duration from its inputs: 0 and *ms, or FL_EINVAL and why. */
 int builtin_sleep_ms(json_t *inputs, int64_t *ms, char *why, size_t size);
+
+/* ---- the http built-in (http_task.c) ---- */
+
+struct http_task;
+
+/* The outcome: output and headers (borrowed for the call), or error. */
+typedef void (*http_task_cb)(void *data, json_t *output, json_t *headers, const char *error);
+
+/* Send the request http's inputs describe (see http_task.c), bounded by
+ * timeout_ms (0: 30 s). 0 and *out, and cb runs once later (never inside
+ * this call) unless the task is canceled; or a negative FL_E* and why
+ * (bad inputs: FL_EINVAL), and cb never runs. */
+int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, http_task_cb cb,
+                    void *data, struct http_task **out, char *why, size_t size);
+
+/* Cancel: cb never runs; the task frees itself once its request or name
+ * lookup has come back. */
+void http_task_cancel(struct http_task *t);
 
 #endif

@@ -4,15 +4,17 @@ outputs a task (application/vnd.flint.task+json) nested three deep, with
 output() following the chain; if, switch, foreach (collect,
 maxConcurrency), repeat, while (a durable delay across a kill -9) and
 javascript (a runaway script fails its task at its deadline while another
-invocation goes on), each with its happy path and its error messages.
+invocation goes on) and http (against a test server on 127.0.0.1), each
+with its happy path and its error messages.
 
 A sandboxed function cannot reach the host, so the stand-in functions
 record each call in their log ("key <idempotency key> task <id>").
 """
 import json
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import deploy, log_lines, wait_for
+from conftest import deploy, free_port, log_lines, wait_for
 from test_workflow_run import header, inv, wait_status
 
 # Echoes its body as JSON ({"got": body}); with {"spawn": n} (n > 0) it
@@ -307,3 +309,67 @@ def test_javascript(flintd, tmp_path):
     t.join(timeout=120)
     status, out, _ = result["runaway"]
     assert status == 500 and "took longer than" in out["error"]["message"], out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def _answer(self, status, body, ctype):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.startswith("/fail"):
+            self._answer(503, b"down for now", "text/plain")
+        else:
+            self._answer(200, json.dumps({"path": self.path}).encode(), "application/json")
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._answer(200, json.dumps({
+            "method": self.command, "body": body.decode(),
+            "ctype": self.headers.get("Content-Type"),
+            "mine": self.headers.get("X-Mine")}).encode(), "application/json")
+
+    do_PUT = do_POST
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http(flintd, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        deploy_workflows(
+            flintd, tmp_path,
+            get={"output": "H", "tasks": {"H": {"run": "http", "inputs": {
+                "url": f"http://{base}/hello?x=1"}}}},
+            noscheme={"output": "H", "tasks": {"H": {"run": "http", "inputs": f"{base}/plain"}}},
+            post={"output": "H", "tasks": {"H": {"run": "http", "inputs": {
+                "url": f"http://{base}/echo", "method": "put", "body": "{ param() }",
+                "headers": {"X-Mine": "yes"}}}}},
+            text={"output": "H", "tasks": {"H": {"run": "http", "inputs": {
+                "url": f"http://{base}/echo", "method": "POST", "body": "plain words",
+                "content-type": "text/x-words"}}}},
+            down={"output": "H", "tasks": {"H": {"run": "http", "inputs": {
+                "url": f"http://{base}/fail"}}}},
+            nourl={"output": "H", "tasks": {"H": {"run": "http"}}},
+            tls={"output": "H", "tasks": {"H": {"run": "http", "inputs": {
+                "url": f"https://{base}/"}}}})
+        assert run(flintd, "get")[:2] == (200, {"path": "/hello?x=1"})
+        assert run(flintd, "noscheme")[:2] == (200, {"path": "/plain"})
+        status, out, _ = run(flintd, "post", {"a": [1, 2]})
+        assert status == 200, out
+        assert out == {"method": "PUT", "body": '{"a":[1,2]}', "ctype": "application/json",
+                       "mine": "yes"}, out
+        status, out, _ = run(flintd, "text")
+        assert out["body"] == "plain words" and out["ctype"] == "text/x-words", out
+        fails_with(flintd, "down", "answered 503: down for now")
+        fails_with(flintd, "nourl", "target URL is required for HTTP function")
+        fails_with(flintd, "tls", "only http:// URLs are supported")
+    finally:
+        server.shutdown()
+        server.server_close()
