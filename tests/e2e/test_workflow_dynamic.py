@@ -21,6 +21,7 @@ from test_workflow_run import header, inv, wait_status
 # outputs a task running itself with n-1, as a task spec.
 ECHO_PY = """
 import json
+import time
 
 def main(req):
     h = {k.lower(): v for k, v in req.headers.items()}
@@ -33,8 +34,10 @@ def main(req):
     if isinstance(body, dict) and "spawn" in body:
         n = body["spawn"]
         if n > 0:
-            task = {"run": "echo", "inputs": {"body": {"spawn": n - 1}}}
+            task = {"run": "echo", "inputs": {"body": {"spawn": n - 1,
+                                                       "nap": body.get("nap", 0)}}}
             return json.dumps(task), 200, {"Content-Type": "application/vnd.flint.task+json"}
+        time.sleep(body.get("nap", 0))
         return json.dumps("leaf"), 200, {"Content-Type": "application/json"}
     return json.dumps({"got": body}), 200, {"Content-Type": "application/json"}
 """
@@ -120,6 +123,29 @@ def test_dynamic_tasks_nested_three_deep(flintd, tmp_path):
     calls = sorted(k for k, _ in keys(flintd) if k.startswith(inv_id))
     assert calls == sorted([f"{inv_id}/Spawn/1"] +
                            [f"{inv_id}/Spawn:{n}/main/1" for n in (1, 2, 3)]), calls
+
+
+def test_kill_while_a_child_runs(flintd, tmp_path):
+    slow = json.loads(json.dumps(NESTED))
+    slow["tasks"]["Spawn"]["inputs"]["body"] = {"spawn": 2, "nap": 4}
+    deploy_workflows(flintd, tmp_path, slow=slow)
+    r = flintd.cli("wf", "run", "--name", "slow", "--async", check=True)
+    inv_id = r.stdout.strip()
+    leaf = f"{inv_id}/Spawn:2/main/1"
+    wait_for(lambda: any(k == leaf for k, _ in keys(flintd)), timeout=120,
+             what="the innermost child to be called")
+    flintd.kill()
+    flintd.start()
+    i = wait_status(flintd, inv_id, "succeeded", timeout=180)
+    assert i["output"] == {"spawned": "leaf"}, i
+    calls = [k for k, _ in keys(flintd) if k.startswith(inv_id)]
+    # the finished parents never ran again; the started child was called
+    # again with the same key
+    assert calls.count(f"{inv_id}/Spawn/1") == 1, calls
+    assert calls.count(f"{inv_id}/Spawn:1/main/1") == 1, calls
+    assert set(calls) == {f"{inv_id}/Spawn/1", f"{inv_id}/Spawn:1/main/1", leaf}, calls
+    events = flintd.api("GET", f"/v1/invocations/{inv_id}/events").json()["events"]
+    assert [e["type"] for e in events].count("TaskAdded") == 2, events
 
 
 IF = {
