@@ -715,7 +715,7 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
         json_t *requires = json_array();
         for (size_t k = 0; requires != NULL && k < t->def->nrequires; k++)
             json_array_append_new(requires, json_string(t->def->requires[k]));
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:O}", "Id", t->id, "Function",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o}", "Id", t->id, "Function",
                               t->def->run, "Status", fl_wf_task_status_name(t->status), "CreatedAt",
                               (json_int_t)t->scheduled_ms, "UpdatedAt",
                               (json_int_t)(t->ended_ms     ? t->ended_ms
@@ -724,7 +724,7 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
                               "Requires", requires, "Inputs",
                               t->inputs ? json_incref(t->inputs) : static_inputs(t->def, &has_expr),
                               "Output", t->output ? t->output : json_null(), "OutputHeaders",
-                              t->headers ? t->headers : json_object());
+                              t->headers ? json_incref(t->headers) : json_object());
         if (o == NULL || json_object_set_new(tasks, t->id + t->scope_len, o) < 0) {
             json_decref(tasks);
             tasks = NULL;
@@ -1223,8 +1223,8 @@ static void on_http(void *data, json_t *output, json_t *headers, const char *err
             fail_attempt(inv, h->task, h->attempt, error);
         else
             post(inv, "TaskSucceeded",
-                 json_pack("{s:s,s:O,s:O}", "task", inv->run.tasks[h->task].id, "output", output,
-                           "headers", headers ? headers : json_object()));
+                 json_pack("{s:s,s:O,s:o}", "task", inv->run.tasks[h->task].id, "output", output,
+                           "headers", headers ? json_incref(headers) : json_object()));
     }
     free(h);
     if (!inv->gone && !e->closing)
@@ -1308,7 +1308,7 @@ static void dispatch(struct inv *inv, size_t i)
     d->inv = inv;
     d->task = i;
     d->attempt = t->attempt;
-    d->inputs = json_incref(t->inputs ? t->inputs : json_object());
+    d->inputs = t->inputs ? json_incref(t->inputs) : json_object();
     json_t *in = d->inputs;
     /* the body: `body`, else `default` */
     json_t *b = json_object_get(in, "body");

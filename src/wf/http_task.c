@@ -257,7 +257,7 @@ int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, 
     t->e = e;
     t->cb = cb;
     t->data = data;
-    t->inputs = json_incref(inputs ? inputs : json_object());
+    t->inputs = inputs ? json_incref(inputs) : json_object();
     t->timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : HTTP_TASK_TIMEOUT_MS;
     int rc = read_inputs(t, t->inputs, why, size);
     if (rc < 0) {
