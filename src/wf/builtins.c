@@ -37,6 +37,7 @@
 #include "base/buf.h"
 #include "base/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 
 #include <math.h>
@@ -133,7 +134,8 @@ static int bool_input(json_t *inputs, const char *key, bool def, bool *out, char
     return 0;
 }
 
-/* An integer input (a JSON integer, or a whole real): 0, or FL_EINVAL. */
+/* An integer input (a JSON integer, a whole real, or a decimal integer as
+ * a string): 0, or FL_EINVAL. */
 static int int_input(json_t *v, const char *key, json_int_t *out, char **error)
 {
     if (json_is_integer(v)) {
@@ -143,6 +145,16 @@ static int int_input(json_t *v, const char *key, json_int_t *out, char **error)
     if (json_is_real(v) && json_real_value(v) == (double)(json_int_t)json_real_value(v)) {
         *out = (json_int_t)json_real_value(v);
         return 0;
+    }
+    if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 20) {
+        /* a number as text, as a text/plain request body gives it */
+        char *end;
+        errno = 0;
+        long long n = strtoll(json_string_value(v), &end, 10);
+        if (errno == 0 && *end == '\0') {
+            *out = (json_int_t)n;
+            return 0;
+        }
     }
     return fail_with(error, "input '%s' needs to be a number, but was '%s'", key, type_name(v));
 }

@@ -338,3 +338,27 @@ def test_whales_example_runs(flintd):
     assert r.returncode == 0 and r.stdout.strip() == "right...", (r.stdout, r.stderr)
     r = flintd.cli("wf", "run", "--name", "whilewhale", timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "5", (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "echowhale", "--body", "echo", timeout=120)
+    assert r.returncode == 0 and "< echo >" in r.stdout, (r.stdout, r.stderr)
+    # a noop whose output is an inline workflow runs it as a dynamic one
+    r = flintd.cli("wf", "run", "--name", "scopedwhale", timeout=120)
+    assert r.returncode == 0 and "##" in r.stdout and "< " in r.stdout, (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "failwhale", timeout=120)
+    assert r.returncode == 1 and "all has failed" in r.stderr, (r.stdout, r.stderr)
+    assert "This should never appear" not in r.stdout
+
+
+def test_misc_examples_run(flintd):
+    import os
+    from conftest import ROOT
+    flintd.cli("apply", "-f", os.path.join(ROOT, "examples", "misc"), check=True)
+    # repeat of javascript, each round's _prev the output of the one before
+    for n, fib in ((0, 0), (1, 1), (10, 89)):
+        r = flintd.cli("wf", "run", "--name", "fibonacci", "--body", str(n), timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == str(fib), (n, r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "inputs", "--body", '{"a": 1}', "--query", "q=2",
+                   "-H", "Content-Type: application/json",
+                   timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["default"] == {"a": 1} and out["query"] == {"q": "2"}, out
