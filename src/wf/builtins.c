@@ -292,7 +292,7 @@ static int do_task(json_t *inputs, json_t **task, char **error)
     return 0;
 }
 
-#define FOREACH_MAX_ITEMS 5000
+#define FOREACH_MAX_ITEMS (FL_WF_MAX_TASKS - 1) /* and the collector: one definition */
 
 static int run_foreach(const struct fl_wf_task *def, json_t *inputs, json_t **out, char **error)
 {
@@ -324,9 +324,8 @@ static int run_foreach(const struct fl_wf_task *def, json_t *inputs, json_t **ou
         max = 1;
     json_t *tasks = json_object(),
            *collector = json_pack("{s:s,s:[]}", "run", "compose", "requires");
-    struct fl_buf expr;
-    fl_buf_init(&expr, 1u << 20);
-    int rc = tasks && collector && fl_buf_appends(&expr, "{ [") == 0 ? 0 : FL_ENOMEM;
+    json_t *outputs = json_array(); /* each "{output('do_k')}", looked up by the engine */
+    int rc = tasks && collector && outputs ? 0 : FL_ENOMEM;
     size_t k;
     json_array_foreach(list, k, item)
     {
@@ -345,16 +344,14 @@ static int run_foreach(const struct fl_wf_task *def, json_t *inputs, json_t **ou
         }
         json_object_set_new(tasks, id, t);
         require(collector, id);
-        if (fl_buf_appendf(&expr, "%soutput('%s')", k > 0 ? ", " : "", id) < 0)
+        if (json_array_append_new(outputs, json_sprintf("{output('%s')}", id)) < 0)
             rc = FL_ENOMEM;
     }
-    if (rc == 0 && fl_buf_appends(&expr, "] }") < 0)
-        rc = FL_ENOMEM;
-    if (rc == 0 && collect && json_array_size(list) > 0)
-        set_input(collector, "default", json_string(expr.data));
-    else if (rc == 0 && collect)
-        set_input(collector, "default", json_array());
-    fl_buf_release(&expr);
+    if (rc == 0 && collect) {
+        set_input(collector, "default", outputs);
+        outputs = NULL;
+    }
+    json_decref(outputs);
     if (rc == 0) {
         json_object_set_new(tasks, "collector", collector);
         collector = NULL;
@@ -368,7 +365,7 @@ static int run_foreach(const struct fl_wf_task *def, json_t *inputs, json_t **ou
     return rc;
 }
 
-#define REPEAT_MAX_TIMES 5000
+#define REPEAT_MAX_TIMES FL_WF_MAX_TASKS
 
 static int run_repeat(const struct fl_wf_task *def, json_t *inputs, json_t **out, char **error)
 {

@@ -10,8 +10,12 @@
 #include "wf/engine.h"
 #include "wf/run.h"
 
-#define ENGINE_TICK_MS        1000
-#define ENGINE_BUSY_RETRY_MS  100 /* a busy function is called again after about this */
+#define ENGINE_TICK_MS       1000
+#define ENGINE_BUSY_RETRY_MS 100 /* a busy function is called again after about this */
+/* Expression batches one invocation has out at once: a foreach of a
+ * thousand items evaluates its items a few at a time, so making their
+ * requests never holds the loop past an evaluator's deadline. */
+#define ENGINE_EVALS_MAX      8
 #define ENGINE_OUTPUT_DEFAULT (256u * 1024)
 #define ENGINE_RETENTION_DEF  (72LL * 3600 * 1000)
 /* A function's output of these types is a task / a workflow to run as a

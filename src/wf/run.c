@@ -105,6 +105,13 @@ bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i)
     return true;
 }
 
+int fl_wf_run_lookup(const struct fl_wf_run *r, size_t from, const char *id)
+{
+    const struct fl_wf_task_run *t = &r->tasks[from];
+    int i = t->scope_len > 0 ? scoped_task(r, t->id, t->scope_len, id) : -1;
+    return i >= 0 ? i : scoped_task(r, "", 0, id);
+}
+
 /* Room for n more tasks: 0 or FL_ENOMEM. Pointers into tasks move. */
 static int tasks_reserve(struct fl_wf_run *r, size_t n)
 {

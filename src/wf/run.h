@@ -138,6 +138,11 @@ int fl_wf_run_apply(struct fl_wf_run *r, const char *type, json_t *data);
  * the first error and returns it. */
 int fl_wf_run_fold(struct fl_wf_run *r, const struct fl_record *events, size_t n);
 
+/* The index of the task id names in the expressions of task from: a task
+ * of from's own added workflow by its id there, else a top-level task; or
+ * -1. */
+int fl_wf_run_lookup(const struct fl_wf_run *r, size_t from, const char *id);
+
 /* The index of task id in r, or -1. */
 int fl_wf_run_task(const struct fl_wf_run *r, const char *id);
 

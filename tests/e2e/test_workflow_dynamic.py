@@ -219,7 +219,9 @@ def test_foreach_collect_and_max_concurrency(flintd, tmp_path):
     seq["tasks"]["Each"]["inputs"]["sequential"] = True
     deploy_workflows(flintd, tmp_path, each=FOREACH, nocollect=nocollect, seq=seq,
                      badeach={"output": "E", "tasks": {"E": {"run": "foreach", "inputs": {
-                         "foreach": 3, "do": {"run": "noop"}}}}})
+                         "foreach": 3, "do": {"run": "noop"}}}}},
+                     big={"output": "E", "tasks": {"E": {"run": "foreach", "inputs": {
+                         "foreach": "{ param() }", "do": {"run": "noop", "inputs": "x"}}}}})
     status, out, inv_id = run(flintd, "each", [1, 2, 3, 4, 5, 6])
     assert status == 200, out
     assert out == [{"got": n * 10} for n in range(1, 7)], out
@@ -244,6 +246,12 @@ def test_foreach_collect_and_max_concurrency(flintd, tmp_path):
     tasks = {t["id"]: t for t in inv(flintd, inv_id)["tasks"]}
     assert tasks["Each:1/do_2"]["startedAt"] >= tasks["Each:1/do_1"]["endedAt"], tasks
     fails_with(flintd, "badeach", "condition '3' needs to be a 'array', but was 'number'")
+    # the largest foreach collects every output (looked up by the engine,
+    # not in one expression that would pass the evaluator's deadline)
+    status, out, _ = run(flintd, "big", list(range(999)))
+    assert status == 200 and out == ["x"] * 999, (status, str(out)[:200])
+    fails_with(flintd, "big", "foreach has 1000 items, more than the 999 it takes",
+               list(range(1000)))
 
 
 REPEAT = {
