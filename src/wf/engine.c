@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "http/client.h"
 #include "wf/exprc.h"
 
 #include <stdio.h>
@@ -31,12 +32,13 @@
 
 /* One task's runtime: what is under way for it in this flintd. */
 struct trun {
-    struct dispatch *call; /* the function call under way, or NULL */
-    bool outcome_pending;  /* its outcome is in the outbox, not yet folded */
-    int64_t busy_until;    /* a busy function (or evaluator): again at this wall ms */
-    bool evaluating;       /* its inputs' expressions are being evaluated */
-    json_t *resolved;      /* owned: their values put in, the inputs to schedule with */
-    char *expr_error;      /* owned: or why they could not be evaluated */
+    struct dispatch *call;  /* the function call under way, or NULL */
+    struct http_task *http; /* the http built-in's request under way, or NULL */
+    bool outcome_pending;   /* its outcome is in the outbox, not yet folded */
+    int64_t busy_until;     /* a busy function (or evaluator): again at this wall ms */
+    bool evaluating;        /* its inputs' expressions are being evaluated */
+    json_t *resolved;       /* owned: their values put in, the inputs to schedule with */
+    char *expr_error;       /* owned: or why they could not be evaluated */
 };
 
 /* A sync caller waiting for the invocation's end. */
@@ -54,11 +56,18 @@ struct inv {
     uint64_t last_seq;
     json_t *outbox; /* [[type, data], ...] decided, not yet appended */
     struct trun *rt;
+    size_t nrt;            /* runtimes in rt: one per task of run */
+    unsigned evaluating;   /* batches out to the evaluators, at most ENGINE_EVALS_MAX */
+    json_t *scope;         /* owned: the last expression scope made (scope_for()) */
+    char *scope_of;        /* owned: the prefix of the workflow it is for */
+    size_t scope_len;      /* its length */
+    uint64_t scope_events; /* the events folded when it was made */
     struct fl_queue waiters;
     fl_wf_submit_cb submit_cb; /* told when InvocationCreated is durable */
     void *submit_data;
     uv_timer_t timer;
     bool appending, created, gone, freeing;
+    bool broken;  /* an event did not fold: this copy of the state goes */
     unsigned ops; /* appends and calls whose callbacks are still to come */
 };
 
@@ -76,6 +85,8 @@ struct dispatch {
 
 static void step(struct inv *inv);
 static void act(struct inv *inv);
+static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow);
+static int inv_tasks_grow(struct inv *inv);
 static void inv_release(struct inv *inv);
 
 /* ---- the engine's operations ---- */
@@ -181,9 +192,13 @@ static void emit(struct inv *inv, json_t *batch, const char *type, json_t *data)
     if (json_object_get(data, "at") == NULL)
         json_object_set_new(data, "at", json_integer(fl_clock_wall_ms()));
     int rc = fl_wf_run_apply(&inv->run, type, data);
-    if (rc < 0)
+    if (rc == 0)
+        rc = inv_tasks_grow(inv);
+    if (rc < 0) {
         fl_log(FL_LOG_ERROR, "wf", "an event the engine made does not fold",
                "invocation=%s type=%s err=%s", inv->run.id, type, fl_errname(rc));
+        inv->broken = true; /* not appended: step() reads the stream again */
+    }
     json_array_append_new(batch, json_pack("[s,o]", type, data));
 }
 
@@ -205,7 +220,9 @@ static void on_timer_closed(uv_handle_t *h)
     struct fl_wf_engine *e = inv->e;
     fl_wf_run_release(&inv->run);
     json_decref(inv->outbox);
-    for (size_t i = 0; inv->rt != NULL && i < inv->run.ntasks; i++) {
+    json_decref(inv->scope);
+    free(inv->scope_of);
+    for (size_t i = 0; inv->rt != NULL && i < inv->nrt; i++) {
         json_decref(inv->rt[i].resolved);
         free(inv->rt[i].expr_error);
     }
@@ -315,6 +332,10 @@ static void cancel_calls(struct inv *inv)
 {
     for (size_t i = 0; i < inv->run.ntasks; i++) {
         struct dispatch *d = inv->rt[i].call;
+        if (inv->rt[i].http != NULL) {
+            http_task_cancel(inv->rt[i].http);
+            inv->rt[i].http = NULL;
+        }
         if (d == NULL)
             continue;
         inv->rt[i].call = NULL;
@@ -359,7 +380,23 @@ static struct inv *inv_new(struct fl_wf_engine *e, const char *id)
 static int inv_tasks(struct inv *inv)
 {
     inv->rt = calloc(inv->run.ntasks ? inv->run.ntasks : 1, sizeof(*inv->rt));
+    inv->nrt = inv->rt ? inv->run.ntasks : 0;
     return inv->rt ? 0 : FL_ENOMEM;
+}
+
+/* A runtime for each of the run's tasks, once dynamic ones were added:
+ * 0, or FL_ENOMEM. */
+static int inv_tasks_grow(struct inv *inv)
+{
+    if (inv->rt == NULL || inv->nrt >= inv->run.ntasks)
+        return 0;
+    struct trun *rt = realloc(inv->rt, inv->run.ntasks * sizeof(*rt));
+    if (rt == NULL)
+        return FL_ENOMEM;
+    memset(rt + inv->nrt, 0, (inv->run.ntasks - inv->nrt) * sizeof(*rt));
+    inv->rt = rt;
+    inv->nrt = inv->run.ntasks;
+    return 0;
 }
 
 /* ---- appending ---- */
@@ -470,30 +507,95 @@ static json_t *static_inputs(const struct fl_wf_task *t, bool *has_expr)
     return o;
 }
 
+/* Task i's output was flow (a workflow spec, stolen): add it as a dynamic
+ * task (run.h, TaskAdded), or fail the task when it cannot run. Pointers
+ * into inv->run.tasks move. */
+static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
+{
+    struct fl_wf_task_run *t = &inv->run.tasks[i];
+    struct fl_wf wf;
+    struct fl_wf_errors errs;
+    const struct fl_wf_lookup lookup = {NULL, NULL, NULL};
+    struct fl_buf why;
+    fl_wf_errors_init(&errs);
+    fl_buf_init(&why, 4096);
+    int rc = fl_wf_parse(flow, &wf, &errs);
+    if (rc == 0)
+        rc = fl_wf_validate(&wf, &lookup, &errs);
+    if (rc == 0 && inv->run.ntasks + wf.ntasks > FL_WF_RUN_MAX_TASKS) {
+        fl_buf_appendf(&why,
+                       "the task '%s' added %zu tasks to the %zu of this invocation, more "
+                       "than the %d one may have",
+                       t->id, wf.ntasks, inv->run.ntasks, FL_WF_RUN_MAX_TASKS);
+        rc = FL_ETOOBIG;
+    } else if (rc < 0) {
+        fl_buf_appendf(&why, "the task '%s' output a task that cannot run: ", t->id);
+        fl_wf_errors_join(&errs, &why);
+    }
+    fl_wf_release(&wf);
+    fl_wf_errors_release(&errs);
+    if (rc == 0)
+        emit(inv, batch, "TaskAdded", json_pack("{s:s,s:o}", "task", t->id, "workflow", flow));
+    else
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
+                       why.data ? why.data : "out of memory", "retry", 0));
+    if (rc < 0)
+        json_decref(flow);
+    fl_buf_release(&why);
+}
+
+/* The end of the dynamic task added for task i, as task i's own. */
+static void child_outcome(struct inv *inv, json_t *batch, size_t i)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const struct fl_wf_task_run *c = &inv->run.tasks[t->child];
+    if (c->status == FL_WF_TASK_SUCCEEDED) {
+        json_t *data =
+            json_pack("{s:s,s:O}", "task", t->id, "output", c->output ? c->output : json_null());
+        if (data != NULL && c->headers != NULL)
+            json_object_set(data, "headers", c->headers);
+        emit(inv, batch, "TaskSucceeded", data);
+    } else if (c->status == FL_WF_TASK_FAILED) {
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
+                       c->error ? c->error : "failed", "retry", 0));
+    }
+}
+
 /* Start attempt `attempt` of task i; a built-in decided at once gets its
  * outcome in the same batch. */
 static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t attempt)
 {
     struct fl_wf_task_run *t = &inv->run.tasks[i];
-    const char *id = t->def->id;
+    const char *id = t->id;
     emit(inv, batch, "TaskStarted", json_pack("{s:s,s:i}", "task", id, "attempt", (int)attempt));
     const struct builtin *b = builtin_find(t->def->run);
     if (b == NULL)
         return; /* a function: called by act() once this is durable */
-    json_t *out = NULL;
+    json_t *out = NULL, *flow;
     char *error = NULL;
     char why[256];
     int64_t ms;
     switch (b->kind) {
     case BUILTIN_NOW:
-        if (b->run(t->inputs, &out, &error) == 0)
+        if (b->run(t->def, t->inputs, &out, &error) != 0) {
+        } else if ((flow = builtin_flow(out)) != NULL) {
+            json_decref(out);
+            add_flow(inv, batch, i, flow); /* t moves */
+            break;
+        } else {
             emit(inv, batch, "TaskSucceeded", json_pack("{s:s,s:o}", "task", id, "output", out));
-        else
-            emit(inv, batch, "TaskFailed",
-                 json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error",
-                           error ? error : "out of memory", "retry", 0));
+            break;
+        }
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error",
+                       error ? error : "out of memory", "retry", 0));
         free(error);
         break;
+    case BUILTIN_EVAL:
+    case BUILTIN_HTTP:
+        break; /* act() runs it once this is durable */
     case BUILTIN_SLEEP:
         if (builtin_sleep_ms(t->inputs, &ms, why, sizeof(why)) == 0)
             emit(inv, batch, "TimerStarted",
@@ -520,19 +622,50 @@ static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t att
 struct evaluation {
     struct inv *inv;
     size_t task;
+    bool js;       /* a javascript task's run, not its inputs */
     json_t *where; /* per expression: "inputs.<key>: {<source>}", for errors */
 };
 
 struct collect {
     json_t *exprs, *where;
+    json_t *sources; /* each expression as written (exprs may wrap it) */
     const char *key;
+    bool first; /* a reserved input's whole value: its value goes into $ */
 };
+
+/*
+ * The order a task's inputs are evaluated in: first those whose key starts
+ * with '_' (the ones control-flow built-ins add: _item, _prev, _count, as
+ * Fission Workflows' priority), then the others; in each pass, in the
+ * definition's order. An expression that is a reserved input's whole
+ * value also sets $.Tasks[taskId].Inputs[key], so the others see its value
+ * (`{ task().Inputs._prev + 1 }`), as they would in Fission Workflows.
+ */
+static bool input_in_pass(const struct fl_wf_input *in, int pass)
+{
+    return in->has_expr && (in->key[0] == '_') == (pass == 0);
+}
 
 static int collect_expr(void *arg, const char *src, size_t n)
 {
     struct collect *c = arg;
     int shown = n > 200 ? 200 : (int)n;
-    if (json_array_append_new(c->exprs, json_stringn(src, n)) < 0 ||
+    json_t *text = json_stringn(src, n);
+    if (json_array_append_new(c->sources, json_stringn(src, n)) < 0) {
+        json_decref(text);
+        return FL_ENOMEM;
+    }
+    if (c->first && text != NULL) {
+        json_t *key = json_string(c->key);
+        char *k = key ? json_dumps(key, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+        json_t *set =
+            k ? json_sprintf("$.Tasks[taskId].Inputs[%s] = (%.*s)", k, (int)n, src) : NULL;
+        free(k);
+        json_decref(key);
+        json_decref(text);
+        text = set;
+    }
+    if (json_array_append_new(c->exprs, text) < 0 ||
         json_array_append_new(c->where, json_sprintf("inputs.%s: {%.*s%s}", c->key, shown, src,
                                                      (size_t)shown < n ? "..." : "")) < 0)
         return FL_ENOMEM;
@@ -575,20 +708,26 @@ static json_t *substitute(json_t *v, json_t *values, size_t *k)
     return json_incref(v);
 }
 
-/* The scope $ of expressions, Fission Workflows' shape: {Workflow: {Id,
+/* The scope $ of task current's expressions, Fission Workflows' shape: {Workflow: {Id,
  * Name, Revision, Status}, Invocation: {Id, CreatedAt, Inputs}, Tasks:
  * {id: {Id, Function, Status, CreatedAt, UpdatedAt, Requires, Inputs (as
  * scheduled, else as written), Output, OutputHeaders}}}. New, or NULL. */
-static json_t *expr_scope(const struct fl_wf_run *r)
+static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
 {
     json_t *tasks = json_object();
+    const struct fl_wf_task_run *cur = &r->tasks[current];
     for (size_t i = 0; tasks != NULL && i < r->ntasks; i++) {
         const struct fl_wf_task_run *t = &r->tasks[i];
         bool has_expr;
+        /* the top level, and the tasks of the current one's own added
+         * workflow by their ids in it (over the top level's) */
+        if (t->scope_len != 0 &&
+            (t->scope_len != cur->scope_len || strncmp(t->id, cur->id, t->scope_len) != 0))
+            continue;
         json_t *requires = json_array();
         for (size_t k = 0; requires != NULL && k < t->def->nrequires; k++)
             json_array_append_new(requires, json_string(t->def->requires[k]));
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:O}", "Id", t->def->id, "Function",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o}", "Id", t->id, "Function",
                               t->def->run, "Status", fl_wf_task_status_name(t->status), "CreatedAt",
                               (json_int_t)t->scheduled_ms, "UpdatedAt",
                               (json_int_t)(t->ended_ms     ? t->ended_ms
@@ -597,8 +736,8 @@ static json_t *expr_scope(const struct fl_wf_run *r)
                               "Requires", requires, "Inputs",
                               t->inputs ? json_incref(t->inputs) : static_inputs(t->def, &has_expr),
                               "Output", t->output ? t->output : json_null(), "OutputHeaders",
-                              t->headers ? t->headers : json_object());
-        if (o == NULL || json_object_set_new(tasks, t->def->id, o) < 0) {
+                              t->headers ? json_incref(t->headers) : json_object());
+        if (o == NULL || json_object_set_new(tasks, t->id + t->scope_len, o) < 0) {
             json_decref(tasks);
             tasks = NULL;
         }
@@ -609,6 +748,33 @@ static json_t *expr_scope(const struct fl_wf_run *r)
                      "Name", r->workflow, "Revision", (json_int_t)r->revision, "Status", "ready",
                      "Invocation", "Id", r->id, "CreatedAt", (json_int_t)r->created_ms, "Inputs",
                      r->inputs ? r->inputs : json_object(), "Tasks", tasks);
+}
+
+/* expr_scope() for task i, shared by the tasks of one workflow (the top
+ * level, or one added workflow) while the fold is unchanged: the tasks a
+ * foreach starts together evaluate with one scope, not one each. A new
+ * reference, or NULL. */
+static json_t *scope_for(struct inv *inv, size_t i)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    if (inv->scope != NULL && inv->scope_events == inv->run.events &&
+        inv->scope_len == t->scope_len && strncmp(inv->scope_of, t->id, t->scope_len) == 0)
+        return json_incref(inv->scope);
+    json_t *scope = expr_scope(&inv->run, i);
+    char *of = strndup(t->id, t->scope_len);
+    json_decref(inv->scope);
+    free(inv->scope_of);
+    inv->scope = NULL;
+    inv->scope_of = NULL;
+    if (scope != NULL && of != NULL) {
+        inv->scope = json_incref(scope);
+        inv->scope_of = of;
+        inv->scope_len = t->scope_len;
+        inv->scope_events = inv->run.events;
+    } else {
+        free(of);
+    }
+    return scope;
 }
 
 /* Why an evaluation failed as a whole, naming its first expression. */
@@ -622,12 +788,16 @@ static char *eval_failure(json_t *where, const char *error)
     return out;
 }
 
+static void js_outcome(struct inv *inv, size_t i, int status, json_t *answer, const char *error);
+static json_t *resolved_inputs(const struct fl_wf_task *def, json_t *written, json_t *values);
+
 static void on_evaluated(void *data, int status, json_t *answer, const char *error)
 {
     struct evaluation *ev = data;
     struct inv *inv = ev->inv;
     struct fl_wf_engine *e = inv->e;
     inv->ops--;
+    inv->evaluating--;
     if (inv->gone || e->closing) {
         json_decref(ev->where);
         free(ev);
@@ -638,7 +808,9 @@ static void on_evaluated(void *data, int status, json_t *answer, const char *err
     struct trun *rt = &inv->rt[ev->task];
     const struct fl_wf_task_run *t = &inv->run.tasks[ev->task];
     rt->evaluating = false;
-    if (status == FL_EAGAIN) {
+    if (ev->js) {
+        js_outcome(inv, ev->task, status, answer, error);
+    } else if (status == FL_EAGAIN) {
         rt->busy_until = fl_clock_wall_ms() + ENGINE_BUSY_RETRY_MS; /* the queue is full */
     } else if (status < 0) {
         rt->expr_error = eval_failure(ev->where, error ? error : fl_errname(status));
@@ -662,20 +834,7 @@ static void on_evaluated(void *data, int status, json_t *answer, const char *err
         if (rt->expr_error == NULL && values != NULL) {
             bool has_expr;
             json_t *written = static_inputs(t->def, &has_expr);
-            const char *key;
-            json_t *v;
-            size_t k = 0;
-            rt->resolved = json_object();
-            json_object_foreach(written, key, v)
-            {
-                const struct fl_wf_input *in = NULL;
-                for (size_t j = 0; j < t->def->ninputs && in == NULL; j++)
-                    if (strcmp(t->def->inputs[j].key, key) == 0)
-                        in = &t->def->inputs[j];
-                json_object_set_new(rt->resolved, key,
-                                    in && in->has_expr ? substitute(v, values, &k)
-                                                       : json_incref(v));
-            }
+            rt->resolved = resolved_inputs(t->def, written, values);
             json_decref(written);
         }
         json_decref(values);
@@ -686,6 +845,68 @@ static void on_evaluated(void *data, int status, json_t *answer, const char *err
     free(ev);
     step(inv);
     engine_op_done(e);
+}
+
+/* Whether src (n bytes between the braces) is a plain lookup,
+ * output('ID') with spaces around, ID without quotes or backslashes:
+ * then ID into id. */
+static bool plain_output(const char *src, size_t n, char *id, size_t size)
+{
+    while (n > 0 && (*src == ' ' || *src == '\t'))
+        src++, n--;
+    while (n > 0 && (src[n - 1] == ' ' || src[n - 1] == '\t'))
+        n--;
+    if (n < 11 || strncmp(src, "output(", 7) != 0 || src[n - 1] != ')' ||
+        (src[7] != '\'' && src[7] != '"') || src[n - 2] != src[7])
+        return false;
+    size_t len = n - 10;
+    if (len == 0 || len >= size || memchr(src + 8, '\\', len) || memchr(src + 8, '\'', len) ||
+        memchr(src + 8, '"', len))
+        return false;
+    memcpy(id, src + 8, len);
+    id[len] = '\0';
+    return true;
+}
+
+/* Every expression of exprs is a plain output() lookup: their values from
+ * the fold, as the evaluator would give them (a task that does not exist
+ * or has no output: null), a new array; else NULL. Spares the evaluator a
+ * round trip, and keeps a foreach's collector of a thousand outputs fast. */
+static json_t *plain_values(const struct fl_wf_run *r, size_t i, json_t *exprs)
+{
+    json_t *values = json_array(), *e;
+    size_t k;
+    char id[FL_WF_ID_MAX * 2 + 32];
+    json_array_foreach(exprs, k, e)
+    {
+        if (!plain_output(json_string_value(e), json_string_length(e), id, sizeof(id))) {
+            json_decref(values);
+            return NULL;
+        }
+        int t = fl_wf_run_lookup(r, i, id);
+        json_t *v = t >= 0 && r->tasks[t].output ? r->tasks[t].output : json_null();
+        if (values != NULL && json_array_append(values, v) < 0) {
+            json_decref(values);
+            values = NULL;
+        }
+    }
+    return values;
+}
+
+/* inputs as written (static_inputs()) with values put in for each
+ * expression in the order collect_expr() took them: a new value or NULL. */
+static json_t *resolved_inputs(const struct fl_wf_task *def, json_t *written, json_t *values)
+{
+    size_t k = 0;
+    json_t *resolved = json_copy(written);
+    for (int pass = 0; pass < 2 && resolved != NULL; pass++)
+        for (size_t j = 0; j < def->ninputs; j++) {
+            const struct fl_wf_input *in = &def->inputs[j];
+            if (input_in_pass(in, pass))
+                json_object_set_new(resolved, in->key,
+                                    substitute(json_object_get(written, in->key), values, &k));
+        }
+    return resolved;
 }
 
 /*
@@ -717,6 +938,11 @@ static int resolve_inputs(struct inv *inv, size_t i, json_t **inputs, char *why,
         snprintf(why, size, "%s", rt->expr_error);
         return FL_EINVAL;
     }
+    if (inv->evaluating >= ENGINE_EVALS_MAX) {
+        json_decref(*inputs);
+        *inputs = NULL;
+        return 1; /* on_evaluated() steps it in when one comes back */
+    }
     if (e->exprc == NULL) {
         snprintf(why, size,
                  "this flintd has no expression evaluator (flint-expr could not start), and an "
@@ -725,30 +951,48 @@ static int resolve_inputs(struct inv *inv, size_t i, json_t **inputs, char *why,
         return FL_ENOTSUP;
     }
     struct evaluation *ev = calloc(1, sizeof(*ev));
-    struct collect c = {json_array(), json_array(), NULL};
-    json_t *scope = expr_scope(&inv->run);
-    int rc = ev && c.exprs && c.where && scope ? 0 : FL_ENOMEM;
-    for (size_t k = 0; rc == 0 && k < def->ninputs; k++) {
-        c.key = def->inputs[k].key;
-        if (def->inputs[k].has_expr)
-            rc = fl_wf_each_expr(def->inputs[k].value, collect_expr, &c);
+    struct collect c = {json_array(), json_array(), json_array(), NULL, false};
+    json_t *scope = scope_for(inv, i);
+    int rc = ev && c.exprs && c.where && c.sources && scope ? 0 : FL_ENOMEM;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t k = 0; rc == 0 && k < def->ninputs; k++) {
+            const struct fl_wf_input *in = &def->inputs[k];
+            c.key = in->key;
+            c.first = pass == 0 && json_is_string(in->value);
+            if (input_in_pass(in, pass))
+                rc = fl_wf_each_expr(in->value, collect_expr, &c);
+        }
+    json_t *plain = rc == 0 ? plain_values(&inv->run, i, c.sources) : NULL;
+    json_decref(c.sources);
+    if (plain != NULL) {
+        json_t *resolved = resolved_inputs(def, *inputs, plain);
+        json_decref(plain);
+        json_decref(scope);
+        json_decref(c.exprs);
+        json_decref(c.where);
+        free(ev);
+        json_decref(*inputs);
+        *inputs = resolved;
+        return resolved ? 0 : FL_ENOMEM;
     }
     json_t *req = NULL;
     if (rc == 0) {
-        req = json_pack("{s:s,s:o,s:O,s:b}", "task", def->id, "scope", scope, "exprs", c.exprs,
-                        "check", 0); /* takes scope, even when it fails */
+        req = json_pack("{s:s,s:o,s:O,s:b}", "task",
+                        inv->run.tasks[i].id + inv->run.tasks[i].scope_len, "scope", scope, "exprs",
+                        c.exprs, "check", 0); /* takes scope, even when it fails */
         rc = req != NULL ? 0 : FL_ENOMEM;
     } else {
         json_decref(scope);
     }
     if (rc == 0) {
-        *ev = (struct evaluation){inv, i, c.where};
+        *ev = (struct evaluation){inv, i, false, c.where};
         rc = fl_wf_exprc_eval(e->exprc, req, on_evaluated, ev);
     }
     json_decref(req);
     json_decref(c.exprs);
     if (rc == 0) {
         rt->evaluating = true;
+        inv->evaluating++;
         inv->ops++;
         engine_op(e);
         json_decref(*inputs);
@@ -768,6 +1012,85 @@ static int resolve_inputs(struct inv *inv, size_t i, json_t **inputs, char *why,
     return rc;
 }
 
+/* Post the outcome of javascript task i's evaluation. */
+static void js_outcome(struct inv *inv, size_t i, int status, json_t *answer, const char *error)
+{
+    struct trun *rt = &inv->rt[i];
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    if (status == FL_EAGAIN) {
+        rt->busy_until = fl_clock_wall_ms() + ENGINE_BUSY_RETRY_MS; /* the queue is full */
+        return;
+    }
+    json_t *results = json_object_get(answer, "results");
+    json_t *err = NULL;
+    for (size_t k = 0; status == 0 && err == NULL && k < json_array_size(results); k++)
+        err = json_object_get(json_array_get(results, k), "error");
+    json_t *value = json_object_get(json_array_get(results, 1), "value");
+    rt->outcome_pending = true;
+    if (status == 0 && err == NULL && value != NULL) {
+        post(inv, "TaskSucceeded", json_pack("{s:s,s:O}", "task", t->id, "output", value));
+        return;
+    }
+    char why[1024];
+    snprintf(why, sizeof(why), "javascript: %s",
+             status < 0 ? (error ? error : fl_errname(status))
+             : err      ? json_string_value(err)
+                        : "the evaluator gave no result");
+    post(inv, "TaskFailed",
+         json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error", why,
+                   "retry", 0));
+}
+
+/* Run javascript task i's attempt: its expr in the evaluator. */
+static void js_start(struct inv *inv, size_t i)
+{
+    struct fl_wf_engine *e = inv->e;
+    struct trun *rt = &inv->rt[i];
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    json_t *exprs = NULL, *req = NULL;
+    char *error = NULL;
+    int rc = builtin_js_exprs(t->inputs, &exprs, &error);
+    if (rc == 0 && e->exprc == NULL) {
+        rc = FL_ENOTSUP;
+        error = strdup("this flintd has no expression evaluator (flint-expr could not start)");
+    }
+    struct evaluation *ev = rc == 0 ? calloc(1, sizeof(*ev)) : NULL;
+    if (rc == 0) {
+        req = json_pack("{s:s,s:o,s:o,s:b}", "task", t->id + t->scope_len, "scope",
+                        scope_for(inv, i), "exprs", exprs, "check", 0);
+        exprs = NULL;
+        rc = req && ev ? 0 : FL_ENOMEM;
+    }
+    if (rc == 0) {
+        *ev = (struct evaluation){inv, i, true, NULL};
+        rc = fl_wf_exprc_eval(e->exprc, req, on_evaluated, ev);
+    }
+    json_decref(req);
+    json_decref(exprs);
+    if (rc == 0) {
+        rt->evaluating = true;
+        inv->evaluating++;
+        inv->ops++;
+        engine_op(e);
+        return;
+    }
+    free(ev);
+    if (rc == FL_EAGAIN || rc == FL_ENOMEM) {
+        rt->busy_until = fl_clock_wall_ms() + ENGINE_BUSY_RETRY_MS;
+        free(error);
+        return;
+    }
+    rt->outcome_pending = true;
+    char why[1024];
+    snprintf(why, sizeof(why), "%s%s",
+             error ? "" : "javascript: ", error ? error : fl_strerror(rc));
+    post(inv, "TaskFailed",
+         json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error", why,
+                   "retry", 0));
+    free(error);
+    rt->busy_until = fl_clock_wall_ms(); /* the timer steps it in at once */
+}
+
 /* Schedule the tasks whose dependencies are met (and what built-ins decide
  * at once), until nothing more is ready. */
 static void schedule(struct inv *inv, json_t *batch)
@@ -777,6 +1100,14 @@ static void schedule(struct inv *inv, json_t *batch)
         more = false;
         for (size_t i = 0; i < inv->run.ntasks; i++) {
             struct fl_wf_task_run *t = &inv->run.tasks[i];
+            if (t->status == FL_WF_TASK_RUNNING && t->child >= 0) {
+                enum fl_wf_task_status cs = inv->run.tasks[t->child].status;
+                if (cs == FL_WF_TASK_SUCCEEDED || cs == FL_WF_TASK_FAILED) {
+                    child_outcome(inv, batch, i);
+                    more = true;
+                }
+                continue;
+            }
             if (t->status == FL_WF_TASK_SCHEDULED) {
                 start_attempt(inv, batch, i, t->attempt + 1);
                 more = true;
@@ -792,11 +1123,10 @@ static void schedule(struct inv *inv, json_t *batch)
             if (rc == 1)
                 continue; /* its expressions are being evaluated */
             emit(inv, batch, "TaskScheduled",
-                 json_pack("{s:s,s:o}", "task", t->def->id, "inputs",
-                           inputs ? inputs : json_null()));
+                 json_pack("{s:s,s:o}", "task", t->id, "inputs", inputs ? inputs : json_null()));
             if (rc < 0)
                 emit(inv, batch, "TaskFailed",
-                     json_pack("{s:s,s:i,s:s,s:b}", "task", t->def->id, "attempt", 0, "error", why,
+                     json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", 0, "error", why,
                                "retry", 0));
             else
                 start_attempt(inv, batch, i, 1);
@@ -823,7 +1153,7 @@ static void conclude(struct inv *inv, json_t *batch)
         const struct fl_wf_task_run *t = &r->tasks[i];
         if (t->status == FL_WF_TASK_FAILED) {
             emit(inv, batch, "InvocationFailed",
-                 json_pack("{s:s,s:s}", "task", t->def->id, "error", t->error ? t->error : ""));
+                 json_pack("{s:s,s:s}", "task", t->id, "error", t->error ? t->error : ""));
             return;
         }
         if (t->status != FL_WF_TASK_SUCCEEDED)
@@ -849,14 +1179,30 @@ static void step(struct inv *inv)
     size_t n = json_array_size(inv->outbox);
     for (size_t k = 0; k < n; k++) {
         json_t *pair = json_array_get(inv->outbox, k);
-        emit(inv, batch, json_string_value(json_array_get(pair, 0)),
-             json_incref(json_array_get(pair, 1)));
+        const char *type = json_string_value(json_array_get(pair, 0));
+        json_t *data = json_array_get(pair, 1);
+        int i = fl_wf_run_task(&inv->run, json_string_value(json_object_get(data, "task")));
+        if (strcmp(type, "TaskAdded") == 0 && i >= 0)
+            add_flow(inv, batch, (size_t)i, json_incref(json_object_get(data, "workflow")));
+        else
+            emit(inv, batch, type, json_incref(data));
     }
     json_array_clear(inv->outbox);
     for (size_t i = 0; i < inv->run.ntasks; i++)
         inv->rt[i].outcome_pending = false;
     schedule(inv, batch);
     conclude(inv, batch);
+    if (inv->broken) {
+        /* this copy of the state is not the stream's: read it again */
+        json_decref(batch);
+        struct fl_wf_engine *e = inv->e;
+        char id[FL_UUID_STRLEN + 1];
+        fl_strlcpy(id, inv->run.id, sizeof(id));
+        answer_waiters(inv, 503, "engine_error", "the engine could not record the invocation");
+        inv_release(inv);
+        engine_recover(e, id);
+        return;
+    }
     if (json_array_size(batch) == 0) {
         json_decref(batch);
         act(inv);
@@ -880,15 +1226,56 @@ static void dispatch_free(struct dispatch *d)
     free(d);
 }
 
+/* A function's output of type application/vnd.flint.task+json or
+ * workflow+json: its workflow spec (a new value), or NULL and why. */
+static json_t *attempt_flow(const struct fl_wf_task_run *t, const char *ctype,
+                            const struct fl_invoke_outcome *o, char *error, size_t size)
+{
+    json_error_t jerr;
+    bool task = strncasecmp(ctype, FL_WF_CTYPE_TASK, strlen(FL_WF_CTYPE_TASK)) == 0;
+    json_t *v = json_loadb(o->body, o->body_len, 0, &jerr);
+    json_t *flow = NULL;
+    if (v == NULL)
+        snprintf(error, size, "the output of function '%s' is %s but not JSON: %s", t->def->run,
+                 ctype, jerr.text);
+    else if (!json_is_object(v))
+        snprintf(error, size, "the output of function '%s' is %s but not a map", t->def->run,
+                 ctype);
+    else if (task)
+        flow = json_pack("{s:s,s:{s:O}}", "output", "main", "tasks", "main", v);
+    else
+        flow = json_incref(v);
+    json_decref(v);
+    if (flow == NULL && error[0] == '\0')
+        snprintf(error, size, "out of memory reading the output of function '%s'", t->def->run);
+    return flow;
+}
+
+/* Attempt `attempt` of task i failed with error: TaskFailed for the
+ * outbox, and a retry timer when the task's policy allows another. */
+static void fail_attempt(struct inv *inv, size_t i, uint32_t attempt, const char *error)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const struct fl_retry_policy *p = &t->def->retry;
+    bool retry = attempt < p->max_attempts;
+    post(inv, "TaskFailed",
+         json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)attempt, "error", error,
+                   "retry", retry));
+    if (retry)
+        post(inv, "TimerStarted",
+             json_pack("{s:s,s:s,s:I}", "task", t->id, "timer", "retry", "fireAt",
+                       (json_int_t)(fl_clock_wall_ms() + fl_retry_delay_ms(p, attempt))));
+}
+
 /* The outcome of a function attempt as events for the outbox. */
 static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
                             const struct fl_invoke_outcome *o)
 {
     struct fl_wf_engine *e = inv->e;
     struct fl_wf_task_run *t = &inv->run.tasks[i];
-    const char *id = t->def->id;
+    const char *id = t->id;
     char error[1024] = "";
-    json_t *output = NULL;
+    json_t *output = NULL, *flow = NULL;
     if (o->error == FL_INVOKE_OK && o->status >= 200 && o->status < 300) {
         const char *ctype = NULL;
         for (size_t k = 0; k < o->nheaders; k++)
@@ -899,11 +1286,15 @@ static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
             snprintf(error, sizeof(error),
                      "the output of function '%s' is %zu bytes, more than the %zu a task keeps",
                      t->def->run, o->body_len, e->max_output);
+        else if (ctype != NULL &&
+                 (strncasecmp(ctype, FL_WF_CTYPE_TASK, strlen(FL_WF_CTYPE_TASK)) == 0 ||
+                  strncasecmp(ctype, FL_WF_CTYPE_WORKFLOW, strlen(FL_WF_CTYPE_WORKFLOW)) == 0))
+            flow = attempt_flow(t, ctype, o, error, sizeof(error));
         else if (ctype != NULL && strstr(ctype, "json") != NULL)
             output = json_loadb(o->body, o->body_len, JSON_DECODE_ANY, NULL);
-        if (error[0] == '\0' && output == NULL)
+        if (error[0] == '\0' && output == NULL && flow == NULL)
             output = o->body_len ? json_stringn(o->body, o->body_len) : json_null();
-        if (error[0] == '\0' && output == NULL)
+        if (error[0] == '\0' && output == NULL && flow == NULL)
             snprintf(error, sizeof(error), "the output of function '%s' is not text", t->def->run);
     } else if (o->error == FL_INVOKE_OK) {
         snprintf(error, sizeof(error), "function '%s' answered %d: %.*s", t->def->run, o->status,
@@ -912,6 +1303,10 @@ static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
         snprintf(error, sizeof(error), "function '%s': %s", t->def->run,
                  o->message ? o->message : fl_invoke_error_name(o->error));
     }
+    if (flow != NULL) {
+        post(inv, "TaskAdded", json_pack("{s:s,s:o}", "task", id, "workflow", flow));
+        return;
+    }
     if (output != NULL) {
         json_t *h = fl_inv_headers_json(o->headers, o->nheaders, NULL);
         post(inv, "TaskSucceeded",
@@ -919,15 +1314,59 @@ static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
                        h ? h : json_object()));
         return;
     }
-    const struct fl_retry_policy *p = &t->def->retry;
-    bool retry = attempt < p->max_attempts;
-    post(inv, "TaskFailed",
-         json_pack("{s:s,s:i,s:s,s:b}", "task", id, "attempt", (int)attempt, "error", error,
-                   "retry", retry));
-    if (retry)
-        post(inv, "TimerStarted",
-             json_pack("{s:s,s:s,s:I}", "task", id, "timer", "retry", "fireAt",
-                       (json_int_t)(fl_clock_wall_ms() + fl_retry_delay_ms(p, attempt))));
+    fail_attempt(inv, i, attempt, error);
+}
+
+/* One http task's request: the task it runs for. */
+struct http_run {
+    struct inv *inv;
+    size_t task;
+    uint32_t attempt;
+};
+
+static void on_http(void *data, json_t *output, json_t *headers, const char *error)
+{
+    struct http_run *h = data;
+    struct inv *inv = h->inv;
+    struct fl_wf_engine *e = inv->e;
+    inv->ops--;
+    inv->rt[h->task].http = NULL;
+    if (!inv->gone && !e->closing) {
+        inv->rt[h->task].outcome_pending = true;
+        if (error != NULL)
+            fail_attempt(inv, h->task, h->attempt, error);
+        else
+            post(inv, "TaskSucceeded",
+                 json_pack("{s:s,s:O,s:o}", "task", inv->run.tasks[h->task].id, "output", output,
+                           "headers", headers ? json_incref(headers) : json_object()));
+    }
+    free(h);
+    if (!inv->gone && !e->closing)
+        step(inv);
+    inv_maybe_free(inv);
+}
+
+/* Run http task i's attempt: its request on the engine's HTTP client. */
+static void http_start(struct inv *inv, size_t i)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    struct http_run *h = calloc(1, sizeof(*h));
+    char why[1024];
+    int rc = FL_ENOMEM;
+    snprintf(why, sizeof(why), "out of memory");
+    if (h != NULL) {
+        *h = (struct http_run){inv, i, t->attempt};
+        rc = http_task_start(inv->e, t->inputs, t->def->timeout_ms, on_http, h, &inv->rt[i].http,
+                             why, sizeof(why));
+    }
+    if (rc == 0) {
+        inv->ops++;
+        return;
+    }
+    free(h);
+    inv->rt[i].outcome_pending = true;
+    fail_attempt(inv, i, t->attempt, why);
+    inv->rt[i].busy_until = fl_clock_wall_ms(); /* the timer steps it in at once */
 }
 
 static void on_call(const struct fl_invoke_outcome *o, void *data)
@@ -983,7 +1422,7 @@ static void dispatch(struct inv *inv, size_t i)
     d->inv = inv;
     d->task = i;
     d->attempt = t->attempt;
-    d->inputs = json_incref(t->inputs ? t->inputs : json_object());
+    d->inputs = t->inputs ? json_incref(t->inputs) : json_object();
     json_t *in = d->inputs;
     /* the body: `body`, else `default` */
     json_t *b = json_object_get(in, "body");
@@ -1041,12 +1480,12 @@ static void dispatch(struct inv *inv, size_t i)
         query_text = query.len > 0 ? query.data : NULL;
     }
     const char *method = json_string_value(json_object_get(in, "method"));
-    char key[FL_UUID_STRLEN + FL_WF_ID_MAX + 16], trigger[16 + FL_NAME_MAX];
-    snprintf(key, sizeof(key), "%s/%s/%u", inv->run.id, t->def->id, (unsigned)t->attempt);
+    char key[FL_UUID_STRLEN + 2 * FL_WF_ID_MAX + 48], trigger[16 + FL_NAME_MAX];
+    snprintf(key, sizeof(key), "%s/%s/%u", inv->run.id, t->id, (unsigned)t->attempt);
     snprintf(trigger, sizeof(trigger), "workflow/%s", inv->run.workflow);
     const struct fl_http_header added[] = {
         {"X-Flint-Workflow", 16, inv->run.workflow, strlen(inv->run.workflow)},
-        {"X-Flint-Task-Id", 15, t->def->id, strlen(t->def->id)},
+        {"X-Flint-Task-Id", 15, t->id, strlen(t->id)},
         {"X-Flint-Idempotency-Key", 23, key, strlen(key)},
     };
     const struct fl_invoke_request req = {
@@ -1105,12 +1544,12 @@ static void on_timer(uv_timer_t *h)
         if (t->timer[0] == '\0' || t->fire_at > now || inv->rt[i].outcome_pending)
             continue;
         inv->rt[i].outcome_pending = true;
-        post(inv, "TimerFired", json_pack("{s:s,s:s}", "task", t->def->id, "timer", t->timer));
+        post(inv, "TimerFired", json_pack("{s:s,s:s}", "task", t->id, "timer", t->timer));
         if (strcmp(t->timer, "sleep") == 0)
-            post(inv, "TaskSucceeded", json_pack("{s:s,s:n}", "task", t->def->id, "output"));
+            post(inv, "TaskSucceeded", json_pack("{s:s,s:n}", "task", t->id, "output"));
         else
             post(inv, "TaskStarted",
-                 json_pack("{s:s,s:i}", "task", t->def->id, "attempt", (int)t->attempt + 1));
+                 json_pack("{s:s,s:i}", "task", t->id, "attempt", (int)t->attempt + 1));
     }
     step(inv);
 }
@@ -1158,9 +1597,16 @@ static void act(struct inv *inv)
     for (size_t i = 0; i < inv->run.ntasks && !inv->gone; i++) {
         const struct fl_wf_task_run *t = &inv->run.tasks[i];
         const struct trun *rt = &inv->rt[i];
-        if (t->status == FL_WF_TASK_RUNNING && t->timer[0] == '\0' && rt->call == NULL &&
-            !rt->outcome_pending && rt->busy_until == 0 && builtin_find(t->def->run) == NULL)
+        if (t->status != FL_WF_TASK_RUNNING || t->timer[0] != '\0' || t->child >= 0 ||
+            rt->call != NULL || rt->outcome_pending || rt->busy_until != 0 || rt->evaluating)
+            continue;
+        const struct builtin *b = builtin_find(t->def->run);
+        if (b == NULL)
             dispatch(inv, i);
+        else if (b->kind == BUILTIN_EVAL && inv->evaluating < ENGINE_EVALS_MAX)
+            js_start(inv, i);
+        else if (b->kind == BUILTIN_HTTP && inv->rt[i].http == NULL)
+            http_start(inv, i);
     }
     if (!inv->gone)
         arm(inv);
@@ -1561,6 +2007,11 @@ static void on_engine_timer_closed(uv_handle_t *h)
     engine_op_done(h->data);
 }
 
+static void on_http_client_closed(void *data)
+{
+    engine_op_done(data);
+}
+
 void fl_wf_engine_close(struct fl_wf_engine *e, void (*done)(void *data), void *data)
 {
     e->closing = true;
@@ -1576,4 +2027,9 @@ void fl_wf_engine_close(struct fl_wf_engine *e, void (*done)(void *data), void *
     }
     uv_close((uv_handle_t *)&e->tick, on_engine_timer_closed);
     uv_close((uv_handle_t *)&e->kick, on_engine_timer_closed);
+    if (e->http != NULL) {
+        engine_op(e);
+        fl_http_client_close(e->http, on_http_client_closed, e);
+        e->http = NULL;
+    }
 }

@@ -45,6 +45,7 @@ void fl_wf_run_init(struct fl_wf_run *r, const char *id)
 
 static void task_release(struct fl_wf_task_run *t)
 {
+    free(t->id);
     json_decref(t->inputs);
     json_decref(t->output);
     json_decref(t->headers);
@@ -56,6 +57,11 @@ void fl_wf_run_release(struct fl_wf_run *r)
     for (size_t i = 0; i < r->ntasks; i++)
         task_release(&r->tasks[i]);
     free(r->tasks);
+    for (size_t i = 0; i < r->nadded; i++) {
+        fl_wf_release(r->added[i]);
+        free(r->added[i]);
+    }
+    free(r->added);
     if (r->created)
         fl_wf_release(&r->wf);
     json_decref(r->definition);
@@ -69,20 +75,79 @@ void fl_wf_run_release(struct fl_wf_run *r)
 int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
 {
     for (size_t i = 0; id != NULL && i < r->ntasks; i++)
-        if (strcmp(r->tasks[i].def->id, id) == 0)
+        if (strcmp(r->tasks[i].id, id) == 0)
             return (int)i;
+    return -1;
+}
+
+/* The index of task id of the workflow whose prefix is scope (n bytes). */
+static int scoped_task(const struct fl_wf_run *r, const char *scope, size_t n, const char *id)
+{
+    size_t len = strlen(id);
+    for (size_t i = 0; i < r->ntasks; i++) {
+        const char *other = r->tasks[i].id;
+        if (r->tasks[i].scope_len == n && strncmp(other, scope, n) == 0 &&
+            strlen(other + n) == len && memcmp(other + n, id, len) == 0)
+            return (int)i;
+    }
     return -1;
 }
 
 bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i)
 {
-    const struct fl_wf_task *t = r->tasks[i].def;
+    const struct fl_wf_task_run *run = &r->tasks[i];
+    const struct fl_wf_task *t = run->def;
     for (size_t k = 0; k < t->nrequires; k++) {
-        int d = fl_wf_run_task(r, t->requires[k]);
+        int d = scoped_task(r, run->id, run->scope_len, t->requires[k]);
         if (d < 0 || r->tasks[d].status != FL_WF_TASK_SUCCEEDED)
             return false;
     }
     return true;
+}
+
+int fl_wf_run_lookup(const struct fl_wf_run *r, size_t from, const char *id)
+{
+    const struct fl_wf_task_run *t = &r->tasks[from];
+    int i = t->scope_len > 0 ? scoped_task(r, t->id, t->scope_len, id) : -1;
+    return i >= 0 ? i : scoped_task(r, "", 0, id);
+}
+
+/* Room for n more tasks: 0 or FL_ENOMEM. Pointers into tasks move. */
+static int tasks_reserve(struct fl_wf_run *r, size_t n)
+{
+    if (r->ntasks + n <= r->cap)
+        return 0;
+    size_t cap = r->cap ? r->cap : 8;
+    while (cap < r->ntasks + n)
+        cap *= 2;
+    struct fl_wf_task_run *tasks = realloc(r->tasks, cap * sizeof(*tasks));
+    if (tasks == NULL)
+        return FL_ENOMEM;
+    memset(tasks + r->cap, 0, (cap - r->cap) * sizeof(*tasks));
+    r->tasks = tasks;
+    r->cap = cap;
+    return 0;
+}
+
+/* Add the tasks of wf to r, their ids prefixed with scope (n bytes). */
+static int tasks_add(struct fl_wf_run *r, struct fl_wf *wf, const char *scope, size_t n, int parent)
+{
+    int rc = tasks_reserve(r, wf->ntasks);
+    for (size_t i = 0; rc == 0 && i < wf->ntasks; i++) {
+        struct fl_wf_task_run *t = &r->tasks[r->ntasks];
+        size_t len = n + strlen(wf->tasks[i].id) + 1;
+        memset(t, 0, sizeof(*t));
+        t->id = malloc(len);
+        if (t->id == NULL)
+            return FL_ENOMEM;
+        snprintf(t->id, len, "%.*s%s", (int)n, scope, wf->tasks[i].id);
+        t->def = &wf->tasks[i];
+        t->scope_len = n;
+        t->parent = parent;
+        t->child = -1;
+        r->ntasks++;
+    }
+    return rc;
 }
 
 /* ---- the events ---- */
@@ -127,16 +192,10 @@ static int on_created(struct fl_wf_run *r, json_t *data)
         memset(&r->wf, 0, sizeof(r->wf));
         return rc == FL_ENOMEM ? rc : FL_ECORRUPT;
     }
-    r->tasks = calloc(r->wf.ntasks ? r->wf.ntasks : 1, sizeof(*r->tasks));
-    if (r->tasks == NULL) {
-        fl_wf_release(&r->wf);
-        memset(&r->wf, 0, sizeof(r->wf));
-        return FL_ENOMEM;
-    }
-    r->ntasks = r->wf.ntasks;
-    for (size_t i = 0; i < r->ntasks; i++)
-        r->tasks[i].def = &r->wf.tasks[i];
-    r->created = true;
+    r->created = true; /* from here on, released with the run */
+    rc = tasks_add(r, &r->wf, "", 0, -1);
+    if (rc < 0)
+        return rc;
     fl_strlcpy(r->workflow, workflow, sizeof(r->workflow));
     r->revision = (uint64_t)json_integer_value(json_object_get(data, "revision"));
     set_json(&r->definition, def);
@@ -232,9 +291,45 @@ static int on_timer_fired(struct fl_wf_run *r, json_t *data)
 
 static int on_task_added(struct fl_wf_run *r, json_t *data)
 {
-    /* dynamic tasks are not made yet by this engine: a stream that has
-     * one was written by a newer flintd */
-    return FL_ECORRUPT;
+    int p = fl_wf_run_task(r, json_string_value(json_object_get(data, "task")));
+    json_t *def = json_object_get(data, "workflow");
+    if (p < 0 || r->tasks[p].child >= 0 || !json_is_object(def))
+        return FL_ECORRUPT;
+    struct fl_wf *wf = calloc(1, sizeof(*wf));
+    struct fl_wf **added = realloc(r->added, (r->nadded + 1) * sizeof(*added));
+    if (added != NULL)
+        r->added = added;
+    if (wf == NULL || added == NULL) {
+        free(wf);
+        return FL_ENOMEM;
+    }
+    struct fl_wf_errors errs;
+    fl_wf_errors_init(&errs);
+    int rc = fl_wf_parse(def, wf, &errs);
+    fl_wf_errors_release(&errs);
+    bool has_output = false;
+    for (size_t i = 0; rc == 0 && wf->output != NULL && i < wf->ntasks; i++)
+        has_output = has_output || strcmp(wf->tasks[i].id, wf->output) == 0;
+    if (rc == 0 && (r->ntasks + wf->ntasks > FL_WF_RUN_MAX_TASKS || !has_output))
+        rc = FL_ECORRUPT;
+    if (rc < 0) {
+        fl_wf_release(wf);
+        free(wf);
+        return rc == FL_ENOMEM ? rc : FL_ECORRUPT;
+    }
+    r->added[r->nadded++] = wf;
+    size_t root = (size_t)p;
+    while (r->tasks[root].parent >= 0)
+        root = (size_t)r->tasks[root].parent;
+    size_t first = r->ntasks;
+    json_t *scope = json_sprintf("%s:%zu/", r->tasks[root].id, r->nadded);
+    rc = scope ? tasks_add(r, wf, json_string_value(scope), json_string_length(scope), p)
+               : FL_ENOMEM;
+    for (size_t i = first; rc == 0 && i < r->ntasks; i++)
+        if (strcmp(r->tasks[i].def->id, wf->output) == 0)
+            r->tasks[p].child = (int)i;
+    json_decref(scope);
+    return rc;
 }
 
 static int on_inv_succeeded(struct fl_wf_run *r, json_t *data)
@@ -328,15 +423,17 @@ static void set_time(json_t *o, const char *key, int64_t ms)
                         ms > 0 ? json_string(fl_clock_format(ms, buf, sizeof(buf))) : json_null());
 }
 
-static json_t *task_json(const struct fl_wf_task_run *t, bool detail)
+static json_t *task_json(const struct fl_wf_run *r, const struct fl_wf_task_run *t, bool detail)
 {
     json_t *o = json_object();
     if (o == NULL)
         return NULL;
-    json_object_set_new(o, "id", json_string(t->def->id));
+    json_object_set_new(o, "id", json_string(t->id));
     json_object_set_new(o, "run", json_string(t->def->run));
     json_object_set_new(o, "status", json_string(fl_wf_task_status_name(t->status)));
     json_object_set_new(o, "attempts", json_integer(t->attempt));
+    if (t->parent >= 0)
+        json_object_set_new(o, "parent", json_string(r->tasks[t->parent].id));
     if (detail)
         json_object_set(o, "inputs", t->inputs ? t->inputs : json_null());
     json_object_set(o, "output", t->output ? t->output : json_null());
@@ -379,7 +476,7 @@ json_t *fl_wf_run_json(const struct fl_wf_run *r, bool detail)
     if (detail)
         json_object_set(o, "inputs", r->inputs ? r->inputs : json_null());
     for (size_t i = 0; i < r->ntasks; i++)
-        json_array_append_new(tasks, task_json(&r->tasks[i], detail));
+        json_array_append_new(tasks, task_json(r, &r->tasks[i], detail));
     json_object_set_new(o, "tasks", tasks);
     return o;
 }

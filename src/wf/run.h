@@ -19,8 +19,18 @@
  *   TaskSucceeded       {"task", "output", "headers"}
  *   TaskFailed          {"task", "attempt", "error", "retry": whether another
  *                        attempt follows (after a "retry" timer)}
- *   TaskAdded           {"task", "spec"}: a task added while running (reserved
- *                        for dynamic tasks; folded as a task of the run)
+ *   TaskAdded           {"task", "workflow"}: task's output was a task or a
+ *                        workflow (a dynamic task): "workflow" is it as a
+ *                        workflow spec (a task T becomes {"output": "main",
+ *                        "tasks": {"main": T}}). Its tasks join the run as
+ *                        "<root>:<n>/<id>", root the top-level task the
+ *                        chain started from and n the count of TaskAdded so
+ *                        far (1, 2, ...); their requires name tasks of the
+ *                        same added workflow. The task stays running until
+ *                        the added workflow's output task ends, then ends
+ *                        as it did (the engine appends that TaskSucceeded or
+ *                        TaskFailed); a chain of them nests to any depth
+ *                        and output() of the task is the last one's.
  *   TimerStarted        {"task", "timer": "sleep" | "retry", "fireAt": ms}
  *   TimerFired          {"task", "timer"}
  *   InvocationSucceeded {"output", "headers"}
@@ -71,8 +81,15 @@ const char *fl_wf_task_status_name(enum fl_wf_task_status s);
 const char *fl_wf_run_status_name(enum fl_wf_run_status s);
 int fl_wf_run_status_parse(const char *name);
 
+/* Tasks of one run, dynamic ones included, at most. */
+#define FL_WF_RUN_MAX_TASKS 20000
+
 struct fl_wf_task_run {
-    const struct fl_wf_task *def; /* in the run's definition */
+    const struct fl_wf_task *def; /* in the run's definition, or an added workflow */
+    char *id;                     /* owned: "A", or "A:1/main" for a dynamic task */
+    size_t scope_len;             /* bytes of id before its own ("A:1/"); 0: top level */
+    int parent;                   /* the task whose added workflow this is part of; -1 */
+    int child;                    /* the output task of the workflow added for it; -1 */
     enum fl_wf_task_status status;
     uint32_t attempt; /* the latest attempt started (0: none) */
     json_t *inputs;   /* owned: as scheduled; NULL before */
@@ -98,8 +115,10 @@ struct fl_wf_run {
     char *error;     /* owned: why it failed or was canceled */
     char failed_task[FL_WF_ID_MAX + 1];
     int64_t created_ms, ended_ms;
-    struct fl_wf_task_run *tasks; /* one per task of the definition's top level */
-    size_t ntasks;
+    struct fl_wf_task_run *tasks; /* the definition's top level, then dynamic ones */
+    size_t ntasks, cap;
+    struct fl_wf **added; /* owned: the workflows of TaskAdded, in order */
+    size_t nadded;
     uint64_t events; /* events folded */
     bool created;    /* InvocationCreated was folded */
 };
@@ -119,10 +138,15 @@ int fl_wf_run_apply(struct fl_wf_run *r, const char *type, json_t *data);
  * the first error and returns it. */
 int fl_wf_run_fold(struct fl_wf_run *r, const struct fl_record *events, size_t n);
 
+/* The index of the task id names in the expressions of task from: a task
+ * of from's own added workflow by its id there, else a top-level task; or
+ * -1. */
+int fl_wf_run_lookup(const struct fl_wf_run *r, size_t from, const char *id);
+
 /* The index of task id in r, or -1. */
 int fl_wf_run_task(const struct fl_wf_run *r, const char *id);
 
-/* Whether every task task i requires has succeeded. */
+/* Whether every task task i requires (in its own workflow) has succeeded. */
 bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i);
 
 /* Whether the invocation has ended. */
@@ -133,7 +157,7 @@ static inline bool fl_wf_run_ended(const struct fl_wf_run *r)
 
 /* The API's form of r: {id, workflow, revision, status, createdAt,
  * endedAt, durationMs, output, error, failedTask, inputs (detail),
- * tasks: [{id, run, status, attempts, inputs (detail), output, error,
+ * tasks: [{id, run, status, attempts, parent (dynamic ones), inputs (detail), output, error,
  * scheduledAt, startedAt, endedAt, durationMs, timer}]}. A new value, or
  * NULL. */
 json_t *fl_wf_run_json(const struct fl_wf_run *r, bool detail);

@@ -217,3 +217,94 @@ TEST(fold_refuses_a_definition_that_does_not_parse)
     json_decref(created);
     fl_wf_run_release(&r);
 }
+
+/* Fold one event given as JSON text into r: what the fold returns. */
+static int apply_text(struct fl_wf_run *r, const char *type, const char *text)
+{
+    json_t *data = json_loads(text, 0, NULL);
+    if (data == NULL)
+        return FL_EINVAL;
+    int rc = fl_wf_run_apply(r, type, data);
+    json_decref(data);
+    return rc;
+}
+
+TEST(fold_task_added_runs_a_child_to_any_depth)
+{
+    struct fl_wf_run r;
+    fl_wf_run_init(&r, ID);
+    ASSERT_OK(apply_text(&r, "InvocationCreated", CREATED));
+    ASSERT_OK(apply_text(&r, "TaskScheduled", "{\"task\":\"A\",\"inputs\":{}}"));
+    ASSERT_OK(apply_text(&r, "TaskStarted", "{\"task\":\"A\",\"attempt\":1}"));
+    /* A's output was a workflow of two tasks, y after x */
+    ASSERT_OK(apply_text(&r, "TaskAdded",
+                         "{\"task\":\"A\",\"workflow\":{\"output\":\"y\",\"tasks\":{"
+                         "\"x\":{\"run\":\"f\"},\"y\":{\"run\":\"f\",\"requires\":[\"x\"]}}}}"));
+    ASSERT_EQ(r.ntasks, 6);
+    int a = fl_wf_run_task(&r, "A"), x = fl_wf_run_task(&r, "A:1/x"),
+        y = fl_wf_run_task(&r, "A:1/y");
+    ASSERT(x >= 0 && y >= 0);
+    ASSERT_EQ(r.tasks[a].status, FL_WF_TASK_RUNNING); /* until its child ends */
+    ASSERT_EQ(r.tasks[a].child, y);
+    ASSERT_EQ(r.tasks[x].parent, a);
+    ASSERT_EQ(r.tasks[y].scope_len, strlen("A:1/"));
+    ASSERT_STR_EQ(r.tasks[y].def->id, "y");
+    /* requires name tasks of the added workflow, not the top level */
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)x));
+    ASSERT(!fl_wf_run_deps_met(&r, (size_t)y));
+    ASSERT_OK(apply_text(&r, "TaskScheduled", "{\"task\":\"A:1/x\",\"inputs\":{}}"));
+    ASSERT_OK(apply_text(&r, "TaskStarted", "{\"task\":\"A:1/x\",\"attempt\":1}"));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A:1/x\",\"output\":1}"));
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)y));
+    /* y's output was a task in turn: A:2/main, named after the root A */
+    ASSERT_OK(apply_text(&r, "TaskScheduled", "{\"task\":\"A:1/y\",\"inputs\":{}}"));
+    ASSERT_OK(apply_text(&r, "TaskStarted", "{\"task\":\"A:1/y\",\"attempt\":1}"));
+    ASSERT_OK(apply_text(&r, "TaskAdded",
+                         "{\"task\":\"A:1/y\",\"workflow\":{\"output\":\"main\",\"tasks\":{"
+                         "\"main\":{\"run\":\"g\"}}}}"));
+    int m = fl_wf_run_task(&r, "A:2/main");
+    ASSERT(m >= 0);
+    ASSERT_EQ(r.tasks[m].parent, y);
+    ASSERT_EQ(r.tasks[y].child, m);
+    /* the chain ends: each parent ends as its child did (appended by the
+     * engine), and output() of A is the last one's */
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A:2/main\",\"output\":\"leaf\"}"));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A:1/y\",\"output\":\"leaf\"}"));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A\",\"output\":\"leaf\"}"));
+    ASSERT_STR_EQ(json_string_value(r.tasks[a].output), "leaf");
+    /* the API shows the dynamic tasks with their parent */
+    json_t *j = fl_wf_run_json(&r, false);
+    json_t *last = json_array_get(json_object_get(j, "tasks"), 6);
+    ASSERT_STR_EQ(json_string_value(json_object_get(last, "id")), "A:2/main");
+    ASSERT_STR_EQ(json_string_value(json_object_get(last, "parent")), "A:1/y");
+    json_decref(j);
+    fl_wf_run_release(&r);
+}
+
+TEST(fold_refuses_a_bad_task_added)
+{
+    static const char *const bad[] = {
+        "{\"task\":\"Z\",\"workflow\":{\"output\":\"m\",\"tasks\":{\"m\":{\"run\":\"f\"}}}}",
+        "{\"task\":\"A\",\"workflow\":7}",
+        "{\"task\":\"A\",\"workflow\":{\"output\":\"nope\",\"tasks\":{\"m\":{\"run\":\"f\"}}}}",
+        "{\"task\":\"A\",\"workflow\":{\"output\":\"m\",\"tasks\":{\"m\":{\"rnu\":\"f\"}}}}",
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        struct fl_wf_run r;
+        fl_wf_run_init(&r, ID);
+        ASSERT_OK(apply_text(&r, "InvocationCreated", CREATED));
+        ASSERT_EQ(apply_text(&r, "TaskAdded", bad[k]), FL_ECORRUPT);
+        ASSERT_EQ(r.ntasks, 4); /* nothing added */
+        fl_wf_run_release(&r);
+    }
+    /* a task gets one child */
+    struct fl_wf_run r;
+    fl_wf_run_init(&r, ID);
+    ASSERT_OK(apply_text(&r, "InvocationCreated", CREATED));
+    const char *added =
+        "{\"task\":\"A\",\"workflow\":{\"output\":\"m\",\"tasks\":{\"m\":{\"run\":\"f\"}}}}";
+    ASSERT_OK(apply_text(&r, "TaskAdded", added));
+    ASSERT_EQ(apply_text(&r, "TaskAdded", added), FL_ECORRUPT);
+    ASSERT_EQ(r.ntasks, 5);
+    fl_wf_run_release(&r);
+}
