@@ -49,6 +49,7 @@ static void task_release(struct fl_wf_task_run *t)
     json_decref(t->output);
     json_decref(t->headers);
     free(t->error);
+    free(t->requires_at);
 }
 
 void fl_wf_run_release(struct fl_wf_run *r)
@@ -76,13 +77,29 @@ int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
 
 bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i)
 {
-    const struct fl_wf_task *t = r->tasks[i].def;
-    for (size_t k = 0; k < t->nrequires; k++) {
-        int d = fl_wf_run_task(r, t->requires[k]);
+    const struct fl_wf_task_run *t = &r->tasks[i];
+    for (size_t k = 0; k < t->def->nrequires; k++) {
+        int d = t->requires_at != NULL && t->requires_at[k] >= 0
+                    ? t->requires_at[k]
+                    : fl_wf_run_task(r, t->def->requires[k]);
         if (d < 0 || r->tasks[d].status != FL_WF_TASK_SUCCEEDED)
             return false;
     }
     return true;
+}
+
+/* Resolve what task i requires to indices once, so that checking its
+ * dependencies at every step does not compare names (a chain of n tasks
+ * compared O(n^2) names per step). Without memory for it, nothing is
+ * resolved and each name is looked up when checked. */
+static void resolve_requires(struct fl_wf_run *r, size_t i)
+{
+    struct fl_wf_task_run *t = &r->tasks[i];
+    if (t->def->nrequires == 0)
+        return;
+    t->requires_at = malloc(t->def->nrequires * sizeof(*t->requires_at));
+    for (size_t k = 0; t->requires_at != NULL && k < t->def->nrequires; k++)
+        t->requires_at[k] = fl_wf_run_task(r, t->def->requires[k]);
 }
 
 /* ---- the events ---- */
@@ -136,6 +153,8 @@ static int on_created(struct fl_wf_run *r, json_t *data)
     r->ntasks = r->wf.ntasks;
     for (size_t i = 0; i < r->ntasks; i++)
         r->tasks[i].def = &r->wf.tasks[i];
+    for (size_t i = 0; i < r->ntasks; i++)
+        resolve_requires(r, i);
     r->created = true;
     fl_strlcpy(r->workflow, workflow, sizeof(r->workflow));
     r->revision = (uint64_t)json_integer_value(json_object_get(data, "revision"));
