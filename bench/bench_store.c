@@ -24,6 +24,12 @@
  * baselines of bench/async.py; prints one JSON line.
  *
  *   bench_store --publishers N [--event] DIR [SECONDS]
+ *
+ * With --fdatasync, only the baseline, as one JSON line ({"rate": per
+ * second, "us": the time of one write + fdatasync}): bench/workflow.py's
+ * unit for a durable step.
+ *
+ *   bench_store --fdatasync DIR [SECONDS]
  */
 #include "base/clock.h"
 #include "base/error.h"
@@ -317,12 +323,24 @@ int main(int argc, char **argv)
             argv++;
         }
     }
+    bool fdatasync_only = false;
+    if (npublishers == 0 && argc > 1 && strcmp(argv[1], "--fdatasync") == 0) {
+        fdatasync_only = true;
+        argc--;
+        argv++;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_store [--publishers N [--event]] DIR [SECONDS]\n");
+        fprintf(stderr,
+                "usage: bench_store [--publishers N [--event] | --fdatasync] DIR [SECONDS]\n");
         return 2;
     }
     if (argc > 2)
         seconds = strtod(argv[2], NULL);
+    if (fdatasync_only) {
+        double rate = baseline(argv[1]);
+        printf("{\"rate\": %.1f, \"us\": %.1f}\n", rate, 1e6 / rate);
+        return 0;
+    }
     loop = uv_default_loop();
     char uri[4200];
     snprintf(uri, sizeof(uri), "sqlite:%s", argv[1]);

@@ -50,6 +50,7 @@ static void task_release(struct fl_wf_task_run *t)
     json_decref(t->output);
     json_decref(t->headers);
     free(t->error);
+    free(t->requires_at);
 }
 
 void fl_wf_run_release(struct fl_wf_run *r)
@@ -95,10 +96,11 @@ static int scoped_task(const struct fl_wf_run *r, const char *scope, size_t n, c
 
 bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i)
 {
-    const struct fl_wf_task_run *run = &r->tasks[i];
-    const struct fl_wf_task *t = run->def;
-    for (size_t k = 0; k < t->nrequires; k++) {
-        int d = scoped_task(r, run->id, run->scope_len, t->requires[k]);
+    const struct fl_wf_task_run *t = &r->tasks[i];
+    for (size_t k = 0; k < t->def->nrequires; k++) {
+        int d = t->requires_at != NULL && t->requires_at[k] >= 0
+                    ? t->requires_at[k]
+                    : scoped_task(r, t->id, t->scope_len, t->def->requires[k]);
         if (d < 0 || r->tasks[d].status != FL_WF_TASK_SUCCEEDED)
             return false;
     }
@@ -129,6 +131,20 @@ static int tasks_reserve(struct fl_wf_run *r, size_t n)
     return 0;
 }
 
+/* Resolve what task i requires (in its own workflow) to indices once, so
+ * that checking its dependencies at every step does not compare names (a
+ * chain of n tasks compared O(n^2) names per step). Without memory for it,
+ * nothing is resolved and each name is looked up when checked. */
+static void resolve_requires(struct fl_wf_run *r, size_t i)
+{
+    struct fl_wf_task_run *t = &r->tasks[i];
+    if (t->def->nrequires == 0)
+        return;
+    t->requires_at = malloc(t->def->nrequires * sizeof(*t->requires_at));
+    for (size_t k = 0; t->requires_at != NULL && k < t->def->nrequires; k++)
+        t->requires_at[k] = scoped_task(r, t->id, t->scope_len, t->def->requires[k]);
+}
+
 /* Add the tasks of wf to r, their ids prefixed with scope (n bytes). */
 static int tasks_add(struct fl_wf_run *r, struct fl_wf *wf, const char *scope, size_t n, int parent)
 {
@@ -147,6 +163,8 @@ static int tasks_add(struct fl_wf_run *r, struct fl_wf *wf, const char *scope, s
         t->child = -1;
         r->ntasks++;
     }
+    for (size_t i = r->ntasks - (rc == 0 ? wf->ntasks : 0); rc == 0 && i < r->ntasks; i++)
+        resolve_requires(r, i);
     return rc;
 }
 

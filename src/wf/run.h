@@ -99,6 +99,10 @@ struct fl_wf_task_run {
     int64_t scheduled_ms, started_ms, ended_ms;
     char timer[8];   /* "sleep", "retry": a timer started and not fired; "" none */
     int64_t fire_at; /* when that timer fires (wall ms) */
+    /* owned: for each of def->requires, the index of that task in the run,
+     * resolved once when the run is made (-1: no task by that name then);
+     * NULL: none resolved (no memory for it), each looked up by name */
+    int *requires_at;
 };
 
 struct fl_wf_run {
@@ -146,7 +150,9 @@ int fl_wf_run_lookup(const struct fl_wf_run *r, size_t from, const char *id);
 /* The index of task id in r, or -1. */
 int fl_wf_run_task(const struct fl_wf_run *r, const char *id);
 
-/* Whether every task task i requires (in its own workflow) has succeeded. */
+/* Whether every task task i requires (in its own workflow) has succeeded:
+ * O(its requires), by the indices resolved when the task was added (a name
+ * not resolved then is looked up). */
 bool fl_wf_run_deps_met(const struct fl_wf_run *r, size_t i);
 
 /* Whether the invocation has ended. */

@@ -308,3 +308,74 @@ TEST(fold_refuses_a_bad_task_added)
     ASSERT_EQ(r.ntasks, 5);
     fl_wf_run_release(&r);
 }
+
+/* A run of a chain T0 -> ... -> T(n-1) and a Join requiring all of them. */
+static void fold_chain_and_join(struct fl_wf_run *r, int n)
+{
+    json_t *tasks = json_object(), *all = json_array();
+    for (int i = 0; i < n; i++) {
+        char id[16], prev[16];
+        snprintf(id, sizeof(id), "T%d", i);
+        snprintf(prev, sizeof(prev), "T%d", i - 1);
+        json_object_set_new(tasks, id,
+                            i ? json_pack("{s:s,s:[s]}", "run", "f", "requires", prev)
+                              : json_pack("{s:s}", "run", "f"));
+        json_array_append_new(all, json_string(id));
+    }
+    json_object_set_new(tasks, "Join", json_pack("{s:s,s:o}", "run", "noop", "requires", all));
+    json_t *created = json_pack("{s:s,s:{s:s,s:o}}", "workflow", "w", "definition", "output",
+                                "Join", "tasks", tasks);
+    fl_wf_run_init(r, ID);
+    ASSERT_OK(fl_wf_run_apply(r, "InvocationCreated", created));
+    json_decref(created);
+}
+
+TEST(deps_met_by_indices_resolved_once)
+{
+    enum { N = 100 };
+    struct fl_wf_run r;
+    fold_chain_and_join(&r, N);
+    ASSERT_EQ(r.ntasks, N + 1);
+    int join = fl_wf_run_task(&r, "Join");
+    ASSERT(join >= 0);
+    /* each requires resolved to the task of that name */
+    for (int i = 1; i < N; i++) {
+        char prev[16];
+        snprintf(prev, sizeof(prev), "T%d", i - 1);
+        const struct fl_wf_task_run *t = &r.tasks[fl_wf_run_task(&r, r.wf.tasks[i].id)];
+        ASSERT(t->requires_at != NULL);
+        ASSERT_EQ(t->requires_at[0], fl_wf_run_task(&r, prev));
+    }
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "T%d", i);
+        ASSERT_EQ(r.tasks[join].requires_at[i], fl_wf_run_task(&r, id));
+    }
+    /* met exactly when what is required has succeeded, in order */
+    for (int i = 0; i < N; i++) {
+        char id[16], next[16];
+        snprintf(id, sizeof(id), "T%d", i);
+        snprintf(next, sizeof(next), "T%d", i + 1);
+        ASSERT(fl_wf_run_deps_met(&r, (size_t)fl_wf_run_task(&r, id)));
+        ASSERT(!fl_wf_run_deps_met(&r, (size_t)join));
+        if (i + 1 < N)
+            ASSERT(!fl_wf_run_deps_met(&r, (size_t)fl_wf_run_task(&r, next)));
+        json_t *ok = json_pack("{s:s,s:n}", "task", id, "output");
+        ASSERT_OK(fl_wf_run_apply(&r, "TaskSucceeded", ok));
+        json_decref(ok);
+        if (i + 1 < N)
+            ASSERT(fl_wf_run_deps_met(&r, (size_t)fl_wf_run_task(&r, next)));
+    }
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)join));
+    /* a name not resolved is looked up, and so is every name without indices */
+    r.tasks[join].requires_at[N - 1] = -1;
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)join));
+    r.tasks[fl_wf_run_task(&r, "T99")].status = FL_WF_TASK_RUNNING;
+    ASSERT(!fl_wf_run_deps_met(&r, (size_t)join));
+    free(r.tasks[join].requires_at);
+    r.tasks[join].requires_at = NULL;
+    ASSERT(!fl_wf_run_deps_met(&r, (size_t)join));
+    r.tasks[fl_wf_run_task(&r, "T99")].status = FL_WF_TASK_SUCCEEDED;
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)join));
+    fl_wf_run_release(&r);
+}
