@@ -41,6 +41,7 @@
 #define NATS_DEAD_STREAM "FLINT_DEAD"
 #define NATS_DEAD_PREFIX "flint.dead."
 #define NATS_WHY_MAX     256
+#define NATS_REFUSED_MAX 128 /* the server's word, in a reason of NATS_WHY_MAX */
 #define NATS_HINTS_MAX   32
 #define NATS_ROOM_MS     20 /* after an ack, a short fetch is tried again this long */
 #define NATS_ASYNC       1  /* a job's run: its end comes from libnats' callback */
@@ -154,6 +155,10 @@ struct fl_mq_nats {
     size_t njobs;
     bool connected;
     char why[NATS_WHY_MAX];
+    /* why the servers refused the first attempt (credentials, TLS), for
+     * the reason of a connection that libnats' retries then close, which
+     * would only say that no server is available; "" if none did */
+    char refused[NATS_REFUSED_MAX];
     char hinted[NATS_HINTS_MAX][NATS_NAME_MAX]; /* subjects published to since the loop looked */
     size_t nhinted;
     bool hint_all; /* more than NATS_HINTS_MAX: every watch is told */
@@ -243,10 +248,12 @@ static void set_connected(struct fl_mq_nats *n, bool up, const char *why)
 {
     pthread_mutex_lock(&n->lock);
     n->connected = up;
-    if (!up)
+    if (!up) {
         fl_strlcpy(n->why, why, sizeof(n->why));
-    else
+    } else {
         n->why[0] = '\0';
+        n->refused[0] = '\0';
+    }
     pthread_mutex_unlock(&n->lock);
     uv_async_send(&n->async); /* trigger status is read on the loop: nothing to do but wake */
 }
@@ -275,8 +282,14 @@ static void on_nats_closed(natsConnection *nc, void *closure)
     char why[NATS_WHY_MAX];
     const char *last = NULL;
     natsConnection_GetLastError(nc, &last);
-    /* closed for good (a server that refuses us, e.g. one that wants TLS):
-     * the server's word is the reason */
+    /* closed for good (a server that refuses us, e.g. one that wants TLS
+     * or other credentials): the server's word is the reason */
+    char refused[NATS_REFUSED_MAX];
+    pthread_mutex_lock(&n->lock);
+    fl_strlcpy(refused, n->refused, sizeof(refused));
+    pthread_mutex_unlock(&n->lock);
+    if (refused[0] != '\0')
+        last = refused;
     snprintf(why, sizeof(why), "the NATS connection (%s) is closed: %s", n->urls,
              last != NULL && last[0] ? last : "closed by the client");
     set_connected(n, false, why);
@@ -330,8 +343,6 @@ static int do_connect(struct fl_mq_nats *n)
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(n->opts, 2000);
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_nats_connected, n);
-    if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(n->opts, on_nats_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(n->opts, on_nats_connected, n);
@@ -355,14 +366,31 @@ static int do_connect(struct fl_mq_nats *n)
                natsStatus_GetText(s));
         return status_err(s, 0);
     }
-    s = natsConnection_Connect(&n->nc, n->opts);
+    /* a first attempt that does not retry: a server that refuses us says
+     * why here (libnats' retries would only say no server is available) */
+    s = natsOptions_SetRetryOnFailedConnect(n->opts, false, NULL, NULL);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&n->nc, n->opts);
+    if (s != NATS_OK) {
+        const char *text = nats_GetLastError(NULL);
+        pthread_mutex_lock(&n->lock);
+        if (s != NATS_NO_SERVER)
+            fl_strlcpy(n->refused, text ? text : natsStatus_GetText(s), sizeof(n->refused));
+        pthread_mutex_unlock(&n->lock);
+        s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_nats_connected, n);
+        if (s == NATS_OK)
+            s = natsConnection_Connect(&n->nc, n->opts);
+    }
     if (s == NATS_NOT_YET_CONNECTED) {
-        char why[NATS_WHY_MAX];
-        snprintf(why, sizeof(why), "cannot connect to NATS (%s): no server answers; retrying",
-                 n->urls);
+        char why[NATS_WHY_MAX], refused[NATS_REFUSED_MAX];
+        pthread_mutex_lock(&n->lock);
+        fl_strlcpy(refused, n->refused, sizeof(refused));
+        pthread_mutex_unlock(&n->lock);
+        snprintf(why, sizeof(why), "cannot connect to NATS (%s): %s; retrying", n->urls,
+                 refused[0] ? refused : "no server answers");
         set_connected(n, false, why);
-        fl_log(FL_LOG_WARN, "nats", "no NATS server answers yet; retrying every second",
-               "servers=%s", n->urls);
+        fl_log(FL_LOG_WARN, "nats", "cannot connect to NATS yet; retrying every second",
+               "servers=%s err=\"%s\"", n->urls, refused[0] ? refused : "no server answers");
         s = NATS_OK;
     } else if (s == NATS_OK) {
         set_connected(n, true, NULL);

@@ -63,7 +63,11 @@
  * Connection. fl_mq_nats_new() returns at once: the connection is made
  * by the worker, retried every second while no server answers (and for
  * ever after a disconnect), so flintd starts without nats-server and its
- * triggers show why they wait (fl_mq_nats.state). Pull subscriptions
+ * triggers show why they wait (fl_mq_nats.state). The first attempt does
+ * not retry, so that a server that refuses us (credentials of an account
+ * it does not know, TLS it wants) gives its word ("Authorization
+ * Violation"), which stays the reason once libnats' retries give up and
+ * close the connection. Pull subscriptions
  * outlive reconnects; an operation made while disconnected fails (a
  * publish waits up to 5 s for the server first) and the MQ module tries
  * again.

@@ -340,6 +340,26 @@ def make_certs(d):
                                      "client.key")}
 
 
+def refused_one_never_runs(flintd, server, home, prefix, running):
+    """flintd, which server refuses, gets a trigger on <prefix>.in: it
+    shows disconnected with the server's address in its reason, and never
+    takes a message, which the flintd with trigger `running` answers
+    (the second response in FLINT_<prefix>-done). Returns its status."""
+    home.mkdir()
+    deploy(flintd, home, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "refused", f"{prefix}.in", "work", "--resp-topic", f"{prefix}-done")
+    st = wait_for(lambda: state_of(flintd, "refused") == "disconnected" and
+                  mqt(flintd, "refused")["status"],
+                  what="the refused trigger to show it is disconnected")
+    assert server.url in st["error"], st
+    server.publish(f"{prefix}.in", {"order": 2}, f"{prefix}-2")
+    wait_for(lambda: len(server.messages(f"FLINT_{prefix}-done")) == 2,
+             what="the next response")
+    assert state_of(flintd, "refused") == "disconnected"
+    assert server.consumers(prefix.upper()) == [f"mqt_{running}"]
+    return st
+
+
 def test_tls_with_client_certificates(flintd_factory, tmp_path):
     """A NATS server that speaks only TLS and wants a client certificate:
     flintd with --nats-tls-ca/--nats-tls-cert/--nats-tls-key delivers through
@@ -371,17 +391,47 @@ def test_tls_with_client_certificates(flintd_factory, tmp_path):
         # without the client certificate and CA: refused by the server,
         # the trigger shows why and never runs
         plain = flintd_factory("plain-flintd", extra_args=["--nats", server.url])
-        (tmp_path / "plain").mkdir()
-        deploy(plain, tmp_path / "plain", mq_function("work"), {"mq.py": MQ_PY})
-        create(plain, "insecure", "tls.in", "work", "--resp-topic", "tls-done")
-        st = wait_for(lambda: state_of(plain, "insecure") == "disconnected" and
-                      mqt(plain, "insecure")["status"],
-                      what="the trigger without TLS to show it is disconnected")
-        assert server.url in st["error"] and "closed" in st["error"], st
-        server.publish("tls.in", {"order": 2}, "t-2")
-        # the secure flintd answers it; the plain one cannot have taken it
-        wait_for(lambda: len(server.messages("FLINT_tls-done")) == 2, what="the next response")
-        assert state_of(plain, "insecure") == "disconnected"
-        assert server.consumers("TLS") == ["mqt_secure"]
+        st = refused_one_never_runs(plain, server, tmp_path / "plain", "tls", "secure")
+        assert "closed" in st["error"], st
+    finally:
+        server.close()
+
+
+def test_credentials_of_an_operator_mode_server(flintd_factory, tmp_path):
+    """A nats-server in operator (JWT) mode, trusting an operator, its
+    system account and one account with JetStream (resolver MEMORY,
+    preloaded): flintd with --nats-creds of a user of that account
+    delivers through it; one with the credentials of a user of an account
+    the server does not know is refused, and its trigger shows
+    disconnected with the server's word."""
+    from nats_util import NatsServer, nats_server_binary
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is not installed (scripts/install-deps installs it)")
+    from nats_jwt import Operator
+    op = Operator()
+    conf = op.server_config(tmp_path / "operator.conf")
+    good = op.user_creds(tmp_path / "flintd.creds")
+    stranger = op.user_creds(tmp_path / "stranger.creds", stranger=True)
+    server = NatsServer(tmp_path, extra_args=["-c", conf], tool_env={"NATS_TOOL_CREDS": good})
+    try:
+        # a user of an account the server does not know gets nothing
+        r = server.tool("stream-info", "X", check=False, env={"NATS_TOOL_CREDS": stranger})
+        assert r.returncode != 0 and "Authorization Violation" in r.stderr, r.stderr
+
+        flintd = flintd_factory(extra_args=["--nats", server.url, "--nats-creds", good])
+        deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+        server.add_stream("JWT", "jwt.>")
+        create(flintd, "signed", "jwt.in", "work", "--resp-topic", "jwt-done",
+               "--create-stream")
+        wait_running(flintd, "signed")
+        assert server.consumers("JWT") == ["mqt_signed"]
+        server.publish("jwt.in", {"order": 1}, "j-1")
+        done = wait_for(lambda: server.messages("FLINT_jwt-done") or None, what="a response")
+        assert json.loads(done[0]["data"])["plan"] == {"order": 1}
+
+        other = flintd_factory("stranger-flintd",
+                               extra_args=["--nats", server.url, "--nats-creds", stranger])
+        st = refused_one_never_runs(other, server, tmp_path / "stranger", "jwt", "signed")
+        assert "Authorization Violation" in st["error"], st
     finally:
         server.close()
