@@ -58,6 +58,7 @@ struct fl_api {
     struct fl_executor *executor;
     struct fl_invoker *invoker;
     struct fl_wf_engine *workflows;
+    struct fl_mq *mq;
     struct fl_async *async;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
@@ -1379,7 +1380,7 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         return;
     if (strncmp(req->path, "/v1/workflows/", 14) == 0 && workflow_action(api, req, req->path + 14))
         return;
-    if (api_async_handle(api->async, api->workflows, req))
+    if (api_async_handle(api->async, api->workflows, api->mq, req))
         return;
     if (api_topics_handle(api->topics, req))
         return;
@@ -1467,6 +1468,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->async = cfg->async;
     api->exprc = cfg->exprc;
     api->workflows = cfg->workflows;
+    api->mq = cfg->mq;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

@@ -16,9 +16,11 @@ void api_respond_json(struct fl_http_request *req, int status, json_t *body);
 
 /* /v1/invocations... and /v1/deadletters... (invocations.c): true if req
  * was one of them, and is answered (or will be). async may be NULL: 503;
- * workflows may be NULL: only async invocations are served. */
+ * workflows may be NULL: only async invocations are served; mq may be
+ * NULL: every dead letter is the store's. */
 struct fl_wf_engine;
-bool api_async_handle(struct fl_async *async, struct fl_wf_engine *workflows,
+struct fl_mq;
+bool api_async_handle(struct fl_async *async, struct fl_wf_engine *workflows, struct fl_mq *mq,
                       struct fl_http_request *req);
 
 /* The built-in topics (topics.c): /v1/topics... */

@@ -793,6 +793,7 @@ int main(int argc, char **argv)
                                     .invoker = d.invoker,
                                     .async = d.async,
                                     .workflows = d.workflows,
+                                    .mq = d.mq,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .exprc = d.exprc,

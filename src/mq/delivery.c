@@ -57,6 +57,7 @@ struct delivery {
     uint64_t start_ns;
     int64_t start_ms, progress_ms;
     bool history; /* its history has events */
+    bool redrive; /* a dead letter published again (Flint-Redrive): id is its header's */
     /* what the call came to */
     enum fl_mq_action action;
     int status;
@@ -495,7 +496,11 @@ static void on_history(int err, const struct fl_store_result *res, void *data)
     struct fl_inv inv;
     memset(&inv, 0, sizeof(inv));
     int rc = err < 0 ? err : fl_inv_fold(d->id, res->records, res->n, &inv);
-    if (rc == FL_ENOENT) {
+    if (rc == FL_ENOENT && d->redrive) {
+        /* no such invocation: a message like any other */
+        fl_mq_invocation_id(d->t->name, d->topic, d->seq, d->published_ms, d->id);
+        call_start(d);
+    } else if (rc == FL_ENOENT) {
         call_start(d);
     } else if (rc < 0 && rc != FL_ECORRUPT) {
         fl_inv_release(&inv);
@@ -540,6 +545,23 @@ static void take_headers(struct delivery *d)
                                                    strlen(d->spec.content_type)};
 }
 
+/* A dead letter a connector published again (mq.h, fl_mq_dead_steer):
+ * Flint-Redrive names its invocation, Flint-Message-Id the message id it
+ * had; both are taken off its headers. */
+static void take_redrive(struct delivery *d)
+{
+    const char *id = json_string_value(json_object_get(d->headers, "Flint-Redrive"));
+    if (id == NULL || strlen(id) != FL_UUID_STRLEN)
+        return;
+    d->redrive = true;
+    fl_strlcpy(d->id, id, sizeof(d->id));
+    const char *had = json_string_value(json_object_get(d->headers, "Flint-Message-Id"));
+    if (had != NULL && had[0] != '\0')
+        fl_strlcpy(d->message_id, had, sizeof(d->message_id));
+    json_object_del(d->headers, "Flint-Redrive");
+    json_object_del(d->headers, "Flint-Message-Id");
+}
+
 void mq_deliver(struct trigger *t, const struct fl_record *r)
 {
     struct fl_mq *mq = t->mq;
@@ -564,6 +586,7 @@ void mq_deliver(struct trigger *t, const struct fl_record *r)
         json_decref(d->headers);
         d->headers = json_object();
     }
+    take_redrive(d);
     fl_queue_insert_tail(&mq->deliveries, &d->link);
     t->inflight++;
     if (d->headers == NULL || (r->len > 0 && (d->body = malloc(r->len)) == NULL)) {
@@ -573,7 +596,7 @@ void mq_deliver(struct trigger *t, const struct fl_record *r)
     memcpy(d->body, r->data, r->len);
     d->len = r->len;
     take_headers(d);
-    if (d->deliveries == 1 && !t->had_dead) {
+    if (d->deliveries == 1 && !t->had_dead && !d->redrive) {
         call_start(d); /* the fast path: no history can exist */
         return;
     }

@@ -83,6 +83,7 @@
 #ifndef FLINT_MQ_MQ_H
 #define FLINT_MQ_MQ_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -122,6 +123,30 @@ void fl_mq_close(struct fl_mq *mq, void (*done)(void *data), void *data);
  * "topic", "pending", "lag", "dead"}}, the consumer's figures as of the
  * last second). */
 extern const struct fl_kind_hooks fl_mq_trigger_hooks;
+
+/* ---- dead letters a connector holds (dead.c) ----
+ *
+ * The builtin connector's dead letters are the store's, which the async
+ * module redrives and purges. A NATS trigger's are in stream FLINT_DEAD
+ * (mq/nats.h); these steer them, writing the invocation's history as the
+ * async module does (async/history.h). A redrive records "redriven",
+ * then publishes the letter again to its trigger's topic (its body and
+ * headers, and Flint-Redrive: <invocation id>, which a delivery takes as
+ * its invocation id, so its attempts go on in the same history) and
+ * removes it from FLINT_DEAD; a purge removes it, then records "purged".
+ * cb answers once, from the loop, with {"redriven": [id]} or
+ * {"purged": [id]} (owned during the call), or an error: FL_ENOENT when
+ * id is not such a letter (no such invocation, not dead, a letter of the
+ * store's, or, for a redrive, one whose trigger is gone or moved to
+ * another topic): the caller asks the async module then; FL_ECONFLICT
+ * when its history moved meanwhile or the letter is not where it should
+ * be; others from the broker or the store. A function that returns an
+ * error never calls cb. */
+typedef void (*fl_mq_json_cb)(int err, json_t *value, void *data);
+/* Whether a connector of mq may hold dead letters (false: every one is the
+ * store's; mq may be NULL). */
+bool fl_mq_holds_dead(const struct fl_mq *mq);
+int fl_mq_dead_steer(struct fl_mq *mq, const char *id, bool redrive, fl_mq_json_cb cb, void *data);
 
 /* ---- the pure parts, for tests ---- */
 

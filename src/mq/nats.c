@@ -58,6 +58,7 @@ enum op {
     OP_INFO,
     OP_WATCH,
     OP_UNWATCH,
+    OP_STEER,
     OP_CLOSE,
 };
 
@@ -135,7 +136,11 @@ struct job {
     uint64_t seq;
     bool duplicate;
     bool have_info;
-    uint64_t pending, lag;
+    uint64_t pending, lag, dead;
+    /* steer: the dead letter's consumer (Flint's name) and sequence; the
+     * headers to add when redriven (NULL: purge), copied */
+    char consumer[NATS_NAME_MAX];
+    char *redrive_headers;
     fl_store_cb cb;
     void *data;
 };
@@ -785,6 +790,15 @@ static void on_published(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
     natsMsg_Destroy(msg);
 }
 
+/* The subject of the dead letter of consumer durable at stream sequence
+ * seq in FLINT_DEAD: "flint.dead.<durable>.<seq>", one per letter, so that
+ * steering finds it by subject; "flint.dead.<durable>.>" are all of its
+ * consumer's. */
+static void dead_subject(const char *durable, uint64_t seq, char *out, size_t size)
+{
+    snprintf(out, size, NATS_DEAD_PREFIX "%.280s.%llu", durable, (unsigned long long)seq);
+}
+
 /* FL_DEAD: the message and why to FLINT_DEAD, then +TERM. */
 static int do_dead(struct fl_mq_nats *n, struct job *j)
 {
@@ -796,9 +810,9 @@ static int do_dead(struct fl_mq_nats *n, struct job *j)
             return rc;
         n->dead_stream = true;
     }
-    char subject[NATS_NAME_MAX + 16], seq[24];
-    snprintf(subject, sizeof(subject), NATS_DEAD_PREFIX "%.280s", j->sub->durable);
+    char subject[NATS_NAME_MAX + 48], seq[24];
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)j->seq);
+    dead_subject(j->sub->durable, j->seq, subject, sizeof(subject));
     natsMsg *m = NULL;
     natsStatus s =
         natsMsg_Create(&m, subject, NULL, natsMsg_GetData(j->msg), natsMsg_GetDataLength(j->msg));
@@ -815,6 +829,9 @@ static int do_dead(struct fl_mq_nats *n, struct job *j)
         }
         free((void *)keys);
     }
+    const char *msg_id = NULL;
+    natsMsgHeader_Get(j->msg, "Nats-Msg-Id", &msg_id);
+    natsMsgHeader_Set(m, "Flint-Message-Id", msg_id != NULL && msg_id[0] ? msg_id : seq);
     natsMsgHeader_Set(m, "Flint-Reason", j->reason ? j->reason : "given up");
     natsMsgHeader_Set(m, "Flint-Topic", j->sub->topic);
     natsMsgHeader_Set(m, "Flint-Seq", seq);
@@ -860,6 +877,83 @@ static int do_ack(struct fl_mq_nats *n, struct job *j)
     }
 }
 
+/* j->dead: the letters of consumer durable in FLINT_DEAD (none if the
+ * stream is not there or does not answer: a figure, not a decision). */
+static void count_dead(struct fl_mq_nats *n, struct job *j, const char *durable)
+{
+    char filter[NATS_NAME_MAX + 16];
+    snprintf(filter, sizeof(filter), NATS_DEAD_PREFIX "%.280s.>", durable);
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = filter;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    j->dead = 0;
+    if (js_GetStreamInfo(&si, n->js, NATS_DEAD_STREAM, &o, &jerr) == NATS_OK &&
+        si->State.Subjects != NULL)
+        for (int i = 0; i < si->State.Subjects->Count; i++)
+            j->dead += si->State.Subjects->List[i].Msgs;
+    if (si != NULL)
+        jsStreamInfo_Destroy(si);
+}
+
+/* Redrive or purge a dead letter in FLINT_DEAD (connector.h's
+ * steer_dead): found by its subject, and its Flint-Topic must be the
+ * topic the history names. A redrive publishes its body and headers (but
+ * Flint-Reason, Flint-Topic and Flint-Seq), with redrive_headers added,
+ * to the topic and waits for the stream's ack; then (both) the letter is
+ * deleted from FLINT_DEAD. */
+static int do_steer(struct fl_mq_nats *n, struct job *j)
+{
+    if (n->js == NULL)
+        return FL_ECONNECT;
+    char durable[NATS_NAME_MAX], subject[NATS_NAME_MAX + 48];
+    durable_of(j->consumer, durable, sizeof(durable));
+    dead_subject(durable, j->seq, subject, sizeof(subject));
+    natsMsg *dead = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&dead, n->js, NATS_DEAD_STREAM, subject, NULL, &jerr);
+    if (s != NATS_OK)
+        return jerr == JSNoMessageFoundErr ? FL_ENOENT : status_err(s, jerr);
+    const char *topic = NULL;
+    int rc = 0;
+    if (natsMsgHeader_Get(dead, "Flint-Topic", &topic) != NATS_OK || topic == NULL ||
+        strcmp(topic, j->topic) != 0)
+        rc = FL_ENOENT; /* another consumer's of that name, on another topic */
+    natsMsg *m = NULL;
+    if (rc == 0 && j->redrive_headers != NULL) {
+        s = natsMsg_Create(&m, j->topic, NULL, natsMsg_GetData(dead), natsMsg_GetDataLength(dead));
+        rc = status_err(s, 0);
+    }
+    if (m != NULL) {
+        const char **keys = NULL;
+        int nkeys = 0;
+        if (natsMsgHeader_Keys(dead, &keys, &nkeys) == NATS_OK) {
+            for (int i = 0; i < nkeys; i++) {
+                const char *v = NULL;
+                if (strcmp(keys[i], "Flint-Reason") != 0 && strcmp(keys[i], "Flint-Topic") != 0 &&
+                    strcmp(keys[i], "Flint-Seq") != 0 && strncasecmp(keys[i], "Nats-", 5) != 0 &&
+                    natsMsgHeader_Get(dead, keys[i], &v) == NATS_OK)
+                    natsMsgHeader_Set(m, keys[i], v);
+            }
+            free((void *)keys);
+        }
+        set_headers(m, j->redrive_headers);
+        uint64_t letter = j->seq;
+        rc = publish_msg(n, j, m, j->topic);
+        j->seq = letter;
+        natsMsg_Destroy(m);
+    }
+    if (rc == 0) {
+        s = js_DeleteMsg(n->js, NATS_DEAD_STREAM, natsMsg_GetSequence(dead), NULL, &jerr);
+        if (s != NATS_OK)
+            log_failure("cannot delete a dead letter", subject, s, jerr);
+        rc = status_err(s, jerr);
+    }
+    natsMsg_Destroy(dead);
+    return rc;
+}
+
 static int do_info(struct fl_mq_nats *n, struct job *j)
 {
     struct nsub *sb = j->sub;
@@ -872,6 +966,8 @@ static int do_info(struct fl_mq_nats *n, struct job *j)
         take_info(j, ci);
     if (ci != NULL)
         jsConsumerInfo_Destroy(ci);
+    if (s == NATS_OK)
+        count_dead(n, j, sb->durable);
     return status_err(s, jerr);
 }
 
@@ -970,7 +1066,8 @@ static int (*const runs[])(struct fl_mq_nats *n, struct job *j) = {
     [OP_FETCH] = do_fetch,         [OP_ACK] = do_ack_job,
     [OP_DROP] = do_drop,           [OP_PUBLISH] = do_publish,
     [OP_INFO] = do_info,           [OP_WATCH] = do_watch,
-    [OP_UNWATCH] = do_unwatch,     [OP_CLOSE] = do_close,
+    [OP_UNWATCH] = do_unwatch,     [OP_STEER] = do_steer,
+    [OP_CLOSE] = do_close,
 };
 
 /* j is done: back to the loop. */
@@ -1264,7 +1361,8 @@ static void on_async(uv_async_t *a)
                                       .name = j->sub ? j->sub->consumer : "",
                                       .config = j->cfg,
                                       .pending = j->pending,
-                                      .lag = j->lag};
+                                      .lag = j->lag,
+                                      .dead = j->dead};
         struct fl_store_result res = {.seq = j->seq, .duplicate = j->duplicate};
         if (j->have_info) {
             res.consumers = &ci;
@@ -1310,6 +1408,7 @@ static void on_async(uv_async_t *a)
             sub_maybe_free(j->sub);
         }
         free(j->reason);
+        free(j->redrive_headers);
         if (j != &n->close_job)
             free(j);
     }
@@ -1531,6 +1630,30 @@ static int nats_info(void *self, const char *topic, const char *consumer, fl_sto
     return rc < 0 ? rc : submit(self, j);
 }
 
+static int nats_steer_dead(void *self, const char *topic, const char *consumer, uint64_t seq,
+                           const char *redrive_headers, fl_store_cb cb, void *data)
+{
+    struct fl_mq_nats *n = self;
+    if (n->closing)
+        return FL_ECLOSED;
+    if (strlen(consumer) >= NATS_NAME_MAX)
+        return FL_EINVAL;
+    struct job *j = job_new(OP_STEER, topic, cb, data);
+    if (j == NULL)
+        return strlen(topic) >= NATS_NAME_MAX ? FL_EINVAL : FL_ENOMEM;
+    fl_strlcpy(j->consumer, consumer, sizeof(j->consumer));
+    j->seq = seq;
+    if (redrive_headers != NULL && (j->redrive_headers = strdup(redrive_headers)) == NULL) {
+        free(j);
+        return FL_ENOMEM;
+    }
+    char *headers = j->redrive_headers;
+    int rc = submit(n, j); /* frees j if it fails */
+    if (rc < 0)
+        free(headers);
+    return rc;
+}
+
 static int nats_state(void *self, char *reason, size_t size)
 {
     struct fl_mq_nats *n = self;
@@ -1553,6 +1676,7 @@ const struct fl_mq_connector fl_mq_nats_connector = {
     .publish = nats_publish,
     .info = nats_info,
     .state = nats_state,
+    .steer_dead = nats_steer_dead,
 };
 
 /* ---- start and close ---- */

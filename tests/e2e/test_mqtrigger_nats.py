@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, deploy, wait_for
 from test_async import C_ENV, runs, runs_of
-from test_mqtrigger import ECHO_C, MQ_PY, mq_function
+from test_mqtrigger import BROKEN_PY, ECHO_C, FIXED_PY, MQ_PY, mq_function
 
 
 @pytest.fixture
@@ -130,6 +130,95 @@ def test_a_nats_trigger_without_nats_says_why(flintd, tmp_path):
     assert st["state"] == "failed"
     assert "connector 'nats' is not available in this flintd" in st["error"]
     assert "--nats" in st["error"]
+
+
+def test_dead_letters_are_listed_purged_and_redriven(nats_flintd, nats_server, tmp_path):
+    """Without an error subject, a poison message is parked in FLINT_DEAD
+    (one subject per letter) and is a dead letter as the builtin
+    connector's: `flint dlq list` (and --function) shows it, the trigger's
+    consumer counts it; a purge removes it from FLINT_DEAD; a redrive
+    publishes it again to the trigger's subject, delivered with the same
+    invocation id and message id, its attempts going on in its history."""
+    flintd = nats_flintd
+    d = deploy(flintd, tmp_path, """
+---
+kind: function
+name: broken
+spec: {environment: python, code: broken.py, entrypoint: broken.main, retry: {maxAttempts: 1}}
+""", {"broken.py": BROKEN_PY, "fixed.py": FIXED_PY})
+    create(flintd, "jobs", "jobs.in", "broken", "--resp-topic", "jobs-done", "--max-retries",
+           "1", "--backoff", "10ms", "--max-backoff", "20ms", "--create-stream")
+    wait_running(flintd, "jobs")
+    for i in (1, 2, 3):
+        nats_server.publish("jobs.in", f"job-{i}", f"j-{i}")
+
+    def dead_rows(*args):
+        r = flintd.cli("dlq", "list", *args, check=True)
+        return [line.split() for line in r.stdout.splitlines()[1:] if "broken" in line]
+    rows = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(dead_rows()),
+                    what="three dead letters")
+    assert all(row[1:5] == ["broken", "messagequeuetrigger/jobs", "dead", "2"] for row in rows)
+    assert sorted(dead_rows("--function", "broken")) == sorted(rows)
+    assert dead_rows("--function", "someone-else") == []
+    # invocation ids are UUIDv7s of the publish time: in the order published
+    inv1, inv2, inv3 = sorted(row[0] for row in rows)
+    for inv in (inv1, inv2, inv3):
+        assert runs_of(flintd, "broken", inv) == [1, 2]
+    wait_for(lambda: mqt(flintd, "jobs")["status"]["consumer"].get("dead") == 3,
+             what="the consumer counts them")
+    parked = nats_server.messages("FLINT_DEAD")
+    assert sorted(m["subject"] for m in parked) == sorted(
+        f"flint.dead.mqt_jobs.{m['headers']['Flint-Seq']}" for m in parked)
+    assert sorted(header(m, "Flint-Message-Id") for m in parked) == ["j-1", "j-2", "j-3"]
+
+    # purged: gone from FLINT_DEAD and from the list
+    r = flintd.cli("dlq", "purge", inv3, check=True)
+    assert inv3 in r.stdout
+    assert sorted(header(m, "Flint-Message-Id") for m in nats_server.messages("FLINT_DEAD")) \
+        == ["j-1", "j-2"]
+    assert sorted(row[0] for row in dead_rows()) == [inv1, inv2]
+    r = flintd.cli("dlq", "redrive", inv3)
+    assert r.returncode != 0, r.stdout
+    # an async call's dead letter of the same function, in the store
+    r = flintd.cli("fn", "invoke", "--name", "broken", "--async", "--body", "async-1",
+                   check=True)
+    async_id = r.stdout.strip()
+    wait_for(lambda: async_id in [row[0] for row in dead_rows("--function", "broken")],
+             what="the async dead letter")
+
+    # fixed, then one redriven: the same invocation, numbering going on
+    flintd.cli("fn", "update", "--name", "broken", "--code", str(d / "fixed.py"), "--entrypoint",
+               "fixed.main", check=True)
+    r = flintd.cli("dlq", "redrive", inv1, check=True)
+    assert r.stdout == f"redriven {inv1}\n"
+    done = wait_for(lambda: nats_server.messages("FLINT_jobs-done") or None,
+                    what="the response")
+    assert done[0]["data"] == "fixed job-1"
+    assert header(done[0], "X-Flint-Invocation-Id") == inv1
+    assert header(done[0], "X-Flint-Message-Id") == "j-1"
+
+    def succeeded(inv):
+        r = flintd.api("GET", f"/v1/invocations/{inv}")
+        return r.json() if r.json()["status"] == "succeeded" else None
+    got = wait_for(lambda: succeeded(inv1), what="the invocation succeeded")
+    assert [(a["attempt"], a["status"]) for a in got["attempts"]] == [(1, 500), (2, 500),
+                                                                       (3, 200)]
+    assert runs_of(flintd, "broken", inv1) == [1, 2, 3]
+    # redriving it again is refused: it is not dead any more
+    assert flintd.cli("dlq", "redrive", inv1).returncode != 0
+
+    # the rest of the function's, the trigger's and the async one at once
+    r = flintd.cli("-o", "json", "dlq", "redrive", "--function", "broken", check=True)
+    assert sorted(json.loads(r.stdout)["redriven"]) == sorted([inv2, async_id])
+    wait_for(lambda: succeeded(inv2), what="the second letter succeeded")
+    wait_for(lambda: succeeded(async_id), what="the async call succeeded")
+    assert runs_of(flintd, "broken", inv2) == [1, 2, 3]
+    assert nats_server.messages("FLINT_DEAD") == []
+    assert dead_rows() == []
+    wait_for(lambda: mqt(flintd, "jobs")["status"]["consumer"].get("dead") == 0,
+             what="the consumer counts none")
+    assert sorted(m["data"] for m in nats_server.messages("FLINT_jobs-done")) == [
+        "fixed job-1", "fixed job-2"]
 
 
 def test_a_call_longer_than_ack_wait_is_not_redelivered(nats_flintd, nats_server, tmp_path):
