@@ -28,6 +28,7 @@
 #include "exec/spec.h"
 #include "http/parse.h"
 #include "invoke/invoke.h"
+#include "mq/mq.h"
 #include "wf/engine.h"
 #include "kinds/kinds.h"
 #include "wf/expr.h"
@@ -481,6 +482,12 @@ static bool code_exists(void *data, const char *sha)
     return access(path, R_OK) == 0;
 }
 
+/* Whether the MQ module runs that connector (struct fl_kind_check_ctx). */
+static bool connector_available(void *data, const char *name)
+{
+    return fl_mq_has_connector(((struct call *)data)->api->mq, name);
+}
+
 /* What the lookups before the check found (struct fl_kind_check_ctx). */
 static const char *resolve_name(void *data, const char *name)
 {
@@ -513,6 +520,7 @@ static void check_spec(struct call *c)
         .has_code = code_exists,
         .resolve = c->kind->names.each != NULL ? resolve_name : NULL,
         .expr = c->expr_errors != NULL ? expr_checked : NULL,
+        .has_connector = c->api->mq != NULL ? connector_available : NULL,
         .data = c,
     };
     int rc = c->kind->check(c->spec, &ctx, &msg);

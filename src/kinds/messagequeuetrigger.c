@@ -2,12 +2,25 @@
  * failures go, and how messages are retried (mq/spec.h has the fields). */
 #include "kinds/kinds.h"
 
+#include "base/error.h"
 #include "mq/spec.h"
 
 static int mqt_check(json_t *spec, const struct fl_kind_check_ctx *ctx, struct fl_buf *err)
 {
     struct fl_mqt_spec s;
-    return fl_mqt_spec_parse(spec, &s, err);
+    int rc = fl_mqt_spec_parse(spec, &s, err);
+    if (rc < 0 || ctx == NULL || ctx->has_connector == NULL)
+        return rc;
+    const char *connector = fl_mqt_connector_name(s.connector);
+    if (!ctx->has_connector(ctx->data, connector)) {
+        /* it could never run here: refused, not kept failed */
+        fl_buf_appendf(err,
+                       "spec.connector: connector '%s' is not available in this flintd: "
+                       "start flintd with --nats URL (or FLINT_NATS) to consume NATS subjects",
+                       connector);
+        rc = FL_EINVAL;
+    }
+    return rc;
 }
 
 #define MQT_FLAGS                                                                                  \

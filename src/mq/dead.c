@@ -202,6 +202,13 @@ int fl_mq_dead_steer(struct fl_mq *mq, const char *id, bool redrive, fl_mq_json_
     return 0;
 }
 
+bool fl_mq_has_connector(const struct fl_mq *mq, const char *name)
+{
+    if (strcmp(name, "builtin") == 0)
+        return true;
+    return strcmp(name, "nats") == 0 && mq != NULL && mq->nats != NULL;
+}
+
 bool fl_mq_holds_dead(const struct fl_mq *mq)
 {
     return mq != NULL && mq->nats != NULL;

@@ -12,9 +12,12 @@
  * fl_mq_trigger_hooks, which also give a trigger's status. Brokers are
  * reached through connectors (mq/connector.h): builtin.c, the embedded
  * store's topics, and nats.c, NATS JetStream (mq/nats.h), when flintd
- * was given a NATS server. A nats trigger in a flintd without one is
- * kept, failed, with the reason in its status; a trigger whose broker is
- * unreachable shows state "disconnected" and the broker's reason.
+ * was given a NATS server. The API refuses to create (or update to) a
+ * nats trigger in a flintd without one (fl_mq_has_connector: it could
+ * never run); one stored while flintd had one is kept, failed, with the
+ * reason in its status, and runs again once flintd has one. A trigger
+ * whose broker is unreachable (a server down, or not there yet) is
+ * taken and shows state "disconnected" and the broker's reason.
  *
  * Per trigger, one durable consumer "mqt/<trigger>" on its topic (made,
  * with the topics the trigger names, if missing), with the trigger's
@@ -143,6 +146,10 @@ extern const struct fl_kind_hooks fl_mq_trigger_hooks;
  * be; others from the broker or the store. A function that returns an
  * error never calls cb. */
 typedef void (*fl_mq_json_cb)(int err, json_t *value, void *data);
+/* Whether mq runs the connector of that name ("builtin": always; "nats":
+ * when flintd was given a NATS server). */
+bool fl_mq_has_connector(const struct fl_mq *mq, const char *name);
+
 /* Whether a connector of mq may hold dead letters (false: every one is the
  * store's; mq may be NULL). */
 bool fl_mq_holds_dead(const struct fl_mq *mq);

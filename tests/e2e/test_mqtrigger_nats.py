@@ -122,14 +122,52 @@ def test_responses_and_errors_reach_their_subjects(nats_flintd, nats_server, tmp
     assert [a["status"] for a in r.json()["attempts"]] == [500, 500, 500]
 
 
-def test_a_nats_trigger_without_nats_says_why(flintd, tmp_path):
+def test_a_nats_trigger_without_nats_is_refused_and_says_why(flintd, tmp_path):
+    """A flintd started without --nats can never run a nats trigger: its
+    creation (and an update to connector nats) is refused with 400 and
+    why, and nothing is stored; a builtin trigger is unaffected."""
     deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
-    create(flintd, "t", "in", "work")
+    r = flintd.cli("mqt", "create", "--name", "t", "--topic", "in", "--function", "work",
+                   "--connector", "nats")
+    assert r.returncode != 0
+    assert "connector 'nats' is not available in this flintd" in r.stderr, r.stderr
+    assert "--nats" in r.stderr
+    r = flintd.api("POST", "/v1/messagequeuetriggers", json.dumps(
+        {"name": "t", "spec": {"topic": "in", "target": {"function": "work"},
+                               "connector": "nats"}}), {"Content-Type": "application/json"})
+    assert r.status == 400, r.text
+    assert r.json()["error"]["code"] == "bad_spec"
+    assert "spec.connector" in r.json()["error"]["message"]
+    assert flintd.api("GET", "/v1/messagequeuetriggers/t").status == 404
+    # a builtin one is taken, and cannot be turned into a nats one
+    flintd.cli("mqt", "create", "--name", "b", "--topic", "in", "--function", "work",
+               check=True)
+    r = flintd.cli("mqt", "update", "--name", "b", "--connector", "nats")
+    assert r.returncode != 0 and "not available" in r.stderr, r.stderr
+    assert mqt(flintd, "b")["spec"].get("connector", "builtin") == "builtin"
+
+
+def test_a_stored_nats_trigger_in_a_flintd_restarted_without_nats_says_why(
+        nats_flintd, nats_server, tmp_path):
+    """A nats trigger made while flintd had --nats is kept when flintd
+    starts again without it (nothing the user declared is lost), shown
+    failed with why, and runs again once --nats is back."""
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "kept.in", "work", "--create-stream")
+    wait_running(flintd, "t")
+    flintd.stop()
+    with_nats = flintd.extra_args
+    flintd.extra_args = []
+    flintd.start()
     st = wait_for(lambda: mqt(flintd, "t")["status"].get("error") and mqt(flintd, "t")["status"],
                   what="the reason")
     assert st["state"] == "failed"
     assert "connector 'nats' is not available in this flintd" in st["error"]
-    assert "--nats" in st["error"]
+    flintd.stop()
+    flintd.extra_args = with_nats
+    flintd.start()
+    wait_running(flintd, "t")
 
 
 def test_dead_letters_are_listed_purged_and_redriven(nats_flintd, nats_server, tmp_path):
