@@ -34,10 +34,11 @@ const struct fl_kind fl_kind_messagequeuetrigger = {
     .plural = "messagequeuetriggers",
     .word = "mqt",
     .noun = "a message-queue trigger",
-    .create_usage = "--name NAME --topic TOPIC --function FN " MQT_FLAGS,
-    .update_usage = "--name NAME [--topic TOPIC] [--function FN] " MQT_FLAGS,
+    .create_usage = "--name NAME --topic TOPIC (--function FN | --workflow WF) " MQT_FLAGS,
+    .update_usage = "--name NAME [--topic TOPIC] [--function FN | --workflow WF] " MQT_FLAGS,
     .flags = {{"--topic", "topic", FL_FLAG_STRING},
               {"--function", "function", FL_FLAG_TARGET},
+              {"--workflow", "workflow", FL_FLAG_TARGET},
               {"--connector", "connector", FL_FLAG_STRING},
               {"--resp-topic", "respTopic", FL_FLAG_STRING},
               {"--error-topic", "errorTopic", FL_FLAG_STRING},
@@ -56,7 +57,10 @@ const struct fl_kind fl_kind_messagequeuetrigger = {
                 {"ERROR", "spec.errorTopic"},
                 {"LAG", "status.consumer.lag"},
                 {"PENDING", "status.consumer.pending"}},
-    .refs = {{"target.function", "function", false}},
+    /* a deleted function or workflow is not refused: the trigger's
+     * messages fail with not_found until they reach errorTopic or the dead
+     * letters, as the trigger says */
+    .refs = {{"target.function", "function", false}, {"target.workflow", "workflow", false}},
     .check = mqt_check,
     .status = "the MQ module's: connector, state (starting, running, paused, failed, "
               "disconnected), error, "

@@ -159,11 +159,13 @@ static int record(struct delivery *d, const char *end, int64_t next_ms, fl_store
 {
     struct trigger *t = d->t;
     if (!d->history) {
-        json_t *q =
-            json_pack("{s:s,s:s,s:s,s:s,s:n,s:o,s:o,s:n,s:n,s:s,s:s}", "function", d->spec.function,
-                      "trigger", t->label, "method", "POST", "path", "/", "query", "headers",
-                      fl_inv_headers_json(d->hdrs, d->nh, NULL), "retry", retry_json(&d->spec),
-                      "callback", "idem", "topic", d->topic, "consumer", t->consumer);
+        json_t *q = json_pack(
+            "{s:s,s:s,s:s,s:s,s:n,s:o,s:o,s:n,s:n,s:s,s:s}", "function", mq_target_name(&d->spec),
+            "trigger", t->label, "method", "POST", "path", "/", "query", "headers",
+            fl_inv_headers_json(d->hdrs, d->nh, NULL), "retry", retry_json(&d->spec), "callback",
+            "idem", "topic", d->topic, "consumer", t->consumer);
+        if (q != NULL && d->spec.workflow[0] != '\0')
+            json_object_set_new(q, "workflow", json_string(d->spec.workflow));
         /* expect 0: written once, whoever writes it first */
         int rc = append(d, "queued", q, 0, NULL);
         if (rc < 0)
@@ -327,8 +329,9 @@ static void describe_failure(struct delivery *d, const struct fl_invoke_outcome 
         snprintf(d->error, sizeof(d->error), "%s: %s", o->code ? o->code : "error", clean);
     } else {
         excerpt(body, o->body_len, clean, sizeof(clean));
-        snprintf(d->error, sizeof(d->error), "the function answered %d%s%s", o->status,
-                 clean[0] ? ": " : "", clean);
+        snprintf(d->error, sizeof(d->error), "the %s answered %d%s%s",
+                 d->spec.workflow[0] ? "workflow" : "function", o->status, clean[0] ? ": " : "",
+                 clean);
     }
 }
 
@@ -449,8 +452,13 @@ static void call_start(struct delivery *d)
                                                     strlen(d->spec.error_topic)};
     d->added[d->na++] =
         (struct fl_http_header){"X-Flint-Message-Id", 18, d->message_id, strlen(d->message_id)};
+    /* a workflow's attempt is an invocation of its own (the engine's
+     * stream "wf/<id>"): its id is the message's invocation and attempt */
+    char run_id[FL_UUID_STRLEN + 1];
+    if (d->spec.workflow[0] != '\0')
+        fl_mq_attempt_id(d->id, number(d), run_id);
     const struct fl_invoke_request req = {
-        .target = {FL_INVOKE_FUNCTION, d->spec.function},
+        .target = mq_target(&d->spec),
         .method = "POST",
         .path = "/",
         .headers = d->hdrs,
@@ -459,7 +467,7 @@ static void call_start(struct delivery *d)
         .nadded = d->na,
         .body = d->body,
         .body_len = d->len,
-        .invocation_id = d->id,
+        .invocation_id = d->spec.workflow[0] != '\0' ? run_id : d->id,
         .attempt = number(d),
         .trigger = FL_TRIGGER_MQ,
         .trigger_name = t->label,

@@ -192,4 +192,9 @@ enum fl_mq_action fl_mq_decide(enum fl_mq_outcome o, uint32_t delivery, uint32_t
 void fl_mq_invocation_id(const char *trigger, const char *topic, uint64_t seq, int64_t published_ms,
                          char out[FL_UUID_STRLEN + 1]);
 
+/* The id of attempt of the message whose invocation is id, when its
+ * target is a workflow (each attempt is an invocation of the engine's): a
+ * UUIDv7 with id's time, the rest a SHA-256 of id and attempt. */
+void fl_mq_attempt_id(const char *id, uint32_t attempt, char out[FL_UUID_STRLEN + 1]);
+
 #endif
