@@ -167,6 +167,11 @@ def test_apply_takes_the_cron_example(flintd):
     assert nightly["spec"]["tz"] == "Europe/Berlin" and nightly["spec"]["catchup"] == "last"
     assert nightly["status"]["nextFire"] in \
         showschedule(flintd, "0 30 2 * * MON-FRI", "Europe/Berlin", 2)
+    assert tt_get(flintd, "tick-hourly-report")["spec"]["target"] == {"workflow": "hourly-report"}
+    # its workflow runs (by hand here: its trigger fires hourly)
+    r = flintd.cli("wf", "run", "--name", "hourly-report", "-H",
+                   "X-Flint-Scheduled-Time: 2026-01-01T10:00:00Z", check=True)
+    assert "report for 2026-01-01T10:00:00Z" in r.stdout, r.stdout
     # @every counts from the trigger's creation
     minutely = tt_get(flintd, "tick-every-minute")
     created = epoch(minutely["createdAt"])
