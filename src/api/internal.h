@@ -14,6 +14,11 @@
  * written). body stays the caller's. */
 void api_respond_json(struct fl_http_request *req, int status, json_t *body);
 
+/* A message's body as the API shows it: a string of it if it is UTF-8
+ * (*encoding "text"), else of its base64 form ("base64"). A new value, or
+ * NULL (no memory). */
+json_t *api_body_json(const void *data, size_t len, const char **encoding);
+
 /* /v1/invocations... and /v1/deadletters... (invocations.c): true if req
  * was one of them, and is answered (or will be). async may be NULL: 503;
  * workflows may be NULL: only async invocations are served; mq may be

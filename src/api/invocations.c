@@ -302,6 +302,62 @@ static void steer_one(struct fl_async *a, struct fl_mq *mq, struct fl_http_reque
     started(req, rc);
 }
 
+/* One letter shown: the async module's, with the body a connector holds
+ * added by the MQ module (a NATS trigger's letter, in FLINT_DEAD). */
+static void on_mq_read(int err, const struct fl_store_result *res, void *data)
+{
+    struct dead_steer *x = data;
+    struct fl_http_request *req = x->req;
+    json_t *v = x->done; /* the async module's value */
+    if (err == 0) {
+        const struct fl_record *r = &res->records[0];
+        const char *encoding;
+        json_t *body = api_body_json(r->data, r->len, &encoding);
+        json_t *request = json_object_get(v, "request");
+        if (json_is_object(request) && body != NULL) {
+            json_object_set(request, "body", body);
+            json_object_set_new(request, "bodyEncoding", json_string(encoding));
+        }
+        json_decref(body);
+        json_object_set_new(v, "reason", json_string(r->reason ? r->reason : ""));
+    }
+    on_json(0, v, req);
+    dead_steer_free(x);
+}
+
+static void on_async_shown(int err, json_t *value, void *data)
+{
+    struct dead_steer *x = data;
+    struct fl_http_request *req = x->req;
+    const char *trigger = json_string_value(json_object_get(value, "trigger"));
+    json_t *request = json_object_get(value, "request");
+    if (err == 0 && trigger != NULL && strncmp(trigger, "messagequeuetrigger/", 20) == 0 &&
+        json_object_get(request, "body") == NULL) {
+        x->done = json_incref(value);
+        if (fl_mq_dead_read(x->mq, x->id, on_mq_read, x) == 0)
+            return;
+    }
+    dead_steer_free(x);
+    on_json(err, value, req);
+}
+
+static void show_one(struct fl_async *a, struct fl_mq *mq, struct fl_http_request *req,
+                     const char *id)
+{
+    struct dead_steer *x = fl_mq_holds_dead(mq) ? calloc(1, sizeof(*x)) : NULL;
+    if (x == NULL) {
+        started(req, fl_async_get(a, id, true, on_json, req));
+        return;
+    }
+    *x = (struct dead_steer){.req = req, .a = a, .mq = mq};
+    fl_strlcpy(x->id, id, sizeof(x->id));
+    int rc = fl_async_get(a, id, true, on_async_shown, x);
+    if (rc < 0) {
+        dead_steer_free(x);
+        started(req, rc);
+    }
+}
+
 /* Many: the async module's answer, with the MQ module's ids first. */
 static void on_async_many(int err, json_t *value, void *data)
 {
@@ -421,7 +477,7 @@ static void deadletters(struct fl_async *a, struct fl_wf_engine *wf, struct fl_m
     else if (!path_id(req, rest, key, &action))
         return;
     else if (*action == '\0' && strcmp(m, "GET") == 0)
-        started(req, fl_async_get(a, key, true, on_json, req));
+        show_one(a, mq, req, key);
     else if (*action == '\0' && strcmp(m, "DELETE") == 0)
         steer_one(a, mq, req, key, false);
     else if (strcmp(action, "/redrive") == 0 && strcmp(m, "POST") == 0)

@@ -44,6 +44,8 @@
  *                it; else it is published again to topic with its
  *                headers and redrive_headers (a JSON object) added,
  *                durably, then removed. FL_ENOENT if there is none
+ *   read_dead    (NULL with steer_dead) that letter, left where it is:
+ *                res->records[0] has its body (data, len) and reason
  */
 #ifndef FLINT_MQ_CONNECTOR_H
 #define FLINT_MQ_CONNECTOR_H
@@ -71,6 +73,8 @@ struct fl_mq_connector {
     int (*state)(void *self, char *reason, size_t size);
     int (*steer_dead)(void *self, const char *topic, const char *consumer, uint64_t seq,
                       const char *redrive_headers, fl_store_cb cb, void *data);
+    int (*read_dead)(void *self, const char *topic, const char *consumer, uint64_t seq,
+                     fl_store_cb cb, void *data);
 };
 
 /* The embedded store's topics (builtin.c); self is the struct fl_store. */

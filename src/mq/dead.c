@@ -31,6 +31,7 @@
 struct steer {
     struct fl_mq *mq;
     bool redrive;
+    fl_store_cb read_cb; /* fl_mq_dead_read(): the letter to it (NULL: a steer) */
     char id[FL_UUID_STRLEN + 1];
     struct fl_inv inv;
     uint64_t last_seq;
@@ -42,6 +43,12 @@ struct steer {
 
 static void answer(struct steer *s, int err)
 {
+    if (s->read_cb != NULL) {
+        s->read_cb(err, NULL, s->data);
+        fl_inv_release(&s->inv);
+        free(s);
+        return;
+    }
     json_t *v = NULL;
     if (err == 0)
         v = json_pack("{s:[s]}", s->redrive ? "redriven" : "purged", s->id);
@@ -98,8 +105,25 @@ static void on_steered(int err, const struct fl_store_result *res, void *data)
     mq_op_done(mq);
 }
 
+/* The letter, read: to the reader. */
+static void on_read(int err, const struct fl_store_result *res, void *data)
+{
+    struct steer *s = data;
+    struct fl_mq *mq = s->mq;
+    s->read_cb(err == 0 && res->n != 1 ? FL_ENOENT : err, res, s->data);
+    fl_inv_release(&s->inv);
+    free(s);
+    mq_op_done(mq);
+}
+
 static int steer_in_connector(struct steer *s)
 {
+    if (s->read_cb != NULL) {
+        int rc = s->conn->read_dead(s->self, s->inv.topic, s->inv.consumer, s->inv.seq, on_read, s);
+        if (rc == 0)
+            mq_op(s->mq);
+        return rc;
+    }
     char headers[64 + FL_UUID_STRLEN];
     snprintf(headers, sizeof(headers), "{\"Flint-Redrive\":\"%s\"}", s->id);
     int rc = s->conn->steer_dead(s->self, s->inv.topic, s->inv.consumer, s->inv.seq,
@@ -158,7 +182,7 @@ static int steer_read(struct steer *s, const struct fl_store_result *res)
             mq_op(s->mq);
         return rc;
     }
-    /* a purge: wherever the connector holds it, its trigger gone or not */
+    /* a purge or a read: wherever the connector holds it, its trigger gone or not */
     if (t != NULL && t->conn->steer_dead != NULL) {
         s->conn = t->conn;
         s->self = t->self;
@@ -182,14 +206,15 @@ static void on_history(int err, const struct fl_store_result *res, void *data)
     mq_op_done(mq);
 }
 
-int fl_mq_dead_steer(struct fl_mq *mq, const char *id, bool redrive, fl_mq_json_cb cb, void *data)
+static int start(struct fl_mq *mq, const char *id, bool redrive, fl_store_cb read_cb,
+                 fl_mq_json_cb cb, void *data)
 {
     if (!fl_mq_holds_dead(mq) || mq->closing || strlen(id) != FL_UUID_STRLEN)
         return FL_ENOENT;
     struct steer *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return FL_ENOMEM;
-    *s = (struct steer){.mq = mq, .redrive = redrive, .cb = cb, .data = data};
+    *s = (struct steer){.mq = mq, .redrive = redrive, .read_cb = read_cb, .cb = cb, .data = data};
     fl_strlcpy(s->id, id, sizeof(s->id));
     char stream[8 + FL_UUID_STRLEN];
     snprintf(stream, sizeof(stream), "inv/%s", id);
@@ -200,6 +225,16 @@ int fl_mq_dead_steer(struct fl_mq *mq, const char *id, bool redrive, fl_mq_json_
     }
     mq_op(mq);
     return 0;
+}
+
+int fl_mq_dead_steer(struct fl_mq *mq, const char *id, bool redrive, fl_mq_json_cb cb, void *data)
+{
+    return start(mq, id, redrive, NULL, cb, data);
+}
+
+int fl_mq_dead_read(struct fl_mq *mq, const char *id, fl_store_cb cb, void *data)
+{
+    return start(mq, id, false, cb, NULL, data);
 }
 
 bool fl_mq_has_connector(const struct fl_mq *mq, const char *name)

@@ -146,6 +146,12 @@ extern const struct fl_kind_hooks fl_mq_trigger_hooks;
  * be; others from the broker or the store. A function that returns an
  * error never calls cb. */
 typedef void (*fl_mq_json_cb)(int err, json_t *value, void *data);
+
+/* Read the dead letter id where the connector holds it, leaving it there:
+ * cb once, from the loop, with res->records[0] (its body: data, len; its
+ * reason), or an error (FL_ENOENT as fl_mq_dead_steer()). A function that
+ * returns an error never calls cb. */
+int fl_mq_dead_read(struct fl_mq *mq, const char *id, fl_store_cb cb, void *data);
 /* Whether mq runs the connector of that name ("builtin": always; "nats":
  * when flintd was given a NATS server). */
 bool fl_mq_has_connector(const struct fl_mq *mq, const char *name);

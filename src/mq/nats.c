@@ -141,6 +141,10 @@ struct job {
      * headers to add when redriven (NULL: purge), copied */
     char consumer[NATS_NAME_MAX];
     char *redrive_headers;
+    bool peek;       /* read it only: its body and reason into dead_* */
+    char *dead_data; /* peek: its body (malloc'd, NUL-terminated) */
+    size_t dead_len;
+    char *dead_reason; /* peek: its Flint-Reason (malloc'd) */
     fl_store_cb cb;
     void *data;
 };
@@ -920,6 +924,20 @@ static int do_steer(struct fl_mq_nats *n, struct job *j)
     if (natsMsgHeader_Get(dead, "Flint-Topic", &topic) != NATS_OK || topic == NULL ||
         strcmp(topic, j->topic) != 0)
         rc = FL_ENOENT; /* another consumer's of that name, on another topic */
+    if (rc == 0 && j->peek) {
+        const char *reason = NULL;
+        natsMsgHeader_Get(dead, "Flint-Reason", &reason);
+        int len = natsMsg_GetDataLength(dead);
+        j->dead_data = malloc((size_t)len + 1);
+        j->dead_reason = strdup(reason ? reason : "");
+        if (j->dead_data != NULL) {
+            memcpy(j->dead_data, natsMsg_GetData(dead), (size_t)len);
+            j->dead_data[len] = '\0';
+            j->dead_len = (size_t)len;
+        }
+        natsMsg_Destroy(dead);
+        return j->dead_data && j->dead_reason ? 0 : FL_ENOMEM;
+    }
     natsMsg *m = NULL;
     if (rc == 0 && j->redrive_headers != NULL) {
         s = natsMsg_Create(&m, j->topic, NULL, natsMsg_GetData(dead), natsMsg_GetDataLength(dead));
@@ -1384,6 +1402,24 @@ static void on_async(uv_async_t *a)
             if (j->cb != NULL)
                 j->cb(j->err, &res, j->data);
             break;
+        case OP_STEER:
+            if (j->peek && j->err == 0) {
+                const struct fl_record r = {.key = "",
+                                            .type = "",
+                                            .data = j->dead_data,
+                                            .len = j->dead_len,
+                                            .headers = "{}",
+                                            .reason = j->dead_reason,
+                                            .seq = j->seq};
+                res.records = &r;
+                res.n = 1;
+                j->cb(0, &res, j->data);
+            } else {
+                j->cb(j->err, &res, j->data);
+            }
+            free(j->dead_data);
+            free(j->dead_reason);
+            break;
         case OP_CLOSE:
             closed = true;
             for (size_t i = 0; i < j->nsubs; i++) {
@@ -1630,10 +1666,24 @@ static int nats_info(void *self, const char *topic, const char *consumer, fl_sto
     return rc < 0 ? rc : submit(self, j);
 }
 
+static int steer_job(struct fl_mq_nats *n, const char *topic, const char *consumer, uint64_t seq,
+                     const char *redrive_headers, bool peek, fl_store_cb cb, void *data);
+
 static int nats_steer_dead(void *self, const char *topic, const char *consumer, uint64_t seq,
                            const char *redrive_headers, fl_store_cb cb, void *data)
 {
-    struct fl_mq_nats *n = self;
+    return steer_job(self, topic, consumer, seq, redrive_headers, false, cb, data);
+}
+
+static int nats_read_dead(void *self, const char *topic, const char *consumer, uint64_t seq,
+                          fl_store_cb cb, void *data)
+{
+    return steer_job(self, topic, consumer, seq, NULL, true, cb, data);
+}
+
+static int steer_job(struct fl_mq_nats *n, const char *topic, const char *consumer, uint64_t seq,
+                     const char *redrive_headers, bool peek, fl_store_cb cb, void *data)
+{
     if (n->closing)
         return FL_ECLOSED;
     if (strlen(consumer) >= NATS_NAME_MAX)
@@ -1643,6 +1693,7 @@ static int nats_steer_dead(void *self, const char *topic, const char *consumer, 
         return strlen(topic) >= NATS_NAME_MAX ? FL_EINVAL : FL_ENOMEM;
     fl_strlcpy(j->consumer, consumer, sizeof(j->consumer));
     j->seq = seq;
+    j->peek = peek;
     if (redrive_headers != NULL && (j->redrive_headers = strdup(redrive_headers)) == NULL) {
         free(j);
         return FL_ENOMEM;
@@ -1677,6 +1728,7 @@ const struct fl_mq_connector fl_mq_nats_connector = {
     .info = nats_info,
     .state = nats_state,
     .steer_dead = nats_steer_dead,
+    .read_dead = nats_read_dead,
 };
 
 /* ---- start and close ---- */

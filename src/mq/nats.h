@@ -54,6 +54,7 @@
  *                to the topic (headers but Flint-Reason, Flint-Topic,
  *                Flint-Seq and Nats-*, plus the caller's) and waits for
  *                the stream's ack; then it is deleted from FLINT_DEAD
+ *   read_dead    the same letter, left there: its body and Flint-Reason
  *
  * Threads. libnats is synchronous (pulls, the JetStream API) and runs its
  * callbacks on threads of its own; the loop must never wait on it. Every

@@ -209,6 +209,12 @@ spec: {environment: python, code: broken.py, entrypoint: broken.main, retry: {ma
         f"flint.dead.mqt_jobs.{m['headers']['Flint-Seq']}" for m in parked)
     assert sorted(header(m, "Flint-Message-Id") for m in parked) == ["j-1", "j-2", "j-3"]
 
+    # shown with the message's body and why, read from FLINT_DEAD
+    dead = json.loads(flintd.cli("-o", "json", "dlq", "get", inv2, check=True).stdout)
+    assert dead["status"] == "dead" and dead["trigger"] == "messagequeuetrigger/jobs", dead
+    assert dead["request"]["body"] == "job-2", dead
+    assert "attempt 2" in dead["reason"], dead
+
     # purged: gone from FLINT_DEAD and from the list
     r = flintd.cli("dlq", "purge", inv3, check=True)
     assert inv3 in r.stdout
