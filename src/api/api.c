@@ -28,6 +28,7 @@
 #include "exec/spec.h"
 #include "http/parse.h"
 #include "invoke/invoke.h"
+#include "mq/mq.h"
 #include "wf/engine.h"
 #include "kinds/kinds.h"
 #include "wf/expr.h"
@@ -58,6 +59,7 @@ struct fl_api {
     struct fl_executor *executor;
     struct fl_invoker *invoker;
     struct fl_wf_engine *workflows;
+    struct fl_mq *mq;
     struct fl_async *async;
     struct fl_logbook *logs;
     struct fl_metrics *metrics;
@@ -480,6 +482,12 @@ static bool code_exists(void *data, const char *sha)
     return access(path, R_OK) == 0;
 }
 
+/* Whether the MQ module runs that connector (struct fl_kind_check_ctx). */
+static bool connector_available(void *data, const char *name)
+{
+    return fl_mq_has_connector(((struct call *)data)->api->mq, name);
+}
+
 /* What the lookups before the check found (struct fl_kind_check_ctx). */
 static const char *resolve_name(void *data, const char *name)
 {
@@ -512,6 +520,7 @@ static void check_spec(struct call *c)
         .has_code = code_exists,
         .resolve = c->kind->names.each != NULL ? resolve_name : NULL,
         .expr = c->expr_errors != NULL ? expr_checked : NULL,
+        .has_connector = c->api->mq != NULL ? connector_available : NULL,
         .data = c,
     };
     int rc = c->kind->check(c->spec, &ctx, &msg);
@@ -1379,7 +1388,7 @@ void fl_api_handle(struct fl_http_request *req, void *data)
         return;
     if (strncmp(req->path, "/v1/workflows/", 14) == 0 && workflow_action(api, req, req->path + 14))
         return;
-    if (api_async_handle(api->async, api->workflows, req))
+    if (api_async_handle(api->async, api->workflows, api->mq, req))
         return;
     if (api_topics_handle(api->topics, req))
         return;
@@ -1467,6 +1476,7 @@ int fl_api_new(uv_loop_t *loop, const struct fl_api_config *cfg, struct fl_api *
     api->async = cfg->async;
     api->exprc = cfg->exprc;
     api->workflows = cfg->workflows;
+    api->mq = cfg->mq;
     api->logs = cfg->logs;
     api->metrics = cfg->metrics;
     api->applied = cfg->applied;

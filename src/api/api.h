@@ -41,6 +41,7 @@
 #include "wf/exprc.h"
 
 struct fl_api;
+struct fl_mq;
 struct fl_wf_engine;
 
 struct fl_api_config {
@@ -56,6 +57,7 @@ struct fl_api_config {
     struct fl_invoker *invoker;   /* invocations; may be NULL */
     struct fl_async *async;       /* async invocations and dead letters; may be NULL */
     struct fl_wf_engine *workflows; /* workflow invocations; may be NULL */
+    struct fl_mq *mq;               /* dead letters a NATS trigger holds; may be NULL */
     struct fl_logbook *logs;        /* function logs; may be NULL */
     struct fl_metrics *metrics;     /* GET /metrics; may be NULL */
     /* the expression evaluators: a write of a kind with expressions (a

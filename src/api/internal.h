@@ -14,11 +14,18 @@
  * written). body stays the caller's. */
 void api_respond_json(struct fl_http_request *req, int status, json_t *body);
 
+/* A message's body as the API shows it: a string of it if it is UTF-8
+ * (*encoding "text"), else of its base64 form ("base64"). A new value, or
+ * NULL (no memory). */
+json_t *api_body_json(const void *data, size_t len, const char **encoding);
+
 /* /v1/invocations... and /v1/deadletters... (invocations.c): true if req
  * was one of them, and is answered (or will be). async may be NULL: 503;
- * workflows may be NULL: only async invocations are served. */
+ * workflows may be NULL: only async invocations are served; mq may be
+ * NULL: every dead letter is the store's. */
 struct fl_wf_engine;
-bool api_async_handle(struct fl_async *async, struct fl_wf_engine *workflows,
+struct fl_mq;
+bool api_async_handle(struct fl_async *async, struct fl_wf_engine *workflows, struct fl_mq *mq,
                       struct fl_http_request *req);
 
 /* The built-in topics (topics.c): /v1/topics... */

@@ -102,17 +102,8 @@ static json_t *consumer_json(const struct fl_consumer_info *c)
 static json_t *message_json(const struct fl_record *r)
 {
     char time[32];
-    json_t *body = json_stringn(r->data, r->len);
-    const char *encoding = "text";
-    if (body == NULL) {
-        char *b = malloc(FL_BASE64_LEN(r->len) + 1);
-        if (b != NULL) {
-            fl_base64_encode(b, r->data, r->len);
-            body = json_string(b);
-        }
-        free(b);
-        encoding = "base64";
-    }
+    const char *encoding;
+    json_t *body = api_body_json(r->data, r->len, &encoding);
     json_t *headers = json_loads(r->headers, 0, NULL);
     if (!json_is_object(headers)) {
         json_decref(headers);

@@ -1,6 +1,7 @@
 #include "base/id.h"
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/sha256.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -46,6 +47,20 @@ static int pooled_random(unsigned char *out, unsigned n)
     return 0;
 }
 
+/* The canonical lowercase form of the 16 bytes b. */
+static void format_uuid(const unsigned char b[16], char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
+}
+
 int fl_uuid7(char *out)
 {
     unsigned char b[16];
@@ -81,15 +96,23 @@ int fl_uuid7(char *out)
     b[6] = (unsigned char)(0x70 | (counter >> 8));
     b[7] = (unsigned char)counter;
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
-
-    static const char hex[] = "0123456789abcdef";
-    char *o = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *o++ = '-';
-        *o++ = hex[b[i] >> 4];
-        *o++ = hex[b[i] & 15];
-    }
-    *o = '\0';
+    format_uuid(b, out);
     return 0;
+}
+
+void fl_uuid7_derived(int64_t ms, const char *const *parts, size_t n, char *out)
+{
+    unsigned char h[32], b[16];
+    struct fl_sha256 sha;
+    fl_sha256_init(&sha);
+    for (size_t i = 0; i < n; i++)
+        fl_sha256_update(&sha, parts[i], strlen(parts[i]) + (i + 1 < n));
+    fl_sha256_final(&sha, h);
+    uint64_t t = ms > 0 ? (uint64_t)ms : 0;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(t >> (40 - 8 * i));
+    memcpy(b + 6, h, 10);
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+    format_uuid(b, out);
 }

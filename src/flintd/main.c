@@ -380,6 +380,8 @@ static void nats_closed(void *data)
 {
     struct flintd *d = data;
     d->nats = NULL;
+    if (d->timer != NULL)
+        fl_timer_use_workflows(d->timer, NULL); /* closed before the timer is */
     if (d->workflows != NULL)
         fl_wf_engine_close(d->workflows, workflows_closed, d);
     else
@@ -764,6 +766,8 @@ int main(int argc, char **argv)
                fl_strerror(rc));
     if (rc == 0)
         fl_router_use_workflows(d.routing, d.workflows);
+    if (rc == 0)
+        fl_timer_use_workflows(d.timer, d.workflows);
     /* every kind of resource, followed into the part that runs it */
     const struct fl_kind_parts parts = {.executor = d.executor,
                                         .router = d.routing,
@@ -793,6 +797,7 @@ int main(int argc, char **argv)
                                     .invoker = d.invoker,
                                     .async = d.async,
                                     .workflows = d.workflows,
+                                    .mq = d.mq,
                                     .logs = d.logs,
                                     .metrics = d.metrics,
                                     .exprc = d.exprc,

@@ -111,6 +111,9 @@ struct fl_kind_check_ctx {
      * from its sandboxed evaluator, asked before the check; the check
      * itself never compiles users' code */
     int (*expr)(void *data, const char *src, struct fl_buf *why);
+    /* whether this flintd runs the message-queue connector of that name
+     * ("builtin", "nats": a flintd started with --nats) */
+    bool (*has_connector)(void *data, const char *name);
     void *data;
 };
 

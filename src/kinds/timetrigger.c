@@ -23,8 +23,8 @@ const struct fl_kind fl_kind_timetrigger = {
     .plural = "timetriggers",
     .word = "tt",
     .noun = "a time trigger",
-    .create_usage = "--name NAME --cron EXPR --function FN " TT_FLAGS,
-    .update_usage = "--name NAME [--cron EXPR] [--function FN] " TT_FLAGS,
+    .create_usage = "--name NAME --cron EXPR (--function FN | --workflow WF) " TT_FLAGS,
+    .update_usage = "--name NAME [--cron EXPR] [--function FN | --workflow WF] " TT_FLAGS,
     .flags = {{"--cron", "cron", FL_FLAG_STRING},
               {"--function", "function", FL_FLAG_TARGET},
               {"--workflow", "workflow", FL_FLAG_TARGET},
@@ -40,9 +40,8 @@ const struct fl_kind fl_kind_timetrigger = {
                 {"FUNCTION", "spec.target.function"},
                 {"LAST FIRE", "status.lastFire.scheduledTime"},
                 {"NEXT FIRE", "status.nextFire"}},
-    /* a trigger's function may not be deleted under it; a workflow target
-     * is refused by the check until workflows are a kind */
-    .refs = {{"target.function", "function", true}},
+    /* a trigger's function or workflow may not be deleted under it */
+    .refs = {{"target.function", "function", true}, {"target.workflow", "workflow", true}},
     .check = timetrigger_check,
     .status = "the scheduler's: lastFire {scheduledTime, invocation, error}, nextFire",
 };

@@ -38,6 +38,14 @@
  *   state        (may be NULL: always reachable) synchronous, on the
  *                loop: 0 if the broker is reachable, else a negative
  *                error with why in reason (a trigger shows it)
+ *   steer_dead   (may be NULL: its dead letters are the store's, which
+ *                the async module steers) the dead letter of consumer
+ *                at sequence seq of topic: redrive_headers NULL purges
+ *                it; else it is published again to topic with its
+ *                headers and redrive_headers (a JSON object) added,
+ *                durably, then removed. FL_ENOENT if there is none
+ *   read_dead    (NULL with steer_dead) that letter, left where it is:
+ *                res->records[0] has its body (data, len) and reason
  */
 #ifndef FLINT_MQ_CONNECTOR_H
 #define FLINT_MQ_CONNECTOR_H
@@ -63,6 +71,10 @@ struct fl_mq_connector {
                    const void *payload, size_t len, fl_store_cb cb, void *data);
     int (*info)(void *self, const char *topic, const char *consumer, fl_store_cb cb, void *data);
     int (*state)(void *self, char *reason, size_t size);
+    int (*steer_dead)(void *self, const char *topic, const char *consumer, uint64_t seq,
+                      const char *redrive_headers, fl_store_cb cb, void *data);
+    int (*read_dead)(void *self, const char *topic, const char *consumer, uint64_t seq,
+                     fl_store_cb cb, void *data);
 };
 
 /* The embedded store's topics (builtin.c); self is the struct fl_store. */

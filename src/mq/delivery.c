@@ -57,6 +57,7 @@ struct delivery {
     uint64_t start_ns;
     int64_t start_ms, progress_ms;
     bool history; /* its history has events */
+    bool redrive; /* a dead letter published again (Flint-Redrive): id is its header's */
     /* what the call came to */
     enum fl_mq_action action;
     int status;
@@ -158,11 +159,13 @@ static int record(struct delivery *d, const char *end, int64_t next_ms, fl_store
 {
     struct trigger *t = d->t;
     if (!d->history) {
-        json_t *q =
-            json_pack("{s:s,s:s,s:s,s:s,s:n,s:o,s:o,s:n,s:n,s:s,s:s}", "function", d->spec.function,
-                      "trigger", t->label, "method", "POST", "path", "/", "query", "headers",
-                      fl_inv_headers_json(d->hdrs, d->nh, NULL), "retry", retry_json(&d->spec),
-                      "callback", "idem", "topic", d->topic, "consumer", t->consumer);
+        json_t *q = json_pack(
+            "{s:s,s:s,s:s,s:s,s:n,s:o,s:o,s:n,s:n,s:s,s:s}", "function", mq_target_name(&d->spec),
+            "trigger", t->label, "method", "POST", "path", "/", "query", "headers",
+            fl_inv_headers_json(d->hdrs, d->nh, NULL), "retry", retry_json(&d->spec), "callback",
+            "idem", "topic", d->topic, "consumer", t->consumer);
+        if (q != NULL && d->spec.workflow[0] != '\0')
+            json_object_set_new(q, "workflow", json_string(d->spec.workflow));
         /* expect 0: written once, whoever writes it first */
         int rc = append(d, "queued", q, 0, NULL);
         if (rc < 0)
@@ -326,8 +329,9 @@ static void describe_failure(struct delivery *d, const struct fl_invoke_outcome 
         snprintf(d->error, sizeof(d->error), "%s: %s", o->code ? o->code : "error", clean);
     } else {
         excerpt(body, o->body_len, clean, sizeof(clean));
-        snprintf(d->error, sizeof(d->error), "the function answered %d%s%s", o->status,
-                 clean[0] ? ": " : "", clean);
+        snprintf(d->error, sizeof(d->error), "the %s answered %d%s%s",
+                 d->spec.workflow[0] ? "workflow" : "function", o->status, clean[0] ? ": " : "",
+                 clean);
     }
 }
 
@@ -448,8 +452,13 @@ static void call_start(struct delivery *d)
                                                     strlen(d->spec.error_topic)};
     d->added[d->na++] =
         (struct fl_http_header){"X-Flint-Message-Id", 18, d->message_id, strlen(d->message_id)};
+    /* a workflow's attempt is an invocation of its own (the engine's
+     * stream "wf/<id>"): its id is the message's invocation and attempt */
+    char run_id[FL_UUID_STRLEN + 1];
+    if (d->spec.workflow[0] != '\0')
+        fl_mq_attempt_id(d->id, number(d), run_id);
     const struct fl_invoke_request req = {
-        .target = {FL_INVOKE_FUNCTION, d->spec.function},
+        .target = mq_target(&d->spec),
         .method = "POST",
         .path = "/",
         .headers = d->hdrs,
@@ -458,7 +467,7 @@ static void call_start(struct delivery *d)
         .nadded = d->na,
         .body = d->body,
         .body_len = d->len,
-        .invocation_id = d->id,
+        .invocation_id = d->spec.workflow[0] != '\0' ? run_id : d->id,
         .attempt = number(d),
         .trigger = FL_TRIGGER_MQ,
         .trigger_name = t->label,
@@ -495,7 +504,11 @@ static void on_history(int err, const struct fl_store_result *res, void *data)
     struct fl_inv inv;
     memset(&inv, 0, sizeof(inv));
     int rc = err < 0 ? err : fl_inv_fold(d->id, res->records, res->n, &inv);
-    if (rc == FL_ENOENT) {
+    if (rc == FL_ENOENT && d->redrive) {
+        /* no such invocation: a message like any other */
+        fl_mq_invocation_id(d->t->name, d->topic, d->seq, d->published_ms, d->id);
+        call_start(d);
+    } else if (rc == FL_ENOENT) {
         call_start(d);
     } else if (rc < 0 && rc != FL_ECORRUPT) {
         fl_inv_release(&inv);
@@ -540,6 +553,23 @@ static void take_headers(struct delivery *d)
                                                    strlen(d->spec.content_type)};
 }
 
+/* A dead letter a connector published again (mq.h, fl_mq_dead_steer):
+ * Flint-Redrive names its invocation, Flint-Message-Id the message id it
+ * had; both are taken off its headers. */
+static void take_redrive(struct delivery *d)
+{
+    const char *id = json_string_value(json_object_get(d->headers, "Flint-Redrive"));
+    if (id == NULL || strlen(id) != FL_UUID_STRLEN)
+        return;
+    d->redrive = true;
+    fl_strlcpy(d->id, id, sizeof(d->id));
+    const char *had = json_string_value(json_object_get(d->headers, "Flint-Message-Id"));
+    if (had != NULL && had[0] != '\0')
+        fl_strlcpy(d->message_id, had, sizeof(d->message_id));
+    json_object_del(d->headers, "Flint-Redrive");
+    json_object_del(d->headers, "Flint-Message-Id");
+}
+
 void mq_deliver(struct trigger *t, const struct fl_record *r)
 {
     struct fl_mq *mq = t->mq;
@@ -564,6 +594,7 @@ void mq_deliver(struct trigger *t, const struct fl_record *r)
         json_decref(d->headers);
         d->headers = json_object();
     }
+    take_redrive(d);
     fl_queue_insert_tail(&mq->deliveries, &d->link);
     t->inflight++;
     if (d->headers == NULL || (r->len > 0 && (d->body = malloc(r->len)) == NULL)) {
@@ -573,7 +604,7 @@ void mq_deliver(struct trigger *t, const struct fl_record *r)
     memcpy(d->body, r->data, r->len);
     d->len = r->len;
     take_headers(d);
-    if (d->deliveries == 1 && !t->had_dead) {
+    if (d->deliveries == 1 && !t->had_dead && !d->redrive) {
         call_start(d); /* the fast path: no history can exist */
         return;
     }

@@ -66,6 +66,21 @@ struct fl_mq {
     void *done_data;
 };
 
+/* What a trigger of spec s calls: its function, or its workflow (run
+ * through the invoker as a function is: its output is the answer). */
+static inline struct fl_invoke_target mq_target(const struct fl_mqt_spec *s)
+{
+    return s->workflow[0] ? (struct fl_invoke_target){FL_INVOKE_WORKFLOW, s->workflow}
+                          : (struct fl_invoke_target){FL_INVOKE_FUNCTION, s->function};
+}
+
+/* The name its history records as its "function" (async/history.h):
+ * the function's, or the workflow's (with "workflow" beside it). */
+static inline const char *mq_target_name(const struct fl_mqt_spec *s)
+{
+    return s->workflow[0] ? s->workflow : s->function;
+}
+
 /* mq.c */
 void mq_op(struct fl_mq *mq);
 void mq_op_done(struct fl_mq *mq);

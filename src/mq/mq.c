@@ -21,7 +21,6 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
-#include "base/sha256.h"
 #include "base/str.h"
 
 #include <inttypes.h>
@@ -70,31 +69,27 @@ enum fl_mq_action fl_mq_decide(enum fl_mq_outcome o, uint32_t delivery, uint32_t
 void fl_mq_invocation_id(const char *trigger, const char *topic, uint64_t seq, int64_t published_ms,
                          char out[FL_UUID_STRLEN + 1])
 {
-    unsigned char h[32], b[16];
     char text[64];
-    struct fl_sha256 sha;
-    fl_sha256_init(&sha);
-    fl_sha256_update(&sha, "flint-mq\0", 9);
-    fl_sha256_update(&sha, trigger, strlen(trigger) + 1);
-    fl_sha256_update(&sha, topic, strlen(topic) + 1);
-    int n = snprintf(text, sizeof(text), "%" PRIu64 "/%" PRId64, seq, published_ms);
-    fl_sha256_update(&sha, text, (size_t)n);
-    fl_sha256_final(&sha, h);
-    uint64_t ms = published_ms > 0 ? (uint64_t)published_ms : 0;
-    for (int i = 0; i < 6; i++)
-        b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    memcpy(b + 6, h, 10);
-    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
-    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
-    static const char hex[] = "0123456789abcdef";
-    size_t k = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[k++] = '-';
-        out[k++] = hex[b[i] >> 4];
-        out[k++] = hex[b[i] & 15];
+    snprintf(text, sizeof(text), "%" PRIu64 "/%" PRId64, seq, published_ms);
+    const char *const parts[] = {"flint-mq", trigger, topic, text};
+    fl_uuid7_derived(published_ms, parts, 4, out);
+}
+
+void fl_mq_attempt_id(const char *id, uint32_t attempt, char out[FL_UUID_STRLEN + 1])
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu32, attempt);
+    /* the time is id's: its first 48 bits, in its first 12 hex digits */
+    uint64_t ms = 0;
+    for (size_t i = 0, digits = 0; id[i] != '\0' && digits < 12; i++) {
+        char c = id[i];
+        if (c == '-')
+            continue;
+        ms = ms << 4 | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+        digits++;
     }
-    out[k] = '\0';
+    const char *const parts[] = {"flint-mq-attempt", id, text};
+    fl_uuid7_derived((int64_t)ms, parts, 3, out);
 }
 
 /* ---- what the files share ---- */
@@ -439,7 +434,7 @@ void mq_pump(struct trigger *t)
     if (mq->ready != NULL && !mq->ready(mq->ready_data))
         return; /* the tick tries again */
     uint64_t want = t->spec.concurrency - t->inflight;
-    const struct fl_invoke_target target = {FL_INVOKE_FUNCTION, t->spec.function};
+    const struct fl_invoke_target target = mq_target(&t->spec);
     struct fl_invoke_capacity cap;
     if (fl_invoker_capacity(mq->invoker, &target, &cap) == 0) {
         if (fl_invoke_capacity_full(&cap)) {

@@ -12,9 +12,12 @@
  * fl_mq_trigger_hooks, which also give a trigger's status. Brokers are
  * reached through connectors (mq/connector.h): builtin.c, the embedded
  * store's topics, and nats.c, NATS JetStream (mq/nats.h), when flintd
- * was given a NATS server. A nats trigger in a flintd without one is
- * kept, failed, with the reason in its status; a trigger whose broker is
- * unreachable shows state "disconnected" and the broker's reason.
+ * was given a NATS server. The API refuses to create (or update to) a
+ * nats trigger in a flintd without one (fl_mq_has_connector: it could
+ * never run); one stored while flintd had one is kept, failed, with the
+ * reason in its status, and runs again once flintd has one. A trigger
+ * whose broker is unreachable (a server down, or not there yet) is
+ * taken and shows state "disconnected" and the broker's reason.
  *
  * Per trigger, one durable consumer "mqt/<trigger>" on its topic (made,
  * with the topics the trigger names, if missing), with the trigger's
@@ -83,6 +86,7 @@
 #ifndef FLINT_MQ_MQ_H
 #define FLINT_MQ_MQ_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -123,6 +127,40 @@ void fl_mq_close(struct fl_mq *mq, void (*done)(void *data), void *data);
  * last second). */
 extern const struct fl_kind_hooks fl_mq_trigger_hooks;
 
+/* ---- dead letters a connector holds (dead.c) ----
+ *
+ * The builtin connector's dead letters are the store's, which the async
+ * module redrives and purges. A NATS trigger's are in stream FLINT_DEAD
+ * (mq/nats.h); these steer them, writing the invocation's history as the
+ * async module does (async/history.h). A redrive records "redriven",
+ * then publishes the letter again to its trigger's topic (its body and
+ * headers, and Flint-Redrive: <invocation id>, which a delivery takes as
+ * its invocation id, so its attempts go on in the same history) and
+ * removes it from FLINT_DEAD; a purge removes it, then records "purged".
+ * cb answers once, from the loop, with {"redriven": [id]} or
+ * {"purged": [id]} (owned during the call), or an error: FL_ENOENT when
+ * id is not such a letter (no such invocation, not dead, a letter of the
+ * store's, or, for a redrive, one whose trigger is gone or moved to
+ * another topic): the caller asks the async module then; FL_ECONFLICT
+ * when its history moved meanwhile or the letter is not where it should
+ * be; others from the broker or the store. A function that returns an
+ * error never calls cb. */
+typedef void (*fl_mq_json_cb)(int err, json_t *value, void *data);
+
+/* Read the dead letter id where the connector holds it, leaving it there:
+ * cb once, from the loop, with res->records[0] (its body: data, len; its
+ * reason), or an error (FL_ENOENT as fl_mq_dead_steer()). A function that
+ * returns an error never calls cb. */
+int fl_mq_dead_read(struct fl_mq *mq, const char *id, fl_store_cb cb, void *data);
+/* Whether mq runs the connector of that name ("builtin": always; "nats":
+ * when flintd was given a NATS server). */
+bool fl_mq_has_connector(const struct fl_mq *mq, const char *name);
+
+/* Whether a connector of mq may hold dead letters (false: every one is the
+ * store's; mq may be NULL). */
+bool fl_mq_holds_dead(const struct fl_mq *mq);
+int fl_mq_dead_steer(struct fl_mq *mq, const char *id, bool redrive, fl_mq_json_cb cb, void *data);
+
 /* ---- the pure parts, for tests ---- */
 
 /* What became of a delivery's call. */
@@ -159,5 +197,10 @@ enum fl_mq_action fl_mq_decide(enum fl_mq_outcome o, uint32_t delivery, uint32_t
  * for every delivery of the message, different for any other. */
 void fl_mq_invocation_id(const char *trigger, const char *topic, uint64_t seq, int64_t published_ms,
                          char out[FL_UUID_STRLEN + 1]);
+
+/* The id of attempt of the message whose invocation is id, when its
+ * target is a workflow (each attempt is an invocation of the engine's): a
+ * UUIDv7 with id's time, the rest a SHA-256 of id and attempt. */
+void fl_mq_attempt_id(const char *id, uint32_t attempt, char out[FL_UUID_STRLEN + 1]);
 
 #endif

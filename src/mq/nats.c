@@ -41,6 +41,7 @@
 #define NATS_DEAD_STREAM "FLINT_DEAD"
 #define NATS_DEAD_PREFIX "flint.dead."
 #define NATS_WHY_MAX     256
+#define NATS_REFUSED_MAX 128 /* the server's word, in a reason of NATS_WHY_MAX */
 #define NATS_HINTS_MAX   32
 #define NATS_ROOM_MS     20 /* after an ack, a short fetch is tried again this long */
 #define NATS_ASYNC       1  /* a job's run: its end comes from libnats' callback */
@@ -57,6 +58,7 @@ enum op {
     OP_INFO,
     OP_WATCH,
     OP_UNWATCH,
+    OP_STEER,
     OP_CLOSE,
 };
 
@@ -134,7 +136,15 @@ struct job {
     uint64_t seq;
     bool duplicate;
     bool have_info;
-    uint64_t pending, lag;
+    uint64_t pending, lag, dead;
+    /* steer: the dead letter's consumer (Flint's name) and sequence; the
+     * headers to add when redriven (NULL: purge), copied */
+    char consumer[NATS_NAME_MAX];
+    char *redrive_headers;
+    bool peek;       /* read it only: its body and reason into dead_* */
+    char *dead_data; /* peek: its body (malloc'd, NUL-terminated) */
+    size_t dead_len;
+    char *dead_reason; /* peek: its Flint-Reason (malloc'd) */
     fl_store_cb cb;
     void *data;
 };
@@ -154,6 +164,10 @@ struct fl_mq_nats {
     size_t njobs;
     bool connected;
     char why[NATS_WHY_MAX];
+    /* why the servers refused the first attempt (credentials, TLS), for
+     * the reason of a connection that libnats' retries then close, which
+     * would only say that no server is available; "" if none did */
+    char refused[NATS_REFUSED_MAX];
     char hinted[NATS_HINTS_MAX][NATS_NAME_MAX]; /* subjects published to since the loop looked */
     size_t nhinted;
     bool hint_all; /* more than NATS_HINTS_MAX: every watch is told */
@@ -243,10 +257,12 @@ static void set_connected(struct fl_mq_nats *n, bool up, const char *why)
 {
     pthread_mutex_lock(&n->lock);
     n->connected = up;
-    if (!up)
+    if (!up) {
         fl_strlcpy(n->why, why, sizeof(n->why));
-    else
+    } else {
         n->why[0] = '\0';
+        n->refused[0] = '\0';
+    }
     pthread_mutex_unlock(&n->lock);
     uv_async_send(&n->async); /* trigger status is read on the loop: nothing to do but wake */
 }
@@ -275,8 +291,14 @@ static void on_nats_closed(natsConnection *nc, void *closure)
     char why[NATS_WHY_MAX];
     const char *last = NULL;
     natsConnection_GetLastError(nc, &last);
-    /* closed for good (a server that refuses us, e.g. one that wants TLS):
-     * the server's word is the reason */
+    /* closed for good (a server that refuses us, e.g. one that wants TLS
+     * or other credentials): the server's word is the reason */
+    char refused[NATS_REFUSED_MAX];
+    pthread_mutex_lock(&n->lock);
+    fl_strlcpy(refused, n->refused, sizeof(refused));
+    pthread_mutex_unlock(&n->lock);
+    if (refused[0] != '\0')
+        last = refused;
     snprintf(why, sizeof(why), "the NATS connection (%s) is closed: %s", n->urls,
              last != NULL && last[0] ? last : "closed by the client");
     set_connected(n, false, why);
@@ -330,8 +352,6 @@ static int do_connect(struct fl_mq_nats *n)
     if (s == NATS_OK)
         s = natsOptions_SetTimeout(n->opts, 2000);
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_nats_connected, n);
-    if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(n->opts, on_nats_disconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(n->opts, on_nats_connected, n);
@@ -355,14 +375,31 @@ static int do_connect(struct fl_mq_nats *n)
                natsStatus_GetText(s));
         return status_err(s, 0);
     }
-    s = natsConnection_Connect(&n->nc, n->opts);
+    /* a first attempt that does not retry: a server that refuses us says
+     * why here (libnats' retries would only say no server is available) */
+    s = natsOptions_SetRetryOnFailedConnect(n->opts, false, NULL, NULL);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&n->nc, n->opts);
+    if (s != NATS_OK) {
+        const char *text = nats_GetLastError(NULL);
+        pthread_mutex_lock(&n->lock);
+        if (s != NATS_NO_SERVER)
+            fl_strlcpy(n->refused, text ? text : natsStatus_GetText(s), sizeof(n->refused));
+        pthread_mutex_unlock(&n->lock);
+        s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_nats_connected, n);
+        if (s == NATS_OK)
+            s = natsConnection_Connect(&n->nc, n->opts);
+    }
     if (s == NATS_NOT_YET_CONNECTED) {
-        char why[NATS_WHY_MAX];
-        snprintf(why, sizeof(why), "cannot connect to NATS (%s): no server answers; retrying",
-                 n->urls);
+        char why[NATS_WHY_MAX], refused[NATS_REFUSED_MAX];
+        pthread_mutex_lock(&n->lock);
+        fl_strlcpy(refused, n->refused, sizeof(refused));
+        pthread_mutex_unlock(&n->lock);
+        snprintf(why, sizeof(why), "cannot connect to NATS (%s): %s; retrying", n->urls,
+                 refused[0] ? refused : "no server answers");
         set_connected(n, false, why);
-        fl_log(FL_LOG_WARN, "nats", "no NATS server answers yet; retrying every second",
-               "servers=%s", n->urls);
+        fl_log(FL_LOG_WARN, "nats", "cannot connect to NATS yet; retrying every second",
+               "servers=%s err=\"%s\"", n->urls, refused[0] ? refused : "no server answers");
         s = NATS_OK;
     } else if (s == NATS_OK) {
         set_connected(n, true, NULL);
@@ -757,6 +794,15 @@ static void on_published(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae
     natsMsg_Destroy(msg);
 }
 
+/* The subject of the dead letter of consumer durable at stream sequence
+ * seq in FLINT_DEAD: "flint.dead.<durable>.<seq>", one per letter, so that
+ * steering finds it by subject; "flint.dead.<durable>.>" are all of its
+ * consumer's. */
+static void dead_subject(const char *durable, uint64_t seq, char *out, size_t size)
+{
+    snprintf(out, size, NATS_DEAD_PREFIX "%.280s.%llu", durable, (unsigned long long)seq);
+}
+
 /* FL_DEAD: the message and why to FLINT_DEAD, then +TERM. */
 static int do_dead(struct fl_mq_nats *n, struct job *j)
 {
@@ -768,9 +814,9 @@ static int do_dead(struct fl_mq_nats *n, struct job *j)
             return rc;
         n->dead_stream = true;
     }
-    char subject[NATS_NAME_MAX + 16], seq[24];
-    snprintf(subject, sizeof(subject), NATS_DEAD_PREFIX "%.280s", j->sub->durable);
+    char subject[NATS_NAME_MAX + 48], seq[24];
     snprintf(seq, sizeof(seq), "%llu", (unsigned long long)j->seq);
+    dead_subject(j->sub->durable, j->seq, subject, sizeof(subject));
     natsMsg *m = NULL;
     natsStatus s =
         natsMsg_Create(&m, subject, NULL, natsMsg_GetData(j->msg), natsMsg_GetDataLength(j->msg));
@@ -787,6 +833,9 @@ static int do_dead(struct fl_mq_nats *n, struct job *j)
         }
         free((void *)keys);
     }
+    const char *msg_id = NULL;
+    natsMsgHeader_Get(j->msg, "Nats-Msg-Id", &msg_id);
+    natsMsgHeader_Set(m, "Flint-Message-Id", msg_id != NULL && msg_id[0] ? msg_id : seq);
     natsMsgHeader_Set(m, "Flint-Reason", j->reason ? j->reason : "given up");
     natsMsgHeader_Set(m, "Flint-Topic", j->sub->topic);
     natsMsgHeader_Set(m, "Flint-Seq", seq);
@@ -832,6 +881,97 @@ static int do_ack(struct fl_mq_nats *n, struct job *j)
     }
 }
 
+/* j->dead: the letters of consumer durable in FLINT_DEAD (none if the
+ * stream is not there or does not answer: a figure, not a decision). */
+static void count_dead(struct fl_mq_nats *n, struct job *j, const char *durable)
+{
+    char filter[NATS_NAME_MAX + 16];
+    snprintf(filter, sizeof(filter), NATS_DEAD_PREFIX "%.280s.>", durable);
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = filter;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    j->dead = 0;
+    if (js_GetStreamInfo(&si, n->js, NATS_DEAD_STREAM, &o, &jerr) == NATS_OK &&
+        si->State.Subjects != NULL)
+        for (int i = 0; i < si->State.Subjects->Count; i++)
+            j->dead += si->State.Subjects->List[i].Msgs;
+    if (si != NULL)
+        jsStreamInfo_Destroy(si);
+}
+
+/* Redrive or purge a dead letter in FLINT_DEAD (connector.h's
+ * steer_dead): found by its subject, and its Flint-Topic must be the
+ * topic the history names. A redrive publishes its body and headers (but
+ * Flint-Reason, Flint-Topic and Flint-Seq), with redrive_headers added,
+ * to the topic and waits for the stream's ack; then (both) the letter is
+ * deleted from FLINT_DEAD. */
+static int do_steer(struct fl_mq_nats *n, struct job *j)
+{
+    if (n->js == NULL)
+        return FL_ECONNECT;
+    char durable[NATS_NAME_MAX], subject[NATS_NAME_MAX + 48];
+    durable_of(j->consumer, durable, sizeof(durable));
+    dead_subject(durable, j->seq, subject, sizeof(subject));
+    natsMsg *dead = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetLastMsg(&dead, n->js, NATS_DEAD_STREAM, subject, NULL, &jerr);
+    if (s != NATS_OK)
+        return jerr == JSNoMessageFoundErr ? FL_ENOENT : status_err(s, jerr);
+    const char *topic = NULL;
+    int rc = 0;
+    if (natsMsgHeader_Get(dead, "Flint-Topic", &topic) != NATS_OK || topic == NULL ||
+        strcmp(topic, j->topic) != 0)
+        rc = FL_ENOENT; /* another consumer's of that name, on another topic */
+    if (rc == 0 && j->peek) {
+        const char *reason = NULL;
+        natsMsgHeader_Get(dead, "Flint-Reason", &reason);
+        int len = natsMsg_GetDataLength(dead);
+        j->dead_data = malloc((size_t)len + 1);
+        j->dead_reason = strdup(reason ? reason : "");
+        if (j->dead_data != NULL) {
+            memcpy(j->dead_data, natsMsg_GetData(dead), (size_t)len);
+            j->dead_data[len] = '\0';
+            j->dead_len = (size_t)len;
+        }
+        natsMsg_Destroy(dead);
+        return j->dead_data && j->dead_reason ? 0 : FL_ENOMEM;
+    }
+    natsMsg *m = NULL;
+    if (rc == 0 && j->redrive_headers != NULL) {
+        s = natsMsg_Create(&m, j->topic, NULL, natsMsg_GetData(dead), natsMsg_GetDataLength(dead));
+        rc = status_err(s, 0);
+    }
+    if (m != NULL) {
+        const char **keys = NULL;
+        int nkeys = 0;
+        if (natsMsgHeader_Keys(dead, &keys, &nkeys) == NATS_OK) {
+            for (int i = 0; i < nkeys; i++) {
+                const char *v = NULL;
+                if (strcmp(keys[i], "Flint-Reason") != 0 && strcmp(keys[i], "Flint-Topic") != 0 &&
+                    strcmp(keys[i], "Flint-Seq") != 0 && strncasecmp(keys[i], "Nats-", 5) != 0 &&
+                    natsMsgHeader_Get(dead, keys[i], &v) == NATS_OK)
+                    natsMsgHeader_Set(m, keys[i], v);
+            }
+            free((void *)keys);
+        }
+        set_headers(m, j->redrive_headers);
+        uint64_t letter = j->seq;
+        rc = publish_msg(n, j, m, j->topic);
+        j->seq = letter;
+        natsMsg_Destroy(m);
+    }
+    if (rc == 0) {
+        s = js_DeleteMsg(n->js, NATS_DEAD_STREAM, natsMsg_GetSequence(dead), NULL, &jerr);
+        if (s != NATS_OK)
+            log_failure("cannot delete a dead letter", subject, s, jerr);
+        rc = status_err(s, jerr);
+    }
+    natsMsg_Destroy(dead);
+    return rc;
+}
+
 static int do_info(struct fl_mq_nats *n, struct job *j)
 {
     struct nsub *sb = j->sub;
@@ -844,6 +984,8 @@ static int do_info(struct fl_mq_nats *n, struct job *j)
         take_info(j, ci);
     if (ci != NULL)
         jsConsumerInfo_Destroy(ci);
+    if (s == NATS_OK)
+        count_dead(n, j, sb->durable);
     return status_err(s, jerr);
 }
 
@@ -942,7 +1084,8 @@ static int (*const runs[])(struct fl_mq_nats *n, struct job *j) = {
     [OP_FETCH] = do_fetch,         [OP_ACK] = do_ack_job,
     [OP_DROP] = do_drop,           [OP_PUBLISH] = do_publish,
     [OP_INFO] = do_info,           [OP_WATCH] = do_watch,
-    [OP_UNWATCH] = do_unwatch,     [OP_CLOSE] = do_close,
+    [OP_UNWATCH] = do_unwatch,     [OP_STEER] = do_steer,
+    [OP_CLOSE] = do_close,
 };
 
 /* j is done: back to the loop. */
@@ -1236,7 +1379,8 @@ static void on_async(uv_async_t *a)
                                       .name = j->sub ? j->sub->consumer : "",
                                       .config = j->cfg,
                                       .pending = j->pending,
-                                      .lag = j->lag};
+                                      .lag = j->lag,
+                                      .dead = j->dead};
         struct fl_store_result res = {.seq = j->seq, .duplicate = j->duplicate};
         if (j->have_info) {
             res.consumers = &ci;
@@ -1257,6 +1401,24 @@ static void on_async(uv_async_t *a)
                 made_room(n, j->topic, true);
             if (j->cb != NULL)
                 j->cb(j->err, &res, j->data);
+            break;
+        case OP_STEER:
+            if (j->peek && j->err == 0) {
+                const struct fl_record r = {.key = "",
+                                            .type = "",
+                                            .data = j->dead_data,
+                                            .len = j->dead_len,
+                                            .headers = "{}",
+                                            .reason = j->dead_reason,
+                                            .seq = j->seq};
+                res.records = &r;
+                res.n = 1;
+                j->cb(0, &res, j->data);
+            } else {
+                j->cb(j->err, &res, j->data);
+            }
+            free(j->dead_data);
+            free(j->dead_reason);
             break;
         case OP_CLOSE:
             closed = true;
@@ -1282,6 +1444,7 @@ static void on_async(uv_async_t *a)
             sub_maybe_free(j->sub);
         }
         free(j->reason);
+        free(j->redrive_headers);
         if (j != &n->close_job)
             free(j);
     }
@@ -1503,6 +1666,45 @@ static int nats_info(void *self, const char *topic, const char *consumer, fl_sto
     return rc < 0 ? rc : submit(self, j);
 }
 
+static int steer_job(struct fl_mq_nats *n, const char *topic, const char *consumer, uint64_t seq,
+                     const char *redrive_headers, bool peek, fl_store_cb cb, void *data);
+
+static int nats_steer_dead(void *self, const char *topic, const char *consumer, uint64_t seq,
+                           const char *redrive_headers, fl_store_cb cb, void *data)
+{
+    return steer_job(self, topic, consumer, seq, redrive_headers, false, cb, data);
+}
+
+static int nats_read_dead(void *self, const char *topic, const char *consumer, uint64_t seq,
+                          fl_store_cb cb, void *data)
+{
+    return steer_job(self, topic, consumer, seq, NULL, true, cb, data);
+}
+
+static int steer_job(struct fl_mq_nats *n, const char *topic, const char *consumer, uint64_t seq,
+                     const char *redrive_headers, bool peek, fl_store_cb cb, void *data)
+{
+    if (n->closing)
+        return FL_ECLOSED;
+    if (strlen(consumer) >= NATS_NAME_MAX)
+        return FL_EINVAL;
+    struct job *j = job_new(OP_STEER, topic, cb, data);
+    if (j == NULL)
+        return strlen(topic) >= NATS_NAME_MAX ? FL_EINVAL : FL_ENOMEM;
+    fl_strlcpy(j->consumer, consumer, sizeof(j->consumer));
+    j->seq = seq;
+    j->peek = peek;
+    if (redrive_headers != NULL && (j->redrive_headers = strdup(redrive_headers)) == NULL) {
+        free(j);
+        return FL_ENOMEM;
+    }
+    char *headers = j->redrive_headers;
+    int rc = submit(n, j); /* frees j if it fails */
+    if (rc < 0)
+        free(headers);
+    return rc;
+}
+
 static int nats_state(void *self, char *reason, size_t size)
 {
     struct fl_mq_nats *n = self;
@@ -1525,6 +1727,8 @@ const struct fl_mq_connector fl_mq_nats_connector = {
     .publish = nats_publish,
     .info = nats_info,
     .state = nats_state,
+    .steer_dead = nats_steer_dead,
+    .read_dead = nats_read_dead,
 };
 
 /* ---- start and close ---- */

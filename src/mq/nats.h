@@ -27,7 +27,8 @@
  *   ack          +ACK, -NAK (with delay), +TERM, +WPI published to the
  *                delivery's ack subject; FL_DEAD publishes
  *                the message (its headers, and Flint-Reason, Flint-Topic,
- *                Flint-Seq) to "flint.dead.<consumer>" in stream
+ *                Flint-Seq, Flint-Message-Id: its Nats-Msg-Id or
+ *                sequence) to "flint.dead.<consumer>.<seq>" in stream
  *                FLINT_DEAD (made when first needed), waits for the
  *                server's ack, then +TERM. Acks other than FL_DEAD are
  *                handed to the connection without waiting for the
@@ -46,8 +47,14 @@
  *                within 20 ms of an ack. Redeliveries come due without a
  *                hint: the MQ module's tick fetches anyway
  *   info         the consumer's NumAckPending (pending) and NumPending
- *                (lag); dead is 0 (dead letters are in FLINT_DEAD and in
- *                the invocations' history)
+ *                (lag); dead: its letters in FLINT_DEAD (the stream's
+ *                subjects under "flint.dead.<consumer>.>")
+ *   steer_dead   the letter's subject's last message in FLINT_DEAD (its
+ *                Flint-Topic must be the topic): a redrive publishes it
+ *                to the topic (headers but Flint-Reason, Flint-Topic,
+ *                Flint-Seq and Nats-*, plus the caller's) and waits for
+ *                the stream's ack; then it is deleted from FLINT_DEAD
+ *   read_dead    the same letter, left there: its body and Flint-Reason
  *
  * Threads. libnats is synchronous (pulls, the JetStream API) and runs its
  * callbacks on threads of its own; the loop must never wait on it. Every
@@ -63,7 +70,11 @@
  * Connection. fl_mq_nats_new() returns at once: the connection is made
  * by the worker, retried every second while no server answers (and for
  * ever after a disconnect), so flintd starts without nats-server and its
- * triggers show why they wait (fl_mq_nats.state). Pull subscriptions
+ * triggers show why they wait (fl_mq_nats.state). The first attempt does
+ * not retry, so that a server that refuses us (credentials of an account
+ * it does not know, TLS it wants) gives its word ("Authorization
+ * Violation"), which stays the reason once libnats' retries give up and
+ * close the connection. Pull subscriptions
  * outlive reconnects; an operation made while disconnected fails (a
  * publish waits up to 5 s for the server first) and the MQ module tries
  * again.

@@ -75,21 +75,18 @@ static int parse_error_topic(json_t *v, struct fl_mqt_spec *s, struct fl_buf *er
 
 static int parse_target(json_t *v, struct fl_mqt_spec *s, struct fl_buf *err)
 {
-    if (json_is_object(v) && json_object_size(v) == 1 && json_object_get(v, "workflow") != NULL)
-        return fail(err, "target",
-                    "a workflow cannot be a message-queue trigger's target yet; give "
-                    "{function: NAME}");
-    json_t *fn = json_object_get(v, "function");
-    if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_string(fn))
-        return fail(err, "target", "must be {function: NAME}");
+    json_t *fn = json_object_get(v, "function"), *wf = json_object_get(v, "workflow");
+    if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_string(fn ? fn : wf))
+        return fail(err, "target", "must be {function: NAME} or {workflow: NAME}");
     struct fl_buf why;
     fl_buf_init(&why, 256);
-    int rc = fl_name_check(json_string_value(fn), &why);
+    const char *name = json_string_value(fn ? fn : wf);
+    int rc = fl_name_check(name, &why);
     fl_buf_release(&why);
     if (rc < 0)
-        return fail(err, "target.function",
+        return fail(err, fn ? "target.function" : "target.workflow",
                     "must be a name of 1 to 63 lowercase letters, digits and '-'");
-    fl_strlcpy(s->function, json_string_value(fn), sizeof(s->function));
+    fl_strlcpy(fn ? s->function : s->workflow, name, FL_NAME_MAX + 1);
     return 0;
 }
 

@@ -45,7 +45,8 @@ enum fl_mqt_connector {
 struct fl_mqt_spec {
     enum fl_mqt_connector connector;
     char topic[FL_MQT_TOPIC_MAX + 1];
-    char function[FL_NAME_MAX + 1];                 /* the target (workflows: refused for now) */
+    char function[FL_NAME_MAX + 1];                 /* the target: a function ("": a workflow) */
+    char workflow[FL_NAME_MAX + 1];                 /* or a workflow ("": a function) */
     char resp_topic[FL_MQT_TOPIC_MAX + 1];          /* "": responses are not published */
     char error_topic[FL_MQT_TOPIC_MAX + 1];         /* "": failures become dead letters */
     uint32_t max_retries;                           /* attempts are max_retries + 1 */

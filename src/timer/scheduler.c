@@ -17,12 +17,14 @@
 #include "timer/scheduler.h"
 
 #include "async/async.h"
+#include "base/id.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/queue.h"
 #include "base/str.h"
 #include "store/store.h"
+#include "wf/engine.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -68,6 +70,7 @@ struct trigger {
     int64_t fire_time;
     char fire_invocation[FL_UUID_STRLEN + 1];
     char fire_error[TT_ERROR_MAX];
+    char fire_invocation_next[FL_UUID_STRLEN + 1]; /* a workflow's, of the fire under way */
     /* the fire between submit and record */
     int64_t firing_time;
     char *event; /* its event's data, kept for a compaction */
@@ -77,8 +80,9 @@ struct fl_timer {
     uv_loop_t *loop;
     struct fl_store *store;
     struct fl_async *async;
-    struct fl_queue triggers; /* struct trigger */
-    struct fl_queue zones;    /* struct zone */
+    struct fl_wf_engine *workflows; /* NULL: workflow targets cannot fire yet */
+    struct fl_queue triggers;       /* struct trigger */
+    struct fl_queue zones;          /* struct zone */
     uv_timer_t timer;
     bool synced;
     bool closing;
@@ -321,12 +325,18 @@ static void record(struct trigger *tr, int err, const char *id, bool duplicate)
     fl_strlcpy(tr->fire_invocation, err == 0 && id != NULL ? id : "", sizeof(tr->fire_invocation));
     tr->fire_error[0] = '\0';
     if (err < 0) {
+        bool wf = tr->spec.workflow[0] != '\0';
         snprintf(tr->fire_error, sizeof(tr->fire_error), "%s: %s",
-                 err == FL_ENOENT ? "function_not_found" : fl_errname(err),
-                 err == FL_ENOENT ? "the trigger's function does not exist" : fl_strerror(err));
+                 err == FL_ENOENT          ? (wf ? "workflow_not_found" : "function_not_found")
+                 : err == FL_ENOTSUP && wf ? "unavailable"
+                                           : fl_errname(err),
+                 err == FL_ENOENT          ? (wf ? "the trigger's workflow does not exist"
+                                                 : "the trigger's function does not exist")
+                 : err == FL_ENOTSUP && wf ? "workflows are not running"
+                                           : fl_strerror(err));
         FL_LOG_LIMITED(FL_LOG_WARN, "timer", "a fire was refused",
-                       "trigger=%s function=%s scheduled=%s error=%s", tr->name, tr->spec.function,
-                       when, fl_errname(err));
+                       "trigger=%s target=%s scheduled=%s error=%s", tr->name,
+                       wf ? tr->spec.workflow : tr->spec.function, when, fl_errname(err));
     }
     json_t *ev = json_pack("{s:I,s:s,s:o}", "scheduled", (json_int_t)s, "scheduledTime", when,
                            "invocation", err == 0 && id != NULL ? json_string(id) : json_null());
@@ -361,6 +371,74 @@ static void on_submitted(int err, const char *id, bool duplicate, void *data)
     trigger_done(tr);
 }
 
+static void on_wf_submitted(int err, const char *id, void *data)
+{
+    on_submitted(err, id, false, data);
+}
+
+/* The request of a fire of tr's workflow (added: its X-Flint-Scheduled-Time;
+ * id: the invocation's). */
+static struct fl_invoke_request wf_request(struct trigger *tr, const struct fl_http_header *added,
+                                           const char *id)
+{
+    return (struct fl_invoke_request){.target = {FL_INVOKE_WORKFLOW, tr->spec.workflow},
+                                      .method = tr->spec.method,
+                                      .path = "/",
+                                      .added = added,
+                                      .nadded = 1,
+                                      .body = tr->spec.body,
+                                      .body_len = tr->spec.body_len,
+                                      .invocation_id = id,
+                                      .trigger = FL_TRIGGER_CRON,
+                                      .trigger_name = tr->trigger_name};
+}
+
+/* The workflow invocation of this fire was looked up: there already (a
+ * fire made again), or to start. */
+static void on_wf_looked_up(int err, json_t *value, void *data)
+{
+    struct trigger *tr = data;
+    struct fl_timer *t = tr->t;
+    char id[FL_UUID_STRLEN + 1], when[FL_TZ_RFC3339_MAX];
+    fl_strlcpy(id, tr->fire_invocation_next, sizeof(id));
+    if (err == FL_ENOENT && t->workflows == NULL)
+        err = FL_ECANCELED; /* the engine is closing */
+    if (err != FL_ENOENT || tr->removed || t->closing) {
+        on_submitted(err, id, err == 0, tr);
+        return;
+    }
+    fl_tz_format_rfc3339(NULL, tr->firing_time, when, sizeof(when));
+    const struct fl_http_header added[] = {
+        {"X-Flint-Scheduled-Time", strlen("X-Flint-Scheduled-Time"), when, strlen(when)}};
+    const struct fl_invoke_request r = wf_request(tr, added, id);
+    int rc = fl_wf_engine_submit(t->workflows, &r, on_wf_submitted, tr);
+    if (rc < 0) {
+        on_submitted(rc, NULL, false, tr);
+        return;
+    }
+    trigger_busy(tr);
+    trigger_done(tr); /* the lookup's */
+}
+
+/* Fire tr's workflow for the scheduled time s: its invocation's id is the
+ * key's; look it up first. */
+static void fire_workflow(struct trigger *tr, const char *key, int64_t s)
+{
+    struct fl_timer *t = tr->t;
+    tr->firing = true;
+    tr->firing_time = s;
+    const char *const parts[] = {"flint-timetrigger", key};
+    fl_uuid7_derived(s * 1000, parts, 2, tr->fire_invocation_next);
+    int rc = t->workflows == NULL ? FL_ENOTSUP
+                                  : fl_wf_engine_get(t->workflows, tr->fire_invocation_next, false,
+                                                     on_wf_looked_up, tr);
+    if (rc < 0) {
+        record(tr, rc, NULL, false);
+        return;
+    }
+    trigger_busy(tr);
+}
+
 /* Fire tr for the scheduled time s. */
 static void fire(struct trigger *tr, int64_t s)
 {
@@ -368,6 +446,10 @@ static void fire(struct trigger *tr, int64_t s)
     char when[FL_TZ_RFC3339_MAX], key[TT_IDEM_MAX];
     fl_tz_format_rfc3339(NULL, s, when, sizeof(when));
     snprintf(key, sizeof(key), "%s/%" PRId64, tr->trigger_name, s);
+    if (tr->spec.workflow[0] != '\0') {
+        fire_workflow(tr, key, s);
+        return;
+    }
     const struct fl_http_header added[] = {
         {"X-Flint-Scheduled-Time", strlen("X-Flint-Scheduled-Time"), when, strlen(when)}};
     const struct fl_async_request r = {
@@ -674,6 +756,11 @@ static void on_timer_closed(uv_handle_t *h)
     struct fl_timer *t = h->data;
     t->timer_open = false;
     maybe_done(t);
+}
+
+void fl_timer_use_workflows(struct fl_timer *t, struct fl_wf_engine *workflows)
+{
+    t->workflows = workflows;
 }
 
 void fl_timer_close(struct fl_timer *t, void (*done)(void *data), void *data)

@@ -20,6 +20,16 @@
  * the first invocation and runs nothing. It lasts as long as the async
  * module keeps the invocation (its retention).
  *
+ * A trigger whose target is a workflow starts an async invocation of it
+ * instead (wf/engine.h, fl_wf_engine_submit(): the same method, body,
+ * headers, trigger name), whose id is derived from the same key
+ * (fl_uuid7_derived(): the scheduled time, and a SHA-256 of the key). The
+ * same rule holds through it: a fire made again first looks that id up
+ * (fl_wf_engine_get()) and, finding it, records the fire as a duplicate
+ * and starts nothing; the engine keeps it for its retention too. The
+ * workflow's own tasks have their retries; the invocation is not retried
+ * as a whole.
+ *
  * Durable state, in the store:
  *
  *   stream "tt/<name>"   one event per fire, appended once the submit has
@@ -79,6 +89,7 @@
 struct fl_store;
 struct fl_async;
 struct fl_timer;
+struct fl_wf_engine;
 
 /* The most fire times one catch-up makes (catchup: all); older ones are
  * dropped, and the drop is logged. */
@@ -91,6 +102,12 @@ struct fl_timer_config {
 
 /* A scheduler with no triggers yet: the follower puts them. 0 or FL_ENOMEM. */
 int fl_timer_new(uv_loop_t *loop, const struct fl_timer_config *cfg, struct fl_timer **out);
+
+/* The workflow engine that fires of triggers targeting a workflow start
+ * invocations on (made after the scheduler, closed before it: give NULL
+ * before closing it; a lookup under way then ends the fire). Without one,
+ * such a fire is recorded with its error. */
+void fl_timer_use_workflows(struct fl_timer *t, struct fl_wf_engine *workflows);
 
 /* Stop firing; done runs from the loop once every submit and store
  * operation under way has answered, and the scheduler is freed. */

@@ -21,8 +21,8 @@ const char *fl_catchup_name(enum fl_catchup c)
 /* The methods a trigger may send. */
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
 
-static const char *const fields[] = {"cron", "target", "method", "body", "tz",
-                                     "catchup", "retry", NULL};
+static const char *const fields[] = {"cron", "target",  "method", "body",
+                                     "tz",   "catchup", "retry",  NULL};
 
 /* "spec.<field>: <why>", the form of every refusal. */
 static int fail(struct fl_buf *err, const char *field, const char *why)
@@ -35,21 +35,18 @@ static int fail(struct fl_buf *err, const char *field, const char *why)
 static int parse_target(json_t *spec, struct fl_timetrigger_spec *out, struct fl_buf *err)
 {
     json_t *target = json_object_get(spec, "target");
-    if (!json_is_object(target) || json_object_size(target) != 1)
-        return fail(err, "target", "must be {function: NAME}");
-    if (json_object_get(target, "workflow") != NULL)
-        return fail(err, "target.workflow",
-                    "time triggers cannot start workflows yet: target a function");
-    const char *fn = json_string_value(json_object_get(target, "function"));
-    if (fn == NULL)
-        return fail(err, "target", "must be {function: NAME}");
+    json_t *wf = json_object_get(target, "workflow");
+    const char *fn = json_string_value(wf ? wf : json_object_get(target, "function"));
+    if (!json_is_object(target) || json_object_size(target) != 1 || fn == NULL)
+        return fail(err, "target", "must be {function: NAME} or {workflow: NAME}");
     struct fl_buf why;
     fl_buf_init(&why, 256);
     int rc = fl_name_check(fn, &why);
     if (rc < 0)
-        fail(err, "target.function", why.data ? why.data : "is not a valid name");
+        fail(err, wf ? "target.workflow" : "target.function",
+             why.data ? why.data : "is not a valid name");
     else
-        fl_strlcpy(out->function, fn, sizeof(out->function));
+        fl_strlcpy(wf ? out->workflow : out->function, fn, FL_NAME_MAX + 1);
     fl_buf_release(&why);
     return rc < 0 ? FL_EINVAL : 0;
 }

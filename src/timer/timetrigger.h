@@ -6,8 +6,8 @@
  *
  *   cron     required: an expression of timer/cron.h, which must fire at
  *            least once more (February 30th is refused)
- *   target   {"function": NAME} ({"workflow": NAME} is refused until
- *            workflows exist)
+ *   target   {"function": NAME} or {"workflow": NAME}: what each fire
+ *            starts (exactly one)
  *   method   the HTTP method of each fire (default POST, what Fission's
  *            time triggers send)
  *   body     the body of each fire (a string; default none)
@@ -50,8 +50,9 @@ const char *fl_catchup_name(enum fl_catchup c);
 
 struct fl_timetrigger_spec {
     char cron_expr[FL_CRON_EXPR_MAX + 1];
-    struct fl_cron cron; /* every_anchor left at 0: the scheduler sets it */
-    char function[FL_NAME_MAX + 1];
+    struct fl_cron cron;            /* every_anchor left at 0: the scheduler sets it */
+    char function[FL_NAME_MAX + 1]; /* the target, or "" for a workflow */
+    char workflow[FL_NAME_MAX + 1]; /* the target, or "" for a function */
     char method[FL_TIMETRIGGER_METHOD_MAX];
     char *body; /* NULL: none; else body_len bytes, NUL-terminated (owned) */
     size_t body_len;

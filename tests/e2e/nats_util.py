@@ -29,7 +29,8 @@ def nats_server_binary():
 class NatsServer:
     def __init__(self, tmp_path, extra_args=(), tool_env=None):
         """extra_args go to nats-server (TLS, say); tool_env to every
-        nats_tool run (NATS_TOOL_TLS_CA, NATS_TOOL_TLS_CERT, NATS_TOOL_TLS_KEY)."""
+        nats_tool run (NATS_TOOL_TLS_CA, NATS_TOOL_TLS_CERT, NATS_TOOL_TLS_KEY,
+        NATS_TOOL_CREDS: a credentials file, for a server in operator mode)."""
         self.dir = tmp_path / "nats"
         self.dir.mkdir(exist_ok=True)
         self.port = free_port()
@@ -98,9 +99,10 @@ class NatsServer:
 
     # ---- the client ----
 
-    def tool(self, *args, check=True, timeout=300):
+    def tool(self, *args, check=True, timeout=300, env=None):
+        """env: variables for this run on top of tool_env."""
         r = subprocess.run([NATS_TOOL, self.url, *args], capture_output=True, text=True,
-                           timeout=timeout, env=self.tool_env)
+                           timeout=timeout, env=dict(self.tool_env, **(env or {})))
         if check and r.returncode != 0:
             raise AssertionError(f"nats_tool {' '.join(args)} failed ({r.returncode}): "
                                  f"{r.stderr}")

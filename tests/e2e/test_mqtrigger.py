@@ -493,3 +493,68 @@ spec: {environment: c, code: echo.c, entrypoint: handler, concurrency: 4}
         [m for m, ids in by_msg.items() if len(ids) > 1][:5]
     for m in messages(flintd, "load-done")[:100]:
         assert body_of(m) == header(m, "X-Flint-Message-Id")
+
+
+def test_a_trigger_runs_a_workflow_as_it_runs_a_function(flintd, tmp_path, topics_api):
+    """A trigger may target a workflow: each message is the request of an
+    invocation (its body the inputs' body and default, its headers the
+    inputs' headers), the workflow's output is the response published to
+    respTopic; a workflow that fails is retried and then reaches the error
+    topic with why. Its workflow must exist, and cannot be both."""
+    from test_workflow_run import deploy_workflows
+    shout = {"output": "Shout", "tasks": {"Shout": {
+        "run": "step", "inputs": {"body": {
+            "add": "{$.Invocation.Inputs.default.word + '/' + "
+                   "$.Invocation.Inputs.headers['x-custom']}"}}}}}
+    failing = {"output": "B", "tasks": {
+        "A": {"run": "fail", "inputs": "{'no luck for ' + $.Invocation.Inputs.default.word}"},
+        "B": {"run": "noop", "requires": ["A"]}}}
+    deploy_workflows(flintd, tmp_path, shout=shout, failing=failing)
+    r = flintd.cli("mqt", "create", "--name", "bad", "--topic", "w", "--workflow", "nosuch")
+    assert r.returncode != 0 and "workflow 'nosuch' does not exist" in r.stderr, r.stderr
+    r = flintd.api("POST", "/v1/messagequeuetriggers", json.dumps(
+        {"name": "both", "spec": {"topic": "w", "target": {"function": "step",
+                                                           "workflow": "shout"}}}),
+        {"Content-Type": "application/json"})
+    assert r.status == 400 and "target" in r.text, r.text
+
+    flintd.cli("mqt", "create", "--name", "shouts", "--topic", "words", "--workflow", "shout",
+               "--resp-topic", "shouted", check=True)
+    flintd.cli("mqt", "create", "--name", "fails", "--topic", "doomed", "--workflow", "failing",
+               "--resp-topic", "never", "--error-topic", "doomed-failed", "--max-retries", "1",
+               "--backoff", "10ms", "--max-backoff", "20ms", check=True)
+    assert mqt(flintd, "shouts")["spec"]["target"] == {"workflow": "shout"}
+    wait_running(flintd, "shouts")
+    wait_running(flintd, "fails")
+    as_json = {"Content-Type": "application/json"}
+    publish(flintd, "words", {"word": "hello"}, dict(as_json, **{"X-Custom": "there"}),
+            msg_id="w-1")
+    publish(flintd, "doomed", {"word": "me"}, as_json, msg_id="d-1")
+
+    done = wait_for(lambda: messages(flintd, "shouted") or None, timeout=60,
+                    what="the workflow's output")
+    assert json.loads(body_of(done[0]))["seen"] == ["hello/there"]
+    inv = header(done[0], "X-Flint-Invocation-Id")
+    assert header(done[0], "X-Flint-Message-Id") == "w-1"
+    assert header(done[0], "X-Flint-Status") == "200"
+    # the workflow invocation that ran it says where it came from
+    runs = json.loads(flintd.cli("-o", "json", "inv", "list", "--workflow", "shout",
+                                 check=True).stdout)["items"]
+    assert len(runs) == 1, runs
+
+    failed = wait_for(lambda: messages(flintd, "doomed-failed") or None, timeout=60,
+                      what="the failure on the error topic")
+    assert len(failed) == 1
+    assert json.loads(body_of(failed[0])) == {"word": "me"}
+    assert header(failed[0], "X-Flint-Attempts") == "2"
+    assert header(failed[0], "X-Flint-Error") == \
+        "workflow_failed: task 'A' failed: no luck for me"
+    assert messages(flintd, "never") == []
+    # each attempt was an invocation of its own, both failed
+    tried = json.loads(flintd.cli("-o", "json", "inv", "list", "--workflow", "failing",
+                                  check=True).stdout)["items"]
+    assert sorted(i["status"] for i in tried) == ["failed", "failed"], tried
+    bad = header(failed[0], "X-Flint-Invocation-Id")
+    r = flintd.api("GET", f"/v1/invocations/{bad}")
+    assert r.status == 200 and r.json()["status"] == "failed", r.text
+    assert [a["status"] for a in r.json()["attempts"]] == [500, 500]

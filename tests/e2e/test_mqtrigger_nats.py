@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, deploy, wait_for
 from test_async import C_ENV, runs, runs_of
-from test_mqtrigger import ECHO_C, MQ_PY, mq_function
+from test_mqtrigger import BROKEN_PY, ECHO_C, FIXED_PY, MQ_PY, mq_function
 
 
 @pytest.fixture
@@ -122,14 +122,147 @@ def test_responses_and_errors_reach_their_subjects(nats_flintd, nats_server, tmp
     assert [a["status"] for a in r.json()["attempts"]] == [500, 500, 500]
 
 
-def test_a_nats_trigger_without_nats_says_why(flintd, tmp_path):
+def test_a_nats_trigger_without_nats_is_refused_and_says_why(flintd, tmp_path):
+    """A flintd started without --nats can never run a nats trigger: its
+    creation (and an update to connector nats) is refused with 400 and
+    why, and nothing is stored; a builtin trigger is unaffected."""
     deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
-    create(flintd, "t", "in", "work")
+    r = flintd.cli("mqt", "create", "--name", "t", "--topic", "in", "--function", "work",
+                   "--connector", "nats")
+    assert r.returncode != 0
+    assert "connector 'nats' is not available in this flintd" in r.stderr, r.stderr
+    assert "--nats" in r.stderr
+    r = flintd.api("POST", "/v1/messagequeuetriggers", json.dumps(
+        {"name": "t", "spec": {"topic": "in", "target": {"function": "work"},
+                               "connector": "nats"}}), {"Content-Type": "application/json"})
+    assert r.status == 400, r.text
+    assert r.json()["error"]["code"] == "bad_spec"
+    assert "spec.connector" in r.json()["error"]["message"]
+    assert flintd.api("GET", "/v1/messagequeuetriggers/t").status == 404
+    # a builtin one is taken, and cannot be turned into a nats one
+    flintd.cli("mqt", "create", "--name", "b", "--topic", "in", "--function", "work",
+               check=True)
+    r = flintd.cli("mqt", "update", "--name", "b", "--connector", "nats")
+    assert r.returncode != 0 and "not available" in r.stderr, r.stderr
+    assert mqt(flintd, "b")["spec"].get("connector", "builtin") == "builtin"
+
+
+def test_a_stored_nats_trigger_in_a_flintd_restarted_without_nats_says_why(
+        nats_flintd, nats_server, tmp_path):
+    """A nats trigger made while flintd had --nats is kept when flintd
+    starts again without it (nothing the user declared is lost), shown
+    failed with why, and runs again once --nats is back."""
+    flintd = nats_flintd
+    deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "t", "kept.in", "work", "--create-stream")
+    wait_running(flintd, "t")
+    flintd.stop()
+    with_nats = flintd.extra_args
+    flintd.extra_args = []
+    flintd.start()
     st = wait_for(lambda: mqt(flintd, "t")["status"].get("error") and mqt(flintd, "t")["status"],
                   what="the reason")
     assert st["state"] == "failed"
     assert "connector 'nats' is not available in this flintd" in st["error"]
-    assert "--nats" in st["error"]
+    flintd.stop()
+    flintd.extra_args = with_nats
+    flintd.start()
+    wait_running(flintd, "t")
+
+
+def test_dead_letters_are_listed_purged_and_redriven(nats_flintd, nats_server, tmp_path):
+    """Without an error subject, a poison message is parked in FLINT_DEAD
+    (one subject per letter) and is a dead letter as the builtin
+    connector's: `flint dlq list` (and --function) shows it, the trigger's
+    consumer counts it; a purge removes it from FLINT_DEAD; a redrive
+    publishes it again to the trigger's subject, delivered with the same
+    invocation id and message id, its attempts going on in its history."""
+    flintd = nats_flintd
+    d = deploy(flintd, tmp_path, """
+---
+kind: function
+name: broken
+spec: {environment: python, code: broken.py, entrypoint: broken.main, retry: {maxAttempts: 1}}
+""", {"broken.py": BROKEN_PY, "fixed.py": FIXED_PY})
+    create(flintd, "jobs", "jobs.in", "broken", "--resp-topic", "jobs-done", "--max-retries",
+           "1", "--backoff", "10ms", "--max-backoff", "20ms", "--create-stream")
+    wait_running(flintd, "jobs")
+    for i in (1, 2, 3):
+        nats_server.publish("jobs.in", f"job-{i}", f"j-{i}")
+
+    def dead_rows(*args):
+        r = flintd.cli("dlq", "list", *args, check=True)
+        return [line.split() for line in r.stdout.splitlines()[1:] if "broken" in line]
+    rows = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(dead_rows()),
+                    what="three dead letters")
+    assert all(row[1:5] == ["broken", "messagequeuetrigger/jobs", "dead", "2"] for row in rows)
+    assert sorted(dead_rows("--function", "broken")) == sorted(rows)
+    assert dead_rows("--function", "someone-else") == []
+    # invocation ids are UUIDv7s of the publish time: in the order published
+    inv1, inv2, inv3 = sorted(row[0] for row in rows)
+    for inv in (inv1, inv2, inv3):
+        assert runs_of(flintd, "broken", inv) == [1, 2]
+    wait_for(lambda: mqt(flintd, "jobs")["status"]["consumer"].get("dead") == 3,
+             what="the consumer counts them")
+    parked = nats_server.messages("FLINT_DEAD")
+    assert sorted(m["subject"] for m in parked) == sorted(
+        f"flint.dead.mqt_jobs.{m['headers']['Flint-Seq']}" for m in parked)
+    assert sorted(header(m, "Flint-Message-Id") for m in parked) == ["j-1", "j-2", "j-3"]
+
+    # shown with the message's body and why, read from FLINT_DEAD
+    dead = json.loads(flintd.cli("-o", "json", "dlq", "get", inv2, check=True).stdout)
+    assert dead["status"] == "dead" and dead["trigger"] == "messagequeuetrigger/jobs", dead
+    assert dead["request"]["body"] == "job-2", dead
+    assert "attempt 2" in dead["reason"], dead
+
+    # purged: gone from FLINT_DEAD and from the list
+    r = flintd.cli("dlq", "purge", inv3, check=True)
+    assert inv3 in r.stdout
+    assert sorted(header(m, "Flint-Message-Id") for m in nats_server.messages("FLINT_DEAD")) \
+        == ["j-1", "j-2"]
+    assert sorted(row[0] for row in dead_rows()) == [inv1, inv2]
+    r = flintd.cli("dlq", "redrive", inv3)
+    assert r.returncode != 0, r.stdout
+    # an async call's dead letter of the same function, in the store
+    r = flintd.cli("fn", "invoke", "--name", "broken", "--async", "--body", "async-1",
+                   check=True)
+    async_id = r.stdout.strip()
+    wait_for(lambda: async_id in [row[0] for row in dead_rows("--function", "broken")],
+             what="the async dead letter")
+
+    # fixed, then one redriven: the same invocation, numbering going on
+    flintd.cli("fn", "update", "--name", "broken", "--code", str(d / "fixed.py"), "--entrypoint",
+               "fixed.main", check=True)
+    r = flintd.cli("dlq", "redrive", inv1, check=True)
+    assert r.stdout == f"redriven {inv1}\n"
+    done = wait_for(lambda: nats_server.messages("FLINT_jobs-done") or None,
+                    what="the response")
+    assert done[0]["data"] == "fixed job-1"
+    assert header(done[0], "X-Flint-Invocation-Id") == inv1
+    assert header(done[0], "X-Flint-Message-Id") == "j-1"
+
+    def succeeded(inv):
+        r = flintd.api("GET", f"/v1/invocations/{inv}")
+        return r.json() if r.json()["status"] == "succeeded" else None
+    got = wait_for(lambda: succeeded(inv1), what="the invocation succeeded")
+    assert [(a["attempt"], a["status"]) for a in got["attempts"]] == [(1, 500), (2, 500),
+                                                                       (3, 200)]
+    assert runs_of(flintd, "broken", inv1) == [1, 2, 3]
+    # redriving it again is refused: it is not dead any more
+    assert flintd.cli("dlq", "redrive", inv1).returncode != 0
+
+    # the rest of the function's, the trigger's and the async one at once
+    r = flintd.cli("-o", "json", "dlq", "redrive", "--function", "broken", check=True)
+    assert sorted(json.loads(r.stdout)["redriven"]) == sorted([inv2, async_id])
+    wait_for(lambda: succeeded(inv2), what="the second letter succeeded")
+    wait_for(lambda: succeeded(async_id), what="the async call succeeded")
+    assert runs_of(flintd, "broken", inv2) == [1, 2, 3]
+    assert nats_server.messages("FLINT_DEAD") == []
+    assert dead_rows() == []
+    wait_for(lambda: mqt(flintd, "jobs")["status"]["consumer"].get("dead") == 0,
+             what="the consumer counts none")
+    assert sorted(m["data"] for m in nats_server.messages("FLINT_jobs-done")) == [
+        "fixed job-1", "fixed job-2"]
 
 
 def test_a_call_longer_than_ack_wait_is_not_redelivered(nats_flintd, nats_server, tmp_path):
@@ -340,6 +473,30 @@ def make_certs(d):
                                      "client.key")}
 
 
+def refused_one_never_runs(flintd, server, home, prefix, running, why):
+    """flintd, which server refuses, gets a trigger on <prefix>.in: it
+    shows disconnected with the server's address and why (the server's
+    word, once the connector has met it: "connecting" comes first) in its
+    reason, and never takes a message, which the flintd with trigger
+    `running` answers (the second response in FLINT_<prefix>-done).
+    Returns its status."""
+    home.mkdir()
+    deploy(flintd, home, mq_function("work"), {"mq.py": MQ_PY})
+    create(flintd, "refused", f"{prefix}.in", "work", "--resp-topic", f"{prefix}-done")
+
+    def refused():
+        st = mqt(flintd, "refused")["status"]
+        return st if st.get("state") == "disconnected" and why in st.get("error", "") else None
+    st = wait_for(refused, what=f"the refused trigger to show it is disconnected: {why}")
+    assert server.url in st["error"], st
+    server.publish(f"{prefix}.in", {"order": 2}, f"{prefix}-2")
+    wait_for(lambda: len(server.messages(f"FLINT_{prefix}-done")) == 2,
+             what="the next response")
+    assert state_of(flintd, "refused") == "disconnected"
+    assert server.consumers(prefix.upper()) == [f"mqt_{running}"]
+    return st
+
+
 def test_tls_with_client_certificates(flintd_factory, tmp_path):
     """A NATS server that speaks only TLS and wants a client certificate:
     flintd with --nats-tls-ca/--nats-tls-cert/--nats-tls-key delivers through
@@ -371,17 +528,46 @@ def test_tls_with_client_certificates(flintd_factory, tmp_path):
         # without the client certificate and CA: refused by the server,
         # the trigger shows why and never runs
         plain = flintd_factory("plain-flintd", extra_args=["--nats", server.url])
-        (tmp_path / "plain").mkdir()
-        deploy(plain, tmp_path / "plain", mq_function("work"), {"mq.py": MQ_PY})
-        create(plain, "insecure", "tls.in", "work", "--resp-topic", "tls-done")
-        st = wait_for(lambda: state_of(plain, "insecure") == "disconnected" and
-                      mqt(plain, "insecure")["status"],
-                      what="the trigger without TLS to show it is disconnected")
-        assert server.url in st["error"] and "closed" in st["error"], st
-        server.publish("tls.in", {"order": 2}, "t-2")
-        # the secure flintd answers it; the plain one cannot have taken it
-        wait_for(lambda: len(server.messages("FLINT_tls-done")) == 2, what="the next response")
-        assert state_of(plain, "insecure") == "disconnected"
-        assert server.consumers("TLS") == ["mqt_secure"]
+        refused_one_never_runs(plain, server, tmp_path / "plain", "tls", "secure", "closed")
+    finally:
+        server.close()
+
+
+def test_credentials_of_an_operator_mode_server(flintd_factory, tmp_path):
+    """A nats-server in operator (JWT) mode, trusting an operator, its
+    system account and one account with JetStream (resolver MEMORY,
+    preloaded): flintd with --nats-creds of a user of that account
+    delivers through it; one with the credentials of a user of an account
+    the server does not know is refused, and its trigger shows
+    disconnected with the server's word."""
+    from nats_util import NatsServer, nats_server_binary
+    if nats_server_binary() is None:
+        pytest.skip("nats-server is not installed (scripts/install-deps installs it)")
+    from nats_jwt import Operator
+    op = Operator()
+    conf = op.server_config(tmp_path / "operator.conf")
+    good = op.user_creds(tmp_path / "flintd.creds")
+    stranger = op.user_creds(tmp_path / "stranger.creds", stranger=True)
+    server = NatsServer(tmp_path, extra_args=["-c", conf], tool_env={"NATS_TOOL_CREDS": good})
+    try:
+        # a user of an account the server does not know gets nothing
+        r = server.tool("stream-info", "X", check=False, env={"NATS_TOOL_CREDS": stranger})
+        assert r.returncode != 0 and "Authorization Violation" in r.stderr, r.stderr
+
+        flintd = flintd_factory(extra_args=["--nats", server.url, "--nats-creds", good])
+        deploy(flintd, tmp_path, mq_function("work"), {"mq.py": MQ_PY})
+        server.add_stream("JWT", "jwt.>")
+        create(flintd, "signed", "jwt.in", "work", "--resp-topic", "jwt-done",
+               "--create-stream")
+        wait_running(flintd, "signed")
+        assert server.consumers("JWT") == ["mqt_signed"]
+        server.publish("jwt.in", {"order": 1}, "j-1")
+        done = wait_for(lambda: server.messages("FLINT_jwt-done") or None, what="a response")
+        assert json.loads(done[0]["data"])["plan"] == {"order": 1}
+
+        other = flintd_factory("stranger-flintd",
+                               extra_args=["--nats", server.url, "--nats-creds", stranger])
+        refused_one_never_runs(other, server, tmp_path / "stranger", "jwt", "signed",
+                               "Authorization Violation")
     finally:
         server.close()

@@ -136,7 +136,7 @@ def test_create_get_list_update_delete_and_bad_specs(flintd, tmp_path):
         (["--cron", "@hourly", "--function", "nope"],
          "spec.target.function: function 'nope' does not exist"),
         (["--cron", "@hourly", "--workflow", "wf"],
-         "spec.target.workflow: time triggers cannot start workflows yet"),
+         "spec.target.workflow: workflow 'wf' does not exist"),
         (["--cron", "@hourly", "--function", "rec", "--catchup", "sometimes"],
          "spec.catchup: must be none, last or all"),
         (["--cron", "@hourly", "--function", "rec", "--method", "FETCH"],
@@ -167,6 +167,11 @@ def test_apply_takes_the_cron_example(flintd):
     assert nightly["spec"]["tz"] == "Europe/Berlin" and nightly["spec"]["catchup"] == "last"
     assert nightly["status"]["nextFire"] in \
         showschedule(flintd, "0 30 2 * * MON-FRI", "Europe/Berlin", 2)
+    assert tt_get(flintd, "tick-hourly-report")["spec"]["target"] == {"workflow": "hourly-report"}
+    # its workflow runs (by hand here: its trigger fires hourly)
+    r = flintd.cli("wf", "run", "--name", "hourly-report", "-H",
+                   "X-Flint-Scheduled-Time: 2026-01-01T10:00:00Z", check=True)
+    assert "report for 2026-01-01T10:00:00Z" in r.stdout, r.stdout
     # @every counts from the trigger's creation
     minutely = tt_get(flintd, "tick-every-minute")
     created = epoch(minutely["createdAt"])
@@ -292,3 +297,58 @@ def test_catchup_policies_for_times_missed_while_stopped(flintd, tmp_path):
     wait_for(lambda: all(i["status"] == "succeeded" for i in list_all(flintd, function="rec")),
              what="every fire ended")
     assert len(list_all(flintd, function="rec")) == 4
+
+
+def test_a_trigger_starts_a_workflow_once_per_scheduled_time(flintd, tmp_path):
+    """A time trigger may target a workflow: each fire starts an async
+    invocation of it (method, body, X-Flint-Scheduled-Time in its inputs,
+    trigger timetrigger/NAME), one per trigger and scheduled time across
+    kill -9 and restarts; the workflow must exist, and may not be deleted
+    while a trigger names it."""
+    deploy_recorder(flintd, tmp_path, "rec")
+    spec = {"output": "Rec", "tasks": {"Rec": {"run": "rec", "inputs": {
+        "body": "{$.Invocation.Inputs.headers['x-flint-scheduled-time']}"}}}}
+    (tmp_path / "tick.json").write_text(json.dumps(spec))
+    flintd.cli("wf", "create", "--name", "tick", "--spec", str(tmp_path / "tick.json"),
+               check=True)
+    r = flintd.cli("tt", "create", "--name", "bad", "--cron", "@hourly", "--workflow", "nope")
+    assert r.returncode == 1 and "workflow 'nope' does not exist" in r.stderr, r.stderr
+    flintd.cli("tt", "create", "--name", "wt", "--cron", "* * * * * *", "--workflow", "tick",
+               "--catchup", "all", "--body", "tock", check=True)
+    assert tt_get(flintd, "wt")["spec"]["target"] == {"workflow": "tick"}
+    r = flintd.cli("wf", "delete", "--name", "tick")
+    assert r.returncode == 1 and "HTTP 409" in r.stderr and "timetrigger" in r.stderr, r.stderr
+
+    def invocations():
+        return list_all(flintd, workflow="tick")
+    for round_ in range(2):
+        seen = len(invocations())
+        wait_for(lambda: len(invocations()) >= seen + 3, timeout=120,
+                 what=f"three more fires (round {round_})")
+        flintd.kill()
+        flintd.start()
+    restarted = time.time()
+    wait_for(lambda: len(invocations()) >= 9, timeout=120, what="fires after the restarts")
+    flintd.cli("tt", "delete", "--name", "wt", check=True)
+    wait_for(lambda: all(i["status"] == "succeeded" for i in invocations()), timeout=120,
+             what="every invocation ended")
+
+    by_time = defaultdict(set)
+    for item in invocations():
+        got = flintd.api("GET", f"/v1/invocations/{item['invocation']}").json()
+        assert got["trigger"] == "timetrigger/wt", got
+        assert got["inputs"]["body"] == "tock" and got["inputs"]["method"] == "POST", got
+        scheduled = got["inputs"]["headers"]["x-flint-scheduled-time"]
+        assert got["output"] == "ok", got
+        by_time[epoch(scheduled)].add(got["invocation"])
+    one_invocation_per_time(by_time)
+    times = sorted(by_time)
+    assert times == list(range(times[0], times[-1] + 1)), \
+        sorted(set(range(times[0], times[-1] + 1)) - set(times))
+    assert any(t > restarted for t in times)
+    # the workflow's task ran once per invocation
+    runs = [f for f in fires(flintd, "rec") if f["trigger"] == "workflow/tick"]
+    assert sorted(f["body"] for f in runs) == sorted(
+        datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for t in times)
+    flintd.cli("wf", "delete", "--name", "tick", check=True)

@@ -275,6 +275,10 @@ int main(int argc, char **argv)
         s = natsOptions_LoadCATrustedCertificates(opts, ca);
     if (s == NATS_OK && cert != NULL && key != NULL)
         s = natsOptions_LoadCertificatesChain(opts, cert, key);
+    /* a server in operator (JWT) mode: NATS_TOOL_CREDS, a credentials file */
+    const char *creds = getenv("NATS_TOOL_CREDS");
+    if (s == NATS_OK && creds != NULL)
+        s = natsOptions_SetUserCredentialsFromFiles(opts, creds, NULL);
     if (s == NATS_OK)
         s = natsConnection_Connect(&nc, opts);
     if (s == NATS_OK)

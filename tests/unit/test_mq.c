@@ -43,6 +43,7 @@ TEST(spec_defaults_follow_fission)
         parse("{\"topic\":\"orders\",\"target\":{\"function\":\"f\"}}", &s, why, sizeof(why)));
     ASSERT_STR_EQ(s.topic, "orders");
     ASSERT_STR_EQ(s.function, "f");
+    ASSERT_STR_EQ(s.workflow, "");
     ASSERT_EQ(s.connector, FL_MQT_BUILTIN);
     ASSERT_STR_EQ(s.resp_topic, "");
     ASSERT_STR_EQ(s.error_topic, "");
@@ -53,6 +54,10 @@ TEST(spec_defaults_follow_fission)
     ASSERT_EQ(s.backoff_ms, 1000);
     ASSERT_EQ(s.max_backoff_ms, 300000);
     ASSERT(!s.paused);
+
+    ASSERT_OK(parse("{\"topic\":\"w\",\"target\":{\"workflow\":\"shout\"}}", &s, why, sizeof(why)));
+    ASSERT_STR_EQ(s.workflow, "shout");
+    ASSERT_STR_EQ(s.function, "");
 
     ASSERT_OK(
         parse("{\"topic\":\"a.b\",\"target\":{\"function\":\"f\"},\"connector\":\"builtin\","
@@ -86,7 +91,9 @@ TEST(spec_refusals_say_what_and_why)
         {"[]", "spec: must be an object"},
         {"{\"target\":{\"function\":\"f\"}}", "spec.topic: is required"},
         {"{\"topic\":\"t\"}", "spec.target: is required"},
-        {"{\"topic\":\"t\",\"target\":{\"workflow\":\"w\"}}", "workflow cannot be"},
+        {"{\"topic\":\"t\",\"target\":{\"function\":\"f\",\"workflow\":\"w\"}}",
+         "spec.target: must be {function: NAME} or {workflow: NAME}"},
+        {"{\"topic\":\"t\",\"target\":{\"workflow\":\"W!\"}}", "spec.target.workflow"},
         {"{\"topic\":\"t\",\"target\":{\"function\":\"F!\"}}", "spec.target.function"},
         {"{\"topic\":\"t\",\"target\":{\"function\":\"f\"},\"createStream\":1}",
          "spec.createStream: must be true or false"},
@@ -210,6 +217,25 @@ TEST(invocation_id_is_stable_and_tells_messages_apart)
     fl_mq_invocation_id("ab", "c", 1, ms, a);
     fl_mq_invocation_id("a", "bc", 1, ms, b);
     ASSERT(strcmp(a, b) != 0);
+    /* the same bytes as ever (histories name these ids): SHA-256 of
+     * "flint-mq\0t\0orders\0" "42/1767225600123", computed apart */
+    fl_mq_invocation_id("t", "orders", 42, ms, a);
+    ASSERT_STR_EQ(a, "019b76da-a87b-77ce-94f7-1616a412ff28");
+}
+
+TEST(attempt_id_of_a_workflow_target)
+{
+    char a[FL_UUID_STRLEN + 1], b[FL_UUID_STRLEN + 1];
+    const char *inv = "019b76da-a87b-77ce-94f7-1616a412ff28";
+    fl_mq_attempt_id(inv, 3, a);
+    ASSERT(uuid7_shaped(a));
+    /* the message's time, and SHA-256 of "flint-mq-attempt\0<id>\0" "3" */
+    ASSERT_STR_EQ(a, "019b76da-a87b-7368-a969-643642f75e0f");
+    fl_mq_attempt_id(inv, 3, b);
+    ASSERT_STR_EQ(a, b);
+    fl_mq_attempt_id(inv, 4, b);
+    ASSERT(strcmp(a, b) != 0 && strncmp(a, b, 13) == 0);
+    ASSERT(strcmp(a, inv) != 0);
 }
 
 /* ---- the engine, on a real store ---- */

@@ -179,6 +179,12 @@ TEST(spec_defaults)
     ASSERT_STR_EQ(s.tz, "UTC");
     ASSERT_EQ(s.catchup, FL_CATCHUP_LAST);
     ASSERT(!s.has_retry);
+    ASSERT_STR_EQ(s.workflow, "");
+    fl_timetrigger_spec_release(&s);
+
+    ASSERT_OK(parse_text("{\"cron\": \"@hourly\", \"target\": {\"workflow\": \"w\"}}", &s, &err));
+    ASSERT_STR_EQ(s.workflow, "w");
+    ASSERT_STR_EQ(s.function, "");
     fl_timetrigger_spec_release(&s);
 
     ASSERT_OK(parse_text("{\"cron\": \"0 30 9 * * MON-FRI\", \"target\": {\"function\": \"f\"},"
@@ -210,9 +216,10 @@ TEST(spec_refusals_name_the_field_and_why)
          "spec.tz: unknown time zone 'Mars/Olympus'"},
         {"{\"cron\": \"@hourly\", \"target\": {\"function\": \"f\"}, \"tz\": \"../etc/passwd\"}",
          "spec.tz:"},
-        {"{\"cron\": \"@hourly\", \"target\": {\"workflow\": \"w\"}}",
-         "spec.target.workflow: time triggers cannot start workflows yet"},
-        {"{\"cron\": \"@hourly\"}", "spec.target: must be {function: NAME}"},
+        {"{\"cron\": \"@hourly\", \"target\": {\"workflow\": \"W!\"}}", "spec.target.workflow:"},
+        {"{\"cron\": \"@hourly\", \"target\": {\"workflow\": \"w\", \"function\": \"f\"}}",
+         "spec.target: must be {function: NAME} or {workflow: NAME}"},
+        {"{\"cron\": \"@hourly\"}", "spec.target: must be {function: NAME} or {workflow: NAME}"},
         {"{\"cron\": \"@hourly\", \"target\": {\"function\": \"Bad_Name\"}}",
          "spec.target.function:"},
         {"{\"cron\": \"@hourly\", \"target\": {\"function\": \"f\"}, \"method\": \"FETCH\"}",
