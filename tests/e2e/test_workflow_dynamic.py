@@ -110,6 +110,8 @@ def test_dynamic_tasks_nested_three_deep(flintd, tmp_path):
     assert tasks["Spawn:2/main"]["parent"] == "Spawn:1/main", tasks
     assert tasks["Spawn:3/main"]["parent"] == "Spawn:2/main", tasks
     assert all(t["status"] == "succeeded" for t in i["tasks"]), i["tasks"]
+    r = flintd.cli("inv", "get", inv_id, check=True)
+    assert "Spawn:3/main" in r.stdout and "succeeded" in r.stdout, r.stdout
     events = flintd.api("GET", f"/v1/invocations/{inv_id}/events").json()["events"]
     types = [e["type"] for e in events]
     assert types.count("TaskAdded") == 3, types
