@@ -125,12 +125,16 @@ struct http_task;
 /* The outcome: output and headers (borrowed for the call), or error. */
 typedef void (*http_task_cb)(void *data, json_t *output, json_t *headers, const char *error);
 
+/* A task attempt's idempotency key, "<invocation>/<task>/<attempt>". */
+#define ENGINE_KEY_MAX (FL_UUID_STRLEN + 2 * FL_WF_ID_MAX + 48)
+
 /* Send the request http's inputs describe (see http_task.c), bounded by
- * timeout_ms (0: 30 s). 0 and *out, and cb runs once later (never inside
- * this call) unless the task is canceled; or a negative FL_E* and why
- * (bad inputs: FL_EINVAL), and cb never runs. */
-int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, http_task_cb cb,
-                    void *data, struct http_task **out, char *why, size_t size);
+ * timeout_ms (0: 30 s), with the header X-Flint-Idempotency-Key: key
+ * (copied) unless the inputs set it. 0 and *out, and cb runs once later
+ * (never inside this call) unless the task is canceled; or a negative
+ * FL_E* and why (bad inputs: FL_EINVAL), and cb never runs. */
+int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, const char *key,
+                    http_task_cb cb, void *data, struct http_task **out, char *why, size_t size);
 
 /* Cancel: cb never runs; the task frees itself once its request or name
  * lookup has come back. */

@@ -366,7 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, json.dumps({
             "method": self.command, "body": body.decode(),
             "ctype": self.headers.get("Content-Type"),
-            "mine": self.headers.get("X-Mine")}).encode(), "application/json")
+            "mine": self.headers.get("X-Mine"),
+            "key": self.headers.get("X-Flint-Idempotency-Key")}).encode(), "application/json")
 
     do_PUT = do_POST
 
@@ -397,10 +398,11 @@ def test_http(flintd, tmp_path):
                 "url": f"https://{base}/"}}}})
         assert run(flintd, "get")[:2] == (200, {"path": "/hello?x=1"})
         assert run(flintd, "noscheme")[:2] == (200, {"path": "/plain"})
-        status, out, _ = run(flintd, "post", {"a": [1, 2]})
+        status, out, inv_id = run(flintd, "post", {"a": [1, 2]})
         assert status == 200, out
+        # the attempt's idempotency key, as a function's call has it
         assert out == {"method": "PUT", "body": '{"a":[1,2]}', "ctype": "application/json",
-                       "mine": "yes"}, out
+                       "mine": "yes", "key": f"{inv_id}/H/1"}, out
         status, out, _ = run(flintd, "text")
         assert out["body"] == "plain words" and out["ctype"] == "text/x-words", out
         fails_with(flintd, "down", "answered 503: down for now")
