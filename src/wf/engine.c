@@ -1672,6 +1672,11 @@ int engine_create(struct fl_wf_engine *e, struct wdef *def, const char *id, json
     return 0;
 }
 
+const struct fl_wf_run *engine_durable_run(const struct inv *inv)
+{
+    return inv->appending || inv->gone || inv->broken || !inv->run.created ? NULL : &inv->run;
+}
+
 int engine_cancel(struct inv *inv, const char *reason)
 {
     if (fl_wf_run_ended(&inv->run))

@@ -75,6 +75,11 @@ int engine_create(struct fl_wf_engine *e, struct wdef *def, const char *id, json
 struct inv;
 struct inv *engine_find(struct fl_wf_engine *e, const char *id);
 
+/* inv's cached fold when it is what the stream holds (no append under
+ * way: nothing folded that is not durable), else NULL. Borrowed: valid
+ * until the loop runs on. */
+const struct fl_wf_run *engine_durable_run(const struct inv *inv);
+
 /* Ask a running invocation to cancel: 0, or FL_ECONFLICT (it has ended). */
 int engine_cancel(struct inv *inv, const char *reason);
 
