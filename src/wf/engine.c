@@ -1251,6 +1251,13 @@ static json_t *attempt_flow(const struct fl_wf_task_run *t, const char *ctype,
     return flow;
 }
 
+/* The idempotency key of task i's running attempt into out. */
+static void attempt_key(const struct inv *inv, size_t i, char *out, size_t size)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    snprintf(out, size, "%s/%s/%u", inv->run.id, t->id, (unsigned)t->attempt);
+}
+
 /* Attempt `attempt` of task i failed with error: TaskFailed for the
  * outbox, and a retry timer when the task's policy allows another. */
 static void fail_attempt(struct inv *inv, size_t i, uint32_t attempt, const char *error)
@@ -1356,8 +1363,10 @@ static void http_start(struct inv *inv, size_t i)
     snprintf(why, sizeof(why), "out of memory");
     if (h != NULL) {
         *h = (struct http_run){inv, i, t->attempt};
-        rc = http_task_start(inv->e, t->inputs, t->def->timeout_ms, on_http, h, &inv->rt[i].http,
-                             why, sizeof(why));
+        char key[ENGINE_KEY_MAX];
+        attempt_key(inv, i, key, sizeof(key));
+        rc = http_task_start(inv->e, t->inputs, t->def->timeout_ms, key, on_http, h,
+                             &inv->rt[i].http, why, sizeof(why));
     }
     if (rc == 0) {
         inv->ops++;
@@ -1480,8 +1489,8 @@ static void dispatch(struct inv *inv, size_t i)
         query_text = query.len > 0 ? query.data : NULL;
     }
     const char *method = json_string_value(json_object_get(in, "method"));
-    char key[FL_UUID_STRLEN + 2 * FL_WF_ID_MAX + 48], trigger[16 + FL_NAME_MAX];
-    snprintf(key, sizeof(key), "%s/%s/%u", inv->run.id, t->id, (unsigned)t->attempt);
+    char key[ENGINE_KEY_MAX], trigger[16 + FL_NAME_MAX];
+    attempt_key(inv, i, key, sizeof(key));
     snprintf(trigger, sizeof(trigger), "workflow/%s", inv->run.workflow);
     const struct fl_http_header added[] = {
         {"X-Flint-Workflow", 16, inv->run.workflow, strlen(inv->run.workflow)},
@@ -1661,6 +1670,11 @@ int engine_create(struct fl_wf_engine *e, struct wdef *def, const char *id, json
         fl_queue_insert_tail(&inv->waiters, &w->link);
     }
     return 0;
+}
+
+const struct fl_wf_run *engine_durable_run(const struct inv *inv)
+{
+    return inv->appending || inv->gone || inv->broken || !inv->run.created ? NULL : &inv->run;
 }
 
 int engine_cancel(struct inv *inv, const char *reason)

@@ -197,6 +197,15 @@ static void reader_done(struct reader *r, int err, json_t *value)
 static void on_read(int err, const struct fl_store_result *res, void *data)
 {
     struct reader *r = data;
+    struct inv *here = r->what == READ_GET && err == 0 ? engine_find(r->e, r->id) : NULL;
+    const struct fl_wf_run *cached = here != NULL ? engine_durable_run(here) : NULL;
+    if (cached != NULL) {
+        /* running here, its fold the stream's: no need to read it all
+         * (a long stream of dynamic tasks would hold the loop) */
+        json_t *o = fl_wf_run_json(cached, r->detail);
+        reader_done(r, o ? 0 : FL_ENOMEM, o);
+        return;
+    }
     for (size_t i = 0; err == 0 && r->err == 0 && i < res->n; i++) {
         const struct fl_record *ev = &res->records[i];
         json_t *d = json_loadb(ev->data, ev->len, 0, NULL);
@@ -282,7 +291,9 @@ static int read_start(struct fl_wf_engine *e, const char *id, int what, bool det
         free(r);
         return FL_ENOMEM;
     }
-    int rc = fl_store_read(e->store, r->stream, 1, 0, on_read, r);
+    /* a get reads one event first: an invocation running here is shown
+     * from its fold (on_read()) */
+    int rc = fl_store_read(e->store, r->stream, 1, what == READ_GET ? 1 : 0, on_read, r);
     if (rc < 0) {
         json_decref(r->events);
         free(r);

@@ -75,6 +75,11 @@ int engine_create(struct fl_wf_engine *e, struct wdef *def, const char *id, json
 struct inv;
 struct inv *engine_find(struct fl_wf_engine *e, const char *id);
 
+/* inv's cached fold when it is what the stream holds (no append under
+ * way: nothing folded that is not durable), else NULL. Borrowed: valid
+ * until the loop runs on. */
+const struct fl_wf_run *engine_durable_run(const struct inv *inv);
+
 /* Ask a running invocation to cancel: 0, or FL_ECONFLICT (it has ended). */
 int engine_cancel(struct inv *inv, const char *reason);
 
@@ -125,12 +130,16 @@ struct http_task;
 /* The outcome: output and headers (borrowed for the call), or error. */
 typedef void (*http_task_cb)(void *data, json_t *output, json_t *headers, const char *error);
 
+/* A task attempt's idempotency key, "<invocation>/<task>/<attempt>". */
+#define ENGINE_KEY_MAX (FL_UUID_STRLEN + 2 * FL_WF_ID_MAX + 48)
+
 /* Send the request http's inputs describe (see http_task.c), bounded by
- * timeout_ms (0: 30 s). 0 and *out, and cb runs once later (never inside
- * this call) unless the task is canceled; or a negative FL_E* and why
- * (bad inputs: FL_EINVAL), and cb never runs. */
-int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, http_task_cb cb,
-                    void *data, struct http_task **out, char *why, size_t size);
+ * timeout_ms (0: 30 s), with the header X-Flint-Idempotency-Key: key
+ * (copied) unless the inputs set it. 0 and *out, and cb runs once later
+ * (never inside this call) unless the task is canceled; or a negative
+ * FL_E* and why (bad inputs: FL_EINVAL), and cb never runs. */
+int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, const char *key,
+                    http_task_cb cb, void *data, struct http_task **out, char *why, size_t size);
 
 /* Cancel: cb never runs; the task frees itself once its request or name
  * lookup has come back. */

@@ -7,7 +7,9 @@
  * Only http:// (the client has no TLS); a host name is resolved on the
  * thread pool. The response is bounded by the engine's max_output and its
  * time by the task's timeout (else HTTP_TASK_TIMEOUT_MS); a non-2xx answer
- * is an error with its status.
+ * is an error with its status. The request carries the attempt's
+ * X-Flint-Idempotency-Key, as a function's call does: a restart sends an
+ * unfinished attempt again with the same key.
  */
 #include "wf/engine_internal.h"
 
@@ -30,6 +32,7 @@ struct http_task {
     void *data;
     struct fl_http_url url;
     char method[16];
+    char key[ENGINE_KEY_MAX];
     json_t *inputs; /* a reference: header values and a string body point into it */
     char *body;     /* a JSON body made of `body`, or NULL */
     const char *body_ptr;
@@ -219,8 +222,10 @@ static int read_inputs(struct http_task *t, json_t *in, char *why, size_t size)
             (struct fl_http_header){"Content-Type", 12, "application/json", 16};
     const char *k;
     json_t *v;
+    bool own_key = false;
     json_object_foreach(json_object_get(in, "headers"), k, v)
     {
+        own_key = own_key || strcasecmp(k, "x-flint-idempotency-key") == 0;
         if (!json_is_string(v) || strcasecmp(k, "host") == 0 ||
             (json_is_string(ctype) && strcasecmp(k, "content-type") == 0))
             continue;
@@ -231,11 +236,19 @@ static int read_inputs(struct http_task *t, json_t *in, char *why, size_t size)
         t->headers[t->nheaders++] =
             (struct fl_http_header){k, strlen(k), json_string_value(v), json_string_length(v)};
     }
+    if (!own_key && t->key[0] != '\0') {
+        if (t->nheaders >= HTTP_TASK_HEADERS) {
+            snprintf(why, size, "http: more than %d headers", HTTP_TASK_HEADERS - 3);
+            return FL_EINVAL;
+        }
+        t->headers[t->nheaders++] =
+            (struct fl_http_header){"X-Flint-Idempotency-Key", 23, t->key, strlen(t->key)};
+    }
     return 0;
 }
 
-int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, http_task_cb cb,
-                    void *data, struct http_task **out, char *why, size_t size)
+int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, const char *key,
+                    http_task_cb cb, void *data, struct http_task **out, char *why, size_t size)
 {
     if (e->http == NULL) {
         struct fl_http_client_config cfg;
@@ -259,6 +272,7 @@ int http_task_start(struct fl_wf_engine *e, json_t *inputs, int64_t timeout_ms, 
     t->data = data;
     t->inputs = inputs ? json_incref(inputs) : json_object();
     t->timeout_ms = timeout_ms > 0 ? (uint64_t)timeout_ms : HTTP_TASK_TIMEOUT_MS;
+    fl_strlcpy(t->key, key ? key : "", sizeof(t->key));
     int rc = read_inputs(t, t->inputs, why, size);
     if (rc < 0) {
         task_free(t);

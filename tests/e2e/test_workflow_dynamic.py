@@ -110,6 +110,8 @@ def test_dynamic_tasks_nested_three_deep(flintd, tmp_path):
     assert tasks["Spawn:2/main"]["parent"] == "Spawn:1/main", tasks
     assert tasks["Spawn:3/main"]["parent"] == "Spawn:2/main", tasks
     assert all(t["status"] == "succeeded" for t in i["tasks"]), i["tasks"]
+    r = flintd.cli("inv", "get", inv_id, check=True)
+    assert "Spawn:3/main" in r.stdout and "succeeded" in r.stdout, r.stdout
     events = flintd.api("GET", f"/v1/invocations/{inv_id}/events").json()["events"]
     types = [e["type"] for e in events]
     assert types.count("TaskAdded") == 3, types
@@ -364,7 +366,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, json.dumps({
             "method": self.command, "body": body.decode(),
             "ctype": self.headers.get("Content-Type"),
-            "mine": self.headers.get("X-Mine")}).encode(), "application/json")
+            "mine": self.headers.get("X-Mine"),
+            "key": self.headers.get("X-Flint-Idempotency-Key")}).encode(), "application/json")
 
     do_PUT = do_POST
 
@@ -395,10 +398,11 @@ def test_http(flintd, tmp_path):
                 "url": f"https://{base}/"}}}})
         assert run(flintd, "get")[:2] == (200, {"path": "/hello?x=1"})
         assert run(flintd, "noscheme")[:2] == (200, {"path": "/plain"})
-        status, out, _ = run(flintd, "post", {"a": [1, 2]})
+        status, out, inv_id = run(flintd, "post", {"a": [1, 2]})
         assert status == 200, out
+        # the attempt's idempotency key, as a function's call has it
         assert out == {"method": "PUT", "body": '{"a":[1,2]}', "ctype": "application/json",
-                       "mine": "yes"}, out
+                       "mine": "yes", "key": f"{inv_id}/H/1"}, out
         status, out, _ = run(flintd, "text")
         assert out["body"] == "plain words" and out["ctype"] == "text/x-words", out
         fails_with(flintd, "down", "answered 503: down for now")
