@@ -203,13 +203,14 @@ static void on_timer_closed(uv_handle_t *h)
 {
     struct inv *inv = h->data;
     struct fl_wf_engine *e = inv->e;
-    fl_wf_run_release(&inv->run);
-    json_decref(inv->outbox);
+    /* the tasks' state first: releasing the run forgets how many it had */
     for (size_t i = 0; inv->rt != NULL && i < inv->run.ntasks; i++) {
         json_decref(inv->rt[i].resolved);
         free(inv->rt[i].expr_error);
     }
     free(inv->rt);
+    fl_wf_run_release(&inv->run);
+    json_decref(inv->outbox);
     free(inv);
     engine_op_done(e);
 }
@@ -588,7 +589,7 @@ static json_t *expr_scope(const struct fl_wf_run *r)
         json_t *requires = json_array();
         for (size_t k = 0; requires != NULL && k < t->def->nrequires; k++)
             json_array_append_new(requires, json_string(t->def->requires[k]));
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:O}", "Id", t->def->id, "Function",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o}", "Id", t->def->id, "Function",
                               t->def->run, "Status", fl_wf_task_status_name(t->status), "CreatedAt",
                               (json_int_t)t->scheduled_ms, "UpdatedAt",
                               (json_int_t)(t->ended_ms     ? t->ended_ms
@@ -597,7 +598,7 @@ static json_t *expr_scope(const struct fl_wf_run *r)
                               "Requires", requires, "Inputs",
                               t->inputs ? json_incref(t->inputs) : static_inputs(t->def, &has_expr),
                               "Output", t->output ? t->output : json_null(), "OutputHeaders",
-                              t->headers ? t->headers : json_object());
+                              t->headers ? json_incref(t->headers) : json_object());
         if (o == NULL || json_object_set_new(tasks, t->def->id, o) < 0) {
             json_decref(tasks);
             tasks = NULL;
@@ -605,10 +606,10 @@ static json_t *expr_scope(const struct fl_wf_run *r)
     }
     if (tasks == NULL)
         return NULL;
-    return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:O},s:o}", "Workflow", "Id", r->workflow,
+    return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:o},s:o}", "Workflow", "Id", r->workflow,
                      "Name", r->workflow, "Revision", (json_int_t)r->revision, "Status", "ready",
                      "Invocation", "Id", r->id, "CreatedAt", (json_int_t)r->created_ms, "Inputs",
-                     r->inputs ? r->inputs : json_object(), "Tasks", tasks);
+                     r->inputs ? json_incref(r->inputs) : json_object(), "Tasks", tasks);
 }
 
 /* Why an evaluation failed as a whole, naming its first expression. */
