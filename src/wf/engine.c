@@ -744,10 +744,10 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
     }
     if (tasks == NULL)
         return NULL;
-    return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:O},s:o}", "Workflow", "Id", r->workflow,
+    return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:o},s:o}", "Workflow", "Id", r->workflow,
                      "Name", r->workflow, "Revision", (json_int_t)r->revision, "Status", "ready",
                      "Invocation", "Id", r->id, "CreatedAt", (json_int_t)r->created_ms, "Inputs",
-                     r->inputs ? r->inputs : json_object(), "Tasks", tasks);
+                     r->inputs ? json_incref(r->inputs) : json_object(), "Tasks", tasks);
 }
 
 /* expr_scope() for task i, shared by the tasks of one workflow (the top

@@ -6,10 +6,12 @@ function is called again.
 
 The moments are random but seeded: the seed is printed (and CHAOS_SEED
 replays one). Each round submits a batch of invocations (each accepted
-202, so durable), lets flintd run for a random 0.2 to 1.5 s, then kills
+202, so durable), lets flintd run for a random 0.1 to 1.5 s, then kills
 it (the whole process group: instances and evaluators die with it) and
 starts it again on the same data directory; the eleventh round is not
-cut short. flintd runs with a long expression deadline (see the test). Then the test waits, with a generous deadline, for every
+cut short. Every kill finds invocations running (asserted: each batch's
+`sleepy` ones wait 2 s). flintd runs with a long expression deadline (see
+the test). Then the test waits, with a generous deadline, for every
 invocation to end.
 
 How calls are recorded. A sandboxed function has no path on the host it
@@ -111,7 +113,7 @@ WORKFLOWS = {
     # a durable sleep, then a call
     "sleepy": {
         "output": "A",
-        "tasks": {"Nap": {"run": "sleep", "inputs": "1s"}, "A": step("a", ["Nap"])},
+        "tasks": {"Nap": {"run": "sleep", "inputs": "2s"}, "A": step("a", ["Nap"])},
     },
     # a fan-out of FAN calls (the first may fail once), joined by a call
     "fan": {
@@ -128,7 +130,7 @@ WORKFLOWS = {
         "output": "C",
         "tasks": {
             "A": step("a", fail=False),
-            "Nap": {"run": "sleep", "inputs": "500ms", "requires": ["A"]},
+            "Nap": {"run": "sleep", "inputs": "1s", "requires": ["A"]},
             "B": step("b", ["Nap"], fail=False, seen="{output('A').seen}"),
             "C": step("c", ["B"], seen="{output('B').seen}"),
         },
@@ -198,18 +200,25 @@ def test_chaos_kills_lose_nothing_and_repeat_no_finished_task(flintd_factory, tm
     ids = {}  # invocation id -> i
     # lifetimes of flintd: [started at, killed at] on the wall clock
     lifetimes = [[time.time(), None]]
+    running_at_kill = []
     batches = [TOTAL * k // (KILLS + 1) for k in range(KILLS + 2)]
     for rnd in range(KILLS + 1):
         for i in range(batches[rnd], batches[rnd + 1]):
             ids[submit(flintd, i)] = i
         if rnd == KILLS:
             break
-        time.sleep(rng.uniform(0.2, 1.5))  # the random moment of this kill
+        time.sleep(rng.uniform(0.1, 1.5))  # the random moment of this kill
+        running_at_kill.append(sum(len(list_all(flintd, workflow=name, status="running"))
+                                   for name in WORKFLOWS))
         flintd.kill()
         lifetimes[-1][1] = time.time()
         lifetimes.append([time.time(), None])
         flintd.start()
     assert len(ids) == TOTAL
+    # every kill cut work under way: each batch's `sleepy` invocations wait
+    # 2 s, longer than any moment chosen
+    print(f"invocations running just before each kill: {running_at_kill}")
+    assert min(running_at_kill) > 0, running_at_kill
 
     def all_ended():
         items = {x["invocation"]: x["status"] for name in WORKFLOWS
