@@ -5,11 +5,14 @@
  * Why a process. mujs cannot interrupt a running script, and expressions
  * are the users' untrusted JavaScript: they never run inside flintd. The
  * evaluator is a small program linked with mujs, kept warm, that answers
- * one batch (all the expressions of one task's inputs) per round trip; the
- * client bounds each round trip by a deadline (FL_WF_EXPR_DEADLINE_MS by
- * default) and the process by a memory limit (an rlimit, and mujs's heap
- * bounded inside it), and kills and replaces it when it misses the
- * deadline. Each batch gets a fresh interpreter, so nothing one invocation
+ * one batch (all the expressions of one task's inputs) per round trip. A
+ * batch is bounded by the CPU time it may use (FL_WF_EXPR_DEADLINE_MS by
+ * default; the evaluator's own timer, --cpu-ms, ends it with exit status
+ * FL_WF_EXPR_EXIT_CPU), so a loaded machine slows expressions down without
+ * failing them; the client bounds each round trip by a wall-clock backstop
+ * too, and the process by a memory limit (an rlimit, and mujs's heap
+ * bounded inside it), and replaces an evaluator that ended or missed the
+ * backstop. Each batch gets a fresh interpreter, so nothing one invocation
  * leaves (a global, a changed prototype) reaches another.
  *
  * Framing (version 1), both ways on one byte stream (the evaluator's stdin
@@ -43,5 +46,6 @@
 #define FL_WF_EXPR_DEADLINE_MS 100         /* one batch's bound, by default */
 #define FL_WF_EXPR_HEAP        (64u << 20) /* mujs's heap per batch, by default */
 #define FL_WF_EXPR_MAX_EXPRS   1024        /* expressions in one batch */
+#define FL_WF_EXPR_EXIT_CPU    3           /* flint-expr's exit: a batch used up its CPU time */
 
 #endif

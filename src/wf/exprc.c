@@ -66,6 +66,7 @@ struct evaluator {
     uv_pipe_t chan;
     uv_timer_t timer;
     int ends;            /* of chan, timer and sandbox, those not ended yet */
+    bool chan_closed, timer_closed, stopped;
     bool warm;           /* it answered its empty batch */
     bool awaiting;       /* a frame was sent and its answer has not come */
     struct batch *batch; /* BUSY (or DYING, waiting for the cause) */
@@ -77,7 +78,7 @@ struct fl_wf_exprc {
     struct fl_sandbox_mode mode; /* the sandboxes point at it: lives until they end */
     char program[PATH_MAX];
     char dir[PATH_MAX];
-    char heap_arg[32];
+    char heap_arg[32], cpu_arg[16], check_cpu_arg[16];
     unsigned deadline_ms, check_deadline_ms, procs, queue_max;
     size_t mem_max;
     struct evaluator **slots; /* procs of them; NULL: empty */
@@ -96,6 +97,23 @@ static const char warmup_json[] = "{\"exprs\":[],\"check\":true}";
 
 static void pump(struct fl_wf_exprc *c);
 static void slot_emptied(struct fl_wf_exprc *c);
+
+/* The CPU time batch b may use (the warm-up's, with none: a check's). */
+static unsigned batch_deadline(const struct fl_wf_exprc *c, const struct batch *b)
+{
+    return b != NULL && !b->check ? c->deadline_ms : c->check_deadline_ms;
+}
+
+/* How long the client waits for an answer to a batch that may use ms of
+ * CPU time: the evaluator bounds the CPU time itself, this only ends one
+ * that stopped making progress (stopped, or starved for minutes). */
+static unsigned wall_bound(unsigned ms)
+{
+    unsigned long long wall = (unsigned long long)ms * FL_WF_EXPRC_WALL_FACTOR;
+    if (wall < FL_WF_EXPRC_WALL_MIN_MS)
+        wall = FL_WF_EXPRC_WALL_MIN_MS;
+    return wall > UINT_MAX ? UINT_MAX : (unsigned)wall;
+}
 
 /* ---- the pool's memory ---- */
 
@@ -164,17 +182,44 @@ static void ev_handle_closed(uv_handle_t *h)
     ev_end(h->data);
 }
 
+static void ev_close_chan(struct evaluator *ev)
+{
+    if (!ev->chan_closed) {
+        ev->chan_closed = true;
+        uv_close((uv_handle_t *)&ev->chan, ev_handle_closed);
+    }
+}
+
 /* Stop using ev: close its channel and timer and kill its sandbox's tree.
  * Its batch, if any, stays for the caller or the exit. */
 static void ev_kill(struct evaluator *ev)
 {
-    if (ev->state == EV_DYING)
-        return;
     ev->state = EV_DYING;
-    uv_close((uv_handle_t *)&ev->chan, ev_handle_closed);
-    uv_close((uv_handle_t *)&ev->timer, ev_handle_closed);
-    if (ev->sb != NULL)
+    ev_close_chan(ev);
+    if (!ev->timer_closed) {
+        ev->timer_closed = true;
+        uv_close((uv_handle_t *)&ev->timer, ev_handle_closed);
+    }
+    if (ev->sb != NULL && !ev->stopped) {
+        ev->stopped = true;
         fl_sandbox_stop(ev->sb, 0); /* SIGTERM, then SIGKILL at once */
+    }
+}
+
+static void on_exit_grace(uv_timer_t *t)
+{
+    ev_kill(t->data);
+}
+
+/* ev's channel ended: the evaluator is ending (it exits when a batch has
+ * used up its CPU time, or when it cannot go on). Its exit says why, and
+ * stopping it now would put our own signal in the place of that cause, so
+ * it gets FL_WF_EXPRC_EXIT_GRACE_MS to exit first. */
+static void ev_channel_ended(struct evaluator *ev)
+{
+    ev->state = EV_DYING;
+    ev_close_chan(ev);
+    uv_timer_start(&ev->timer, on_exit_grace, FL_WF_EXPRC_EXIT_GRACE_MS, 0);
 }
 
 /* Kill ev for a reason known now, and fail its batch with it. */
@@ -200,9 +245,10 @@ static void ev_fail(struct evaluator *ev, int status, const char *fmt, ...)
         batch_finish(b, status, NULL, message);
 }
 
-/* Why an evaluator ended, from how its sandbox did. */
-static int exit_cause(const struct fl_wf_exprc *c, bool warm, enum fl_sandbox_exit how, int status,
-                      char *msg, size_t size)
+/* Why an evaluator ended, from how its sandbox did (b: the batch it held,
+ * or NULL). */
+static int exit_cause(const struct fl_wf_exprc *c, bool warm, const struct batch *b,
+                      enum fl_sandbox_exit how, int status, char *msg, size_t size)
 {
     switch (how) {
     case FL_EXIT_MEMORY:
@@ -219,6 +265,10 @@ static int exit_cause(const struct fl_wf_exprc *c, bool warm, enum fl_sandbox_ex
     case FL_EXIT_NORMAL:
         break;
     }
+    if (status == FL_WF_EXPR_EXIT_CPU && b != NULL) {
+        snprintf(msg, size, "expression took longer than %u ms", batch_deadline(c, b));
+        return FL_ETIMEDOUT;
+    }
     if (status == 1 && warm) { /* flint-expr: out of memory outside a script */
         snprintf(msg, size, "the expression evaluator ran out of memory");
         return FL_ETOOBIG;
@@ -232,7 +282,7 @@ static void on_sandbox_exit(struct fl_sandbox *sb, enum fl_sandbox_exit how, int
     struct evaluator *ev = data;
     struct fl_wf_exprc *c = ev->pool;
     char message[200];
-    int err = exit_cause(c, ev->warm, how, status, message, sizeof(message));
+    int err = exit_cause(c, ev->warm, ev->batch, how, status, message, sizeof(message));
     ev->sb = NULL;
     ev_kill(ev);
     if (c->slots[ev->slot] == ev)
@@ -268,13 +318,12 @@ static void on_line(struct fl_sandbox *sb, bool is_stderr, const char *line, siz
 static void on_deadline(uv_timer_t *t)
 {
     struct evaluator *ev = t->data;
-    struct fl_wf_exprc *c = ev->pool;
     if (!ev->warm)
         ev_fail(ev, FL_EIO, "the expression evaluator did not start within %u ms",
                 FL_WF_EXPRC_START_MS);
     else
-        ev_fail(ev, FL_ETIMEDOUT, "expression took longer than %u ms",
-                ev->batch != NULL && ev->batch->check ? c->check_deadline_ms : c->deadline_ms);
+        ev_fail(ev, FL_ETIMEDOUT, "the expression evaluator did not answer within %u ms",
+                wall_bound(batch_deadline(ev->pool, ev->batch)));
 }
 
 /* One write to an evaluator: its own request (a uv_write_t may not be used
@@ -386,7 +435,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n < 0) {
-        ev_kill(ev); /* it ended: its exit says why */
+        ev_channel_ended(ev); /* its exit says why */
         return;
     }
     ev->in.len += (size_t)n;
@@ -433,7 +482,8 @@ static int ev_start(struct fl_wf_exprc *c, unsigned slot)
         snprintf(prog, sizeof(prog), "/runtime/%s", base != NULL ? base + 1 : c->program);
     else
         snprintf(prog, sizeof(prog), "%s", c->program);
-    const char *argv[] = {prog, "--fd", "3", "--heap", c->heap_arg, NULL};
+    const char *argv[] = {prog,     "--fd",       "3",       "--heap",         c->heap_arg,
+                          "--cpu-ms", c->cpu_arg, "--check-cpu-ms", c->check_cpu_arg, NULL};
     const char *env[] = {
         "PATH=/usr/bin:/bin",
         "LANG=C.UTF-8",
@@ -545,10 +595,9 @@ static void pump(struct fl_wf_exprc *c)
         if (ev == NULL || ev->state != EV_IDLE)
             continue;
         struct batch *b = queue_take(c);
-        unsigned deadline = b->check ? c->check_deadline_ms : c->deadline_ms;
         ev->batch = b;
         ev->state = EV_BUSY;
-        if (ev_send(ev, b->frame, b->len, true, deadline) == 0) {
+        if (ev_send(ev, b->frame, b->len, true, wall_bound(batch_deadline(c, b))) == 0) {
             b->frame = NULL; /* the write's now */
         } else {
             /* not this batch's fault: it goes back first in line */
@@ -621,6 +670,8 @@ int fl_wf_exprc_new(uv_loop_t *loop, const struct fl_wf_exprc_config *cfg, struc
     if (heap < (1u << 20))
         heap = 1u << 20;
     snprintf(c->heap_arg, sizeof(c->heap_arg), "%zu", heap);
+    snprintf(c->cpu_arg, sizeof(c->cpu_arg), "%u", c->deadline_ms);
+    snprintf(c->check_cpu_arg, sizeof(c->check_cpu_arg), "%u", c->check_deadline_ms);
     fl_queue_init(&c->queue);
     c->slots = calloc(c->procs, sizeof(*c->slots));
     if (c->slots == NULL) {

@@ -14,12 +14,17 @@
  * first out, so with one evaluator callbacks come in the order of the
  * evals.
  *
- * Each batch is bounded by a deadline timed on the loop from the moment it
- * is sent: deadline_ms, or check_deadline_ms for a batch with "check":
- * true (compiling only; flintd's create-time syntax check). An evaluator
- * that misses it is killed (its sandbox's process group and cgroup) and
- * replaced, and the batch fails with FL_ETIMEDOUT ("expression took longer
- * than 100 ms"). An evaluator that exits, is killed from outside, hits its
+ * Each batch is bounded by the CPU time it may use: deadline_ms, or
+ * check_deadline_ms for a batch with "check": true (compiling only;
+ * flintd's create-time syntax check). The evaluator bounds it itself (a
+ * profiling timer that ends it) and the batch fails with FL_ETIMEDOUT
+ * ("expression took longer than 100 ms"); CPU time, so that a machine busy
+ * with other work, or a loop that reads answers late, never fails a batch
+ * that did not loop. A wall-clock backstop timed on the loop from the
+ * moment a batch is sent (FL_WF_EXPRC_WALL_FACTOR times its bound, at
+ * least FL_WF_EXPRC_WALL_MIN_MS) ends an evaluator that stopped making
+ * progress: it is killed (its sandbox's process group and cgroup) and
+ * replaced, and the batch fails with FL_ETIMEDOUT too. An evaluator that exits, is killed from outside, hits its
  * memory bound or sends a bad frame is replaced the same way and its batch
  * fails: FL_ETOOBIG (memory), FL_EPROTO (a bad frame), FL_EPIPE (it
  * ended). A batch the evaluator refuses as a whole (more than
@@ -50,6 +55,9 @@ struct fl_wf_exprc; /* a pool of warm evaluators */
 #define FL_WF_EXPRC_QUEUE_BYTES   (64u << 20)  /* bytes of frames waiting, at most */
 #define FL_WF_EXPRC_CHECK_MS      2000         /* a syntax check's deadline, by default */
 #define FL_WF_EXPRC_START_MS      30000        /* an evaluator's start, at most */
+#define FL_WF_EXPRC_WALL_FACTOR   20   /* a batch's wall-clock backstop: its CPU bound times this */
+#define FL_WF_EXPRC_WALL_MIN_MS   5000 /* and at least this */
+#define FL_WF_EXPRC_EXIT_GRACE_MS 2000 /* an evaluator whose channel ended has this to exit */
 
 struct fl_wf_exprc_config {
     const char *program;        /* path of flint-expr (copied) */

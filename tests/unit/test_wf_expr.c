@@ -43,9 +43,9 @@ static void evaluator_path(char *out, size_t size)
     snprintf(out, size, "%s/../bin/flint-expr", exe);
 }
 
-/* Start flint-expr with an address-space limit (bytes; 0: none) and extra
- * arguments. */
-static void start(struct evaluator *ev, uint64_t as_limit, const char *heap)
+/* Start flint-expr with an address-space limit (bytes; 0: none) and its
+ * arguments (NULL-terminated, at most 8). */
+static void start_with(struct evaluator *ev, uint64_t as_limit, const char *const *args)
 {
     char path[4200];
     evaluator_path(path, sizeof(path));
@@ -60,10 +60,10 @@ static void start(struct evaluator *ev, uint64_t as_limit, const char *heap)
             struct rlimit rl = {as_limit, as_limit};
             setrlimit(RLIMIT_AS, &rl);
         }
-        if (heap != NULL)
-            execl(path, "flint-expr", "--heap", heap, (char *)NULL);
-        else
-            execl(path, "flint-expr", (char *)NULL);
+        const char *argv[10] = {"flint-expr"};
+        for (int i = 0; i < 8 && args[i] != NULL; i++)
+            argv[i + 1] = args[i];
+        execv(path, (char *const *)argv);
         _exit(127);
     }
     close(in[0]);
@@ -71,6 +71,13 @@ static void start(struct evaluator *ev, uint64_t as_limit, const char *heap)
     ev->pid = pid;
     ev->to = in[1];
     ev->from = out[0];
+}
+
+/* Start flint-expr with an address-space limit and, unless NULL, --heap. */
+static void start(struct evaluator *ev, uint64_t as_limit, const char *heap)
+{
+    const char *args[] = {heap != NULL ? "--heap" : NULL, heap, NULL};
+    start_with(ev, as_limit, args);
 }
 
 static void stop(struct evaluator *ev)
@@ -290,6 +297,34 @@ TEST(expr_a_runaway_script_is_killed_at_the_deadline_and_replaced)
     static const char *const exprs[] = {"output('A').x[0] + 1", NULL};
     static const char *const want[] = {"{\"value\":2}"};
     expect_results(&ev, exprs, want);
+    stop(&ev);
+}
+
+TEST(expr_a_batch_that_uses_up_its_cpu_time_ends_the_evaluator)
+{
+    struct evaluator ev;
+    const char *const args[] = {"--cpu-ms", "200", NULL};
+    start_with(&ev, 0, args);
+    /* batches within the bound are answered, one after another */
+    static const char *const exprs[] = {"output('A').x[0] + 1", NULL};
+    static const char *const want[] = {"{\"value\":2}"};
+    expect_results(&ev, exprs, want);
+    expect_results(&ev, exprs, want);
+    /* a loop ends itself, however long the machine takes to give it 200 ms */
+    json_t *req = json_pack("{s:s, s:[s]}", "task", "A", "exprs", "while(true){}");
+    char *text = json_dumps(req, JSON_COMPACT);
+    size_t n = strlen(text);
+    unsigned char len[4] = {0, 0, (unsigned char)(n >> 8), (unsigned char)n};
+    ASSERT(n < 65536);
+    ASSERT_EQ(write(ev.to, len, 4), 4);
+    ASSERT_EQ(write(ev.to, text, n), (ssize_t)n);
+    free(text);
+    json_decref(req);
+    int status = 0;
+    ASSERT_EQ(waitpid(ev.pid, &status, 0), ev.pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), FL_WF_EXPR_EXIT_CPU);
+    ev.pid = -1;
     stop(&ev);
 }
 

@@ -4,17 +4,23 @@
  * expressions in a fresh mujs interpreter whose heap is bounded, writes
  * one answer frame to stdout, and goes on until stdin ends.
  *
- *   flint-expr [--heap BYTES] [--fd N]
+ *   flint-expr [--heap BYTES] [--fd N] [--cpu-ms N] [--check-cpu-ms N]
  *
  * --fd N: read and write the frames on descriptor N (a socket) instead of
  * stdin and stdout, as flintd runs it: its sandbox's stdout and stderr are
  * lines for the log, and the channel comes in as fd 3, as an instance's
  * listening socket does.
  *
- * It trusts nothing it reads and holds nothing between batches. It cannot
- * stop a script that loops: its client does, by killing it at the
- * deadline. Exit: 0 at the end of stdin, 2 on a bad frame, 1 when out of
- * memory outside a script.
+ * --cpu-ms N (--check-cpu-ms N for a "check" batch): the CPU time one
+ * batch may use, 0 for no bound. mujs cannot stop a script that loops, so
+ * a profiling timer armed for each batch ends the process (exit
+ * FL_WF_EXPR_EXIT_CPU) when the batch has used it up; its client replaces
+ * it. CPU time, not wall time: a machine busy with other work slows a
+ * batch down, and that is no reason to fail it.
+ *
+ * It trusts nothing it reads and holds nothing between batches. Exit: 0 at
+ * the end of stdin, 2 on a bad frame, 1 when out of memory outside a
+ * script, FL_WF_EXPR_EXIT_CPU when a batch used up its CPU time.
  */
 #include "base/buf.h"
 #include "base/str.h"
@@ -24,10 +30,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <mujs.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -234,13 +243,32 @@ static int write_frame(int fd, json_t *answer)
     return rc;
 }
 
+static void on_cpu_used_up(int sig)
+{
+    (void)sig;
+    _exit(FL_WF_EXPR_EXIT_CPU);
+}
+
+/* Arm (ms > 0) or disarm (0) the batch's CPU-time bound. */
+static void cpu_bound(int64_t ms)
+{
+    struct itimerval t = {{0, 0}, {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000}};
+    setitimer(ITIMER_PROF, &t, NULL);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t heap = FL_WF_EXPR_HEAP;
     int in = 0, out = 1;
+    int64_t cpu_ms = 0, check_cpu_ms = 0;
     for (int i = 1; i < argc; i++) {
         int64_t fd;
-        if (strcmp(argv[i], "--heap") == 0 && i + 1 < argc &&
+        int64_t *bound = strcmp(argv[i], "--cpu-ms") == 0         ? &cpu_ms
+                         : strcmp(argv[i], "--check-cpu-ms") == 0 ? &check_cpu_ms
+                                                                  : NULL;
+        if (bound != NULL && i + 1 < argc && fl_parse_i64(argv[i + 1], 0, 3600000, bound) == 0) {
+            i++;
+        } else if (strcmp(argv[i], "--heap") == 0 && i + 1 < argc &&
             fl_parse_size(argv[i + 1], &heap) == 0 && heap >= (1u << 20) && heap <= (1ull << 32)) {
             i++;
         } else if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc &&
@@ -248,10 +276,12 @@ int main(int argc, char **argv)
             in = out = (int)fd;
             i++;
         } else {
-            fprintf(stderr, "usage: flint-expr [--heap BYTES] (1MiB..4GiB) [--fd N]\n");
+            fprintf(stderr, "usage: flint-expr [--heap BYTES] (1MiB..4GiB) [--fd N] [--cpu-ms N] "
+                            "[--check-cpu-ms N]\n");
             return 2;
         }
     }
+    signal(SIGPROF, on_cpu_used_up);
     char *frame = malloc(FL_WF_EXPR_FRAME_MAX + 1);
     if (frame == NULL)
         return 1;
@@ -275,7 +305,9 @@ int main(int argc, char **argv)
             free(frame);
             return 2;
         }
+        cpu_bound(json_is_true(json_object_get(req, "check")) ? check_cpu_ms : cpu_ms);
         json_t *answer = evaluate(req, (size_t)heap);
+        cpu_bound(0);
         json_decref(req);
         rc = answer != NULL ? write_frame(out, answer) : -1;
         json_decref(answer);
