@@ -571,3 +571,27 @@ def test_credentials_of_an_operator_mode_server(flintd_factory, tmp_path):
                                "Authorization Violation")
     finally:
         server.close()
+
+
+def test_a_nats_trigger_runs_a_workflow(nats_flintd, nats_server, tmp_path):
+    """A NATS trigger may target a workflow as a builtin one may: the
+    subject's message is the invocation's request, its output the
+    response published to the response subject."""
+    from test_workflow_run import deploy_workflows
+    flintd = nats_flintd
+    shout = {"output": "Shout", "tasks": {"Shout": {
+        "run": "step", "inputs": {"body": {"add": "{$.Invocation.Inputs.default.word}"}}}}}
+    deploy_workflows(flintd, tmp_path, shout=shout)
+    flintd.cli("mqt", "create", "--name", "shouts", "--topic", "words.in", "--workflow", "shout",
+               "--connector", "nats", "--resp-topic", "words-shouted", "--create-stream",
+               check=True)
+    wait_running(flintd, "shouts")
+    nats_server.publish("words.in", {"word": "hello"}, "w-1",
+                        [("Content-Type", "application/json")])
+    done = wait_for(lambda: nats_server.messages("FLINT_words-shouted") or None, timeout=60,
+                    what="the workflow's output")
+    assert json.loads(done[0]["data"])["seen"] == ["hello"]
+    assert header(done[0], "X-Flint-Message-Id") == "w-1"
+    runs = json.loads(flintd.cli("-o", "json", "inv", "list", "--workflow", "shout",
+                                 check=True).stdout)["items"]
+    assert [r["status"] for r in runs] == ["succeeded"], runs
