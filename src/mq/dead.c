@@ -183,6 +183,8 @@ static int steer_read(struct steer *s, const struct fl_store_result *res)
         return rc;
     }
     /* a purge or a read: wherever the connector holds it, its trigger gone or not */
+    if (t != NULL && t->conn->steer_dead == NULL && strcmp(t->topic, s->inv.topic) == 0)
+        return FL_ENOENT; /* a builtin trigger's, in the store */
     if (t != NULL && t->conn->steer_dead != NULL) {
         s->conn = t->conn;
         s->self = t->self;

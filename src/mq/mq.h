@@ -28,6 +28,11 @@
  * when the connector says messages may wait, and never while the invoker
  * says the function is full (its room watch resumes it).
  *
+ * A trigger's target is a function or a workflow (spec.workflow): a
+ * workflow is called through the invoker as a function is (the engine is
+ * its handler), its output the answer, each attempt an invocation of its
+ * own (fl_mq_attempt_id()); what follows holds for both.
+ *
  * A delivery is a POST to the function: the message's body, its headers
  * (those a program may set; Content-Type from spec.contentType when it has
  * none), and X-Flint-Topic, X-Flint-Resp-Topic, X-Flint-Error-Topic (when

@@ -571,3 +571,67 @@ def test_credentials_of_an_operator_mode_server(flintd_factory, tmp_path):
                                "Authorization Violation")
     finally:
         server.close()
+
+
+def test_a_nats_trigger_runs_a_workflow(nats_flintd, nats_server, tmp_path):
+    """A NATS trigger may target a workflow as a builtin one may: the
+    subject's message is the invocation's request, its output the
+    response published to the response subject."""
+    from test_workflow_run import deploy_workflows
+    flintd = nats_flintd
+    shout = {"output": "Shout", "tasks": {"Shout": {
+        "run": "step", "inputs": {"body": {"add": "{$.Invocation.Inputs.default.word}"}}}}}
+    deploy_workflows(flintd, tmp_path, shout=shout)
+    flintd.cli("mqt", "create", "--name", "shouts", "--topic", "words.in", "--workflow", "shout",
+               "--connector", "nats", "--resp-topic", "words-shouted", "--create-stream",
+               check=True)
+    wait_running(flintd, "shouts")
+    nats_server.publish("words.in", {"word": "hello"}, "w-1",
+                        [("Content-Type", "application/json")])
+    done = wait_for(lambda: nats_server.messages("FLINT_words-shouted") or None, timeout=60,
+                    what="the workflow's output")
+    assert json.loads(done[0]["data"])["seen"] == ["hello"]
+    assert header(done[0], "X-Flint-Message-Id") == "w-1"
+    runs = json.loads(flintd.cli("-o", "json", "inv", "list", "--workflow", "shout",
+                                 check=True).stdout)["items"]
+    assert [r["status"] for r in runs] == ["succeeded"], runs
+
+
+def test_builtin_dead_letters_in_a_flintd_with_nats_stay_the_stores(
+        nats_flintd, nats_server, tmp_path):
+    """In a flintd with --nats, a builtin trigger's dead letter is still
+    the store's: shown with its body, purged and redriven there (the MQ
+    module passes it on to the async module)."""
+    from test_mqtrigger import publish
+    flintd = nats_flintd
+    d = deploy(flintd, tmp_path, """
+---
+kind: function
+name: broken
+spec: {environment: python, code: broken.py, entrypoint: broken.main}
+""", {"broken.py": BROKEN_PY, "fixed.py": FIXED_PY})
+    for name in ("one", "two"):
+        flintd.cli("mqt", "create", "--name", name, "--topic", name, "--function", "broken",
+                   "--resp-topic", f"{name}-done", check=True)
+        wait_running(flintd, name)
+        publish(flintd, name, f"{name}-1")
+
+    def dead():
+        r = flintd.cli("dlq", "list", check=True)
+        return {line.split()[2]: line.split()[0] for line in r.stdout.splitlines()[1:]
+                if "broken" in line}
+    letters = wait_for(lambda: (lambda m: m if len(m) == 2 else None)(dead()),
+                       what="two dead letters")
+    one, two = letters["messagequeuetrigger/one"], letters["messagequeuetrigger/two"]
+    shown = json.loads(flintd.cli("-o", "json", "dlq", "get", one, check=True).stdout)
+    assert shown["request"]["body"] == "one-1", shown
+    flintd.cli("dlq", "purge", one, check=True)
+    assert set(dead()) == {"messagequeuetrigger/two"}
+    flintd.cli("fn", "update", "--name", "broken", "--code", str(d / "fixed.py"), "--entrypoint",
+               "fixed.main", check=True)
+    r = flintd.cli("dlq", "redrive", two, check=True)
+    assert r.stdout == f"redriven {two}\n"
+    wait_for(lambda: flintd.api("GET", f"/v1/invocations/{two}").json()["status"] ==
+             "succeeded", what="the redriven letter succeeded")
+    assert dead() == {}
+    assert nats_server.messages("FLINT_DEAD") == []
