@@ -472,6 +472,14 @@ static struct fl_consumer_info consumer(struct world *w, const char *topic, cons
     return ci;
 }
 
+/* How many messages the store holds as dead letters of a consumer. */
+static size_t dead_letters(struct world *w, const char *topic, const char *name)
+{
+    ASSERT_OK(fl_store_dead(w->store, topic, name, NULL, on_done, w));
+    wait_done(w);
+    return w->n;
+}
+
 /* Turn the loop (answering calls) for secs: for what must not happen. */
 static void idle(struct world *w, double secs)
 {
@@ -662,10 +670,9 @@ TEST(engine_without_error_topic_parks_a_dead_letter_that_redrives)
     ASSERT_STR_EQ(json_string_value(json_object_get(inv.json, "trigger")), "messagequeuetrigger/t");
     fl_inv_release(&inv);
     /* parked: the store says dead (as flint dlq redrive does: record, then
-     * make it deliverable again) */
-    ASSERT_OK(fl_store_dead(w.store, "in", "mqt/t", NULL, on_done, &w));
-    wait_done(&w);
-    ASSERT_EQ(w.n, 1);
+     * make it deliverable again). The history says dead first, and the
+     * message is parked once that is durable: wait for it. */
+    WAIT_UNTIL(dead_letters(&w, "in", "mqt/t") == 1, 10, step(&w));
     struct fl_event_in ev = {"redriven", "{\"attempts\":2}", 14};
     char stream[64];
     snprintf(stream, sizeof(stream), "inv/%s", id);
