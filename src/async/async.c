@@ -154,6 +154,10 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
         return FL_EINVAL;
     struct fl_retry_policy policy;
     int rc = a->policy_of(a->policy_data, r->target.name, &policy);
+    /* no such function yet, while the store's functions are still being
+     * loaded after a start: not a 404, a moment to wait */
+    if (rc == FL_ENOENT && a->ready != NULL && !a->ready(a->ready_data))
+        return FL_EAGAIN;
     if (rc < 0)
         return rc;
     if (r->retry != NULL)
