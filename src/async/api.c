@@ -868,6 +868,9 @@ void fl_async_http(struct fl_async *a, struct fl_http_request *req, const struct
     else if (rc == FL_ETOOBIG)
         fl_http_respond_error(req, 413, "body_too_large",
                               "an async invocation's body may be %zu bytes at most", a->max_body);
+    else if (rc == FL_EAGAIN)
+        fl_http_respond_error(req, 503, "starting",
+                              "flintd is still loading its functions: try again");
     else if (rc == FL_EINVAL)
         fl_http_respond_error(req, 400, "bad_request",
                               "an async invocation's method, path, query and header names must "

@@ -154,6 +154,10 @@ int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_asy
         return FL_EINVAL;
     struct fl_retry_policy policy;
     int rc = a->policy_of(a->policy_data, r->target.name, &policy);
+    /* no such function yet, while the store's functions are still being
+     * loaded after a start: not a 404, a moment to wait */
+    if (rc == FL_ENOENT && a->ready != NULL && !a->ready(a->ready_data))
+        return FL_EAGAIN;
     if (rc < 0)
         return rc;
     if (r->retry != NULL)
@@ -937,8 +941,8 @@ static void on_swept_one(int err, struct fl_inv *inv, uint64_t last_seq, void *d
     struct fl_async *a = it->a;
     int64_t horizon = fl_clock_wall_ms() - a->retention_ms;
     if (err == 0 && inv->ended && inv->ended_ms < horizon) {
-        char stream[ASYNC_STREAM_MAX];
-        async_stream_name(stream, inv->id);
+        char stream[FL_INV_STREAM_MAX];
+        fl_inv_stream_name(stream, inv->id);
         if (inv->status == FL_INV_DEAD && !inv->purged && inv->seq > 0 && inv->topic[0])
             fl_store_purge(a->store, inv->topic, inv->consumer, inv->seq, NULL, NULL);
         if (inv->idem != NULL)

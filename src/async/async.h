@@ -135,7 +135,8 @@ typedef void (*fl_async_submit_cb)(int err, const char *id, bool duplicate, void
  * from inside this call). The request is copied. 0, or an error and cb
  * never runs: FL_EINVAL for a key of the wrong size, or a method, path,
  * query or header name that is not UTF-8 text (it could not be stored as
- * it came). */
+ * it came); FL_EAGAIN for a function not known while the functions the
+ * store holds are still being loaded (cfg->ready false: try again). */
 int fl_async_submit(struct fl_async *a, const struct fl_async_request *r, fl_async_submit_cb cb,
                     void *data);
 

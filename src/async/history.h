@@ -2,7 +2,8 @@
  * An async invocation's history: the events of its stream "inv/<id>" and
  * what they fold into (its status, attempts, result), for the engine
  * (async.c: may it run? which attempt is this?) and for the API (the JSON
- * of docs/api.md). Pure: no loop, no store.
+ * of docs/api.md). Pure, no loop and no store, but for the stream's name
+ * and the append every writer of a history uses (fl_inv_append).
  *
  * Where a history begins. An async invocation is accepted with one write,
  * its message in topic "async/<function>" (async.h); its stream is begun
@@ -65,6 +66,27 @@ enum fl_inv_status {
     FL_INV_CANCELED,
     FL_INV_NSTATUS
 };
+
+/* ---- the stream (ops.c: these two touch the store) ----
+ * For every writer of an invocation's history: the async module and the
+ * message-queue triggers (src/mq), which record their deliveries as
+ * async invocations. */
+
+#define FL_INV_STREAM_MAX (4 + FL_UUID_STRLEN + 1) /* "inv/<id>", NUL included */
+
+/* "inv/<id>": the stream of invocation id (FL_UUID_STRLEN bytes). */
+void fl_inv_stream_name(char out[FL_INV_STREAM_MAX], const char *id);
+
+/* Append one event of type to the history of id: data (borrowed) dumped
+ * compact, or text as it is, with fl_store_append()'s expect and cb. 0,
+ * FL_ENOMEM (data NULL, or no memory to dump it), or the store's error;
+ * cb runs only after 0. */
+int fl_inv_append(struct fl_store *s, const char *id, const char *type, json_t *data,
+                  uint64_t expect, fl_store_cb cb, void *cbdata);
+int fl_inv_append_text(struct fl_store *s, const char *id, const char *type, const char *text,
+                       uint64_t expect, fl_store_cb cb, void *cbdata);
+
+/* ---- the fold ---- */
 
 /* "queued", ... */
 const char *fl_inv_status_name(enum fl_inv_status s);

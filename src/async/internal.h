@@ -21,7 +21,6 @@
 #define ASYNC_TICK_MS      1000
 #define ASYNC_RESULT_MAX   (64 * 1024) /* bytes of a result's body kept */
 #define ASYNC_TOPIC_MAX    (sizeof(ASYNC_TOPIC_PREFIX) + FL_NAME_MAX)
-#define ASYNC_STREAM_MAX   (4 + FL_UUID_STRLEN + 1)
 #define IDEM_KEY_MAX       256
 #define ASYNC_HEADERS_MAX  (1 << 20) /* bytes of a message's headers: the request */
 
@@ -81,9 +80,6 @@ void async_maybe_done(struct fl_async *a);
  * NULL when out of memory. */
 struct aq *async_queue(struct fl_async *a, const char *fn);
 void async_pump(struct aq *q);
-
-/* "inv/<id>" */
-void async_stream_name(char out[ASYNC_STREAM_MAX], const char *id);
 
 /* The attempt under way for id, or NULL. */
 struct attempt;

@@ -26,9 +26,29 @@ void async_op_done(struct fl_async *a)
     async_maybe_done(a);
 }
 
-void async_stream_name(char out[ASYNC_STREAM_MAX], const char *id)
+void fl_inv_stream_name(char out[FL_INV_STREAM_MAX], const char *id)
 {
-    snprintf(out, ASYNC_STREAM_MAX, "inv/%s", id);
+    snprintf(out, FL_INV_STREAM_MAX, "inv/%s", id);
+}
+
+int fl_inv_append_text(struct fl_store *s, const char *id, const char *type, const char *text,
+                       uint64_t expect, fl_store_cb cb, void *data)
+{
+    char stream[FL_INV_STREAM_MAX];
+    fl_inv_stream_name(stream, id);
+    struct fl_event_in ev = {type, text, strlen(text)};
+    return fl_store_append(s, stream, &ev, 1, expect, cb, data);
+}
+
+int fl_inv_append(struct fl_store *s, const char *id, const char *type, json_t *data,
+                  uint64_t expect, fl_store_cb cb, void *cbdata)
+{
+    char *text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
+    if (text == NULL)
+        return FL_ENOMEM;
+    int rc = fl_inv_append_text(s, id, type, text, expect, cb, cbdata);
+    free(text);
+    return rc;
 }
 
 /* ---- the retry policy ---- */
@@ -87,14 +107,11 @@ static void on_append(int err, const struct fl_store_result *res, void *data)
 int async_append_text(struct fl_async *a, const char *id, const char *type, const char *text,
                       uint64_t expect, fl_store_cb cb, void *cbdata)
 {
-    char stream[ASYNC_STREAM_MAX];
-    async_stream_name(stream, id);
     struct append_ctx *c = malloc(sizeof(*c));
     if (c == NULL)
         return FL_ENOMEM;
     *c = (struct append_ctx){a, cb, cbdata};
-    struct fl_event_in ev = {type, text, strlen(text)};
-    int rc = fl_store_append(a->store, stream, &ev, 1, expect, on_append, c);
+    int rc = fl_inv_append_text(a->store, id, type, text, expect, on_append, c);
     if (rc < 0) {
         free(c);
         return rc;
@@ -106,7 +123,7 @@ int async_append_text(struct fl_async *a, const char *id, const char *type, cons
 int async_append(struct fl_async *a, const char *id, const char *type, json_t *data,
                  uint64_t expect, fl_store_cb cb, void *cbdata)
 {
-    char *text = json_dumps(data, JSON_COMPACT);
+    char *text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
     if (text == NULL)
         return FL_ENOMEM;
     int rc = async_append_text(a, id, type, text, expect, cb, cbdata);
@@ -118,7 +135,7 @@ int async_append(struct fl_async *a, const char *id, const char *type, json_t *d
  * without atomic appends or after a conflict, comes from its callback. */
 struct begin_ctx {
     struct fl_async *a;
-    char stream[ASYNC_STREAM_MAX];
+    char stream[FL_INV_STREAM_MAX];
     char *type;
     char *text; /* the event's data */
     bool or_after;
@@ -174,7 +191,7 @@ int async_append_first(struct fl_async *a, const char *id, json_t *queued, const
     c->or_after = or_after;
     c->cb = cb;
     c->data = cbdata;
-    async_stream_name(c->stream, id);
+    fl_inv_stream_name(c->stream, id);
     bool atomic = (fl_store_caps(a->store) & FL_STORE_CAP_ATOMIC_APPEND) != 0;
     const struct fl_event_in ev[2] = {{"queued", first, strlen(first)},
                                       {c->type, c->text, strlen(c->text)}};
@@ -270,8 +287,8 @@ static void on_read(int err, const struct fl_store_result *res, void *data)
 
 static int read_stream(struct read_ctx *c)
 {
-    char stream[ASYNC_STREAM_MAX];
-    async_stream_name(stream, c->id);
+    char stream[FL_INV_STREAM_MAX];
+    fl_inv_stream_name(stream, c->id);
     int rc = fl_store_read(c->a->store, stream, 1, FL_PAGE_MAX, on_read, c);
     if (rc == 0)
         async_op(c->a);

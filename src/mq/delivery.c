@@ -124,29 +124,18 @@ static void later(struct delivery *d, const char *what, int err)
 
 /* ---- the history ---- */
 
-static void stream_of(const struct delivery *d, char *out, size_t size)
-{
-    snprintf(out, size, "inv/%s", d->id);
-}
-
 static json_t *retry_json(const struct fl_mqt_spec *s)
 {
     return json_pack("{s:i,s:I,s:I}", "maxAttempts", (int)s->max_retries + 1, "backoff",
                      (json_int_t)s->backoff_ms, "maxBackoff", (json_int_t)s->max_backoff_ms);
 }
 
+/* Append event (taken) to d's invocation's history. */
 static int append(struct delivery *d, const char *type, json_t *event, uint64_t expect,
                   fl_store_cb cb)
 {
-    char stream[8 + FL_UUID_STRLEN];
-    stream_of(d, stream, sizeof(stream));
-    char *text = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
+    int rc = fl_inv_append(d->t->mq->store, d->id, type, event, expect, cb, cb ? d : NULL);
     json_decref(event);
-    if (text == NULL)
-        return FL_ENOMEM;
-    struct fl_event_in ev = {type, text, strlen(text)};
-    int rc = fl_store_append(d->t->mq->store, stream, &ev, 1, expect, cb, cb ? d : NULL);
-    free(text);
     if (rc == 0 && cb != NULL)
         mq_op(d->t->mq);
     return rc;
@@ -608,8 +597,8 @@ void mq_deliver(struct trigger *t, const struct fl_record *r)
         call_start(d); /* the fast path: no history can exist */
         return;
     }
-    char stream[8 + FL_UUID_STRLEN];
-    stream_of(d, stream, sizeof(stream));
+    char stream[FL_INV_STREAM_MAX];
+    fl_inv_stream_name(stream, d->id);
     int rc = fl_store_read(mq->store, stream, 1, 0, on_history, d);
     if (rc < 0)
         later(d, "could not read an invocation's history", rc);
