@@ -2,7 +2,7 @@
 get, list, update (a new revision), delete; every error of a definition
 listed at create with its task; the functions a workflow runs held against
 deletion; `flint wf validate` offline; `flint apply` of `*.wf.yaml` files
-(the whales example); routes to workflows checked (test_workflow_run.py
+(examples/whales); routes to workflows checked (test_workflow_run.py
 runs them).
 """
 import json
@@ -27,18 +27,18 @@ spec: {environment: python, code: fn.py, entrypoint: fn.main}
 """
 
 ECHO = """apiVersion: 1
-output: echowhale
+output: Greet
 tasks:
-  echowhale:
+  Greet:
     run: whalesay
     inputs:
-      body: "{ $.Invocation.Inputs.default }"
+      body: "{ 'Hello, ' + $.Invocation.Inputs.default + '!' }"
 """
 
-NESTED = """{"apiVersion": "v1", "output": "WhaleIt", "tasks": {
-  "GenerateFortune": {"run": "fortune"},
-  "WhaleIt": {"run": "echowhale", "inputs": "{ output('GenerateFortune') }",
-              "requires": ["GenerateFortune"]}}}
+NESTED = """{"apiVersion": "v1", "output": "Greeting", "tasks": {
+  "Saying": {"run": "fortune"},
+  "Greeting": {"run": "greetwhale", "inputs": "{ output('Saying').split(' ')[0] }",
+               "requires": ["Saying"]}}}
 """
 
 BROKEN = """output: Nowhere
@@ -64,29 +64,29 @@ def test_workflow_kind_create_get_update_delete(flintd, tmp_path):
     (tmp_path / "echo.yaml").write_text(ECHO)
     (tmp_path / "nested.json").write_text(NESTED)
 
-    flintd.cli("wf", "create", "--name", "echowhale", "--spec", str(tmp_path / "echo.yaml"),
+    flintd.cli("wf", "create", "--name", "greetwhale", "--spec", str(tmp_path / "echo.yaml"),
                check=True)
     # a workflow may run another workflow (functions are looked up first)
     flintd.cli("wf", "create", "--name", "nested", "--spec", str(tmp_path / "nested.json"),
                check=True)
-    echo = wf_get(flintd, "echowhale")
-    assert echo["kind"] == "workflow" and echo["spec"]["output"] == "echowhale"
-    assert echo["spec"]["tasks"]["echowhale"]["inputs"]["body"] == \
-        "{ $.Invocation.Inputs.default }"
+    echo = wf_get(flintd, "greetwhale")
+    assert echo["kind"] == "workflow" and echo["spec"]["output"] == "Greet"
+    assert echo["spec"]["tasks"]["Greet"]["inputs"]["body"] == \
+        "{ 'Hello, ' + $.Invocation.Inputs.default + '!' }"
     listed = flintd.cli("wf", "list", check=True).stdout.splitlines()
     assert listed[0].split()[:2] == ["NAME", "OUTPUT"]
-    assert [line.split()[0] for line in listed[1:]] == ["echowhale", "nested"]
+    assert [line.split()[0] for line in listed[1:]] == ["greetwhale", "nested"]
 
     # an update is a new revision; the same spec again writes nothing
     rev = echo["revision"]
     (tmp_path / "echo2.yaml").write_text(ECHO.replace("body:", "text:"))
-    flintd.cli("wf", "update", "--name", "echowhale", "--spec", str(tmp_path / "echo2.yaml"),
+    flintd.cli("wf", "update", "--name", "greetwhale", "--spec", str(tmp_path / "echo2.yaml"),
                check=True)
-    updated = wf_get(flintd, "echowhale")
-    assert updated["revision"] > rev and "text" in updated["spec"]["tasks"]["echowhale"]["inputs"]
-    flintd.cli("wf", "update", "--name", "echowhale", "--spec", str(tmp_path / "echo2.yaml"),
+    updated = wf_get(flintd, "greetwhale")
+    assert updated["revision"] > rev and "text" in updated["spec"]["tasks"]["Greet"]["inputs"]
+    flintd.cli("wf", "update", "--name", "greetwhale", "--spec", str(tmp_path / "echo2.yaml"),
                check=True)
-    assert wf_get(flintd, "echowhale")["revision"] == updated["revision"]
+    assert wf_get(flintd, "greetwhale")["revision"] == updated["revision"]
 
     # every error at once, each with its task; nothing stored
     (tmp_path / "broken.yaml").write_text(BROKEN)
@@ -108,11 +108,11 @@ def test_workflow_kind_create_get_update_delete(flintd, tmp_path):
 
     # a function a workflow runs may not be deleted under it
     r = flintd.cli("fn", "delete", "--name", "whalesay")
-    assert r.returncode == 1 and "HTTP 409" in r.stderr and "echowhale" in r.stderr, r.stderr
-    flintd.cli("wf", "delete", "--name", "echowhale", check=True)
+    assert r.returncode == 1 and "HTTP 409" in r.stderr and "greetwhale" in r.stderr, r.stderr
+    flintd.cli("wf", "delete", "--name", "greetwhale", check=True)
     r = flintd.cli("fn", "delete", "--name", "whalesay")
     assert r.returncode == 0, r.stderr
-    assert flintd.cli("wf", "get", "--name", "echowhale").returncode == 1
+    assert flintd.cli("wf", "get", "--name", "greetwhale").returncode == 1
 
     # routes to workflows: the workflow must exist
     r = flintd.cli("route", "create", "--name", "r1", "--url", "/w", "--workflow", "missing")

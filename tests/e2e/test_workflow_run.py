@@ -325,27 +325,37 @@ def test_whales_example_runs(flintd):
     assert r.returncode == 0, r.stderr
     said = r.stdout.strip()
     assert ("##" in said and "< " in said) or len(said) >= 40, said
-    # Fission Workflows' own examples, unchanged, with the stand-in whalesay
-    r = flintd.cli("wf", "run", "--name", "maybewhale", "--body", "short", timeout=120)
-    assert r.returncode == 0 and "< short >" in r.stdout, (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "maybewhale", "--body", "x" * 30, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "x" * 30, (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "foreachwhale", timeout=120)
-    assert r.returncode == 0 and "< [10,20,30,40,50] >" in r.stdout, (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "switchwhale", "--body", "hello", timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "world!", (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "switchwhale", "--body", "other", timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "right...", (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "whilewhale", timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "5", (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "echowhale", "--body", "echo", timeout=120)
-    assert r.returncode == 0 and "< echo >" in r.stdout, (r.stdout, r.stderr)
-    # a noop whose output is an inline workflow runs it as a dynamic one
-    r = flintd.cli("wf", "run", "--name", "scopedwhale", timeout=120)
-    assert r.returncode == 0 and "##" in r.stdout and "< " in r.stdout, (r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "failwhale", timeout=120)
-    assert r.returncode == 1 and "all has failed" in r.stderr, (r.stdout, r.stderr)
-    assert "This should never appear" not in r.stdout
+    # one workflow per construct of Fission Workflows' format, run on the
+    # same two functions
+    r = flintd.cli("wf", "run", "--name", "greetwhale", "--body", "Ada", timeout=120)
+    assert r.returncode == 0 and "< Hello, Ada! >" in r.stdout, (r.stdout, r.stderr)
+    # `if`: the `then` task runs as a dynamic task, `else` is a value
+    r = flintd.cli("wf", "run", "--name", "askwhale", "--body", "Deep or shallow?",
+                   timeout=120)
+    assert r.returncode == 0 and "< Deep or shallow? >" in r.stdout, (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "askwhale", "--body", "shallow", timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "not a question: shallow", \
+        (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "squarewhale", timeout=120)
+    assert r.returncode == 0 and "< [4,9,16] >" in r.stdout, (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "weatherwhale", "--body", "Stormy", timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "dive deep", (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "weatherwhale", "--body", "sunny", timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "breach", (r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "weatherwhale", "--body", "fog", timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "drift along", (r.stdout, r.stderr)
+    # `while`: 1 doubled until it reaches 100, in seven rounds
+    r = flintd.cli("wf", "run", "--name", "doublewhale", timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "128", (r.stdout, r.stderr)
+    # a noop whose output is an inline workflow runs it as a dynamic one: the
+    # whale says the first three words of a fortune
+    r = flintd.cli("wf", "run", "--name", "nestwhale", timeout=120)
+    assert r.returncode == 0 and "##" in r.stdout, (r.stdout, r.stderr)
+    firsts = ("A journey of", "Fortune favours the", "Slow and steady")
+    assert any(f"< {f} >" in r.stdout for f in firsts), r.stdout
+    r = flintd.cli("wf", "run", "--name", "strandedwhale", timeout=120)
+    assert r.returncode == 1 and "the tide is out" in r.stderr, (r.stdout, r.stderr)
+    assert "swimming" not in r.stdout
 
 
 def test_misc_examples_run(flintd):
@@ -353,12 +363,13 @@ def test_misc_examples_run(flintd):
     from conftest import ROOT
     flintd.cli("apply", "-f", os.path.join(ROOT, "examples", "misc"), check=True)
     # repeat of javascript, each round's _prev the output of the one before
-    for n, fib in ((0, 0), (1, 1), (10, 89)):
-        r = flintd.cli("wf", "run", "--name", "fibonacci", "--body", str(n), timeout=120)
-        assert r.returncode == 0 and r.stdout.strip() == str(fib), (n, r.stdout, r.stderr)
-    r = flintd.cli("wf", "run", "--name", "inputs", "--body", '{"a": 1}', "--query", "q=2",
+    for n, fact in ((0, 1), (1, 1), (5, 120), (10, 3628800)):
+        r = flintd.cli("wf", "run", "--name", "factorial", "--body", str(n), timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == str(fact), (n, r.stdout, r.stderr)
+    r = flintd.cli("wf", "run", "--name", "reflect", "--body", '{"a": 1}', "--query", "q=2",
                    "-H", "Content-Type: application/json",
                    timeout=120)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["default"] == {"a": 1} and out["query"] == {"q": "2"}, out
+    assert out["inputs"]["default"] == {"a": 1} and out["inputs"]["query"] == {"q": "2"}, out
+    assert {"default", "headers", "method", "query"} <= set(out["fields"]), out

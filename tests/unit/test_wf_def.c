@@ -45,51 +45,51 @@ struct wf_case {
 };
 
 static const struct wf_case cases[] = {
-    {"echowhale",
+    {"greetwhale, an input read into a function's body",
      "apiVersion: 1\n"
-     "output: echowhale\n"
+     "output: Greet\n"
      "tasks:\n"
-     "  echowhale:\n"
+     "  Greet:\n"
      "    run: whalesay\n"
      "    inputs:\n"
-     "      body: \"{ $.Invocation.Inputs.default }\"\n",
+     "      body: \"{ 'Hello, ' + $.Invocation.Inputs.default + '!' }\"\n",
      {NULL}},
-    {"maybewhale, inline task and expressions without spaces",
+    {"askwhale, inline task and expressions without spaces",
      "apiVersion: v1\n"
-     "output: PassAlong\n"
+     "output: Reply\n"
      "tasks:\n"
-     "  Show:\n"
+     "  Heard:\n"
      "    run: noop\n"
      "    inputs: \"{$.Invocation.Inputs.default}\"\n"
-     "  IfShortEnough:\n"
+     "  QuestionOnly:\n"
      "    run: if\n"
      "    inputs:\n"
-     "      if: \"{$.Invocation.Inputs.default.length < 20}\"\n"
+     "      if: \"{$.Tasks.Heard.Output.slice(-1)=='?'}\"\n"
      "      then:\n"
      "        run: whalesay\n"
      "        inputs:\n"
-     "          body: \"{$.Tasks.Show.Output}\"\n"
-     "      else: \"{$.Tasks.Show.Output}\"\n"
-     "    requires: [Show]\n"
-     "  PassAlong:\n"
+     "          body: \"{$.Tasks.Heard.Output}\"\n"
+     "      else: \"{'not a question: '+$.Tasks.Heard.Output}\"\n"
+     "    requires: [Heard]\n"
+     "  Reply:\n"
      "    run: compose\n"
-     "    inputs: \"{$.Tasks.IfShortEnough.Output}\"\n"
-     "    requires: [IfShortEnough]\n",
+     "    inputs: \"{$.Tasks.QuestionOnly.Output}\"\n"
+     "    requires: [QuestionOnly]\n",
      {NULL}},
-    {"scopedwhale, an inline workflow, and a workflow as a target",
-     "output: MyScope\n"
+    {"nestwhale, an inline workflow, and a workflow as a target",
+     "output: Inner\n"
      "tasks:\n"
-     "  MyScope:\n"
+     "  Inner:\n"
      "    run: noop\n"
      "    inputs:\n"
      "      default:\n"
-     "        output: WhaleIt\n"
+     "        output: Speak\n"
      "        tasks:\n"
-     "          GenerateFortune:\n"
+     "          Saying:\n"
      "            run: fortune\n"
-     "          WhaleIt:\n"
+     "          Speak:\n"
      "            run: echowhale\n"
-     "            requires: [GenerateFortune]\n",
+     "            requires: [Saying]\n",
      {NULL}},
     {"Flint's retry, timeout and catch",
      "output: A\n"
