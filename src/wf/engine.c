@@ -508,9 +508,10 @@ static json_t *static_inputs(const struct fl_wf_task *t, bool *has_expr)
 }
 
 /* Task i's output was flow (a workflow spec, stolen): add it as a dynamic
- * task (run.h, TaskAdded), or fail the task when it cannot run. Pointers
- * into inv->run.tasks move. */
-static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
+ * task (run.h, TaskAdded), or fail the task when it cannot run. With
+ * catch, flow is task i's catch (it failed for good): one that cannot run
+ * fails the invocation. Pointers into inv->run.tasks move. */
+static void add_flow_as(struct inv *inv, json_t *batch, size_t i, json_t *flow, bool catch)
 {
     struct fl_wf_task_run *t = &inv->run.tasks[i];
     struct fl_wf wf;
@@ -529,13 +530,20 @@ static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
                        t->id, wf.ntasks, inv->run.ntasks, FL_WF_RUN_MAX_TASKS);
         rc = FL_ETOOBIG;
     } else if (rc < 0) {
-        fl_buf_appendf(&why, "the task '%s' output a task that cannot run: ", t->id);
+        fl_buf_appendf(&why, "the task '%s' %s a task that cannot run: ", t->id,
+                       catch ? "has as its catch" : "output");
         fl_wf_errors_join(&errs, &why);
     }
     fl_wf_release(&wf);
     fl_wf_errors_release(&errs);
-    if (rc == 0)
+    if (rc == 0 && catch)
+        emit(inv, batch, "TaskAdded",
+             json_pack("{s:s,s:o,s:b}", "task", t->id, "workflow", flow, "catch", 1));
+    else if (rc == 0)
         emit(inv, batch, "TaskAdded", json_pack("{s:s,s:o}", "task", t->id, "workflow", flow));
+    else if (catch)
+        emit(inv, batch, "InvocationFailed",
+             json_pack("{s:s,s:s}", "task", t->id, "error", why.data ? why.data : "out of memory"));
     else
         emit(inv, batch, "TaskFailed",
              json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
@@ -545,11 +553,54 @@ static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
     fl_buf_release(&why);
 }
 
-/* The end of the dynamic task added for task i, as task i's own. */
+static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
+{
+    add_flow_as(inv, batch, i, flow, false);
+}
+
+/* Task i failed for good and has a catch: add it (run.h, TaskAdded with
+ * "catch"), as a workflow of one task "catch" whose input `error` (unless
+ * it sets one) is the failure's message. A catch's `requires` mean
+ * nothing (it runs once its task failed) and are left out. */
+static void add_catch(struct inv *inv, json_t *batch, size_t i)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    json_t *task = json_deep_copy(t->def->catch_spec);
+    json_t *err = json_string(t->error ? t->error : "failed");
+    json_t *in = task ? json_object_get(task, "inputs") : NULL;
+    if (task != NULL && (in == NULL || json_is_null(in)))
+        json_object_set_new(task, "inputs", json_pack("{s:O}", "error", err));
+    else if (task != NULL && !json_is_object(in))
+        json_object_set_new(task, "inputs", json_pack("{s:O,s:O}", "default", in, "error", err));
+    else if (task != NULL && json_object_get(in, "error") == NULL)
+        json_object_set(in, "error", err);
+    if (task != NULL)
+        json_object_del(task, "requires");
+    json_decref(err);
+    json_t *flow =
+        task ? json_pack("{s:s,s:{s:o}}", "output", "catch", "tasks", "catch", task) : NULL;
+    if (flow == NULL) {
+        inv->broken = true; /* no memory: read the stream again later */
+        return;
+    }
+    add_flow_as(inv, batch, i, flow, true);
+}
+
+/* The end of the dynamic task added for task i, as task i's own; when it
+ * was task i's catch and failed, the error names both failures. */
 static void child_outcome(struct inv *inv, json_t *batch, size_t i)
 {
     const struct fl_wf_task_run *t = &inv->run.tasks[i];
     const struct fl_wf_task_run *c = &inv->run.tasks[t->child];
+    if (c->status == FL_WF_TASK_FAILED && t->caught != NULL) {
+        json_t *error =
+            json_sprintf("%s; its catch failed too: %s", t->caught, c->error ? c->error : "failed");
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
+                       error ? json_string_value(error) : "failed", "retry", 0));
+        json_decref(error);
+        return;
+    }
     if (c->status == FL_WF_TASK_SUCCEEDED) {
         json_t *data =
             json_pack("{s:s,s:O}", "task", t->id, "output", c->output ? c->output : json_null());
@@ -727,7 +778,7 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
         json_t *requires = json_array();
         for (size_t k = 0; requires != NULL && k < t->def->nrequires; k++)
             json_array_append_new(requires, json_string(t->def->requires[k]));
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o}", "Id", t->id, "Function",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o,s:s?}", "Id", t->id, "Function",
                               t->def->run, "Status", fl_wf_task_status_name(t->status), "CreatedAt",
                               (json_int_t)t->scheduled_ms, "UpdatedAt",
                               (json_int_t)(t->ended_ms     ? t->ended_ms
@@ -736,7 +787,8 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
                               "Requires", requires, "Inputs",
                               t->inputs ? json_incref(t->inputs) : static_inputs(t->def, &has_expr),
                               "Output", t->output ? t->output : json_null(), "OutputHeaders",
-                              t->headers ? json_incref(t->headers) : json_object());
+                              t->headers ? json_incref(t->headers) : json_object(), "Error",
+                              t->caught ? t->caught : t->error);
         if (o == NULL || json_object_set_new(tasks, t->id + t->scope_len, o) < 0) {
             json_decref(tasks);
             tasks = NULL;
@@ -1106,6 +1158,11 @@ static void schedule(struct inv *inv, json_t *batch)
                     child_outcome(inv, batch, i);
                     more = true;
                 }
+                continue;
+            }
+            if (t->status == FL_WF_TASK_FAILED && t->def->catch_spec != NULL && t->caught == NULL) {
+                add_catch(inv, batch, i); /* t moves */
+                more = true;
                 continue;
             }
             if (t->status == FL_WF_TASK_SCHEDULED) {

@@ -50,6 +50,7 @@ static void task_release(struct fl_wf_task_run *t)
     json_decref(t->output);
     json_decref(t->headers);
     free(t->error);
+    free(t->caught);
     free(t->requires_at);
 }
 
@@ -311,7 +312,12 @@ static int on_task_added(struct fl_wf_run *r, json_t *data)
 {
     int p = fl_wf_run_task(r, json_string_value(json_object_get(data, "task")));
     json_t *def = json_object_get(data, "workflow");
-    if (p < 0 || r->tasks[p].child >= 0 || !json_is_object(def))
+    bool catch = json_is_true(json_object_get(data, "catch"));
+    /* a dynamic task is added to a running task once; a catch to one that
+     * failed for good and was not caught yet */
+    if (p < 0 || !json_is_object(def) ||
+        (catch ? r->tasks[p].status != FL_WF_TASK_FAILED || r->tasks[p].caught != NULL
+               : r->tasks[p].child >= 0))
         return FL_ECORRUPT;
     struct fl_wf *wf = calloc(1, sizeof(*wf));
     struct fl_wf **added = realloc(r->added, (r->nadded + 1) * sizeof(*added));
@@ -347,6 +353,12 @@ static int on_task_added(struct fl_wf_run *r, json_t *data)
         if (strcmp(r->tasks[i].def->id, wf->output) == 0)
             r->tasks[p].child = (int)i;
     json_decref(scope);
+    if (rc == 0 && catch) {
+        struct fl_wf_task_run *t = &r->tasks[p];
+        rc = set_text(&t->caught, t->error ? t->error : "failed");
+        t->status = FL_WF_TASK_RUNNING;
+        t->ended_ms = 0;
+    }
     return rc;
 }
 
@@ -456,6 +468,8 @@ static json_t *task_json(const struct fl_wf_run *r, const struct fl_wf_task_run 
         json_object_set(o, "inputs", t->inputs ? t->inputs : json_null());
     json_object_set(o, "output", t->output ? t->output : json_null());
     json_object_set_new(o, "error", t->error ? json_string(t->error) : json_null());
+    if (t->caught != NULL)
+        json_object_set_new(o, "caughtError", json_string(t->caught));
     set_time(o, "scheduledAt", t->scheduled_ms);
     set_time(o, "startedAt", t->started_ms);
     set_time(o, "endedAt", t->ended_ms);

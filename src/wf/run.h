@@ -31,6 +31,11 @@
  *                        as it did (the engine appends that TaskSucceeded or
  *                        TaskFailed); a chain of them nests to any depth
  *                        and output() of the task is the last one's.
+                        With "catch": true, the workflow is the task's
+                        catch (docs/api.md, "catch"), added once the task
+                        failed for good: the task runs again (status
+                        running) until the catch's task ends, and ends as
+                        it did; the failure it caught stays in caughtError.
  *   TimerStarted        {"task", "timer": "sleep" | "retry", "fireAt": ms}
  *   TimerFired          {"task", "timer"}
  *   InvocationSucceeded {"output", "headers"}
@@ -96,6 +101,7 @@ struct fl_wf_task_run {
     json_t *output;   /* owned: NULL until it succeeded (JSON null is a value) */
     json_t *headers;  /* owned: the output's headers, or NULL */
     char *error;      /* owned: the last failure's message, or NULL */
+    char *caught;     /* owned: the failure its catch was added for, or NULL (none) */
     int64_t scheduled_ms, started_ms, ended_ms;
     char timer[8];   /* "sleep", "retry": a timer started and not fired; "" none */
     int64_t fire_at; /* when that timer fires (wall ms) */
