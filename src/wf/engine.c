@@ -1192,6 +1192,17 @@ static void schedule(struct inv *inv, json_t *batch)
     }
 }
 
+/* Whether task i's failure was handed to a task that caught it: it is in
+ * the dynamic workflow of a task whose catch was added after it (the
+ * catch, not this failure, decides how that task ends). */
+static bool failure_caught(const struct fl_wf_run *r, size_t i)
+{
+    for (int p = r->tasks[i].parent; p >= 0; p = r->tasks[p].parent)
+        if (r->tasks[p].caught != NULL && r->tasks[p].child > (int)i)
+            return true;
+    return false;
+}
+
 /* The invocation's end, if it has come. */
 static void conclude(struct inv *inv, json_t *batch)
 {
@@ -1208,6 +1219,8 @@ static void conclude(struct inv *inv, json_t *batch)
     bool all = true;
     for (size_t i = 0; i < r->ntasks; i++) {
         const struct fl_wf_task_run *t = &r->tasks[i];
+        if (t->status == FL_WF_TASK_FAILED && failure_caught(r, i))
+            continue;
         if (t->status == FL_WF_TASK_FAILED) {
             emit(inv, batch, "InvocationFailed",
                  json_pack("{s:s,s:s}", "task", t->id, "error", t->error ? t->error : ""));

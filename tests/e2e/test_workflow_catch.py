@@ -25,6 +25,16 @@ FALLBACK = {
     },
 }
 
+# A's dynamic task (the `then` of an if) fails: A's catch catches it.
+DYNAMIC = {
+    "output": "B",
+    "tasks": {
+        "A": {"run": "if", "inputs": {"if": True, "then": {**BROKEN}},
+              "catch": {"run": "noop", "inputs": "fallback"}},
+        "B": {"run": "noop", "inputs": "{ 'B saw ' + $.Tasks.A.Output }", "requires": ["A"]},
+    },
+}
+
 # The catch is a function that gets the failure's message.
 SEES_ERROR = {
     "output": "A",
@@ -64,7 +74,7 @@ def tasks(i):
 
 
 def test_catch_gives_a_fallback(flintd, tmp_path):
-    deploy_workflows(flintd, tmp_path, fallback=FALLBACK, sees=SEES_ERROR)
+    deploy_workflows(flintd, tmp_path, fallback=FALLBACK, sees=SEES_ERROR, dynamic=DYNAMIC)
     r = flintd.api("POST", "/v1/workflows/fallback/invoke")
     assert r.status == 200, r.text
     assert r.text == "B saw fallback", r.text
@@ -81,6 +91,10 @@ def test_catch_gives_a_fallback(flintd, tmp_path):
     events = flintd.api("GET", f"/v1/invocations/{inv_id}/events").json()["events"]
     added = [e for e in events if e["type"] == "TaskAdded"]
     assert len(added) == 1 and added[0]["data"]["catch"] is True, added
+
+    # a failure of A's dynamic task is A's, and caught
+    r = flintd.cli("wf", "run", "--name", "dynamic", check=True)
+    assert r.stdout.strip() == "B saw fallback", r
 
     # the catch's inputs see the error: as $.Tasks.A.Error here
     r = flintd.cli("wf", "run", "--name", "sees", check=True)
