@@ -508,11 +508,13 @@ static json_t *static_inputs(const struct fl_wf_task *t, bool *has_expr)
 }
 
 /* Task i's output was flow (a workflow spec, stolen): add it as a dynamic
- * task (run.h, TaskAdded), or fail the task when it cannot run. With
- * catch, flow is task i's catch (it failed for good): one that cannot run
- * fails the invocation. Pointers into inv->run.tasks move. */
-static void add_flow_as(struct inv *inv, json_t *batch, size_t i, json_t *flow, bool catch)
+ * task (run.h, TaskAdded, with the fields of extra: stolen, may be NULL),
+ * or fail the task when it cannot run. With "catch" in extra, flow is task
+ * i's catch (it failed for good): one that cannot run fails the
+ * invocation. Pointers into inv->run.tasks move. */
+static void add_flow_as(struct inv *inv, json_t *batch, size_t i, json_t *flow, json_t *extra)
 {
+    bool catch = json_is_true(json_object_get(extra, "catch"));
     struct fl_wf_task_run *t = &inv->run.tasks[i];
     struct fl_wf wf;
     struct fl_wf_errors errs;
@@ -530,17 +532,20 @@ static void add_flow_as(struct inv *inv, json_t *batch, size_t i, json_t *flow, 
                        t->id, wf.ntasks, inv->run.ntasks, FL_WF_RUN_MAX_TASKS);
         rc = FL_ETOOBIG;
     } else if (rc < 0) {
-        fl_buf_appendf(&why, "the task '%s' %s a task that cannot run: ", t->id,
-                       catch ? "has as its catch" : "output");
+        fl_buf_appendf(&why, "the task '%s' %s that cannot run: ", t->id,
+                       catch                                   ? "has as its catch a task"
+                       : json_object_get(extra, "run") != NULL ? "runs a workflow"
+                                                               : "output a task");
         fl_wf_errors_join(&errs, &why);
     }
     fl_wf_release(&wf);
     fl_wf_errors_release(&errs);
-    if (rc == 0 && catch)
-        emit(inv, batch, "TaskAdded",
-             json_pack("{s:s,s:o,s:b}", "task", t->id, "workflow", flow, "catch", 1));
-    else if (rc == 0)
-        emit(inv, batch, "TaskAdded", json_pack("{s:s,s:o}", "task", t->id, "workflow", flow));
+    json_t *data = rc == 0 ? json_pack("{s:s,s:o}", "task", t->id, "workflow", flow) : NULL;
+    if (data != NULL && extra != NULL)
+        json_object_update(data, extra);
+    json_decref(extra);
+    if (rc == 0)
+        emit(inv, batch, "TaskAdded", data);
     else if (catch)
         emit(inv, batch, "InvocationFailed",
              json_pack("{s:s,s:s}", "task", t->id, "error", why.data ? why.data : "out of memory"));
@@ -555,7 +560,7 @@ static void add_flow_as(struct inv *inv, json_t *batch, size_t i, json_t *flow, 
 
 static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
 {
-    add_flow_as(inv, batch, i, flow, false);
+    add_flow_as(inv, batch, i, flow, NULL);
 }
 
 /* Task i failed for good and has a catch: add it (run.h, TaskAdded with
@@ -583,7 +588,7 @@ static void add_catch(struct inv *inv, json_t *batch, size_t i)
         inv->broken = true; /* no memory: read the stream again later */
         return;
     }
-    add_flow_as(inv, batch, i, flow, true);
+    add_flow_as(inv, batch, i, flow, json_pack("{s:b}", "catch", 1));
 }
 
 /* The end of the dynamic task added for task i, as task i's own; when it
@@ -614,6 +619,46 @@ static void child_outcome(struct inv *inv, json_t *batch, size_t i)
     }
 }
 
+/* Task i names no built-in: when no function has that name and a workflow
+ * has, it runs that workflow's current definition as its dynamic task
+ * (TaskAdded with "run", the revision pinned there), unless workflows run
+ * within each other deeper than ENGINE_WORKFLOW_DEPTH (a cycle, A runs B
+ * runs A, ends there with the chain in the error). A function is called by
+ * act() once TaskStarted is durable. */
+static void run_workflow(struct inv *inv, json_t *batch, size_t i)
+{
+    struct fl_wf_engine *e = inv->e;
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const struct fl_invoke_target target = {FL_INVOKE_FUNCTION, t->def->run};
+    struct fl_invoke_capacity cap;
+    struct wdef *def = engine_def(e, t->def->run);
+    if (def == NULL || fl_invoker_capacity(e->invoker, &target, &cap) != FL_ENOENT)
+        return;
+    const char *names[ENGINE_WORKFLOW_DEPTH + 1];
+    size_t n = 0;
+    names[n++] = def->name;
+    for (int p = t->parent; p >= 0 && n <= ENGINE_WORKFLOW_DEPTH; p = inv->run.tasks[p].parent)
+        if (inv->run.tasks[p].runs_workflow)
+            names[n++] = inv->run.tasks[p].def->run;
+    if (n > ENGINE_WORKFLOW_DEPTH) {
+        struct fl_buf why;
+        fl_buf_init(&why, 8192);
+        fl_buf_appendf(&why, "workflows run within each other more than %d deep: %s -> ...",
+                       ENGINE_WORKFLOW_DEPTH, inv->run.workflow);
+        while (n > 0)
+            fl_buf_appendf(&why, " -> %s", names[--n]);
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
+                       why.data ? why.data : "workflows run within each other too deep", "retry",
+                       0));
+        fl_buf_release(&why);
+        return;
+    }
+    add_flow_as(inv, batch, i, json_deep_copy(def->spec),
+                json_pack("{s:b,s:s,s:I}", "run", 1, "name", def->name, "revision",
+                          (json_int_t)def->revision));
+}
+
 /* Start attempt `attempt` of task i; a built-in decided at once gets its
  * outcome in the same batch. */
 static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t attempt)
@@ -622,8 +667,10 @@ static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t att
     const char *id = t->id;
     emit(inv, batch, "TaskStarted", json_pack("{s:s,s:i}", "task", id, "attempt", (int)attempt));
     const struct builtin *b = builtin_find(t->def->run);
-    if (b == NULL)
-        return; /* a function: called by act() once this is durable */
+    if (b == NULL) {
+        run_workflow(inv, batch, i); /* t moves */
+        return;
+    }
     json_t *out = NULL, *flow;
     char *error = NULL;
     char why[256];
@@ -796,10 +843,17 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
     }
     if (tasks == NULL)
         return NULL;
+    /* in a workflow a task runs, the invocation's inputs are that task's */
+    json_t *inputs = r->inputs;
+    for (int p = cur->parent; p >= 0; p = r->tasks[p].parent)
+        if (r->tasks[p].runs_workflow) {
+            inputs = r->tasks[p].inputs;
+            break;
+        }
     return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:o},s:o}", "Workflow", "Id", r->workflow,
                      "Name", r->workflow, "Revision", (json_int_t)r->revision, "Status", "ready",
                      "Invocation", "Id", r->id, "CreatedAt", (json_int_t)r->created_ms, "Inputs",
-                     r->inputs ? json_incref(r->inputs) : json_object(), "Tasks", tasks);
+                     inputs ? json_incref(inputs) : json_object(), "Tasks", tasks);
 }
 
 /* expr_scope() for task i, shared by the tasks of one workflow (the top

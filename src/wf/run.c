@@ -353,6 +353,8 @@ static int on_task_added(struct fl_wf_run *r, json_t *data)
         if (strcmp(r->tasks[i].def->id, wf->output) == 0)
             r->tasks[p].child = (int)i;
     json_decref(scope);
+    if (rc == 0 && json_is_true(json_object_get(data, "run")))
+        r->tasks[p].runs_workflow = true;
     if (rc == 0 && catch) {
         struct fl_wf_task_run *t = &r->tasks[p];
         rc = set_text(&t->caught, t->error ? t->error : "failed");
@@ -470,6 +472,8 @@ static json_t *task_json(const struct fl_wf_run *r, const struct fl_wf_task_run 
     json_object_set_new(o, "error", t->error ? json_string(t->error) : json_null());
     if (t->caught != NULL)
         json_object_set_new(o, "caughtError", json_string(t->caught));
+    if (t->runs_workflow)
+        json_object_set_new(o, "runsWorkflow", json_true());
     set_time(o, "scheduledAt", t->scheduled_ms);
     set_time(o, "startedAt", t->started_ms);
     set_time(o, "endedAt", t->ended_ms);

@@ -11,7 +11,7 @@ its log ("key <idempotency key> task <task id>"), where the test reads them.
 import json
 
 from conftest import wait_for
-from test_workflow_run import deploy_workflows, inv, keys, wait_status
+from test_workflow_run import deploy_workflows, header, inv, keys, wait_status
 
 BROKEN = {"run": "step", "inputs": {"body": {"status": 500, "why": "no fortune today"}},
           "retry": {"maxAttempts": 2, "backoff": "10ms"}}
@@ -78,9 +78,7 @@ def test_catch_gives_a_fallback(flintd, tmp_path):
     r = flintd.api("POST", "/v1/workflows/fallback/invoke")
     assert r.status == 200, r.text
     assert r.text == "B saw fallback", r.text
-    inv_id = r.headers.get("X-Flint-Invocation-Id") or json.loads(flintd.cli(
-        "-o", "json", "inv", "list", "--workflow", "fallback", check=True).stdout)[
-        "invocations"][0]["invocation"]
+    inv_id = header(r, "x-flint-invocation-id")
     i = inv(flintd, inv_id)
     a = tasks(i)["A"]
     assert a["status"] == "succeeded" and a["attempts"] == 2 and a["output"] == "fallback", a

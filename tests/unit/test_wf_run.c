@@ -369,6 +369,24 @@ TEST(fold_catch_runs_a_failed_task_again)
     fl_wf_run_release(&r);
 }
 
+/* A task that runs a workflow: its TaskAdded says so, and the API shows it. */
+TEST(fold_task_added_running_a_workflow)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_a_started(&r));
+    ASSERT_OK(apply_text(&r, "TaskAdded",
+                         "{\"task\":\"A\",\"run\":true,\"name\":\"other\",\"revision\":3,"
+                         "\"workflow\":{\"output\":\"o\",\"tasks\":{\"o\":{\"run\":\"f\"}}}}"));
+    int a = fl_wf_run_task(&r, "A"), o = fl_wf_run_task(&r, "A:1/o");
+    ASSERT(o >= 0 && r.tasks[a].runs_workflow && !r.tasks[o].runs_workflow);
+    ASSERT_EQ(r.tasks[a].child, o);
+    json_t *j = fl_wf_run_json(&r, false);
+    json_t *ja = json_array_get(json_object_get(j, "tasks"), (size_t)a);
+    ASSERT(json_is_true(json_object_get(ja, "runsWorkflow")));
+    json_decref(j);
+    fl_wf_run_release(&r);
+}
+
 /* A run of a chain T0 -> ... -> T(n-1) and a Join requiring all of them. */
 static void fold_chain_and_join(struct fl_wf_run *r, int n)
 {
