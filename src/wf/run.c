@@ -59,6 +59,7 @@ void fl_wf_run_release(struct fl_wf_run *r)
     for (size_t i = 0; i < r->ntasks; i++)
         task_release(&r->tasks[i]);
     free(r->tasks);
+    free(r->index);
     for (size_t i = 0; i < r->nadded; i++) {
         fl_wf_release(r->added[i]);
         free(r->added[i]);
@@ -74,8 +75,61 @@ void fl_wf_run_release(struct fl_wf_run *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* FNV-1a of the n bytes of a then the bytes of the string b. */
+static uint64_t id_hash(const char *a, size_t n, const char *b)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)a[i]) * 1099511628211ull;
+    for (; *b != '\0'; b++)
+        h = (h ^ (unsigned char)*b) * 1099511628211ull;
+    return h;
+}
+
+/* The task whose id is scope (n bytes) then id, by the index: its index,
+ * or -1. */
+static int indexed_task(const struct fl_wf_run *r, const char *scope, size_t n, const char *id)
+{
+    size_t mask = r->index_cap - 1, len = strlen(id);
+    for (size_t k = id_hash(scope, n, id) & mask; r->index[k] != 0; k = (k + 1) & mask) {
+        const char *other = r->tasks[r->index[k] - 1].id;
+        if (strncmp(other, scope, n) == 0 && strlen(other + n) == len &&
+            memcmp(other + n, id, len) == 0)
+            return (int)r->index[k] - 1;
+    }
+    return -1;
+}
+
+/* Put task i in the index. */
+static void index_put(struct fl_wf_run *r, size_t i)
+{
+    size_t mask = r->index_cap - 1;
+    size_t k = id_hash("", 0, r->tasks[i].id) & mask;
+    while (r->index[k] != 0)
+        k = (k + 1) & mask;
+    r->index[k] = (uint32_t)i + 1;
+}
+
+/* An index with room for the run's tasks, once they grew: made again when
+ * more than half full. Without memory, there is none (ids are compared). */
+static void index_grow(struct fl_wf_run *r)
+{
+    if (r->index != NULL && r->ntasks * 2 <= r->index_cap)
+        return;
+    size_t cap = 64;
+    while (cap < r->ntasks * 4)
+        cap *= 2;
+    free(r->index);
+    r->index = calloc(cap, sizeof(*r->index));
+    r->index_cap = r->index ? cap : 0;
+    for (size_t i = 0; r->index != NULL && i < r->ntasks; i++)
+        index_put(r, i);
+}
+
 int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
 {
+    if (id != NULL && r->index != NULL)
+        return indexed_task(r, "", 0, id);
     for (size_t i = 0; id != NULL && i < r->ntasks; i++)
         if (strcmp(r->tasks[i].id, id) == 0)
             return (int)i;
@@ -85,6 +139,11 @@ int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
 /* The index of task id of the workflow whose prefix is scope (n bytes). */
 static int scoped_task(const struct fl_wf_run *r, const char *scope, size_t n, const char *id)
 {
+    if (r->index != NULL) {
+        /* the ids of its tasks are scope + id, and no other task's is */
+        int i = indexed_task(r, scope, n, id);
+        return i >= 0 && r->tasks[i].scope_len == n ? i : -1;
+    }
     size_t len = strlen(id);
     for (size_t i = 0; i < r->ntasks; i++) {
         const char *other = r->tasks[i].id;
@@ -163,6 +222,10 @@ static int tasks_add(struct fl_wf_run *r, struct fl_wf *wf, const char *scope, s
         t->parent = parent;
         t->child = -1;
         r->ntasks++;
+        if (r->index != NULL && r->ntasks * 2 <= r->index_cap)
+            index_put(r, r->ntasks - 1);
+        else
+            index_grow(r);
     }
     for (size_t i = r->ntasks - (rc == 0 ? wf->ntasks : 0); rc == 0 && i < r->ntasks; i++)
         resolve_requires(r, i);

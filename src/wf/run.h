@@ -132,6 +132,12 @@ struct fl_wf_run {
     int64_t created_ms, ended_ms;
     struct fl_wf_task_run *tasks; /* the definition's top level, then dynamic ones */
     size_t ntasks, cap;
+    /* owned: an open-addressing index of tasks by id (index + 1; 0 empty),
+     * index_cap slots (a power of two, at least twice ntasks), so that
+     * folding an event finds its task in O(1), not by comparing every id;
+     * NULL: no memory for it, ids are compared */
+    uint32_t *index;
+    size_t index_cap;
     struct fl_wf **added; /* owned: the workflows of TaskAdded, in order */
     size_t nadded;
     uint64_t events; /* events folded */

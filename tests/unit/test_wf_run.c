@@ -387,6 +387,37 @@ TEST(fold_task_added_running_a_workflow)
     fl_wf_run_release(&r);
 }
 
+/* Tasks are found by id through the run's index while it grows: a chain of
+ * a thousand dynamic tasks, each added to the last. */
+TEST(fold_finds_tasks_by_id_as_the_run_grows)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_a_started(&r));
+    char id[64] = "A", data[256];
+    for (int k = 1; k <= 1000; k++) {
+        snprintf(data, sizeof(data),
+                 "{\"task\":\"%s\",\"workflow\":{\"output\":\"m\",\"tasks\":{"
+                 "\"x\":{\"run\":\"f\"},\"m\":{\"run\":\"f\",\"requires\":[\"x\"]}}}}",
+                 id);
+        ASSERT_OK(apply_text(&r, "TaskAdded", data));
+        snprintf(id, sizeof(id), "A:%d/m", k);
+    }
+    ASSERT_EQ(r.ntasks, 4 + 2000);
+    for (size_t i = 0; i < r.ntasks; i++)
+        ASSERT_EQ(fl_wf_run_task(&r, r.tasks[i].id), (int)i);
+    ASSERT_EQ(fl_wf_run_task(&r, "A:1001/m"), -1);
+    ASSERT_EQ(fl_wf_run_task(&r, "m"), -1);
+    /* requires resolve within their own added workflow */
+    int x = fl_wf_run_task(&r, "A:500/x"), m = fl_wf_run_task(&r, "A:500/m");
+    ASSERT_EQ(r.tasks[m].requires_at[0], x);
+    ASSERT_EQ(fl_wf_run_lookup(&r, (size_t)m, "x"), x);
+    ASSERT_EQ(fl_wf_run_lookup(&r, (size_t)m, "B"), fl_wf_run_task(&r, "B"));
+    ASSERT(!fl_wf_run_deps_met(&r, (size_t)m));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A:500/x\",\"output\":1}"));
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)m));
+    fl_wf_run_release(&r);
+}
+
 /* A run of a chain T0 -> ... -> T(n-1) and a Join requiring all of them. */
 static void fold_chain_and_join(struct fl_wf_run *r, int n)
 {
