@@ -2,14 +2,16 @@
 real function in the sandbox and the flint CLI: the task's inputs are the
 other workflow's inputs, its output the task's, the revision it ran pinned in
 its TaskAdded, an update of the other workflow only seen by invocations that
-start after it; and a cycle (ping runs pong runs ping) ends at the depth bound
-with a clear error instead of recursing forever.
+start after it, also across a kill -9 while it runs; and a cycle (ping runs
+pong runs ping) ends at the depth bound with a clear error instead of
+recursing forever.
 
 The stand-in function `step` is test_workflow_run's.
 """
 import json
 
-from test_workflow_run import deploy_workflows, inv, wait_status
+from conftest import wait_for
+from test_workflow_run import deploy_workflows, inv, keys, wait_status
 
 # `param()` is the invocation's input `default`: in a workflow run as a task,
 # the task's.
@@ -63,6 +65,34 @@ def test_workflow_as_a_task(flintd, tmp_path):
                check=True)
     r = flintd.cli("wf", "run", "--name", "outer", "--body", "hi", check=True)
     assert r.stdout.strip() == "got v2 hi there", r
+
+
+# The workflow run takes a while: an update and a kill -9 come while it runs.
+SLOW_INNER = {"output": "Nap", "tasks": {"Nap": {"run": "step", "inputs": {"body": {
+    "add": "v1", "sleep": 4}}}}}
+SLOW_OUTER = {"output": "Call", "tasks": {"Call": {"run": "slowinner"}}}
+
+
+def test_pinned_revision_across_an_update_and_a_kill(flintd, tmp_path):
+    deploy_workflows(flintd, tmp_path, slowinner=SLOW_INNER, slowouter=SLOW_OUTER)
+    r = flintd.cli("wf", "run", "--name", "slowouter", "--async", check=True)
+    inv_id = r.stdout.strip()
+    nap = (f"{inv_id}/Call:1/Nap/1", "Call:1/Nap")
+    wait_for(lambda: nap in keys(flintd), timeout=120, what="the inner task to be called")
+    v2 = {"output": "T", "tasks": {"T": {"run": "noop", "inputs": "v2"}}}
+    flintd.cli("wf", "update", "--name", "slowinner", "--spec", write(tmp_path, "v2", v2),
+               check=True)
+    flintd.kill()
+    flintd.start()
+    i = wait_status(flintd, inv_id, "succeeded", timeout=180)
+    # the revision pinned when Call started, called again with the same key
+    assert i["output"]["seen"] == ["v1"], i
+    assert {k for k in keys(flintd) if k[0].startswith(inv_id)} == {nap}
+    events = flintd.api("GET", f"/v1/invocations/{inv_id}/events").json()["events"]
+    assert [e["type"] for e in events].count("TaskAdded") == 1, events
+    # a new invocation runs the new revision
+    r = flintd.cli("wf", "run", "--name", "slowouter", check=True)
+    assert r.stdout.strip() == "v2", r
 
 
 def test_a_cycle_of_workflows_ends_at_the_bound(flintd, tmp_path):
