@@ -508,10 +508,13 @@ static json_t *static_inputs(const struct fl_wf_task *t, bool *has_expr)
 }
 
 /* Task i's output was flow (a workflow spec, stolen): add it as a dynamic
- * task (run.h, TaskAdded), or fail the task when it cannot run. Pointers
- * into inv->run.tasks move. */
-static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
+ * task (run.h, TaskAdded, with the fields of extra: stolen, may be NULL),
+ * or fail the task when it cannot run. With "catch" in extra, flow is task
+ * i's catch (it failed for good): one that cannot run fails the
+ * invocation. Pointers into inv->run.tasks move. */
+static void add_flow_as(struct inv *inv, json_t *batch, size_t i, json_t *flow, json_t *extra)
 {
+    bool catch = json_is_true(json_object_get(extra, "catch"));
     struct fl_wf_task_run *t = &inv->run.tasks[i];
     struct fl_wf wf;
     struct fl_wf_errors errs;
@@ -529,13 +532,23 @@ static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
                        t->id, wf.ntasks, inv->run.ntasks, FL_WF_RUN_MAX_TASKS);
         rc = FL_ETOOBIG;
     } else if (rc < 0) {
-        fl_buf_appendf(&why, "the task '%s' output a task that cannot run: ", t->id);
+        fl_buf_appendf(&why, "the task '%s' %s that cannot run: ", t->id,
+                       catch                                   ? "has as its catch a task"
+                       : json_object_get(extra, "run") != NULL ? "runs a workflow"
+                                                               : "output a task");
         fl_wf_errors_join(&errs, &why);
     }
     fl_wf_release(&wf);
     fl_wf_errors_release(&errs);
+    json_t *data = rc == 0 ? json_pack("{s:s,s:o}", "task", t->id, "workflow", flow) : NULL;
+    if (data != NULL && extra != NULL)
+        json_object_update(data, extra);
+    json_decref(extra);
     if (rc == 0)
-        emit(inv, batch, "TaskAdded", json_pack("{s:s,s:o}", "task", t->id, "workflow", flow));
+        emit(inv, batch, "TaskAdded", data);
+    else if (catch)
+        emit(inv, batch, "InvocationFailed",
+             json_pack("{s:s,s:s}", "task", t->id, "error", why.data ? why.data : "out of memory"));
     else
         emit(inv, batch, "TaskFailed",
              json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
@@ -545,11 +558,54 @@ static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
     fl_buf_release(&why);
 }
 
-/* The end of the dynamic task added for task i, as task i's own. */
+static void add_flow(struct inv *inv, json_t *batch, size_t i, json_t *flow)
+{
+    add_flow_as(inv, batch, i, flow, NULL);
+}
+
+/* Task i failed for good and has a catch: add it (run.h, TaskAdded with
+ * "catch"), as a workflow of one task "catch" whose input `error` (unless
+ * it sets one) is the failure's message. A catch's `requires` mean
+ * nothing (it runs once its task failed) and are left out. */
+static void add_catch(struct inv *inv, json_t *batch, size_t i)
+{
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    json_t *task = json_deep_copy(t->def->catch_spec);
+    json_t *err = json_string(t->error ? t->error : "failed");
+    json_t *in = task ? json_object_get(task, "inputs") : NULL;
+    if (task != NULL && (in == NULL || json_is_null(in)))
+        json_object_set_new(task, "inputs", json_pack("{s:O}", "error", err));
+    else if (task != NULL && !json_is_object(in))
+        json_object_set_new(task, "inputs", json_pack("{s:O,s:O}", "default", in, "error", err));
+    else if (task != NULL && json_object_get(in, "error") == NULL)
+        json_object_set(in, "error", err);
+    if (task != NULL)
+        json_object_del(task, "requires");
+    json_decref(err);
+    json_t *flow =
+        task ? json_pack("{s:s,s:{s:o}}", "output", "catch", "tasks", "catch", task) : NULL;
+    if (flow == NULL) {
+        inv->broken = true; /* no memory: read the stream again later */
+        return;
+    }
+    add_flow_as(inv, batch, i, flow, json_pack("{s:b}", "catch", 1));
+}
+
+/* The end of the dynamic task added for task i, as task i's own; when it
+ * was task i's catch and failed, the error names both failures. */
 static void child_outcome(struct inv *inv, json_t *batch, size_t i)
 {
     const struct fl_wf_task_run *t = &inv->run.tasks[i];
     const struct fl_wf_task_run *c = &inv->run.tasks[t->child];
+    if (c->status == FL_WF_TASK_FAILED && t->caught != NULL) {
+        json_t *error =
+            json_sprintf("%s; its catch failed too: %s", t->caught, c->error ? c->error : "failed");
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
+                       error ? json_string_value(error) : "failed", "retry", 0));
+        json_decref(error);
+        return;
+    }
     if (c->status == FL_WF_TASK_SUCCEEDED) {
         json_t *data =
             json_pack("{s:s,s:O}", "task", t->id, "output", c->output ? c->output : json_null());
@@ -563,6 +619,46 @@ static void child_outcome(struct inv *inv, json_t *batch, size_t i)
     }
 }
 
+/* Task i names no built-in: when no function has that name and a workflow
+ * has, it runs that workflow's current definition as its dynamic task
+ * (TaskAdded with "run", the revision pinned there), unless workflows run
+ * within each other deeper than ENGINE_WORKFLOW_DEPTH (a cycle, A runs B
+ * runs A, ends there with the chain in the error). A function is called by
+ * act() once TaskStarted is durable. */
+static void run_workflow(struct inv *inv, json_t *batch, size_t i)
+{
+    struct fl_wf_engine *e = inv->e;
+    const struct fl_wf_task_run *t = &inv->run.tasks[i];
+    const struct fl_invoke_target target = {FL_INVOKE_FUNCTION, t->def->run};
+    struct fl_invoke_capacity cap;
+    struct wdef *def = engine_def(e, t->def->run);
+    if (def == NULL || fl_invoker_capacity(e->invoker, &target, &cap) != FL_ENOENT)
+        return;
+    const char *names[ENGINE_WORKFLOW_DEPTH + 1];
+    size_t n = 0;
+    names[n++] = def->name;
+    for (int p = t->parent; p >= 0 && n <= ENGINE_WORKFLOW_DEPTH; p = inv->run.tasks[p].parent)
+        if (inv->run.tasks[p].runs_workflow)
+            names[n++] = inv->run.tasks[p].def->run;
+    if (n > ENGINE_WORKFLOW_DEPTH) {
+        struct fl_buf why;
+        fl_buf_init(&why, 8192);
+        fl_buf_appendf(&why, "workflows run within each other more than %d deep: %s -> ...",
+                       ENGINE_WORKFLOW_DEPTH, inv->run.workflow);
+        while (n > 0)
+            fl_buf_appendf(&why, " -> %s", names[--n]);
+        emit(inv, batch, "TaskFailed",
+             json_pack("{s:s,s:i,s:s,s:b}", "task", t->id, "attempt", (int)t->attempt, "error",
+                       why.data ? why.data : "workflows run within each other too deep", "retry",
+                       0));
+        fl_buf_release(&why);
+        return;
+    }
+    add_flow_as(inv, batch, i, json_deep_copy(def->spec),
+                json_pack("{s:b,s:s,s:I}", "run", 1, "name", def->name, "revision",
+                          (json_int_t)def->revision));
+}
+
 /* Start attempt `attempt` of task i; a built-in decided at once gets its
  * outcome in the same batch. */
 static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t attempt)
@@ -571,8 +667,10 @@ static void start_attempt(struct inv *inv, json_t *batch, size_t i, uint32_t att
     const char *id = t->id;
     emit(inv, batch, "TaskStarted", json_pack("{s:s,s:i}", "task", id, "attempt", (int)attempt));
     const struct builtin *b = builtin_find(t->def->run);
-    if (b == NULL)
-        return; /* a function: called by act() once this is durable */
+    if (b == NULL) {
+        run_workflow(inv, batch, i); /* t moves */
+        return;
+    }
     json_t *out = NULL, *flow;
     char *error = NULL;
     char why[256];
@@ -727,7 +825,7 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
         json_t *requires = json_array();
         for (size_t k = 0; requires != NULL && k < t->def->nrequires; k++)
             json_array_append_new(requires, json_string(t->def->requires[k]));
-        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o}", "Id", t->id, "Function",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:o,s:o,s:O,s:o,s:s?}", "Id", t->id, "Function",
                               t->def->run, "Status", fl_wf_task_status_name(t->status), "CreatedAt",
                               (json_int_t)t->scheduled_ms, "UpdatedAt",
                               (json_int_t)(t->ended_ms     ? t->ended_ms
@@ -736,7 +834,8 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
                               "Requires", requires, "Inputs",
                               t->inputs ? json_incref(t->inputs) : static_inputs(t->def, &has_expr),
                               "Output", t->output ? t->output : json_null(), "OutputHeaders",
-                              t->headers ? json_incref(t->headers) : json_object());
+                              t->headers ? json_incref(t->headers) : json_object(), "Error",
+                              t->caught ? t->caught : t->error);
         if (o == NULL || json_object_set_new(tasks, t->id + t->scope_len, o) < 0) {
             json_decref(tasks);
             tasks = NULL;
@@ -744,10 +843,17 @@ static json_t *expr_scope(const struct fl_wf_run *r, size_t current)
     }
     if (tasks == NULL)
         return NULL;
+    /* in a workflow a task runs, the invocation's inputs are that task's */
+    json_t *inputs = r->inputs;
+    for (int p = cur->parent; p >= 0; p = r->tasks[p].parent)
+        if (r->tasks[p].runs_workflow) {
+            inputs = r->tasks[p].inputs;
+            break;
+        }
     return json_pack("{s:{s:s,s:s,s:I,s:s},s:{s:s,s:I,s:o},s:o}", "Workflow", "Id", r->workflow,
                      "Name", r->workflow, "Revision", (json_int_t)r->revision, "Status", "ready",
                      "Invocation", "Id", r->id, "CreatedAt", (json_int_t)r->created_ms, "Inputs",
-                     r->inputs ? json_incref(r->inputs) : json_object(), "Tasks", tasks);
+                     inputs ? json_incref(inputs) : json_object(), "Tasks", tasks);
 }
 
 /* expr_scope() for task i, shared by the tasks of one workflow (the top
@@ -1108,6 +1214,11 @@ static void schedule(struct inv *inv, json_t *batch)
                 }
                 continue;
             }
+            if (t->status == FL_WF_TASK_FAILED && t->def->catch_spec != NULL && t->caught == NULL) {
+                add_catch(inv, batch, i); /* t moves */
+                more = true;
+                continue;
+            }
             if (t->status == FL_WF_TASK_SCHEDULED) {
                 start_attempt(inv, batch, i, t->attempt + 1);
                 more = true;
@@ -1135,6 +1246,17 @@ static void schedule(struct inv *inv, json_t *batch)
     }
 }
 
+/* Whether task i's failure was handed to a task that caught it: it is in
+ * the dynamic workflow of a task whose catch was added after it (the
+ * catch, not this failure, decides how that task ends). */
+static bool failure_caught(const struct fl_wf_run *r, size_t i)
+{
+    for (int p = r->tasks[i].parent; p >= 0; p = r->tasks[p].parent)
+        if (r->tasks[p].caught != NULL && r->tasks[p].child > (int)i)
+            return true;
+    return false;
+}
+
 /* The invocation's end, if it has come. */
 static void conclude(struct inv *inv, json_t *batch)
 {
@@ -1151,6 +1273,8 @@ static void conclude(struct inv *inv, json_t *batch)
     bool all = true;
     for (size_t i = 0; i < r->ntasks; i++) {
         const struct fl_wf_task_run *t = &r->tasks[i];
+        if (t->status == FL_WF_TASK_FAILED && failure_caught(r, i))
+            continue;
         if (t->status == FL_WF_TASK_FAILED) {
             emit(inv, batch, "InvocationFailed",
                  json_pack("{s:s,s:s}", "task", t->id, "error", t->error ? t->error : ""));

@@ -15,7 +15,10 @@
 /* Expression batches one invocation has out at once: a foreach of a
  * thousand items evaluates its items a few at a time, so making their
  * requests never holds the loop past an evaluator's deadline. */
-#define ENGINE_EVALS_MAX      8
+#define ENGINE_EVALS_MAX 8
+/* Workflows run as tasks within each other (A runs B runs ...), at most:
+ * a cycle (A runs B runs A) fails its task there. */
+#define ENGINE_WORKFLOW_DEPTH 10
 #define ENGINE_OUTPUT_DEFAULT (256u * 1024)
 #define ENGINE_RETENTION_DEF  (72LL * 3600 * 1000)
 /* A function's output of these types is a task / a workflow to run as a

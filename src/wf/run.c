@@ -50,6 +50,7 @@ static void task_release(struct fl_wf_task_run *t)
     json_decref(t->output);
     json_decref(t->headers);
     free(t->error);
+    free(t->caught);
     free(t->requires_at);
 }
 
@@ -58,6 +59,7 @@ void fl_wf_run_release(struct fl_wf_run *r)
     for (size_t i = 0; i < r->ntasks; i++)
         task_release(&r->tasks[i]);
     free(r->tasks);
+    free(r->index);
     for (size_t i = 0; i < r->nadded; i++) {
         fl_wf_release(r->added[i]);
         free(r->added[i]);
@@ -73,8 +75,61 @@ void fl_wf_run_release(struct fl_wf_run *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* FNV-1a of the n bytes of a then the bytes of the string b. */
+static uint64_t id_hash(const char *a, size_t n, const char *b)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)a[i]) * 1099511628211ull;
+    for (; *b != '\0'; b++)
+        h = (h ^ (unsigned char)*b) * 1099511628211ull;
+    return h;
+}
+
+/* The task whose id is scope (n bytes) then id, by the index: its index,
+ * or -1. */
+static int indexed_task(const struct fl_wf_run *r, const char *scope, size_t n, const char *id)
+{
+    size_t mask = r->index_cap - 1, len = strlen(id);
+    for (size_t k = id_hash(scope, n, id) & mask; r->index[k] != 0; k = (k + 1) & mask) {
+        const char *other = r->tasks[r->index[k] - 1].id;
+        if (strncmp(other, scope, n) == 0 && strlen(other + n) == len &&
+            memcmp(other + n, id, len) == 0)
+            return (int)r->index[k] - 1;
+    }
+    return -1;
+}
+
+/* Put task i in the index. */
+static void index_put(struct fl_wf_run *r, size_t i)
+{
+    size_t mask = r->index_cap - 1;
+    size_t k = id_hash("", 0, r->tasks[i].id) & mask;
+    while (r->index[k] != 0)
+        k = (k + 1) & mask;
+    r->index[k] = (uint32_t)i + 1;
+}
+
+/* An index with room for the run's tasks, once they grew: made again when
+ * more than half full. Without memory, there is none (ids are compared). */
+static void index_grow(struct fl_wf_run *r)
+{
+    if (r->index != NULL && r->ntasks * 2 <= r->index_cap)
+        return;
+    size_t cap = 64;
+    while (cap < r->ntasks * 4)
+        cap *= 2;
+    free(r->index);
+    r->index = calloc(cap, sizeof(*r->index));
+    r->index_cap = r->index ? cap : 0;
+    for (size_t i = 0; r->index != NULL && i < r->ntasks; i++)
+        index_put(r, i);
+}
+
 int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
 {
+    if (id != NULL && r->index != NULL)
+        return indexed_task(r, "", 0, id);
     for (size_t i = 0; id != NULL && i < r->ntasks; i++)
         if (strcmp(r->tasks[i].id, id) == 0)
             return (int)i;
@@ -84,6 +139,11 @@ int fl_wf_run_task(const struct fl_wf_run *r, const char *id)
 /* The index of task id of the workflow whose prefix is scope (n bytes). */
 static int scoped_task(const struct fl_wf_run *r, const char *scope, size_t n, const char *id)
 {
+    if (r->index != NULL) {
+        /* the ids of its tasks are scope + id, and no other task's is */
+        int i = indexed_task(r, scope, n, id);
+        return i >= 0 && r->tasks[i].scope_len == n ? i : -1;
+    }
     size_t len = strlen(id);
     for (size_t i = 0; i < r->ntasks; i++) {
         const char *other = r->tasks[i].id;
@@ -162,6 +222,10 @@ static int tasks_add(struct fl_wf_run *r, struct fl_wf *wf, const char *scope, s
         t->parent = parent;
         t->child = -1;
         r->ntasks++;
+        if (r->index != NULL && r->ntasks * 2 <= r->index_cap)
+            index_put(r, r->ntasks - 1);
+        else
+            index_grow(r);
     }
     for (size_t i = r->ntasks - (rc == 0 ? wf->ntasks : 0); rc == 0 && i < r->ntasks; i++)
         resolve_requires(r, i);
@@ -311,7 +375,12 @@ static int on_task_added(struct fl_wf_run *r, json_t *data)
 {
     int p = fl_wf_run_task(r, json_string_value(json_object_get(data, "task")));
     json_t *def = json_object_get(data, "workflow");
-    if (p < 0 || r->tasks[p].child >= 0 || !json_is_object(def))
+    bool catch = json_is_true(json_object_get(data, "catch"));
+    /* a dynamic task is added to a running task once; a catch to one that
+     * failed for good and was not caught yet */
+    if (p < 0 || !json_is_object(def) ||
+        (catch ? r->tasks[p].status != FL_WF_TASK_FAILED || r->tasks[p].caught != NULL
+               : r->tasks[p].child >= 0))
         return FL_ECORRUPT;
     struct fl_wf *wf = calloc(1, sizeof(*wf));
     struct fl_wf **added = realloc(r->added, (r->nadded + 1) * sizeof(*added));
@@ -347,6 +416,14 @@ static int on_task_added(struct fl_wf_run *r, json_t *data)
         if (strcmp(r->tasks[i].def->id, wf->output) == 0)
             r->tasks[p].child = (int)i;
     json_decref(scope);
+    if (rc == 0 && json_is_true(json_object_get(data, "run")))
+        r->tasks[p].runs_workflow = true;
+    if (rc == 0 && catch) {
+        struct fl_wf_task_run *t = &r->tasks[p];
+        rc = set_text(&t->caught, t->error ? t->error : "failed");
+        t->status = FL_WF_TASK_RUNNING;
+        t->ended_ms = 0;
+    }
     return rc;
 }
 
@@ -456,6 +533,10 @@ static json_t *task_json(const struct fl_wf_run *r, const struct fl_wf_task_run 
         json_object_set(o, "inputs", t->inputs ? t->inputs : json_null());
     json_object_set(o, "output", t->output ? t->output : json_null());
     json_object_set_new(o, "error", t->error ? json_string(t->error) : json_null());
+    if (t->caught != NULL)
+        json_object_set_new(o, "caughtError", json_string(t->caught));
+    if (t->runs_workflow)
+        json_object_set_new(o, "runsWorkflow", json_true());
     set_time(o, "scheduledAt", t->scheduled_ms);
     set_time(o, "startedAt", t->started_ms);
     set_time(o, "endedAt", t->ended_ms);

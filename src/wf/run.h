@@ -31,6 +31,15 @@
  *                        as it did (the engine appends that TaskSucceeded or
  *                        TaskFailed); a chain of them nests to any depth
  *                        and output() of the task is the last one's.
+                        With "catch": true, the workflow is the task's
+                        catch (docs/api.md, "catch"), added once the task
+                        failed for good: the task runs again (status
+                        running) until the catch's task ends, and ends as
+                        it did; the failure it caught stays in caughtError.
+                        With "run": true, the workflow is the definition of
+                        the workflow the task runs ("name", "revision": the
+                        one current when it started, pinned here): its
+                        tasks see the task's inputs as the invocation's.
  *   TimerStarted        {"task", "timer": "sleep" | "retry", "fireAt": ms}
  *   TimerFired          {"task", "timer"}
  *   InvocationSucceeded {"output", "headers"}
@@ -91,11 +100,13 @@ struct fl_wf_task_run {
     int parent;                   /* the task whose added workflow this is part of; -1 */
     int child;                    /* the output task of the workflow added for it; -1 */
     enum fl_wf_task_status status;
-    uint32_t attempt; /* the latest attempt started (0: none) */
-    json_t *inputs;   /* owned: as scheduled; NULL before */
-    json_t *output;   /* owned: NULL until it succeeded (JSON null is a value) */
-    json_t *headers;  /* owned: the output's headers, or NULL */
-    char *error;      /* owned: the last failure's message, or NULL */
+    uint32_t attempt;   /* the latest attempt started (0: none) */
+    json_t *inputs;     /* owned: as scheduled; NULL before */
+    json_t *output;     /* owned: NULL until it succeeded (JSON null is a value) */
+    json_t *headers;    /* owned: the output's headers, or NULL */
+    char *error;        /* owned: the last failure's message, or NULL */
+    char *caught;       /* owned: the failure its catch was added for, or NULL (none) */
+    bool runs_workflow; /* its child is the output task of a workflow it runs */
     int64_t scheduled_ms, started_ms, ended_ms;
     char timer[8];   /* "sleep", "retry": a timer started and not fired; "" none */
     int64_t fire_at; /* when that timer fires (wall ms) */
@@ -121,6 +132,12 @@ struct fl_wf_run {
     int64_t created_ms, ended_ms;
     struct fl_wf_task_run *tasks; /* the definition's top level, then dynamic ones */
     size_t ntasks, cap;
+    /* owned: an open-addressing index of tasks by id (index + 1; 0 empty),
+     * index_cap slots (a power of two, at least twice ntasks), so that
+     * folding an event finds its task in O(1), not by comparing every id;
+     * NULL: no memory for it, ids are compared */
+    uint32_t *index;
+    size_t index_cap;
     struct fl_wf **added; /* owned: the workflows of TaskAdded, in order */
     size_t nadded;
     uint64_t events; /* events folded */

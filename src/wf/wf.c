@@ -373,6 +373,7 @@ static int parse_task(struct parser *p, json_t *v, const char *id, const char *p
             t->catch_task = calloc(1, sizeof(*t->catch_task));
             if (t->catch_task == NULL)
                 return FL_ENOMEM;
+            t->catch_spec = json_incref(c);
             rc = parse_task(p, c, "catch", where, depth + 1, t->catch_task);
         }
     }
@@ -496,6 +497,7 @@ static void task_release(struct fl_wf_task *t)
         task_release(t->catch_task);
         free(t->catch_task);
     }
+    json_decref(t->catch_spec);
     memset(t, 0, sizeof(*t));
 }
 

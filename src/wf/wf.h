@@ -28,7 +28,8 @@
  *             retry policy spells it (exec/spec.h); by default one attempt
  *   timeout   Flint's: one attempt's bound, a duration (none)
  *   catch     Flint's: an inline task run when this one has failed for
- *             good; its output is then the task's
+ *             good (retries used up, timeouts included); its outcome is
+ *             then the task's (docs/api.md, "catch")
  *   id        accepted and ignored (Fission Workflows' field)
  *
  * A null task is a noop task. Unknown fields are errors (a misspelt
@@ -106,6 +107,7 @@ struct fl_wf_task {
     struct fl_retry_policy retry;  /* FL_WF_RETRY_DEFAULT unless given */
     int64_t timeout_ms;            /* one attempt's bound; 0: none */
     struct fl_wf_task *catch_task; /* NULL: none */
+    json_t *catch_spec;            /* the catch as written (a reference held), or NULL */
 };
 
 struct fl_wf {

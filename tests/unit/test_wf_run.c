@@ -229,13 +229,23 @@ static int apply_text(struct fl_wf_run *r, const char *type, const char *text)
     return rc;
 }
 
+/* A new run of CREATED whose task A has started its first attempt: what
+ * the fold returns. */
+static int fold_a_started(struct fl_wf_run *r)
+{
+    fl_wf_run_init(r, ID);
+    int rc = apply_text(r, "InvocationCreated", CREATED);
+    if (rc == 0)
+        rc = apply_text(r, "TaskScheduled", "{\"task\":\"A\",\"inputs\":{}}");
+    if (rc == 0)
+        rc = apply_text(r, "TaskStarted", "{\"task\":\"A\",\"attempt\":1}");
+    return rc;
+}
+
 TEST(fold_task_added_runs_a_child_to_any_depth)
 {
     struct fl_wf_run r;
-    fl_wf_run_init(&r, ID);
-    ASSERT_OK(apply_text(&r, "InvocationCreated", CREATED));
-    ASSERT_OK(apply_text(&r, "TaskScheduled", "{\"task\":\"A\",\"inputs\":{}}"));
-    ASSERT_OK(apply_text(&r, "TaskStarted", "{\"task\":\"A\",\"attempt\":1}"));
+    ASSERT_OK(fold_a_started(&r));
     /* A's output was a workflow of two tasks, y after x */
     ASSERT_OK(apply_text(&r, "TaskAdded",
                          "{\"task\":\"A\",\"workflow\":{\"output\":\"y\",\"tasks\":{"
@@ -306,6 +316,105 @@ TEST(fold_refuses_a_bad_task_added)
     ASSERT_OK(apply_text(&r, "TaskAdded", added));
     ASSERT_EQ(apply_text(&r, "TaskAdded", added), FL_ECORRUPT);
     ASSERT_EQ(r.ntasks, 5);
+    fl_wf_run_release(&r);
+}
+
+/* A catch is added to a task that failed for good: the task runs again
+ * until the catch's task ends, and the failure it caught is kept. */
+TEST(fold_catch_runs_a_failed_task_again)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_a_started(&r));
+    const char *added =
+        "{\"task\":\"A\",\"catch\":true,\"workflow\":{\"output\":\"catch\","
+        "\"tasks\":{\"catch\":{\"run\":\"noop\",\"inputs\":{\"error\":\"boom\"}}}}}";
+    /* not while it runs or retries: only once it failed for good */
+    ASSERT_EQ(apply_text(&r, "TaskAdded", added), FL_ECORRUPT);
+    ASSERT_OK(apply_text(&r, "TaskFailed",
+                         "{\"task\":\"A\",\"attempt\":1,\"error\":\"boom\",\"retry\":true}"));
+    ASSERT_EQ(apply_text(&r, "TaskAdded", added), FL_ECORRUPT);
+    ASSERT_OK(apply_text(&r, "TaskStarted", "{\"task\":\"A\",\"attempt\":2}"));
+    ASSERT_OK(apply_text(&r, "TaskFailed",
+                         "{\"task\":\"A\",\"attempt\":2,\"error\":\"boom\",\"retry\":false}"));
+    ASSERT_EQ(r.ntasks, 4);
+    ASSERT_OK(apply_text(&r, "TaskAdded", added));
+    int a = fl_wf_run_task(&r, "A"), c = fl_wf_run_task(&r, "A:1/catch");
+    ASSERT(c >= 0);
+    ASSERT_EQ(r.tasks[a].status, FL_WF_TASK_RUNNING);
+    ASSERT_EQ(r.tasks[a].child, c);
+    ASSERT_EQ(r.tasks[c].parent, a);
+    ASSERT_STR_EQ(r.tasks[a].caught, "boom");
+    /* caught once */
+    ASSERT_OK(apply_text(&r, "TaskFailed",
+                         "{\"task\":\"A\",\"attempt\":2,\"error\":\"again\",\"retry\":false}"));
+    ASSERT_EQ(apply_text(&r, "TaskAdded", added), FL_ECORRUPT);
+    ASSERT_EQ(r.ntasks, 5);
+    fl_wf_run_release(&r);
+
+    /* the catch succeeds: so does the task, and B and C may start */
+    ASSERT_OK(fold_a_started(&r));
+    ASSERT_OK(apply_text(&r, "TaskFailed",
+                         "{\"task\":\"A\",\"attempt\":1,\"error\":\"boom\",\"retry\":false}"));
+    ASSERT_OK(apply_text(&r, "TaskAdded", added));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A:1/catch\",\"output\":\"fallback\"}"));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A\",\"output\":\"fallback\"}"));
+    a = fl_wf_run_task(&r, "A");
+    ASSERT_EQ(r.tasks[a].status, FL_WF_TASK_SUCCEEDED);
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)fl_wf_run_task(&r, "B")));
+    json_t *j = fl_wf_run_json(&r, false);
+    json_t *ja = json_array_get(json_object_get(j, "tasks"), (size_t)a);
+    ASSERT_STR_EQ(json_string_value(json_object_get(ja, "caughtError")), "boom");
+    ASSERT_STR_EQ(json_string_value(json_object_get(ja, "output")), "fallback");
+    json_decref(j);
+    fl_wf_run_release(&r);
+}
+
+/* A task that runs a workflow: its TaskAdded says so, and the API shows it. */
+TEST(fold_task_added_running_a_workflow)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_a_started(&r));
+    ASSERT_OK(apply_text(&r, "TaskAdded",
+                         "{\"task\":\"A\",\"run\":true,\"name\":\"other\",\"revision\":3,"
+                         "\"workflow\":{\"output\":\"o\",\"tasks\":{\"o\":{\"run\":\"f\"}}}}"));
+    int a = fl_wf_run_task(&r, "A"), o = fl_wf_run_task(&r, "A:1/o");
+    ASSERT(o >= 0 && r.tasks[a].runs_workflow && !r.tasks[o].runs_workflow);
+    ASSERT_EQ(r.tasks[a].child, o);
+    json_t *j = fl_wf_run_json(&r, false);
+    json_t *ja = json_array_get(json_object_get(j, "tasks"), (size_t)a);
+    ASSERT(json_is_true(json_object_get(ja, "runsWorkflow")));
+    json_decref(j);
+    fl_wf_run_release(&r);
+}
+
+/* Tasks are found by id through the run's index while it grows: a chain of
+ * a thousand dynamic tasks, each added to the last. */
+TEST(fold_finds_tasks_by_id_as_the_run_grows)
+{
+    struct fl_wf_run r;
+    ASSERT_OK(fold_a_started(&r));
+    char id[64] = "A", data[256];
+    for (int k = 1; k <= 1000; k++) {
+        snprintf(data, sizeof(data),
+                 "{\"task\":\"%s\",\"workflow\":{\"output\":\"m\",\"tasks\":{"
+                 "\"x\":{\"run\":\"f\"},\"m\":{\"run\":\"f\",\"requires\":[\"x\"]}}}}",
+                 id);
+        ASSERT_OK(apply_text(&r, "TaskAdded", data));
+        snprintf(id, sizeof(id), "A:%d/m", k);
+    }
+    ASSERT_EQ(r.ntasks, 4 + 2000);
+    for (size_t i = 0; i < r.ntasks; i++)
+        ASSERT_EQ(fl_wf_run_task(&r, r.tasks[i].id), (int)i);
+    ASSERT_EQ(fl_wf_run_task(&r, "A:1001/m"), -1);
+    ASSERT_EQ(fl_wf_run_task(&r, "m"), -1);
+    /* requires resolve within their own added workflow */
+    int x = fl_wf_run_task(&r, "A:500/x"), m = fl_wf_run_task(&r, "A:500/m");
+    ASSERT_EQ(r.tasks[m].requires_at[0], x);
+    ASSERT_EQ(fl_wf_run_lookup(&r, (size_t)m, "x"), x);
+    ASSERT_EQ(fl_wf_run_lookup(&r, (size_t)m, "B"), fl_wf_run_task(&r, "B"));
+    ASSERT(!fl_wf_run_deps_met(&r, (size_t)m));
+    ASSERT_OK(apply_text(&r, "TaskSucceeded", "{\"task\":\"A:500/x\",\"output\":1}"));
+    ASSERT(fl_wf_run_deps_met(&r, (size_t)m));
     fl_wf_run_release(&r);
 }
 
