@@ -1329,9 +1329,10 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         bool head = inv->head;
         for (size_t i = 0; i < resp->nheaders && n < MAX_HEADERS; i++) {
             const struct fl_http_header *h = &resp->headers[i];
+            /* Date goes on (a workflow's outputHeaders() shows it); an
+             * HTTP answer carries the server's own */
             if ((!fl_http_is_hop_by_hop(h->name, h->name_len) ||
                  (head && fl_str_ieq(h->name, h->name_len, "content-length"))) &&
-                !fl_str_ieq(h->name, h->name_len, "date") &&
                 !fl_str_ieq(h->name, h->name_len, "x-flint-invocation-id")) /* respond() says */
                 headers[n++] = *h;
         }

@@ -995,6 +995,8 @@ static int write_head(struct request *r, struct fl_http_server *srv, int status,
             length = h; /* the body decides, but for HEAD (below) */
             continue;
         }
+        if (fl_str_ieq(h->name, h->name_len, "date"))
+            continue; /* the server's, written above: one per answer */
         rc = fl_buf_append(out, h->name, h->name_len);
         rc = rc ? rc : fl_buf_append(out, ": ", 2);
         rc = rc ? rc : fl_buf_append(out, h->value, h->value_len);

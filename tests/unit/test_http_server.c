@@ -133,8 +133,9 @@ static void handler(struct fl_http_request *req, void *data)
         fl_http_stream_end(req);
     } else if (strcmp(req->path, "/proxied") == 0) {
         /* a proxy answering HEAD passes on the length it was told */
-        struct fl_http_header cl = {"Content-Length", 14, "1234", 4};
-        fl_http_respond(req, 200, &cl, 1, "", 0);
+        struct fl_http_header h[] = {{"Content-Length", 14, "1234", 4},
+                                     {"date", 4, "Thu, 01 Jan 1970 00:00:00 GMT", 29}};
+        fl_http_respond(req, 200, h, 2, "", 0);
     } else if (strcmp(req->path, "/conns") == 0) {
         n = snprintf(body, sizeof(body), "%u", fl_http_server_connections(fx.srv));
         fl_http_respond(req, 200, NULL, 0, body, (size_t)n);
@@ -679,6 +680,10 @@ TEST(head_close_and_http10)
     roundtrip("GET /proxied HTTP/1.1\r\n\r\n", &resp);
     ASSERT(strstr(resp.head, "\r\nContent-Length: 0\r\n") != NULL);
     ASSERT(strstr(resp.head, "1234") == NULL);
+    /* the Date is the server's, once, whatever the handler passed on */
+    const char *date = strcasestr(resp.head, "\r\ndate: ");
+    ASSERT(date != NULL && strcasestr(date + 2, "\r\ndate: ") == NULL);
+    ASSERT(strstr(resp.head, "1970") == NULL);
     /* a streamed HEAD answer does not claim to be empty */
     roundtrip("HEAD /stream HTTP/1.1\r\n\r\n", &resp);
     ASSERT_EQ(resp.status, 200);
