@@ -254,7 +254,7 @@ static void answer(struct fl_invoke *call, const struct fl_wf_run *r, int status
     size_t len = 0;
     enum fl_invoke_error kind = FL_INVOKE_OK;
     if (r != NULL && r->status == FL_WF_RUN_SUCCEEDED) {
-        const char *ctype = json_string_value(json_object_get(r->headers, "content-type"));
+        const char *ctype = fl_wf_header_get(r->headers, "Content-Type");
         if (json_is_string(r->output)) {
             text = json_string_value(r->output);
             len = json_string_length(r->output);
@@ -1439,7 +1439,7 @@ static void attempt_outcome(struct inv *inv, size_t i, uint32_t attempt,
         return;
     }
     if (output != NULL) {
-        json_t *h = fl_inv_headers_json(o->headers, o->nheaders, NULL);
+        json_t *h = fl_wf_headers_json(o->headers, o->nheaders);
         post(inv, "TaskSucceeded",
              json_pack("{s:s,s:o,s:o}", "task", id, "output", output, "headers",
                        h ? h : json_object()));

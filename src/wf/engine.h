@@ -114,10 +114,23 @@ void fl_wf_engine_remove(struct fl_wf_engine *e, const char *name);
 
 /* The inputs of an invocation made of an HTTP-like request (Fission
  * Workflows' mapping): {"body", "default": the body (JSON when it parses
- * as JSON and its Content-Type is JSON or absent, else the text), "headers":
- * {lower-case name: value}, "query": {name: value}, "method"}. A body that
- * is no UTF-8 text is left out. A new value, or NULL. */
+ * as JSON and its Content-Type is JSON or absent, else the text; "" when
+ * empty), "headers": fl_wf_headers_json(), "query": {name: value},
+ * "method"}. A body that is no UTF-8 text is left out. A new value, or
+ * NULL. */
 json_t *fl_wf_inputs_of(const struct fl_invoke_request *req);
+
+/* Headers as workflows see them (a request's in the inputs, a task's
+ * output headers): {Canonical-Name: value}, each name in the canonical form
+ * Fission Workflows shows (Go's: the first letter and each letter after a
+ * hyphen upper case, the rest lower case), the last of a repeated name
+ * winning. A new value, or NULL. */
+json_t *fl_wf_headers_json(const struct fl_http_header *h, size_t n);
+
+/* The value of header name in such a map, its name matched without regard
+ * to case (events written before names were canonical hold them in lower
+ * case), or NULL. */
+const char *fl_wf_header_get(json_t *headers, const char *name);
 
 /* What fl_wf_engine_submit() tells once the invocation is durable: err 0
  * and its id, or FL_ENOENT (no such workflow), the store's error. */

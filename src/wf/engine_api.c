@@ -5,11 +5,11 @@
  */
 #include "wf/engine_internal.h"
 
-#include "async/history.h" /* fl_inv_headers_json */
 #include "base/error.h"
 #include "base/log.h"
 #include "base/str.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +67,38 @@ static json_t *query_json(const char *q)
     return o;
 }
 
+json_t *fl_wf_headers_json(const struct fl_http_header *h, size_t n)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && i < n; i++) {
+        char name[256];
+        size_t len = h[i].name_len < sizeof(name) - 1 ? h[i].name_len : sizeof(name) - 1;
+        bool upper = true;
+        for (size_t k = 0; k < len; k++) {
+            char c = h[i].name[k];
+            name[k] = upper ? (char)toupper((unsigned char)c) : (char)tolower((unsigned char)c);
+            upper = c == '-';
+        }
+        name[len] = '\0';
+        json_t *v = json_stringn(h[i].value, h[i].value_len);
+        if (v != NULL)
+            json_object_set_new(o, name, v);
+    }
+    return o;
+}
+
+const char *fl_wf_header_get(json_t *headers, const char *name)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(headers, k, v)
+    {
+        if (strcasecmp(k, name) == 0)
+            return json_string_value(v);
+    }
+    return NULL;
+}
+
 json_t *fl_wf_inputs_of(const struct fl_invoke_request *req)
 {
     json_t *in = json_object();
@@ -77,7 +109,7 @@ json_t *fl_wf_inputs_of(const struct fl_invoke_request *req)
         if (req->headers[i].name_len == 12 &&
             strncasecmp(req->headers[i].name, "content-type", 12) == 0)
             ctype = req->headers[i].value;
-    json_t *body = NULL;
+    json_t *body = req->body_len == 0 ? json_string("") : NULL;
     if (req->body_len > 0) {
         bool try_json = ctype == NULL || strstr(ctype, "json") != NULL;
         if (try_json)
@@ -89,8 +121,8 @@ json_t *fl_wf_inputs_of(const struct fl_invoke_request *req)
         json_object_set(in, "body", body);
         json_object_set_new(in, "default", body);
     }
-    json_t *h = fl_inv_headers_json(req->headers, req->nheaders, NULL);
-    json_t *added = fl_inv_headers_json(req->added, req->nadded, NULL);
+    json_t *h = fl_wf_headers_json(req->headers, req->nheaders);
+    json_t *added = fl_wf_headers_json(req->added, req->nadded);
     if (h != NULL && added != NULL)
         json_object_update(h, added);
     json_decref(added);

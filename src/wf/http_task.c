@@ -92,19 +92,7 @@ static void on_response(int err, const struct fl_http_client_response *resp, voi
         output = json_loadb(resp->body ? resp->body : "", resp->body_len, JSON_DECODE_ANY, NULL);
     if (output == NULL)
         output = resp->body_len ? json_stringn(resp->body, resp->body_len) : json_null();
-    json_t *headers = json_object();
-    for (size_t k = 0; headers != NULL && k < resp->nheaders; k++) {
-        char name[128];
-        size_t n = resp->headers[k].name_len < sizeof(name) - 1 ? resp->headers[k].name_len
-                                                                : sizeof(name) - 1;
-        for (size_t j = 0; j < n; j++)
-            name[j] = (char)((resp->headers[k].name[j] >= 'A' && resp->headers[k].name[j] <= 'Z')
-                                 ? resp->headers[k].name[j] + 32
-                                 : resp->headers[k].name[j]);
-        name[n] = '\0';
-        json_object_set_new(headers, name,
-                            json_stringn(resp->headers[k].value, resp->headers[k].value_len));
-    }
+    json_t *headers = fl_wf_headers_json(resp->headers, resp->nheaders);
     if (output == NULL) {
         snprintf(error, sizeof(error), "http: the response of http://%s%.200s is not text",
                  t->url.address, t->url.target);

@@ -22,6 +22,14 @@ bool fl_wf_is_builtin(const char *name)
     return false;
 }
 
+const char *fl_wf_run_name(const char *run)
+{
+    if (run == NULL || strncmp(run, "fission://", 10) != 0)
+        return run;
+    const char *slash = strrchr(run + 10, '/');
+    return slash != NULL ? slash + 1 : run + 10;
+}
+
 /* ---- errors ---- */
 
 /* Enough for every listed error of FL_WF_MAX_ERRORS, each with its path. */
@@ -339,12 +347,12 @@ static int parse_task(struct parser *p, json_t *v, const char *id, const char *p
     const char *name = "noop";
     wf_path_join(where, sizeof(where), path, "run");
     if (run != NULL && !json_is_null(run)) {
-        if (!json_is_string(run) || json_string_length(run) == 0 ||
-            json_string_length(run) > FL_WF_RUN_MAX ||
-            fl_str_has_ctl(json_string_value(run), json_string_length(run)))
+        if (!json_is_string(run) || json_string_length(run) > FL_WF_RUN_MAX ||
+            fl_str_has_ctl(json_string_value(run), json_string_length(run)) ||
+            fl_wf_run_name(json_string_value(run))[0] == '\0')
             fl_wf_error(p->errs, where, "must be the name of a built-in, a function or a workflow");
         else
-            name = json_string_value(run);
+            name = fl_wf_run_name(json_string_value(run));
     }
     t->run = strdup(name);
     if (t->run == NULL)
@@ -534,7 +542,7 @@ static int each_target_task(json_t *task, int depth, int (*fn)(void *arg, const 
 {
     if (!json_is_object(task) || depth > FL_WF_MAX_NESTING)
         return 0;
-    const char *run = json_string_value(json_object_get(task, "run"));
+    const char *run = fl_wf_run_name(json_string_value(json_object_get(task, "run")));
     int rc = 0;
     if (run != NULL && run[0] != '\0' && !fl_wf_is_builtin(run))
         rc = fn(arg, run);

@@ -83,6 +83,11 @@ extern const char *const fl_wf_builtins[];
 /* Whether name is a built-in. */
 bool fl_wf_is_builtin(const char *name);
 
+/* The name a task's run refers to: Fission Workflows' function references
+ * "fission://NAMESPACE/NAME" and "fission://NAME" name NAME (Flint has one
+ * namespace); any other run is a name as it is. */
+const char *fl_wf_run_name(const char *run);
+
 struct fl_wf;
 struct fl_wf_task;
 

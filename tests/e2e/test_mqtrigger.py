@@ -505,7 +505,7 @@ def test_a_trigger_runs_a_workflow_as_it_runs_a_function(flintd, tmp_path, topic
     shout = {"output": "Shout", "tasks": {"Shout": {
         "run": "step", "inputs": {"body": {
             "add": "{$.Invocation.Inputs.default.word + '/' + "
-                   "$.Invocation.Inputs.headers['x-custom']}"}}}}}
+                   "$.Invocation.Inputs.headers['X-Custom']}"}}}}}
     failing = {"output": "B", "tasks": {
         "A": {"run": "fail", "inputs": "{'no luck for ' + $.Invocation.Inputs.default.word}"},
         "B": {"run": "noop", "requires": ["A"]}}}

@@ -307,7 +307,7 @@ def test_a_trigger_starts_a_workflow_once_per_scheduled_time(flintd, tmp_path):
     while a trigger names it."""
     deploy_recorder(flintd, tmp_path, "rec")
     spec = {"output": "Rec", "tasks": {"Rec": {"run": "rec", "inputs": {
-        "body": "{$.Invocation.Inputs.headers['x-flint-scheduled-time']}"}}}}
+        "body": "{$.Invocation.Inputs.headers['X-Flint-Scheduled-Time']}"}}}}
     (tmp_path / "tick.json").write_text(json.dumps(spec))
     flintd.cli("wf", "create", "--name", "tick", "--spec", str(tmp_path / "tick.json"),
                check=True)
@@ -338,7 +338,7 @@ def test_a_trigger_starts_a_workflow_once_per_scheduled_time(flintd, tmp_path):
         got = flintd.api("GET", f"/v1/invocations/{item['invocation']}").json()
         assert got["trigger"] == "timetrigger/wt", got
         assert got["inputs"]["body"] == "tock" and got["inputs"]["method"] == "POST", got
-        scheduled = got["inputs"]["headers"]["x-flint-scheduled-time"]
+        scheduled = got["inputs"]["headers"]["X-Flint-Scheduled-Time"]
         assert got["output"] == "ok", got
         by_time[epoch(scheduled)].add(got["invocation"])
     one_invocation_per_time(by_time)

@@ -211,7 +211,7 @@ def test_failing_task_and_cli(flintd, tmp_path):
                                  check=True).stdout)["items"][-1]
     inputs = inv(flintd, last["invocation"])["inputs"]
     assert inputs["body"] == "hello" and inputs["method"] == "PUT", inputs
-    assert inputs["query"] == {"a": "b c"} and inputs["headers"]["x-mine"] == "1", inputs
+    assert inputs["query"] == {"a": "b c"} and inputs["headers"]["X-Mine"] == "1", inputs
 
     # an unknown workflow
     r = flintd.api("POST", "/v1/workflows/nosuch/invoke")

@@ -387,12 +387,44 @@ TEST(wf_targets_of_a_raw_definition)
                        "  B: {run: if, inputs: {then: {run: fortune}, else: 3}}\n"
                        "  C: {inputs: {default: {output: X, tasks: {X: {run: echowhale}}}}}\n"
                        "  D: {run: noop, catch: {run: dump}}\n"
-                       "  E: [not, a, task]\n");
+                       "  E: [not, a, task]\n"
+                       "  F: {run: 'fission://fission-function/multidump'}\n");
     struct fl_buf names;
     fl_buf_init(&names, 1024);
     ASSERT_EQ(fl_wf_each_target(def, add, &names), 0);
-    ASSERT_STR_EQ(names.data, "whalesay fortune echowhale dump ");
+    ASSERT_STR_EQ(names.data, "whalesay fortune echowhale dump multidump ");
     fl_buf_release(&names);
+    json_decref(def);
+}
+
+TEST(wf_fission_function_references_name_the_function)
+{
+    ASSERT_STR_EQ(fl_wf_run_name("fission://fission-function/dump"), "dump");
+    ASSERT_STR_EQ(fl_wf_run_name("fission://dump"), "dump");
+    ASSERT_STR_EQ(fl_wf_run_name("dump"), "dump");
+    ASSERT_STR_EQ(fl_wf_run_name("http://x/y"), "http://x/y");
+    json_t *def = load("output: A\n"
+                       "tasks:\n"
+                       "  A: {run: 'fission://ns/whalesay'}\n");
+    struct fl_wf wf;
+    struct fl_wf_errors errs;
+    fl_wf_errors_init(&errs);
+    ASSERT_OK(fl_wf_parse(def, &wf, &errs));
+    ASSERT_EQ(errs.n, 0);
+    ASSERT_STR_EQ(wf.tasks[0].run, "whalesay");
+    fl_wf_release(&wf);
+    json_decref(def);
+    /* a reference that names nothing is an error of its own task */
+    def = load("output: A\n"
+               "tasks:\n"
+               "  A: {run: 'fission://ns/'}\n");
+    fl_wf_errors_release(&errs);
+    fl_wf_errors_init(&errs);
+    fl_wf_parse(def, &wf, &errs);
+    ASSERT_EQ(errs.n, 1);
+    ASSERT(strstr(errs.text.data, "tasks.A.run: must be the name of") != NULL);
+    fl_wf_release(&wf);
+    fl_wf_errors_release(&errs);
     json_decref(def);
 }
 

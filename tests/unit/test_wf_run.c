@@ -4,6 +4,7 @@
 #include "runner.h"
 
 #include "base/error.h"
+#include "wf/engine.h"
 #include "wf/run.h"
 
 #include <string.h>
@@ -487,4 +488,24 @@ TEST(deps_met_by_indices_resolved_once)
     r.tasks[fl_wf_run_task(&r, "T99")].status = FL_WF_TASK_SUCCEEDED;
     ASSERT(fl_wf_run_deps_met(&r, (size_t)join));
     fl_wf_run_release(&r);
+}
+
+TEST(headers_are_shown_as_fission_workflows_shows_them)
+{
+    const struct fl_http_header h[] = {
+        {"content-type", 12, "text/plain", 10},
+        {"X-FLINT-trigger", 15, "api", 3},
+        {"prefix", 6, "a", 1},
+        {"Prefix", 6, "b", 1}, /* repeated: the last one */
+        {"x--y", 4, "", 0},
+    };
+    json_t *o = fl_wf_headers_json(h, sizeof(h) / sizeof(h[0]));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    ASSERT_STR_EQ(text, "{\"Content-Type\":\"text/plain\",\"Prefix\":\"b\","
+                        "\"X--Y\":\"\",\"X-Flint-Trigger\":\"api\"}");
+    free(text);
+    /* looked up without regard to case, as events written in lower case are */
+    ASSERT_STR_EQ(fl_wf_header_get(o, "content-type"), "text/plain");
+    ASSERT(fl_wf_header_get(o, "Date") == NULL);
+    json_decref(o);
 }
