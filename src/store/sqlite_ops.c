@@ -83,6 +83,10 @@ enum sql {
     SQL_MSGS_FROM,
     SQL_MSG_FIND,
     SQL_MSG_IDS,
+    SQL_MSG_ORDERED_FROM,
+    SQL_MSGS_ORDERED_FROM,
+    SQL_MSG_IDS_TO_TEXT,
+    SQL_ORDERED_TOPICS,
     SQL_DEAD_LIST,
     SQL_REDRIVE_ONE,
     SQL_REDRIVE_ALL,
@@ -153,14 +157,14 @@ static const char *const sql_text[SQL_COUNT] = {
                         "SELECT gseq, stream, seq, ts, type, data FROM recent ORDER BY stream, seq",
     [SQL_RECENT_CLEAR] = "DELETE FROM recent",
     [SQL_TOPIC_GET] = "SELECT max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count, "
-                      "interest FROM topics WHERE name = ?1",
+                      "interest, last_id FROM topics WHERE name = ?1",
     [SQL_TOPIC_PUT] = "INSERT INTO topics(name, max_msgs, max_bytes, max_age, dup_window, "
                       "last_seq, bytes, count, interest) VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, ?6) "
                       "ON CONFLICT(name) DO UPDATE SET max_msgs = excluded.max_msgs, "
                       "max_bytes = excluded.max_bytes, max_age = excluded.max_age, "
                       "dup_window = excluded.dup_window, interest = excluded.interest",
-    [SQL_TOPIC_UPDATE] = "UPDATE topics SET last_seq = ?2, bytes = ?3, count = ?4 "
-                         "WHERE name = ?1",
+    [SQL_TOPIC_UPDATE] = "UPDATE topics SET last_seq = ?2, bytes = ?3, count = ?4, "
+                         "last_id = coalesce(?5, last_id) WHERE name = ?1",
     [SQL_TOPIC_DEL] = "DELETE FROM topics WHERE name = ?1",
     [SQL_TOPIC_MSGS_DEL] = "DELETE FROM messages WHERE topic = ?1",
     [SQL_TOPIC_DEDUP_DEL] = "DELETE FROM dedup WHERE topic = ?1",
@@ -211,17 +215,28 @@ static const char *const sql_text[SQL_COUNT] = {
     [SQL_MSG_GET] = "SELECT ts, msg_id, headers, data FROM messages WHERE topic = ?1 AND seq = ?2",
     [SQL_MSGS_FROM] = "SELECT seq, ts, msg_id, headers, data FROM messages WHERE topic = ?1 "
                       "AND seq >= ?2 ORDER BY seq LIMIT ?3",
-    /* by the index of ids (messages_id); ?3 is now, for the max age */
+    /* by the index of ids (messages_id: text ids only); ?3 is now, for the max age */
     [SQL_MSG_FIND] = "SELECT m.topic, m.seq, m.ts, m.msg_id, m.headers, m.data FROM messages m "
                      "JOIN topics t ON t.name = m.topic WHERE m.msg_id = ?2 "
-                     "AND substr(m.topic, 1, length(?1)) = ?1 "
+                     "AND typeof(m.msg_id) = 'text' AND substr(m.topic, 1, length(?1)) = ?1 "
                      "AND (t.max_age = 0 OR m.ts >= ?3 - t.max_age) ORDER BY m.topic, m.seq "
                      "LIMIT 1",
     [SQL_MSG_IDS] = "SELECT m.topic, m.seq, m.ts, m.msg_id, m.headers, length(m.data) "
                     "FROM messages m JOIN topics t ON t.name = m.topic WHERE m.msg_id > ?2 "
-                    "AND substr(m.topic, 1, length(?1)) = ?1 "
+                    "AND typeof(m.msg_id) = 'text' AND substr(m.topic, 1, length(?1)) = ?1 "
                     "AND (t.max_age = 0 OR m.ts >= ?3 - t.max_age) "
                     "ORDER BY m.msg_id, m.topic, m.seq",
+    /* the ordered ids of a topic without de-duplication (sqlite_schema.c) */
+    [SQL_MSG_ORDERED_FROM] = "SELECT seq, msg_id FROM messages WHERE topic = ?1 AND seq >= ?2 "
+                             "AND typeof(msg_id) = 'blob' ORDER BY seq LIMIT 1",
+    [SQL_MSGS_ORDERED_FROM] = "SELECT seq, ts, msg_id, headers, length(data) FROM messages "
+                              "WHERE topic = ?1 AND seq >= ?2 AND typeof(msg_id) = 'blob' "
+                              "ORDER BY seq",
+    [SQL_MSG_IDS_TO_TEXT] = "UPDATE messages SET msg_id = CAST(msg_id AS TEXT) "
+                            "WHERE topic = ?1 AND typeof(msg_id) = 'blob'",
+    [SQL_ORDERED_TOPICS] = "SELECT name, max_age, last_seq FROM topics WHERE name >= ?1 "
+                           "AND substr(name, 1, length(?1)) = ?1 AND dup_window = -1 "
+                           "ORDER BY name",
     [SQL_DEAD_LIST] = "SELECT d.seq, d.count, m.ts, m.msg_id, m.headers, m.data, d.reason "
                       "FROM deliveries d JOIN messages m ON m.topic = d.topic AND m.seq = d.seq "
                       "WHERE d.topic = ?1 AND d.consumer = ?2 AND d.dead = 1 AND d.seq > ?3 "
@@ -866,6 +881,11 @@ static int move_recent(struct fl_sqlite_worker *w)
 
 struct topic_row {
     int64_t max_msgs, max_bytes, max_age, dup_window, last_seq, bytes, count, interest;
+    /* the last ordered id given (sqlite_schema.c), and one to save */
+    bool has_last_id;
+    size_t last_id_len;
+    char last_id[256];
+    const char *save_last_id;
 };
 
 static int topic_get(struct fl_sqlite_worker *w, const char *topic, struct topic_row *t)
@@ -877,6 +897,14 @@ static int topic_get(struct fl_sqlite_worker *w, const char *topic, struct topic
                            &t->last_seq, &t->bytes,     &t->count,   &t->interest};
         for (int i = 0; i < 8; i++)
             *cols[i] = sqlite3_column_int64(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, 8);
+        t->has_last_id = sqlite3_column_type(st, 8) != SQLITE_NULL;
+        t->last_id_len = n <= sizeof(t->last_id) ? n : sizeof(t->last_id);
+        if (n > sizeof(t->last_id)) /* never given (ids are 256 bytes at most): after any */
+            memset(t->last_id, 0xff, sizeof(t->last_id));
+        else if (n > 0)
+            memcpy(t->last_id, sqlite3_column_blob(st, 8), n);
+        t->save_last_id = NULL;
     }
     sqlite3_reset(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? FL_ENOENT : fl_sqlite_err(rc);
@@ -888,6 +916,10 @@ static int topic_save(struct fl_sqlite_worker *w, const char *topic, const struc
     sqlite3_bind_int64(st, 2, t->last_seq);
     sqlite3_bind_int64(st, 3, t->bytes);
     sqlite3_bind_int64(st, 4, t->count);
+    if (t->save_last_id != NULL)
+        sqlite3_bind_blob(st, 5, t->save_last_id, (int)strlen(t->save_last_id), SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
     return step_done(st);
 }
 
@@ -979,6 +1011,8 @@ static int interest_sweep(struct fl_sqlite_worker *w, const char *topic)
 
 static int do_topic_create(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
 {
+    struct topic_row was;
+    bool was_ordered = topic_get(w, j->s1, &was) == 0 && was.dup_window == FL_TOPIC_DEDUP_NONE;
     sqlite3_stmt *st = stmt2(w, SQL_TOPIC_PUT, j->s1, NULL);
     sqlite3_bind_int64(st, 2, j->i1);
     sqlite3_bind_int64(st, 3, j->i2);
@@ -989,6 +1023,10 @@ static int do_topic_create(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
     /* ids it remembered before it stopped de-duplicating are no use now */
     if (rc == 0 && j->i4 == FL_TOPIC_DEDUP_NONE)
         rc = step_done(stmt2(w, SQL_TOPIC_DEDUP_DEL, j->s1, NULL));
+    /* ordered ids are searched for only in topics without de-duplication:
+     * one that starts de-duplicating puts its ordered ids in the index */
+    if (rc == 0 && was_ordered && j->i4 != FL_TOPIC_DEDUP_NONE)
+        rc = step_done(stmt2(w, SQL_MSG_IDS_TO_TEXT, j->s1, NULL));
     return rc < 0 || !j->u1 ? rc : interest_sweep(w, j->s1);
 }
 
@@ -1100,6 +1138,59 @@ static int do_topics(struct fl_sqlite_worker *w, struct fl_sqlite_job *j)
     return page_names(w, j, SQL_TOPICS_PAGE, j->s1, one_topic);
 }
 
+/* Bytes p (n of them) against id, as SQLite orders text: bytes, then length. */
+static int bytes_cmp(const void *p, size_t n, const char *id)
+{
+    size_t m = strlen(id);
+    int c = n && m ? memcmp(p, id, n < m ? n : m) : 0;
+    return c != 0 ? c : (n > m) - (n < m);
+}
+
+/* Column col of st (an id) against id. */
+static int id_cmp(sqlite3_stmt *st, int col, const char *id)
+{
+    return bytes_cmp(sqlite3_column_blob(st, col), (size_t)sqlite3_column_bytes(st, col), id);
+}
+
+/* Whether msg_id, published to topic t without de-duplication, may be
+ * kept as an ordered id (a blob, out of the index messages_id;
+ * sqlite_schema.c): when it comes after every ordered id t was given. */
+static bool id_in_order(const struct topic_row *t, const char *msg_id)
+{
+    return !t->has_last_id || bytes_cmp(t->last_id, t->last_id_len, msg_id) < 0;
+}
+
+/* The first message of a topic's ordered ids from seq lo to hi whose id
+ * is at id (past it if past): *seq, or 0 when none. Ordered ids increase
+ * with the sequence, so a search by halves finds it in a few seeks (text
+ * ids in between are stepped over). */
+static int ordered_seek(struct fl_sqlite_worker *w, const char *topic, int64_t lo, int64_t hi,
+                        const char *id, bool past, int64_t *seq)
+{
+    *seq = 0;
+    sqlite3_stmt *st = stmt2(w, SQL_MSG_ORDERED_FROM, topic, NULL);
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_bind_int64(st, 2, mid);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sqlite3_reset(st);
+            return fl_sqlite_err(rc);
+        }
+        int64_t at = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : hi + 1;
+        int c = at <= hi ? id_cmp(st, 1, id) : 1;
+        sqlite3_reset(st);
+        if (at > hi || c > 0 || (c == 0 && !past)) {
+            if (at <= hi)
+                *seq = at;
+            hi = mid - 1;
+        } else {
+            lo = at + 1;
+        }
+    }
+    return 0;
+}
+
 static int do_publish(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
 {
     struct topic_row t;
@@ -1118,11 +1209,16 @@ static int do_publish(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64
         }
         sqlite3_reset(st);
     }
+    bool ordered = msg_id != NULL && t.dup_window == FL_TOPIC_DEDUP_NONE && id_in_order(&t, msg_id);
+    if (ordered)
+        t.save_last_id = msg_id;
     t.last_seq++;
     sqlite3_stmt *st = stmt2(w, SQL_MSG_ADD, j->s1, NULL);
     sqlite3_bind_int64(st, 2, t.last_seq);
     sqlite3_bind_int64(st, 3, now);
-    if (msg_id != NULL)
+    if (ordered)
+        sqlite3_bind_blob(st, 4, msg_id, (int)strlen(msg_id), SQLITE_STATIC);
+    else if (msg_id != NULL)
         bind_text(st, 4, msg_id);
     else
         sqlite3_bind_null(st, 4);
@@ -1203,58 +1299,222 @@ static int do_topic_read(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, in
     return 0;
 }
 
-/* The message of id s2 in a topic under prefix s1 (store.h). */
+/* The topics under prefix whose ids may be ordered (without
+ * de-duplication), by name: names (to free), their max ages and last
+ * sequences. */
+struct ordered_topics {
+    char **names;
+    int64_t *max_age, *last_seq;
+    size_t n;
+};
+
+static void ordered_topics_free(struct ordered_topics *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->names[i]);
+    free(o->names);
+    free(o->max_age);
+    free(o->last_seq);
+}
+
+static int ordered_topics(struct fl_sqlite_worker *w, const char *prefix, struct ordered_topics *o)
+{
+    memset(o, 0, sizeof(*o));
+    sqlite3_stmt *st = stmt2(w, SQL_ORDERED_TOPICS, prefix, NULL);
+    size_t cap = 0;
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (o->n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **names = realloc(o->names, cap * sizeof(*names));
+            if (names != NULL)
+                o->names = names;
+            int64_t *ages = realloc(o->max_age, cap * sizeof(*ages));
+            if (ages != NULL)
+                o->max_age = ages;
+            int64_t *lasts = realloc(o->last_seq, cap * sizeof(*lasts));
+            if (lasts != NULL)
+                o->last_seq = lasts;
+            if (names == NULL || ages == NULL || lasts == NULL) {
+                rc = FL_ENOMEM;
+                break;
+            }
+        }
+        o->names[o->n] = dup_column(st, 0, NULL);
+        o->max_age[o->n] = sqlite3_column_int64(st, 1);
+        o->last_seq[o->n] = sqlite3_column_int64(st, 2);
+        rc = o->names[o->n] != NULL ? 0 : FL_ENOMEM;
+        o->n += rc == 0;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = fl_sqlite_err(step);
+    sqlite3_reset(st);
+    if (rc < 0)
+        ordered_topics_free(o);
+    return rc;
+}
+
+/* The message of id s2 in a topic under prefix s1 (store.h): by the
+ * index for text ids, by a search in each topic for ordered ones; the
+ * first by topic name, then sequence. */
 static int do_message_find(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
 {
     sqlite3_stmt *st = stmt2(w, SQL_MSG_FIND, j->s1, j->s2);
     sqlite3_bind_int64(st, 3, now);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = add_message(j, st, 2, sqlite3_column_int64(st, 1), 0);
-        if (rc == 0) {
-            struct fl_record *r = &j->records[j->nrecords - 1];
-            free((char *)r->type);
-            r->type = dup_column(st, 0, NULL);
-            rc = r->type != NULL ? 0 : FL_ENOMEM;
-        }
-    } else {
-        rc = rc == SQLITE_DONE ? FL_ENOENT : fl_sqlite_err(rc);
-    }
+    char *topic = rc == SQLITE_ROW ? dup_column(st, 0, NULL) : NULL;
+    int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
     sqlite3_reset(st);
+    if (rc == SQLITE_ROW && topic == NULL)
+        return FL_ENOMEM;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return fl_sqlite_err(rc);
+    struct ordered_topics o;
+    rc = ordered_topics(w, j->s1, &o);
+    for (size_t i = 0; rc == 0 && i < o.n; i++) {
+        int c = topic != NULL ? strcmp(o.names[i], topic) : -1;
+        if (c > 0)
+            break;
+        int64_t at;
+        rc = ordered_seek(w, o.names[i], 1, o.last_seq[i], j->s2, false, &at);
+        if (rc < 0 || at == 0 || (c == 0 && at > seq))
+            continue;
+        st = stmt2(w, SQL_MSG_GET, o.names[i], NULL);
+        sqlite3_bind_int64(st, 2, at);
+        bool kept = sqlite3_step(st) == SQLITE_ROW && id_cmp(st, 1, j->s2) == 0 &&
+                    (o.max_age[i] == 0 || sqlite3_column_int64(st, 0) >= now - o.max_age[i]);
+        sqlite3_reset(st);
+        if (kept) {
+            free(topic);
+            topic = o.names[i];
+            o.names[i] = NULL;
+            seq = at;
+            break;
+        }
+    }
+    ordered_topics_free(&o);
+    if (rc == 0 && topic == NULL)
+        rc = FL_ENOENT;
+    if (rc == 0) {
+        st = stmt2(w, SQL_MSG_GET, topic, NULL);
+        sqlite3_bind_int64(st, 2, seq);
+        int step = sqlite3_step(st);
+        rc = step == SQLITE_ROW ? add_message(j, st, 0, seq, 0) : fl_sqlite_err(step);
+        sqlite3_reset(st);
+        if (step == SQLITE_DONE)
+            rc = FL_ENOENT;
+    }
+    if (rc == 0) {
+        struct fl_record *r = &j->records[j->nrecords - 1];
+        free((char *)r->type);
+        r->type = topic;
+        topic = NULL;
+    }
+    free(topic);
     return rc;
 }
 
-/* A page of the messages that have an id under prefix s1, by id, after
- * the cursor (an id); a page ends between two ids, never inside one. */
-static int do_message_ids(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
+/* A message of a list of ids (no data, its size) from st: columns topic
+ * (or topic itself when given), seq, ts, msg_id, headers, length(data)
+ * from col on. */
+static int add_id_record(struct fl_sqlite_job *j, sqlite3_stmt *st, const char *topic, int col)
 {
-    sqlite3_stmt *st = stmt2(w, SQL_MSG_IDS, j->s1, j->after ? j->after : "");
-    sqlite3_bind_int64(st, 3, now);
-    int rc = 0, step;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 3);
-        if (page_done(j, j->nrecords) &&
-            strcmp(id ? id : "", j->records[j->nrecords - 1].key) != 0) {
-            rc = page_next(j, j->records[j->nrecords - 1].key);
-            break;
-        }
-        struct fl_record *r = add_record(j);
-        if (r == NULL) {
-            rc = FL_ENOMEM;
-            break;
-        }
-        r->type = dup_column(st, 0, NULL);
-        r->seq = (uint64_t)sqlite3_column_int64(st, 1);
-        r->ts_ms = sqlite3_column_int64(st, 2);
-        r->key = dup_column(st, 3, NULL);
-        r->headers = dup_column(st, 4, NULL);
-        r->len = (size_t)sqlite3_column_int64(st, 5);
-        rc = r->type && r->key && r->headers ? finish_record(r) : FL_ENOMEM;
+    struct fl_record *r = add_record(j);
+    if (r == NULL)
+        return FL_ENOMEM;
+    r->type = topic != NULL ? copy(topic) : dup_column(st, col, NULL);
+    r->seq = (uint64_t)sqlite3_column_int64(st, col + 1);
+    r->ts_ms = sqlite3_column_int64(st, col + 2);
+    r->key = dup_column(st, col + 3, NULL);
+    r->headers = dup_column(st, col + 4, NULL);
+    r->len = (size_t)sqlite3_column_int64(st, col + 5);
+    return r->type && r->key && r->headers ? finish_record(r) : FL_ENOMEM;
+}
+
+static int id_record_cmp(const void *a, const void *b)
+{
+    const struct fl_record *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c == 0)
+        c = strcmp(x->type, y->type);
+    return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* The ordered ids of topic o->names[i] after the cursor: at most limit
+ * + 1 (-1: all), so that the page knows whether there is more. */
+static int ordered_ids(struct fl_sqlite_worker *w, struct fl_sqlite_job *j,
+                       const struct ordered_topics *o, size_t i, const char *after, int64_t now)
+{
+    int64_t from;
+    int rc = ordered_seek(w, o->names[i], 1, o->last_seq[i], after, true, &from);
+    if (rc < 0 || from == 0)
+        return rc;
+    int64_t limit = page_sql_limit(j), taken = 0, oldest = now - o->max_age[i];
+    sqlite3_stmt *st = stmt2(w, SQL_MSGS_ORDERED_FROM, o->names[i], NULL);
+    sqlite3_bind_int64(st, 2, from);
+    int step = SQLITE_DONE;
+    while (rc == 0 && (limit < 0 || taken < limit) && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (o->max_age[i] > 0 && sqlite3_column_int64(st, 1) < oldest)
+            continue;
+        /* columns seq, ts, msg_id, headers, length(data): a list's from -1 */
+        rc = add_id_record(j, st, o->names[i], -1);
+        taken++;
     }
     if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
         rc = fl_sqlite_err(step);
     sqlite3_reset(st);
     return rc;
+}
+
+/* A page of the messages that have an id under prefix s1, by id, after
+ * the cursor (an id); a page ends between two ids, never inside one. The
+ * text ids come by the index in order, each topic's ordered ids in
+ * order: each gives more than a page when it has it, and the page is
+ * the first of them all, merged. */
+static int do_message_ids(struct fl_sqlite_worker *w, struct fl_sqlite_job *j, int64_t now)
+{
+    const char *after = j->after ? j->after : "";
+    sqlite3_stmt *st = stmt2(w, SQL_MSG_IDS, j->s1, after);
+    sqlite3_bind_int64(st, 3, now);
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 3);
+        if (page_done(j, j->nrecords) && (int64_t)j->nrecords > j->i5 &&
+            strcmp(id ? id : "", j->records[j->nrecords - 1].key) != 0)
+            break;
+        rc = add_id_record(j, st, NULL, 0);
+    }
+    if (rc == 0 && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = fl_sqlite_err(step);
+    sqlite3_reset(st);
+    struct ordered_topics o;
+    if (rc == 0)
+        rc = ordered_topics(w, j->s1, &o);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < o.n; i++)
+        rc = ordered_ids(w, j, &o, i, after, now);
+    ordered_topics_free(&o);
+    if (rc < 0 || j->nrecords == 0)
+        return rc;
+    qsort(j->records, j->nrecords, sizeof(*j->records), id_record_cmp);
+    if (!j->paged || (int64_t)j->nrecords <= j->i5)
+        return 0;
+    size_t keep = (size_t)j->i5;
+    while (keep < j->nrecords && strcmp(j->records[keep].key, j->records[keep - 1].key) == 0)
+        keep++;
+    if (keep == j->nrecords)
+        return 0;
+    for (size_t i = keep; i < j->nrecords; i++) {
+        struct fl_record *r = &j->records[i];
+        free((char *)r->key);
+        free((char *)r->type);
+        free((char *)r->data);
+        free((char *)r->headers);
+        free((char *)r->reason);
+    }
+    j->nrecords = keep;
+    return page_next(j, j->records[keep - 1].key);
 }
 
 /* ---- consumers ---- */

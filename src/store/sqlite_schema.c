@@ -6,7 +6,7 @@
  * directory is refused instead of sharing the database.
  *
  * Format (PRAGMA application_id = 0x464c4e54 "FLNT", PRAGMA user_version =
- * the schema version, now 6; journal_mode=WAL, synchronous=FULL):
+ * the schema version, now 7; journal_mode=WAL, synchronous=FULL):
  *
  *   meta(key, value)        'revision': the last resource revision given;
  *                           'compacted': changes at or below it are gone;
@@ -36,21 +36,31 @@
  *                           A stream's events are those of events with
  *                           seq <= some k, then those of recent after k
  *   topics(name, max_msgs, max_bytes, max_age, dup_window, last_seq,
- *          bytes, count, interest)
+ *          bytes, count, interest, last_id)
  *                           dup_window in ms, -1 (FL_TOPIC_DEDUP_NONE):
  *                           no de-duplication, its ids never go in dedup;
  *                           bytes and count describe the messages kept;
  *                           interest = 1: interest retention (a message
- *                           goes once every consumer is done with it)
+ *                           goes once every consumer is done with it);
+ *                           last_id: the last ordered id given (below)
  *   messages(topic, seq, ts, msg_id, headers, data)
  *                           seq increasing per topic; the oldest are
  *                           removed past the topic's limits, so the kept
  *                           ones are a contiguous range of sequences,
  *                           except in a topic with interest = 1, where
  *                           a message every consumer is done with goes
- *                           from wherever it is; the index messages_id
- *                           on msg_id (of the messages that have one)
- *                           finds a message by its id across topics
+ *                           from wherever it is. msg_id is text, or a
+ *                           blob of the same bytes: an ordered id. A
+ *                           publish to a topic without de-duplication
+ *                           whose id sorts after the topic's last_id
+ *                           (an async queue's UUIDv7s: nearly all) keeps
+ *                           it as a blob and makes it the last_id, so a
+ *                           topic's ordered ids increase with seq and
+ *                           are found by a search by halves over the
+ *                           sequences; every other id is text, in the
+ *                           index messages_id (text ids only), which
+ *                           finds it across topics. A topic that starts
+ *                           de-duplicating turns its blobs to text
  *   dedup(topic, msg_id, seq, ts)
  *                           ids seen within the topic's window; the index
  *                           on (topic, ts) lets the prune of ids past the
@@ -82,7 +92,10 @@
  * it every prune read every id a topic remembered, and a topic taking a
  * steady stream of ids slowed down as they built up); 5 had no index on
  * the messages' ids (6 adds it, for fl_store_message_find and _ids: an
- * async invocation not taken yet is found by its id alone). Each upgrade
+ * async invocation not taken yet is found by its id alone); 6 indexed
+ * every id (7 adds topics.last_id and keeps ordered ids out of the
+ * index: its row was most of what an async accept wrote beyond a plain
+ * publish; every id 6 kept is text, so stays in it). Each upgrade
  * is one transaction with its user_version. A newer version and a foreign database are refused
  * untouched, and so is a damaged one: at every open, PRAGMA quick_check
  * reads every page of the tables flintd reads to start (all but events,
@@ -106,7 +119,7 @@
 #include <unistd.h>
 
 #define APPLICATION_ID 0x464c4e54
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 #define STREAMS_SCHEMA                                                                             \
     "CREATE TABLE streams(name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"        \
@@ -141,8 +154,17 @@ static const char migrate_5[] = "CREATE INDEX dedup_ts ON dedup(topic, ts);"
                                 "PRAGMA user_version = 5;";
 
 /* From schema 5: messages by id. */
-#define MESSAGES_ID_INDEX "CREATE INDEX messages_id ON messages(msg_id) WHERE msg_id IS NOT NULL;"
-static const char migrate_6[] = MESSAGES_ID_INDEX "PRAGMA user_version = 6;";
+static const char migrate_6[] =
+    "CREATE INDEX messages_id ON messages(msg_id) WHERE msg_id IS NOT NULL;"
+    "PRAGMA user_version = 6;";
+
+/* From schema 6: ordered ids (blobs) out of the index; every id kept
+ * until now is text, so stays in it. */
+#define MESSAGES_ID_INDEX                                                                          \
+    "CREATE INDEX messages_id ON messages(msg_id) WHERE typeof(msg_id) = 'text';"
+static const char migrate_7[] =
+    "ALTER TABLE topics ADD COLUMN last_id BLOB;"
+    "DROP INDEX messages_id;" MESSAGES_ID_INDEX "PRAGMA user_version = 7;";
 
 static const char schema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
@@ -158,7 +180,7 @@ static const char schema[] =
     "CREATE TABLE topics(name TEXT PRIMARY KEY, max_msgs INTEGER NOT NULL,"
     " max_bytes INTEGER NOT NULL, max_age INTEGER NOT NULL, dup_window INTEGER NOT NULL,"
     " last_seq INTEGER NOT NULL, bytes INTEGER NOT NULL, count INTEGER NOT NULL,"
-    " interest INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    " interest INTEGER NOT NULL DEFAULT 0, last_id BLOB) WITHOUT ROWID;"
     "CREATE TABLE messages(topic TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL,"
     " msg_id TEXT, headers TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(topic, seq))"
     " WITHOUT ROWID;"
@@ -181,7 +203,7 @@ static const struct migration {
     int version;
     const char *sql;
 } migrations[] = {
-    {2, migrate_2}, {3, migrate_3}, {4, migrate_4}, {5, migrate_5}, {6, migrate_6},
+    {2, migrate_2}, {3, migrate_3}, {4, migrate_4}, {5, migrate_5}, {6, migrate_6}, {7, migrate_7},
 };
 
 int fl_sqlite_err(int rc)

@@ -399,7 +399,11 @@ int fl_store_topic_read(struct fl_store *s, const char *topic, uint64_t from_seq
  * = the message's topic.
  * sqlite: an index on the message ids (schema 6), so a find is one lookup
  * and a list reads only the ids it returns (and those of other topics
- * under prefix in between). jetstream: JetStream has no index by message
+ * under prefix in between); from schema 7, in a topic created with
+ * FL_TOPIC_DEDUP_NONE the ids published in increasing order (an async
+ * queue's UUIDv7s) are not in that index, and a find or list searches
+ * each such topic under prefix by halves over its sequences (a few
+ * seeks per topic). jetstream: JetStream has no index by message
  * id; a topic that is found by id is published with the id as the last
  * token of its subject ("<topic>.<id>"), a find is a direct get of the
  * last message on that subject in each stream under prefix, and a list

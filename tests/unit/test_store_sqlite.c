@@ -357,7 +357,7 @@ static int schema_version(void)
     return version;
 }
 
-#define SCHEMA_NOW 6
+#define SCHEMA_NOW 7
 
 /* Whether the plan SQLite makes for sql (on the closed store of the
  * test's directory) reads through index, and sorts nothing itself. */
@@ -389,19 +389,20 @@ static bool dedup_prune_uses_its_index(void)
     return plan_uses("DELETE FROM dedup WHERE topic = ?1 AND ts < ?2", "dedup_ts");
 }
 
-/* A message is found by its id, and ids are listed in order, through the
- * index of ids (schema 6): the statements of sqlite_ops.c, as they are. */
+/* A message is found by its text id, and text ids are listed in order,
+ * through the index of ids (schema 6, text ids only from 7): the
+ * statements of sqlite_ops.c, as they are. */
 static bool messages_by_id_use_their_index(void)
 {
     static const char find[] =
         "SELECT m.topic, m.seq, m.ts, m.msg_id, m.headers, m.data FROM messages m "
         "JOIN topics t ON t.name = m.topic WHERE m.msg_id = ?2 "
-        "AND substr(m.topic, 1, length(?1)) = ?1 "
+        "AND typeof(m.msg_id) = 'text' AND substr(m.topic, 1, length(?1)) = ?1 "
         "AND (t.max_age = 0 OR m.ts >= ?3 - t.max_age) ORDER BY m.topic, m.seq LIMIT 1";
     static const char ids[] =
         "SELECT m.topic, m.seq, m.ts, m.msg_id, m.headers, length(m.data) "
         "FROM messages m JOIN topics t ON t.name = m.topic WHERE m.msg_id > ?2 "
-        "AND substr(m.topic, 1, length(?1)) = ?1 "
+        "AND typeof(m.msg_id) = 'text' AND substr(m.topic, 1, length(?1)) = ?1 "
         "AND (t.max_age = 0 OR m.ts >= ?3 - t.max_age) ORDER BY m.msg_id, m.topic, m.seq";
     return plan_uses(find, "messages_id") && plan_uses(ids, "messages_id");
 }
@@ -420,22 +421,29 @@ TEST(the_prune_of_old_message_ids_reads_only_those)
     ASSERT(dedup_prune_uses_its_index());
 }
 
-/* Rows of the closed store's table dedup for topic. */
-static int dedup_rows(const char *topic)
+/* The count a query (SELECT count(*) ..., with ?1 = arg if given)
+ * gives on the closed store of the test's directory. */
+static int count_rows(const char *sql, const char *arg)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/flint.db", fl_test_tmpdir());
     sqlite3 *db;
     sqlite3_stmt *st;
     ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM dedup WHERE topic = ?1", -1, &st, NULL),
-              SQLITE_OK);
-    sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (arg != NULL)
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     int n = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+/* Rows of the closed store's table dedup for topic. */
+static int dedup_rows(const char *topic)
+{
+    return count_rows("SELECT count(*) FROM dedup WHERE topic = ?1", topic);
 }
 
 TEST(a_topic_without_de_duplication_writes_no_dedup_rows)
@@ -556,30 +564,106 @@ TEST(a_schema_3_store_is_upgraded_in_place)
     ASSERT_EQ(schema_version(), SCHEMA_NOW);
 }
 
-TEST(a_schema_5_store_is_upgraded_in_place)
+/* A store of schema 3's tables with 4's and 5's additions, and extra,
+ * at version, holding rows. */
+static void make_schema_5_store(int version, const char *extra, const char *rows)
 {
-    /* schema 3's tables and 4's and 5's additions; two messages with ids */
-    char tables[sizeof(schema_v3) + 256];
-    snprintf(tables, sizeof(tables), "%s%s", schema_v3,
+    char tables[sizeof(schema_v3) + 512];
+    snprintf(tables, sizeof(tables), "%s%s%s", schema_v3,
              "ALTER TABLE topics ADD COLUMN interest INTEGER NOT NULL DEFAULT 0;"
-             "CREATE INDEX dedup_ts ON dedup(topic, ts);");
-    make_old_store(tables, 5,
-                   "INSERT INTO topics VALUES ('async/f', 0, 0, 0, 120000, 2, 4, 2, 1);"
-                   "INSERT INTO messages VALUES ('async/f', 1, 1, 'inv-1', '{}', 'j1'),"
-                   " ('async/f', 2, 1, 'inv-2', '{}', 'j2');");
-    start(NULL);
-    struct got *g = message_find("async/", "inv-2");
+             "CREATE INDEX dedup_ts ON dedup(topic, ts);",
+             extra);
+    make_old_store(tables, version, rows);
+}
+
+/* The message of id is found in the queue async/f with data. */
+static void found_in_queue(const char *id, const char *data)
+{
+    struct got *g = message_find("async/", id);
     ASSERT_OK(g->err);
     ASSERT_STR_EQ(g->rec[0].type, "async/f");
-    ASSERT_STR_EQ(g->rec[0].data, "j2");
+    ASSERT_STR_EQ(g->rec[0].data, data);
     got_free(g);
-    g = message_ids("async/", 0, NULL);
+}
+
+TEST(a_schema_5_store_is_upgraded_in_place)
+{
+    /* two messages with ids */
+    make_schema_5_store(5, "",
+                        "INSERT INTO topics VALUES ('async/f', 0, 0, 0, 120000, 2, 4, 2, 1);"
+                        "INSERT INTO messages VALUES ('async/f', 1, 1, 'inv-1', '{}', 'j1'),"
+                        " ('async/f', 2, 1, 'inv-2', '{}', 'j2');");
+    start(NULL);
+    found_in_queue("inv-2", "j2");
+    struct got *g = message_ids("async/", 0, NULL);
     ASSERT_EQ(g->n, 2);
     ASSERT_STR_EQ(g->rec[0].key, "inv-1");
     got_free(g);
     stop();
     ASSERT_EQ(schema_version(), SCHEMA_NOW);
     ASSERT(messages_by_id_use_their_index());
+}
+
+/* Rows of the closed store's messages whose id is kept as a blob (an
+ * ordered id, out of the index of ids). */
+static int ordered_id_rows(void)
+{
+    return count_rows("SELECT count(*) FROM messages WHERE typeof(msg_id) = 'blob'", NULL);
+}
+
+TEST(a_schema_6_store_is_upgraded_in_place)
+{
+    /* 6's index on every id; an async queue without de-duplication
+     * holding three invocations */
+    make_schema_5_store(
+        6, "CREATE INDEX messages_id ON messages(msg_id) WHERE msg_id IS NOT NULL;",
+        "INSERT INTO topics VALUES ('async/f', 0, 0, 0, -1, 3, 6, 3, 1);"
+        "INSERT INTO messages VALUES ('async/f', 1, 1, 'inv-1', '{}', 'j1'),"
+        " ('async/f', 2, 1, 'inv-2', '{}', 'j2'), ('async/f', 3, 1, 'inv-3', '{}', 'j3');");
+    start(NULL);
+    found_in_queue("inv-2", "j2");
+    /* published after the upgrade: an ordered id, after the text ones */
+    got_free(publish("async/f", "inv-4", "j4"));
+    found_in_queue("inv-4", "j4");
+    struct got *g = message_ids("async/", 0, NULL);
+    ASSERT_EQ(g->n, 4);
+    ASSERT_STR_EQ(g->rec[0].key, "inv-1");
+    ASSERT_STR_EQ(g->rec[3].key, "inv-4");
+    got_free(g);
+    stop();
+    ASSERT_EQ(schema_version(), SCHEMA_NOW);
+    ASSERT_EQ(ordered_id_rows(), 1);
+    ASSERT(messages_by_id_use_their_index());
+}
+
+/* A topic without de-duplication whose ids come in order keeps them out
+ * of the index of ids; one out of order, or once de-duplicating, in it. */
+TEST(ordered_ids_stay_out_of_the_index)
+{
+    start(NULL);
+    struct fl_topic_limits none = {.dup_window_ms = FL_TOPIC_DEDUP_NONE, .interest = true};
+    struct got *g = got_new();
+    simple(fl_store_topic_create(store, "q", &none, got_cb, g), g);
+    got_free(publish("q", "b1", "x"));
+    got_free(publish("q", "b2", "x"));
+    got_free(publish("q", "a9", "x")); /* out of order: text, in the index */
+    got_free(publish("q", "b3", "x")); /* in order again */
+    got_free(publish("q", "b3", "x")); /* the same again: not after it */
+    stop();
+    ASSERT_EQ(ordered_id_rows(), 3);
+    start(NULL);
+    g = message_find("", "b2");
+    ASSERT_OK(g->err);
+    ASSERT_STR_EQ(g->rec[0].key, "b2");
+    got_free(g);
+    struct fl_topic_limits dedup = {.dup_window_ms = 60000, .interest = true};
+    g = got_new();
+    simple(fl_store_topic_create(store, "q", &dedup, got_cb, g), g);
+    g = message_find("", "b1");
+    ASSERT_OK(g->err);
+    got_free(g);
+    stop();
+    ASSERT_EQ(ordered_id_rows(), 0);
 }
 
 TEST(an_unusable_directory_is_a_clear_error)
