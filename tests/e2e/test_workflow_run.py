@@ -373,3 +373,23 @@ def test_misc_examples_run(flintd):
     out = json.loads(r.stdout)
     assert out["inputs"]["default"] == {"a": 1} and out["inputs"]["query"] == {"q": "2"}, out
     assert {"default", "headers", "method", "query"} <= set(out["fields"]), out
+
+
+def test_finished_invocations_are_deleted_after_the_retention(flintd_factory, tmp_path):
+    """A finished invocation is kept for --retention, then deleted with its
+    event stream by the engine's sweep (a minute apart, the first a few
+    seconds after the start); one still running is never swept."""
+    flintd = flintd_factory(extra_args=["--retention", "2s"])
+    asleep = {"output": "S", "tasks": {"S": {"run": "sleep", "inputs": "1h"}}}
+    deploy_workflows(flintd, tmp_path, sequence=SEQUENCE, asleep=asleep)
+    done = flintd.cli("wf", "run", "--name", "sequence", "--async", check=True).stdout.strip()
+    running = flintd.cli("wf", "run", "--name", "asleep", "--async", check=True).stdout.strip()
+    wait_status(flintd, done, "succeeded")
+    wait_for(lambda: flintd.api("GET", f"/v1/invocations/{done}").status == 404, timeout=180,
+             what="the finished invocation swept")
+    assert done not in flintd.cli("inv", "list", "--all", check=True).stdout
+    r = flintd.api("GET", f"/v1/invocations/{done}/events")
+    assert r.status == 404, r.text
+    # the one still running is there, whatever its age
+    assert inv(flintd, running)["status"] == "running"
+    flintd.cli("inv", "cancel", running, check=True)
