@@ -52,7 +52,7 @@ const struct fl_kind fl_kind_messagequeuetrigger = {
               {"--create-stream", "createStream", FL_FLAG_SWITCH}},
     .columns = {{"NAME", "name"},
                 {"TOPIC", "spec.topic"},
-                {"FUNCTION", "spec.target.function"},
+                {"TARGET", "spec.target"},
                 {"RESP", "spec.respTopic"},
                 {"ERROR", "spec.errorTopic"},
                 {"LAG", "status.consumer.lag"},

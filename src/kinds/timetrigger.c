@@ -37,7 +37,7 @@ const struct fl_kind fl_kind_timetrigger = {
               {"--retry-max-backoff", "retry.maxBackoff", FL_FLAG_STRING}},
     .columns = {{"NAME", "name"},
                 {"CRON", "spec.cron"},
-                {"FUNCTION", "spec.target.function"},
+                {"TARGET", "spec.target"},
                 {"LAST FIRE", "status.lastFire.scheduledTime"},
                 {"NEXT FIRE", "status.nextFire"}},
     /* a trigger's function or workflow may not be deleted under it */

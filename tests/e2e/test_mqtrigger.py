@@ -217,8 +217,9 @@ def test_responses_and_errors_reach_their_topics(flintd, tmp_path, topics_api):
     # the list's columns
     r = flintd.cli("mqt", "list", check=True)
     head, row = r.stdout.splitlines()[:2]
-    assert head.split() == ["NAME", "TOPIC", "FUNCTION", "RESP", "ERROR", "LAG", "PENDING"]
-    assert row.split()[:5] == ["orders", "orders", "work", "orders-done", "orders-failed"]
+    assert head.split() == ["NAME", "TOPIC", "TARGET", "RESP", "ERROR", "LAG", "PENDING"]
+    assert row.split()[:5] == ["orders", "orders", "function:work", "orders-done",
+                               "orders-failed"]
 
 
 def test_without_an_error_topic_a_poison_message_is_a_dead_letter_until_redriven(
@@ -524,6 +525,9 @@ def test_a_trigger_runs_a_workflow_as_it_runs_a_function(flintd, tmp_path, topic
                "--resp-topic", "never", "--error-topic", "doomed-failed", "--max-retries", "1",
                "--backoff", "10ms", "--max-backoff", "20ms", check=True)
     assert mqt(flintd, "shouts")["spec"]["target"] == {"workflow": "shout"}
+    rows = {line.split()[0]: line.split() for line in
+            flintd.cli("mqt", "list", check=True).stdout.splitlines()[1:]}
+    assert rows["shouts"][2] == "workflow:shout" and rows["fails"][2] == "workflow:failing"
     wait_running(flintd, "shouts")
     wait_running(flintd, "fails")
     as_json = {"Content-Type": "application/json"}

@@ -113,10 +113,10 @@ def test_create_get_list_update_delete_and_bad_specs(flintd, tmp_path):
                check=True)
     table = flintd.cli("tt", "list", check=True).stdout.splitlines()
     assert re.split(r"\s{2,}", table[0].strip()) == \
-        ["NAME", "CRON", "FUNCTION", "LAST FIRE", "NEXT FIRE"]
+        ["NAME", "CRON", "TARGET", "LAST FIRE", "NEXT FIRE"]
     rows = {line.split()[0]: line for line in table[1:]}
     assert set(rows) == {"morning", "often"}
-    assert "0 9 * * *" in rows["morning"] and "rec" in rows["morning"]
+    assert "0 9 * * *" in rows["morning"] and "function:rec" in rows["morning"]
 
     # an update takes effect at once: the next fire moves
     flintd.cli("tt", "update", "--name", "morning", "--cron", "30 17 * * *", "--tz",
