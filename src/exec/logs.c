@@ -39,7 +39,7 @@ struct fl_logbook {
     struct open_file files[MAX_OPEN_FILES];
     uint64_t clock;
     struct fl_queue followers; /* struct fl_log_follower, newest first */
-    char *scratch;             /* SCRATCH_BYTES: the line being written */
+    struct fl_buf scratch;     /* the line being written, at most SCRATCH_BYTES */
 };
 
 static bool valid_function(const char *function)
@@ -64,8 +64,8 @@ int fl_logbook_open(const char *dir, size_t max_bytes, struct fl_logbook **out)
     }
     lb->max_bytes = max_bytes < 4096 ? 4096 : max_bytes;
     fl_queue_init(&lb->followers);
-    lb->scratch = malloc(SCRATCH_BYTES);
-    if (lb->scratch == NULL) {
+    fl_buf_init(&lb->scratch, SCRATCH_BYTES);
+    if (fl_buf_grow(&lb->scratch, SCRATCH_BYTES) < 0) { /* once: no allocation per line */
         free(lb);
         return FL_ENOMEM;
     }
@@ -88,7 +88,7 @@ void fl_logbook_close(struct fl_logbook *lb)
         fl_queue_remove(q);
         free(FL_QUEUE_DATA(q, struct fl_log_follower, node));
     }
-    free(lb->scratch);
+    fl_buf_release(&lb->scratch);
     free(lb);
 }
 
@@ -157,100 +157,14 @@ static int rotate(struct fl_logbook *lb, struct open_file *f)
  * Lines are encoded by hand into the logbook's scratch buffer: one pass,
  * no allocation (the jansson object, text and copy it replaced cost more
  * than the write). The text is byte for byte what json_dumps() gave:
- * fields in this order, compact, '"' '\\' and controls escaped as jansson
- * escapes them, everything else as is; a string that is not UTF-8 by
- * jansson's rules (utf8_valid) is refused, as json_stringn() refused it.
+ * fields in this order, compact, strings through
+ * fl_buf_append_json_string(), which escapes as jansson does and refuses
+ * what is not UTF-8 by jansson's rules, as json_stringn() refused it.
  */
-/* Whether s holds valid UTF-8 as jansson checks it: no overlong forms, no
- * surrogates, nothing past U+10FFFF (NUL is allowed). */
-static bool utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = u[i];
-        size_t size;
-        uint32_t v;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            size = 2, v = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            size = 3, v = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            size = 4, v = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i < size)
-            return false;
-        for (size_t k = 1; k < size; k++) {
-            if ((u[i + k] & 0xC0) != 0x80)
-                return false;
-            v = (v << 6) | (u[i + k] & 0x3F);
-        }
-        if ((size == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
-            (size == 4 && (v < 0x10000 || v > 0x10FFFF)))
-            return false;
-        i += size;
-    }
-    return true;
-}
-
-/* Append "s" as a JSON string at p (room for 6 bytes a byte, plus 2). */
-static char *put_string(char *p, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    *p++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *p++ = (char)c;
-            continue;
-        }
-        *p++ = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-            *p++ = (char)c;
-            break;
-        case '\b':
-            *p++ = 'b';
-            break;
-        case '\f':
-            *p++ = 'f';
-            break;
-        case '\n':
-            *p++ = 'n';
-            break;
-        case '\r':
-            *p++ = 'r';
-            break;
-        case '\t':
-            *p++ = 't';
-            break;
-        default:
-            memcpy(p, "u00", 3);
-            p[3] = hex[c >> 4];
-            p[4] = hex[c & 15];
-            p += 5;
-        }
-    }
-    *p++ = '"';
-    return p;
-}
-
-static char *put_text(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
 
 /* Format line as one JSON text ending in '\n' into lb's scratch buffer.
  * FL_EINVAL if a string is not UTF-8, FL_ETOOBIG if a field is too long. */
-static int format_line(struct fl_logbook *lb, const struct fl_log_line *line, size_t *len)
+static int format_line(struct fl_logbook *lb, const struct fl_log_line *line)
 {
     char ts[32];
     const char *instance = line->instance ? line->instance : "";
@@ -258,36 +172,25 @@ static int format_line(struct fl_logbook *lb, const struct fl_log_line *line, si
     const char *fields[] = {fl_clock_format(line->ts_ms, ts, sizeof(ts)), line->function, instance,
                             line->stream};
     size_t need = 6 * n + 128;
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        size_t flen = strlen(fields[i]);
-        if (!utf8_valid(fields[i], flen))
-            return FL_EINVAL;
-        need += 6 * flen + 16;
-    }
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        need += 6 * strlen(fields[i]) + 16;
     if (need > SCRATCH_BYTES)
         return FL_ETOOBIG;
-    if (!utf8_valid(line->text, n))
-        return FL_EINVAL;
-    char rev[32];
-    snprintf(rev, sizeof(rev), "%lld", (long long)line->revision);
-    char *p = lb->scratch;
-    p = put_text(p, "{\"ts\":");
-    p = put_string(p, fields[0], strlen(fields[0]));
-    p = put_text(p, ",\"function\":");
-    p = put_string(p, line->function, strlen(line->function));
-    p = put_text(p, ",\"revision\":");
-    p = put_text(p, rev);
-    p = put_text(p, ",\"instance\":");
-    p = put_string(p, instance, strlen(instance));
-    p = put_text(p, ",\"stream\":");
-    p = put_string(p, line->stream, strlen(line->stream));
-    p = put_text(p, ",\"line\":");
-    p = put_string(p, line->text, n);
-    if (n < line->len)
-        p = put_text(p, ",\"truncated\":true");
-    p = put_text(p, "}\n");
-    *len = (size_t)(p - lb->scratch);
-    return 0;
+    struct fl_buf *b = &lb->scratch;
+    fl_buf_reset(b);
+    int rc = fl_buf_appends(b, "{\"ts\":");
+    rc = rc ? rc : fl_buf_append_json_string(b, fields[0], strlen(fields[0]));
+    rc = rc ? rc : fl_buf_appends(b, ",\"function\":");
+    rc = rc ? rc : fl_buf_append_json_string(b, line->function, strlen(line->function));
+    rc = rc ? rc : fl_buf_appendf(b, ",\"revision\":%lld,\"instance\":", (long long)line->revision);
+    rc = rc ? rc : fl_buf_append_json_string(b, instance, strlen(instance));
+    rc = rc ? rc : fl_buf_appends(b, ",\"stream\":");
+    rc = rc ? rc : fl_buf_append_json_string(b, line->stream, strlen(line->stream));
+    rc = rc ? rc : fl_buf_appends(b, ",\"line\":");
+    rc = rc ? rc : fl_buf_append_json_string(b, line->text, n);
+    if (rc == 0 && n < line->len)
+        rc = fl_buf_appends(b, ",\"truncated\":true");
+    return rc ? rc : fl_buf_appends(b, "}\n");
 }
 
 /* A copy of s with every byte that is not part of a well-formed UTF-8
@@ -331,8 +234,7 @@ int fl_logbook_append(struct fl_logbook *lb, const struct fl_log_line *line)
 {
     if (!valid_function(line->function))
         return FL_EINVAL;
-    size_t len = 0;
-    int rc = format_line(lb, line, &len);
+    int rc = format_line(lb, line);
     /* Output that is not UTF-8 is logged cleaned, never dropped: first
      * with only the bad bytes replaced, then, if that is still refused
      * (overlong forms, surrogates), with every non-ASCII byte replaced. */
@@ -342,12 +244,13 @@ int fl_logbook_append(struct fl_logbook *lb, const struct fl_log_line *line)
         if (fixed == NULL)
             return FL_ENOMEM;
         clean.text = fixed;
-        rc = format_line(lb, &clean, &len);
+        rc = format_line(lb, &clean);
         free(fixed);
     }
     if (rc < 0)
         return rc == FL_EINVAL ? FL_ENOMEM : rc;
-    const char *text = lb->scratch;
+    const char *text = lb->scratch.data;
+    size_t len = lb->scratch.len;
     struct fl_queue *q, *tmp;
     FL_QUEUE_FOREACH(q, tmp, &lb->followers)
     {
